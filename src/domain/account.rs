@@ -1,0 +1,108 @@
+//! Accounts: the tenant of record, its name and its settings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::DomainError;
+use crate::domain::id::AccountId;
+use crate::domain::time::Timestamp;
+
+/// An account (an ngrok account): members, bots and credentials all belong to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// `ac_…`
+    pub id: AccountId,
+    /// Unique across the appliance, compared case-insensitively.
+    pub name: String,
+    /// When the account was made.
+    pub created_at: Timestamp,
+    /// Account-wide settings, changed only by administrators.
+    pub settings: AccountSettings,
+}
+
+/// Settings of an account. SSO and SCIM do not exist yet, so their modes have one value
+/// each; the API refuses any other rather than storing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSettings {
+    /// Every member must enrol a second factor.
+    pub mfa_required: bool,
+    /// Single sign-on enforcement.
+    pub sso_mode: SsoMode,
+    /// How new members join.
+    pub provisioning: Provisioning,
+}
+
+/// Single sign-on mode: only `off` until SSO exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsoMode {
+    /// Members log in with their own credentials.
+    #[default]
+    Off,
+}
+
+/// Provisioning mode: only `invitations` until SCIM and JIT exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provisioning {
+    /// Members join by accepting an invitation (or are added by an administrator).
+    #[default]
+    Invitations,
+}
+
+impl Account {
+    /// A new account named `name`, validated.
+    pub fn new(id: AccountId, name: &str, now: Timestamp) -> Result<Account, DomainError> {
+        Ok(Account {
+            id,
+            name: validate_name(name)?,
+            created_at: now,
+            settings: AccountSettings::default(),
+        })
+    }
+
+    /// The key under which the name is unique (case-insensitive).
+    pub fn name_key(name: &str) -> String {
+        name.trim().to_lowercase()
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, DomainError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 255 {
+        return Err(DomainError::invalid("name", "must be 1 to 255 bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Validate a display name (of a user or bot): 1 to 255 bytes, no control characters.
+pub fn validate_display_name(name: &str) -> Result<String, DomainError> {
+    validate_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_validated_and_keyed_case_insensitively() {
+        let id = AccountId(1);
+        let account = Account::new(id, "  Acme Corp ", Timestamp::from_millis(0)).unwrap();
+        assert_eq!(account.name, "Acme Corp");
+        assert_eq!(
+            Account::name_key("ACME corp"),
+            Account::name_key(&account.name)
+        );
+        for bad in ["", "   ", "a\u{7}b", &"x".repeat(256)] {
+            assert!(
+                Account::new(id, bad, Timestamp::from_millis(0)).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}

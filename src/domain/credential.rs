@@ -1,0 +1,559 @@
+//! Credentials: authtokens, API keys and SSH public keys; their owners, ACLs and
+//! expiry, and the answer to "who is this?" ([`Verified`] or a [`Rejection`]).
+//!
+//! A credential's owner and account are fixed at creation: [`CredentialPatch`] has no
+//! field for either, so no code path can move a credential.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::DomainError;
+use crate::domain::acl::Acl;
+use crate::domain::id::{AccountId, AnyId, BODY_LEN, BotId, UserId, decode_base62, encode_base62};
+use crate::domain::ssh::SshPublicKey;
+use crate::domain::time::Timestamp;
+use crate::domain::token::TokenKind;
+
+/// The three kinds of credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// Agent authtoken (`cr_…`), presented as an `lk_at_` token.
+    Authtoken,
+    /// API key (`ak_…`), presented as an `lk_ak_` token.
+    ApiKey,
+    /// SSH public key (`sshcr_…`), presented as the key itself.
+    SshKey,
+}
+
+impl CredentialKind {
+    /// The id prefix, as ngrok names these resources.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            CredentialKind::Authtoken => "cr",
+            CredentialKind::ApiKey => "ak",
+            CredentialKind::SshKey => "sshcr",
+        }
+    }
+
+    /// The kind as the API and CLI name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Authtoken => "authtoken",
+            CredentialKind::ApiKey => "api_key",
+            CredentialKind::SshKey => "ssh_key",
+        }
+    }
+
+    /// The token kind for bearer credentials; `None` for SSH keys.
+    pub fn token_kind(self) -> Option<TokenKind> {
+        match self {
+            CredentialKind::Authtoken => Some(TokenKind::Authtoken),
+            CredentialKind::ApiKey => Some(TokenKind::ApiKey),
+            CredentialKind::SshKey => None,
+        }
+    }
+
+    /// The credential kind a token kind stands for.
+    pub fn of_token(kind: TokenKind) -> CredentialKind {
+        match kind {
+            TokenKind::Authtoken => CredentialKind::Authtoken,
+            TokenKind::ApiKey => CredentialKind::ApiKey,
+        }
+    }
+}
+
+/// A credential id: its kind gives the prefix; the 128-bit value is unique across kinds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CredentialId {
+    /// Which kind of credential.
+    pub kind: CredentialKind,
+    /// The time-sortable value; the storage key.
+    pub raw: u128,
+}
+
+impl CredentialId {
+    /// An authtoken id with value `raw`.
+    pub fn authtoken(raw: u128) -> Self {
+        CredentialId {
+            kind: CredentialKind::Authtoken,
+            raw,
+        }
+    }
+}
+
+impl fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut body = [0u8; BODY_LEN];
+        encode_base62(self.raw, &mut body);
+        f.write_str(self.kind.id_prefix())?;
+        f.write_str("_")?;
+        f.write_str(std::str::from_utf8(&body).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for CredentialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for CredentialId {
+    type Err = DomainError;
+    fn from_str(text: &str) -> Result<Self, DomainError> {
+        let bad = || DomainError::invalid("id", format!("{text:?} is not a valid credential id"));
+        let (prefix, body) = text.split_once('_').ok_or_else(bad)?;
+        let kind = [
+            CredentialKind::Authtoken,
+            CredentialKind::ApiKey,
+            CredentialKind::SshKey,
+        ]
+        .into_iter()
+        .find(|k| k.id_prefix() == prefix)
+        .ok_or_else(bad)?;
+        let raw = decode_base62(body.as_bytes()).ok_or_else(bad)?;
+        Ok(CredentialId { kind, raw })
+    }
+}
+
+impl From<CredentialId> for AnyId {
+    fn from(id: CredentialId) -> AnyId {
+        AnyId(id.to_string())
+    }
+}
+
+/// Who owns a credential: a user or a bot user. Fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Owner {
+    /// A person (member of the credential's account).
+    User(UserId),
+    /// A bot user of the credential's account.
+    Bot(BotId),
+}
+
+impl Owner {
+    /// The owner's id value (unique across users and bots).
+    pub fn raw(self) -> u128 {
+        match self {
+            Owner::User(UserId(raw)) | Owner::Bot(BotId(raw)) => raw,
+        }
+    }
+
+    /// `"user"` or `"bot"`.
+    pub fn kind_str(self) -> &'static str {
+        match self {
+            Owner::User(_) => "user",
+            Owner::Bot(_) => "bot",
+        }
+    }
+
+    /// The owner's id in text form.
+    pub fn id_string(self) -> String {
+        match self {
+            Owner::User(id) => id.to_string(),
+            Owner::Bot(id) => id.to_string(),
+        }
+    }
+
+    /// Parse `usr_…` or `bot_…`.
+    pub fn parse(text: &str) -> Result<Owner, DomainError> {
+        if text.starts_with("bot_") {
+            text.parse().map(Owner::Bot)
+        } else {
+            text.parse().map(Owner::User)
+        }
+    }
+}
+
+/// A credential as stored. The secret's keyed hash is kept apart from this record, so a
+/// credential can be shown, logged or put in an audit event without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// `cr_…`, `ak_…` or `sshcr_…`.
+    pub id: CredentialId,
+    /// The one account it belongs to.
+    pub account: AccountId,
+    /// Its owner, fixed at creation.
+    pub owner: Owner,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// Free text, at most 255 bytes.
+    pub description: String,
+    /// Free text, at most 4096 bytes.
+    pub metadata: String,
+    /// After this instant it no longer verifies.
+    pub expires_at: Option<Timestamp>,
+    /// Bind rules (authtokens and SSH keys; always empty for API keys).
+    pub acl: Acl,
+    /// The member's personal authtoken, made when it joined.
+    pub personal: bool,
+    /// The public key of an SSH credential.
+    pub ssh_key: Option<SshPublicKey>,
+}
+
+/// What a caller supplies to create a credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialSpec {
+    /// Free text, at most 255 bytes.
+    pub description: String,
+    /// Free text, at most 4096 bytes.
+    pub metadata: String,
+    /// Optional expiry, which must lie in the future.
+    pub expires_at: Option<Timestamp>,
+    /// Bind rules; only authtokens and SSH keys take them.
+    pub acl: Vec<String>,
+}
+
+/// A change to a credential; `None` keeps the field. There is deliberately no owner,
+/// account or kind here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialPatch {
+    /// New description.
+    pub description: Option<String>,
+    /// New metadata.
+    pub metadata: Option<String>,
+    /// New bind rules.
+    pub acl: Option<Vec<String>>,
+}
+
+fn validate_description(text: &str) -> Result<(), DomainError> {
+    if text.len() > 255 {
+        return Err(DomainError::invalid(
+            "description",
+            "must be at most 255 bytes",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_metadata(text: &str) -> Result<(), DomainError> {
+    if text.len() > 4096 {
+        return Err(DomainError::invalid(
+            "metadata",
+            "must be at most 4096 bytes",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_acl(kind: CredentialKind, rules: &[String]) -> Result<Acl, DomainError> {
+    if kind == CredentialKind::ApiKey && !rules.is_empty() {
+        return Err(DomainError::invalid(
+            "acl",
+            "API keys do not take bind rules",
+        ));
+    }
+    Acl::parse(rules).map_err(|e| DomainError::invalid("acl", e.to_string()))
+}
+
+impl Credential {
+    /// A new credential of `id.kind`, validated. `ssh_key` is required for (and only for)
+    /// SSH credentials.
+    pub fn new(
+        id: CredentialId,
+        account: AccountId,
+        owner: Owner,
+        spec: CredentialSpec,
+        ssh_key: Option<SshPublicKey>,
+        now: Timestamp,
+    ) -> Result<Credential, DomainError> {
+        validate_description(&spec.description)?;
+        validate_metadata(&spec.metadata)?;
+        if spec.expires_at.is_some_and(|at| at <= now) {
+            return Err(DomainError::invalid("expires_at", "must be in the future"));
+        }
+        if (id.kind == CredentialKind::SshKey) != ssh_key.is_some() {
+            return Err(DomainError::invalid(
+                "public_key",
+                "only SSH credentials carry a public key",
+            ));
+        }
+        Ok(Credential {
+            id,
+            account,
+            owner,
+            created_at: now,
+            description: spec.description,
+            metadata: spec.metadata,
+            expires_at: spec.expires_at,
+            acl: validate_acl(id.kind, &spec.acl)?,
+            personal: false,
+            ssh_key,
+        })
+    }
+
+    /// This credential after `patch`, validated. Owner, account and kind cannot change.
+    pub fn patched(&self, patch: &CredentialPatch) -> Result<Credential, DomainError> {
+        let mut next = self.clone();
+        if let Some(description) = &patch.description {
+            validate_description(description)?;
+            next.description = description.clone();
+        }
+        if let Some(metadata) = &patch.metadata {
+            validate_metadata(metadata)?;
+            next.metadata = metadata.clone();
+        }
+        if let Some(rules) = &patch.acl {
+            next.acl = validate_acl(self.id.kind, rules)?;
+        }
+        Ok(next)
+    }
+
+    /// Has it expired at `now`?
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// Why a credential stopped existing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RevokeCause {
+    /// Deleted on purpose.
+    Deleted,
+    /// Its owner's membership in the account was removed.
+    MembershipRemoved,
+    /// Its owner (a bot user) was deleted.
+    OwnerDeleted,
+}
+
+/// What remains of a revoked credential, so verification can say why it fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedCredential {
+    /// The credential's id.
+    pub id: CredentialId,
+    /// Its account.
+    pub account: AccountId,
+    /// Its owner.
+    pub owner: Owner,
+    /// When it was revoked.
+    pub revoked_at: Timestamp,
+    /// Why.
+    pub cause: RevokeCause,
+}
+
+/// The standing of a credential's owner in the credential's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerStanding {
+    /// The owner may act.
+    Active,
+    /// The user's membership is disabled.
+    Disabled,
+    /// The bot user is inactive.
+    Inactive,
+}
+
+/// A credential that verified: who is presenting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The credential.
+    pub credential: CredentialId,
+    /// Its owner.
+    pub owner: Owner,
+    /// The account it acts in.
+    pub account: AccountId,
+    /// Its bind rules (`None`: unrestricted).
+    pub acl: Option<Arc<Acl>>,
+    /// When it expires.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Why a presented credential did not verify. The operator may see this; an untrusted
+/// caller only ever learns "invalid credential".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Not shaped like any credential.
+    #[error("malformed")]
+    Malformed,
+    /// Shaped like a token, but its checksum is wrong (typo or truncation).
+    #[error("bad_checksum")]
+    BadChecksum,
+    /// No such credential.
+    #[error("unknown")]
+    Unknown,
+    /// The credential exists but the secret is not its secret.
+    #[error("wrong_secret")]
+    WrongSecret,
+    /// Revoked or deleted.
+    #[error("revoked")]
+    Revoked,
+    /// Past its `expires_at`.
+    #[error("expired")]
+    Expired,
+    /// The owning user is disabled in this account.
+    #[error("owner_disabled")]
+    OwnerDisabled,
+    /// The owning bot user is inactive.
+    #[error("bot_inactive")]
+    BotInactive,
+    /// The owning user was removed from the account.
+    #[error("membership_removed")]
+    MembershipRemoved,
+}
+
+impl Rejection {
+    /// The reason as a stable snake_case word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::BadChecksum => "bad_checksum",
+            Rejection::Unknown => "unknown",
+            Rejection::WrongSecret => "wrong_secret",
+            Rejection::Revoked => "revoked",
+            Rejection::Expired => "expired",
+            Rejection::OwnerDisabled => "owner_disabled",
+            Rejection::BotInactive => "bot_inactive",
+            Rejection::MembershipRemoved => "membership_removed",
+        }
+    }
+
+    /// The rejection for a revoked credential.
+    pub fn of_revocation(cause: RevokeCause) -> Rejection {
+        match cause {
+            RevokeCause::MembershipRemoved => Rejection::MembershipRemoved,
+            RevokeCause::Deleted | RevokeCause::OwnerDeleted => Rejection::Revoked,
+        }
+    }
+
+    /// The rejection for an owner that may not act, if any.
+    pub fn of_standing(standing: OwnerStanding) -> Option<Rejection> {
+        match standing {
+            OwnerStanding::Active => None,
+            OwnerStanding::Disabled => Some(Rejection::OwnerDisabled),
+            OwnerStanding::Inactive => Some(Rejection::BotInactive),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> CredentialSpec {
+        CredentialSpec {
+            description: "ci".into(),
+            ..Default::default()
+        }
+    }
+
+    fn new(kind: CredentialKind, spec: CredentialSpec) -> Result<Credential, DomainError> {
+        Credential::new(
+            CredentialId { kind, raw: 7 },
+            AccountId(1),
+            Owner::Bot(BotId(2)),
+            spec,
+            None,
+            Timestamp::from_millis(1_000),
+        )
+    }
+
+    #[test]
+    fn credential_ids_carry_their_kind_prefix_and_parse_back() {
+        for kind in [
+            CredentialKind::Authtoken,
+            CredentialKind::ApiKey,
+            CredentialKind::SshKey,
+        ] {
+            let id = CredentialId { kind, raw: 99 };
+            let text = id.to_string();
+            assert!(text.starts_with(&format!("{}_", kind.id_prefix())));
+            assert_eq!(text.parse::<CredentialId>().unwrap(), id);
+        }
+        assert!("xx_0000000000000000000001".parse::<CredentialId>().is_err());
+        assert!("ak_short".parse::<CredentialId>().is_err());
+    }
+
+    #[test]
+    fn text_fields_and_expiry_are_validated() {
+        assert!(new(CredentialKind::ApiKey, spec()).is_ok());
+        let long = CredentialSpec {
+            description: "x".repeat(256),
+            ..spec()
+        };
+        assert!(matches!(
+            new(CredentialKind::ApiKey, long),
+            Err(DomainError::Invalid {
+                field: "description",
+                ..
+            })
+        ));
+        let meta = CredentialSpec {
+            metadata: "x".repeat(4097),
+            ..spec()
+        };
+        assert!(matches!(
+            new(CredentialKind::ApiKey, meta),
+            Err(DomainError::Invalid {
+                field: "metadata",
+                ..
+            })
+        ));
+        let past = CredentialSpec {
+            expires_at: Some(Timestamp::from_millis(1_000)),
+            ..spec()
+        };
+        assert!(matches!(
+            new(CredentialKind::ApiKey, past),
+            Err(DomainError::Invalid {
+                field: "expires_at",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn api_keys_take_no_bind_rules_and_bad_rules_are_refused() {
+        let acl = CredentialSpec {
+            acl: vec!["bind:*.example.com".into()],
+            ..spec()
+        };
+        assert!(matches!(
+            new(CredentialKind::ApiKey, acl.clone()),
+            Err(DomainError::Invalid { field: "acl", .. })
+        ));
+        assert!(new(CredentialKind::Authtoken, acl).is_ok());
+        let bad = CredentialSpec {
+            acl: vec!["listen:x".into()],
+            ..spec()
+        };
+        assert!(matches!(
+            new(CredentialKind::Authtoken, bad),
+            Err(DomainError::Invalid { field: "acl", .. })
+        ));
+    }
+
+    #[test]
+    fn ssh_credentials_and_only_they_carry_a_key() {
+        assert!(matches!(
+            new(CredentialKind::SshKey, spec()),
+            Err(DomainError::Invalid {
+                field: "public_key",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn patches_change_text_and_rules_but_never_owner_or_account() {
+        let cred = new(CredentialKind::Authtoken, spec()).unwrap();
+        let patch = CredentialPatch {
+            description: Some("renamed".into()),
+            acl: Some(vec!["bind:a.example.com".into()]),
+            ..Default::default()
+        };
+        let next = cred.patched(&patch).unwrap();
+        assert_eq!(next.description, "renamed");
+        assert_eq!(
+            (next.owner, next.account, next.id),
+            (cred.owner, cred.account, cred.id)
+        );
+        let bad = CredentialPatch {
+            metadata: Some("x".repeat(5000)),
+            ..Default::default()
+        };
+        assert!(cred.patched(&bad).is_err());
+    }
+}

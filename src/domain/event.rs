@@ -1,0 +1,174 @@
+//! Audit events: who did what to which object, when, with the object before and after.
+//!
+//! Events of one account form a hash chain: each event's body carries the SHA-256 of the
+//! previous event's stored bytes, so editing, removing or reordering any event breaks
+//! every link after it. The store appends events in the same transaction as the change.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::account::Account;
+use crate::domain::bot::BotUser;
+use crate::domain::credential::{Credential, CredentialId, CredentialKind};
+use crate::domain::id::{AccountId, BotId, EventId, UserId};
+use crate::domain::time::Timestamp;
+use crate::domain::user::{Membership, User};
+
+/// Who acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Principal {
+    /// The appliance itself, or the operator at the host (`latchkey init`).
+    System,
+    /// A person.
+    User(UserId),
+    /// A bot user.
+    Bot(BotId),
+}
+
+impl Principal {
+    /// The principal's id in text form (`system` for the system principal).
+    pub fn id_string(self) -> String {
+        match self {
+            Principal::System => "system".to_owned(),
+            Principal::User(id) => id.to_string(),
+            Principal::Bot(id) => id.to_string(),
+        }
+    }
+}
+
+/// A principal and the credential it used, as recorded on every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Who.
+    pub principal: Principal,
+    /// With which credential, when one was presented.
+    pub credential: Option<CredentialId>,
+}
+
+impl Actor {
+    /// The system principal, acting without a credential.
+    pub const SYSTEM: Actor = Actor {
+        principal: Principal::System,
+        credential: None,
+    };
+}
+
+/// What happened. Names follow the `iam.<resource>.<verb>` action names of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Action {
+    /// An account was created.
+    AccountCreated,
+    /// A user joined an account (the user may have been created with it).
+    MemberAdded,
+    /// A member's roles changed.
+    MemberRolesUpdated,
+    /// A member was disabled.
+    MemberDisabled,
+    /// A member was re-enabled.
+    MemberEnabled,
+    /// A member was removed from the account.
+    MemberRemoved,
+    /// A bot user was created.
+    BotCreated,
+    /// A bot user was renamed or (de)activated.
+    BotUpdated,
+    /// A bot user was deleted with all its credentials.
+    BotDeleted,
+    /// A credential was created.
+    CredentialCreated(CredentialKind),
+    /// A credential's description, metadata or rules changed.
+    CredentialUpdated(CredentialKind),
+    /// A token credential got a new secret.
+    CredentialRotated(CredentialKind),
+    /// A credential was revoked (deleted, or with its owner's membership or bot).
+    CredentialRevoked(CredentialKind),
+}
+
+impl Action {
+    /// The action's name, e.g. `iam.users.disable`.
+    pub fn name(self) -> &'static str {
+        use CredentialKind::{ApiKey, Authtoken, SshKey};
+        match self {
+            Action::AccountCreated => "iam.account.create",
+            Action::MemberAdded => "iam.users.create",
+            Action::MemberRolesUpdated => "iam.users.update_roles",
+            Action::MemberDisabled => "iam.users.disable",
+            Action::MemberEnabled => "iam.users.enable",
+            Action::MemberRemoved => "iam.users.delete",
+            Action::BotCreated => "iam.bot_users.create",
+            Action::BotUpdated => "iam.bot_users.update",
+            Action::BotDeleted => "iam.bot_users.delete",
+            Action::CredentialCreated(Authtoken) => "iam.credentials.create",
+            Action::CredentialCreated(ApiKey) => "iam.api_keys.create",
+            Action::CredentialCreated(SshKey) => "iam.ssh_credentials.create",
+            Action::CredentialUpdated(Authtoken) => "iam.credentials.update",
+            Action::CredentialUpdated(ApiKey) => "iam.api_keys.update",
+            Action::CredentialUpdated(SshKey) => "iam.ssh_credentials.update",
+            Action::CredentialRotated(Authtoken) => "iam.credentials.rotate",
+            Action::CredentialRotated(ApiKey) => "iam.api_keys.rotate",
+            Action::CredentialRotated(SshKey) => "iam.ssh_credentials.rotate",
+            Action::CredentialRevoked(Authtoken) => "iam.credentials.delete",
+            Action::CredentialRevoked(ApiKey) => "iam.api_keys.delete",
+            Action::CredentialRevoked(SshKey) => "iam.ssh_credentials.delete",
+        }
+    }
+}
+
+/// An object as it was before or after a change. Credentials never include a secret or
+/// its hash: those live apart from the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Snapshot {
+    /// An account.
+    Account(Account),
+    /// A user.
+    User(User),
+    /// A membership.
+    Membership(Membership),
+    /// A bot user.
+    Bot(BotUser),
+    /// A credential.
+    Credential(Credential),
+}
+
+/// One audit event, exactly as it is hashed and stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// `ev_…`
+    pub id: EventId,
+    /// The account whose chain it belongs to.
+    pub account: AccountId,
+    /// Position in the account's chain, from 0.
+    pub seq: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who did it, with which credential.
+    pub actor: Actor,
+    /// What was done.
+    pub action: Action,
+    /// The id of the object acted on.
+    pub target: String,
+    /// The object before (absent for a creation).
+    pub before: Option<Snapshot>,
+    /// The object after (absent for a deletion).
+    pub after: Option<Snapshot>,
+    /// SHA-256 of the previous event's stored bytes (zero for the first).
+    pub prev: [u8; 32],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_follow_the_api() {
+        assert_eq!(Action::MemberDisabled.name(), "iam.users.disable");
+        assert_eq!(
+            Action::CredentialCreated(CredentialKind::ApiKey).name(),
+            "iam.api_keys.create"
+        );
+        assert_eq!(
+            Action::CredentialRotated(CredentialKind::Authtoken).name(),
+            "iam.credentials.rotate"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Identifiers: `<prefix>_<22 base62 characters>` around a 128-bit value whose top 48 bits
+//! are the creation time in milliseconds and whose low 80 bits come from the OS CSPRNG.
+//!
+//! The base62 alphabet is in ASCII order and the width is fixed, so the text form sorts
+//! exactly like the number: ids are time-sortable as strings and as redb `u128` keys.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::DomainError;
+use crate::domain::time::Timestamp;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Characters in the body of every id: 62^22 > 2^128.
+pub const BODY_LEN: usize = 22;
+
+/// Fill `buf` from the operating system's CSPRNG.
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), DomainError> {
+    getrandom::fill(buf).map_err(|_| DomainError::RandomnessUnavailable)
+}
+
+/// The base62 character for a digit below 62.
+#[inline]
+pub fn base62_char(digit: u8) -> u8 {
+    ALPHABET.get(usize::from(digit)).copied().unwrap_or(b'0')
+}
+
+/// Encode `value` as base62 filling all of `out`, most significant digit first
+/// (fixed width, so text order follows numeric order).
+pub fn encode_base62(mut value: u128, out: &mut [u8]) {
+    for slot in out.iter_mut().rev() {
+        // `value % 62` is below 62, so the cast cannot truncate.
+        *slot = base62_char((value % 62) as u8);
+        value /= 62;
+    }
+}
+
+/// The value of one base62 character, or `None` outside the alphabet.
+#[inline]
+pub fn base62_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'A'..=b'Z' => Some(c - b'A' + 10),
+        b'a'..=b'z' => Some(c - b'a' + 36),
+        _ => None,
+    }
+}
+
+/// Decode exactly [`BODY_LEN`] base62 characters; `None` for a wrong length, a character
+/// outside the alphabet, or a value above `u128::MAX`.
+#[inline]
+pub fn decode_base62(text: &[u8]) -> Option<u128> {
+    if text.len() != BODY_LEN {
+        return None;
+    }
+    text.iter().try_fold(0u128, |acc, &c| {
+        acc.checked_mul(62)?
+            .checked_add(u128::from(base62_digit(c)?))
+    })
+}
+
+/// A new time-sortable 128-bit id value made at `now`.
+pub fn new_raw(now: Timestamp) -> Result<u128, DomainError> {
+    let mut random = [0u8; 10];
+    os_random(&mut random)?;
+    let millis = u128::from(now.as_millis().max(0).unsigned_abs()) & ((1 << 48) - 1);
+    let low = random
+        .iter()
+        .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
+    Ok((millis << 80) | low)
+}
+
+fn format_id(prefix: &str, raw: u128, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut body = [0u8; BODY_LEN];
+    encode_base62(raw, &mut body);
+    f.write_str(prefix)?;
+    f.write_str("_")?;
+    // The alphabet is ASCII, so the body is always valid UTF-8.
+    f.write_str(std::str::from_utf8(&body).map_err(|_| fmt::Error)?)
+}
+
+fn parse_id(prefix: &str, text: &str) -> Option<u128> {
+    let body = text.strip_prefix(prefix)?.strip_prefix('_')?;
+    decode_base62(body.as_bytes())
+}
+
+/// Declares a typed id with its prefix; the types cannot be mixed up at compile time.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(pub u128);
+
+        impl $name {
+            /// The text prefix of this kind of id.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id created at `now`.
+            pub fn generate(now: Timestamp) -> Result<Self, DomainError> {
+                new_raw(now).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                format_id($prefix, self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DomainError;
+            fn from_str(text: &str) -> Result<Self, DomainError> {
+                parse_id($prefix, text).map(Self).ok_or_else(|| {
+                    DomainError::invalid("id", format!("{text:?} is not a valid {} id", $prefix))
+                })
+            }
+        }
+
+        impl From<$name> for AnyId {
+            fn from(id: $name) -> AnyId {
+                AnyId(id.to_string())
+            }
+        }
+    };
+}
+
+typed_id!(/// An account (the tenant of record).
+    AccountId, "ac");
+typed_id!(/// A person, global to the appliance.
+    UserId, "usr");
+typed_id!(/// A bot user (service account) of one account.
+    BotId, "bot");
+typed_id!(/// An audit event.
+    EventId, "ev");
+
+/// Any id in its text form, for messages that name an object of any kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnyId(pub String);
+
+impl fmt::Display for AnyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base62_round_trips_and_keeps_order() {
+        for value in [0, 1, 61, 62, u128::from(u64::MAX), u128::MAX - 1, u128::MAX] {
+            let mut body = [0u8; BODY_LEN];
+            encode_base62(value, &mut body);
+            assert_eq!(decode_base62(&body), Some(value));
+        }
+        let (mut a, mut b) = ([0u8; BODY_LEN], [0u8; BODY_LEN]);
+        encode_base62(1 << 100, &mut a);
+        encode_base62((1 << 100) + 1, &mut b);
+        assert!(a < b, "text order must follow numeric order");
+    }
+
+    #[test]
+    fn base62_rejects_bad_input() {
+        assert_eq!(decode_base62(b"short"), None);
+        assert_eq!(decode_base62(b"000000000000000000000-"), None);
+        // 22 'z' is above u128::MAX.
+        assert_eq!(decode_base62(b"zzzzzzzzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn ids_are_time_sortable_and_parse_back() {
+        let early = UserId::generate(Timestamp::from_millis(1_000)).unwrap();
+        let late = UserId::generate(Timestamp::from_millis(2_000)).unwrap();
+        assert!(early < late);
+        assert!(early.to_string() < late.to_string());
+        let text = early.to_string();
+        assert!(text.starts_with("usr_") && text.len() == 4 + BODY_LEN);
+        assert_eq!(text.parse::<UserId>().unwrap(), early);
+    }
+
+    #[test]
+    fn an_id_of_another_kind_does_not_parse() {
+        let bot = BotId::generate(Timestamp::from_millis(5)).unwrap();
+        let err = bot.to_string().parse::<UserId>().unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { field: "id", .. }));
+    }
+}

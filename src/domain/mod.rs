@@ -1,0 +1,19 @@
+//! The pure model of latchkey and every rule it must keep.
+//!
+//! Nothing here performs I/O, blocks or knows about redb, wasmtime or HTTP: functions take
+//! the state they judge and return the new state or a [`DomainError`]. The store and the
+//! application layer decide *where* state lives; this module decides *what is allowed*.
+
+pub mod account;
+pub mod acl;
+pub mod bot;
+pub mod credential;
+mod error;
+pub mod event;
+pub mod id;
+pub mod ssh;
+pub mod time;
+pub mod token;
+pub mod user;
+
+pub use error::DomainError;

@@ -1,0 +1,17 @@
+//! latchkey: a self-hosted identity and access appliance in one binary.
+//!
+//! Layers, each in one module, dependencies pointing one way (`cli` → `app` → `store`, `domain`):
+//! - [`domain`]: the pure model and its rules: accounts, users, memberships, bot users,
+//!   credentials, token format, audit events. No I/O, no database types.
+//! - [`store`]: the only module that imports redb. Versioned postcard records, secondary
+//!   indexes, the audit hash chain, and the in-memory credential index kept in step with
+//!   every commit.
+//! - [`app`]: the composition root. Opens a data directory, runs every management
+//!   operation as one store transaction (rules, change, audit event), and verifies
+//!   credentials.
+//! - [`cli`]: the command line on top of `app`.
+
+pub mod app;
+pub mod cli;
+pub mod domain;
+pub mod store;

@@ -1,0 +1,246 @@
+//! The in-memory credential index: every live credential (and a tombstone for every revoked
+//! one), answering "who is this?" without touching redb.
+//!
+//! Invariant: the index changes only in `Store::write`, right after the redb commit and
+//! while the writer lock is still held, from entries derived inside the committed
+//! transaction. So once a revoke or disable returns, no lookup can still accept the
+//! credential, and commits reach the index in commit order.
+//!
+//! `last_used_at` is recorded here with one relaxed atomic store per successful lookup and
+//! written to redb in batches by `Store::flush_last_used`, never one write per lookup.
+
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use rustc_hash::FxHashMap;
+
+use crate::domain::acl::Acl;
+use crate::domain::credential::{
+    Credential, CredentialId, CredentialKind, Owner, OwnerStanding, Rejection, RevokeCause,
+    Verified,
+};
+use crate::domain::id::AccountId;
+use crate::domain::time::Timestamp;
+use crate::domain::token::{ParsedToken, SecretHash, SecretHasher};
+
+/// What verification needs of one live credential, kept compact for cache locality.
+#[derive(Debug)]
+pub(crate) struct LiveEntry {
+    hash: SecretHash,
+    kind: CredentialKind,
+    standing: OwnerStanding,
+    account: AccountId,
+    owner: Owner,
+    expires_at: Option<Timestamp>,
+    acl: Option<Arc<Acl>>,
+    fingerprint: Option<[u8; 32]>,
+    last_used: AtomicI64,
+    flushed: AtomicI64,
+}
+
+impl LiveEntry {
+    /// The entry for `credential`, whose secret hash (token kinds) and owner standing
+    /// were read in the same transaction.
+    pub(crate) fn new(
+        credential: &Credential,
+        hash: Option<SecretHash>,
+        standing: OwnerStanding,
+        last_used: Option<i64>,
+    ) -> LiveEntry {
+        let last_used = last_used.unwrap_or(i64::MIN);
+        LiveEntry {
+            hash: hash.unwrap_or(SecretHash([0; 32])),
+            kind: credential.id.kind,
+            standing,
+            account: credential.account,
+            owner: credential.owner,
+            expires_at: credential.expires_at,
+            acl: (!credential.acl.is_unrestricted()).then(|| Arc::new(credential.acl.clone())),
+            fingerprint: credential.ssh_key.as_ref().map(|key| key.fingerprint()),
+            last_used: AtomicI64::new(last_used),
+            flushed: AtomicI64::new(last_used),
+        }
+    }
+
+    fn verified(&self, raw: u128) -> Verified {
+        Verified {
+            credential: CredentialId {
+                kind: self.kind,
+                raw,
+            },
+            owner: self.owner,
+            account: self.account,
+            acl: self.acl.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Judge a credential whose secret (or key) already matched.
+    #[inline]
+    fn admit(&self, raw: u128, now: Timestamp) -> Result<Verified, Rejection> {
+        if let Some(rejection) = Rejection::of_standing(self.standing) {
+            return Err(rejection);
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(Rejection::Expired);
+        }
+        // Coalesce to whole seconds so a hot credential does not keep one cache line busy.
+        let now = now.as_millis();
+        if now - self.last_used.load(Ordering::Relaxed) >= 1_000 {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+        Ok(self.verified(raw))
+    }
+}
+
+/// A change to the index, derived inside a write transaction, applied after its commit.
+#[derive(Debug)]
+pub(crate) enum IndexOp {
+    /// The credential is live with this entry (new, or changed).
+    Put(u128, LiveEntry),
+    /// The credential was revoked for this reason.
+    Revoke(u128, RevokeCause),
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    live: FxHashMap<u128, LiveEntry>,
+    ssh: FxHashMap<[u8; 32], u128>,
+    revoked: FxHashMap<u128, RevokeCause>,
+}
+
+/// The index itself. One `RwLock` over all maps: lookups share it, and the only writer is
+/// the store's writer after a commit.
+#[derive(Debug, Default)]
+pub struct CredentialIndex {
+    maps: RwLock<Maps>,
+}
+
+impl CredentialIndex {
+    /// Look up a token whose shape and checksum are already checked.
+    #[inline]
+    pub fn verify_token(
+        &self,
+        token: &ParsedToken<'_>,
+        hasher: &SecretHasher,
+        now: Timestamp,
+    ) -> Result<Verified, Rejection> {
+        // Hash before taking the lock: the hash does not depend on the entry.
+        let presented = hasher.hash(token.secret());
+        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(entry) = maps.live.get(&token.id) else {
+            return Err(maps
+                .revoked
+                .get(&token.id)
+                .map_or(Rejection::Unknown, |c| Rejection::of_revocation(*c)));
+        };
+        if entry.kind != CredentialKind::of_token(token.kind) {
+            return Err(Rejection::Unknown);
+        }
+        if !entry.hash.matches(&presented) {
+            return Err(Rejection::WrongSecret);
+        }
+        entry.admit(token.id, now)
+    }
+
+    /// Look up an SSH public key by its SHA-256 fingerprint.
+    pub fn verify_ssh(
+        &self,
+        fingerprint: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<Verified, Rejection> {
+        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
+        let entry = maps
+            .ssh
+            .get(fingerprint)
+            .and_then(|raw| Some((*raw, maps.live.get(raw)?)));
+        match entry {
+            Some((raw, entry)) => entry.admit(raw, now),
+            None => Err(Rejection::Unknown),
+        }
+    }
+
+    /// The last recorded use of a live credential, including uses not yet flushed.
+    pub fn last_used(&self, raw: u128) -> Option<Timestamp> {
+        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
+        let at = maps.live.get(&raw)?.last_used.load(Ordering::Relaxed);
+        (at != i64::MIN).then(|| Timestamp::from_millis(at))
+    }
+
+    /// Number of live credentials.
+    pub fn len(&self) -> usize {
+        self.maps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .live
+            .len()
+    }
+
+    /// Whether no credential is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Apply the changes of one committed transaction.
+    pub(crate) fn apply(&self, ops: Vec<IndexOp>) {
+        if ops.is_empty() {
+            return;
+        }
+        let mut maps = self.maps.write().unwrap_or_else(PoisonError::into_inner);
+        for op in ops {
+            match op {
+                IndexOp::Put(raw, entry) => {
+                    if let Some(fingerprint) = entry.fingerprint {
+                        maps.ssh.insert(fingerprint, raw);
+                    }
+                    match maps.live.entry(raw) {
+                        Entry::Occupied(mut slot) => {
+                            // Keep usage not yet flushed across a change of the record.
+                            let old = slot.get();
+                            entry
+                                .last_used
+                                .store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
+                            entry
+                                .flushed
+                                .store(old.flushed.load(Ordering::Relaxed), Ordering::Relaxed);
+                            slot.insert(entry);
+                        }
+                        Entry::Vacant(slot) => {
+                            slot.insert(entry);
+                        }
+                    }
+                    maps.revoked.remove(&raw);
+                }
+                IndexOp::Revoke(raw, cause) => {
+                    if let Some(fingerprint) = maps.live.remove(&raw).and_then(|e| e.fingerprint) {
+                        maps.ssh.remove(&fingerprint);
+                    }
+                    maps.revoked.insert(raw, cause);
+                }
+            }
+        }
+    }
+
+    /// Uses recorded since the last flush, as (credential, last use in ms).
+    pub(crate) fn unflushed_usage(&self) -> Vec<(u128, i64)> {
+        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
+        maps.live
+            .iter()
+            .filter_map(|(raw, entry)| {
+                let used = entry.last_used.load(Ordering::Relaxed);
+                (used > entry.flushed.load(Ordering::Relaxed)).then_some((*raw, used))
+            })
+            .collect()
+    }
+
+    /// Mark usage as written, after the batch committed.
+    pub(crate) fn mark_flushed(&self, written: &[(u128, i64)]) {
+        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
+        for (raw, used) in written {
+            if let Some(entry) = maps.live.get(raw) {
+                entry.flushed.fetch_max(*used, Ordering::Relaxed);
+            }
+        }
+    }
+}

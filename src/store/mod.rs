@@ -1,0 +1,337 @@
+//! The only module that imports redb: the file, its tables, schema migrations, write
+//! transactions that keep secondary indexes, audit chain and the in-memory credential
+//! index in step, and coalesced `last_used_at` writes.
+//!
+//! It enforces uniqueness (account names, emails, SSH fingerprints) because only the
+//! store can see every record; all other rules live in `domain` and are applied by `app`
+//! inside a [`WriteTx`]. It knows nothing of HTTP or policies.
+
+pub(crate) mod audit;
+mod codec;
+mod index;
+mod tables;
+mod tx;
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+use rustc_hash::FxHashMap;
+
+use crate::domain::DomainError;
+use crate::domain::bot::BotUser;
+use crate::domain::credential::{Credential, OwnerStanding, RevokedCredential};
+use crate::domain::token::SecretHash;
+use crate::domain::user::{MemberState, Membership};
+pub use audit::{AuditReport, ChainBreak};
+pub use index::CredentialIndex;
+use index::{IndexOp, LiveEntry};
+use tables::*;
+pub use tx::{ReadTx, Reads, WriteTx};
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Why the store failed. Domain refusals found by the store (a unique value already
+/// taken, an object missing) travel as [`StoreError::Domain`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process holds the file's exclusive lock.
+    #[error(
+        "the database is in use by another latchkey process (is `latchkey serve` running on this data directory? stop it first)"
+    )]
+    Locked,
+    /// The file was written by a newer latchkey.
+    #[error(
+        "the database is at schema version {found}, newer than this build supports ({supported}); upgrade latchkey"
+    )]
+    TooNew { found: u64, supported: u64 },
+    /// The file is at an older schema and must be migrated explicitly first.
+    #[error(
+        "the database is at schema version {found}; run `latchkey migrate` to bring it to version {current}"
+    )]
+    NeedsMigration { found: u64, current: u64 },
+    /// A record could not be decoded.
+    #[error("corrupt {table} record: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    /// redb reported an error (I/O, corruption, space).
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// A rule the store checks (uniqueness, existence) refused the change.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(table: &'static str, detail: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            table,
+            detail: detail.into(),
+        }
+    }
+}
+
+macro_rules! storage_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                StoreError::Storage(err.to_string())
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(err: redb::DatabaseError) -> Self {
+        match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+/// One explicit schema step.
+struct Migration {
+    to: u64,
+    what: &'static str,
+    run: fn(&redb::WriteTransaction) -> Result<(), StoreError>,
+}
+
+/// Every step from an empty file to [`SCHEMA_VERSION`], in order.
+const MIGRATIONS: &[Migration] = &[Migration {
+    to: 1,
+    what: "create the tables of schema 1",
+    run: create_tables_v1,
+}];
+
+fn create_tables_v1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(ACCOUNTS)?;
+    txn.open_table(ACCOUNT_NAMES)?;
+    txn.open_table(USERS)?;
+    txn.open_table(USER_EMAILS)?;
+    txn.open_table(MEMBERS)?;
+    txn.open_table(USER_ACCOUNTS)?;
+    txn.open_table(BOTS)?;
+    txn.open_table(ACCOUNT_BOTS)?;
+    txn.open_table(CREDENTIALS)?;
+    txn.open_table(CREDENTIAL_SECRETS)?;
+    txn.open_table(OWNER_CREDENTIALS)?;
+    txn.open_table(SSH_FINGERPRINTS)?;
+    txn.open_table(REVOKED)?;
+    txn.open_table(LAST_USED)?;
+    txn.open_table(EVENTS)?;
+    txn.open_table(AUDIT_HEADS)?;
+    Ok(())
+}
+
+/// The schema version recorded in the file; `None` for a file never initialised.
+fn schema_version(db: &Database) -> Result<Option<u64>, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    Ok(meta.get("schema_version")?.map(|v| v.value()))
+}
+
+/// Run every migration step after `from`, and record the new version, in one transaction.
+fn run_migrations(db: &Database, from: u64) -> Result<Vec<&'static str>, StoreError> {
+    let txn = db.begin_write()?;
+    let mut done = Vec::new();
+    for step in MIGRATIONS.iter().filter(|step| step.to > from) {
+        (step.run)(&txn)?;
+        done.push(step.what);
+    }
+    txn.open_table(META)?
+        .insert("schema_version", SCHEMA_VERSION)?;
+    txn.commit()?;
+    Ok(done)
+}
+
+/// An open latchkey database: the redb file plus the in-memory credential index.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    index: CredentialIndex,
+    /// Serialises writers from `begin_write` until the index reflects the commit, so the
+    /// index sees commits in commit order (redb alone only serialises until commit).
+    writer: Mutex<()>,
+}
+
+impl Store {
+    /// Open (or create) the database at `path`. A new file is initialised at the current
+    /// schema; an older one is refused until `Store::migrate` has run.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        match schema_version(&db)? {
+            None => {
+                run_migrations(&db, 0)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::TooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(found) => {
+                return Err(StoreError::NeedsMigration {
+                    found,
+                    current: SCHEMA_VERSION,
+                });
+            }
+        }
+        let index = load_index(&db)?;
+        Ok(Store {
+            db,
+            index,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// Bring an existing file to the current schema; returns the steps that ran.
+    pub fn migrate(path: &Path) -> Result<Vec<&'static str>, StoreError> {
+        let db = Database::open(path)?;
+        match schema_version(&db)?.unwrap_or(0) {
+            found if found > SCHEMA_VERSION => Err(StoreError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            found => run_migrations(&db, found),
+        }
+    }
+
+    /// The credential index, for lookups.
+    pub fn index(&self) -> &CredentialIndex {
+        &self.index
+    }
+
+    /// Run `f` in one write transaction: everything it writes, including its audit events,
+    /// commits together or not at all. The credential index is updated after the commit,
+    /// before this returns.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tx = WriteTx::begin(&self.db)?;
+        let out = f(&mut tx)?;
+        let (txn, ops) = tx.finish()?;
+        txn.commit().map_err(StoreError::from)?;
+        self.index.apply(ops);
+        Ok(out)
+    }
+
+    /// A consistent read-only snapshot.
+    pub fn read(&self) -> Result<ReadTx, StoreError> {
+        ReadTx::begin(&self.db)
+    }
+
+    /// Write the `last_used_at` of every credential used since the last flush, in one
+    /// transaction; returns how many were written. Usage is a signal, not a change, so it
+    /// writes no audit event.
+    pub fn flush_last_used(&self) -> Result<usize, StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let usage = self.index.unflushed_usage();
+        if usage.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(LAST_USED)?;
+            for (raw, at) in &usage {
+                table.insert(*raw, *at)?;
+            }
+        }
+        txn.commit()?;
+        self.index.mark_flushed(&usage);
+        Ok(usage.len())
+    }
+
+    /// Check every account's audit chain.
+    pub fn verify_audit_chain(&self) -> Result<AuditReport, StoreError> {
+        audit::verify(&self.db)
+    }
+}
+
+/// The standing of every owner, keyed by (account, owner).
+fn owner_standings(
+    txn: &redb::ReadTransaction,
+) -> Result<FxHashMap<(u128, u128), OwnerStanding>, StoreError> {
+    let mut standings = FxHashMap::default();
+    for row in txn.open_table(MEMBERS)?.iter()? {
+        let (key, value) = row?;
+        let member: Membership = codec::decode(value.value())?;
+        let standing = match member.state {
+            MemberState::Active => OwnerStanding::Active,
+            MemberState::Disabled => OwnerStanding::Disabled,
+        };
+        standings.insert(key.value(), standing);
+    }
+    for row in txn.open_table(BOTS)?.iter()? {
+        let (_, value) = row?;
+        let bot: BotUser = codec::decode(value.value())?;
+        let standing = if bot.active {
+            OwnerStanding::Active
+        } else {
+            OwnerStanding::Inactive
+        };
+        standings.insert((bot.account.0, bot.id.0), standing);
+    }
+    Ok(standings)
+}
+
+/// Build the in-memory index from the file, reading each table once in key order.
+fn load_index(db: &Database) -> Result<CredentialIndex, StoreError> {
+    let txn = db.begin_read()?;
+    let standings = owner_standings(&txn)?;
+    let mut secrets: FxHashMap<u128, SecretHash> = FxHashMap::default();
+    for row in txn.open_table(CREDENTIAL_SECRETS)?.iter()? {
+        let (key, value) = row?;
+        secrets.insert(key.value(), SecretHash(*value.value()));
+    }
+    let mut last_used: FxHashMap<u128, i64> = FxHashMap::default();
+    for row in txn.open_table(LAST_USED)?.iter()? {
+        let (key, value) = row?;
+        last_used.insert(key.value(), value.value());
+    }
+    let mut ops = Vec::new();
+    for row in txn.open_table(CREDENTIALS)?.iter()? {
+        let (key, value) = row?;
+        let raw = key.value();
+        let credential: Credential = codec::decode(value.value())?;
+        let standing = standings
+            .get(&(credential.account.0, credential.owner.raw()))
+            .copied()
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    "credential",
+                    format!("{} has no owner in its account", credential.id),
+                )
+            })?;
+        let entry = LiveEntry::new(
+            &credential,
+            secrets.get(&raw).copied(),
+            standing,
+            last_used.get(&raw).copied(),
+        );
+        ops.push(IndexOp::Put(raw, entry));
+    }
+    for row in txn.open_table(REVOKED)?.iter()? {
+        let (key, value) = row?;
+        let revoked: RevokedCredential = codec::decode(value.value())?;
+        ops.push(IndexOp::Revoke(key.value(), revoked.cause));
+    }
+    let index = CredentialIndex::default();
+    index.apply(ops);
+    Ok(index)
+}

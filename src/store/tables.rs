@@ -1,0 +1,53 @@
+//! Every redb table of the file, declared in one place. Keys are `u128` id values (or
+//! tuples of them) so ranges follow creation order; values are versioned postcard records
+//! (see `codec`) unless noted.
+
+use redb::TableDefinition;
+
+/// `"schema_version"` → the schema the file is at.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// account id → `Account`.
+pub(crate) const ACCOUNTS: TableDefinition<u128, &[u8]> = TableDefinition::new("accounts");
+/// lower-cased account name → account id (names are unique).
+pub(crate) const ACCOUNT_NAMES: TableDefinition<&str, u128> = TableDefinition::new("account_names");
+
+/// user id → `User`.
+pub(crate) const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
+/// lower-cased email → user id (emails are unique, case-insensitively).
+pub(crate) const USER_EMAILS: TableDefinition<&str, u128> = TableDefinition::new("user_emails");
+
+/// (account, user) → `Membership`: the account → members index is its key prefix.
+pub(crate) const MEMBERS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("members");
+/// (user, account) → (): the accounts a user belongs to.
+pub(crate) const USER_ACCOUNTS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("user_accounts");
+
+/// bot id → `BotUser`.
+pub(crate) const BOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("bots");
+/// (account, bot) → (): the bots of an account.
+pub(crate) const ACCOUNT_BOTS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_bots");
+
+/// credential id → `Credential` (live credentials only).
+pub(crate) const CREDENTIALS: TableDefinition<u128, &[u8]> = TableDefinition::new("credentials");
+/// credential id → HMAC-SHA-256 of the token secret (authtokens and API keys).
+pub(crate) const CREDENTIAL_SECRETS: TableDefinition<u128, &[u8; 32]> =
+    TableDefinition::new("credential_secrets");
+/// (account, owner, credential) → (): what an owner holds in an account.
+pub(crate) const OWNER_CREDENTIALS: TableDefinition<(u128, u128, u128), ()> =
+    TableDefinition::new("owner_credentials");
+/// SHA-256 fingerprint → SSH credential id (unique across the appliance).
+pub(crate) const SSH_FINGERPRINTS: TableDefinition<&[u8; 32], u128> =
+    TableDefinition::new("ssh_fingerprints");
+/// credential id → `RevokedCredential` tombstone, so verification can say why.
+pub(crate) const REVOKED: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("revoked_credentials");
+/// credential id → last use (ms), written in coalesced batches, never per lookup.
+pub(crate) const LAST_USED: TableDefinition<u128, i64> =
+    TableDefinition::new("credential_last_used");
+
+/// (account, seq) → `Event` bytes: each account's hash chain, in order.
+pub(crate) const EVENTS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("events");
+/// account id → `AuditHead`: the next sequence number and the hash of the last event.
+pub(crate) const AUDIT_HEADS: TableDefinition<u128, &[u8]> = TableDefinition::new("audit_heads");

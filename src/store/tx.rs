@@ -1,0 +1,525 @@
+//! Transactions as the rest of the crate sees them: typed reads shared by [`ReadTx`] and
+//! [`WriteTx`] (the [`Reads`] trait), and the writes that keep every secondary index,
+//! the audit chain and the credential index consistent.
+
+use std::collections::BTreeSet;
+
+use redb::{Key, ReadableTable, TableDefinition, Value};
+
+use crate::domain::DomainError;
+use crate::domain::account::Account;
+use crate::domain::bot::BotUser;
+use crate::domain::credential::{Credential, Owner, OwnerStanding, RevokeCause, RevokedCredential};
+use crate::domain::event::{Action, Actor, Event, Snapshot};
+use crate::domain::id::{AccountId, BotId, EventId, UserId};
+use crate::domain::time::Timestamp;
+use crate::domain::token::SecretHash;
+use crate::domain::user::{Email, MemberState, Membership, User};
+use crate::store::codec::{self, Record};
+use crate::store::index::{IndexOp, LiveEntry};
+use crate::store::tables::*;
+use crate::store::{StoreError, audit};
+
+mod sealed {
+    use super::*;
+
+    /// Opens a table for reading; implemented by both transaction kinds.
+    pub trait Tables {
+        fn table<K: Key + 'static, V: Value + 'static>(
+            &self,
+            def: TableDefinition<'static, K, V>,
+        ) -> Result<impl ReadableTable<K, V> + '_, StoreError>;
+    }
+}
+use sealed::Tables;
+
+fn get_record<R: Record>(
+    table: &impl ReadableTable<u128, &'static [u8]>,
+    key: u128,
+) -> Result<Option<R>, StoreError> {
+    table
+        .get(key)?
+        .map(|v| codec::decode(v.value()))
+        .transpose()
+}
+
+/// Typed reads, the same inside a read or a write transaction.
+pub trait Reads: Tables {
+    /// An account by id.
+    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        get_record(&self.table(ACCOUNTS)?, id.0)
+    }
+
+    /// An account by name (case-insensitive).
+    fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        let key = Account::name_key(name);
+        let id = self
+            .table(ACCOUNT_NAMES)?
+            .get(key.as_str())?
+            .map(|v| v.value());
+        id.map_or(Ok(None), |id| self.account(AccountId(id)))
+    }
+
+    /// A user by id.
+    fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        get_record(&self.table(USERS)?, id.0)
+    }
+
+    /// A user by email (case-insensitive).
+    fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let key = email.key();
+        let id = self
+            .table(USER_EMAILS)?
+            .get(key.as_str())?
+            .map(|v| v.value());
+        id.map_or(Ok(None), |id| self.user(UserId(id)))
+    }
+
+    /// A user's membership in an account.
+    fn membership(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Option<Membership>, StoreError> {
+        self.table(MEMBERS)?
+            .get((account.0, user.0))?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    /// Every membership of an account, oldest user first.
+    fn members(&self, account: AccountId) -> Result<Vec<Membership>, StoreError> {
+        let table = self.table(MEMBERS)?;
+        let rows = table.range((account.0, 0)..=(account.0, u128::MAX))?;
+        rows.map(|row| codec::decode(row?.1.value())).collect()
+    }
+
+    /// The accounts a user is a member of.
+    fn user_accounts(&self, user: UserId) -> Result<Vec<AccountId>, StoreError> {
+        let table = self.table(USER_ACCOUNTS)?;
+        let rows = table.range((user.0, 0)..=(user.0, u128::MAX))?;
+        rows.map(|row| Ok(AccountId(row?.0.value().1))).collect()
+    }
+
+    /// A bot user by id.
+    fn bot(&self, id: BotId) -> Result<Option<BotUser>, StoreError> {
+        get_record(&self.table(BOTS)?, id.0)
+    }
+
+    /// Every bot user of an account, oldest first.
+    fn bots(&self, account: AccountId) -> Result<Vec<BotUser>, StoreError> {
+        let ids: Vec<u128> = {
+            let table = self.table(ACCOUNT_BOTS)?;
+            let rows = table.range((account.0, 0)..=(account.0, u128::MAX))?;
+            rows.map(|row| Ok(row?.0.value().1))
+                .collect::<Result<_, StoreError>>()?
+        };
+        let bots = self.table(BOTS)?;
+        ids.into_iter()
+            .filter_map(|id| get_record(&bots, id).transpose())
+            .collect()
+    }
+
+    /// A live credential by id value.
+    fn credential(&self, raw: u128) -> Result<Option<Credential>, StoreError> {
+        get_record(&self.table(CREDENTIALS)?, raw)
+    }
+
+    /// The live credentials of `owner` in `account`, oldest first.
+    fn owner_credentials(
+        &self,
+        account: AccountId,
+        owner: Owner,
+    ) -> Result<Vec<Credential>, StoreError> {
+        let (a, o) = (account.0, owner.raw());
+        self.credentials_in((a, o, 0)..=(a, o, u128::MAX))
+    }
+
+    /// Every live credential of an account, grouped by owner.
+    fn account_credentials(&self, account: AccountId) -> Result<Vec<Credential>, StoreError> {
+        self.credentials_in((account.0, 0, 0)..=(account.0, u128::MAX, u128::MAX))
+    }
+
+    #[doc(hidden)]
+    fn credentials_in(
+        &self,
+        range: std::ops::RangeInclusive<(u128, u128, u128)>,
+    ) -> Result<Vec<Credential>, StoreError> {
+        let ids: Vec<u128> = {
+            let table = self.table(OWNER_CREDENTIALS)?;
+            let rows = table.range(range)?;
+            rows.map(|row| Ok(row?.0.value().2))
+                .collect::<Result<_, StoreError>>()?
+        };
+        let credentials = self.table(CREDENTIALS)?;
+        ids.into_iter()
+            .map(|raw| {
+                get_record(&credentials, raw)?.ok_or_else(|| {
+                    StoreError::corrupt("credential", "owner index names a missing credential")
+                })
+            })
+            .collect()
+    }
+
+    /// The tombstone of a revoked credential.
+    fn revoked(&self, raw: u128) -> Result<Option<RevokedCredential>, StoreError> {
+        get_record(&self.table(REVOKED)?, raw)
+    }
+
+    /// The last flushed use of a credential.
+    fn flushed_last_used(&self, raw: u128) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self
+            .table(LAST_USED)?
+            .get(raw)?
+            .map(|v| Timestamp::from_millis(v.value())))
+    }
+
+    /// Whether an SSH key with this fingerprint is registered anywhere.
+    fn ssh_fingerprint_taken(&self, fingerprint: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.table(SSH_FINGERPRINTS)?.get(fingerprint)?.is_some())
+    }
+
+    /// May `owner` act in `account`? `None` when it is not a member or bot there.
+    fn standing(
+        &self,
+        account: AccountId,
+        owner: Owner,
+    ) -> Result<Option<OwnerStanding>, StoreError> {
+        Ok(match owner {
+            Owner::User(user) => self.membership(account, user)?.map(|m| match m.state {
+                MemberState::Active => OwnerStanding::Active,
+                MemberState::Disabled => OwnerStanding::Disabled,
+            }),
+            Owner::Bot(bot) => self.bot(bot)?.filter(|b| b.account == account).map(|b| {
+                if b.active {
+                    OwnerStanding::Active
+                } else {
+                    OwnerStanding::Inactive
+                }
+            }),
+        })
+    }
+
+    /// The audit events of an account, oldest first.
+    fn events(&self, account: AccountId) -> Result<Vec<Event>, StoreError> {
+        let table = self.table(EVENTS)?;
+        let rows = table.range((account.0, 0)..=(account.0, u64::MAX))?;
+        rows.map(|row| codec::decode(row?.1.value())).collect()
+    }
+}
+
+/// A read-only snapshot of the database.
+pub struct ReadTx {
+    txn: redb::ReadTransaction,
+}
+
+impl std::fmt::Debug for ReadTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadTx")
+    }
+}
+
+impl ReadTx {
+    pub(crate) fn begin(db: &redb::Database) -> Result<ReadTx, StoreError> {
+        use redb::ReadableDatabase;
+        Ok(ReadTx {
+            txn: db.begin_read()?,
+        })
+    }
+}
+
+impl Tables for ReadTx {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
+        Ok(self.txn.open_table(def)?)
+    }
+}
+
+impl Reads for ReadTx {}
+
+/// One write transaction. Every method keeps the secondary indexes of what it writes;
+/// credentials and owners it touches are re-derived into the credential index at the end.
+pub struct WriteTx {
+    txn: redb::WriteTransaction,
+    touched_credentials: BTreeSet<u128>,
+    touched_owners: BTreeSet<(u128, Owner)>,
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteTx")
+    }
+}
+
+impl Tables for WriteTx {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
+        Ok(self.txn.open_table(def)?)
+    }
+}
+
+impl Reads for WriteTx {}
+
+impl WriteTx {
+    pub(crate) fn begin(db: &redb::Database) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx {
+            txn: db.begin_write()?,
+            touched_credentials: BTreeSet::new(),
+            touched_owners: BTreeSet::new(),
+        })
+    }
+
+    /// Store a new account; its name must be free.
+    pub fn insert_account(&mut self, account: &Account) -> Result<(), StoreError> {
+        let mut names = self.txn.open_table(ACCOUNT_NAMES)?;
+        let key = Account::name_key(&account.name);
+        if names.get(key.as_str())?.is_some() {
+            return Err(DomainError::Conflict {
+                what: "account name",
+            }
+            .into());
+        }
+        names.insert(key.as_str(), account.id.0)?;
+        self.txn
+            .open_table(ACCOUNTS)?
+            .insert(account.id.0, codec::encode(account)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Store a new user; its email must be free.
+    pub fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
+        let mut emails = self.txn.open_table(USER_EMAILS)?;
+        let key = user.email.key();
+        if emails.get(key.as_str())?.is_some() {
+            return Err(DomainError::Conflict { what: "email" }.into());
+        }
+        emails.insert(key.as_str(), user.id.0)?;
+        self.txn
+            .open_table(USERS)?
+            .insert(user.id.0, codec::encode(user)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Store a membership (new or changed).
+    pub fn put_membership(&mut self, member: &Membership) -> Result<(), StoreError> {
+        let key = (member.account.0, member.user.0);
+        self.txn
+            .open_table(MEMBERS)?
+            .insert(key, codec::encode(member)?.as_slice())?;
+        self.txn
+            .open_table(USER_ACCOUNTS)?
+            .insert((member.user.0, member.account.0), ())?;
+        self.touched_owners
+            .insert((member.account.0, Owner::User(member.user)));
+        Ok(())
+    }
+
+    /// Delete a membership (its credentials must be revoked separately, in this transaction).
+    pub fn remove_membership(
+        &mut self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(MEMBERS)?.remove((account.0, user.0))?;
+        self.txn
+            .open_table(USER_ACCOUNTS)?
+            .remove((user.0, account.0))?;
+        self.touched_owners.insert((account.0, Owner::User(user)));
+        Ok(())
+    }
+
+    /// Store a bot user (new or changed).
+    pub fn put_bot(&mut self, bot: &BotUser) -> Result<(), StoreError> {
+        self.txn
+            .open_table(BOTS)?
+            .insert(bot.id.0, codec::encode(bot)?.as_slice())?;
+        self.txn
+            .open_table(ACCOUNT_BOTS)?
+            .insert((bot.account.0, bot.id.0), ())?;
+        self.touched_owners
+            .insert((bot.account.0, Owner::Bot(bot.id)));
+        Ok(())
+    }
+
+    /// Delete a bot user (its credentials must be revoked separately, in this transaction).
+    pub fn remove_bot(&mut self, bot: &BotUser) -> Result<(), StoreError> {
+        self.txn.open_table(BOTS)?.remove(bot.id.0)?;
+        self.txn
+            .open_table(ACCOUNT_BOTS)?
+            .remove((bot.account.0, bot.id.0))?;
+        self.touched_owners
+            .insert((bot.account.0, Owner::Bot(bot.id)));
+        Ok(())
+    }
+
+    /// Store a new credential with the hash of its secret (token kinds). An SSH key must
+    /// not be registered anywhere else in the appliance.
+    pub fn insert_credential(
+        &mut self,
+        credential: &Credential,
+        secret: Option<SecretHash>,
+    ) -> Result<(), StoreError> {
+        let raw = credential.id.raw;
+        if let Some(key) = &credential.ssh_key {
+            let mut fingerprints = self.txn.open_table(SSH_FINGERPRINTS)?;
+            if fingerprints.get(&key.fingerprint())?.is_some() {
+                return Err(DomainError::Conflict {
+                    what: "SSH public key",
+                }
+                .into());
+            }
+            fingerprints.insert(&key.fingerprint(), raw)?;
+        }
+        if let Some(secret) = secret {
+            self.txn
+                .open_table(CREDENTIAL_SECRETS)?
+                .insert(raw, &secret.0)?;
+        }
+        self.txn
+            .open_table(OWNER_CREDENTIALS)?
+            .insert((credential.account.0, credential.owner.raw(), raw), ())?;
+        self.txn
+            .open_table(CREDENTIALS)?
+            .insert(raw, codec::encode(credential)?.as_slice())?;
+        self.touched_credentials.insert(raw);
+        Ok(())
+    }
+
+    /// Rewrite a live credential's record (description, metadata, rules).
+    pub fn update_credential(&mut self, credential: &Credential) -> Result<(), StoreError> {
+        let raw = credential.id.raw;
+        let mut table = self.txn.open_table(CREDENTIALS)?;
+        if table.get(raw)?.is_none() {
+            return Err(DomainError::NotFound(credential.id.into()).into());
+        }
+        table.insert(raw, codec::encode(credential)?.as_slice())?;
+        self.touched_credentials.insert(raw);
+        Ok(())
+    }
+
+    /// Replace the secret hash of a live token credential.
+    pub fn set_secret(
+        &mut self,
+        credential: &Credential,
+        secret: SecretHash,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(CREDENTIAL_SECRETS)?
+            .insert(credential.id.raw, &secret.0)?;
+        self.touched_credentials.insert(credential.id.raw);
+        Ok(())
+    }
+
+    /// Revoke a live credential: remove it and its index entries, keep a tombstone.
+    pub fn revoke_credential(
+        &mut self,
+        credential: &Credential,
+        cause: RevokeCause,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let raw = credential.id.raw;
+        if let Some(key) = &credential.ssh_key {
+            self.txn
+                .open_table(SSH_FINGERPRINTS)?
+                .remove(&key.fingerprint())?;
+        }
+        self.txn.open_table(CREDENTIAL_SECRETS)?.remove(raw)?;
+        self.txn.open_table(LAST_USED)?.remove(raw)?;
+        self.txn.open_table(OWNER_CREDENTIALS)?.remove((
+            credential.account.0,
+            credential.owner.raw(),
+            raw,
+        ))?;
+        self.txn.open_table(CREDENTIALS)?.remove(raw)?;
+        let tombstone = RevokedCredential {
+            id: credential.id,
+            account: credential.account,
+            owner: credential.owner,
+            revoked_at: at,
+            cause,
+        };
+        self.txn
+            .open_table(REVOKED)?
+            .insert(raw, codec::encode(&tombstone)?.as_slice())?;
+        self.touched_credentials.insert(raw);
+        Ok(())
+    }
+
+    /// Append an audit event to `account`'s chain, in this transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &mut self,
+        account: AccountId,
+        at: Timestamp,
+        actor: Actor,
+        action: Action,
+        target: String,
+        before: Option<Snapshot>,
+        after: Option<Snapshot>,
+    ) -> Result<EventId, StoreError> {
+        let id = EventId::generate(at)?;
+        let mut heads = self.txn.open_table(AUDIT_HEADS)?;
+        let head: audit::AuditHead = get_record(&heads, account.0)?.unwrap_or_default();
+        let event = Event {
+            id,
+            account,
+            seq: head.next_seq,
+            at,
+            actor,
+            action,
+            target,
+            before,
+            after,
+            prev: head.hash,
+        };
+        let bytes = codec::encode(&event)?;
+        let next = audit::AuditHead {
+            next_seq: head.next_seq + 1,
+            hash: audit::hash(&bytes),
+            last_event: Some(id),
+        };
+        self.txn
+            .open_table(EVENTS)?
+            .insert((account.0, event.seq), bytes.as_slice())?;
+        heads.insert(account.0, codec::encode(&next)?.as_slice())?;
+        Ok(id)
+    }
+
+    /// Derive the credential index changes of everything touched, and hand back the
+    /// transaction for commit.
+    pub(crate) fn finish(self) -> Result<(redb::WriteTransaction, Vec<IndexOp>), StoreError> {
+        let mut raws = self.touched_credentials.clone();
+        for (account, owner) in &self.touched_owners {
+            for credential in self.owner_credentials(AccountId(*account), *owner)? {
+                raws.insert(credential.id.raw);
+            }
+        }
+        let secrets = self.txn.open_table(CREDENTIAL_SECRETS)?;
+        let mut ops = Vec::with_capacity(raws.len());
+        for raw in raws {
+            if let Some(credential) = self.credential(raw)? {
+                let standing = self
+                    .standing(credential.account, credential.owner)?
+                    .ok_or_else(|| {
+                        StoreError::corrupt(
+                            "credential",
+                            format!("{} has no owner in its account", credential.id),
+                        )
+                    })?;
+                let secret = secrets.get(raw)?.map(|v| SecretHash(*v.value()));
+                ops.push(IndexOp::Put(
+                    raw,
+                    LiveEntry::new(&credential, secret, standing, None),
+                ));
+            } else if let Some(tombstone) = self.revoked(raw)? {
+                ops.push(IndexOp::Revoke(raw, tombstone.cause));
+            }
+        }
+        drop(secrets);
+        Ok((self.txn, ops))
+    }
+}
