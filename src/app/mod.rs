@@ -1,1 +1,859 @@
-//! app
+//! The composition root: a data directory opened as a [`Latchkey`], and every management
+//! operation of the foundation as one store transaction that applies the domain's rules,
+//! writes the change and its audit event, and commits them together.
+//!
+//! Authorization is not decided here: the policy engine will sit in front of these calls.
+//! Every operation takes the [`Actor`] it is done for, so its event names who did it.
+
+mod data_dir;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::domain::DomainError;
+use crate::domain::account::Account;
+use crate::domain::bot::{BotPatch, BotUser};
+use crate::domain::credential::{
+    Credential, CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Rejection,
+    RevokeCause, Verified,
+};
+use crate::domain::event::{Action, Actor, Event, Snapshot};
+use crate::domain::id::{AccountId, BotId, UserId};
+use crate::domain::ssh::SshPublicKey;
+use crate::domain::time::{Clock, SystemClock, Timestamp};
+use crate::domain::token::{self, Secret, SecretHasher, TokenFormatError, TokenKind};
+use crate::domain::user::{
+    self, Email, MemberChange, MemberState, Membership, Roles, RolesPatch, User,
+};
+use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
+pub use data_dir::DataDir;
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The request broke a rule of the model.
+    #[error(transparent)]
+    Domain(DomainError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The data directory could not be used.
+    #[error("{0}")]
+    DataDir(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Domain(err) => AppError::Domain(err),
+            other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(err: DomainError) -> Self {
+        AppError::Domain(err)
+    }
+}
+
+/// How to open a data directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Holds `latchkey.redb` and `server.key`; created if missing.
+    pub data_dir: std::path::PathBuf,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    /// The system clock and the given directory.
+    pub fn new(data_dir: impl Into<std::path::PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// What `latchkey init` made. The API key's plain text exists only here.
+#[derive(Debug)]
+pub struct Initialized {
+    /// The new account.
+    pub account: Account,
+    /// Its first administrator.
+    pub user: User,
+    /// The administrator's API key, shown once.
+    pub api_key: Secret,
+    /// The administrator's personal authtoken, shown once.
+    pub personal_authtoken: Secret,
+}
+
+/// A member as the API shows it: the user and its membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The person.
+    pub user: User,
+    /// Its membership in the account.
+    pub membership: Membership,
+}
+
+/// A new member and the personal authtoken made for it (shown once).
+#[derive(Debug)]
+pub struct Joined {
+    /// The member.
+    pub member: Member,
+    /// Its personal authtoken's plain text.
+    pub personal_authtoken: Secret,
+}
+
+/// An open latchkey: the store, the server's secret hasher and the clock.
+#[derive(Debug)]
+pub struct Latchkey {
+    store: Store,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+}
+
+impl Latchkey {
+    /// Open (creating if needed) the data directory of `config`. Holds the database's
+    /// exclusive lock until dropped.
+    pub fn open(config: Config) -> Result<Latchkey, AppError> {
+        let dir = DataDir::new(&config.data_dir);
+        let key = dir.server_key()?;
+        let store = Store::open(&dir.database())?;
+        Ok(Latchkey {
+            store,
+            hasher: SecretHasher::new(&key),
+            clock: config.clock,
+        })
+    }
+
+    /// Bring the database of `data_dir` to the current schema.
+    pub fn migrate(data_dir: &Path) -> Result<Vec<&'static str>, AppError> {
+        Ok(Store::migrate(&DataDir::new(data_dir).database())?)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Create an account and its first administrator (an existing user with that email, or
+    /// a new one), with a personal authtoken and one API key. Refused if the name is taken.
+    pub fn init(&self, account_name: &str, admin_email: &str) -> Result<Initialized, AppError> {
+        let now = self.now();
+        let email = Email::parse(admin_email)?;
+        self.store.write(|tx| {
+            let account = Account::new(AccountId::generate(now)?, account_name, now)?;
+            tx.insert_account(&account)?;
+            let actor = Actor::SYSTEM;
+            record(
+                tx,
+                &account.id,
+                now,
+                actor,
+                Action::AccountCreated,
+                account.id.to_string(),
+                None,
+                Some(Snapshot::Account(account.clone())),
+            )?;
+            let default_name = email
+                .as_str()
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let joined = self.join(
+                tx,
+                actor,
+                account.id,
+                &email,
+                &default_name,
+                Roles::administrator(),
+                now,
+            )?;
+            let spec = CredentialSpec {
+                description: "created by latchkey init".to_owned(),
+                ..Default::default()
+            };
+            let (_, api_key) = self.insert_token_credential(
+                tx,
+                actor,
+                account.id,
+                CredentialKind::ApiKey,
+                Owner::User(joined.member.user.id),
+                spec,
+                now,
+            )?;
+            Ok(Initialized {
+                account,
+                user: joined.member.user,
+                api_key,
+                personal_authtoken: joined.personal_authtoken,
+            })
+        })
+    }
+
+    /// Add a user (found by email, or created) to `account` with `roles`, and make its
+    /// personal authtoken.
+    pub fn add_member(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        email: &str,
+        name: &str,
+        roles: Roles,
+    ) -> Result<Joined, AppError> {
+        let now = self.now();
+        let email = Email::parse(email)?;
+        self.store.write(|tx| {
+            require_account(tx, account)?;
+            self.join(tx, actor, account, &email, name, roles, now)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        email: &Email,
+        name: &str,
+        roles: Roles,
+        now: Timestamp,
+    ) -> Result<Joined, AppError> {
+        let user = match tx.user_by_email(email)? {
+            Some(user) => {
+                if tx.membership(account, user.id)?.is_some() {
+                    return Err(DomainError::Conflict {
+                        what: "membership of this user",
+                    }
+                    .into());
+                }
+                user
+            }
+            None => {
+                let user = User::new(UserId::generate(now)?, email.clone(), name, now)?;
+                tx.insert_user(&user)?;
+                user
+            }
+        };
+        let personal_id = CredentialId {
+            kind: CredentialKind::Authtoken,
+            raw: crate::domain::id::new_raw(now)?,
+        };
+        let membership = Membership {
+            account,
+            user: user.id,
+            roles,
+            state: MemberState::Active,
+            joined_at: now,
+            personal_authtoken: personal_id,
+        };
+        tx.put_membership(&membership)?;
+        record(
+            tx,
+            &account,
+            now,
+            actor,
+            Action::MemberAdded,
+            user.id.to_string(),
+            None,
+            Some(Snapshot::Member(user.clone(), membership.clone())),
+        )?;
+        let spec = CredentialSpec {
+            description: "personal authtoken".to_owned(),
+            ..Default::default()
+        };
+        let mut personal =
+            Credential::new(personal_id, account, Owner::User(user.id), spec, None, now)?;
+        personal.personal = true;
+        let secret = self.store_token_credential(tx, actor, &personal, now)?;
+        Ok(Joined {
+            member: Member { user, membership },
+            personal_authtoken: secret,
+        })
+    }
+
+    /// Change some of a member's roles. Refused if it would leave no active administrator.
+    pub fn update_member_roles(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        user: UserId,
+        patch: RolesPatch,
+    ) -> Result<Member, AppError> {
+        self.change_member(actor, account, user, MemberChange::Roles(patch))
+    }
+
+    /// Disable or re-enable a member. While disabled, none of its credentials in this
+    /// account verify; re-enabling restores them.
+    pub fn set_member_state(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        user: UserId,
+        state: MemberState,
+    ) -> Result<Member, AppError> {
+        self.change_member(actor, account, user, MemberChange::State(state))
+    }
+
+    /// Remove a member from an account and revoke every credential it owns there; its
+    /// user, and its memberships and credentials elsewhere, are untouched.
+    pub fn remove_member(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<(), AppError> {
+        self.change_member(actor, account, user, MemberChange::Remove)
+            .map(|_| ())
+    }
+
+    fn change_member(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        user_id: UserId,
+        change: MemberChange,
+    ) -> Result<Member, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let members = tx.members(account)?;
+            let before = members
+                .iter()
+                .find(|m| m.user == user_id)
+                .cloned()
+                .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
+            let user = tx
+                .user(user_id)?
+                .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
+            let after = user::change_member(&members, user_id, change)?;
+            let before_snapshot = Some(Snapshot::Member(user.clone(), before.clone()));
+            let target = user_id.to_string();
+            match after {
+                Some(after) if after == before => Ok(Member {
+                    user,
+                    membership: after,
+                }),
+                Some(after) => {
+                    tx.put_membership(&after)?;
+                    let action = match change {
+                        MemberChange::State(MemberState::Disabled) => Action::MemberDisabled,
+                        MemberChange::State(MemberState::Active) => Action::MemberEnabled,
+                        _ => Action::MemberRolesUpdated,
+                    };
+                    record(
+                        tx,
+                        &account,
+                        now,
+                        actor,
+                        action,
+                        target,
+                        before_snapshot,
+                        Some(Snapshot::Member(user.clone(), after.clone())),
+                    )?;
+                    Ok(Member {
+                        user,
+                        membership: after,
+                    })
+                }
+                None => {
+                    for credential in tx.owner_credentials(account, Owner::User(user_id))? {
+                        revoke(tx, actor, &credential, RevokeCause::MembershipRemoved, now)?;
+                    }
+                    tx.remove_membership(account, user_id)?;
+                    record(
+                        tx,
+                        &account,
+                        now,
+                        actor,
+                        Action::MemberRemoved,
+                        target,
+                        before_snapshot,
+                        None,
+                    )?;
+                    Ok(Member {
+                        user,
+                        membership: before,
+                    })
+                }
+            }
+        })
+    }
+
+    /// Create an active bot user in `account`.
+    pub fn create_bot(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        name: &str,
+    ) -> Result<BotUser, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            require_account(tx, account)?;
+            let bot = BotUser::new(BotId::generate(now)?, account, name, now)?;
+            tx.put_bot(&bot)?;
+            record(
+                tx,
+                &account,
+                now,
+                actor,
+                Action::BotCreated,
+                bot.id.to_string(),
+                None,
+                Some(Snapshot::Bot(bot.clone())),
+            )?;
+            Ok(bot)
+        })
+    }
+
+    /// Rename a bot user or change its `active` flag. An inactive bot keeps its
+    /// credentials, but none of them verify.
+    pub fn update_bot(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        id: BotId,
+        patch: &BotPatch,
+    ) -> Result<BotUser, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let before = bot_in(tx, account, id)?;
+            let after = before.patched(patch)?;
+            if after != before {
+                tx.put_bot(&after)?;
+                record(
+                    tx,
+                    &account,
+                    now,
+                    actor,
+                    Action::BotUpdated,
+                    id.to_string(),
+                    Some(Snapshot::Bot(before)),
+                    Some(Snapshot::Bot(after.clone())),
+                )?;
+            }
+            Ok(after)
+        })
+    }
+
+    /// Delete a bot user and revoke and delete every credential it owns, at once.
+    pub fn delete_bot(&self, actor: Actor, account: AccountId, id: BotId) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let bot = bot_in(tx, account, id)?;
+            for credential in tx.owner_credentials(account, Owner::Bot(id))? {
+                revoke(tx, actor, &credential, RevokeCause::OwnerDeleted, now)?;
+            }
+            tx.remove_bot(&bot)?;
+            record(
+                tx,
+                &account,
+                now,
+                actor,
+                Action::BotDeleted,
+                id.to_string(),
+                Some(Snapshot::Bot(bot)),
+                None,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Create an authtoken or API key owned by `owner` (a member or bot of `account`).
+    /// The plain token is returned this once.
+    pub fn create_token_credential(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        kind: TokenKind,
+        owner: Owner,
+        spec: CredentialSpec,
+    ) -> Result<(Credential, Secret), AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            self.insert_token_credential(
+                tx,
+                actor,
+                account,
+                CredentialKind::of_token(kind),
+                owner,
+                spec,
+                now,
+            )
+        })
+    }
+
+    /// Create many API keys or authtokens in batched transactions (each credential still
+    /// gets its audit event); for seeding and imports. Owners are used in turn.
+    pub fn create_token_credentials_bulk(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        kind: TokenKind,
+        owners: &[Owner],
+        count: usize,
+        batch: usize,
+    ) -> Result<Vec<(CredentialId, Secret)>, AppError> {
+        let mut made = Vec::with_capacity(count);
+        let mut owners_in_turn = owners.iter().copied().cycle();
+        while made.len() < count {
+            let now = self.now();
+            let this_batch = batch.max(1).min(count - made.len());
+            self.store.write(|tx| {
+                for _ in 0..this_batch {
+                    let owner = owners_in_turn
+                        .next()
+                        .ok_or(DomainError::invalid("owner_id", "no owners given"))?;
+                    let (credential, secret) = self.insert_token_credential(
+                        tx,
+                        actor,
+                        account,
+                        CredentialKind::of_token(kind),
+                        owner,
+                        CredentialSpec::default(),
+                        now,
+                    )?;
+                    made.push((credential.id, secret));
+                }
+                Ok::<_, AppError>(())
+            })?;
+        }
+        Ok(made)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_token_credential(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        kind: CredentialKind,
+        owner: Owner,
+        spec: CredentialSpec,
+        now: Timestamp,
+    ) -> Result<(Credential, Secret), AppError> {
+        require_owner(tx, account, owner)?;
+        let id = CredentialId {
+            kind,
+            raw: crate::domain::id::new_raw(now)?,
+        };
+        let credential = Credential::new(id, account, owner, spec, None, now)?;
+        let secret = self.store_token_credential(tx, actor, &credential, now)?;
+        Ok((credential, secret))
+    }
+
+    fn store_token_credential(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        credential: &Credential,
+        now: Timestamp,
+    ) -> Result<Secret, AppError> {
+        let kind = credential
+            .id
+            .kind
+            .token_kind()
+            .ok_or(DomainError::NotApplicable("not a token credential"))?;
+        let secret = token::mint(kind, credential.id.raw)?;
+        tx.insert_credential(credential, Some(self.hasher.hash_token(&secret)?))?;
+        let action = Action::CredentialCreated(credential.id.kind);
+        record(
+            tx,
+            &credential.account,
+            now,
+            actor,
+            action,
+            credential.id.to_string(),
+            None,
+            Some(Snapshot::Credential(credential.clone())),
+        )?;
+        Ok(secret)
+    }
+
+    /// Register an SSH public key (OpenSSH `authorized_keys` form) for `owner`. A key
+    /// registered anywhere in the appliance cannot be registered again.
+    pub fn create_ssh_credential(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        owner: Owner,
+        public_key: &str,
+        spec: CredentialSpec,
+    ) -> Result<Credential, AppError> {
+        let now = self.now();
+        let key = SshPublicKey::parse(public_key)
+            .map_err(|e| DomainError::invalid("public_key", e.to_string()))?;
+        self.store.write(|tx| {
+            require_owner(tx, account, owner)?;
+            let id = CredentialId {
+                kind: CredentialKind::SshKey,
+                raw: crate::domain::id::new_raw(now)?,
+            };
+            let credential = Credential::new(id, account, owner, spec, Some(key), now)?;
+            tx.insert_credential(&credential, None)?;
+            record(
+                tx,
+                &account,
+                now,
+                actor,
+                Action::CredentialCreated(CredentialKind::SshKey),
+                id.to_string(),
+                None,
+                Some(Snapshot::Credential(credential.clone())),
+            )?;
+            Ok(credential)
+        })
+    }
+
+    /// Change a credential's description, metadata or bind rules.
+    pub fn update_credential(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        id: CredentialId,
+        patch: &CredentialPatch,
+    ) -> Result<Credential, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let before = credential_in(tx, account, id)?;
+            let after = before.patched(patch)?;
+            if after != before {
+                tx.update_credential(&after)?;
+                record(
+                    tx,
+                    &account,
+                    now,
+                    actor,
+                    Action::CredentialUpdated(id.kind),
+                    id.to_string(),
+                    Some(Snapshot::Credential(before)),
+                    Some(Snapshot::Credential(after.clone())),
+                )?;
+            }
+            Ok(after)
+        })
+    }
+
+    /// Give a token credential a new secret; the old one stops verifying at once and the
+    /// new one is returned this once.
+    pub fn rotate_credential(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        id: CredentialId,
+    ) -> Result<(Credential, Secret), AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let credential = credential_in(tx, account, id)?;
+            credential.ensure_rotatable()?;
+            let kind = id
+                .kind
+                .token_kind()
+                .ok_or(DomainError::NotApplicable("not a token credential"))?;
+            let secret = token::mint(kind, id.raw)?;
+            tx.set_secret(&credential, self.hasher.hash_token(&secret)?)?;
+            record(
+                tx,
+                &account,
+                now,
+                actor,
+                Action::CredentialRotated(id.kind),
+                id.to_string(),
+                None,
+                None,
+            )?;
+            Ok((credential, secret))
+        })
+    }
+
+    /// Revoke and delete a credential.
+    pub fn delete_credential(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        id: CredentialId,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let credential = credential_in(tx, account, id)?;
+            credential.ensure_deletable()?;
+            revoke(tx, actor, &credential, RevokeCause::Deleted, now)
+        })
+    }
+
+    /// Who is presenting this token? Checks shape and checksum first (no lookup for a
+    /// typo), then the in-memory index: no database read, no argon2.
+    #[inline]
+    pub fn verify_token(&self, presented: &str) -> Result<Verified, Rejection> {
+        let parsed = token::parse(presented).map_err(|err| match err {
+            TokenFormatError::Malformed => Rejection::Malformed,
+            TokenFormatError::BadChecksum => Rejection::BadChecksum,
+        })?;
+        self.store
+            .index()
+            .verify_token(&parsed, &self.hasher, self.now())
+    }
+
+    /// Whose SSH public key is this?
+    pub fn verify_ssh(&self, public_key: &str) -> Result<Verified, Rejection> {
+        let key = SshPublicKey::parse(public_key).map_err(|_| Rejection::Malformed)?;
+        self.store
+            .index()
+            .verify_ssh(&key.fingerprint(), self.now())
+    }
+
+    /// Verify a token or, if it looks like one, an SSH public key.
+    pub fn verify(&self, presented: &str) -> Result<Verified, Rejection> {
+        if looks_like_ssh_key(presented) {
+            self.verify_ssh(presented)
+        } else {
+            self.verify_token(presented)
+        }
+    }
+
+    /// Write the `last_used_at` of credentials used since the last flush, in one batch.
+    pub fn flush_usage(&self) -> Result<usize, AppError> {
+        Ok(self.store.flush_last_used()?)
+    }
+
+    /// When a credential was last used (including uses not yet flushed).
+    pub fn last_used(&self, id: CredentialId) -> Result<Option<Timestamp>, AppError> {
+        match self.store.index().last_used(id.raw) {
+            Some(at) => Ok(Some(at)),
+            None => Ok(self.store.read()?.flushed_last_used(id.raw)?),
+        }
+    }
+
+    /// Check every account's audit chain.
+    pub fn verify_audit_chain(&self) -> Result<AuditReport, AppError> {
+        Ok(self.store.verify_audit_chain()?)
+    }
+
+    /// A consistent snapshot for reads.
+    pub fn read(&self) -> Result<crate::store::ReadTx, AppError> {
+        Ok(self.store.read()?)
+    }
+
+    /// An account by id.
+    pub fn account(&self, id: AccountId) -> Result<Account, AppError> {
+        Ok(self
+            .store
+            .read()?
+            .account(id)?
+            .ok_or_else(|| DomainError::NotFound(id.into()))?)
+    }
+
+    /// A member of an account.
+    pub fn member(&self, account: AccountId, user: UserId) -> Result<Member, AppError> {
+        let read = self.store.read()?;
+        let membership = read
+            .membership(account, user)?
+            .ok_or_else(|| DomainError::NotFound(user.into()))?;
+        let user = read
+            .user(user)?
+            .ok_or_else(|| DomainError::NotFound(user.into()))?;
+        Ok(Member { user, membership })
+    }
+
+    /// Seats used: members count, bots do not.
+    pub fn seats_used(&self, account: AccountId) -> Result<usize, AppError> {
+        Ok(user::seats_used(&self.store.read()?.members(account)?))
+    }
+
+    /// A credential of an account (other accounts' credentials are not found).
+    pub fn credential(&self, account: AccountId, id: CredentialId) -> Result<Credential, AppError> {
+        let read = self.store.read()?;
+        credential_in(&read, account, id)
+    }
+
+    /// The audit events of an account, oldest first.
+    pub fn events(&self, account: AccountId) -> Result<Vec<Event>, AppError> {
+        Ok(self.store.read()?.events(account)?)
+    }
+
+    /// Number of live credentials in the lookup index.
+    pub fn live_credentials(&self) -> usize {
+        self.store.index().len()
+    }
+}
+
+/// OpenSSH public keys start with their algorithm name; tokens start with `lk_`.
+pub fn looks_like_ssh_key(presented: &str) -> bool {
+    let presented = presented.trim_start();
+    ["ssh-", "ecdsa-", "sk-"]
+        .iter()
+        .any(|prefix| presented.starts_with(prefix))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    tx: &mut WriteTx,
+    account: &AccountId,
+    now: Timestamp,
+    actor: Actor,
+    action: Action,
+    target: String,
+    before: Option<Snapshot>,
+    after: Option<Snapshot>,
+) -> Result<(), AppError> {
+    tx.record(*account, now, actor, action, target, before, after)?;
+    Ok(())
+}
+
+fn revoke(
+    tx: &mut WriteTx,
+    actor: Actor,
+    credential: &Credential,
+    cause: RevokeCause,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    tx.revoke_credential(credential, cause, now)?;
+    let action = Action::CredentialRevoked(credential.id.kind);
+    record(
+        tx,
+        &credential.account,
+        now,
+        actor,
+        action,
+        credential.id.to_string(),
+        Some(Snapshot::Credential(credential.clone())),
+        None,
+    )
+}
+
+fn require_account(tx: &impl Reads, account: AccountId) -> Result<Account, AppError> {
+    Ok(tx
+        .account(account)?
+        .ok_or_else(|| DomainError::NotFound(account.into()))?)
+}
+
+/// The owner must be a member (or bot) of the account the credential will belong to.
+fn require_owner(tx: &impl Reads, account: AccountId, owner: Owner) -> Result<(), AppError> {
+    if tx.standing(account, owner)?.is_none() {
+        let id = crate::domain::id::AnyId(owner.id_string());
+        return Err(DomainError::NotFound(id).into());
+    }
+    Ok(())
+}
+
+fn bot_in(tx: &impl Reads, account: AccountId, id: BotId) -> Result<BotUser, AppError> {
+    Ok(tx
+        .bot(id)?
+        .filter(|bot| bot.account == account)
+        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+}
+
+fn credential_in(
+    tx: &impl Reads,
+    account: AccountId,
+    id: CredentialId,
+) -> Result<Credential, AppError> {
+    Ok(tx
+        .credential(id.raw)?
+        .filter(|c| c.account == account && c.id.kind == id.kind)
+        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+}

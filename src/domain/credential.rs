@@ -302,6 +302,27 @@ impl Credential {
         Ok(next)
     }
 
+    /// A personal authtoken lives as long as its membership: it can be rotated, never
+    /// deleted on its own.
+    pub fn ensure_deletable(&self) -> Result<(), DomainError> {
+        if self.personal {
+            return Err(DomainError::NotApplicable(
+                "a personal authtoken cannot be deleted while its member belongs to the account; rotate it instead",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Only token credentials have a secret to rotate.
+    pub fn ensure_rotatable(&self) -> Result<(), DomainError> {
+        if self.id.kind.token_kind().is_none() {
+            return Err(DomainError::NotApplicable(
+                "an SSH public key has no secret to rotate",
+            ));
+        }
+        Ok(())
+    }
+
     /// Has it expired at `now`?
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at <= now)

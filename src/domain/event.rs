@@ -122,8 +122,8 @@ pub enum Snapshot {
     Account(Account),
     /// A user.
     User(User),
-    /// A membership.
-    Membership(Membership),
+    /// A member: the user and its membership in the event's account.
+    Member(User, Membership),
     /// A bot user.
     Bot(BotUser),
     /// A credential.

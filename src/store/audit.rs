@@ -65,18 +65,17 @@ pub(crate) fn verify(db: &Database) -> Result<AuditReport, StoreError> {
     let mut combined = Sha256::new();
     let mut count = 0u64;
     let mut broken = None;
-    let mut chained_accounts = 0usize;
     for row in heads.iter()? {
         let (key, value) = row?;
         let account = AccountId(key.value());
         let head: AuditHead = codec::decode(value.value())?;
         combined.update(account.0.to_be_bytes());
         combined.update(head.hash);
-        chained_accounts += 1;
         if broken.is_some() {
             continue;
         }
         let mut prev = [0u8; 32];
+        let mut prev_id: Option<EventId> = None;
         let mut expected_seq = 0u64;
         for row in events.range((account.0, 0)..=(account.0, u64::MAX))? {
             let (key, value) = row?;
@@ -94,7 +93,7 @@ pub(crate) fn verify(db: &Database) -> Result<AuditReport, StoreError> {
                 Err(err) => {
                     broken = fail(
                         format!("{account}#{seq}"),
-                        format!("event does not decode: {err}"),
+                        format!("event #{seq} does not decode: {err}"),
                     );
                     break;
                 }
@@ -102,18 +101,32 @@ pub(crate) fn verify(db: &Database) -> Result<AuditReport, StoreError> {
             if seq != expected_seq || event.seq != seq || event.account != account {
                 broken = fail(
                     event.id.to_string(),
-                    format!("expected event #{expected_seq}, found #{seq}"),
+                    format!("expected event #{expected_seq} here, found #{seq}"),
                 );
                 break;
             }
             if event.prev != prev {
-                broken = fail(
-                    event.id.to_string(),
-                    "does not link to the event before it".to_owned(),
-                );
+                // The link fails between the previous event and this one; the previous
+                // event's bytes no longer hash to what this one committed to (or, for
+                // the first event, this one claims a predecessor that never existed).
+                let (culprit, detail) = match prev_id {
+                    Some(id) => (
+                        id.to_string(),
+                        format!(
+                            "its stored bytes no longer match what {} committed to",
+                            event.id
+                        ),
+                    ),
+                    None => (
+                        event.id.to_string(),
+                        "the first event links to a predecessor".to_owned(),
+                    ),
+                };
+                broken = fail(culprit, detail);
                 break;
             }
             prev = hash(bytes);
+            prev_id = Some(event.id);
             expected_seq += 1;
             count += 1;
         }
@@ -151,7 +164,6 @@ pub(crate) fn verify(db: &Database) -> Result<AuditReport, StoreError> {
             });
         }
     }
-    let _ = chained_accounts;
     Ok(AuditReport {
         events: count,
         head: hex(&combined.finalize()),

@@ -87,7 +87,7 @@ impl LiveEntry {
         }
         // Coalesce to whole seconds so a hot credential does not keep one cache line busy.
         let now = now.as_millis();
-        if now - self.last_used.load(Ordering::Relaxed) >= 1_000 {
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= 1_000 {
             self.last_used.store(now, Ordering::Relaxed);
         }
         Ok(self.verified(raw))

@@ -10,6 +10,8 @@ pub(crate) mod audit;
 mod codec;
 mod index;
 mod tables;
+#[cfg(test)]
+mod tests;
 mod tx;
 
 use std::path::Path;

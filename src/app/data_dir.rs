@@ -1,0 +1,100 @@
+//! The data directory: `latchkey.redb` (the database) and `server.key` (the HMAC key
+//! behind every stored token hash). The key is made once, before the first database, and
+//! a database whose key is gone is refused: its tokens could never verify again.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::app::AppError;
+use crate::domain::token::SecretHasher;
+
+const DATABASE: &str = "latchkey.redb";
+const SERVER_KEY: &str = "server.key";
+
+/// Paths inside one data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The directory at `root` (not touched until used).
+    pub fn new(root: &Path) -> Self {
+        DataDir {
+            root: root.to_owned(),
+        }
+    }
+
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.root.join(DATABASE)
+    }
+
+    fn key_path(&self) -> PathBuf {
+        self.root.join(SERVER_KEY)
+    }
+
+    /// The server key, made (with the directory) if neither it nor a database exists.
+    pub fn server_key(&self) -> Result<Zeroizing<[u8; SecretHasher::KEY_LEN]>, AppError> {
+        let path = self.key_path();
+        let fail = |what: &str, err: std::io::Error| {
+            AppError::DataDir(format!("{what} {}: {err}", path.display()))
+        };
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                let mut key = Zeroizing::new([0u8; SecretHasher::KEY_LEN]);
+                if bytes.len() != key.len() {
+                    return Err(AppError::DataDir(format!(
+                        "{} is not a latchkey server key (expected {} bytes)",
+                        path.display(),
+                        key.len()
+                    )));
+                }
+                key.copy_from_slice(&bytes);
+                Ok(key)
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                if self.database().exists() {
+                    return Err(AppError::DataDir(format!(
+                        "{} is missing, but {} exists: restore the key from backup (without it no stored token can be verified)",
+                        path.display(),
+                        self.database().display()
+                    )));
+                }
+                create_private_dir(&self.root)
+                    .map_err(|e| fail("cannot create the data directory for", e))?;
+                let key = SecretHasher::generate_key()?;
+                write_private(&path, key.as_ref()).map_err(|e| fail("cannot write", e))?;
+                Ok(key)
+            }
+            Err(err) => Err(fail("cannot read", err)),
+        }
+    }
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Write a new file readable only by its owner, and make it durable before returning.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    if let Some(parent) = path.parent() {
+        fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}

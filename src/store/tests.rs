@@ -1,0 +1,207 @@
+//! Store tests that need the file itself: tampering with the audit chain behind the
+//! store's back, and schema versions written by other builds.
+
+use redb::TableDefinition;
+
+use super::*;
+use crate::domain::account::Account;
+use crate::domain::event::{Action, Actor, Event};
+use crate::domain::id::AccountId;
+use crate::domain::time::Timestamp;
+
+fn store_with_events(n: usize) -> (tempfile::TempDir, Store, AccountId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    let now = Timestamp::from_millis(1_000);
+    let account = Account::new(AccountId::generate(now).unwrap(), "acme", now).unwrap();
+    store
+        .write(|tx| {
+            tx.insert_account(&account)?;
+            for i in 0..n {
+                tx.record(
+                    account.id,
+                    now,
+                    Actor::SYSTEM,
+                    Action::AccountCreated,
+                    format!("t{i}"),
+                    None,
+                    None,
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    (dir, store, account.id)
+}
+
+fn events(store: &Store, account: AccountId) -> Vec<Event> {
+    store.read().unwrap().events(account).unwrap()
+}
+
+/// Rewrite the stored bytes of event `seq` behind the store's back.
+fn tamper(store: &Store, account: AccountId, seq: u64, edit: impl FnOnce(&mut Event)) {
+    let mut event = events(store, account).remove(seq as usize);
+    edit(&mut event);
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(EVENTS)
+        .unwrap()
+        .insert((account.0, seq), codec::encode(&event).unwrap().as_slice())
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
+fn an_intact_chain_verifies_and_reports_its_head() {
+    let (_dir, store, account) = store_with_events(5);
+    let report = store.verify_audit_chain().unwrap();
+    assert_eq!((report.events, report.broken), (5, None));
+    let evs = events(&store, account);
+    for pair in evs.windows(2) {
+        assert_eq!(pair[1].prev, audit::hash(&codec::encode(&pair[0]).unwrap()));
+    }
+}
+
+#[test]
+fn an_edited_event_is_named_as_the_first_broken_link() {
+    let (_dir, store, account) = store_with_events(5);
+    let victim = events(&store, account)[2].id;
+    tamper(&store, account, 2, |e| e.target = "something else".into());
+    let broken = store.verify_audit_chain().unwrap().broken.unwrap();
+    assert_eq!(broken.event, victim.to_string());
+    assert_eq!(broken.account, account);
+}
+
+#[test]
+fn an_edited_last_event_is_caught_by_the_head() {
+    let (_dir, store, account) = store_with_events(3);
+    let victim = events(&store, account)[2].id;
+    tamper(&store, account, 2, |e| e.at = Timestamp::from_millis(0));
+    assert_eq!(
+        store.verify_audit_chain().unwrap().broken.unwrap().event,
+        victim.to_string()
+    );
+}
+
+#[test]
+fn a_removed_event_breaks_the_chain() {
+    let (_dir, store, account) = store_with_events(4);
+    let after_gap = events(&store, account)[2].id;
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(EVENTS)
+        .unwrap()
+        .remove((account.0, 1))
+        .unwrap();
+    txn.commit().unwrap();
+    let broken = store.verify_audit_chain().unwrap().broken.unwrap();
+    assert_eq!(broken.event, after_gap.to_string());
+    assert!(
+        broken.detail.contains("expected event #1"),
+        "{}",
+        broken.detail
+    );
+}
+
+#[test]
+fn a_truncated_tail_is_caught_by_the_head() {
+    let (_dir, store, account) = store_with_events(4);
+    let last = events(&store, account)[3].id;
+    let txn = store.db.begin_write().unwrap();
+    txn.open_table(EVENTS)
+        .unwrap()
+        .remove((account.0, 3))
+        .unwrap();
+    txn.commit().unwrap();
+    assert_eq!(
+        store.verify_audit_chain().unwrap().broken.unwrap().event,
+        last.to_string()
+    );
+}
+
+#[test]
+fn a_refused_transaction_leaves_nothing_behind() {
+    let (_dir, store, account) = store_with_events(1);
+    let result = store.write(|tx| {
+        tx.record(
+            account,
+            Timestamp::from_millis(5),
+            Actor::SYSTEM,
+            Action::BotCreated,
+            "x".into(),
+            None,
+            None,
+        )?;
+        Err::<(), _>(StoreError::Domain(
+            crate::domain::DomainError::LastAdministrator,
+        ))
+    });
+    assert!(result.is_err());
+    assert_eq!(
+        events(&store, account).len(),
+        1,
+        "the event rolled back with the change"
+    );
+    assert!(store.verify_audit_chain().unwrap().broken.is_none());
+}
+
+const META_DEF: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+fn set_schema(path: &std::path::Path, version: u64) {
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(META_DEF)
+        .unwrap()
+        .insert("schema_version", version)
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_file_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    set_schema(&path, SCHEMA_VERSION + 98);
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    assert!(
+        Store::migrate(&path).is_err(),
+        "no migration goes backwards"
+    );
+}
+
+#[test]
+fn an_older_file_needs_the_explicit_migration_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    set_schema(&path, 0);
+    let err = Store::open(&path).unwrap_err();
+    assert!(err.to_string().contains("latchkey migrate"), "{err}");
+    assert_eq!(
+        Store::migrate(&path).unwrap(),
+        ["create the tables of schema 1"]
+    );
+    let store = Store::open(&path).unwrap();
+    assert!(
+        store
+            .read()
+            .unwrap()
+            .account(AccountId(1))
+            .unwrap()
+            .is_none()
+    );
+    drop(store);
+    assert!(
+        Store::migrate(&path).unwrap().is_empty(),
+        "a current file has nothing to do"
+    );
+    let db = Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    assert_eq!(
+        txn.open_table(META_DEF)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value(),
+        SCHEMA_VERSION
+    );
+}

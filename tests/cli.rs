@@ -1,0 +1,168 @@
+//! The real binary: `init`, `verify`, `audit verify`, `migrate`, exit codes and outputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use latchkey::app::{Config, Latchkey};
+use serde_json::Value;
+
+fn latchkey(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("not JSON: {output:?}"))
+}
+
+fn init(dir: &Path, account: &str) -> Value {
+    let out = latchkey(&[
+        "init",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--account",
+        account,
+        "--admin-email",
+        "ops@example.com",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    json(&out)
+}
+
+#[test]
+fn init_prints_the_ids_and_a_key_that_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let made = init(&dir, "acme");
+    let keys: Vec<&str> = made
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["account_id", "user_id", "api_key"]);
+    let key = made["api_key"].as_str().unwrap();
+    assert!(key.starts_with("lk_ak_"));
+
+    let out = latchkey(&["verify", "--data-dir", dir.to_str().unwrap(), key]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let verified = json(&out);
+    assert_eq!(verified["valid"], true);
+    assert_eq!(verified["kind"], "api_key");
+    assert_eq!(verified["owner_kind"], "user");
+    assert_eq!(verified["owner_id"], made["user_id"]);
+    assert_eq!(verified["account_id"], made["account_id"]);
+    assert!(
+        verified["credential_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ak_")
+    );
+}
+
+#[test]
+fn init_twice_on_one_account_name_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "acme");
+    let out = latchkey(&[
+        "init",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--account",
+        "ACME",
+        "--admin-email",
+        "x@example.com",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("account name is already in use"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_flipped_character_is_a_bad_checksum_without_touching_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let made = init(&dir, "acme");
+    let key = made["api_key"].as_str().unwrap();
+    let mut flipped = key.as_bytes().to_vec();
+    flipped[50] = if flipped[50] == b'Q' { b'R' } else { b'Q' };
+    let flipped = String::from_utf8(flipped).unwrap();
+
+    // The database is held open by this process: a lookup would fail with "in use".
+    let _held = Latchkey::open(Config::new(&dir)).unwrap();
+    let out = latchkey(&["verify", "--data-dir", dir.to_str().unwrap(), &flipped]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"valid": false, "reason": "bad_checksum"})
+    );
+    // A well-formed token does need the store, and is told clearly that it is in use.
+    let out = latchkey(&["verify", "--data-dir", dir.to_str().unwrap(), key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another latchkey process"));
+}
+
+#[test]
+fn unknown_and_malformed_tokens_say_why_to_the_operator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "acme");
+    let out = latchkey(&["verify", "--data-dir", dir.to_str().unwrap(), "lk_ak_nope"]);
+    assert_eq!(
+        (out.status.code(), json(&out)["reason"].clone()),
+        (Some(1), Value::from("malformed"))
+    );
+    let stranger =
+        latchkey::domain::token::mint(latchkey::domain::token::TokenKind::ApiKey, 42).unwrap();
+    let out = latchkey(&[
+        "verify",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        stranger.expose(),
+    ]);
+    assert_eq!(
+        (out.status.code(), json(&out)["reason"].clone()),
+        (Some(1), Value::from("unknown"))
+    );
+}
+
+#[test]
+fn audit_verify_prints_the_head_and_checks_an_expected_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "acme");
+    let d = dir.to_str().unwrap();
+    let out = latchkey(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(0));
+    let report = json(&out);
+    assert_eq!(
+        (report["ok"].clone(), report["events"].clone()),
+        (Value::from(true), Value::from(4))
+    );
+    let head = report["head"].as_str().unwrap().to_owned();
+    assert_eq!(head.len(), 64);
+
+    let out = latchkey(&["audit", "verify", "--data-dir", d, "--expect-head", &head]);
+    assert_eq!(out.status.code(), Some(0));
+    // A later change moves the head: the anchored value no longer matches.
+    init(&dir, "globex");
+    let out = latchkey(&["audit", "verify", "--data-dir", d, "--expect-head", &head]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["ok"], false);
+}
+
+#[test]
+fn migrate_on_a_current_database_is_a_no_op_that_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "acme");
+    let out = latchkey(&["migrate", "--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"ok": true, "schema_version": 1, "steps": []})
+    );
+}

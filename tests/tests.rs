@@ -1,0 +1,14 @@
+//! Integration tests: every test opens a real redb file in a temporary directory through
+//! the public API (or runs the real binary), and checks the store after each refusal.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod audit;
+mod bots;
+mod cli;
+mod credentials;
+mod members;
+mod persistence;
+mod support;
+mod verify;
