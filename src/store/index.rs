@@ -34,7 +34,6 @@ pub(crate) struct LiveEntry {
     owner: Owner,
     expires_at: Option<Timestamp>,
     acl: Option<Arc<Acl>>,
-    fingerprint: Option<[u8; 32]>,
     last_used: AtomicI64,
     flushed: AtomicI64,
 }
@@ -57,7 +56,6 @@ impl LiveEntry {
             owner: credential.owner,
             expires_at: credential.expires_at,
             acl: (!credential.acl.is_unrestricted()).then(|| Arc::new(credential.acl.clone())),
-            fingerprint: credential.ssh_key.as_ref().map(|key| key.fingerprint()),
             last_used: AtomicI64::new(last_used),
             flushed: AtomicI64::new(last_used),
         }
@@ -97,8 +95,8 @@ impl LiveEntry {
 /// A change to the index, derived inside a write transaction, applied after its commit.
 #[derive(Debug)]
 pub(crate) enum IndexOp {
-    /// The credential is live with this entry (new, or changed).
-    Put(u128, LiveEntry),
+    /// The credential is live with this entry (new, or changed), and its SSH fingerprint.
+    Put(u128, LiveEntry, Option<[u8; 32]>),
     /// The credential was revoked for this reason.
     Revoke(u128, RevokeCause),
 }
@@ -106,7 +104,10 @@ pub(crate) enum IndexOp {
 #[derive(Debug, Default)]
 struct Maps {
     live: FxHashMap<u128, LiveEntry>,
+    /// SSH fingerprint → credential, and back (the way back is only for revocation, so
+    /// the fingerprint stays out of the hot `LiveEntry`).
     ssh: FxHashMap<[u8; 32], u128>,
+    ssh_by_credential: FxHashMap<u128, [u8; 32]>,
     revoked: FxHashMap<u128, RevokeCause>,
 }
 
@@ -190,9 +191,10 @@ impl CredentialIndex {
         let mut maps = self.maps.write().unwrap_or_else(PoisonError::into_inner);
         for op in ops {
             match op {
-                IndexOp::Put(raw, entry) => {
-                    if let Some(fingerprint) = entry.fingerprint {
+                IndexOp::Put(raw, entry, fingerprint) => {
+                    if let Some(fingerprint) = fingerprint {
                         maps.ssh.insert(fingerprint, raw);
+                        maps.ssh_by_credential.insert(raw, fingerprint);
                     }
                     match maps.live.entry(raw) {
                         Entry::Occupied(mut slot) => {
@@ -213,7 +215,8 @@ impl CredentialIndex {
                     maps.revoked.remove(&raw);
                 }
                 IndexOp::Revoke(raw, cause) => {
-                    if let Some(fingerprint) = maps.live.remove(&raw).and_then(|e| e.fingerprint) {
+                    maps.live.remove(&raw);
+                    if let Some(fingerprint) = maps.ssh_by_credential.remove(&raw) {
                         maps.ssh.remove(&fingerprint);
                     }
                     maps.revoked.insert(raw, cause);

@@ -326,7 +326,8 @@ fn load_index(db: &Database) -> Result<CredentialIndex, StoreError> {
             standing,
             last_used.get(&raw).copied(),
         );
-        ops.push(IndexOp::Put(raw, entry));
+        let fingerprint = credential.ssh_key.as_ref().map(|key| key.fingerprint());
+        ops.push(IndexOp::Put(raw, entry, fingerprint));
     }
     for row in txn.open_table(REVOKED)?.iter()? {
         let (key, value) = row?;

@@ -511,10 +511,9 @@ impl WriteTx {
                         )
                     })?;
                 let secret = secrets.get(raw)?.map(|v| SecretHash(*v.value()));
-                ops.push(IndexOp::Put(
-                    raw,
-                    LiveEntry::new(&credential, secret, standing, None),
-                ));
+                let fingerprint = credential.ssh_key.as_ref().map(|key| key.fingerprint());
+                let entry = LiveEntry::new(&credential, secret, standing, None);
+                ops.push(IndexOp::Put(raw, entry, fingerprint));
             } else if let Some(tombstone) = self.revoked(raw)? {
                 ops.push(IndexOp::Revoke(raw, tombstone.cause));
             }
