@@ -166,3 +166,50 @@ fn migrate_on_a_current_database_is_a_no_op_that_says_so() {
         serde_json::json!({"ok": true, "schema_version": 1, "steps": []})
     );
 }
+
+#[test]
+fn killing_the_process_mid_write_loses_no_acknowledged_write() {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    init(&dir, "seed");
+    let mut acknowledged = Vec::new();
+    for round in 0..12u64 {
+        let name = format!("account-{round}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args([
+                "init",
+                "--data-dir",
+                d,
+                "--account",
+                &name,
+                "--admin-email",
+                "ops@example.com",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill at a different point of each run: before, during or after its commit.
+        std::thread::sleep(Duration::from_micros(500 * round * round));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() && !out.stdout.is_empty() {
+            acknowledged.push(name);
+        }
+    }
+    // The file opens, the chain holds, and every init that printed its key is there.
+    let lk = Latchkey::open(Config::new(&dir)).unwrap();
+    assert!(lk.verify_audit_chain().unwrap().broken.is_none());
+    let read = lk.read().unwrap();
+    use latchkey::store::Reads;
+    for name in &acknowledged {
+        assert!(
+            read.account_by_name(name).unwrap().is_some(),
+            "{name} was acknowledged but is gone"
+        );
+    }
+}

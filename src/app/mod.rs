@@ -717,7 +717,7 @@ impl Latchkey {
 
     /// Write the `last_used_at` of credentials used since the last flush, in one batch.
     pub fn flush_usage(&self) -> Result<usize, AppError> {
-        Ok(self.store.flush_last_used()?)
+        Ok(self.store.flush_last_used(self.now())?)
     }
 
     /// When a credential was last used (including uses not yet flushed).

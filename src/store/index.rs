@@ -20,22 +20,25 @@ use crate::domain::credential::{
     Credential, CredentialId, CredentialKind, Owner, OwnerStanding, Rejection, RevokeCause,
     Verified,
 };
-use crate::domain::id::AccountId;
+use crate::domain::id::{AccountId, BotId, UserId};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{ParsedToken, SecretHash, SecretHasher};
 
-/// What verification needs of one live credential, kept compact for cache locality.
+/// What verification needs of one live credential, kept compact (112 bytes with its key)
+/// because at a million credentials each lookup is bounded by cache and TLB misses.
 #[derive(Debug)]
 pub(crate) struct LiveEntry {
     hash: SecretHash,
-    kind: CredentialKind,
-    standing: OwnerStanding,
     account: AccountId,
-    owner: Owner,
-    expires_at: Option<Timestamp>,
+    owner: u128,
+    /// Milliseconds; `i64::MAX` for never.
+    expires_at: i64,
     acl: Option<Arc<Acl>>,
+    /// Milliseconds of the last accepted lookup; `i64::MIN` for never.
     last_used: AtomicI64,
-    flushed: AtomicI64,
+    kind: CredentialKind,
+    owner_is_bot: bool,
+    standing: OwnerStanding,
 }
 
 impl LiveEntry {
@@ -47,30 +50,24 @@ impl LiveEntry {
         standing: OwnerStanding,
         last_used: Option<i64>,
     ) -> LiveEntry {
-        let last_used = last_used.unwrap_or(i64::MIN);
         LiveEntry {
             hash: hash.unwrap_or(SecretHash([0; 32])),
-            kind: credential.id.kind,
-            standing,
             account: credential.account,
-            owner: credential.owner,
-            expires_at: credential.expires_at,
+            owner: credential.owner.raw(),
+            expires_at: credential.expires_at.map_or(i64::MAX, Timestamp::as_millis),
             acl: (!credential.acl.is_unrestricted()).then(|| Arc::new(credential.acl.clone())),
-            last_used: AtomicI64::new(last_used),
-            flushed: AtomicI64::new(last_used),
+            last_used: AtomicI64::new(last_used.unwrap_or(i64::MIN)),
+            kind: credential.id.kind,
+            owner_is_bot: matches!(credential.owner, Owner::Bot(_)),
+            standing,
         }
     }
 
-    fn verified(&self, raw: u128) -> Verified {
-        Verified {
-            credential: CredentialId {
-                kind: self.kind,
-                raw,
-            },
-            owner: self.owner,
-            account: self.account,
-            acl: self.acl.clone(),
-            expires_at: self.expires_at,
+    fn owner(&self) -> Owner {
+        if self.owner_is_bot {
+            Owner::Bot(BotId(self.owner))
+        } else {
+            Owner::User(UserId(self.owner))
         }
     }
 
@@ -80,15 +77,25 @@ impl LiveEntry {
         if let Some(rejection) = Rejection::of_standing(self.standing) {
             return Err(rejection);
         }
-        if self.expires_at.is_some_and(|at| at <= now) {
+        let now = now.as_millis();
+        if self.expires_at <= now {
             return Err(Rejection::Expired);
         }
         // Coalesce to whole seconds so a hot credential does not keep one cache line busy.
-        let now = now.as_millis();
         if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= 1_000 {
             self.last_used.store(now, Ordering::Relaxed);
         }
-        Ok(self.verified(raw))
+        Ok(Verified {
+            credential: CredentialId {
+                kind: self.kind,
+                raw,
+            },
+            owner: self.owner(),
+            account: self.account,
+            acl: self.acl.clone(),
+            expires_at: (self.expires_at != i64::MAX)
+                .then(|| Timestamp::from_millis(self.expires_at)),
+        })
     }
 }
 
@@ -113,9 +120,20 @@ struct Maps {
 
 /// The index itself. One `RwLock` over all maps: lookups share it, and the only writer is
 /// the store's writer after a commit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CredentialIndex {
     maps: RwLock<Maps>,
+    /// Uses at or after this instant (ms) are not yet written to redb.
+    unflushed_since: AtomicI64,
+}
+
+impl Default for CredentialIndex {
+    fn default() -> Self {
+        CredentialIndex {
+            maps: RwLock::default(),
+            unflushed_since: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 impl CredentialIndex {
@@ -127,10 +145,12 @@ impl CredentialIndex {
         hasher: &SecretHasher,
         now: Timestamp,
     ) -> Result<Verified, Rejection> {
-        // Hash before taking the lock: the hash does not depend on the entry.
-        let presented = hasher.hash(token.secret());
         let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(entry) = maps.live.get(&token.id) else {
+        let entry = maps.live.get(&token.id);
+        // Hash after starting the probe: the hash does not depend on the entry, so the CPU
+        // computes it while the probe's cache misses are still in flight.
+        let presented = hasher.hash(token.secret());
+        let Some(entry) = entry else {
             return Err(maps
                 .revoked
                 .get(&token.id)
@@ -199,13 +219,8 @@ impl CredentialIndex {
                     match maps.live.entry(raw) {
                         Entry::Occupied(mut slot) => {
                             // Keep usage not yet flushed across a change of the record.
-                            let old = slot.get();
-                            entry
-                                .last_used
-                                .store(old.last_used.load(Ordering::Relaxed), Ordering::Relaxed);
-                            entry
-                                .flushed
-                                .store(old.flushed.load(Ordering::Relaxed), Ordering::Relaxed);
+                            let used = slot.get().last_used.load(Ordering::Relaxed);
+                            entry.last_used.store(used, Ordering::Relaxed);
                             slot.insert(entry);
                         }
                         Entry::Vacant(slot) => {
@@ -225,25 +240,25 @@ impl CredentialIndex {
         }
     }
 
-    /// Uses recorded since the last flush, as (credential, last use in ms).
-    pub(crate) fn unflushed_usage(&self) -> Vec<(u128, i64)> {
+    /// Uses recorded since the last flush, as (credential, last use in ms), and the
+    /// watermark to pass to `mark_flushed` once they are written. Uses that land while
+    /// this scan runs are at or after `scan_started` and so go into the next flush.
+    pub(crate) fn unflushed_usage(&self, scan_started: i64) -> (Vec<(u128, i64)>, i64) {
+        let since = self.unflushed_since.load(Ordering::Relaxed);
         let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
-        maps.live
+        let used = maps
+            .live
             .iter()
             .filter_map(|(raw, entry)| {
                 let used = entry.last_used.load(Ordering::Relaxed);
-                (used > entry.flushed.load(Ordering::Relaxed)).then_some((*raw, used))
+                (used != i64::MIN && used >= since).then_some((*raw, used))
             })
-            .collect()
+            .collect();
+        (used, scan_started)
     }
 
-    /// Mark usage as written, after the batch committed.
-    pub(crate) fn mark_flushed(&self, written: &[(u128, i64)]) {
-        let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
-        for (raw, used) in written {
-            if let Some(entry) = maps.live.get(raw) {
-                entry.flushed.fetch_max(*used, Ordering::Relaxed);
-            }
-        }
+    /// Everything used before `watermark` is now in redb.
+    pub(crate) fn mark_flushed(&self, watermark: i64) {
+        self.unflushed_since.fetch_max(watermark, Ordering::Relaxed);
     }
 }

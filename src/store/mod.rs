@@ -23,6 +23,7 @@ use rustc_hash::FxHashMap;
 use crate::domain::DomainError;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, OwnerStanding, RevokedCredential};
+use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
 use crate::domain::user::{MemberState, Membership};
 pub use audit::{AuditReport, ChainBreak};
@@ -241,10 +242,11 @@ impl Store {
     /// Write the `last_used_at` of every credential used since the last flush, in one
     /// transaction; returns how many were written. Usage is a signal, not a change, so it
     /// writes no audit event.
-    pub fn flush_last_used(&self) -> Result<usize, StoreError> {
+    pub fn flush_last_used(&self, now: Timestamp) -> Result<usize, StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let usage = self.index.unflushed_usage();
+        let (usage, watermark) = self.index.unflushed_usage(now.as_millis());
         if usage.is_empty() {
+            self.index.mark_flushed(watermark);
             return Ok(0);
         }
         let txn = self.db.begin_write()?;
@@ -255,7 +257,7 @@ impl Store {
             }
         }
         txn.commit()?;
-        self.index.mark_flushed(&usage);
+        self.index.mark_flushed(watermark);
         Ok(usage.len())
     }
 
@@ -336,5 +338,12 @@ fn load_index(db: &Database) -> Result<CredentialIndex, StoreError> {
     }
     let index = CredentialIndex::default();
     index.apply(ops);
+    // What was loaded is already in redb.
+    index.mark_flushed(
+        last_used
+            .values()
+            .max()
+            .map_or(i64::MIN, |max| max.saturating_add(1)),
+    );
     Ok(index)
 }
