@@ -326,6 +326,7 @@ fn last_use_is_recorded_in_memory_and_flushed_in_one_batch() {
         fx.lk.last_used(id2).unwrap(),
         Some(Timestamp::from_millis(START + 6_000))
     );
+    fx.clock.advance(1);
     assert_eq!(
         fx.lk.flush_usage().unwrap(),
         2,
