@@ -6,7 +6,8 @@
 //! spread over the whole store, so at 1,000,000 lookups miss the CPU caches as they would
 //! in service, instead of hitting one hot entry.
 //!
-//! Run: `cargo bench --bench credential_lookup` (medians: see README).
+//! Run: `cargo bench --bench credential_lookup` (medians: see README). Set
+//! `LATCHKEY_BENCH_SIZES=10000` to run one size only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -83,7 +84,13 @@ fn credential_lookup(c: &mut Criterion) {
     group
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(5));
-    for count in [10_000, 1_000_000] {
+    let sizes =
+        std::env::var("LATCHKEY_BENCH_SIZES").unwrap_or_else(|_| "10000,1000000".to_owned());
+    for count in sizes.split(',').map(|n| {
+        n.trim()
+            .parse::<usize>()
+            .expect("LATCHKEY_BENCH_SIZES: numbers")
+    }) {
         let seeded = seed(count);
         let lk = &seeded.lk;
         assert!(lk.verify_token(seeded.valid[0].expose()).is_ok());

@@ -98,7 +98,7 @@ pub fn parse(text: &str) -> Result<ParsedToken<'_>, TokenFormatError> {
     let secret = bytes
         .get(SECRET_AT..CRC_AT)
         .ok_or(TokenFormatError::Malformed)?;
-    if !secret.iter().all(|&c| base62_digit(c).is_some()) {
+    if !id::all_base62(secret) {
         return Err(TokenFormatError::Malformed);
     }
     let id = bytes

@@ -145,11 +145,12 @@ impl CredentialIndex {
         hasher: &SecretHasher,
         now: Timestamp,
     ) -> Result<Verified, Rejection> {
+        // Hash before taking the lock (it does not depend on the entry) to keep the lock
+        // short. Probing first, to overlap the probe's cache misses with the hash, was
+        // measured slower at both 10k and 1M credentials.
+        let presented = hasher.hash(token.secret());
         let maps = self.maps.read().unwrap_or_else(PoisonError::into_inner);
         let entry = maps.live.get(&token.id);
-        // Hash after starting the probe: the hash does not depend on the entry, so the CPU
-        // computes it while the probe's cache misses are still in flight.
-        let presented = hasher.hash(token.secret());
         let Some(entry) = entry else {
             return Err(maps
                 .revoked
