@@ -558,8 +558,8 @@ impl Latchkey {
             .kind
             .token_kind()
             .ok_or(DomainError::NotApplicable("not a token credential"))?;
-        let secret = token::mint(kind, credential.id.raw)?;
-        tx.insert_credential(credential, Some(self.hasher.hash_token(&secret)?))?;
+        let (secret, hash) = self.hasher.mint(kind, credential.id.raw)?;
+        tx.insert_credential(credential, Some(hash))?;
         let action = Action::CredentialCreated(credential.id.kind);
         record(
             tx,
@@ -654,8 +654,8 @@ impl Latchkey {
                 .kind
                 .token_kind()
                 .ok_or(DomainError::NotApplicable("not a token credential"))?;
-            let secret = token::mint(kind, id.raw)?;
-            tx.set_secret(&credential, self.hasher.hash_token(&secret)?)?;
+            let (secret, hash) = self.hasher.mint(kind, id.raw)?;
+            tx.set_secret(&credential, hash)?;
             record(
                 tx,
                 &account,
@@ -663,8 +663,9 @@ impl Latchkey {
                 actor,
                 Action::CredentialRotated(id.kind),
                 id.to_string(),
-                None,
-                None,
+                // The record itself is unchanged: the secret lives apart from it.
+                Some(Snapshot::Credential(credential.clone())),
+                Some(Snapshot::Credential(credential.clone())),
             )?;
             Ok((credential, secret))
         })

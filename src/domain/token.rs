@@ -13,7 +13,6 @@ use std::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::domain::DomainError;
@@ -117,6 +116,15 @@ fn decode_crc(text: &[u8]) -> Option<u32> {
 
 /// Mint a new token for credential `id`; the plain text exists only in the returned value.
 pub fn mint(kind: TokenKind, id: u128) -> Result<Secret, DomainError> {
+    mint_bytes(kind, id).map(|text| Secret(ascii_string(&text)))
+}
+
+/// Every byte of a minted token is ASCII, so this conversion cannot lose anything.
+fn ascii_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+fn mint_bytes(kind: TokenKind, id: u128) -> Result<Zeroizing<Vec<u8>>, DomainError> {
     let mut text = Zeroizing::new(vec![0u8; TOKEN_LEN]);
     let (head, crc) = text.split_at_mut(CRC_AT);
     let (prefix, secret) = head.split_at_mut(SECRET_AT);
@@ -133,8 +141,7 @@ pub fn mint(kind: TokenKind, id: u128) -> Result<Secret, DomainError> {
     }
     fill_base62(secret)?;
     encode_base62(u128::from(crc32fast::hash(head)), crc);
-    let text = String::from_utf8(text.to_vec()).map_err(|_| DomainError::RandomnessUnavailable)?;
-    Ok(Secret(text))
+    Ok(text)
 }
 
 /// Fill `out` with uniformly random base62 characters (rejection sampling: 248 = 4 × 62).
@@ -197,14 +204,6 @@ impl fmt::Display for Secret {
 #[derive(Clone, Copy, Serialize, Deserialize)]
 pub struct SecretHash(pub [u8; 32]);
 
-impl SecretHash {
-    /// Equality in constant time, so timing reveals nothing about how much matched.
-    #[inline]
-    pub fn matches(&self, other: &SecretHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
 impl fmt::Debug for SecretHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretHash([redacted])")
@@ -245,10 +244,11 @@ impl SecretHasher {
         SecretHash(mac.finalize().into_bytes().into())
     }
 
-    /// The keyed hash of the secret inside a freshly minted token.
-    pub fn hash_token(&self, token: &Secret) -> Result<SecretHash, DomainError> {
-        let parsed = parse(token.expose()).map_err(|_| DomainError::RandomnessUnavailable)?;
-        Ok(self.hash(parsed.secret()))
+    /// Mint a new token for credential `id` with the keyed hash to store for it.
+    pub fn mint(&self, kind: TokenKind, id: u128) -> Result<(Secret, SecretHash), DomainError> {
+        let text = mint_bytes(kind, id)?;
+        let hash = self.hash(text.get(SECRET_AT..CRC_AT).unwrap_or_default());
+        Ok((Secret(ascii_string(&text)), hash))
     }
 }
 
@@ -330,9 +330,15 @@ mod tests {
         let key_a = SecretHasher::generate_key().unwrap();
         let key_b = SecretHasher::generate_key().unwrap();
         let (a, b) = (SecretHasher::new(&key_a), SecretHasher::new(&key_b));
-        assert!(a.hash(b"secret").matches(&a.hash(b"secret")));
-        assert!(!a.hash(b"secret").matches(&a.hash(b"secreu")));
-        assert!(!a.hash(b"secret").matches(&b.hash(b"secret")));
+        assert_eq!(a.hash(b"secret").0, a.hash(b"secret").0);
+        assert_ne!(a.hash(b"secret").0, a.hash(b"secreu").0);
+        assert_ne!(a.hash(b"secret").0, b.hash(b"secret").0);
+        let (token, hash) = a.mint(TokenKind::ApiKey, 7).unwrap();
+        assert_eq!(
+            a.hash(parse(token.expose()).unwrap().secret()).0,
+            hash.0,
+            "the stored hash is of the secret part"
+        );
     }
 
     #[test]
