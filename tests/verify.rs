@@ -55,6 +55,9 @@ fn a_revoke_or_disable_is_never_answered_stale_even_under_concurrent_lookups() {
     let (id, key) = fx.api_key(Owner::User(dana.id));
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
+        // Stops the lookups however this closure ends, so a failed assertion fails the
+        // test instead of leaving the scope waiting for a thread that never stops.
+        let _stop_on_exit = StopOnDrop(&stop);
         let lookups = scope.spawn(|| {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -88,4 +91,12 @@ fn a_revoke_or_disable_is_never_answered_stale_even_under_concurrent_lookups() {
         stop.store(true, Ordering::Relaxed);
         assert!(lookups.join().unwrap() > 0);
     });
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
