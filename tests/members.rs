@@ -168,41 +168,19 @@ fn a_disabled_member_keeps_its_credentials_but_none_verify_until_re_enabled() {
     let (dana, personal) = fx.member("dana@example.com", Roles::default());
     let (_, key) = fx.api_key(Owner::User(dana.id));
     // Dana also belongs to another account, where nothing changes.
-    let other = fx.lk.init("globex", "other-admin@example.com").unwrap();
-    let elsewhere = fx
-        .lk
-        .add_member(
-            latchkey::domain::event::Actor::SYSTEM,
-            other.account.id,
-            "dana@example.com",
-            "Dana",
-            Roles::default(),
-        )
-        .unwrap();
+    let (_, elsewhere) = fx.also_member_elsewhere("dana@example.com");
 
-    fx.lk
-        .set_member_state(
-            fx.admin_actor(),
-            fx.account(),
-            dana.id,
-            MemberState::Disabled,
-        )
-        .unwrap();
+    fx.set_state(&dana, MemberState::Disabled);
     assert_eq!(rejection(&fx.lk, &personal), Rejection::OwnerDisabled);
     assert_eq!(rejection(&fx.lk, &key), Rejection::OwnerDisabled);
-    assert!(
-        is_valid(&fx.lk, &elsewhere.personal_authtoken),
-        "other accounts are untouched"
-    );
+    assert!(is_valid(&fx.lk, &elsewhere), "other accounts are untouched");
     assert_eq!(
         fx.lk.live_credentials(),
         7,
         "credentials are kept while disabled"
     );
 
-    fx.lk
-        .set_member_state(fx.admin_actor(), fx.account(), dana.id, MemberState::Active)
-        .unwrap();
+    fx.set_state(&dana, MemberState::Active);
     assert!(is_valid(&fx.lk, &personal));
     assert!(is_valid(&fx.lk, &key));
 }
@@ -212,17 +190,7 @@ fn removing_a_member_revokes_its_credentials_in_that_account_only() {
     let fx = Fixture::new();
     let (dana, personal) = fx.member("dana@example.com", Roles::default());
     let (_, key) = fx.api_key(Owner::User(dana.id));
-    let other = fx.lk.init("globex", "other-admin@example.com").unwrap();
-    let elsewhere = fx
-        .lk
-        .add_member(
-            latchkey::domain::event::Actor::SYSTEM,
-            other.account.id,
-            "dana@example.com",
-            "Dana",
-            Roles::default(),
-        )
-        .unwrap();
+    let (other_account, elsewhere) = fx.also_member_elsewhere("dana@example.com");
     let seats = fx.lk.seats_used(fx.account()).unwrap();
 
     fx.lk
@@ -232,10 +200,10 @@ fn removing_a_member_revokes_its_credentials_in_that_account_only() {
     assert_eq!(rejection(&fx.lk, &key), Rejection::MembershipRemoved);
     assert!(fx.lk.member(fx.account(), dana.id).is_err());
     assert_eq!(fx.lk.seats_used(fx.account()).unwrap(), seats - 1);
-    assert!(is_valid(&fx.lk, &elsewhere.personal_authtoken));
+    assert!(is_valid(&fx.lk, &elsewhere));
     assert_eq!(
         fx.lk
-            .member(other.account.id, dana.id)
+            .member(other_account, dana.id)
             .unwrap()
             .membership
             .state,

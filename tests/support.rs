@@ -63,6 +63,30 @@ impl Fixture {
         (joined.member.user, joined.personal_authtoken)
     }
 
+    /// Make `user` (a member here) also a member of a second account, "globex"; returns
+    /// its personal authtoken there.
+    pub fn also_member_elsewhere(&self, email: &str) -> (AccountId, Secret) {
+        let other = self.lk.init("globex", "other-admin@example.com").unwrap();
+        let joined = self
+            .lk
+            .add_member(
+                Actor::SYSTEM,
+                other.account.id,
+                email,
+                "Elsewhere",
+                Roles::default(),
+            )
+            .unwrap();
+        (other.account.id, joined.personal_authtoken)
+    }
+
+    /// Disable or re-enable a member of the fixture's account, as its administrator.
+    pub fn set_state(&self, user: &User, state: latchkey::domain::user::MemberState) {
+        self.lk
+            .set_member_state(self.admin_actor(), self.account(), user.id, state)
+            .unwrap();
+    }
+
     /// An API key for `owner` in the fixture's account.
     pub fn api_key(&self, owner: Owner) -> (CredentialId, Secret) {
         let (credential, secret) = self

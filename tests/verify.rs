@@ -66,23 +66,14 @@ fn a_revoke_or_disable_is_never_answered_stale_even_under_concurrent_lookups() {
             }
             n
         });
-        fx.lk
-            .set_member_state(
-                fx.admin_actor(),
-                fx.account(),
-                dana.id,
-                MemberState::Disabled,
-            )
-            .unwrap();
+        fx.set_state(&dana, MemberState::Disabled);
         assert_eq!(
             rejection(&fx.lk, &key),
             Rejection::OwnerDisabled,
             "the call returned, so the change is visible"
         );
         assert_eq!(rejection(&fx.lk, &personal), Rejection::OwnerDisabled);
-        fx.lk
-            .set_member_state(fx.admin_actor(), fx.account(), dana.id, MemberState::Active)
-            .unwrap();
+        fx.set_state(&dana, MemberState::Active);
         assert!(fx.lk.verify(key.expose()).is_ok());
         fx.lk
             .delete_credential(fx.admin_actor(), fx.account(), id)
