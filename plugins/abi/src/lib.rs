@@ -1,0 +1,366 @@
+//! ABI v1 between the latchkey host and its WASM policy modules.
+//!
+//! Both sides depend on this crate; it holds only data types and their encoding, so it is
+//! `no_std` + `alloc` and builds for `wasm32-unknown-unknown`. A request and a decision
+//! cross the module boundary as postcard bytes in the guest's exported memory. The calling
+//! convention (exports, memory, limits) is described in `plugins/README.md`.
+//!
+//! **Frozen:** once released, nothing in v1 changes shape. A change is a new crate version
+//! with a new [`ABI_VERSION`], and the host refuses a module whose version it does not
+//! speak.
+
+#![no_std]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+/// The version a v1 module returns from `lk_abi_version`.
+pub const ABI_VERSION: u32 = 1;
+
+/// The built-in permission catalog; an entry's position is its index in permission bit
+/// sets and in [`Resource::permission`]. Operators may extend the catalog: their entries
+/// take the indices after these, which never move.
+pub const BUILTIN_CATALOG: [&str; 28] = [
+    "computers.view",
+    "computers.add",
+    "computers.edit",
+    "computers.delete",
+    "computers.run_maintenance",
+    "computers.remote_control",
+    "deployments.view",
+    "deployments.create",
+    "deployments.edit",
+    "deployments.delete",
+    "deployments.approve",
+    "software.view",
+    "software.add",
+    "software.edit",
+    "software.delete",
+    "software.manage_versions",
+    "software.request_install",
+    "users.view",
+    "users.add",
+    "users.edit",
+    "users.delete",
+    "users.manage_roles",
+    "system.view_settings",
+    "system.edit_settings",
+    "system.manage_integrations",
+    "system.view_logs",
+    "system.manage_licenses",
+    "reports.view",
+];
+
+/// The catalog index of a built-in permission name.
+pub fn builtin_permission(name: &str) -> Option<u32> {
+    BUILTIN_CATALOG
+        .iter()
+        .position(|p| *p == name)
+        .and_then(|i| u32::try_from(i).ok())
+}
+
+/// Names of the exports every module must provide.
+pub mod exports {
+    /// `() -> i32`: the ABI version the module speaks ([`super::ABI_VERSION`]).
+    pub const ABI_VERSION: &str = "lk_abi_version";
+    /// `(len: i32) -> i32`: reserve `len` bytes of guest memory for the host to write the
+    /// encoded [`super::Request`] into; returns the offset (0 means out of memory).
+    pub const ALLOC: &str = "lk_alloc";
+    /// `(ptr: i32, len: i32) -> i64`: decide the request at `ptr..ptr+len`; returns
+    /// `(decision_ptr << 32) | decision_len` of the encoded [`super::Decision`].
+    pub const EVALUATE: &str = "lk_evaluate";
+    /// `() -> ()`: forget every allocation; the host calls it before each evaluation so no
+    /// decision can see what an earlier one left behind.
+    pub const RESET: &str = "lk_reset";
+    /// The module's linear memory.
+    pub const MEMORY: &str = "memory";
+}
+
+/// Everything a policy may judge: who asks, to do what, to which object, in what context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Who is acting.
+    pub principal: Principal,
+    /// The action, e.g. `iam.api_keys.create`, `agent.bind` or `computers.delete`.
+    pub action: String,
+    /// What it is done to.
+    pub resource: Resource,
+    /// When, and anything else the caller adds.
+    pub context: Context,
+}
+
+/// The acting principal, with everything the host resolved about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// A person, a bot user, or the appliance itself.
+    pub kind: PrincipalKind,
+    /// `usr_…`, `bot_…` or `system`.
+    pub id: String,
+    /// The account it acts in (`ac_…`).
+    pub account: String,
+    /// Account roles of a user's membership; `None` for bots and the system.
+    pub roles: Option<AccountRoles>,
+    /// Tenant role assignments, with their permissions resolved to catalog indices.
+    pub assignments: Vec<Assignment>,
+    /// Second-factor state of the session (always `false` for token callers).
+    pub mfa: Mfa,
+    /// The credential the request was made with, if any.
+    pub credential: Option<CredentialInfo>,
+    /// The address the request came from.
+    pub source_ip: Option<IpAddress>,
+}
+
+/// Kinds of principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrincipalKind {
+    /// A person who is a member of the account.
+    User,
+    /// A bot user (service account) of the account.
+    Bot,
+    /// The appliance or the operator at the host.
+    System,
+}
+
+/// Account-level roles of a membership (seed: ngrok RBAC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRoles {
+    /// Developer role.
+    pub developer: Developer,
+    /// Team role.
+    pub team: Team,
+    /// Billing role.
+    pub billing: Billing,
+    /// Full account control.
+    pub admin: bool,
+}
+
+/// Developer role values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Developer {
+    /// Create, modify and delete developer resources.
+    ReadWrite,
+    /// View developer resources (and use one's own personal authtoken).
+    ReadOnly,
+}
+
+/// Team role values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Team {
+    /// Invite, remove and change the roles of non-administrators.
+    Manager,
+    /// See members and invite.
+    Invite,
+    /// See members.
+    ReadOnly,
+}
+
+/// Billing role values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Billing {
+    /// View and change billing.
+    Access,
+    /// No billing access.
+    None,
+}
+
+/// One tenant role assignment of the principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The role's name (`Technician`, or a custom role's name).
+    pub role: String,
+    /// A built-in role (Global Administrator, Tenant Administrator, Technician, Read-Only,
+    /// Self-Service): the policy knows its permissions by name and ignores `permissions`.
+    pub builtin: bool,
+    /// The tenant (`tnt_…`) it applies to; `None` for all tenants.
+    pub tenant: Option<String>,
+    /// A custom role's permissions as a bit set over the catalog: bit `i % 64` of word
+    /// `i / 64` is catalog entry `i` (see [`BUILTIN_CATALOG`]).
+    pub permissions: Vec<u64>,
+}
+
+impl Assignment {
+    /// Whether the role grants catalog entry `permission`.
+    pub fn grants(&self, permission: u32) -> bool {
+        let (word, bit) = ((permission / 64) as usize, permission % 64);
+        self.permissions
+            .get(word)
+            .is_some_and(|w| w & (1u64 << bit) != 0)
+    }
+}
+
+/// Second-factor state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mfa {
+    /// The user has a second factor enrolled.
+    pub enrolled: bool,
+    /// This session passed the second factor.
+    pub verified: bool,
+}
+
+/// The credential behind a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialInfo {
+    /// Which kind.
+    pub kind: CredentialKind,
+    /// `cr_…`, `ak_…` or `sshcr_…`.
+    pub id: String,
+    /// Whether it is the member's personal authtoken.
+    pub personal: bool,
+    /// Bind rules (authtokens and SSH keys), as stored (`bind:*.example.com`, …).
+    pub acl: Vec<String>,
+    /// Action patterns an API key is limited to (empty: no limit beyond its owner's).
+    pub scopes: Vec<String>,
+}
+
+/// Kinds of credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CredentialKind {
+    /// Agent authtoken.
+    Authtoken,
+    /// API key.
+    ApiKey,
+    /// SSH public key.
+    SshKey,
+    /// A dashboard session cookie.
+    Session,
+}
+
+/// An IP address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IpAddress {
+    /// IPv4, network order.
+    V4([u8; 4]),
+    /// IPv6, network order.
+    V6([u8; 16]),
+}
+
+/// The object acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Its type, e.g. `api_key`, `user`, `computer`, `host` (for `agent.bind`).
+    pub kind: String,
+    /// Its id (or, for `agent.bind`, the host name or label asked for).
+    pub id: String,
+    /// The account it belongs to.
+    pub account: String,
+    /// The tenant it belongs to, for application resources.
+    pub tenant: Option<String>,
+    /// Its owner (`usr_…` or `bot_…`), for credentials.
+    pub owner: Option<String>,
+    /// The catalog index of the permission the action needs, for application actions;
+    /// resolved by the host from the action name.
+    pub permission: Option<u32>,
+    /// Anything else, as name/value pairs (e.g. `target_admin` = `true` when the target
+    /// member is an administrator; `grants_admin` = `true` when a change grants it).
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Resource {
+    /// The value of attribute `name`, if present.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// When the request is made, and caller-supplied values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// Milliseconds since the Unix epoch, UTC.
+    pub time_ms: i64,
+    /// Caller-supplied name/value pairs.
+    pub values: Vec<(String, String)>,
+}
+
+/// A module's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Allow, deny, or abstain.
+    pub outcome: Outcome,
+    /// Why, in a short sentence an operator can read.
+    pub reason: String,
+}
+
+/// The three possible answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The module permits the request.
+    Allow,
+    /// The module forbids it; any deny wins.
+    Deny,
+    /// The request is outside what the module decides.
+    NotApplicable,
+}
+
+impl Decision {
+    /// An allow with its reason.
+    pub fn allow(reason: impl Into<String>) -> Self {
+        Decision {
+            outcome: Outcome::Allow,
+            reason: reason.into(),
+        }
+    }
+
+    /// A deny with its reason.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        Decision {
+            outcome: Outcome::Deny,
+            reason: reason.into(),
+        }
+    }
+
+    /// An abstention with its reason.
+    pub fn not_applicable(reason: impl Into<String>) -> Self {
+        Decision {
+            outcome: Outcome::NotApplicable,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Encode a value with postcard.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(value)
+}
+
+/// Decode a value with postcard.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn assignments_test_bits_of_the_catalog() {
+        let a = Assignment {
+            role: "r".into(),
+            builtin: false,
+            tenant: None,
+            permissions: vec![0b101, 1],
+        };
+        assert!(a.grants(0) && !a.grants(1) && a.grants(2) && a.grants(64));
+        assert!(!a.grants(65) && !a.grants(1000));
+    }
+
+    #[test]
+    fn catalog_indices_are_positions() {
+        assert_eq!(builtin_permission("computers.view"), Some(0));
+        assert_eq!(builtin_permission("reports.view"), Some(27));
+        assert_eq!(builtin_permission("nope"), None);
+    }
+
+    #[test]
+    fn decisions_round_trip() {
+        let d = Decision::deny("no");
+        assert_eq!(decode::<Decision>(&encode(&d).unwrap()).unwrap(), d);
+    }
+}
