@@ -1,0 +1,581 @@
+#!/usr/bin/env python3
+"""Generate the decision-case files of the built-in policies and the example.
+
+    python3 plugins/cases/generate.py        # rewrite the three files
+    python3 plugins/cases/generate.py --check  # exit 1 if a committed file is stale
+
+Writes policies/account-rbac.cases.json, policies/tenant-roles.cases.json and
+plugins/examples/business-hours/business-hours.cases.json. The expectations come from the
+tables below, transcribed from the seeds (shared/seeds/002 ngrok RBAC, 003 ImmyBot roles)
+and api.md, never from the Rust code: the cases are the independent witness that the
+policies say what the seeds say. Requests are latchkey_policy_abi::Request in serde's JSON
+form. One case per line, so a change reads as a small diff.
+"""
+
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ACCOUNT = "ac_acme"
+OTHER_ACCOUNT = "ac_other"
+T0 = 1795435200000  # 2026-11-23 12:00 UTC, a Monday
+
+# ---------------------------------------------------------------- request builders
+
+
+def roles(developer="ReadOnly", team="ReadOnly", billing="None", admin=False):
+    # api.md: omitted role fields default to the least privilege.
+    return {"developer": developer, "team": team, "billing": billing, "admin": admin}
+
+
+def credential(kind="Session", id="ses_1", personal=False, acl=(), scopes=()):
+    return {"kind": kind, "id": id, "personal": personal, "acl": list(acl),
+            "scopes": list(scopes)}
+
+
+def principal(kind="User", id="usr_dana", member_roles=None, assignments=(), cred=None,
+              account=ACCOUNT):
+    return {"kind": kind, "id": id, "account": account, "roles": member_roles,
+            "assignments": list(assignments), "mfa": {"enrolled": False, "verified": False},
+            "credential": cred, "source_ip": None}
+
+
+def resource(kind, id, tenant=None, owner=None, permission=None, attributes=(),
+             account=ACCOUNT):
+    return {"kind": kind, "id": id, "account": account, "tenant": tenant, "owner": owner,
+            "permission": permission, "attributes": [list(a) for a in attributes]}
+
+
+def request(who, action, res, time_ms=T0):
+    return {"principal": who, "action": action, "resource": res,
+            "context": {"time_ms": time_ms, "values": []}}
+
+
+def case(name, req, expect):
+    assert expect in ("allow", "deny", "not_applicable"), expect
+    return {"name": name, "request": req, "expect": expect}
+
+
+# ---------------------------------------------------------------- account RBAC (seed 002)
+
+# Resources as the API paths name them, with the kind of object each holds.
+DEVELOPER_RESOURCES = {  # "objects like Domains, ..., Authtokens, API Keys" + api.md
+    "api_keys": "api_key", "credentials": "credential", "ssh_credentials": "ssh_credential",
+    "bot_users": "bot_user", "ip_policies": "ip_policy", "ip_policy_rules": "ip_policy_rule",
+    "ip_restrictions": "ip_restriction",
+}
+DEVELOPER_VERBS = ["list", "get", "create", "update", "delete"]
+VERBS = {r: DEVELOPER_VERBS for r in DEVELOPER_RESOURCES}
+VERBS["credentials"] = DEVELOPER_VERBS + ["rotate", "verify"]
+VERBS["users"] = ["list", "get", "create", "update_roles", "disable", "enable", "delete"]
+VERBS["invitations"] = ["list", "get", "create", "delete"]
+VERBS["billing"] = ["get", "update"]
+VERBS["account"] = ["get", "update"]
+VERBS["events"] = ["list", "get"]
+for r in ("tenants", "roles", "role_assignments"):
+    VERBS[r] = ["list", "get", "create", "update", "delete"]
+KIND = dict(DEVELOPER_RESOURCES, users="user", invitations="invitation", billing="billing",
+            account="account", events="event", tenants="tenant", roles="role",
+            role_assignments="role_assignment")
+ALL = {(r, v) for r, vs in VERBS.items() for v in vs}
+
+
+def on(resources, verbs=None):
+    return {(r, v) for r in resources for v in (verbs or VERBS[r])}
+
+
+READ = ["list", "get"]
+VERIFY = {("credentials", "verify")}  # api.md /verify: administrators, developers, bots
+# What each role value grants, sentence by sentence from seed 002 (and api.md where named).
+GRANTS = {
+    # "create, modify and delete any developer feature ... not team, billing, settings"
+    ("developer", "ReadWrite"): on(DEVELOPER_RESOURCES) | VERIFY,
+    # "can view but NOT create, modify or delete developer features"
+    ("developer", "ReadOnly"): on(DEVELOPER_RESOURCES, READ) | VERIFY,
+    # "invite and remove other users ... modify other users' RBAC settings"; api.md:
+    # tenants, roles and assignments are managed by administrators and team managers
+    ("team", "Manager"): on(["users", "invitations", "tenants", "roles",
+                             "role_assignments"]),
+    # "see other members ... and invite new teammates"
+    ("team", "Invite"): on(["users"], READ) | on(["invitations"], READ + ["create"]),
+    # "can see other members of the account but cannot manage or invite"
+    ("team", "ReadOnly"): on(["users"], READ),
+    # "may change the subscription plan ... may also view billing history"
+    ("billing", "Access"): on(["billing"]),
+    ("billing", "None"): set(),
+    # "may take all actions within an account"; account settings and events (seeds
+    # silent on events: least privilege) only here
+    ("admin", True): ALL,
+    ("admin", False): set(),
+}
+# "Bot users ... function as though they have a read/write Developer role and no other".
+BOT_GRANTS = GRANTS[("developer", "ReadWrite")]
+
+MEMBERS = {  # name in cases -> roles (each role value appears at least once)
+    "developer read_write": roles(developer="ReadWrite"),
+    "developer read_only": roles(),
+    "team manager": roles(team="Manager"),
+    "team invite": roles(team="Invite"),
+    "team read_only": roles(team="ReadOnly"),
+    "billing access": roles(billing="Access"),
+    "billing none": roles(billing="None"),
+    "administrator": roles(admin=True),
+}
+
+
+def member_grants(r):
+    return (GRANTS[("developer", r["developer"])] | GRANTS[("team", r["team"])]
+            | GRANTS[("billing", r["billing"])] | GRANTS[("admin", r["admin"])])
+
+
+def member(name, cred=None):
+    return principal("User", "usr_" + name.replace(" ", "_"), MEMBERS[name], cred=cred)
+
+
+BOT = principal("Bot", "bot_ci", None)
+SYSTEM = principal("System", "system", None)
+
+
+def plain_resource(res):
+    return resource(KIND[res], KIND[res] + "_1")
+
+
+def account_rbac_cases():
+    out = []
+    actors = [(name, member(name), member_grants(r)) for name, r in MEMBERS.items()]
+    actors += [("bot", BOT, BOT_GRANTS), ("system", SYSTEM, ALL)]
+    # The matrix: every role value against every resource and verb.
+    for name, who, grants in actors:
+        for res, verbs in VERBS.items():
+            for verb in verbs:
+                action = f"iam.{res}.{verb}"
+                want = "allow" if (res, verb) in grants else "deny"
+                out.append(case(f"{name}: {action}", request(who, action,
+                                plain_resource(res)), want))
+        for action in ("computers.view", "reports.view", "iamx.users.get", "iam", "agent"):
+            out.append(case(f"{name}: {action} is not account-rbac's",
+                            request(who, action, resource("computer", "c-1", "tnt_a")),
+                            "not_applicable"))
+        # Unknown iam resources: only "all actions" principals pass.
+        unknown = "allow" if name in ("administrator", "system") else "deny"
+        out.append(case(f"{name}: unknown iam.widgets.list",
+                        request(who, "iam.widgets.list", resource("widget", "w1")), unknown))
+
+    def rq(who, action, res, want, name):
+        out.append(case(name, request(who, action, res), want))
+
+    # Personal authtoken: "read-only ... can still see their personal authtoken"; api.md:
+    # rotate "open to its owner whatever its developer role, and to administrators".
+    ro = member("developer read_only")
+    rw = member("developer read_write")
+    admin = member("administrator")
+    own = resource("credential", "cr_p1", owner=ro["id"], attributes=[("personal", "true")])
+    theirs = resource("credential", "cr_p2", owner="usr_erin",
+                      attributes=[("personal", "true")])
+    mine_not_personal = resource("credential", "cr_3", owner=ro["id"],
+                                 attributes=[("personal", "false")])
+    for verb in ("get", "list", "rotate"):
+        rq(ro, f"iam.credentials.{verb}", own, "allow",
+           f"developer read_only: {verb} own personal authtoken")
+    rq(ro, "iam.credentials.update", own, "deny",
+       "developer read_only: update own personal authtoken")
+    rq(ro, "iam.credentials.rotate", mine_not_personal, "deny",
+       "developer read_only: rotate own non-personal authtoken")
+    for name in ("team manager", "billing access", "team invite"):
+        rq(member(name), "iam.credentials.rotate",
+           resource("credential", "cr_p", owner=member(name)["id"],
+                    attributes=[("personal", "true")]),
+           "allow", f"{name}: rotate own personal authtoken")
+    rq(ro, "iam.credentials.rotate", theirs, "deny",
+       "developer read_only: rotate another member's personal authtoken")
+    rq(rw, "iam.credentials.rotate", theirs, "deny",
+       "developer read_write: rotate another member's personal authtoken")
+    rq(rw, "iam.credentials.get", theirs, "allow",
+       "developer read_write: get another member's personal authtoken")
+    rq(BOT, "iam.credentials.rotate", theirs, "deny", "bot: rotate a member's personal authtoken")
+    rq(admin, "iam.credentials.rotate", theirs, "allow",
+       "administrator: rotate another member's personal authtoken")
+
+    # Dashboard IP restrictions and the policies they use: administrators only (to change).
+    dash = [
+        ("ip_restrictions", resource("ip_restriction", "ipx_d", attributes=[("type", "dashboard")])),
+        ("ip_policies", resource("ip_policy", "ipp_d", attributes=[("used_by_dashboard", "true")])),
+        ("ip_policy_rules", resource("ip_policy_rule", "ipr_d",
+                                     attributes=[("used_by_dashboard", "true")])),
+    ]
+    for res, obj in dash:
+        for verb in ("create", "update", "delete"):
+            rq(rw, f"iam.{res}.{verb}", obj, "deny", f"developer read_write: {verb} dashboard {res}")
+            rq(BOT, f"iam.{res}.{verb}", obj, "deny", f"bot: {verb} dashboard {res}")
+            rq(admin, f"iam.{res}.{verb}", obj, "allow", f"administrator: {verb} dashboard {res}")
+        rq(ro, f"iam.{res}.get", obj, "allow", f"developer read_only: get dashboard {res}")
+        rq(rw, f"iam.{res}.list", obj, "allow", f"developer read_write: list dashboard {res}")
+    for t in ("api", "agent", "endpoints"):
+        rq(rw, "iam.ip_restrictions.update",
+           resource("ip_restriction", "ipx_" + t, attributes=[("type", t)]), "allow",
+           f"developer read_write: update {t} ip_restriction")
+    rq(rw, "iam.ip_policies.update",
+       resource("ip_policy", "ipp_x", attributes=[("used_by_dashboard", "false")]), "allow",
+       "developer read_write: update ip_policy not used by dashboard")
+
+    # Team manager: "cannot modify or remove Administrators"; only administrators grant it.
+    mgr = member("team manager")
+    inv = member("team invite")
+    admin_target = resource("user", "usr_boss", attributes=[("target_admin", "true")])
+    for verb in ("update_roles", "disable", "enable", "delete"):
+        rq(mgr, f"iam.users.{verb}", admin_target, "deny", f"team manager: {verb} an administrator")
+        rq(admin, f"iam.users.{verb}", admin_target, "allow",
+           f"administrator: {verb} another administrator")
+        rq(mgr, f"iam.users.{verb}",
+           resource("user", "usr_x", attributes=[("target_admin", "false")]), "allow",
+           f"team manager: {verb} a non-administrator")
+    rq(mgr, "iam.users.get", admin_target, "allow", "team manager: get an administrator")
+    grants_admin = [("grants_admin", "true")]
+    for action, kind in (("iam.users.update_roles", "user"), ("iam.users.create", "user"),
+                         ("iam.invitations.create", "invitation")):
+        rq(mgr, action, resource(kind, "x1", attributes=grants_admin), "deny",
+           f"team manager: {action} granting administrator")
+        rq(inv, action, resource(kind, "x1", attributes=grants_admin), "deny",
+           f"team invite: {action} granting administrator")
+        rq(admin, action, resource(kind, "x1", attributes=grants_admin), "allow",
+           f"administrator: {action} granting administrator")
+    higher = [("exceeds_own_roles", "true")]
+    rq(inv, "iam.invitations.create", resource("invitation", "inv_1", attributes=higher),
+       "deny", "team invite: invite with roles above its own")
+    rq(inv, "iam.invitations.create",
+       resource("invitation", "inv_1", attributes=[("exceeds_own_roles", "false")]),
+       "allow", "team invite: invite with roles no higher than its own")
+    rq(mgr, "iam.invitations.create", resource("invitation", "inv_1", attributes=higher),
+       "allow", "team manager: invite with any non-administrator roles")
+
+    # api.md: naming another user as a credential's owner is for administrators; naming a
+    # bot user is open to read/write developers.
+    for res, kind in (("api_keys", "api_key"), ("credentials", "credential"),
+                      ("ssh_credentials", "ssh_credential")):
+        rq(rw, f"iam.{res}.create", resource(kind, "new", owner="usr_erin"), "deny",
+           f"developer read_write: create {res} owned by another user")
+        rq(rw, f"iam.{res}.create", resource(kind, "new", owner=rw["id"]), "allow",
+           f"developer read_write: create {res} owned by itself")
+        rq(rw, f"iam.{res}.create", resource(kind, "new", owner="bot_ci"), "allow",
+           f"developer read_write: create {res} owned by a bot user")
+        rq(admin, f"iam.{res}.create", resource(kind, "new", owner="usr_erin"), "allow",
+           f"administrator: create {res} owned by another user")
+        rq(BOT, f"iam.{res}.create", resource(kind, "new", owner="bot_other"), "allow",
+           f"bot: create {res} owned by another bot user")
+        rq(BOT, f"iam.{res}.create", resource(kind, "new", owner="usr_erin"), "deny",
+           f"bot: create {res} owned by a user")
+
+    # API key scopes: "the key's rights are its owner's rights intersected with its scopes".
+    def keyed(name, scopes):
+        return member(name, credential("ApiKey", "ak_1", scopes=scopes))
+    rw_bots = keyed("developer read_write", ["iam.bot_users.*"])
+    rq(rw_bots, "iam.bot_users.create", plain_resource("bot_users"), "allow",
+       "developer read_write, key scoped to iam.bot_users.*: create bot_users")
+    rq(rw_bots, "iam.api_keys.create", plain_resource("api_keys"), "deny",
+       "developer read_write, key scoped to iam.bot_users.*: create api_keys")
+    admin_get = keyed("administrator", ["iam.users.get", "iam.users.list"])
+    rq(admin_get, "iam.users.get", plain_resource("users"), "allow",
+       "administrator, key scoped to iam.users.get: get users")
+    rq(admin_get, "iam.users.delete", plain_resource("users"), "deny",
+       "administrator, key scoped to iam.users.get: delete users")
+    rq(keyed("administrator", ["*"]), "iam.account.update", plain_resource("account"), "allow",
+       "administrator, key scoped to *: update account")
+    rq(keyed("administrator", []), "iam.account.update", plain_resource("account"), "allow",
+       "administrator, key without scopes: update account")
+    rq(keyed("developer read_only", ["iam.*"]), "iam.api_keys.create", plain_resource("api_keys"),
+       "deny", "developer read_only, key scoped to iam.*: create api_keys (scopes never widen)")
+    rq(keyed("administrator", ["iam.users.get"]), "computers.view",
+       resource("computer", "c-1", "tnt_a"), "not_applicable",
+       "administrator, scoped key: computers.view is not account-rbac's")
+    bot_key = principal("Bot", "bot_ci", None, cred=credential("ApiKey", "ak_b", scopes=["iam.ip_policies.*"]))
+    rq(bot_key, "iam.ip_policies.update", plain_resource("ip_policies"), "allow",
+       "bot, key scoped to iam.ip_policies.*: update ip_policies")
+    rq(bot_key, "iam.ip_policy_rules.update", plain_resource("ip_policy_rules"), "deny",
+       "bot, key scoped to iam.ip_policies.*: update ip_policy_rules")
+
+    # agent.bind: the credential's ACL decides (ngrok bind rules); any developer role may
+    # run an agent ("can still ... use the ngrok agent to create endpoints").
+    def bind(who, target, want, name):
+        rq(who, "agent.bind", resource("host", target), want, name)
+
+    def agent(acl, kind="Authtoken", base=None):
+        base = base or member("developer read_only")
+        return dict(base, credential=credential(kind, "cr_1" if kind == "Authtoken" else "sshcr_1",
+                                                personal=True, acl=acl))
+    bind(agent([]), "anything.example.org", "allow", "bind: empty ACL allows anything")
+    bind(agent(["*"]), "x.example.org", "allow", "bind: * allows anything")
+    bind(agent(["bind:*"]), "db.internal:5432", "allow", "bind: bind:* allows anything")
+    wild = agent(["bind:*.example.com"])
+    bind(wild, "api.example.com", "allow", "bind: *.example.com allows api.example.com")
+    bind(wild, "API.Example.COM", "allow", "bind: host names are case-insensitive")
+    bind(wild, "a.b.example.com", "allow", "bind: *.example.com allows a.b.example.com")
+    bind(wild, "example.com", "deny", "bind: *.example.com does not allow example.com")
+    bind(wild, "example.com.evil.org", "deny", "bind: *.example.com does not allow a lookalike")
+    bind(wild, "api.example.com:443", "deny", "bind: a domain rule does not grant an address")
+    exact = agent(["bind:api.example.com"])
+    bind(exact, "api.example.com", "allow", "bind: exact host")
+    bind(exact, "www.example.com", "deny", "bind: another host")
+    tcp = agent(["bind:1.tcp.example.com:20000"])
+    bind(tcp, "1.tcp.example.com:20000", "allow", "bind: exact TCP address")
+    bind(tcp, "1.tcp.example.com:20001", "deny", "bind: another port")
+    bind(tcp, "1.tcp.example.com", "deny", "bind: an address rule does not grant the host")
+    label = agent(["bind:env=prod"])
+    bind(label, "env=prod", "allow", "bind: exact label")
+    bind(label, "env=dev", "deny", "bind: another label value")
+    bind(label, "Env=prod", "deny", "bind: labels are case-sensitive")
+    bind(agent(["bind:env=*"]), "env=dev", "allow", "bind: label with any value")
+    bind(agent(["bind:a.example.com", "bind:app=web"]), "app=web", "allow",
+         "bind: any one rule suffices")
+    bind(agent(["bind:*.example.com"]), "bad host", "deny", "bind: malformed target")
+    bind(agent(["bind:*.example.com"], "SshKey"), "ssh.example.com", "allow",
+         "bind: SSH key within its ACL")
+    bind(agent(["bind:*.example.com"], "SshKey"), "ssh.example.net", "deny",
+         "bind: SSH key outside its ACL")
+    bind(agent(["bind:*.example.com"], base=BOT), "ci.example.com", "allow",
+         "bind: bot authtoken within its ACL")
+    bind(agent(["bind:*.example.com"], base=member("administrator")), "x.example.net", "deny",
+         "bind: an administrator's authtoken still obeys its ACL")
+    bind(member("developer read_write", credential("ApiKey", "ak_1")), "api.example.com",
+         "deny", "bind: an API key does not start agents")
+    bind(member("developer read_write", credential("Session", "ses_1")), "api.example.com",
+         "deny", "bind: a dashboard session does not start agents")
+    bind(member("developer read_write"), "api.example.com", "deny", "bind: no credential")
+
+    # Every request acts inside the account of its credential (api.md).
+    foreign = resource("api_key", "ak_9", account=OTHER_ACCOUNT)
+    rq(admin, "iam.api_keys.get", foreign, "deny", "administrator: another account's api_key")
+    rq(BOT, "iam.api_keys.get", foreign, "deny", "bot: another account's api_key")
+    rq(SYSTEM, "iam.api_keys.get", foreign, "allow", "system: any account's api_key")
+    rq(agent([]), "agent.bind", resource("host", "x.example.com", account=OTHER_ACCOUNT),
+       "deny", "bind: in another account")
+    rq(principal("User", "usr_nobody", None), "iam.users.list", plain_resource("users"), "deny",
+       "user without account roles: list users")
+    rq(admin, "iam.users", plain_resource("users"), "allow", "administrator: malformed iam action")
+    rq(rw, "iam.users", plain_resource("users"), "deny", "developer read_write: malformed iam action")
+    return out
+
+
+# ---------------------------------------------------------------- tenant roles (seed 003)
+
+CATALOG = [  # api.md, in catalog order (index = position)
+    "computers.view", "computers.add", "computers.edit", "computers.delete",
+    "computers.run_maintenance", "computers.remote_control",
+    "deployments.view", "deployments.create", "deployments.edit", "deployments.delete",
+    "deployments.approve",
+    "software.view", "software.add", "software.edit", "software.delete",
+    "software.manage_versions", "software.request_install",
+    "users.view", "users.add", "users.edit", "users.delete", "users.manage_roles",
+    "system.view_settings", "system.edit_settings", "system.manage_integrations",
+    "system.view_logs", "system.manage_licenses",
+    "reports.view",
+]
+ADDED = len(CATALOG)  # an operator-added catalog entry, e.g. "backups.restore"
+# api.md's built-in role table, verbatim.
+BUILTIN = {
+    "Global Administrator": set(CATALOG) | {ADDED},  # every catalog permission
+    "Tenant Administrator": {p for p in CATALOG if not p.startswith("system.")},
+    "Technician": {"computers.view", "computers.add", "computers.edit",
+                   "computers.run_maintenance", "computers.remote_control",
+                   "deployments.view", "deployments.create", "deployments.edit",
+                   "software.view", "reports.view", "system.view_logs"},
+    "Read-Only": {p for p in CATALOG if p.endswith(".view")}
+    | {"system.view_settings", "system.view_logs"},
+    "Self-Service": {"computers.view", "software.request_install", "reports.view"},
+}
+# The scope column: where each built-in may be assigned (others grant nothing).
+SCOPE = {"Global Administrator": "all", "Tenant Administrator": "tenant",
+         "Self-Service": "tenant", "Technician": "either", "Read-Only": "either"}
+CUSTOM = {  # custom roles: a name and a permission set from the catalog
+    "Helpdesk": {"computers.view", "computers.remote_control", "reports.view"},
+    "Auditor": {"system.view_logs", "reports.view", ADDED},
+}
+
+
+def index(p):
+    return p if isinstance(p, int) else CATALOG.index(p)
+
+
+def bits(perms):
+    words = [0] * ((max(index(p) for p in perms) // 64) + 1)
+    for p in perms:
+        words[index(p) // 64] |= 1 << (index(p) % 64)
+    return words
+
+
+def assignment(role, tenant):
+    if role in BUILTIN:
+        return {"role": role, "builtin": True, "tenant": tenant, "permissions": []}
+    return {"role": role, "builtin": False, "tenant": tenant, "permissions": bits(CUSTOM[role])}
+
+
+def expected(assignments, tenant, permission):
+    """allow iff an assignment for the resource's tenant (or all tenants) grants it."""
+    if permission is None:
+        return "deny"  # "action is not in the permission catalog"
+    for a in assignments:
+        if a["tenant"] is not None and a["tenant"] != tenant:
+            continue
+        role = a["role"]
+        if a["builtin"]:
+            scope = SCOPE.get(role)
+            if scope == "all" and a["tenant"] is not None:
+                continue
+            if scope == "tenant" and a["tenant"] is None:
+                continue
+            perms = {index(p) for p in BUILTIN.get(role, set())}
+        else:
+            perms = {index(p) for p in CUSTOM.get(role, set())}
+        if permission in perms:
+            return "allow"
+    return "deny"
+
+
+def tenant_roles_cases():
+    out = []
+    holders = [  # (name, kind, assignments): every built-in, custom roles, mixes
+        ("Global Administrator (all tenants)", "User", [("Global Administrator", None)]),
+        ("Tenant Administrator of tnt_a", "User", [("Tenant Administrator", "tnt_a")]),
+        ("Technician of tnt_a", "User", [("Technician", "tnt_a")]),
+        ("Technician (all tenants)", "User", [("Technician", None)]),
+        ("Read-Only of tnt_a", "User", [("Read-Only", "tnt_a")]),
+        ("Read-Only (all tenants)", "User", [("Read-Only", None)]),
+        ("Self-Service of tnt_a", "User", [("Self-Service", "tnt_a")]),
+        ("custom Helpdesk of tnt_a", "User", [("Helpdesk", "tnt_a")]),
+        ("custom Auditor (all tenants)", "User", [("Auditor", None)]),
+        ("Self-Service of tnt_a + Technician of tnt_b", "User",
+         [("Self-Service", "tnt_a"), ("Technician", "tnt_b")]),
+        ("Read-Only (all) + Helpdesk of tnt_a", "User", [("Read-Only", None), ("Helpdesk", "tnt_a")]),
+        ("integration bot, Technician of tnt_a", "Bot", [("Technician", "tnt_a")]),
+        ("no assignments", "User", []),
+        # Outside the scope column (the API refuses to create these): grant nothing.
+        ("Global Administrator scoped to tnt_a", "User", [("Global Administrator", "tnt_a")]),
+        ("Tenant Administrator for all tenants", "User", [("Tenant Administrator", None)]),
+    ]
+    families = ["computers", "deployments", "software", "users", "system", "reports"]
+    sample = []
+    for f in families:  # per family: its view permission and its first non-view one
+        fam = [p for p in CATALOG if p.startswith(f + ".")]
+        sample += [p for p in fam if "view" in p][:1] + [p for p in fam if "view" not in p][:1]
+    for n, (name, kind, held) in enumerate(holders):
+        pid = ("bot_" if kind == "Bot" else "usr_") + f"h{n}"
+        assigns = [assignment(r, t) for r, t in held]
+        who = principal(kind, pid, roles() if kind == "User" else None, assigns)
+        # The role's own tenant against the whole catalog, an operator-added entry and an
+        # action outside the catalog; another tenant and no tenant against each family.
+        targets = [("tnt_a", CATALOG + [ADDED, None]), ("tnt_b", sample), (None, sample)]
+        for tenant, perms in targets:
+            for p in perms:
+                pidx = None if p is None else index(p)
+                action = {None: "computers.teleport", ADDED: "backups.restore"}.get(p, p)
+                where = tenant or "no tenant"
+                res = resource("computer", "c-1", tenant, permission=pidx)
+                out.append(case(f"{name}: {action} in {where}", request(who, action, res),
+                                expected(assigns, tenant, pidx)))
+        for action in ("iam.users.list", "iam.tenants.create", "agent.bind"):
+            out.append(case(f"{name}: {action} is not tenant-roles'",
+                            request(who, action, resource("user", "usr_x")), "not_applicable"))
+
+    ga = [assignment("Global Administrator", None)]
+
+    def keyed(scopes):
+        return principal("User", "usr_key", roles(), ga, credential("ApiKey", "ak_1", scopes=scopes))
+    view, delete = index("computers.view"), index("computers.delete")
+    on_a = lambda p: resource("computer", "c-1", "tnt_a", permission=p)  # noqa: E731
+    out.append(case("GA, key scoped to computers.view: computers.view",
+                    request(keyed(["computers.view"]), "computers.view", on_a(view)), "allow"))
+    out.append(case("GA, key scoped to computers.view: computers.delete",
+                    request(keyed(["computers.view"]), "computers.delete", on_a(delete)), "deny"))
+    out.append(case("GA, key scoped to computers.*: computers.delete",
+                    request(keyed(["computers.*"]), "computers.delete", on_a(delete)), "allow"))
+    out.append(case("GA, key scoped to iam.*: computers.view",
+                    request(keyed(["iam.*"]), "computers.view", on_a(view)), "deny"))
+    out.append(case("GA, key scoped to computers.view: iam.users.list",
+                    request(keyed(["computers.view"]), "iam.users.list", resource("user", "u")),
+                    "not_applicable"))
+    gadmin = principal("User", "usr_ga", roles(), ga)
+    out.append(case("GA: a computer of another account",
+                    request(gadmin, "computers.view",
+                            resource("computer", "c-9", "tnt_a", permission=view,
+                                     account=OTHER_ACCOUNT)), "deny"))
+    out.append(case("system principal: computers.view (it holds no tenant roles)",
+                    request(SYSTEM, "computers.view", on_a(view)), "deny"))
+    impostor = principal("User", "usr_imp", roles(), [
+        {"role": "Technician", "builtin": False, "tenant": "tnt_a", "permissions": []}])
+    out.append(case("custom role named Technician without permissions: computers.view",
+                    request(impostor, "computers.view", on_a(view)), "deny"))
+    ignored = principal("User", "usr_ign", roles(), [
+        {"role": "Self-Service", "builtin": True, "tenant": "tnt_a",
+         "permissions": bits(CATALOG)}])
+    out.append(case("built-in Self-Service ignores permission bits: computers.delete",
+                    request(ignored, "computers.delete", on_a(delete)), "deny"))
+    return out
+
+
+# ---------------------------------------------------------------- business hours example
+
+def business_hours_cases():
+    tech = principal("User", "usr_tech", roles(), [assignment("Technician", "tnt_a")])
+    remote = resource("computer", "c-1", "tnt_a", permission=index("computers.remote_control"))
+    view = resource("computer", "c-1", "tnt_a", permission=index("computers.view"))
+    hour = 3_600_000
+    monday = T0 - 12 * hour  # 2026-11-23 00:00 UTC
+    rows = [
+        ("Monday 12:00: abstain", "computers.remote_control", remote, monday + 12 * hour,
+         "not_applicable"),
+        ("Monday 08:00: abstain", "computers.remote_control", remote, monday + 8 * hour,
+         "not_applicable"),
+        ("Monday 07:59: deny", "computers.remote_control", remote, monday + 8 * hour - 60_000,
+         "deny"),
+        ("Monday 18:00: deny", "computers.remote_control", remote, monday + 18 * hour, "deny"),
+        ("Friday 17:59: abstain", "computers.remote_control", remote,
+         monday + 4 * 24 * hour + 18 * hour - 60_000, "not_applicable"),
+        ("Saturday 12:00: deny", "computers.remote_control", remote,
+         monday + 5 * 24 * hour + 12 * hour, "deny"),
+        ("Sunday 12:00: other actions are not judged", "computers.view", view,
+         monday + 6 * 24 * hour + 12 * hour, "not_applicable"),
+    ]
+    return [case(n, request(tech, a, r, t), e) for n, a, r, t, e in rows]
+
+
+# ---------------------------------------------------------------- output
+
+def render(cases):
+    names = [c["name"] for c in cases]
+    dupes = {n for n in names if names.count(n) > 1}
+    assert not dupes, f"duplicate case names: {sorted(dupes)}"
+    lines = [json.dumps(c, separators=(",", ":"), ensure_ascii=False) for c in cases]
+    return "[\n" + ",\n".join(lines) + "\n]\n"
+
+
+OUTPUTS = {
+    "policies/account-rbac.cases.json": account_rbac_cases,
+    "policies/tenant-roles.cases.json": tenant_roles_cases,
+    "plugins/examples/business-hours/business-hours.cases.json": business_hours_cases,
+}
+
+
+def main(argv):
+    check = "--check" in argv
+    stale = False
+    for rel, make in OUTPUTS.items():
+        path = os.path.join(ROOT, rel)
+        text = render(make())
+        if check:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    current = f.read()
+            except FileNotFoundError:
+                current = None
+            if current != text:
+                print(f"{rel} is stale: run python3 plugins/cases/generate.py", file=sys.stderr)
+                stale = True
+        else:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            print(f"{rel}: {text.count(chr(10)) - 2} cases")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

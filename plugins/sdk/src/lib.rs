@@ -1,0 +1,126 @@
+//! The latchkey policy SDK: write a policy as plain Rust, export it as an ABI v1 module.
+//!
+//! Implement [`Policy`] on a unit struct, call [`export_policy!`] once, and build the
+//! crate for `wasm32-unknown-unknown`; natively the same code is unit-testable as is.
+//! Helpers here ([`action_matches`], [`scopes_allow`]) are the ones both built-ins share.
+//!
+//! # Writing a policy
+//!
+//! ```
+//! #![no_std]
+//! extern crate alloc;
+//! use latchkey_policy_sdk::{export_policy, Decision, Policy, Request};
+//!
+//! /// Refuses every `reports.*` action.
+//! pub struct NoReports;
+//!
+//! impl Policy for NoReports {
+//!     fn decide(request: &Request) -> Decision {
+//!         if latchkey_policy_sdk::action_matches("reports.*", &request.action) {
+//!             Decision::deny("reports are switched off")
+//!         } else {
+//!             Decision::not_applicable("not a report")
+//!         }
+//!     }
+//! }
+//!
+//! export_policy!(NoReports);
+//! # fn main() {}
+//! ```
+//!
+//! # `no_std` and panics
+//!
+//! Policy crates are `#![no_std]` (with `alloc`): on wasm32 the SDK links no `std`, so a
+//! module carries no WASI or host imports, and the SDK supplies the `#[panic_handler]`,
+//! which traps (the host then fails closed). Natively the SDK links `std` so the same
+//! `no_std` crate builds and runs its tests with std's panic handler. The handler lives in
+//! the SDK rather than in [`export_policy!`] because only the SDK knows whether it links
+//! `std` (its test-only `cases` feature does). A crate that wants `std` on wasm32 cannot
+//! use the SDK there: two panic handlers would clash, and std on `wasm32-unknown-unknown`
+//! buys nothing a policy can use.
+
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+// Natively, std provides the panic handler and unwinding runtime that a `no_std` policy
+// cdylib needs to link (for `cargo build --workspace` and tests); on wasm32 the macro
+// provides a trapping panic handler instead, and nothing from std is linked (the `cases`
+// feature, which reads JSON with std, is for native test builds only).
+#[cfg(any(not(target_arch = "wasm32"), feature = "cases"))]
+extern crate std;
+
+mod actions;
+#[cfg(feature = "cases")]
+pub mod cases;
+#[cfg(target_arch = "wasm32")]
+mod guest;
+
+pub use actions::{action_matches, scope_denial, scopes_allow};
+pub use latchkey_policy_abi as abi;
+pub use latchkey_policy_abi::{
+    ABI_VERSION, AccountRoles, Assignment, BUILTIN_CATALOG, Billing, Context, CredentialInfo,
+    CredentialKind, Decision, Developer, IpAddress, Mfa, Outcome, Principal, PrincipalKind,
+    Request, Resource, Team, builtin_permission,
+};
+
+/// A policy: one pure function from a request to a decision.
+///
+/// It sees nothing but the request: no clock (use `request.context.time_ms`), no I/O, and
+/// no memory of earlier calls (the host resets the guest's heap between decisions), so
+/// the same request always gets the same decision.
+pub trait Policy {
+    /// Decide `request`: [`Decision::allow`], [`Decision::deny`], or
+    /// [`Decision::not_applicable`] when the request is outside what this policy judges.
+    /// The reason is shown to operators and in `403` answers; make it a short sentence.
+    fn decide(request: &Request) -> Decision;
+}
+
+/// Export `$policy` (a type implementing [`Policy`]) as an ABI v1 module.
+///
+/// On `target_arch = "wasm32"` this emits the four exports of
+/// [`abi::exports`] (`lk_abi_version`, `lk_alloc`, `lk_evaluate`, `lk_reset`), a bump
+/// `#[global_allocator]` over the module's linear memory that `lk_reset` empties (the
+/// trapping `#[panic_handler]` comes with the SDK itself on wasm32). On other targets it
+/// only checks that `$policy` implements [`Policy`], so native builds and tests see the
+/// same errors. Invoke it once, at the root of a `#![no_std]` crate.
+#[macro_export]
+macro_rules! export_policy {
+    ($policy:ty) => {
+        const _: fn(&$crate::Request) -> $crate::Decision = <$policy as $crate::Policy>::decide;
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            #[global_allocator]
+            static LATCHKEY_HEAP: $crate::__private::BumpAllocator =
+                $crate::__private::BumpAllocator::new();
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn lk_abi_version() -> i32 {
+                $crate::__private::abi_version()
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn lk_alloc(len: i32) -> i32 {
+                $crate::__private::alloc(&LATCHKEY_HEAP, len)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn lk_evaluate(ptr: i32, len: i32) -> i64 {
+                $crate::__private::evaluate::<$policy>(&LATCHKEY_HEAP, ptr, len)
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn lk_reset() {
+                LATCHKEY_HEAP.reset();
+            }
+        };
+    };
+}
+
+/// What [`export_policy!`] expands to call; not part of the SDK's API.
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::guest::{BumpAllocator, abi_version, alloc, evaluate};
+}

@@ -1,0 +1,300 @@
+//! Built-in tenant roles (seed 003, ImmyBot): decides application actions (everything but
+//! `iam.*` and `agent.bind`) from the principal's tenant role assignments. The permission
+//! an action needs arrives resolved as a catalog index; built-in roles are known by name
+//! (api.md's table), custom roles bring their permission bit set.
+
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use latchkey_policy_sdk::{
+    Assignment, BUILTIN_CATALOG, Decision, Policy, Request, action_matches, export_policy,
+    scope_denial,
+};
+
+/// The tenant-roles policy.
+#[derive(Debug)]
+pub struct TenantRoles;
+
+impl Policy for TenantRoles {
+    fn decide(request: &Request) -> Decision {
+        if action_matches("iam.*", &request.action) || request.action == "agent.bind" {
+            return Decision::not_applicable(
+                "tenant-roles does not decide iam.* or agent.bind (account-rbac does)",
+            );
+        }
+        if let Some(denial) = scope_denial(request) {
+            return denial;
+        }
+        let principal = &request.principal;
+        let resource = &request.resource;
+        // As in account-rbac: the host never mixes accounts, so if it did, fail closed.
+        // This holds for the system principal too: it has no tenant roles, so it is judged
+        // like everyone else (it decides nothing here by being the system).
+        if resource.account != principal.account {
+            return Decision::deny(format!(
+                "{} belongs to account {}, not to the principal's account {}",
+                resource.id, resource.account, principal.account
+            ));
+        }
+        let Some(permission) = resource.permission else {
+            return Decision::deny("action is not in the permission catalog");
+        };
+        let tenant = resource.tenant.as_deref();
+        // A tenant's resource is judged by that tenant's assignments and the all-tenant
+        // ones; a resource outside any tenant only by the all-tenant ones.
+        let applicable: Vec<&Assignment> = principal
+            .assignments
+            .iter()
+            .filter(|a| a.tenant.is_none() || a.tenant.as_deref() == tenant)
+            .collect();
+        if let Some(granting) = applicable.iter().find(|a| grants(a, permission)) {
+            return Decision::allow(format!(
+                "role {} {} grants {}",
+                granting.role,
+                scope_phrase(granting.tenant.as_deref()),
+                permission_name(permission)
+            ));
+        }
+        match (applicable.as_slice(), tenant) {
+            ([], Some(tenant)) => Decision::deny(format!("no role assignment for tenant {tenant}")),
+            ([], None) => Decision::deny(format!(
+                "{} belongs to no tenant and the principal has no all-tenant role assignment",
+                resource.id
+            )),
+            ([only], _) if !in_scope(only) => Decision::deny(format!(
+                "built-in role {} cannot be assigned {}, so it grants nothing",
+                only.role,
+                scope_phrase(only.tenant.as_deref())
+            )),
+            ([only], _) => Decision::deny(format!(
+                "role {} {} does not grant {}",
+                only.role,
+                scope_phrase(only.tenant.as_deref()),
+                permission_name(permission)
+            )),
+            (several, _) => {
+                let roles: Vec<String> = several
+                    .iter()
+                    .map(|a| format!("{} {}", a.role, scope_phrase(a.tenant.as_deref())))
+                    .collect();
+                Decision::deny(format!(
+                    "no role grants {}: roles {}",
+                    permission_name(permission),
+                    roles.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+export_policy!(TenantRoles);
+
+/// The built-in roles (api.md), by name.
+pub const BUILTIN_ROLES: [&str; 5] = [
+    GLOBAL_ADMINISTRATOR,
+    TENANT_ADMINISTRATOR,
+    TECHNICIAN,
+    READ_ONLY,
+    SELF_SERVICE,
+];
+const GLOBAL_ADMINISTRATOR: &str = "Global Administrator";
+const TENANT_ADMINISTRATOR: &str = "Tenant Administrator";
+const TECHNICIAN: &str = "Technician";
+const READ_ONLY: &str = "Read-Only";
+const SELF_SERVICE: &str = "Self-Service";
+
+const TECHNICIAN_PERMISSIONS: [&str; 11] = [
+    "computers.view",
+    "computers.add",
+    "computers.edit",
+    "computers.run_maintenance",
+    "computers.remote_control",
+    "deployments.view",
+    "deployments.create",
+    "deployments.edit",
+    "software.view",
+    "reports.view",
+    "system.view_logs",
+];
+const SELF_SERVICE_PERMISSIONS: [&str; 3] =
+    ["computers.view", "software.request_install", "reports.view"];
+
+/// Whether assignment `a` grants catalog entry `permission`.
+fn grants(a: &Assignment, permission: u32) -> bool {
+    if !a.builtin {
+        return a.grants(permission);
+    }
+    in_scope(a) && builtin_grants(&a.role, permission)
+}
+
+/// api.md's scope column: a built-in assignment outside its scope cannot be created (400);
+/// if one arrives anyway it grants nothing rather than more than intended.
+fn in_scope(a: &Assignment) -> bool {
+    match (a.builtin, a.role.as_str()) {
+        (false, _) => true,
+        (true, GLOBAL_ADMINISTRATOR) => a.tenant.is_none(),
+        (true, TENANT_ADMINISTRATOR | SELF_SERVICE) => a.tenant.is_some(),
+        (true, _) => true,
+    }
+}
+
+/// The permission sets of api.md's built-in role table. Only the Global Administrator
+/// gets operator-added catalog entries ("every catalog permission"): the request carries
+/// only an index, so an added entry's name (is it `system.*`? a `*.view`?) is unknown
+/// here, and the other built-ins are defined by name.
+pub fn builtin_grants(role: &str, permission: u32) -> bool {
+    let name = usize::try_from(permission)
+        .ok()
+        .and_then(|i| BUILTIN_CATALOG.get(i).copied());
+    match (role, name) {
+        (GLOBAL_ADMINISTRATOR, _) => true,
+        (_, None) => false,
+        (TENANT_ADMINISTRATOR, Some(name)) => !name.starts_with("system."),
+        (TECHNICIAN, Some(name)) => TECHNICIAN_PERMISSIONS.contains(&name),
+        (READ_ONLY, Some(name)) => {
+            name.ends_with(".view") || matches!(name, "system.view_settings" | "system.view_logs")
+        }
+        (SELF_SERVICE, Some(name)) => SELF_SERVICE_PERMISSIONS.contains(&name),
+        _ => false,
+    }
+}
+
+fn scope_phrase(tenant: Option<&str>) -> String {
+    match tenant {
+        Some(tenant) => format!("in tenant {tenant}"),
+        None => String::from("for all tenants"),
+    }
+}
+
+fn permission_name(permission: u32) -> String {
+    usize::try_from(permission)
+        .ok()
+        .and_then(|i| BUILTIN_CATALOG.get(i))
+        .map_or_else(
+            || format!("catalog permission #{permission}"),
+            |n| String::from(*n),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_policy_sdk::builtin_permission;
+
+    fn granted(role: &str) -> Vec<&'static str> {
+        BUILTIN_CATALOG
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| builtin_grants(role, *i as u32))
+            .map(|(_, n)| *n)
+            .collect()
+    }
+
+    /// api.md's built-in role table, transcribed name by name.
+    #[test]
+    fn builtin_table_matches_api_md() {
+        let every: Vec<&str> = BUILTIN_CATALOG.to_vec();
+        assert_eq!(granted(GLOBAL_ADMINISTRATOR), every);
+        let tenant_admin: Vec<&str> = [
+            "computers.view",
+            "computers.add",
+            "computers.edit",
+            "computers.delete",
+            "computers.run_maintenance",
+            "computers.remote_control",
+            "deployments.view",
+            "deployments.create",
+            "deployments.edit",
+            "deployments.delete",
+            "deployments.approve",
+            "software.view",
+            "software.add",
+            "software.edit",
+            "software.delete",
+            "software.manage_versions",
+            "software.request_install",
+            "users.view",
+            "users.add",
+            "users.edit",
+            "users.delete",
+            "users.manage_roles",
+            "reports.view",
+        ]
+        .to_vec();
+        assert_eq!(granted(TENANT_ADMINISTRATOR), tenant_admin);
+        assert_eq!(
+            granted(TECHNICIAN),
+            [
+                "computers.view",
+                "computers.add",
+                "computers.edit",
+                "computers.run_maintenance",
+                "computers.remote_control",
+                "deployments.view",
+                "deployments.create",
+                "deployments.edit",
+                "software.view",
+                "system.view_logs",
+                "reports.view",
+            ]
+        );
+        assert_eq!(
+            granted(READ_ONLY),
+            [
+                "computers.view",
+                "deployments.view",
+                "software.view",
+                "users.view",
+                "system.view_settings",
+                "system.view_logs",
+                "reports.view",
+            ]
+        );
+        assert_eq!(
+            granted(SELF_SERVICE),
+            ["computers.view", "software.request_install", "reports.view"]
+        );
+        assert!(granted("Custom").is_empty());
+        assert!(granted("global administrator").is_empty());
+    }
+
+    #[test]
+    fn only_global_administrator_gets_added_catalog_entries() {
+        let added = BUILTIN_CATALOG.len() as u32;
+        assert!(builtin_grants(GLOBAL_ADMINISTRATOR, added));
+        for role in &BUILTIN_ROLES[1..] {
+            assert!(!builtin_grants(role, added), "{role}");
+        }
+    }
+
+    #[test]
+    fn scope_column_is_enforced() {
+        let view = builtin_permission("computers.view").unwrap();
+        let a = |role: &str, tenant: Option<&str>| Assignment {
+            role: role.into(),
+            builtin: true,
+            tenant: tenant.map(String::from),
+            permissions: Vec::new(),
+        };
+        assert!(grants(&a(GLOBAL_ADMINISTRATOR, None), view));
+        assert!(!grants(&a(GLOBAL_ADMINISTRATOR, Some("tnt_a")), view));
+        assert!(grants(&a(TENANT_ADMINISTRATOR, Some("tnt_a")), view));
+        assert!(!grants(&a(TENANT_ADMINISTRATOR, None), view));
+        assert!(!grants(&a(SELF_SERVICE, None), view));
+        assert!(grants(&a(TECHNICIAN, None), view) && grants(&a(READ_ONLY, None), view));
+        // A built-in role ignores any bits it carries; a custom role uses only its bits.
+        let mut custom = a("Custom", None);
+        custom.builtin = false;
+        assert!(!grants(&custom, view));
+        custom.permissions = alloc::vec![1 << view];
+        assert!(grants(&custom, view));
+        let mut fake = a("Custom", None);
+        fake.permissions = alloc::vec![u64::MAX];
+        assert!(!grants(&fake, view));
+    }
+}
