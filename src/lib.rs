@@ -9,9 +9,13 @@
 //! - [`app`]: the composition root. Opens a data directory, runs every management
 //!   operation as one store transaction (rules, change, audit event), and verifies
 //!   credentials.
+//! - [`policy`]: the only module that imports wasmtime. Loads WASM policy modules and
+//!   their manifests, runs them sandboxed (fuel, memory limits, no imports), routes actions
+//!   to them and combines their answers, failing closed.
 //! - [`cli`]: the command line on top of `app`.
 
 pub mod app;
 pub mod cli;
 pub mod domain;
+pub mod policy;
 pub mod store;

@@ -1,0 +1,245 @@
+//! Routing and combination over the loaded set, and hot reload of the set.
+//!
+//! Default deny; any deny wins; not-applicable abstains; built-in modules must allow what
+//! they decide, so a custom module narrows but never widens. A reload swaps the whole set
+//! at once or not at all.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use latchkey_policy_abi::{Outcome, Request, encode};
+
+use super::{Kind, Limits, LoadedPolicy, PolicyError, Sandbox, UnverifiedModule};
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the action may proceed.
+    pub allowed: bool,
+    /// The deciding policy; empty when no policy decides the action.
+    pub policy: String,
+    /// Its reason (or why nothing allowed).
+    pub reason: String,
+    /// Every module called, in call order, with its own answer.
+    pub evaluated: Vec<Evaluated>,
+}
+
+/// One module's answer within a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluated {
+    /// The policy.
+    pub policy: String,
+    /// Its answer (a fault counts as a deny).
+    pub outcome: Outcome,
+    /// Its reason, or the fault.
+    pub reason: String,
+}
+
+/// Every loaded policy, built-ins first, then by name; immutable once built.
+#[derive(Debug)]
+pub struct PolicySet {
+    policies: Vec<LoadedPolicy>,
+}
+
+impl PolicySet {
+    /// A set of verified policies; names must be unique.
+    pub fn new(mut policies: Vec<LoadedPolicy>) -> Result<PolicySet, PolicyError> {
+        // Built-ins first, so a built-in deny is the one named when several modules deny,
+        // and the evaluated list reads in the order the rule is explained.
+        policies.sort_by(|a, b| {
+            let rank = |p: &LoadedPolicy| p.manifest().kind == Kind::Custom;
+            (rank(a), a.name()).cmp(&(rank(b), b.name()))
+        });
+        // Built-ins and customs sort apart, so check uniqueness over the names alone.
+        let mut names: Vec<&str> = policies.iter().map(LoadedPolicy::name).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w.first() == w.get(1))
+            && let Some(name) = w.first()
+        {
+            return Err(PolicyError::DuplicateName {
+                name: (*name).to_owned(),
+            });
+        }
+        Ok(PolicySet { policies })
+    }
+
+    /// Load every `*.toml` manifest in `dir` and verify its module; any invalid one fails
+    /// the whole set, so a half-loaded set never decides.
+    pub fn load(dir: &Path, sandbox: &Sandbox) -> Result<PolicySet, PolicyError> {
+        let io = |source| PolicyError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut manifests = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                manifests.push(path);
+            }
+        }
+        manifests.sort();
+        let policies = manifests
+            .iter()
+            .map(|path| UnverifiedModule::read(path)?.verify(sandbox))
+            .collect::<Result<Vec<_>, _>>()?;
+        PolicySet::new(policies)
+    }
+
+    /// The policies, in evaluation order.
+    pub fn policies(&self) -> &[LoadedPolicy] {
+        &self.policies
+    }
+
+    /// Decide `request` with the modules routed to its action.
+    pub fn decide(&self, request: &Request) -> Verdict {
+        let action = request.action.as_str();
+        let mut routed = self
+            .policies
+            .iter()
+            .filter(|p| p.manifest().decides(action))
+            .peekable();
+        if routed.peek().is_none() {
+            return Verdict {
+                allowed: false,
+                policy: String::new(),
+                reason: format!("no policy decides {action}"),
+                evaluated: Vec::new(),
+            };
+        }
+        let bytes = match encode(request) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Verdict {
+                    allowed: false,
+                    policy: String::new(),
+                    reason: format!("the request could not be encoded: {e}"),
+                    evaluated: Vec::new(),
+                };
+            }
+        };
+
+        let mut evaluated = Vec::new();
+        // Indices into `evaluated`.
+        let (mut builtin_allow, mut custom_allow, mut builtin_abstain, mut abstain) =
+            (None, None, None, None);
+        let mut builtin_routed = false;
+        for policy in routed {
+            let builtin = policy.manifest().kind == Kind::Builtin;
+            builtin_routed |= builtin;
+            let decision = policy
+                .evaluate_encoded(&bytes)
+                .unwrap_or_else(|e| latchkey_policy_abi::Decision::deny(e.to_string()));
+            let index = evaluated.len();
+            evaluated.push(Evaluated {
+                policy: policy.name().to_owned(),
+                outcome: decision.outcome,
+                reason: decision.reason,
+            });
+            match decision.outcome {
+                // Later modules cannot change a deny, so they are not called.
+                Outcome::Deny => return decided(false, index, String::new(), evaluated),
+                Outcome::Allow if builtin => {
+                    builtin_allow.get_or_insert(index);
+                }
+                Outcome::Allow => {
+                    custom_allow.get_or_insert(index);
+                }
+                Outcome::NotApplicable => {
+                    abstain.get_or_insert(index);
+                    if builtin {
+                        builtin_abstain.get_or_insert(index);
+                    }
+                }
+            }
+        }
+
+        if builtin_routed {
+            if let Some(index) = builtin_allow {
+                return decided(true, index, String::new(), evaluated);
+            }
+            // Built-ins decide this action and none allowed it: a custom allow cannot
+            // stand in for them, that would widen what the built-ins grant.
+            let index = builtin_abstain.unwrap_or(0);
+            let why = format!("no built-in policy allows {action}; ");
+            return decided(false, index, why, evaluated);
+        }
+        if let Some(index) = custom_allow {
+            return decided(true, index, String::new(), evaluated);
+        }
+        let why = format!("no policy allows {action}; ");
+        decided(false, abstain.unwrap_or(0), why, evaluated)
+    }
+}
+
+/// The verdict named after `evaluated[index]`, its reason prefixed by `why`.
+fn decided(allowed: bool, index: usize, why: String, evaluated: Vec<Evaluated>) -> Verdict {
+    let (policy, reason) = match evaluated.get(index) {
+        Some(e) if why.is_empty() => (e.policy.clone(), e.reason.clone()),
+        Some(e) => (
+            e.policy.clone(),
+            format!("{why}{} abstained: {}", e.policy, e.reason),
+        ),
+        None => (String::new(), why),
+    };
+    Verdict {
+        allowed,
+        policy,
+        reason,
+        evaluated,
+    }
+}
+
+/// The current policy set of a folder, reloadable while decisions run.
+#[derive(Debug)]
+pub struct PolicyEngine {
+    dir: PathBuf,
+    sandbox: Sandbox,
+    // ArcSwap rather than RwLock<Arc<_>>: a decision's load is a few uncontended atomic
+    // operations and never waits for a reload that is compiling modules.
+    current: ArcSwap<PolicySet>,
+    // Serialises reloads, so a slow reload cannot overwrite a newer one's set.
+    reloading: Mutex<()>,
+}
+
+impl PolicyEngine {
+    /// Load every manifest in `dir`; all must be valid.
+    pub fn load(dir: &Path, limits: Limits) -> Result<PolicyEngine, PolicyError> {
+        let sandbox = Sandbox::new(limits)?;
+        let set = PolicySet::load(dir, &sandbox)?;
+        Ok(PolicyEngine {
+            dir: dir.to_owned(),
+            sandbox,
+            current: ArcSwap::from_pointee(set),
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// Rebuild the set from the same folder and swap it in; on any error the current set
+    /// stays and the error is returned. Returns how many policies are now loaded.
+    pub fn reload(&self) -> Result<usize, PolicyError> {
+        let _serial = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let set = PolicySet::load(&self.dir, &self.sandbox)?;
+        let count = set.policies.len();
+        self.current.store(Arc::new(set));
+        Ok(count)
+    }
+
+    /// Decide `request` with the current set.
+    pub fn decide(&self, request: &Request) -> Verdict {
+        self.current.load().decide(request)
+    }
+
+    /// The current set (kept alive by the caller even if a reload replaces it).
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.current.load_full()
+    }
+
+    /// The folder the set is loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
