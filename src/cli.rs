@@ -5,6 +5,7 @@
 //! chain, head mismatch); 2 the command could not run (bad arguments, locked database,
 //! refused request).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 use crate::app::{AppError, Config, Latchkey, looks_like_ssh_key};
 use crate::domain::credential::{Rejection, Verified};
 use crate::domain::token;
+use crate::policy;
 
 /// latchkey: a self-hosted identity and access appliance.
 #[derive(Debug, Parser)]
@@ -53,6 +55,27 @@ enum Command {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Policy author tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a module against ABI v1 and the sandbox rules, as the server does at load.
+    Check {
+        /// The compiled module.
+        module: PathBuf,
+    },
+    /// Run decision cases (a JSON array of {name, request, expect}) against a module.
+    Test {
+        /// The compiled module.
+        module: PathBuf,
+        /// The cases file.
+        cases: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,7 +102,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok((output, code)) => {
-            println!("{output}");
+            // A reader that went away (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{output}");
             ExitCode::from(code)
         }
         Err(err) => {
@@ -95,6 +119,7 @@ fn open(data: &DataDirArg) -> Result<Latchkey, AppError> {
 
 fn run(command: Command) -> Result<(Value, u8), AppError> {
     match command {
+        Command::Policy { command } => Ok(run_policy(command)),
         Command::Init {
             data,
             account,
@@ -166,6 +191,63 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
                 json!({"ok": true, "schema_version": crate::store::SCHEMA_VERSION, "steps": steps}),
                 0,
             ))
+        }
+    }
+}
+
+/// `latchkey policy …`: problems with the module or the cases are a negative answer
+/// (exit 1) with the reason, not a failure to run.
+fn run_policy(command: PolicyCommand) -> (Value, u8) {
+    let limits = policy::Limits::default();
+    match command {
+        PolicyCommand::Check { module } => match policy::check_module(&module, &limits) {
+            Ok(report) => (
+                json!({
+                    "ok": true,
+                    "module": report.name,
+                    "abi_version": report.abi_version,
+                    "bytes": report.bytes,
+                    "memory_pages": report.memory_min_pages,
+                }),
+                0,
+            ),
+            Err(err) => (json!({"ok": false, "error": err.to_string()}), 1),
+        },
+        PolicyCommand::Test { module, cases } => {
+            let report = std::fs::read_to_string(&cases)
+                .map_err(|e| format!("cannot read {}: {e}", cases.display()))
+                .and_then(|json| {
+                    policy::run_cases(&module, &json, &limits).map_err(|e| e.to_string())
+                });
+            match report {
+                Ok(report) => {
+                    // A table for people on stderr; the JSON summary stays on stdout.
+                    let width = report
+                        .results
+                        .iter()
+                        .map(|r| r.name.len())
+                        .max()
+                        .unwrap_or(4);
+                    for result in &report.results {
+                        let verdict = if result.passed { "pass" } else { "FAIL" };
+                        let why = result.failure.as_deref().unwrap_or("");
+                        eprintln!("{verdict}  {:width$}  {why}", result.name);
+                    }
+                    let failures: Vec<Value> = report
+                        .results
+                        .iter()
+                        .filter(|r| !r.passed)
+                        .map(|r| json!({"name": r.name, "reason": r.failure}))
+                        .collect();
+                    let code = u8::from(!failures.is_empty());
+                    eprintln!("{} passed, {} failed", report.passed(), report.failed());
+                    (
+                        json!({"ok": code == 0, "passed": report.passed(), "failed": report.failed(), "failures": failures}),
+                        code,
+                    )
+                }
+                Err(err) => (json!({"ok": false, "error": err}), 1),
+            }
         }
     }
 }

@@ -213,3 +213,51 @@ fn killing_the_process_mid_write_loses_no_acknowledged_write() {
         );
     }
 }
+
+#[test]
+fn policy_check_and_test_judge_the_committed_modules() {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let module = policies.join("tenant-roles.wasm");
+    let out = latchkey(&["policy", "check", module.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(json(&out)["abi_version"], 1);
+
+    let cases = policies.join("tenant-roles.cases.json");
+    let out = latchkey(&[
+        "policy",
+        "test",
+        module.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["failed"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(" passed, 0 failed"));
+
+    // The wrong module for these cases: every case fails, each with its reason.
+    let wrong = policies.join("account-rbac.wasm");
+    let out = latchkey(&[
+        "policy",
+        "test",
+        wrong.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["passed"], 0);
+    assert!(
+        report["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected allow, got not_applicable")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FAIL"));
+
+    let out = latchkey(&["policy", "check", cases.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        json(&out)["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WASM module")
+    );
+}

@@ -15,5 +15,6 @@ mod cli;
 mod credentials;
 mod members;
 mod persistence;
+mod policies;
 mod support;
 mod verify;

@@ -1,0 +1,294 @@
+//! The policy engine with the real built-in modules committed under `policies/`: their
+//! decision cases, routing and combination, and a custom module dropped in at run time.
+
+use std::path::{Path, PathBuf};
+
+use latchkey::policy::{Limits, PolicyEngine, check_module, run_cases};
+use latchkey_policy_abi::{
+    AccountRoles, Assignment, Billing, Context, Developer, Mfa, Principal, PrincipalKind, Request,
+    Resource, Team, builtin_permission,
+};
+
+fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+fn cases(name: &str) {
+    let dir = policies_dir();
+    let json = std::fs::read_to_string(dir.join(format!("{name}.cases.json"))).unwrap();
+    let report = run_cases(&dir.join(format!("{name}.wasm")), &json, &Limits::default()).unwrap();
+    let failures: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("{}: {}", r.name, r.failure.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        report.results.len(),
+        failures.join("\n")
+    );
+    assert!(
+        report.results.len() > 500,
+        "the matrix covers every role against every action family"
+    );
+}
+
+#[test]
+fn account_rbac_decision_cases_pass_through_the_compiled_module() {
+    cases("account-rbac");
+}
+
+#[test]
+fn tenant_roles_decision_cases_pass_through_the_compiled_module() {
+    cases("tenant-roles");
+}
+
+#[test]
+fn the_committed_modules_pass_the_sandbox_checks() {
+    for name in ["account-rbac", "tenant-roles"] {
+        let report = check_module(
+            &policies_dir().join(format!("{name}.wasm")),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(report.abi_version, 1);
+    }
+}
+
+fn member(roles: AccountRoles, assignments: Vec<Assignment>) -> Principal {
+    Principal {
+        kind: PrincipalKind::User,
+        id: "usr_dana".into(),
+        account: "ac_acme".into(),
+        roles: Some(roles),
+        assignments,
+        mfa: Mfa::default(),
+        credential: None,
+        source_ip: None,
+    }
+}
+
+fn read_only() -> AccountRoles {
+    AccountRoles {
+        developer: Developer::ReadOnly,
+        team: Team::ReadOnly,
+        billing: Billing::None,
+        admin: false,
+    }
+}
+
+fn request(principal: Principal, action: &str, kind: &str, tenant: Option<&str>) -> Request {
+    Request {
+        principal,
+        action: action.into(),
+        resource: Resource {
+            kind: kind.into(),
+            id: "x-1".into(),
+            account: "ac_acme".into(),
+            tenant: tenant.map(Into::into),
+            owner: None,
+            permission: builtin_permission(action),
+            attributes: vec![],
+        },
+        context: Context {
+            time_ms: 1_795_341_600_000,
+            values: vec![],
+        },
+    }
+}
+
+fn technician_in(tenant: &str) -> Principal {
+    let technician = Assignment {
+        role: "Technician".into(),
+        builtin: true,
+        tenant: Some(tenant.into()),
+        permissions: vec![],
+    };
+    member(read_only(), vec![technician])
+}
+
+#[test]
+fn the_engine_routes_iam_to_rbac_and_application_actions_to_tenant_roles() {
+    let engine = PolicyEngine::load(&policies_dir(), Limits::default()).unwrap();
+
+    let denied = engine.decide(&request(
+        member(read_only(), vec![]),
+        "iam.api_keys.create",
+        "api_key",
+        None,
+    ));
+    assert!(!denied.allowed);
+    assert_eq!(denied.policy, "account-rbac");
+    let writer = AccountRoles {
+        developer: Developer::ReadWrite,
+        ..read_only()
+    };
+    assert!(
+        engine
+            .decide(&request(
+                member(writer, vec![]),
+                "iam.api_keys.create",
+                "api_key",
+                None
+            ))
+            .allowed
+    );
+
+    let tech = technician_in("tnt_a");
+    let maintenance = engine.decide(&request(
+        tech.clone(),
+        "computers.run_maintenance",
+        "computer",
+        Some("tnt_a"),
+    ));
+    assert!(maintenance.allowed, "{maintenance:?}");
+    assert_eq!(maintenance.policy, "tenant-roles");
+    let other_tenant = engine.decide(&request(
+        tech.clone(),
+        "computers.run_maintenance",
+        "computer",
+        Some("tnt_b"),
+    ));
+    assert!(!other_tenant.allowed);
+    assert_eq!(other_tenant.policy, "tenant-roles");
+    assert!(
+        !engine
+            .decide(&request(
+                tech,
+                "computers.delete",
+                "computer",
+                Some("tnt_a")
+            ))
+            .allowed
+    );
+}
+
+/// A custom module that answers every request with one fixed postcard-encoded decision.
+fn fixed_module(outcome: u8, reason: &str) -> String {
+    // postcard: outcome tag, string length, string bytes.
+    let total = 2 + reason.len();
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "lk_abi_version") (result i32) (i32.const 1))
+  (func (export "lk_reset"))
+  (func (export "lk_alloc") (param i32) (result i32) (i32.const 4096))
+  (data (i32.const 1024) "\{outcome:02x}\{len:02x}{reason}")
+  (func (export "lk_evaluate") (param i32 i32) (result i64) (i64.const {packed})))"#,
+        len = reason.len(),
+        packed = (1024i64 << 32) | total as i64,
+    )
+}
+
+fn drop_in(dir: &Path, name: &str, outcome: u8, reason: &str, actions: &str) {
+    let wasm = wat::parse_str(fixed_module(outcome, reason)).unwrap();
+    std::fs::write(dir.join(format!("{name}.wasm")), wasm).unwrap();
+    let manifest = format!(
+        "name = \"{name}\"\nmodule = \"{name}.wasm\"\nkind = \"custom\"\nactions = [{actions}]\n"
+    );
+    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
+}
+
+fn copy_builtins() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["account-rbac", "tenant-roles"] {
+        for ext in ["wasm", "toml"] {
+            let file = format!("{name}.{ext}");
+            std::fs::copy(policies_dir().join(&file), dir.path().join(&file)).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn a_custom_policy_dropped_in_narrows_decisions_after_a_reload() {
+    let dir = copy_builtins();
+    let engine = PolicyEngine::load(dir.path(), Limits::default()).unwrap();
+    let remote = request(
+        technician_in("tnt_a"),
+        "computers.remote_control",
+        "computer",
+        Some("tnt_a"),
+    );
+    assert!(engine.decide(&remote).allowed);
+
+    drop_in(
+        dir.path(),
+        "change-freeze",
+        1,
+        "change freeze",
+        "\"computers.remote_control\"",
+    );
+    assert!(
+        engine.decide(&remote).allowed,
+        "nothing changes until the reload"
+    );
+    assert_eq!(engine.reload().unwrap(), 3);
+    let frozen = engine.decide(&remote);
+    assert!(!frozen.allowed);
+    assert_eq!(
+        (frozen.policy.as_str(), frozen.reason.as_str()),
+        ("change-freeze", "change freeze")
+    );
+}
+
+#[test]
+fn a_custom_policy_can_never_widen_what_a_builtin_denies() {
+    let dir = copy_builtins();
+    drop_in(
+        dir.path(),
+        "yes-man",
+        0,
+        "sure",
+        "\"computers.*\", \"iam.*\"",
+    );
+    let engine = PolicyEngine::load(dir.path(), Limits::default()).unwrap();
+    assert!(
+        !engine
+            .decide(&request(
+                technician_in("tnt_a"),
+                "computers.delete",
+                "computer",
+                Some("tnt_a")
+            ))
+            .allowed
+    );
+    assert!(
+        !engine
+            .decide(&request(
+                member(read_only(), vec![]),
+                "iam.api_keys.create",
+                "api_key",
+                None
+            ))
+            .allowed
+    );
+}
+
+#[test]
+fn an_invalid_module_in_a_reload_keeps_the_last_good_set() {
+    let dir = copy_builtins();
+    let engine = PolicyEngine::load(dir.path(), Limits::default()).unwrap();
+    std::fs::write(dir.path().join("broken.wasm"), b"\0asm\x01\0\0\0garbage").unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        "name = \"broken\"\nmodule = \"broken.wasm\"\nkind = \"custom\"\nactions = [\"*\"]\n",
+    )
+    .unwrap();
+    let err = engine.reload().unwrap_err();
+    assert!(err.to_string().contains("broken"), "{err}");
+    let tech = technician_in("tnt_a");
+    assert!(
+        engine
+            .decide(&request(
+                tech,
+                "computers.run_maintenance",
+                "computer",
+                Some("tnt_a")
+            ))
+            .allowed
+    );
+}
