@@ -64,6 +64,14 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PolicyCommand {
+    /// Create a new policy crate on the SDK (it builds offline, outside any repository).
+    New {
+        /// The policy's name: lowercase letters, digits and '-'.
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Validate a module against ABI v1 and the sandbox rules, as the server does at load.
     Check {
         /// The compiled module.
@@ -200,6 +208,10 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
 fn run_policy(command: PolicyCommand) -> (Value, u8) {
     let limits = policy::Limits::default();
     match command {
+        PolicyCommand::New { name, dir } => match crate::scaffold::new_policy(&dir, &name) {
+            Ok(root) => (json!({"ok": true, "path": root.display().to_string()}), 0),
+            Err(err) => (json!({"ok": false, "error": err.to_string()}), 1),
+        },
         PolicyCommand::Check { module } => match policy::check_module(&module, &limits) {
             Ok(report) => (
                 json!({

@@ -12,10 +12,12 @@
 //! - [`policy`]: the only module that imports wasmtime. Loads WASM policy modules and
 //!   their manifests, runs them sandboxed (fuel, memory limits, no imports), routes actions
 //!   to them and combines their answers, failing closed.
+//! - [`scaffold`]: `latchkey policy new`, a standalone policy crate with the SDK embedded.
 //! - [`cli`]: the command line on top of `app`.
 
 pub mod app;
 pub mod cli;
 pub mod domain;
 pub mod policy;
+pub mod scaffold;
 pub mod store;

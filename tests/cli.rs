@@ -261,3 +261,71 @@ fn policy_check_and_test_judge_the_committed_modules() {
             .contains("not a valid WASM module")
     );
 }
+
+#[test]
+fn policy_new_scaffolds_a_crate_that_builds_offline_outside_the_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = latchkey(&[
+        "policy",
+        "new",
+        "night-watch",
+        "--dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let root = tmp.path().join("night-watch");
+    assert_eq!(json(&out)["path"], root.to_str().unwrap());
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let build = Command::new(cargo)
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", root.join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let module = root.join("target/wasm32-unknown-unknown/release/night_watch.wasm");
+    let out = latchkey(&["policy", "check", module.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cases = root.join("night-watch.cases.json");
+    let out = latchkey(&[
+        "policy",
+        "test",
+        module.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // Names are checked, and an existing directory is never overwritten.
+    let out = latchkey(&[
+        "policy",
+        "new",
+        "Night_Watch",
+        "--dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = latchkey(&[
+        "policy",
+        "new",
+        "night-watch",
+        "--dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert!(
+        json(&out)["error"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+}
