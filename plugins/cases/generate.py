@@ -137,8 +137,21 @@ BOT = principal("Bot", "bot_ci", None)
 SYSTEM = principal("System", "system", None)
 
 
+# What the host states about an ordinary object of each resource: no administrator
+# involved, not used by a dashboard restriction. The policy reads a missing restrictive
+# attribute as restricting (fail closed), so the matrix states them; cases below leave
+# them out on purpose.
+ORDINARY = {
+    "users": [("target_admin", "false"), ("grants_admin", "false")],
+    "invitations": [("grants_admin", "false"), ("exceeds_own_roles", "false")],
+    "ip_restrictions": [("type", "api")],
+    "ip_policies": [("used_by_dashboard", "false")],
+    "ip_policy_rules": [("used_by_dashboard", "false")],
+}
+
+
 def plain_resource(res):
-    return resource(KIND[res], KIND[res] + "_1")
+    return resource(KIND[res], KIND[res] + "_1", attributes=ORDINARY.get(res, []))
 
 
 def account_rbac_cases():
@@ -227,9 +240,8 @@ def account_rbac_cases():
         rq(mgr, f"iam.users.{verb}", admin_target, "deny", f"team manager: {verb} an administrator")
         rq(admin, f"iam.users.{verb}", admin_target, "allow",
            f"administrator: {verb} another administrator")
-        rq(mgr, f"iam.users.{verb}",
-           resource("user", "usr_x", attributes=[("target_admin", "false")]), "allow",
-           f"team manager: {verb} a non-administrator")
+        rq(mgr, f"iam.users.{verb}", resource("user", "usr_x", attributes=ORDINARY["users"]),
+           "allow", f"team manager: {verb} a non-administrator")
     rq(mgr, "iam.users.get", admin_target, "allow", "team manager: get an administrator")
     grants_admin = [("grants_admin", "true")]
     for action, kind in (("iam.users.update_roles", "user"), ("iam.users.create", "user"),
@@ -244,10 +256,27 @@ def account_rbac_cases():
     rq(inv, "iam.invitations.create", resource("invitation", "inv_1", attributes=higher),
        "deny", "team invite: invite with roles above its own")
     rq(inv, "iam.invitations.create",
-       resource("invitation", "inv_1", attributes=[("exceeds_own_roles", "false")]),
+       resource("invitation", "inv_1", attributes=ORDINARY["invitations"]),
        "allow", "team invite: invite with roles no higher than its own")
-    rq(mgr, "iam.invitations.create", resource("invitation", "inv_1", attributes=higher),
+    rq(mgr, "iam.invitations.create",
+       resource("invitation", "inv_1", attributes=higher + [("grants_admin", "false")]),
        "allow", "team manager: invite with any non-administrator roles")
+
+    # A restriction the host did not state is read the restrictive way: the policy fails
+    # closed when an attribute is missing, and only administrators are unaffected.
+    for who, action, kind, why in (
+        (mgr, "iam.users.update_roles", "user", "target_admin and grants_admin"),
+        (mgr, "iam.users.delete", "user", "target_admin"),
+        (mgr, "iam.users.create", "user", "grants_admin"),
+        (inv, "iam.invitations.create", "invitation", "grants_admin and exceeds_own_roles"),
+        (rw, "iam.ip_restrictions.update", "ip_restriction", "type"),
+        (rw, "iam.ip_policies.delete", "ip_policy", "used_by_dashboard"),
+        (rw, "iam.ip_policy_rules.create", "ip_policy_rule", "used_by_dashboard"),
+    ):
+        rq(who, action, resource(kind, "x_unknown"), "deny",
+           f"{action} without {why} stated: fail closed")
+        rq(admin, action, resource(kind, "x_unknown"), "allow",
+           f"administrator: {action} without {why} stated")
 
     # api.md: naming another user as a credential's owner is for administrators; naming a
     # bot user is open to read/write developers.

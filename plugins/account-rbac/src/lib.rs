@@ -88,8 +88,16 @@ fn is_read(verb: &str) -> bool {
     matches!(verb, "list" | "get")
 }
 
+/// An attribute that grants an exception (`personal`): only an explicit `true` counts.
 fn attribute_true(request: &Request, name: &str) -> bool {
     request.resource.attribute(name) == Some("true")
+}
+
+/// An attribute that restricts (`target_admin`, `grants_admin`, `exceeds_own_roles`,
+/// `used_by_dashboard`): only an explicit `false` lifts it. A host that forgot to say is
+/// read the restrictive way, so a missing attribute fails closed, never open.
+fn attribute_restricts(request: &Request, name: &str) -> bool {
+    request.resource.attribute(name) != Some("false")
 }
 
 fn decide_iam(request: &Request, rest: &str) -> Decision {
@@ -228,8 +236,12 @@ fn is_personal_authtoken(request: &Request) -> bool {
 /// changing them could lock every member out of the dashboard, so only administrators may.
 fn used_by_dashboard(request: &Request, resource: &str) -> bool {
     match resource {
-        "ip_restrictions" => request.resource.attribute("type") == Some("dashboard"),
-        "ip_policies" | "ip_policy_rules" => attribute_true(request, "used_by_dashboard"),
+        // Only a type known not to be `dashboard` lifts the restriction.
+        "ip_restrictions" => !matches!(
+            request.resource.attribute("type"),
+            Some("api" | "agent" | "endpoints")
+        ),
+        "ip_policies" | "ip_policy_rules" => attribute_restricts(request, "used_by_dashboard"),
         _ => false,
     }
 }
@@ -260,21 +272,21 @@ fn team(request: &Request, role: Team, resource: &str, verb: &str) -> Decision {
     }
     match role {
         Team::Manager => {
-            if !read && attribute_true(request, "grants_admin") {
+            if grants_roles(resource, verb) && attribute_restricts(request, "grants_admin") {
                 return Decision::deny("team manager may not grant the administrator role");
             }
             // Seed 002: managers "cannot modify or remove Administrators".
-            if !read && attribute_true(request, "target_admin") {
+            if changes_a_member(resource, verb) && attribute_restricts(request, "target_admin") {
                 return Decision::deny("team manager may not change or remove an administrator");
             }
             Decision::allow(format!("team manager may {verb} {resource}"))
         }
         Team::Invite if resource == "invitations" && (read || verb == "create") => {
-            if !read && attribute_true(request, "grants_admin") {
+            if !read && attribute_restricts(request, "grants_admin") {
                 return Decision::deny("team invite may not grant the administrator role");
             }
             // api.md: an inviter "may grant only roles no higher than its own".
-            if !read && attribute_true(request, "exceeds_own_roles") {
+            if !read && attribute_restricts(request, "exceeds_own_roles") {
                 return Decision::deny("team invite may not grant roles above its own");
             }
             Decision::allow(format!("team invite may {verb} invitations"))
@@ -286,6 +298,16 @@ fn team(request: &Request, role: Team, resource: &str, verb: &str) -> Decision {
             "team read_only may only see members, not {verb} {resource}"
         )),
     }
+}
+
+/// Verbs that hand out account roles: adding a member, changing its roles, inviting.
+fn grants_roles(resource: &str, verb: &str) -> bool {
+    matches!((resource, verb), ("users", "create" | "update_roles") | ("invitations", "create"))
+}
+
+/// Verbs that act on an existing member, who may be an administrator.
+fn changes_a_member(resource: &str, verb: &str) -> bool {
+    resource == "users" && matches!(verb, "update_roles" | "disable" | "enable" | "delete")
 }
 
 /// `agent.bind`: the credential's ACL decides, whatever the roles (seed 002: even a
