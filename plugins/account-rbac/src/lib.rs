@@ -302,7 +302,10 @@ fn team(request: &Request, role: Team, resource: &str, verb: &str) -> Decision {
 
 /// Verbs that hand out account roles: adding a member, changing its roles, inviting.
 fn grants_roles(resource: &str, verb: &str) -> bool {
-    matches!((resource, verb), ("users", "create" | "update_roles") | ("invitations", "create"))
+    matches!(
+        (resource, verb),
+        ("users", "create" | "update_roles") | ("invitations", "create")
+    )
 }
 
 /// Verbs that act on an existing member, who may be an administrator.
