@@ -2,7 +2,8 @@
 //!
 //! The only rule kind is `bind`, restricting which domains, TCP addresses and
 //! labels a credential may bind; `*` (or an empty list) means "no restriction".
-//! Rules are validated strictly on input and echoed back in normalised form.
+//! Rules are validated strictly on input and echoed back in normalised form. Matching a
+//! bind target against them is the account-RBAC policy's job (`agent.bind`), not the host's.
 
 use std::fmt;
 
@@ -181,15 +182,6 @@ enum LabelPattern {
     Exact(String),
 }
 
-impl LabelPattern {
-    fn matches(&self, text: &str) -> bool {
-        match self {
-            LabelPattern::Any => true,
-            LabelPattern::Exact(want) => want == text,
-        }
-    }
-}
-
 impl fmt::Display for LabelPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -228,45 +220,6 @@ impl fmt::Display for Rule {
             Rule::WildcardDomain(s) => write!(f, "{BIND_PREFIX}*.{s}"),
             Rule::Address { host, port } => write!(f, "{BIND_PREFIX}{host}:{port}"),
             Rule::Label { key, value } => write!(f, "{BIND_PREFIX}{key}={value}"),
-        }
-    }
-}
-
-/// What a caller wants to bind, classified the same way rules are.
-enum Target<'a> {
-    /// Lowercased host name, possibly with a leading `*.` (binding a wildcard domain).
-    Host(String),
-    Address {
-        host: String,
-        port: u16,
-    },
-    Label {
-        key: &'a str,
-        value: &'a str,
-    },
-}
-
-impl Rule {
-    fn allows(&self, target: &Target<'_>) -> bool {
-        match (self, target) {
-            (Rule::All | Rule::BindAll, _) => true,
-            (Rule::Domain(d), Target::Host(h)) => d == h,
-            (Rule::WildcardDomain(suffix), Target::Host(h)) => h
-                .strip_suffix(suffix.as_str())
-                .and_then(|rest| rest.strip_suffix('.'))
-                // At least one more label is required: `*.example.com` must not
-                // allow `example.com` itself. Targets are pre-validated, so a
-                // non-empty remainder is made of whole labels (or a leading `*`).
-                .is_some_and(|prefix| !prefix.is_empty()),
-            (Rule::Address { host, port }, Target::Address { host: th, port: tp }) => {
-                host == th && port == tp
-            }
-            (Rule::Label { key, value }, Target::Label { key: tk, value: tv }) => {
-                key.matches(tk) && value.matches(tv)
-            }
-            // Kinds never cross: a domain rule does not grant a TCP address on
-            // that host, nor does a label rule grant a host name.
-            _ => false,
         }
     }
 }
@@ -352,22 +305,6 @@ impl Acl {
     /// The normalised text of each rule, in the order given: what the API echoes back.
     pub fn rules(&self) -> &[String] {
         &self.text
-    }
-
-    /// May a credential with this ACL bind `target`?
-    ///
-    /// `target` is a host name (`a.example.com`, or `*.example.com` when binding
-    /// a wildcard domain), a TCP address (`1.tcp.ngrok.io:12345`), or a label
-    /// (`key=value`). An unrestricted ACL allows any target without looking at
-    /// it; otherwise a malformed target is never allowed.
-    pub fn allows_bind(&self, target: &str) -> bool {
-        if self.is_unrestricted() {
-            return true;
-        }
-        match parse_target(target) {
-            Some(t) => self.parsed.iter().any(|r| r.allows(&t)),
-            None => false,
-        }
     }
 }
 
@@ -577,166 +514,9 @@ fn validate_domain(domain: &str) -> Result<(), RuleError> {
     Ok(())
 }
 
-/// Classify and validate a bind target; `None` for anything malformed.
-fn parse_target(target: &str) -> Option<Target<'_>> {
-    if target.is_empty() || target.len() > MAX_RULE_LEN {
-        return None;
-    }
-    if target.contains('=') {
-        let (key, value) = split_label(target).ok()?;
-        validate_label_part(key, "key").ok()?;
-        validate_label_part(value, "value").ok()?;
-        return Some(Target::Label { key, value });
-    }
-    if target.contains(':') {
-        let (host, port) = split_address(target).ok()?;
-        let host = host.to_ascii_lowercase();
-        validate_domain(&host).ok()?;
-        return Some(Target::Address { host, port });
-    }
-    let host = target.to_ascii_lowercase();
-    // A wildcard domain (`*.example.com`) is itself a bindable thing.
-    let plain = host.strip_prefix("*.").unwrap_or(&host);
-    validate_domain(plain).ok()?;
-    Some(Target::Host(host))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check(rules: &[&str], target: &str, expected: bool) {
-        let acl = Acl::parse(rules).unwrap_or_else(|e| panic!("rules {rules:?} failed: {e}"));
-        assert_eq!(
-            acl.allows_bind(target),
-            expected,
-            "rules {rules:?}, target {target:?}"
-        );
-    }
-
-    #[test]
-    fn matching_table() {
-        let cases: &[(&[&str], &str, bool)] = &[
-            // Empty and universal ACLs allow anything, even malformed targets.
-            (&[], "example.com", true),
-            (&[], "1.tcp.ngrok.io:12345", true),
-            (&[], "k=v", true),
-            (&[], "not a target!", true),
-            (&["*"], "anything.example.org", true),
-            (&["*"], "x=y", true),
-            (&["bind:*"], "a.b.c", true),
-            (&["bind:*"], "host:22", true),
-            (&["bind:*"], "k=v", true),
-            (&["bind:example.com", "*"], "other.org", true),
-            // Exact domains, case-insensitive on both sides.
-            (&["bind:example.ngrok.io"], "example.ngrok.io", true),
-            (&["bind:example.ngrok.io"], "EXAMPLE.ngrok.IO", true),
-            (&["bind:Example.NGROK.io"], "example.ngrok.io", true),
-            (&["bind:example.ngrok.io"], "other.ngrok.io", false),
-            (&["bind:example.ngrok.io"], "x.example.ngrok.io", false),
-            (&["bind:example.ngrok.io"], "ngrok.io", false),
-            (&["bind:example.ngrok.io"], "example.ngrok.io.", false),
-            (&["bind:example.ngrok.io"], "*.example.ngrok.io", false),
-            (&["bind:example.ngrok.io"], "example.ngrok.io:443", false),
-            (&["bind:example.ngrok.io"], "example.ngrok.iox", false),
-            // Wildcard domains.
-            (&["bind:*.example.com"], "x.example.com", true),
-            (&["bind:*.example.com"], "y.example.com", true),
-            (&["bind:*.example.com"], "a.b.example.com", true),
-            (&["bind:*.example.com"], "X.Example.COM", true),
-            (&["bind:*.example.com"], "*.example.com", true),
-            (&["bind:*.example.com"], "*.sub.example.com", true),
-            (&["bind:*.example.com"], "example.com", false),
-            (&["bind:*.example.com"], "badexample.com", false),
-            (&["bind:*.example.com"], "x.example.com.evil.org", false),
-            (&["bind:*.example.com"], ".example.com", false),
-            (&["bind:*.example.com"], "a..example.com", false),
-            (&["bind:*.example.com"], "-a.example.com", false),
-            (&["bind:*.example.com"], "x.example.com:80", false),
-            (&["bind:*.example.com"], "*.com", false),
-            (&["bind:*.example.com"], "x=example.com", false),
-            (&["bind:*.EXAMPLE.com"], "x.example.com", true),
-            // TCP addresses.
-            (&["bind:1.tcp.ngrok.io:12345"], "1.tcp.ngrok.io:12345", true),
-            (&["bind:1.tcp.ngrok.io:12345"], "1.TCP.ngrok.io:12345", true),
-            (
-                &["bind:1.tcp.ngrok.io:12345"],
-                "1.tcp.ngrok.io:12346",
-                false,
-            ),
-            (
-                &["bind:1.tcp.ngrok.io:12345"],
-                "2.tcp.ngrok.io:12345",
-                false,
-            ),
-            (&["bind:1.tcp.ngrok.io:12345"], "1.tcp.ngrok.io", false),
-            (
-                &["bind:1.tcp.ngrok.io:12345"],
-                "1.tcp.ngrok.io:012345",
-                false,
-            ),
-            (
-                &["bind:1.tcp.ngrok.io:12345"],
-                "1.tcp.ngrok.io:+12345",
-                false,
-            ),
-            (
-                &["bind:1.tcp.ngrok.io:12345"],
-                "1.tcp.ngrok.io:12345:1",
-                false,
-            ),
-            (&["bind:10.0.0.1:22"], "10.0.0.1:22", true),
-            (&["bind:localhost:65535"], "localhost:65535", true),
-            (&["bind:localhost:1"], "localhost:1", true),
-            // Labels: exact and wildcard key and/or value, case-sensitive.
-            (&["bind:edge=edghts_2Ab"], "edge=edghts_2Ab", true),
-            (&["bind:edge=edghts_2Ab"], "edge=edghts_2ab", false),
-            (&["bind:edge=edghts_2Ab"], "Edge=edghts_2Ab", false),
-            (&["bind:edge=edghts_2Ab"], "edge=other", false),
-            (&["bind:*=example"], "x=example", true),
-            (&["bind:*=example"], "y=example", true),
-            (&["bind:*=example"], "y=example2", false),
-            (&["bind:env=*"], "env=prod", true),
-            (&["bind:env=*"], "env=dev", true),
-            (&["bind:env=*"], "team=dev", false),
-            (&["bind:*=*"], "any=thing", true),
-            (&["bind:*=*"], "any.example.com", false),
-            (&["bind:*=*"], "host:80", false),
-            (&["bind:*=*"], "=v", false),
-            (&["bind:*=*"], "k=", false),
-            (&["bind:*=*"], "k=v=w", false),
-            (&["bind:*=*"], "k=v w", false),
-            // Several rules: any one match suffices.
-            (
-                &["bind:a.example.com", "bind:*.b.example.com", "bind:app=web"],
-                "x.b.example.com",
-                true,
-            ),
-            (
-                &["bind:a.example.com", "bind:*.b.example.com", "bind:app=web"],
-                "app=web",
-                true,
-            ),
-            (
-                &["bind:a.example.com", "bind:*.b.example.com", "bind:app=web"],
-                "b.example.com",
-                false,
-            ),
-            (
-                &["bind:a.example.com", "bind:*.b.example.com", "bind:app=web"],
-                "c.example.com",
-                false,
-            ),
-            // Malformed targets never match a restricted ACL.
-            (&["bind:example.com"], "", false),
-            (&["bind:example.com"], "exa mple.com", false),
-            (&["bind:*.example.com"], "ex_ample.example.com", false),
-            (&["bind:*.example.com"], "**.example.com", false),
-        ];
-        for (rules, target, expected) in cases {
-            check(rules, target, *expected);
-        }
-    }
 
     fn parse_err(rules: &[&str]) -> AclError {
         match Acl::parse(rules) {
@@ -979,7 +759,7 @@ mod tests {
         );
         assert_eq!(d.len(), 253);
         let acl = Acl::parse(&[format!("bind:{d}")]).unwrap();
-        assert!(acl.allows_bind(&d));
+        assert_eq!(acl.rules(), [format!("bind:{d}")]);
         assert!(Acl::parse(&[format!("bind:{d}x")]).is_err());
     }
 
@@ -1017,8 +797,6 @@ mod tests {
         );
         let acl = Acl::parse(&rules[..MAX_RULES]).unwrap();
         assert_eq!(acl.rules().len(), MAX_RULES);
-        assert!(acl.allows_bind("h99.example.com"));
-        assert!(!acl.allows_bind("h100.example.com"));
     }
 
     #[test]

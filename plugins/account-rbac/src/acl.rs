@@ -1,5 +1,6 @@
-//! Bind-rule matching for `agent.bind`, ported from the host's `domain::acl` (no_std).
-//! Rules arrive already validated and normalised by the host, so they are read leniently
+//! Bind-rule matching for `agent.bind`: the one place latchkey matches a bind target
+//! against a credential's ACL (the host's `domain::acl` only validates and normalises
+//! rules). Rules arrive already validated and normalised by the host, so they are read leniently
 //! (a rule this cannot read matches nothing); the bind target is validated here exactly
 //! as the host does, because a malformed target must never match a restricted ACL.
 
