@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use latchkey::policy::{Limits, PolicyEngine, check_module, run_cases};
+use latchkey::policy::{Limits, Outcome, PolicyEngine, check_module, run_cases};
 use latchkey_policy_abi::{
     AccountRoles, Assignment, Billing, Context, Developer, Mfa, Principal, PrincipalKind, Request,
     Resource, Team, builtin_permission,
@@ -166,25 +166,10 @@ fn the_engine_routes_iam_to_rbac_and_application_actions_to_tenant_roles() {
     );
 }
 
-/// A custom module that answers every request with one fixed postcard-encoded decision.
-fn fixed_module(outcome: u8, reason: &str) -> String {
-    // postcard: outcome tag, string length, string bytes.
-    let total = 2 + reason.len();
-    format!(
-        r#"(module
-  (memory (export "memory") 1)
-  (func (export "lk_abi_version") (result i32) (i32.const 1))
-  (func (export "lk_reset"))
-  (func (export "lk_alloc") (param i32) (result i32) (i32.const 4096))
-  (data (i32.const 1024) "\{outcome:02x}\{len:02x}{reason}")
-  (func (export "lk_evaluate") (param i32 i32) (result i64) (i64.const {packed})))"#,
-        len = reason.len(),
-        packed = (1024i64 << 32) | total as i64,
-    )
-}
+include!("../src/policy/fixtures/fixed.rs");
 
-fn drop_in(dir: &Path, name: &str, outcome: u8, reason: &str, actions: &str) {
-    let wasm = wat::parse_str(fixed_module(outcome, reason)).unwrap();
+fn drop_in(dir: &Path, name: &str, outcome: Outcome, reason: &str, actions: &str) {
+    let wasm = wat::parse_str(fixed(outcome, reason)).unwrap();
     std::fs::write(dir.join(format!("{name}.wasm")), wasm).unwrap();
     let manifest = format!(
         "name = \"{name}\"\nmodule = \"{name}.wasm\"\nkind = \"custom\"\nactions = [{actions}]\n"
@@ -218,7 +203,7 @@ fn a_custom_policy_dropped_in_narrows_decisions_after_a_reload() {
     drop_in(
         dir.path(),
         "change-freeze",
-        1,
+        Outcome::Deny,
         "change freeze",
         "\"computers.remote_control\"",
     );
@@ -241,7 +226,7 @@ fn a_custom_policy_can_never_widen_what_a_builtin_denies() {
     drop_in(
         dir.path(),
         "yes-man",
-        0,
+        Outcome::Allow,
         "sure",
         "\"computers.*\", \"iam.*\"",
     );

@@ -24,28 +24,8 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A module whose every answer is `outcome` with `reason` (under 128 bytes).
-fn fixed(outcome: Outcome, reason: &str) -> String {
-    let tag = match outcome {
-        Outcome::Allow => 0u8,
-        Outcome::Deny => 1,
-        Outcome::NotApplicable => 2,
-    };
-    assert!(reason.len() < 128, "one-byte varint length");
-    let mut bytes = vec![tag, reason.len() as u8];
-    bytes.extend_from_slice(reason.as_bytes());
-    let data: String = bytes.iter().map(|b| format!("\\{b:02x}")).collect();
-    let packed = (1024u64 << 32) | bytes.len() as u64;
-    format!(
-        r#"(module
-          (memory (export "memory") 1)
-          (func (export "lk_abi_version") (result i32) (i32.const 1))
-          (func (export "lk_reset"))
-          (func (export "lk_alloc") (param i32) (result i32) (i32.const 4096))
-          (data (i32.const 1024) "{data}")
-          (func (export "lk_evaluate") (param i32 i32) (result i64) (i64.const {packed})))"#
-    )
-}
+// `fixed(outcome, reason)`: shared with the integration tests in `tests/policies.rs`.
+include!("fixtures/fixed.rs");
 
 fn request(action: &str) -> Request {
     Request {
