@@ -86,7 +86,8 @@ fn request(action: &str, kind: &str, tenant: Option<&str>) -> Request {
 
 fn authorize(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let engine = PolicyEngine::load(&dir, Limits::default()).unwrap();
+    let engine =
+        PolicyEngine::load(&dir, Limits::default(), &latchkey::app::REQUIRED_POLICIES).unwrap();
     let iam = request("iam.api_keys.create", "api_key", None);
     let app = request(
         "computers.run_maintenance",

@@ -31,6 +31,8 @@ enum Command {
     Init {
         #[command(flatten)]
         data: DataDirArg,
+        #[command(flatten)]
+        policies: PoliciesArg,
         /// Name of the new account (unique).
         #[arg(long)]
         account: String,
@@ -105,6 +107,13 @@ struct DataDirArg {
     data_dir: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct PoliciesArg {
+    /// The policies folder: the built-in modules and any custom ones, with manifests.
+    #[arg(long, env = "LATCHKEY_POLICIES", default_value = "./policies")]
+    policies: PathBuf,
+}
+
 /// Run the command line and return the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -116,6 +125,11 @@ pub fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("latchkey: {err}");
+            if let AppError::Policy(_) = err {
+                eprintln!(
+                    "latchkey: the policies folder is named by --policies or LATCHKEY_POLICIES"
+                );
+            }
             ExitCode::from(2)
         }
     }
@@ -130,10 +144,12 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
         Command::Policy { command } => Ok(run_policy(command)),
         Command::Init {
             data,
+            policies,
             account,
             admin_email,
         } => {
-            let made = open(&data)?.init(&account, &admin_email)?;
+            let config = Config::new(&data.data_dir).with_policies(&policies.policies);
+            let made = Latchkey::open(config)?.init(&account, &admin_email)?;
             let output = json!({
                 "account_id": made.account.id.to_string(),
                 "user_id": made.user.id.to_string(),

@@ -2,7 +2,7 @@
 
 use latchkey::domain::bot::BotPatch;
 use latchkey::domain::credential::{CredentialKind, Owner};
-use latchkey::domain::event::{Action, Principal, Snapshot};
+use latchkey::domain::event::{Action, Actor, Principal, Snapshot};
 use latchkey::domain::user::{MemberState, Roles, RolesPatch};
 
 use crate::support::{Fixture, refusal};
@@ -10,7 +10,7 @@ use crate::support::{Fixture, refusal};
 #[test]
 fn init_records_who_made_what() {
     let fx = Fixture::new();
-    let events = fx.lk.events(fx.account()).unwrap();
+    let events = fx.lk.events(Actor::SYSTEM, fx.account()).unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.name()).collect();
     assert_eq!(
         actions,
@@ -63,7 +63,7 @@ fn every_change_writes_one_event_with_actor_target_before_and_after() {
     fx.lk.delete_bot(actor, fx.account(), bot.id).unwrap();
     fx.lk.remove_member(actor, fx.account(), dana.id).unwrap();
 
-    let events = fx.lk.events(fx.account()).unwrap();
+    let events = fx.lk.events(Actor::SYSTEM, fx.account()).unwrap();
     let tail: Vec<&str> = events[4..].iter().map(|e| e.action.name()).collect();
     assert_eq!(
         tail,
@@ -111,20 +111,23 @@ fn every_change_writes_one_event_with_actor_target_before_and_after() {
 #[test]
 fn a_refused_change_writes_no_event() {
     let fx = Fixture::new();
-    let count = fx.lk.events(fx.account()).unwrap().len();
+    let count = fx.lk.events(Actor::SYSTEM, fx.account()).unwrap().len();
     refusal(
         fx.lk
             .remove_member(fx.admin_actor(), fx.account(), fx.admin().id),
     );
     refusal(fx.lk.create_bot(fx.admin_actor(), fx.account(), "\u{0}"));
-    assert_eq!(fx.lk.events(fx.account()).unwrap().len(), count);
+    assert_eq!(
+        fx.lk.events(Actor::SYSTEM, fx.account()).unwrap().len(),
+        count
+    );
 }
 
 #[test]
 fn events_never_contain_a_secret() {
     let fx = Fixture::new();
     let (_, key) = fx.api_key(Owner::User(fx.admin().id));
-    let events = format!("{:?}", fx.lk.events(fx.account()).unwrap());
+    let events = format!("{:?}", fx.lk.events(Actor::SYSTEM, fx.account()).unwrap());
     for secret in [
         key.expose(),
         fx.init.api_key.expose(),
@@ -148,7 +151,7 @@ fn the_head_moves_with_every_change_and_chains_are_per_account() {
     assert_ne!(first.head, second.head);
     let other = fx.lk.init("globex", "g@example.com").unwrap();
     assert_eq!(
-        fx.lk.events(other.account.id).unwrap()[0].seq,
+        fx.lk.events(Actor::SYSTEM, other.account.id).unwrap()[0].seq,
         0,
         "each account has its own chain"
     );

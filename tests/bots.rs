@@ -3,6 +3,7 @@
 use latchkey::domain::DomainError;
 use latchkey::domain::bot::BotPatch;
 use latchkey::domain::credential::{CredentialSpec, Owner, Rejection};
+use latchkey::domain::event::Actor;
 use latchkey::domain::token::TokenKind;
 
 use crate::support::{Fixture, is_valid, refusal, rejection};
@@ -69,7 +70,7 @@ fn deleting_a_bot_revokes_and_deletes_every_credential_it_owns_at_once() {
     assert_eq!(rejection(&fx.lk, &token), Rejection::Revoked);
     assert_eq!(fx.lk.live_credentials(), live - 2);
     assert!(matches!(
-        refusal(fx.lk.credential(fx.account(), key_id)),
+        refusal(fx.lk.credential(Actor::SYSTEM, fx.account(), key_id)),
         DomainError::NotFound(_)
     ));
     assert!(fx.lk.read().is_ok());
@@ -96,16 +97,19 @@ fn a_bot_belongs_to_exactly_one_account() {
     assert!(matches!(
         refusal(
             fx.lk
-                .update_bot(fx.admin_actor(), other.account.id, bot.id, &patch)
+                .update_bot(fx.actor(&other.api_key), other.account.id, bot.id, &patch)
         ),
         DomainError::NotFound(_)
     ));
     assert!(matches!(
-        refusal(fx.lk.delete_bot(fx.admin_actor(), other.account.id, bot.id)),
+        refusal(
+            fx.lk
+                .delete_bot(fx.actor(&other.api_key), other.account.id, bot.id)
+        ),
         DomainError::NotFound(_)
     ));
     let foreign = fx.lk.create_token_credential(
-        fx.admin_actor(),
+        fx.actor(&other.api_key),
         other.account.id,
         TokenKind::ApiKey,
         Owner::Bot(bot.id),

@@ -82,6 +82,32 @@ fn init_twice_on_one_account_name_is_refused() {
 }
 
 #[test]
+fn init_without_a_policies_folder_is_refused_and_makes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let out = latchkey(&[
+        "init",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--policies",
+        tmp.path().join("nowhere").to_str().unwrap(),
+        "--account",
+        "acme",
+        "--admin-email",
+        "x@example.com",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the policies folder"), "{stderr}");
+    assert!(
+        stderr.contains("--policies or LATCHKEY_POLICIES"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!dir.exists(), "no half-made data directory is left");
+}
+
+#[test]
 fn a_flipped_character_is_a_bad_checksum_without_touching_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

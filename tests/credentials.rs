@@ -217,7 +217,7 @@ fn ssh_keys_are_validated_and_unique_across_the_appliance() {
     let before = fx.state();
     let same_key = ED25519.replace("alice@example.com", "bob@laptop");
     let err = refusal(fx.lk.create_ssh_credential(
-        fx.admin_actor(),
+        fx.actor(&other.api_key),
         other.account.id,
         Owner::User(other.user.id),
         &same_key,
@@ -253,7 +253,7 @@ fn ssh_keys_are_validated_and_unique_across_the_appliance() {
     let again = fx
         .lk
         .create_ssh_credential(
-            fx.admin_actor(),
+            fx.actor(&other.api_key),
             other.account.id,
             Owner::User(other.user.id),
             &same_key,
@@ -264,7 +264,7 @@ fn ssh_keys_are_validated_and_unique_across_the_appliance() {
     assert!(
         refusal(
             fx.lk
-                .rotate_credential(fx.admin_actor(), other.account.id, again.id)
+                .rotate_credential(fx.actor(&other.api_key), other.account.id, again.id)
         )
         .to_string()
         .contains("SSH")
@@ -276,23 +276,18 @@ fn credentials_of_another_account_are_not_found() {
     let fx = Fixture::new();
     let other = fx.lk.init("globex", "g@example.com").unwrap();
     let (id, key) = fx.api_key(Owner::User(fx.admin().id));
+    let globex = fx.actor(&other.api_key);
     let before = fx.state();
     assert!(matches!(
-        refusal(fx.lk.credential(other.account.id, id)),
+        refusal(fx.lk.credential(globex, other.account.id, id)),
         DomainError::NotFound(_)
     ));
     assert!(matches!(
-        refusal(
-            fx.lk
-                .delete_credential(fx.admin_actor(), other.account.id, id)
-        ),
+        refusal(fx.lk.delete_credential(globex, other.account.id, id)),
         DomainError::NotFound(_)
     ));
     assert!(matches!(
-        refusal(
-            fx.lk
-                .rotate_credential(fx.admin_actor(), other.account.id, id)
-        ),
+        refusal(fx.lk.rotate_credential(globex, other.account.id, id)),
         DomainError::NotFound(_)
     ));
     assert_eq!(fx.state(), before);

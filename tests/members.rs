@@ -3,6 +3,7 @@
 
 use latchkey::domain::DomainError;
 use latchkey::domain::credential::{CredentialPatch, Owner, Rejection};
+use latchkey::domain::event::Actor;
 use latchkey::domain::user::{
     BillingRole, DeveloperRole, MemberState, Roles, RolesPatch, TeamRole,
 };
@@ -20,7 +21,7 @@ fn a_user_is_global_and_may_belong_to_several_accounts() {
     );
     assert_eq!(
         fx.lk
-            .member(other.account.id, fx.admin().id)
+            .member(Actor::SYSTEM, other.account.id, fx.admin().id)
             .unwrap()
             .membership
             .roles,
@@ -62,7 +63,7 @@ fn invalid_email_is_refused_and_changes_nothing() {
 fn new_members_get_the_roles_given_and_patches_change_only_what_is_sent() {
     let fx = Fixture::new();
     let (dana, _) = fx.member("dana@example.com", Roles::default());
-    let member = fx.lk.member(fx.account(), dana.id).unwrap();
+    let member = fx.lk.member(Actor::SYSTEM, fx.account(), dana.id).unwrap();
     assert_eq!(member.membership.roles, Roles::default());
     assert_eq!(member.membership.state, MemberState::Active);
     let patch = RolesPatch {
@@ -85,7 +86,7 @@ fn new_members_get_the_roles_given_and_patches_change_only_what_is_sent() {
     );
     assert_eq!(
         fx.lk
-            .member(fx.account(), dana.id)
+            .member(Actor::SYSTEM, fx.account(), dana.id)
             .unwrap()
             .membership
             .roles,
@@ -120,7 +121,7 @@ fn the_last_administrator_cannot_be_demoted_disabled_or_removed() {
     assert_eq!(fx.state(), before);
     assert!(
         fx.lk
-            .member(account, admin)
+            .member(Actor::SYSTEM, account, admin)
             .unwrap()
             .membership
             .is_active_admin()
@@ -159,7 +160,11 @@ fn with_a_second_active_administrator_the_first_may_leave() {
     fx.lk
         .remove_member(fx.admin_actor(), fx.account(), fx.admin().id)
         .unwrap();
-    assert!(fx.lk.member(fx.account(), fx.admin().id).is_err());
+    assert!(
+        fx.lk
+            .member(Actor::SYSTEM, fx.account(), fx.admin().id)
+            .is_err()
+    );
 }
 
 #[test]
@@ -191,19 +196,22 @@ fn removing_a_member_revokes_its_credentials_in_that_account_only() {
     let (dana, personal) = fx.member("dana@example.com", Roles::default());
     let (_, key) = fx.api_key(Owner::User(dana.id));
     let (other_account, elsewhere) = fx.also_member_elsewhere("dana@example.com");
-    let seats = fx.lk.seats_used(fx.account()).unwrap();
+    let seats = fx.lk.seats_used(Actor::SYSTEM, fx.account()).unwrap();
 
     fx.lk
         .remove_member(fx.admin_actor(), fx.account(), dana.id)
         .unwrap();
     assert_eq!(rejection(&fx.lk, &personal), Rejection::MembershipRemoved);
     assert_eq!(rejection(&fx.lk, &key), Rejection::MembershipRemoved);
-    assert!(fx.lk.member(fx.account(), dana.id).is_err());
-    assert_eq!(fx.lk.seats_used(fx.account()).unwrap(), seats - 1);
+    assert!(fx.lk.member(Actor::SYSTEM, fx.account(), dana.id).is_err());
+    assert_eq!(
+        fx.lk.seats_used(Actor::SYSTEM, fx.account()).unwrap(),
+        seats - 1
+    );
     assert!(is_valid(&fx.lk, &elsewhere));
     assert_eq!(
         fx.lk
-            .member(other_account, dana.id)
+            .member(Actor::SYSTEM, other_account, dana.id)
             .unwrap()
             .membership
             .state,
@@ -243,7 +251,7 @@ fn changing_a_non_member_is_not_found_and_changes_nothing() {
 #[test]
 fn seats_count_members_and_never_bots() {
     let fx = Fixture::new();
-    assert_eq!(fx.lk.seats_used(fx.account()).unwrap(), 1);
+    assert_eq!(fx.lk.seats_used(Actor::SYSTEM, fx.account()).unwrap(), 1);
     fx.member("a@example.com", Roles::default());
     fx.member("b@example.com", Roles::default());
     fx.lk
@@ -252,16 +260,16 @@ fn seats_count_members_and_never_bots() {
     fx.lk
         .create_bot(fx.admin_actor(), fx.account(), "deploy")
         .unwrap();
-    assert_eq!(fx.lk.seats_used(fx.account()).unwrap(), 3);
+    assert_eq!(fx.lk.seats_used(Actor::SYSTEM, fx.account()).unwrap(), 3);
 }
 
 #[test]
 fn every_member_gets_a_personal_authtoken_it_can_rotate_but_not_delete() {
     let fx = Fixture::new();
     let (dana, personal) = fx.member("dana@example.com", Roles::default());
-    let member = fx.lk.member(fx.account(), dana.id).unwrap();
+    let member = fx.lk.member(Actor::SYSTEM, fx.account(), dana.id).unwrap();
     let id = member.membership.personal_authtoken;
-    let credential = fx.lk.credential(fx.account(), id).unwrap();
+    let credential = fx.lk.credential(Actor::SYSTEM, fx.account(), id).unwrap();
     assert!(credential.personal);
     assert_eq!(credential.owner, Owner::User(dana.id));
     assert_eq!(fx.lk.verify(personal.expose()).unwrap().credential, id);

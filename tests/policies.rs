@@ -1,17 +1,14 @@
 //! The policy engine with the real built-in modules committed under `policies/`: their
 //! decision cases, routing and combination, and a custom module dropped in at run time.
 
-use std::path::{Path, PathBuf};
+use latchkey::app::REQUIRED_POLICIES;
 
+use crate::support::{copy_builtins, drop_in, policies_dir};
 use latchkey::policy::{Limits, Outcome, PolicyEngine, check_module, run_cases};
 use latchkey_policy_abi::{
     AccountRoles, Assignment, Billing, Context, Developer, Mfa, Principal, PrincipalKind, Request,
     Resource, Team, builtin_permission,
 };
-
-fn policies_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
-}
 
 fn cases(name: &str) {
     let dir = policies_dir();
@@ -112,7 +109,8 @@ fn technician_in(tenant: &str) -> Principal {
 
 #[test]
 fn the_engine_routes_iam_to_rbac_and_application_actions_to_tenant_roles() {
-    let engine = PolicyEngine::load(&policies_dir(), Limits::default()).unwrap();
+    let engine =
+        PolicyEngine::load(&policies_dir(), Limits::default(), &REQUIRED_POLICIES).unwrap();
 
     let denied = engine.decide(&request(
         member(read_only(), vec![]),
@@ -166,32 +164,10 @@ fn the_engine_routes_iam_to_rbac_and_application_actions_to_tenant_roles() {
     );
 }
 
-include!("../src/policy/fixtures/fixed.rs");
-
-fn drop_in(dir: &Path, name: &str, outcome: Outcome, reason: &str, actions: &str) {
-    let wasm = wat::parse_str(fixed(outcome, reason)).unwrap();
-    std::fs::write(dir.join(format!("{name}.wasm")), wasm).unwrap();
-    let manifest = format!(
-        "name = \"{name}\"\nmodule = \"{name}.wasm\"\nkind = \"custom\"\nactions = [{actions}]\n"
-    );
-    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
-}
-
-fn copy_builtins() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["account-rbac", "tenant-roles"] {
-        for ext in ["wasm", "toml"] {
-            let file = format!("{name}.{ext}");
-            std::fs::copy(policies_dir().join(&file), dir.path().join(&file)).unwrap();
-        }
-    }
-    dir
-}
-
 #[test]
 fn a_custom_policy_dropped_in_narrows_decisions_after_a_reload() {
     let dir = copy_builtins();
-    let engine = PolicyEngine::load(dir.path(), Limits::default()).unwrap();
+    let engine = PolicyEngine::load(dir.path(), Limits::default(), &REQUIRED_POLICIES).unwrap();
     let remote = request(
         technician_in("tnt_a"),
         "computers.remote_control",
@@ -230,7 +206,7 @@ fn a_custom_policy_can_never_widen_what_a_builtin_denies() {
         "sure",
         "\"computers.*\", \"iam.*\"",
     );
-    let engine = PolicyEngine::load(dir.path(), Limits::default()).unwrap();
+    let engine = PolicyEngine::load(dir.path(), Limits::default(), &REQUIRED_POLICIES).unwrap();
     assert!(
         !engine
             .decide(&request(
@@ -256,7 +232,7 @@ fn a_custom_policy_can_never_widen_what_a_builtin_denies() {
 #[test]
 fn an_invalid_module_in_a_reload_keeps_the_last_good_set() {
     let dir = copy_builtins();
-    let engine = PolicyEngine::load(dir.path(), Limits::default()).unwrap();
+    let engine = PolicyEngine::load(dir.path(), Limits::default(), &REQUIRED_POLICIES).unwrap();
     std::fs::write(dir.path().join("broken.wasm"), b"\0asm\x01\0\0\0garbage").unwrap();
     std::fs::write(
         dir.path().join("broken.toml"),
@@ -275,5 +251,37 @@ fn an_invalid_module_in_a_reload_keeps_the_last_good_set() {
                 Some("tnt_a")
             ))
             .allowed
+    );
+}
+
+#[test]
+fn a_set_without_a_required_builtin_is_refused_and_a_custom_module_cannot_stand_in() {
+    let dir = copy_builtins();
+    let engine = PolicyEngine::load(dir.path(), Limits::default(), &REQUIRED_POLICIES).unwrap();
+    let create = request(
+        member(read_only(), vec![]),
+        "iam.api_keys.create",
+        "api_key",
+        None,
+    );
+    assert!(!engine.decide(&create).allowed);
+
+    // Take the account RBAC away and let a custom module claim its namespace.
+    std::fs::remove_file(dir.path().join("account-rbac.toml")).unwrap();
+    drop_in(dir.path(), "yes-man", Outcome::Allow, "sure", "\"iam.*\"");
+    let err = engine.reload().unwrap_err();
+    assert!(err.to_string().contains("account-rbac"), "{err}");
+    let still = engine.decide(&create);
+    assert!(!still.allowed);
+    assert_eq!(
+        still.policy, "account-rbac",
+        "the last good set still decides"
+    );
+
+    let err = PolicyEngine::load(dir.path(), Limits::default(), &REQUIRED_POLICIES).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lacks the built-in policy account-rbac"),
+        "{err}"
     );
 }

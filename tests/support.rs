@@ -1,5 +1,6 @@
 //! Shared set-up: a fresh data directory with one initialised account.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use latchkey::app::{AppError, Config, Initialized, Latchkey};
@@ -10,6 +11,7 @@ use latchkey::domain::id::AccountId;
 use latchkey::domain::time::{ManualClock, Timestamp};
 use latchkey::domain::token::{Secret, TokenKind};
 use latchkey::domain::user::{Roles, User};
+use latchkey::policy::Outcome;
 use tempfile::TempDir;
 
 /// 2026-11-22T10:00:00Z
@@ -17,20 +19,28 @@ pub const START: i64 = 1_795_341_600_000;
 
 pub struct Fixture {
     pub dir: TempDir,
+    pub policies: PathBuf,
     pub clock: ManualClock,
     pub lk: Latchkey,
     pub init: Initialized,
 }
 
 impl Fixture {
-    /// A new data directory with account "acme" and its administrator.
+    /// A new data directory with account "acme" and its administrator, authorized by the
+    /// built-in policies committed under `policies/`.
     pub fn new() -> Fixture {
+        Fixture::with_policies(policies_dir())
+    }
+
+    /// The same, authorized by the policies of `policies`.
+    pub fn with_policies(policies: PathBuf) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(Timestamp::from_millis(START));
-        let lk = open(&dir, &clock);
+        let lk = open(&dir, &policies, &clock);
         let init = lk.init("acme", "admin@example.com").unwrap();
         Fixture {
             dir,
+            policies,
             clock,
             lk,
             init,
@@ -47,10 +57,18 @@ impl Fixture {
 
     /// The administrator acting with its API key.
     pub fn admin_actor(&self) -> Actor {
-        let key = self.lk.verify_token(self.init.api_key.expose()).unwrap();
+        self.actor(&self.init.api_key)
+    }
+
+    /// Whoever owns `secret`, acting with it.
+    pub fn actor(&self, secret: &Secret) -> Actor {
+        let verified = self.lk.verify_token(secret.expose()).unwrap();
         Actor {
-            principal: Principal::User(self.admin().id),
-            credential: Some(key.credential),
+            principal: match verified.owner {
+                Owner::User(user) => Principal::User(user),
+                Owner::Bot(bot) => Principal::Bot(bot),
+            },
+            credential: Some(verified.credential),
         }
     }
 
@@ -115,14 +133,16 @@ impl Fixture {
     pub fn reopen(self) -> Fixture {
         let Fixture {
             dir,
+            policies,
             clock,
             lk,
             init,
         } = self;
         drop(lk);
-        let lk = open(&dir, &clock);
+        let lk = open(&dir, &policies, &clock);
         Fixture {
             dir,
+            policies,
             clock,
             lk,
             init,
@@ -130,12 +150,43 @@ impl Fixture {
     }
 }
 
-pub fn open(dir: &TempDir, clock: &ManualClock) -> Latchkey {
+pub fn open(dir: &TempDir, policies: &Path, clock: &ManualClock) -> Latchkey {
     Latchkey::open(Config {
         data_dir: dir.path().join("data"),
+        policies: Some(policies.to_owned()),
         clock: Arc::new(clock.clone()),
     })
     .unwrap()
+}
+
+/// The built-in policies committed under `policies/`.
+pub fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// A policies folder holding a copy of the built-in modules and manifests.
+pub fn copy_builtins() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["account-rbac", "tenant-roles"] {
+        for ext in ["wasm", "toml"] {
+            let file = format!("{name}.{ext}");
+            std::fs::copy(policies_dir().join(&file), dir.path().join(&file)).unwrap();
+        }
+    }
+    dir
+}
+
+include!("../src/policy/fixtures/fixed.rs");
+
+/// Drop a custom module that always answers `outcome` with `reason`, routed to `actions`
+/// (a TOML list body), into the policies folder `dir`.
+pub fn drop_in(dir: &Path, name: &str, outcome: Outcome, reason: &str, actions: &str) {
+    let wasm = wat::parse_str(fixed(outcome, reason)).unwrap();
+    std::fs::write(dir.join(format!("{name}.wasm")), wasm).unwrap();
+    let manifest = format!(
+        "name = \"{name}\"\nmodule = \"{name}.wasm\"\nkind = \"custom\"\nactions = [{actions}]\n"
+    );
+    std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
 }
 
 /// The reason a presented secret is refused.

@@ -10,6 +10,7 @@
 )]
 
 mod audit;
+mod authorization;
 mod bots;
 mod cli;
 mod credentials;

@@ -2,9 +2,11 @@
 //! operation of the foundation as one store transaction that applies the domain's rules,
 //! writes the change and its audit event, and commits them together.
 //!
-//! Authorization is not decided here: the policy engine will sit in front of these calls.
-//! Every operation takes the [`Actor`] it is done for, so its event names who did it.
+//! Every operation takes the [`Actor`] it is done for. Before it changes or shows
+//! anything, the policy engine decides the operation's `iam.*` action for that actor, in
+//! the same transaction as the change (see [`authz`]); its event names the actor.
 
+mod authz;
 mod data_dir;
 
 use std::path::Path;
@@ -25,7 +27,9 @@ use crate::domain::token::{self, Secret, SecretHasher, TokenFormatError, TokenKi
 use crate::domain::user::{
     self, Email, MemberChange, MemberState, Membership, Roles, RolesPatch, User,
 };
+use crate::policy::{Limits, PolicyEngine, PolicyError};
 use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
+pub use authz::{Target, credential_resource};
 pub use data_dir::DataDir;
 
 /// Why an operation failed.
@@ -41,6 +45,24 @@ pub enum AppError {
     /// The data directory could not be used.
     #[error("{0}")]
     DataDir(String),
+    /// The policies refused the operation (or the actor is not in good standing, in which
+    /// case `policy` is empty).
+    #[error("forbidden by {}: {reason}", if policy.is_empty() { "latchkey" } else { policy })]
+    Forbidden {
+        /// The deciding policy.
+        policy: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// The policy set could not be loaded.
+    #[error(transparent)]
+    Policy(PolicyError),
+}
+
+impl From<PolicyError> for AppError {
+    fn from(err: PolicyError) -> Self {
+        AppError::Policy(err)
+    }
 }
 
 impl From<StoreError> for AppError {
@@ -63,17 +85,28 @@ impl From<DomainError> for AppError {
 pub struct Config {
     /// Holds `latchkey.redb` and `server.key`; created if missing.
     pub data_dir: std::path::PathBuf,
+    /// The policies folder (manifests and modules) that authorizes every operation.
+    /// Without one (as for `latchkey verify`), every operation is refused.
+    pub policies: Option<std::path::PathBuf>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
 }
 
 impl Config {
-    /// The system clock and the given directory.
+    /// The system clock and the given data directory, with no policies.
     pub fn new(data_dir: impl Into<std::path::PathBuf>) -> Self {
         Config {
             data_dir: data_dir.into(),
+            policies: None,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Authorize with the policies of `dir`.
+    #[must_use]
+    pub fn with_policies(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.policies = Some(dir.into());
+        self
     }
 }
 
@@ -108,11 +141,16 @@ pub struct Joined {
     pub personal_authtoken: Secret,
 }
 
-/// An open latchkey: the store, the server's secret hasher and the clock.
+/// The built-in policies a set must hold: without them a custom module routed to `iam.*`
+/// or an application action would decide alone, widening what the built-ins grant.
+pub const REQUIRED_POLICIES: [&str; 2] = ["account-rbac", "tenant-roles"];
+
+/// An open latchkey: the store, the server's secret hasher, the policies and the clock.
 #[derive(Debug)]
 pub struct Latchkey {
     store: Store,
     hasher: SecretHasher,
+    policies: Option<PolicyEngine>,
     clock: Arc<dyn Clock>,
 }
 
@@ -120,14 +158,47 @@ impl Latchkey {
     /// Open (creating if needed) the data directory of `config`. Holds the database's
     /// exclusive lock until dropped.
     pub fn open(config: Config) -> Result<Latchkey, AppError> {
+        // Policies first: a bad folder must not leave a half-made data directory behind.
+        let policies = match &config.policies {
+            Some(dir) => Some(PolicyEngine::load(
+                dir,
+                Limits::default(),
+                &REQUIRED_POLICIES,
+            )?),
+            None => None,
+        };
         let dir = DataDir::new(&config.data_dir);
         let key = dir.server_key()?;
         let store = Store::open(&dir.database())?;
         Ok(Latchkey {
             store,
             hasher: SecretHasher::new(&key),
+            policies,
             clock: config.clock,
         })
+    }
+
+    /// The policy engine (to decide application actions, or to reload it).
+    pub fn policies(&self) -> Option<&PolicyEngine> {
+        self.policies.as_ref()
+    }
+
+    /// Decide `target` for `actor` in `account`, in `tx`'s snapshot.
+    fn authorize(
+        &self,
+        tx: &impl Reads,
+        actor: Actor,
+        account: AccountId,
+        target: Target,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        let Some(policies) = &self.policies else {
+            return Err(AppError::Forbidden {
+                policy: String::new(),
+                reason: "no policy set is loaded, so nothing is allowed".to_owned(),
+            });
+        };
+        authz::authorize(policies, tx, actor, account, target, now)
     }
 
     /// Bring the database of `data_dir` to the current schema.
@@ -146,8 +217,11 @@ impl Latchkey {
         let email = Email::parse(admin_email)?;
         self.store.write(|tx| {
             let account = Account::new(AccountId::generate(now)?, account_name, now)?;
-            tx.insert_account(&account)?;
             let actor = Actor::SYSTEM;
+            let id = account.id.to_string();
+            let target = Target::new("account", "create", "account", id);
+            self.authorize(tx, actor, account.id, target, now)?;
+            tx.insert_account(&account)?;
             record(
                 tx,
                 &account.id,
@@ -209,6 +283,10 @@ impl Latchkey {
         let email = Email::parse(email)?;
         self.store.write(|tx| {
             require_account(tx, account)?;
+            let target = Target::new("users", "create", "user", "new")
+                .with("grants_admin", roles.admin)
+                .with("target_admin", false);
+            self.authorize(tx, actor, account, target, now)?;
             self.join(tx, actor, account, &email, name, roles, now)
         })
     }
@@ -327,6 +405,16 @@ impl Latchkey {
                 .find(|m| m.user == user_id)
                 .cloned()
                 .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
+            let verb = match change {
+                MemberChange::Roles(_) => "update_roles",
+                MemberChange::State(MemberState::Disabled) => "disable",
+                MemberChange::State(MemberState::Active) => "enable",
+                MemberChange::Remove => "delete",
+            };
+            let grants_admin = matches!(change, MemberChange::Roles(p) if p.admin == Some(true));
+            let target = Target::member(verb, user_id.to_string(), &before.roles)
+                .with("grants_admin", grants_admin);
+            self.authorize(tx, actor, account, target, now)?;
             let user = tx
                 .user(user_id)?
                 .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
@@ -394,6 +482,8 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             require_account(tx, account)?;
+            let target = Target::new("bot_users", "create", "bot_user", "new");
+            self.authorize(tx, actor, account, target, now)?;
             let bot = BotUser::new(BotId::generate(now)?, account, name, now)?;
             tx.put_bot(&bot)?;
             record(
@@ -422,6 +512,8 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let before = bot_in(tx, account, id)?;
+            let target = Target::new("bot_users", "update", "bot_user", id.to_string());
+            self.authorize(tx, actor, account, target, now)?;
             let after = before.patched(patch)?;
             if after != before {
                 tx.put_bot(&after)?;
@@ -445,6 +537,8 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let bot = bot_in(tx, account, id)?;
+            let target = Target::new("bot_users", "delete", "bot_user", id.to_string());
+            self.authorize(tx, actor, account, target, now)?;
             for credential in tx.owner_credentials(account, Owner::Bot(id))? {
                 revoke(tx, actor, &credential, RevokeCause::OwnerDeleted, now)?;
             }
@@ -536,6 +630,9 @@ impl Latchkey {
         spec: CredentialSpec,
         now: Timestamp,
     ) -> Result<(Credential, Secret), AppError> {
+        let (resource, object) = credential_resource(kind);
+        let target = Target::new(resource, "create", object, "new").owned_by(owner);
+        self.authorize(tx, actor, account, target, now)?;
         require_owner(tx, account, owner)?;
         let id = CredentialId {
             kind,
@@ -588,6 +685,9 @@ impl Latchkey {
         let key = SshPublicKey::parse(public_key)
             .map_err(|e| DomainError::invalid("public_key", e.to_string()))?;
         self.store.write(|tx| {
+            let (resource, object) = credential_resource(CredentialKind::SshKey);
+            let target = Target::new(resource, "create", object, "new").owned_by(owner);
+            self.authorize(tx, actor, account, target, now)?;
             require_owner(tx, account, owner)?;
             let id = CredentialId {
                 kind: CredentialKind::SshKey,
@@ -620,6 +720,13 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let before = credential_in(tx, account, id)?;
+            self.authorize(
+                tx,
+                actor,
+                account,
+                Target::credential("update", &before),
+                now,
+            )?;
             let after = before.patched(patch)?;
             if after != before {
                 tx.update_credential(&after)?;
@@ -649,6 +756,8 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let credential = credential_in(tx, account, id)?;
+            let target = Target::credential("rotate", &credential);
+            self.authorize(tx, actor, account, target, now)?;
             credential.ensure_rotatable()?;
             let kind = id
                 .kind
@@ -681,6 +790,8 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let credential = credential_in(tx, account, id)?;
+            let target = Target::credential("delete", &credential);
+            self.authorize(tx, actor, account, target, now)?;
             credential.ensure_deletable()?;
             revoke(tx, actor, &credential, RevokeCause::Deleted, now)
         })
@@ -739,41 +850,62 @@ impl Latchkey {
         Ok(self.store.read()?)
     }
 
-    /// An account by id.
-    pub fn account(&self, id: AccountId) -> Result<Account, AppError> {
-        Ok(self
-            .store
-            .read()?
-            .account(id)?
-            .ok_or_else(|| DomainError::NotFound(id.into()))?)
+    /// An account, as `actor` (a member of it) may see it.
+    pub fn account(&self, actor: Actor, id: AccountId) -> Result<Account, AppError> {
+        let read = self.store.read()?;
+        let account = require_account(&read, id)?;
+        let target = Target::new("account", "get", "account", id.to_string());
+        self.authorize(&read, actor, id, target, self.now())?;
+        Ok(account)
     }
 
     /// A member of an account.
-    pub fn member(&self, account: AccountId, user: UserId) -> Result<Member, AppError> {
+    pub fn member(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Member, AppError> {
         let read = self.store.read()?;
         let membership = read
             .membership(account, user)?
             .ok_or_else(|| DomainError::NotFound(user.into()))?;
+        let target = Target::member("get", user.to_string(), &membership.roles);
+        self.authorize(&read, actor, account, target, self.now())?;
         let user = read
             .user(user)?
             .ok_or_else(|| DomainError::NotFound(user.into()))?;
         Ok(Member { user, membership })
     }
 
-    /// Seats used: members count, bots do not.
-    pub fn seats_used(&self, account: AccountId) -> Result<usize, AppError> {
-        Ok(user::seats_used(&self.store.read()?.members(account)?))
+    /// Seats used: members count, bots do not. Part of the account's settings.
+    pub fn seats_used(&self, actor: Actor, account: AccountId) -> Result<usize, AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("account", "get", "account", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        Ok(user::seats_used(&read.members(account)?))
     }
 
     /// A credential of an account (other accounts' credentials are not found).
-    pub fn credential(&self, account: AccountId, id: CredentialId) -> Result<Credential, AppError> {
+    pub fn credential(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        id: CredentialId,
+    ) -> Result<Credential, AppError> {
         let read = self.store.read()?;
-        credential_in(&read, account, id)
+        let credential = credential_in(&read, account, id)?;
+        let target = Target::credential("get", &credential);
+        self.authorize(&read, actor, account, target, self.now())?;
+        Ok(credential)
     }
 
     /// The audit events of an account, oldest first.
-    pub fn events(&self, account: AccountId) -> Result<Vec<Event>, AppError> {
-        Ok(self.store.read()?.events(account)?)
+    pub fn events(&self, actor: Actor, account: AccountId) -> Result<Vec<Event>, AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("events", "list", "event", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        Ok(read.events(account)?)
     }
 
     /// Number of live credentials in the lookup index.

@@ -64,10 +64,15 @@ impl PolicySet {
         Ok(PolicySet { policies })
     }
 
-    /// Load every `*.toml` manifest in `dir` and verify its module; any invalid one fails
-    /// the whole set, so a half-loaded set never decides.
-    pub fn load(dir: &Path, sandbox: &Sandbox) -> Result<PolicySet, PolicyError> {
-        let io = |source| PolicyError::Io {
+    /// Load every `*.toml` manifest in `dir` and verify its module; any invalid one, or a
+    /// missing built-in named in `required`, fails the whole set, so a half-loaded set
+    /// never decides.
+    pub fn load(
+        dir: &Path,
+        sandbox: &Sandbox,
+        required: &[String],
+    ) -> Result<PolicySet, PolicyError> {
+        let io = |source| PolicyError::Folder {
             path: dir.to_owned(),
             source,
         };
@@ -83,7 +88,17 @@ impl PolicySet {
             .iter()
             .map(|path| UnverifiedModule::read(path)?.verify(sandbox))
             .collect::<Result<Vec<_>, _>>()?;
-        PolicySet::new(policies)
+        let set = PolicySet::new(policies)?;
+        for name in required {
+            let present = set
+                .policies
+                .iter()
+                .any(|p| p.name() == name && p.manifest().kind == Kind::Builtin);
+            if !present {
+                return Err(PolicyError::MissingBuiltin { name: name.clone() });
+            }
+        }
+        Ok(set)
     }
 
     /// The policies, in evaluation order.
@@ -194,6 +209,7 @@ fn decided(allowed: bool, index: usize, why: String, evaluated: Vec<Evaluated>) 
 #[derive(Debug)]
 pub struct PolicyEngine {
     dir: PathBuf,
+    required: Vec<String>,
     sandbox: Sandbox,
     // ArcSwap rather than RwLock<Arc<_>>: a decision's load is a few uncontended atomic
     // operations and never waits for a reload that is compiling modules.
@@ -203,12 +219,19 @@ pub struct PolicyEngine {
 }
 
 impl PolicyEngine {
-    /// Load every manifest in `dir`; all must be valid.
-    pub fn load(dir: &Path, limits: Limits) -> Result<PolicyEngine, PolicyError> {
+    /// Load every manifest in `dir`; all must be valid, and the built-in policies named in
+    /// `required` must be among them (now and at every reload).
+    pub fn load(
+        dir: &Path,
+        limits: Limits,
+        required: &[&str],
+    ) -> Result<PolicyEngine, PolicyError> {
         let sandbox = Sandbox::new(limits)?;
-        let set = PolicySet::load(dir, &sandbox)?;
+        let required: Vec<String> = required.iter().map(|&name| name.to_owned()).collect();
+        let set = PolicySet::load(dir, &sandbox, &required)?;
         Ok(PolicyEngine {
             dir: dir.to_owned(),
+            required,
             sandbox,
             current: ArcSwap::from_pointee(set),
             reloading: Mutex::new(()),
@@ -222,7 +245,7 @@ impl PolicyEngine {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let set = PolicySet::load(&self.dir, &self.sandbox)?;
+        let set = PolicySet::load(&self.dir, &self.sandbox, &self.required)?;
         let count = set.policies.len();
         self.current.store(Arc::new(set));
         Ok(count)

@@ -89,6 +89,15 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
+    /// The policies folder cannot be listed.
+    #[error("the policies folder {} cannot be read: {source}", path.display())]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A manifest is malformed or names something invalid.
     #[error("{}: {message}", path.display())]
     Manifest {
@@ -101,6 +110,14 @@ pub enum PolicyError {
     #[error("two manifests name the policy {name}")]
     DuplicateName {
         /// The name.
+        name: String,
+    },
+    /// A built-in policy the host requires is not in the set (or is not marked built-in).
+    #[error(
+        "the policy set lacks the built-in policy {name}; without it custom modules would decide alone"
+    )]
+    MissingBuiltin {
+        /// The policy.
         name: String,
     },
     /// The WASM engine could not be configured.

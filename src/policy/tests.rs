@@ -96,11 +96,11 @@ impl Folder {
     }
 
     fn engine(&self, limits: Limits) -> PolicyEngine {
-        PolicyEngine::load(self.path(), limits).unwrap()
+        PolicyEngine::load(self.path(), limits, &[]).unwrap()
     }
 
     fn load_error(&self) -> String {
-        PolicyEngine::load(self.path(), Limits::default())
+        PolicyEngine::load(self.path(), Limits::default(), &[])
             .unwrap_err()
             .to_string()
     }

@@ -1,0 +1,221 @@
+//! The appliance authorizes its own operations with the policy engine: each operation
+//! names its action and target, and the request the policies see is built here from the
+//! actor's membership and credential, read in the same transaction as the change.
+
+use latchkey_policy_abi as abi;
+
+use super::AppError;
+use crate::domain::credential::{Credential, CredentialKind, Owner, OwnerStanding};
+use crate::domain::event::{Actor, Principal};
+use crate::domain::id::AccountId;
+use crate::domain::time::Timestamp;
+use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Membership, Roles, TeamRole};
+use crate::policy::PolicyEngine;
+use crate::store::Reads;
+
+/// What an operation is about to do, as the policies see it: `action` on one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `iam.<resource>.<verb>`.
+    pub action: String,
+    /// The kind of object (`user`, `credential`, `api_key`, …).
+    pub kind: &'static str,
+    /// Its id (for a create, the id it will have or `new`).
+    pub id: String,
+    /// Its owner, for credentials.
+    pub owner: Option<String>,
+    /// Facts the policies need about it (`target_admin`, `grants_admin`, `personal`).
+    pub attributes: Vec<(&'static str, bool)>,
+}
+
+impl Target {
+    /// `iam.<resource>.<verb>` on the object `kind`/`id`.
+    pub fn new(resource: &str, verb: &str, kind: &'static str, id: impl Into<String>) -> Target {
+        Target {
+            action: format!("iam.{resource}.{verb}"),
+            kind,
+            id: id.into(),
+            owner: None,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// With an owner.
+    pub fn owned_by(mut self, owner: Owner) -> Target {
+        self.owner = Some(owner.id_string());
+        self
+    }
+
+    /// With a fact the policies decide on.
+    pub fn with(mut self, name: &'static str, value: bool) -> Target {
+        self.attributes.push((name, value));
+        self
+    }
+
+    /// `verb` on an existing credential: its path's resource, owner and personal flag.
+    pub fn credential(verb: &str, credential: &Credential) -> Target {
+        let (resource, kind) = credential_resource(credential.id.kind);
+        Target::new(resource, verb, kind, credential.id.to_string())
+            .owned_by(credential.owner)
+            .with("personal", credential.personal)
+    }
+
+    /// `verb` on a member whose current roles are `roles`.
+    pub fn member(verb: &str, user: impl Into<String>, roles: &Roles) -> Target {
+        Target::new("users", verb, "user", user).with("target_admin", roles.admin)
+    }
+}
+
+/// The API path segment and object kind of a credential kind.
+pub fn credential_resource(kind: CredentialKind) -> (&'static str, &'static str) {
+    match kind {
+        CredentialKind::Authtoken => ("credentials", "credential"),
+        CredentialKind::ApiKey => ("api_keys", "api_key"),
+        CredentialKind::SshKey => ("ssh_credentials", "ssh_credential"),
+    }
+}
+
+/// Decide `target` for `actor` in `account`; a denial is [`AppError::Forbidden`] naming the
+/// deciding policy. The actor must be in good standing in the account: a disabled member,
+/// an inactive bot or a revoked credential is refused before any policy runs.
+pub(super) fn authorize(
+    policies: &PolicyEngine,
+    tx: &impl Reads,
+    actor: Actor,
+    account: AccountId,
+    target: Target,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let request = request(tx, actor, account, target, now)?;
+    let verdict = policies.decide(&request);
+    if verdict.allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden {
+            policy: verdict.policy,
+            reason: verdict.reason,
+        })
+    }
+}
+
+fn refused(reason: String) -> AppError {
+    AppError::Forbidden {
+        policy: String::new(),
+        reason,
+    }
+}
+
+fn request(
+    tx: &impl Reads,
+    actor: Actor,
+    account: AccountId,
+    target: Target,
+    now: Timestamp,
+) -> Result<abi::Request, AppError> {
+    let (kind, roles) = match actor.principal {
+        Principal::System => (abi::PrincipalKind::System, None),
+        Principal::User(user) => {
+            let membership = tx.membership(account, user)?;
+            match membership {
+                Some(Membership {
+                    state: MemberState::Active,
+                    roles,
+                    ..
+                }) => (abi::PrincipalKind::User, Some(account_roles(roles))),
+                Some(_) => return Err(refused(format!("{user} is disabled in {account}"))),
+                None => return Err(refused(format!("{user} is not a member of {account}"))),
+            }
+        }
+        Principal::Bot(bot) => match tx.standing(account, Owner::Bot(bot))? {
+            Some(OwnerStanding::Active) => (abi::PrincipalKind::Bot, None),
+            Some(_) => return Err(refused(format!("{bot} is inactive"))),
+            None => return Err(refused(format!("{bot} is not a bot user of {account}"))),
+        },
+    };
+    let credential = match actor.credential {
+        None => None,
+        Some(id) => {
+            let credential = tx
+                .credential(id.raw)?
+                .filter(|c| c.id == id && c.account == account)
+                .filter(|c| Some(c.owner) == principal_owner(actor.principal))
+                .filter(|c| c.expires_at.is_none_or(|at| at > now))
+                .ok_or_else(|| refused(format!("{id} is not a live credential of the actor")))?;
+            Some(credential_info(&credential))
+        }
+    };
+    let account = account.to_string();
+    Ok(abi::Request {
+        principal: abi::Principal {
+            kind,
+            id: actor.principal.id_string(),
+            account: account.clone(),
+            roles,
+            // Tenant role assignments and MFA arrive with their own features.
+            assignments: Vec::new(),
+            mfa: abi::Mfa::default(),
+            credential,
+            source_ip: None,
+        },
+        action: target.action,
+        resource: abi::Resource {
+            kind: target.kind.to_owned(),
+            id: target.id,
+            account,
+            tenant: None,
+            owner: target.owner,
+            permission: None,
+            attributes: target
+                .attributes
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_string()))
+                .collect(),
+        },
+        context: abi::Context {
+            time_ms: now.as_millis(),
+            values: Vec::new(),
+        },
+    })
+}
+
+fn principal_owner(principal: Principal) -> Option<Owner> {
+    match principal {
+        Principal::System => None,
+        Principal::User(user) => Some(Owner::User(user)),
+        Principal::Bot(bot) => Some(Owner::Bot(bot)),
+    }
+}
+
+fn credential_info(credential: &Credential) -> abi::CredentialInfo {
+    abi::CredentialInfo {
+        kind: match credential.id.kind {
+            CredentialKind::Authtoken => abi::CredentialKind::Authtoken,
+            CredentialKind::ApiKey => abi::CredentialKind::ApiKey,
+            CredentialKind::SshKey => abi::CredentialKind::SshKey,
+        },
+        id: credential.id.to_string(),
+        personal: credential.personal,
+        acl: credential.acl.rules().to_vec(),
+        // API key scopes arrive with the HTTPS API's credential fields.
+        scopes: Vec::new(),
+    }
+}
+
+fn account_roles(roles: Roles) -> abi::AccountRoles {
+    abi::AccountRoles {
+        developer: match roles.developer {
+            DeveloperRole::ReadWrite => abi::Developer::ReadWrite,
+            DeveloperRole::ReadOnly => abi::Developer::ReadOnly,
+        },
+        team: match roles.team {
+            TeamRole::Manager => abi::Team::Manager,
+            TeamRole::Invite => abi::Team::Invite,
+            TeamRole::ReadOnly => abi::Team::ReadOnly,
+        },
+        billing: match roles.billing {
+            BillingRole::Access => abi::Billing::Access,
+            BillingRole::None => abi::Billing::None,
+        },
+        admin: roles.admin,
+    }
+}
