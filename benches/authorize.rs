@@ -85,7 +85,9 @@ fn request(action: &str, kind: &str, tenant: Option<&str>) -> Request {
 }
 
 fn authorize(c: &mut Criterion) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let dir = std::env::var_os("LK_POLICIES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
     let engine =
         PolicyEngine::load(&dir, Limits::default(), &latchkey::app::REQUIRED_POLICIES).unwrap();
     let iam = request("iam.api_keys.create", "api_key", None);

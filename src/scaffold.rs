@@ -131,7 +131,7 @@ latchkey-policy-sdk = {{ path = "sdk/latchkey-policy-sdk", features = ["cases"] 
 [workspace]
 
 [profile.release]
-opt-level = "s"
+opt-level = 3
 lto = true
 codegen-units = 1
 panic = "abort"

@@ -4,11 +4,12 @@
 //! they decide, so a custom module narrows but never widens. A reload swaps the whole set
 //! at once or not at all.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
-use latchkey_policy_abi::{Outcome, Request, encode};
+use latchkey_policy_abi::{Outcome, Request};
 
 use super::{Kind, Limits, LoadedPolicy, PolicyError, Sandbox, UnverifiedModule};
 
@@ -106,8 +107,18 @@ impl PolicySet {
         &self.policies
     }
 
-    /// Decide `request` with the modules routed to its action.
+    /// Decide `request` with the modules routed to its action. The verdict names the
+    /// deciding module and its reason; `evaluated` is left empty (see [`Self::explain`]).
     pub fn decide(&self, request: &Request) -> Verdict {
+        self.evaluate(request, false)
+    }
+
+    /// As [`Self::decide`], also listing every module called and its own answer.
+    pub fn explain(&self, request: &Request) -> Verdict {
+        self.evaluate(request, true)
+    }
+
+    fn evaluate(&self, request: &Request, explain: bool) -> Verdict {
         let action = request.action.as_str();
         let mut routed = self
             .policies
@@ -115,93 +126,146 @@ impl PolicySet {
             .filter(|p| p.manifest().decides(action))
             .peekable();
         if routed.peek().is_none() {
-            return Verdict {
-                allowed: false,
-                policy: String::new(),
-                reason: format!("no policy decides {action}"),
-                evaluated: Vec::new(),
+            return Verdict::denied(format!("no policy decides {action}"), Vec::new());
+        }
+        ENCODE_BUFFER.with(|cell| {
+            let mut buffer = cell.take();
+            buffer.clear();
+            let verdict = match postcard::to_extend(request, buffer) {
+                Ok(bytes) => {
+                    let verdict = combine(routed, &bytes, action, explain);
+                    buffer = bytes;
+                    verdict
+                }
+                Err(e) => {
+                    buffer = Vec::new();
+                    let reason = format!("the request could not be encoded: {e}");
+                    Verdict::denied(reason, Vec::new())
+                }
             };
-        }
-        let bytes = match encode(request) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                return Verdict {
-                    allowed: false,
-                    policy: String::new(),
-                    reason: format!("the request could not be encoded: {e}"),
-                    evaluated: Vec::new(),
-                };
+            // A rare huge request should not pin its buffer for the thread's life.
+            if buffer.capacity() <= MAX_KEPT_BUFFER {
+                cell.set(buffer);
             }
-        };
-
-        let mut evaluated = Vec::new();
-        // Indices into `evaluated`.
-        let (mut builtin_allow, mut custom_allow, mut builtin_abstain, mut abstain) =
-            (None, None, None, None);
-        let mut builtin_routed = false;
-        for policy in routed {
-            let builtin = policy.manifest().kind == Kind::Builtin;
-            builtin_routed |= builtin;
-            let decision = policy
-                .evaluate_encoded(&bytes)
-                .unwrap_or_else(|e| latchkey_policy_abi::Decision::deny(e.to_string()));
-            let index = evaluated.len();
-            evaluated.push(Evaluated {
-                policy: policy.name().to_owned(),
-                outcome: decision.outcome,
-                reason: decision.reason,
-            });
-            match decision.outcome {
-                // Later modules cannot change a deny, so they are not called.
-                Outcome::Deny => return decided(false, index, String::new(), evaluated),
-                Outcome::Allow if builtin => {
-                    builtin_allow.get_or_insert(index);
-                }
-                Outcome::Allow => {
-                    custom_allow.get_or_insert(index);
-                }
-                Outcome::NotApplicable => {
-                    abstain.get_or_insert(index);
-                    if builtin {
-                        builtin_abstain.get_or_insert(index);
-                    }
-                }
-            }
-        }
-
-        if builtin_routed {
-            if let Some(index) = builtin_allow {
-                return decided(true, index, String::new(), evaluated);
-            }
-            // Built-ins decide this action and none allowed it: a custom allow cannot
-            // stand in for them, that would widen what the built-ins grant.
-            let index = builtin_abstain.unwrap_or(0);
-            let why = format!("no built-in policy allows {action}; ");
-            return decided(false, index, why, evaluated);
-        }
-        if let Some(index) = custom_allow {
-            return decided(true, index, String::new(), evaluated);
-        }
-        let why = format!("no policy allows {action}; ");
-        decided(false, abstain.unwrap_or(0), why, evaluated)
+            verdict
+        })
     }
 }
 
-/// The verdict named after `evaluated[index]`, its reason prefixed by `why`.
-fn decided(allowed: bool, index: usize, why: String, evaluated: Vec<Evaluated>) -> Verdict {
-    let (policy, reason) = match evaluated.get(index) {
-        Some(e) if why.is_empty() => (e.policy.clone(), e.reason.clone()),
-        Some(e) => (
-            e.policy.clone(),
-            format!("{why}{} abstained: {}", e.policy, e.reason),
-        ),
-        None => (String::new(), why),
-    };
-    Verdict {
-        allowed,
-        policy,
-        reason,
-        evaluated,
+/// Largest encode buffer kept for the next decision on a thread.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    // One encode buffer per thread, reused: encoding a request allocates nothing.
+    static ENCODE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// One module's answer, kept while it may still be the one the verdict names.
+struct Answer<'a> {
+    policy: &'a LoadedPolicy,
+    reason: String,
+}
+
+/// Call the `routed` modules on the encoded `request` and combine their answers.
+fn combine<'a>(
+    routed: impl Iterator<Item = &'a LoadedPolicy>,
+    request: &[u8],
+    action: &str,
+    explain: bool,
+) -> Verdict {
+    let mut evaluated = Vec::new();
+    let (mut builtin_allow, mut custom_allow, mut builtin_abstain, mut abstain) =
+        (None, None, None, None);
+    let mut builtin_routed = false;
+    for policy in routed {
+        let builtin = policy.manifest().kind == Kind::Builtin;
+        builtin_routed |= builtin;
+        let decision = policy
+            .evaluate_encoded(request)
+            .unwrap_or_else(|e| latchkey_policy_abi::Decision::deny(e.to_string()));
+        if explain {
+            evaluated.push(Evaluated {
+                policy: policy.name().to_owned(),
+                outcome: decision.outcome,
+                reason: decision.reason.clone(),
+            });
+        }
+        let answer = Answer {
+            policy,
+            reason: decision.reason,
+        };
+        match decision.outcome {
+            // Later modules cannot change a deny, so they are not called.
+            Outcome::Deny => return answer.verdict(false, evaluated),
+            Outcome::Allow if builtin => {
+                builtin_allow.get_or_insert(answer);
+            }
+            Outcome::Allow => {
+                custom_allow.get_or_insert(answer);
+            }
+            Outcome::NotApplicable if builtin => {
+                builtin_abstain.get_or_insert(answer);
+            }
+            Outcome::NotApplicable => {
+                abstain.get_or_insert(answer);
+            }
+        }
+    }
+
+    if builtin_routed {
+        if let Some(answer) = builtin_allow {
+            return answer.verdict(true, evaluated);
+        }
+        // Built-ins decide this action and none allowed it: a custom allow cannot stand
+        // in for them, that would widen what the built-ins grant.
+        let why = format!("no built-in policy allows {action}; ");
+        return match builtin_abstain {
+            Some(answer) => answer.abstained(&why, evaluated),
+            None => Verdict::denied(why, evaluated),
+        };
+    }
+    if let Some(answer) = custom_allow {
+        return answer.verdict(true, evaluated);
+    }
+    let why = format!("no policy allows {action}; ");
+    match abstain {
+        Some(answer) => answer.abstained(&why, evaluated),
+        None => Verdict::denied(why, evaluated),
+    }
+}
+
+impl Answer<'_> {
+    /// The verdict named after this answer.
+    fn verdict(self, allowed: bool, evaluated: Vec<Evaluated>) -> Verdict {
+        Verdict {
+            allowed,
+            policy: self.policy.name().to_owned(),
+            reason: self.reason,
+            evaluated,
+        }
+    }
+
+    /// A denial because nothing allowed, naming this abstention after `why`.
+    fn abstained(self, why: &str, evaluated: Vec<Evaluated>) -> Verdict {
+        let name = self.policy.name();
+        Verdict {
+            allowed: false,
+            policy: name.to_owned(),
+            reason: format!("{why}{name} abstained: {}", self.reason),
+            evaluated,
+        }
+    }
+}
+
+impl Verdict {
+    /// A denial no policy is named for.
+    fn denied(reason: String, evaluated: Vec<Evaluated>) -> Verdict {
+        Verdict {
+            allowed: false,
+            policy: String::new(),
+            reason,
+            evaluated,
+        }
     }
 }
 
@@ -254,6 +318,11 @@ impl PolicyEngine {
     /// Decide `request` with the current set.
     pub fn decide(&self, request: &Request) -> Verdict {
         self.current.load().decide(request)
+    }
+
+    /// Decide `request` with the current set, listing every module's answer.
+    pub fn explain(&self, request: &Request) -> Verdict {
+        self.current.load().explain(request)
     }
 
     /// The current set (kept alive by the caller even if a reload replaces it).

@@ -120,7 +120,7 @@ fn a_good_module_allows_with_its_reason() {
     folder.add("good", "builtin", &["good.*"], "", GOOD);
     let verdict = folder
         .engine(Limits::default())
-        .decide(&request("good.read"));
+        .explain(&request("good.read"));
     assert_eq!(
         verdict,
         Verdict {
@@ -420,7 +420,18 @@ fn combine(modules: &[(&str, &str, &[&str], Outcome)], action: &str) -> Verdict 
             &fixed(*outcome, &format!("{name} says so")),
         );
     }
-    folder.engine(Limits::default()).decide(&request(action))
+    let engine = folder.engine(Limits::default());
+    let explained = engine.explain(&request(action));
+    let decided = engine.decide(&request(action));
+    // `decide` names the same module and reason, without the list.
+    assert_eq!(
+        decided,
+        Verdict {
+            evaluated: Vec::new(),
+            ..explained.clone()
+        }
+    );
+    explained
 }
 
 /// Expect a verdict of `allowed`, decided by `policy`, with `reason`.

@@ -14,7 +14,7 @@ use alloc::format;
 
 use latchkey_policy_sdk::{
     AccountRoles, Billing, CredentialKind, Decision, Developer, Policy, PrincipalKind, Request,
-    Team, export_policy, scope_denial,
+    Team, concat, export_policy, scope_denial,
 };
 
 /// The action whose resource is a host name, address or label an agent asks to bind.
@@ -151,7 +151,7 @@ fn member(
         Family::Developer => developer(request, Actor::Member(roles.developer), resource, verb),
         Family::Team => team(request, roles.team, resource, verb),
         Family::Billing => match roles.billing {
-            Billing::Access => Decision::allow(format!("billing access may {verb} billing")),
+            Billing::Access => Decision::allow(concat(&["billing access may ", verb, " billing"])),
             Billing::None => Decision::deny(format!("billing none may not {verb} billing")),
         },
         Family::Account => {
@@ -159,7 +159,7 @@ fn member(
         }
         Family::Events => Decision::deny(format!("only administrators may {verb} events")),
         Family::Tenancy => match roles.team {
-            Team::Manager => Decision::allow(format!("team manager may {verb} {resource}")),
+            Team::Manager => Decision::allow(concat(&["team manager may ", verb, " ", resource])),
             other => Decision::deny(format!(
                 "only administrators and team managers may {verb} {resource}, not team {}",
                 team_name(other)
@@ -189,7 +189,7 @@ fn developer(request: &Request, actor: Actor, resource: &str, verb: &str) -> Dec
     let who = actor.name();
     // api.md: `/verify` callers are administrators, developers (any role) and bots.
     if resource == "credentials" && verb == "verify" {
-        return Decision::allow(format!("{who} may verify credentials"));
+        return Decision::allow(concat(&[who, " may verify credentials"]));
     }
     if resource == "credentials" && is_personal_authtoken(request) {
         let own = matches!(actor, Actor::Member(_))
@@ -210,7 +210,7 @@ fn developer(request: &Request, actor: Actor, resource: &str, verb: &str) -> Dec
         }
     }
     if is_read(verb) {
-        return Decision::allow(format!("{who} may {verb} {resource}"));
+        return Decision::allow(concat(&[who, " may ", verb, " ", resource]));
     }
     if let Actor::Member(Developer::ReadOnly) = actor {
         return Decision::deny(format!("developer read_only may only read {resource}"));
@@ -225,7 +225,7 @@ fn developer(request: &Request, actor: Actor, resource: &str, verb: &str) -> Dec
             "only administrators may name another user as a credential's owner; {who} may not"
         ));
     }
-    Decision::allow(format!("{who} may {verb} {resource}"))
+    Decision::allow(concat(&[who, " may ", verb, " ", resource]))
 }
 
 fn is_personal_authtoken(request: &Request) -> bool {
@@ -268,7 +268,7 @@ fn team(request: &Request, role: Team, resource: &str, verb: &str) -> Decision {
     let read = is_read(verb);
     if resource == "users" && read {
         // Every team role "can see other members of the account".
-        return Decision::allow(format!("team {who} may {verb} users"));
+        return Decision::allow(concat(&["team ", who, " may ", verb, " users"]));
     }
     match role {
         Team::Manager => {
@@ -279,7 +279,7 @@ fn team(request: &Request, role: Team, resource: &str, verb: &str) -> Decision {
             if changes_a_member(resource, verb) && attribute_restricts(request, "target_admin") {
                 return Decision::deny("team manager may not change or remove an administrator");
             }
-            Decision::allow(format!("team manager may {verb} {resource}"))
+            Decision::allow(concat(&["team manager may ", verb, " ", resource]))
         }
         Team::Invite if resource == "invitations" && (read || verb == "create") => {
             if !read && attribute_restricts(request, "grants_admin") {
@@ -289,7 +289,7 @@ fn team(request: &Request, role: Team, resource: &str, verb: &str) -> Decision {
             if !read && attribute_restricts(request, "exceeds_own_roles") {
                 return Decision::deny("team invite may not grant roles above its own");
             }
-            Decision::allow(format!("team invite may {verb} invitations"))
+            Decision::allow(concat(&["team invite may ", verb, " invitations"]))
         }
         Team::Invite => Decision::deny(format!(
             "team invite may only see members and invite, not {verb} {resource}"
@@ -330,11 +330,14 @@ fn bind(request: &Request) -> Decision {
     }
     let target = &request.resource.id;
     if acl::is_unrestricted(&credential.acl) {
-        Decision::allow(format!("credential {id} has no bind restriction"))
+        Decision::allow(concat(&["credential ", id, " has no bind restriction"]))
     } else if acl::allows_bind(&credential.acl, target) {
-        Decision::allow(format!(
-            "the ACL of credential {id} allows binding {target}"
-        ))
+        Decision::allow(concat(&[
+            "the ACL of credential ",
+            id,
+            " allows binding ",
+            target,
+        ]))
     } else {
         Decision::deny(format!(
             "the ACL of credential {id} does not allow binding {target}"

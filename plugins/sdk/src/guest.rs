@@ -189,7 +189,13 @@ pub fn evaluate<P: Policy>(heap: &BumpAllocator, ptr: i32, len: i32) -> i64 {
         _ => None,
     });
     let decision = match request {
-        Some(request) => P::decide(&request),
+        Some(request) => {
+            let decision = P::decide(&request);
+            // `lk_reset` frees the whole heap before the next decision; walking the
+            // request to free each string first would be wasted work.
+            core::mem::forget(request);
+            decision
+        }
         None => Decision::deny("undecodable request"),
     };
     match encode(&decision) {

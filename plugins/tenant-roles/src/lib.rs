@@ -7,12 +7,13 @@
 
 extern crate alloc;
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use latchkey_policy_sdk::{
-    Assignment, BUILTIN_CATALOG, Decision, Policy, Request, action_matches, export_policy,
+    Assignment, BUILTIN_CATALOG, Decision, Policy, Request, action_matches, concat, export_policy,
     scope_denial,
 };
 
@@ -53,12 +54,18 @@ impl Policy for TenantRoles {
             .filter(|a| a.tenant.is_none() || a.tenant.as_deref() == tenant)
             .collect();
         if let Some(granting) = applicable.iter().find(|a| grants(a, permission)) {
-            return Decision::allow(format!(
-                "role {} {} grants {}",
-                granting.role,
-                scope_phrase(granting.tenant.as_deref()),
-                permission_name(permission)
-            ));
+            // The path every allowed request takes: no `core::fmt`, one allocation.
+            let (scope, tenant) = scope_parts(granting.tenant.as_deref());
+            let permission = permission_name(permission);
+            return Decision::allow(concat(&[
+                "role ",
+                &granting.role,
+                " ",
+                scope,
+                tenant,
+                " grants ",
+                &permission,
+            ]));
         }
         match (applicable.as_slice(), tenant) {
             ([], Some(tenant)) => Decision::deny(format!("no role assignment for tenant {tenant}")),
@@ -165,19 +172,25 @@ pub fn builtin_grants(role: &str, permission: u32) -> bool {
 }
 
 fn scope_phrase(tenant: Option<&str>) -> String {
+    let (scope, tenant) = scope_parts(tenant);
+    concat(&[scope, tenant])
+}
+
+/// "in tenant " + the tenant, or "for all tenants" + nothing.
+fn scope_parts(tenant: Option<&str>) -> (&'static str, &str) {
     match tenant {
-        Some(tenant) => format!("in tenant {tenant}"),
-        None => String::from("for all tenants"),
+        Some(tenant) => ("in tenant ", tenant),
+        None => ("for all tenants", ""),
     }
 }
 
-fn permission_name(permission: u32) -> String {
+fn permission_name(permission: u32) -> Cow<'static, str> {
     usize::try_from(permission)
         .ok()
         .and_then(|i| BUILTIN_CATALOG.get(i))
         .map_or_else(
-            || format!("catalog permission #{permission}"),
-            |n| String::from(*n),
+            || Cow::Owned(format!("catalog permission #{permission}")),
+            |n| Cow::Borrowed(*n),
         )
 }
 
