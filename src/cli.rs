@@ -16,6 +16,7 @@ use crate::app::{AppError, Config, Latchkey, looks_like_ssh_key};
 use crate::domain::credential::{Rejection, Verified};
 use crate::domain::token;
 use crate::policy;
+use crate::server::config::{LogFormat, ServeOptions};
 
 /// latchkey: a self-hosted identity and access appliance.
 #[derive(Debug, Parser)]
@@ -57,6 +58,8 @@ enum Command {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Serve the HTTPS API (bootstrapping a fresh data directory like `init`).
+    Serve(ServeArgs),
     /// Policy author tools.
     Policy {
         #[command(subcommand)]
@@ -107,6 +110,64 @@ struct DataDirArg {
     data_dir: PathBuf,
 }
 
+/// `serve`'s settings; each may also come from the environment or the `--config` file.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A TOML file with any of the settings below (snake_case keys); flags and
+    /// environment variables win over it.
+    #[arg(long, env = "LATCHKEY_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data directory [default: ./latchkey-data].
+    #[arg(long, env = "LATCHKEY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The policies folder [default: ./policies].
+    #[arg(long, env = "LATCHKEY_POLICIES")]
+    policies: Option<PathBuf>,
+    /// ip:port to listen on [default: 127.0.0.1:8443].
+    #[arg(long, env = "LATCHKEY_LISTEN")]
+    listen: Option<String>,
+    /// PEM certificate chain; without it (and --tls-key) a self-signed certificate is
+    /// made in DATA_DIR/tls/cert.pem.
+    #[arg(long, env = "LATCHKEY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LATCHKEY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// https://host:port used for every `uri` in responses [default: the request's host].
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Account made on a fresh data directory [default: default].
+    #[arg(long, env = "LATCHKEY_ACCOUNT")]
+    account: Option<String>,
+    /// Its first administrator [default: admin@latchkey.localhost].
+    #[arg(long, env = "LATCHKEY_ADMIN_EMAIL")]
+    admin_email: Option<String>,
+    /// Log format on stderr [default: text].
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn options(self) -> Result<ServeOptions, AppError> {
+        let file = match &self.config {
+            Some(path) => ServeOptions::from_file(path).map_err(AppError::DataDir)?,
+            None => ServeOptions::default(),
+        };
+        let given = ServeOptions {
+            data_dir: self.data_dir,
+            policies: self.policies,
+            listen: self.listen,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            public_url: self.public_url,
+            account: self.account,
+            admin_email: self.admin_email,
+            log_format: self.log_format,
+        };
+        Ok(given.or(file))
+    }
+}
+
 #[derive(Debug, Args)]
 struct PoliciesArg {
     /// The policies folder: the built-in modules and any custom ones, with manifests.
@@ -142,6 +203,7 @@ fn open(data: &DataDirArg) -> Result<Latchkey, AppError> {
 fn run(command: Command) -> Result<(Value, u8), AppError> {
     match command {
         Command::Policy { command } => Ok(run_policy(command)),
+        Command::Serve(args) => serve(args),
         Command::Init {
             data,
             policies,
@@ -217,6 +279,57 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             ))
         }
     }
+}
+
+/// `latchkey serve`: runs until SIGTERM or ctrl-c. On stdout, one JSON line with the
+/// bootstrap account and API key (only on a fresh data directory), then one with the
+/// address and the certificate to trust; logs go to stderr.
+fn serve(args: ServeArgs) -> Result<(Value, u8), AppError> {
+    let (config, log_format) = args.options()?.resolve().map_err(AppError::DataDir)?;
+    init_logging(log_format);
+    crate::server::run(config, |started| {
+        let mut out = std::io::stdout().lock();
+        if let Some(made) = &started.bootstrapped {
+            let _ = writeln!(
+                out,
+                "{}",
+                json!({
+                    "account_id": made.account.id.to_string(),
+                    "user_id": made.user.id.to_string(),
+                    "api_key": made.api_key.expose(),
+                })
+            );
+            eprintln!(
+                "latchkey: bootstrapped account {} with administrator {}; the api_key above is shown this once",
+                made.account.name,
+                made.user.email.as_str()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            json!({
+                "listening": format!("https://{}", started.addr),
+                "tls_cert": started.cert_path.display().to_string(),
+            })
+        );
+        let _ = out.flush();
+    })
+    .map_err(|err| AppError::DataDir(err.to_string()))?;
+    Ok((json!({"stopped": true}), 0))
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LATCHKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// `latchkey policy …`: problems with the module or the cases are a negative answer

@@ -13,11 +13,16 @@
 //!   their manifests, runs them sandboxed (fuel, memory limits, no imports), routes actions
 //!   to them and combines their answers, failing closed.
 //! - [`scaffold`]: `latchkey policy new`, a standalone policy crate with the SDK embedded.
-//! - [`cli`]: the command line on top of `app`.
+//! - [`api`]: the HTTP API over `app`: routing, bearer authentication, bodies, lists and
+//!   the error shape.
+//! - [`server`]: `latchkey serve`: TLS (rustls), HTTP/1.1 and HTTP/2 (hyper), signals.
+//! - [`cli`]: the command line on top of `app` and `server`.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod domain;
 pub mod policy;
 pub mod scaffold;
+pub mod server;
 pub mod store;

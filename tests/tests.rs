@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod api;
 mod audit;
 mod authorization;
 mod bots;

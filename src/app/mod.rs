@@ -479,12 +479,24 @@ impl Latchkey {
         account: AccountId,
         name: &str,
     ) -> Result<BotUser, AppError> {
+        self.create_bot_as(actor, account, name, true)
+    }
+
+    /// Create a bot user in `account`, active or not.
+    pub fn create_bot_as(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        name: &str,
+        active: bool,
+    ) -> Result<BotUser, AppError> {
         let now = self.now();
         self.store.write(|tx| {
             require_account(tx, account)?;
             let target = Target::new("bot_users", "create", "bot_user", "new");
             self.authorize(tx, actor, account, target, now)?;
-            let bot = BotUser::new(BotId::generate(now)?, account, name, now)?;
+            let mut bot = BotUser::new(BotId::generate(now)?, account, name, now)?;
+            bot.active = active;
             tx.put_bot(&bot)?;
             record(
                 tx,
@@ -898,6 +910,87 @@ impl Latchkey {
         let target = Target::credential("get", &credential);
         self.authorize(&read, actor, account, target, self.now())?;
         Ok(credential)
+    }
+
+    /// Every member of an account, newest first.
+    pub fn members(&self, actor: Actor, account: AccountId) -> Result<Vec<Member>, AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("users", "list", "user", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        let mut members = Vec::new();
+        for membership in read.members(account)? {
+            let user = read
+                .user(membership.user)?
+                .ok_or_else(|| DomainError::NotFound(membership.user.into()))?;
+            members.push(Member { user, membership });
+        }
+        members.sort_by_key(|m| std::cmp::Reverse(m.user.id));
+        Ok(members)
+    }
+
+    /// A bot user of an account.
+    pub fn bot(&self, actor: Actor, account: AccountId, id: BotId) -> Result<BotUser, AppError> {
+        let read = self.store.read()?;
+        let bot = bot_in(&read, account, id)?;
+        let target = Target::new("bot_users", "get", "bot_user", id.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        Ok(bot)
+    }
+
+    /// Every bot user of an account, newest first.
+    pub fn bots(&self, actor: Actor, account: AccountId) -> Result<Vec<BotUser>, AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("bot_users", "list", "bot_user", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        let mut bots = read.bots(account)?;
+        bots.sort_by_key(|b| std::cmp::Reverse(b.id));
+        Ok(bots)
+    }
+
+    /// Every live credential of one kind in an account, newest first.
+    pub fn credentials(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        kind: CredentialKind,
+    ) -> Result<Vec<Credential>, AppError> {
+        let read = self.store.read()?;
+        let (resource, object) = credential_resource(kind);
+        let target = Target::new(resource, "list", object, account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        let mut credentials: Vec<Credential> = read
+            .account_credentials(account)?
+            .into_iter()
+            .filter(|c| c.id.kind == kind)
+            .collect();
+        credentials.sort_by_key(|c| std::cmp::Reverse(c.id.raw));
+        Ok(credentials)
+    }
+
+    /// May `actor` ask who a presented credential is (`iam.credentials.verify`)?
+    pub fn authorize_verify(&self, actor: Actor, account: AccountId) -> Result<(), AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("credentials", "verify", "credential", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())
+    }
+
+    /// Reload the policies folder (`iam.policies.reload`); on any invalid module the
+    /// current set stays and the error is returned. Returns how many policies are loaded.
+    pub fn reload_policies(&self, actor: Actor, account: AccountId) -> Result<usize, AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("policies", "reload", "policy_set", "policies");
+        self.authorize(&read, actor, account, target, self.now())?;
+        drop(read);
+        let engine = self.policies.as_ref().ok_or_else(|| AppError::Forbidden {
+            policy: String::new(),
+            reason: "no policy set is loaded".to_owned(),
+        })?;
+        Ok(engine.reload()?)
+    }
+
+    /// Whether the appliance has no account yet (a fresh data directory).
+    pub fn is_empty(&self) -> Result<bool, AppError> {
+        Ok(self.store.read()?.account_count()? == 0)
     }
 
     /// The audit events of an account, oldest first.

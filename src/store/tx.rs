@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use redb::{Key, ReadableTable, TableDefinition, Value};
+use redb::{Key, ReadableTable, ReadableTableMetadata, TableDefinition, Value};
 
 use crate::domain::DomainError;
 use crate::domain::account::Account;
@@ -48,6 +48,11 @@ pub trait Reads: Tables {
     /// An account by id.
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
         get_record(&self.table(ACCOUNTS)?, id.0)
+    }
+
+    /// How many accounts exist.
+    fn account_count(&self) -> Result<u64, StoreError> {
+        Ok(self.table(ACCOUNTS)?.len()?)
     }
 
     /// An account by name (case-insensitive).

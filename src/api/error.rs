@@ -1,0 +1,184 @@
+//! The one error shape of the API, and its stable codes.
+//!
+//! `{"error_code": "ERR_LATCHKEY_<n>", "status_code": 403, "msg": "…", "details": {…}}`.
+//! `details` carries `operation_id` always, `field` for invalid input, and `policy` and
+//! `reason` for a 403; nothing else internal. Codes never change meaning; new ones are
+//! added at the end of the table (README, "Error codes").
+
+use hyper::StatusCode;
+use serde_json::{Map, Value, json};
+
+use crate::app::AppError;
+use crate::domain::DomainError;
+
+/// A stable error code: the number after `ERR_LATCHKEY_`, and its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Code(pub u16, pub StatusCode);
+
+/// No credential, or one that does not verify.
+pub const UNAUTHENTICATED: Code = Code(100, StatusCode::UNAUTHORIZED);
+/// The policies refused the operation.
+pub const FORBIDDEN: Code = Code(101, StatusCode::FORBIDDEN);
+/// No such object in the caller's account.
+pub const NOT_FOUND: Code = Code(102, StatusCode::NOT_FOUND);
+/// A unique value is already taken (email, account name, SSH key, membership).
+pub const CONFLICT: Code = Code(103, StatusCode::CONFLICT);
+/// The change would leave the account without an active administrator.
+pub const LAST_ADMINISTRATOR: Code = Code(104, StatusCode::CONFLICT);
+/// A field is invalid; `details.field` names it.
+pub const INVALID_FIELD: Code = Code(105, StatusCode::BAD_REQUEST);
+/// The body is not JSON, or not the JSON this endpoint takes.
+pub const MALFORMED_BODY: Code = Code(106, StatusCode::BAD_REQUEST);
+/// The body is not `application/json`.
+pub const UNSUPPORTED_MEDIA_TYPE: Code = Code(107, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+/// The body is larger than the limit.
+pub const BODY_TOO_LARGE: Code = Code(108, StatusCode::PAYLOAD_TOO_LARGE);
+/// No such path.
+pub const NO_ROUTE: Code = Code(109, StatusCode::NOT_FOUND);
+/// The path exists but not with this method.
+pub const METHOD_NOT_ALLOWED: Code = Code(110, StatusCode::METHOD_NOT_ALLOWED);
+/// `ngrok-version` names a version other than 2.
+pub const BAD_API_VERSION: Code = Code(111, StatusCode::BAD_REQUEST);
+/// A query parameter is invalid (`limit`, `before_id`, a filter).
+pub const INVALID_QUERY: Code = Code(112, StatusCode::BAD_REQUEST);
+/// The operation does not apply to this object (rotating an SSH key, deleting a
+/// personal authtoken).
+pub const NOT_APPLICABLE: Code = Code(113, StatusCode::BAD_REQUEST);
+/// A policy reload found an invalid set; the current set stays.
+pub const POLICY_SET_INVALID: Code = Code(114, StatusCode::UNPROCESSABLE_ENTITY);
+/// Something failed inside the server; nothing about it is shown.
+pub const INTERNAL: Code = Code(120, StatusCode::INTERNAL_SERVER_ERROR);
+/// The server is shutting down or cannot take the request now.
+pub const UNAVAILABLE: Code = Code(121, StatusCode::SERVICE_UNAVAILABLE);
+
+/// Every code, for the documentation table and its test.
+pub const ALL: [(Code, &str); 17] = [
+    (
+        UNAUTHENTICATED,
+        "no credential, or one that does not verify",
+    ),
+    (
+        FORBIDDEN,
+        "the policies refused; details.policy and details.reason say why",
+    ),
+    (NOT_FOUND, "no such object in the caller's account"),
+    (CONFLICT, "a unique value is already taken"),
+    (
+        LAST_ADMINISTRATOR,
+        "the account must keep an active administrator",
+    ),
+    (INVALID_FIELD, "a field is invalid; details.field names it"),
+    (
+        MALFORMED_BODY,
+        "the body is not the JSON this endpoint takes",
+    ),
+    (UNSUPPORTED_MEDIA_TYPE, "the body is not application/json"),
+    (BODY_TOO_LARGE, "the body is over 1 MiB"),
+    (NO_ROUTE, "no such path"),
+    (METHOD_NOT_ALLOWED, "the path does not take this method"),
+    (
+        BAD_API_VERSION,
+        "ngrok-version names a version other than 2",
+    ),
+    (
+        INVALID_QUERY,
+        "a query parameter is invalid; details.field names it",
+    ),
+    (
+        NOT_APPLICABLE,
+        "the operation does not apply to this object",
+    ),
+    (
+        POLICY_SET_INVALID,
+        "the reloaded policy set is invalid; the current set stays",
+    ),
+    (INTERNAL, "the server failed; the log has the operation id"),
+    (UNAVAILABLE, "the server cannot take the request now"),
+];
+
+/// An API error, before the operation id is attached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// Code and status.
+    pub code: Code,
+    /// One human sentence.
+    pub msg: String,
+    /// Extra details (`field`, `policy`, `reason`).
+    pub details: Map<String, Value>,
+}
+
+impl ApiError {
+    /// An error with no details.
+    pub fn new(code: Code, msg: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            msg: msg.into(),
+            details: Map::new(),
+        }
+    }
+
+    /// With `details[key] = value`.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// A field of the body or query is invalid.
+    pub fn field(code: Code, field: &str, msg: impl Into<String>) -> ApiError {
+        ApiError::new(code, msg).with("field", field)
+    }
+
+    /// The error's JSON body, carrying `operation_id`.
+    pub fn body(&self, operation_id: &str) -> Value {
+        let mut details = self.details.clone();
+        details.insert("operation_id".to_owned(), operation_id.into());
+        json!({
+            "error_code": format!("ERR_LATCHKEY_{}", self.code.0),
+            "status_code": self.code.1.as_u16(),
+            "msg": self.msg,
+            "details": details,
+        })
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> ApiError {
+        match err {
+            AppError::Domain(err) => err.into(),
+            AppError::Forbidden { policy, reason } => {
+                let named = if policy.is_empty() {
+                    "latchkey"
+                } else {
+                    &policy
+                };
+                ApiError::new(FORBIDDEN, format!("forbidden by {named}: {reason}"))
+                    .with("policy", named)
+                    .with("reason", reason)
+            }
+            // Store, data directory and policy-loading failures are internal: their text
+            // can name files and library errors, so it goes to the log, not the client.
+            other => {
+                tracing::error!(error = %other, "operation failed");
+                ApiError::new(INTERNAL, "the server failed to complete the operation")
+            }
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> ApiError {
+        let msg = err.to_string();
+        match err {
+            DomainError::Invalid { field, .. } => ApiError::field(INVALID_FIELD, field, msg),
+            DomainError::NotFound(_) => ApiError::new(NOT_FOUND, msg),
+            DomainError::LastAdministrator => ApiError::new(LAST_ADMINISTRATOR, msg),
+            DomainError::Conflict { .. } => ApiError::new(CONFLICT, msg),
+            DomainError::NotApplicable(_) => ApiError::new(NOT_APPLICABLE, msg),
+            _ => {
+                tracing::error!(error = %msg, "operation failed");
+                ApiError::new(INTERNAL, "the server failed to complete the operation")
+            }
+        }
+    }
+}

@@ -1,0 +1,944 @@
+//! The HTTP API over [`Latchkey`]: routing, authentication, bodies, pagination and the
+//! error shape of `../shared/api.md`. Transport-agnostic: it takes an `http::Request` and
+//! returns an `http::Response`; [`crate::server`] puts it on TLS.
+//!
+//! Every request but `/healthz` carries a bearer API key. The key's owner, acting in the
+//! key's account, is the actor every operation is authorized for (by the policies, inside
+//! the operation's own transaction). Store work runs on the blocking pool, never on the
+//! async workers, and nothing holds a lock across an `.await`.
+
+pub mod error;
+mod views;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::app::{AppError, Latchkey};
+use crate::domain::bot::BotPatch;
+use crate::domain::credential::{
+    CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Verified,
+};
+use crate::domain::event::{Actor, Principal};
+use crate::domain::id::{AccountId, BotId, UserId};
+use crate::domain::time::Timestamp;
+use crate::domain::token::TokenKind;
+use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Roles, RolesPatch, TeamRole};
+use error::ApiError;
+use views::Base;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// How much of an oversized body is read (and dropped) before answering 413.
+const DRAIN_LIMIT: usize = 4 * MAX_BODY;
+
+/// The API over one open latchkey.
+#[derive(Debug)]
+pub struct Api {
+    lk: Arc<Latchkey>,
+    public_url: Option<String>,
+}
+
+/// Who is calling: the key's owner, in the key's account.
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    actor: Actor,
+    account: AccountId,
+}
+
+type Reply = Result<Response<Full<Bytes>>, ApiError>;
+
+impl Api {
+    /// An API over `lk`. `public_url` (`https://host:port`) makes every `uri`; without it,
+    /// each request's own `Host` does.
+    pub fn new(lk: Arc<Latchkey>, public_url: Option<String>) -> Api {
+        Api { lk, public_url }
+    }
+
+    /// The latchkey behind the API.
+    pub fn latchkey(&self) -> &Arc<Latchkey> {
+        &self.lk
+    }
+
+    /// Answer one request. Never fails: every error becomes the contract's error shape.
+    pub async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let operation = operation_id();
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                if err.code.1.is_server_error() {
+                    tracing::error!(operation_id = %operation, msg = %err.msg, "request failed");
+                }
+                let status = err.code.1;
+                let mut response = json_response(status, &err.body(&operation));
+                if status == StatusCode::UNAUTHORIZED {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
+                response
+            }
+        }
+    }
+
+    async fn route<B>(&self, request: Request<B>) -> Reply
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path().to_owned();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = parts.method.clone();
+
+        if segments == ["healthz"] {
+            return match method {
+                Method::GET | Method::HEAD => {
+                    Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+                }
+                _ => Err(method_not_allowed()),
+            };
+        }
+        if let Some(version) = parts.headers.get("ngrok-version")
+            && version.as_bytes() != b"2"
+        {
+            return Err(ApiError::new(
+                error::BAD_API_VERSION,
+                "ngrok-version must be 2, the only API version served",
+            ));
+        }
+        let caller = self.authenticate(&parts.headers)?;
+        let base = self.base(&parts);
+        let body = read_body(&parts.headers, &method, body).await?;
+        let query = Query::parse(parts.uri.query())?;
+        let ctx = Ctx {
+            lk: Arc::clone(&self.lk),
+            caller,
+            base,
+            query,
+            body,
+        };
+
+        use Method as M;
+        match (&method, segments.as_slice()) {
+            (&M::GET, ["account"]) => ctx.get_account().await,
+
+            (&M::GET, ["users"]) => ctx.list_users().await,
+            (&M::POST, ["users"]) => ctx.create_user().await,
+            (&M::GET, ["users", id]) => ctx.get_user(id).await,
+            (&M::PATCH, ["users", id]) => ctx.update_user(id).await,
+            (&M::DELETE, ["users", id]) => ctx.remove_user(id).await,
+
+            (&M::GET, ["bot_users"]) => ctx.list_bots().await,
+            (&M::POST, ["bot_users"]) => ctx.create_bot().await,
+            (&M::GET, ["bot_users", id]) => ctx.get_bot(id).await,
+            (&M::PATCH, ["bot_users", id]) => ctx.update_bot(id).await,
+            (&M::DELETE, ["bot_users", id]) => ctx.delete_bot(id).await,
+
+            (&M::GET, [kind]) if credential_kind(kind).is_some() => {
+                ctx.list_credentials(credential_kind(kind)).await
+            }
+            (&M::POST, ["api_keys"]) => ctx.create_token(TokenKind::ApiKey).await,
+            (&M::POST, ["credentials"]) => ctx.create_token(TokenKind::Authtoken).await,
+            (&M::POST, ["ssh_credentials"]) => ctx.create_ssh().await,
+            (&M::GET, [kind, id]) if credential_kind(kind).is_some() => {
+                ctx.get_credential(credential_kind(kind), id).await
+            }
+            (&M::PATCH, [kind, id]) if credential_kind(kind).is_some() => {
+                ctx.update_credential(credential_kind(kind), id).await
+            }
+            (&M::DELETE, [kind, id]) if credential_kind(kind).is_some() => {
+                ctx.delete_credential(credential_kind(kind), id).await
+            }
+            (&M::POST, ["credentials", id, "rotate"]) => ctx.rotate(id).await,
+
+            (&M::POST, ["verify"]) => ctx.verify().await,
+            (&M::POST, ["policies", "reload"]) => ctx.reload_policies().await,
+
+            (_, segments) if known_path(segments) => Err(method_not_allowed()),
+            _ => Err(ApiError::new(
+                error::NO_ROUTE,
+                format!("no such path: {path}"),
+            )),
+        }
+    }
+
+    /// The bearer API key's owner. Only API keys authenticate API requests: an authtoken
+    /// is for agents and an SSH key for SSH.
+    fn authenticate(&self, headers: &hyper::HeaderMap) -> Result<Caller, ApiError> {
+        let unauthenticated = |msg: &str| ApiError::new(error::UNAUTHENTICATED, msg);
+        let header = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            unauthenticated("an Authorization: Bearer <API key> header is required")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| unauthenticated("the Authorization header must be Bearer <API key>"))?;
+        let verified = self
+            .lk
+            .verify_token(token)
+            .map_err(|_| unauthenticated("the API key is not valid"))?;
+        if verified.credential.kind != CredentialKind::ApiKey {
+            return Err(unauthenticated(
+                "only API keys authenticate API requests, not authtokens",
+            ));
+        }
+        Ok(Caller {
+            actor: actor_of(&verified),
+            account: verified.account,
+        })
+    }
+
+    fn base(&self, parts: &hyper::http::request::Parts) -> Base {
+        if let Some(url) = &self.public_url {
+            return Base(url.trim_end_matches('/').to_owned());
+        }
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "localhost".to_owned());
+        Base(format!("https://{host}"))
+    }
+}
+
+/// The principal a verified credential acts as.
+pub fn actor_of(verified: &Verified) -> Actor {
+    Actor {
+        principal: match verified.owner {
+            Owner::User(user) => Principal::User(user),
+            Owner::Bot(bot) => Principal::Bot(bot),
+        },
+        credential: Some(verified.credential),
+    }
+}
+
+fn credential_kind(segment: &str) -> Option<CredentialKind> {
+    match segment {
+        "credentials" => Some(CredentialKind::Authtoken),
+        "api_keys" => Some(CredentialKind::ApiKey),
+        "ssh_credentials" => Some(CredentialKind::SshKey),
+        _ => None,
+    }
+}
+
+fn known_path(segments: &[&str]) -> bool {
+    const COLLECTIONS: [&str; 6] = [
+        "users",
+        "bot_users",
+        "credentials",
+        "api_keys",
+        "ssh_credentials",
+        "account",
+    ];
+    match segments {
+        [one] => COLLECTIONS.contains(one) || matches!(*one, "verify" | "healthz"),
+        [one, _] => COLLECTIONS.contains(one) || segments == ["policies", "reload"],
+        ["credentials", _, "rotate"] => true,
+        _ => false,
+    }
+}
+
+fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        error::METHOD_NOT_ALLOWED,
+        "this path does not take that method",
+    )
+}
+
+/// `op_` and a fresh time-sortable id, naming one request in errors and logs.
+fn operation_id() -> String {
+    let now = Timestamp::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    );
+    match crate::domain::id::new_raw(now) {
+        Ok(raw) => {
+            let mut body = [0u8; 22];
+            crate::domain::id::encode_base62(raw, &mut body);
+            format!("op_{}", String::from_utf8_lossy(&body))
+        }
+        Err(_) => "op_unknown".to_owned(),
+    }
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn no_content() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// The body of a POST or PATCH: at most [`MAX_BODY`] bytes of `application/json` (an
+/// empty body is allowed and reads as `{}`); other methods' bodies are not read.
+async fn read_body<B>(
+    headers: &hyper::HeaderMap,
+    method: &Method,
+    body: B,
+) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !matches!(*method, Method::POST | Method::PATCH) {
+        return Ok(Bytes::new());
+    }
+    let too_large = || {
+        ApiError::new(
+            error::BODY_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > DRAIN_LIMIT as u64) {
+        return Err(too_large());
+    }
+    // Read frame by frame. Past the limit the rest is read and dropped (up to
+    // DRAIN_LIMIT) so that a client which writes its whole body before reading still
+    // gets the 413 instead of a broken pipe.
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    let (mut total, mut over) = (0usize, false);
+    while let Some(frame) = body.as_mut().frame().await {
+        let frame = frame
+            .map_err(|_| ApiError::new(error::MALFORMED_BODY, "the body could not be read"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        over |= total > MAX_BODY;
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if !over {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if over {
+        return Err(too_large());
+    }
+    let bytes = Bytes::from(bytes);
+    if !bytes.is_empty() {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                error::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be application/json",
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// `before_id` and `limit` of a list.
+#[derive(Debug, Default)]
+struct Query {
+    before_id: Option<String>,
+    limit: usize,
+}
+
+impl Query {
+    fn parse(query: Option<&str>) -> Result<Query, ApiError> {
+        let mut parsed = Query {
+            before_id: None,
+            limit: 100,
+        };
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "before_id" if !value.is_empty() => parsed.before_id = Some(value.to_owned()),
+                "before_id" => {}
+                "limit" => {
+                    parsed.limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::field(
+                                error::INVALID_QUERY,
+                                "limit",
+                                format!("limit must be a number from 1 to 100, not {value:?}"),
+                            )
+                        })?;
+                }
+                // Other parameters are filters of particular lists, or ignored.
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// A JSON body as `T`; an empty body reads as `{}`.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let bytes: &[u8] = if body.is_empty() { b"{}" } else { body };
+    serde_json::from_slice(bytes).map_err(|e| {
+        let msg = format!("the body is not valid for this endpoint: {e}");
+        match unknown_field(&e.to_string()) {
+            Some(field) => ApiError::field(error::MALFORMED_BODY, &field, msg),
+            None => ApiError::new(error::MALFORMED_BODY, msg),
+        }
+    })
+}
+
+/// serde's "unknown field `x`" or "invalid type ... for `x`" names the field.
+fn unknown_field(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message.get(start..)?.find('`')?;
+    message.get(start..end).map(str::to_owned)
+}
+
+/// A path id of the given type, or 404: an id that cannot exist is simply not found.
+fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::new(error::NOT_FOUND, format!("{text} not found")))
+}
+
+/// One page of a newest-first list, and the `before_id` of the next page if any.
+fn page<T>(items: Vec<T>, id: impl Fn(&T) -> String, query: &Query) -> (Vec<T>, Option<String>) {
+    let mut items: Vec<T> = match &query.before_id {
+        Some(before) => items
+            .into_iter()
+            .filter(|i| id(i).as_str() < before.as_str())
+            .collect(),
+        None => items,
+    };
+    let more = items.len() > query.limit;
+    items.truncate(query.limit);
+    let next = if more { items.last().map(&id) } else { None };
+    (items, next)
+}
+
+/// Run store work on the blocking pool.
+async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::new(error::INTERNAL, "the operation did not complete"))?
+        .map_err(ApiError::from)
+}
+
+/// One request's context.
+struct Ctx {
+    lk: Arc<Latchkey>,
+    caller: Caller,
+    base: Base,
+    query: Query,
+    body: Bytes,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesBody {
+    developer: Option<DeveloperRole>,
+    team: Option<TeamRole>,
+    billing: Option<BillingRole>,
+    admin: Option<bool>,
+}
+
+impl RolesBody {
+    fn patch(&self) -> RolesPatch {
+        RolesPatch {
+            developer: self.developer,
+            team: self.team,
+            billing: self.billing,
+            admin: self.admin,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserCreate {
+    email: String,
+    name: Option<String>,
+    roles: Option<RolesBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserUpdate {
+    roles: Option<RolesBody>,
+    state: Option<MemberState>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BotCreate {
+    name: Option<String>,
+    active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BotUpdate {
+    #[allow(dead_code)]
+    id: Option<String>,
+    name: Option<String>,
+    active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenCreate {
+    description: Option<String>,
+    metadata: Option<String>,
+    acl: Option<Vec<String>>,
+    owner_id: Option<String>,
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SshCreate {
+    description: Option<String>,
+    metadata: Option<String>,
+    acl: Option<Vec<String>>,
+    owner_id: Option<String>,
+    public_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialUpdate {
+    #[allow(dead_code)]
+    id: Option<String>,
+    description: Option<String>,
+    metadata: Option<String>,
+    acl: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    token: Option<String>,
+    ssh_public_key: Option<String>,
+    source_ip: Option<String>,
+}
+
+impl Ctx {
+    fn ok(&self, value: &Value) -> Reply {
+        Ok(json_response(StatusCode::OK, value))
+    }
+
+    fn created(&self, value: &Value) -> Reply {
+        Ok(json_response(StatusCode::CREATED, value))
+    }
+
+    /// A list page in the contract's shape, under the resource's list field.
+    fn list<T>(
+        &self,
+        path: &str,
+        field: &str,
+        items: Vec<T>,
+        id: impl Fn(&T) -> String,
+        view: impl Fn(&T) -> Value,
+    ) -> Reply {
+        let (items, next) = page(items, id, &self.query);
+        let next_page_uri = next.map(|before| {
+            self.base.uri(&format!(
+                "{path}?before_id={before}&limit={}",
+                self.query.limit
+            ))
+        });
+        let views: Vec<Value> = items.iter().map(view).collect();
+        self.ok(&json!({
+            field: views,
+            "uri": self.base.uri(path),
+            "next_page_uri": next_page_uri,
+        }))
+    }
+
+    fn owner(&self, owner_id: Option<&str>) -> Result<Owner, ApiError> {
+        match owner_id {
+            Some(text) => Owner::parse(text).map_err(|_| {
+                ApiError::field(
+                    error::INVALID_FIELD,
+                    "owner_id",
+                    format!("{text:?} is not a user or bot user id"),
+                )
+            }),
+            None => match self.caller.actor.principal {
+                Principal::User(user) => Ok(Owner::User(user)),
+                Principal::Bot(bot) => Ok(Owner::Bot(bot)),
+                Principal::System => Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "owner_id",
+                    "owner_id is required",
+                )),
+            },
+        }
+    }
+
+    async fn get_account(self) -> Reply {
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (found, seats) = blocking(move || {
+            let found = lk.account(actor, account)?;
+            let seats = lk.seats_used(actor, account)?;
+            Ok((found, seats))
+        })
+        .await?;
+        self.ok(&views::account(&self.base, &found, seats))
+    }
+
+    async fn list_users(self) -> Reply {
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let members = blocking(move || lk.members(actor, account)).await?;
+        self.list(
+            "/users",
+            "users",
+            members,
+            |m| m.user.id.to_string(),
+            |m| views::member(&self.base, m),
+        )
+    }
+
+    async fn create_user(self) -> Reply {
+        let body: UserCreate = parse(&self.body)?;
+        let roles = body
+            .roles
+            .as_ref()
+            .map_or_else(Roles::default, |r| r.patch().apply(Roles::default()));
+        let name = body.name.unwrap_or_default();
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let joined =
+            blocking(move || lk.add_member(actor, account, &body.email, &name, roles)).await?;
+        // The personal authtoken is the member's own secret: it is not shown to whoever
+        // added the member; the member rotates it to get one.
+        self.created(&views::member(&self.base, &joined.member))
+    }
+
+    async fn get_user(self, id: &str) -> Reply {
+        let user: UserId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let member = blocking(move || lk.member(actor, account, user)).await?;
+        self.ok(&views::member(&self.base, &member))
+    }
+
+    async fn update_user(self, id: &str) -> Reply {
+        let user: UserId = path_id(id)?;
+        let body: UserUpdate = parse(&self.body)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let member = blocking(move || {
+            if let Some(roles) = &body.roles {
+                lk.update_member_roles(actor, account, user, roles.patch())?;
+            }
+            if let Some(state) = body.state {
+                lk.set_member_state(actor, account, user, state)?;
+            }
+            lk.member(actor, account, user)
+        })
+        .await?;
+        self.ok(&views::member(&self.base, &member))
+    }
+
+    async fn remove_user(self, id: &str) -> Reply {
+        let user: UserId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        blocking(move || lk.remove_member(actor, account, user)).await?;
+        Ok(no_content())
+    }
+
+    async fn list_bots(self) -> Reply {
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let bots = blocking(move || lk.bots(actor, account)).await?;
+        self.list(
+            "/bot_users",
+            "bot_users",
+            bots,
+            |b| b.id.to_string(),
+            |b| views::bot(&self.base, b),
+        )
+    }
+
+    async fn create_bot(self) -> Reply {
+        let body: BotCreate = parse(&self.body)?;
+        let name = body.name.unwrap_or_default();
+        let active = body.active.unwrap_or(true);
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let bot = blocking(move || lk.create_bot_as(actor, account, &name, active)).await?;
+        self.created(&views::bot(&self.base, &bot))
+    }
+
+    async fn get_bot(self, id: &str) -> Reply {
+        let bot: BotId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let bot = blocking(move || lk.bot(actor, account, bot)).await?;
+        self.ok(&views::bot(&self.base, &bot))
+    }
+
+    async fn update_bot(self, id: &str) -> Reply {
+        let bot: BotId = path_id(id)?;
+        let body: BotUpdate = parse(&self.body)?;
+        let patch = BotPatch {
+            name: body.name,
+            active: body.active,
+        };
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let bot = blocking(move || lk.update_bot(actor, account, bot, &patch)).await?;
+        self.ok(&views::bot(&self.base, &bot))
+    }
+
+    async fn delete_bot(self, id: &str) -> Reply {
+        let bot: BotId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        blocking(move || lk.delete_bot(actor, account, bot)).await?;
+        Ok(no_content())
+    }
+
+    async fn list_credentials(self, kind: Option<CredentialKind>) -> Reply {
+        let kind = kind.ok_or_else(|| ApiError::new(error::NO_ROUTE, "no such path"))?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let listed = blocking(move || {
+            let credentials = lk.credentials(actor, account, kind)?;
+            credentials
+                .into_iter()
+                .map(|c| {
+                    let used = lk.last_used(c.id)?;
+                    Ok((c, used))
+                })
+                .collect::<Result<Vec<_>, AppError>>()
+        })
+        .await?;
+        let collection = views::collection(kind);
+        let field = match kind {
+            CredentialKind::ApiKey => "keys",
+            CredentialKind::Authtoken => "credentials",
+            CredentialKind::SshKey => "ssh_credentials",
+        };
+        self.list(
+            &format!("/{collection}"),
+            field,
+            listed,
+            |(c, _)| c.id.to_string(),
+            |(c, used)| views::credential(&self.base, c, None, *used),
+        )
+    }
+
+    fn credential_id(kind: Option<CredentialKind>, id: &str) -> Result<CredentialId, ApiError> {
+        let id: CredentialId = path_id(id)?;
+        if Some(id.kind) != kind {
+            return Err(ApiError::new(error::NOT_FOUND, format!("{id} not found")));
+        }
+        Ok(id)
+    }
+
+    async fn get_credential(self, kind: Option<CredentialKind>, id: &str) -> Reply {
+        let id = Ctx::credential_id(kind, id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (credential, used) = blocking(move || {
+            let credential = lk.credential(actor, account, id)?;
+            Ok((credential, lk.last_used(id)?))
+        })
+        .await?;
+        self.ok(&views::credential(&self.base, &credential, None, used))
+    }
+
+    async fn create_token(self, kind: TokenKind) -> Reply {
+        let body: TokenCreate = parse(&self.body)?;
+        if kind == TokenKind::ApiKey && body.acl.is_some() {
+            return Err(ApiError::field(
+                error::INVALID_FIELD,
+                "acl",
+                "API keys take no bind rules; acl is for authtokens and SSH keys",
+            ));
+        }
+        let owner = self.owner(body.owner_id.as_deref())?;
+        let spec = spec(body.description, body.metadata, body.acl, body.expires_at)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (credential, secret) =
+            blocking(move || lk.create_token_credential(actor, account, kind, owner, spec)).await?;
+        self.created(&views::credential(
+            &self.base,
+            &credential,
+            Some(&secret),
+            None,
+        ))
+    }
+
+    async fn create_ssh(self) -> Reply {
+        let body: SshCreate = parse(&self.body)?;
+        let public_key = body.public_key.ok_or_else(|| {
+            ApiError::field(error::INVALID_FIELD, "public_key", "public_key is required")
+        })?;
+        let owner = self.owner(body.owner_id.as_deref())?;
+        let spec = spec(body.description, body.metadata, body.acl, None)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let credential =
+            blocking(move || lk.create_ssh_credential(actor, account, owner, &public_key, spec))
+                .await?;
+        self.created(&views::credential(&self.base, &credential, None, None))
+    }
+
+    async fn update_credential(self, kind: Option<CredentialKind>, id: &str) -> Reply {
+        let id = Ctx::credential_id(kind, id)?;
+        let body: CredentialUpdate = parse(&self.body)?;
+        let patch = CredentialPatch {
+            description: body.description,
+            metadata: body.metadata,
+            acl: body.acl,
+        };
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (credential, used) = blocking(move || {
+            let credential = lk.update_credential(actor, account, id, &patch)?;
+            Ok((credential, lk.last_used(id)?))
+        })
+        .await?;
+        self.ok(&views::credential(&self.base, &credential, None, used))
+    }
+
+    async fn delete_credential(self, kind: Option<CredentialKind>, id: &str) -> Reply {
+        let id = Ctx::credential_id(kind, id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        blocking(move || lk.delete_credential(actor, account, id)).await?;
+        Ok(no_content())
+    }
+
+    async fn rotate(self, id: &str) -> Reply {
+        let id = Ctx::credential_id(Some(CredentialKind::Authtoken), id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (credential, secret, used) = blocking(move || {
+            let (credential, secret) = lk.rotate_credential(actor, account, id)?;
+            Ok((credential, secret, lk.last_used(id)?))
+        })
+        .await?;
+        self.ok(&views::credential(
+            &self.base,
+            &credential,
+            Some(&secret),
+            used,
+        ))
+    }
+
+    /// `POST /verify`: who is this? One answer for every invalid reason (RFC 7662 style);
+    /// the reason goes to the log.
+    async fn verify(self) -> Reply {
+        let body: VerifyBody = parse(&self.body)?;
+        if body.source_ip.is_some() {
+            return Err(ApiError::field(
+                error::INVALID_FIELD,
+                "source_ip",
+                "source_ip checks arrive with IP restrictions and allowed_cidrs; not yet served",
+            ));
+        }
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let presented = match (body.token, body.ssh_public_key) {
+            (Some(token), None) => token,
+            (None, Some(key)) => key,
+            _ => {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "token",
+                    "give exactly one of token and ssh_public_key",
+                ));
+            }
+        };
+        let answer = blocking(move || {
+            lk.authorize_verify(actor, account)?;
+            Ok(lk.verify(&presented))
+        })
+        .await?;
+        let view = match answer {
+            Ok(verified) if verified.account == account => json!({
+                "valid": true,
+                "credential_id": verified.credential.to_string(),
+                "kind": verified.credential.kind.as_str(),
+                "owner_id": verified.owner.id_string(),
+                "owner_kind": verified.owner.kind_str(),
+                "account_id": verified.account.to_string(),
+                "acl": verified.acl.as_ref().map_or_else(Vec::new, |acl| acl.rules().to_vec()),
+                "expires_at": verified.expires_at.map(Timestamp::to_rfc3339),
+            }),
+            Ok(_) => {
+                tracing::info!(reason = "other_account", "verify: invalid");
+                json!({"valid": false})
+            }
+            Err(rejection) => {
+                tracing::info!(reason = rejection.as_str(), "verify: invalid");
+                json!({"valid": false})
+            }
+        };
+        self.ok(&view)
+    }
+
+    async fn reload_policies(self) -> Reply {
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let loaded = tokio::task::spawn_blocking(move || lk.reload_policies(actor, account))
+            .await
+            .map_err(|_| ApiError::new(error::INTERNAL, "the reload did not complete"))?
+            .map_err(|err| match err {
+                AppError::Policy(err) => ApiError::new(
+                    error::POLICY_SET_INVALID,
+                    format!("the policy set was not reloaded, the current one stays: {err}"),
+                ),
+                other => other.into(),
+            })?;
+        self.ok(&json!({"reloaded": true, "policies": loaded}))
+    }
+}
+
+/// A credential spec from the create body's fields.
+fn spec(
+    description: Option<String>,
+    metadata: Option<String>,
+    acl: Option<Vec<String>>,
+    expires_at: Option<String>,
+) -> Result<CredentialSpec, ApiError> {
+    let expires_at = expires_at
+        .map(|text| Timestamp::parse_rfc3339("expires_at", &text))
+        .transpose()
+        .map_err(ApiError::from)?;
+    Ok(CredentialSpec {
+        description: description.unwrap_or_default(),
+        metadata: metadata.unwrap_or_default(),
+        expires_at,
+        acl: acl.unwrap_or_default(),
+    })
+}

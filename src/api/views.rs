@@ -1,0 +1,120 @@
+//! Resources as the API shows them: ngrok's shapes for its resources (with latchkey's
+//! added fields only), api.md's for latchkey's own.
+
+use serde_json::{Value, json};
+
+use crate::app::Member;
+use crate::domain::account::Account;
+use crate::domain::bot::BotUser;
+use crate::domain::credential::{Credential, CredentialKind};
+use crate::domain::time::Timestamp;
+use crate::domain::token::Secret;
+
+/// Absolute URLs of one request's host (`https://HOST`).
+#[derive(Debug, Clone)]
+pub struct Base(pub String);
+
+impl Base {
+    /// `base + path`.
+    pub fn uri(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+fn time(at: Timestamp) -> String {
+    at.to_rfc3339()
+}
+
+/// `/bot_users/{id}`.
+pub fn bot(base: &Base, bot: &BotUser) -> Value {
+    json!({
+        "id": bot.id.to_string(),
+        "uri": base.uri(&format!("/bot_users/{}", bot.id)),
+        "name": bot.name,
+        "active": bot.active,
+        "created_at": time(bot.created_at),
+    })
+}
+
+/// The path segment of a credential kind's collection.
+pub fn collection(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::Authtoken => "credentials",
+        CredentialKind::ApiKey => "api_keys",
+        CredentialKind::SshKey => "ssh_credentials",
+    }
+}
+
+/// An authtoken, API key or SSH credential in its ngrok shape; `token` only when just
+/// made or rotated.
+pub fn credential(
+    base: &Base,
+    credential: &Credential,
+    token: Option<&Secret>,
+    last_used: Option<Timestamp>,
+) -> Value {
+    let id = credential.id.to_string();
+    let mut view = json!({
+        "id": id,
+        "uri": base.uri(&format!("/{}/{id}", collection(credential.id.kind))),
+        "created_at": time(credential.created_at),
+        "description": credential.description,
+        "metadata": credential.metadata,
+        "owner_id": credential.owner.id_string(),
+        "expires_at": credential.expires_at.map(time),
+        "last_used_at": last_used.map(time),
+    });
+    let Some(fields) = view.as_object_mut() else {
+        return view;
+    };
+    match credential.id.kind {
+        CredentialKind::Authtoken => {
+            fields.insert("token".into(), token.map(|t| t.expose().to_owned()).into());
+            fields.insert("acl".into(), credential.acl.rules().into());
+            fields.insert("personal".into(), credential.personal.into());
+        }
+        CredentialKind::ApiKey => {
+            fields.insert("token".into(), token.map(|t| t.expose().to_owned()).into());
+        }
+        CredentialKind::SshKey => {
+            let key = credential.ssh_key.as_ref().map(|k| match k.comment() {
+                Some(comment) => format!("{} {comment}", k.canonical()),
+                None => k.canonical().to_owned(),
+            });
+            fields.insert("public_key".into(), key.unwrap_or_default().into());
+            fields.insert("acl".into(), credential.acl.rules().into());
+        }
+    }
+    view
+}
+
+/// `/users/{id}` (api.md).
+pub fn member(base: &Base, member: &Member) -> Value {
+    let (user, membership) = (&member.user, &member.membership);
+    json!({
+        "id": user.id.to_string(),
+        "uri": base.uri(&format!("/users/{}", user.id)),
+        "created_at": time(user.created_at),
+        "email": user.email.as_str(),
+        "name": user.name,
+        "roles": membership.roles,
+        "state": membership.state,
+        "mfa_enrolled": false,
+        "joined_at": time(membership.joined_at),
+    })
+}
+
+/// `/account` (api.md).
+pub fn account(base: &Base, account: &Account, seats_used: usize) -> Value {
+    let settings = &account.settings;
+    json!({
+        "id": account.id.to_string(),
+        "uri": base.uri("/account"),
+        "created_at": time(account.created_at),
+        "name": account.name,
+        "mfa_required": settings.mfa_required,
+        "provisioning": settings.provisioning,
+        "sso_mode": settings.sso_mode,
+        "seats_used": seats_used,
+    })
+}

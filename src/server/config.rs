@@ -1,0 +1,167 @@
+//! `serve`'s configuration: flags and environment (through the CLI), an optional TOML
+//! file, and defaults, in that order of precedence; validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{ServeConfig, TlsSource};
+
+/// Every setting, each optional: one layer of configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeOptions {
+    /// The data directory.
+    pub data_dir: Option<PathBuf>,
+    /// The policies folder.
+    pub policies: Option<PathBuf>,
+    /// `ip:port` to listen on.
+    pub listen: Option<String>,
+    /// PEM certificate chain (with `tls_key`); without both, a self-signed certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+    /// `https://host:port` used for every `uri` in responses.
+    pub public_url: Option<String>,
+    /// The account a fresh data directory is bootstrapped with.
+    pub account: Option<String>,
+    /// Its first administrator's email.
+    pub admin_email: Option<String>,
+    /// `text` or `json` logs on stderr.
+    pub log_format: Option<LogFormat>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human line per event.
+    #[default]
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Defaults: `./latchkey-data`, `./policies`, `127.0.0.1:8443`, a self-signed certificate,
+/// and the account `default` with `admin@latchkey.localhost` on a fresh data directory.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+impl ServeOptions {
+    /// Read a TOML file of the same keys (unknown keys are an error).
+    pub fn from_file(path: &Path) -> Result<ServeOptions, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// `self`, with what it leaves unset taken from `lower`.
+    #[must_use]
+    pub fn or(self, lower: ServeOptions) -> ServeOptions {
+        ServeOptions {
+            data_dir: self.data_dir.or(lower.data_dir),
+            policies: self.policies.or(lower.policies),
+            listen: self.listen.or(lower.listen),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            public_url: self.public_url.or(lower.public_url),
+            account: self.account.or(lower.account),
+            admin_email: self.admin_email.or(lower.admin_email),
+            log_format: self.log_format.or(lower.log_format),
+        }
+    }
+
+    /// The final configuration, with defaults filled in; every error names its setting.
+    pub fn resolve(self) -> Result<(ServeConfig, LogFormat), String> {
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./latchkey-data"));
+        let listen_text = self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            format!("listen: {listen_text:?} is not an ip:port address (e.g. 127.0.0.1:8443)")
+        })?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (None, None) => {
+                let mut names = vec![
+                    "localhost".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    "::1".to_owned(),
+                ];
+                if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+                    names.push(listen.ip().to_string());
+                }
+                TlsSource::SelfSigned {
+                    dir: data_dir.join("tls"),
+                    names,
+                }
+            }
+            _ => return Err("tls_cert and tls_key go together: give both or neither".into()),
+        };
+        if let Some(url) = &self.public_url
+            && !url.starts_with("https://")
+        {
+            return Err(format!("public_url: {url:?} must start with https://"));
+        }
+        let config = ServeConfig {
+            policies: self.policies.unwrap_or_else(|| PathBuf::from("./policies")),
+            data_dir,
+            listen,
+            tls,
+            public_url: self.public_url,
+            bootstrap_account: self.account.unwrap_or_else(|| "default".to_owned()),
+            bootstrap_admin_email: self
+                .admin_email
+                .unwrap_or_else(|| "admin@latchkey.localhost".to_owned()),
+        };
+        Ok((config, self.log_format.unwrap_or_default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file: ServeOptions =
+            toml::from_str("listen = \"127.0.0.1:9000\"\naccount = \"filed\"\n").unwrap();
+        let flags = ServeOptions {
+            listen: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        };
+        let (config, format) = flags.or(file).resolve().unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.bootstrap_account, "filed");
+        assert_eq!(config.data_dir, PathBuf::from("./latchkey-data"));
+        assert_eq!(format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_naming_the_setting() {
+        let bad = |options: ServeOptions| options.resolve().unwrap_err();
+        assert!(
+            bad(ServeOptions {
+                listen: Some("localhost".into()),
+                ..Default::default()
+            })
+            .starts_with("listen:")
+        );
+        assert!(
+            bad(ServeOptions {
+                tls_cert: Some("c.pem".into()),
+                ..Default::default()
+            })
+            .contains("give both or neither")
+        );
+        assert!(
+            bad(ServeOptions {
+                public_url: Some("http://x".into()),
+                ..Default::default()
+            })
+            .starts_with("public_url:")
+        );
+        let unknown = toml::from_str::<ServeOptions>("lisen = \"x\"").unwrap_err();
+        assert!(unknown.to_string().contains("lisen"), "{unknown}");
+    }
+}

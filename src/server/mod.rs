@@ -1,0 +1,265 @@
+//! `latchkey serve`: the API on HTTPS (hyper + rustls, HTTP/1.1 and HTTP/2 by ALPN).
+//!
+//! One accept loop; each connection is its own task, its TLS handshake bounded in time,
+//! its request headers too (a slow client cannot hold a connection open), and watched for
+//! graceful shutdown: on SIGTERM or ctrl-c the listener closes, in-flight requests finish
+//! (up to a grace period), coalesced `last_used_at` uses are flushed, and the process
+//! exits. SIGHUP reloads the policies folder.
+
+pub mod config;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::Api;
+use crate::app::{AppError, Config, Initialized, Latchkey};
+pub use tls::{Tls, TlsSource};
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often coalesced `last_used_at` uses are written.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The data directory, database or policies could not be opened.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// The certificate or key could not be made or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other I/O failure (signals, the runtime).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The data directory (created and bootstrapped if empty).
+    pub data_dir: PathBuf,
+    /// The policies folder.
+    pub policies: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the certificate comes from.
+    pub tls: TlsSource,
+    /// The base of every `uri` (`https://host:port`); without it, each request's host.
+    pub public_url: Option<String>,
+    /// The account a fresh data directory is bootstrapped with.
+    pub bootstrap_account: String,
+    /// Its first administrator's email.
+    pub bootstrap_admin_email: String,
+}
+
+/// What the server reports once it listens.
+#[derive(Debug)]
+pub struct Started {
+    /// The bound address (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// The certificate a client can trust.
+    pub cert_path: PathBuf,
+    /// The account and key made on a fresh data directory, shown this once.
+    pub bootstrapped: Option<Initialized>,
+}
+
+/// Run the server until SIGTERM or ctrl-c; `on_start` is told where it listens.
+pub fn run(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("latchkey")
+        .build()?;
+    runtime.block_on(serve(config, on_start))
+}
+
+async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), ServeError> {
+    let lk = Arc::new(Latchkey::open(
+        Config::new(&config.data_dir).with_policies(&config.policies),
+    )?);
+    let bootstrapped = if lk.is_empty()? {
+        Some(lk.init(&config.bootstrap_account, &config.bootstrap_admin_email)?)
+    } else {
+        None
+    };
+    let tls = config.tls.load()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    // Signal handlers are installed before the server says it listens: a SIGTERM that
+    // follows the announcement at once must shut down gracefully, not kill the process.
+    let shutdown = shutdown_signal()?;
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    on_start(&Started {
+        addr,
+        cert_path: tls.cert_path.clone(),
+        bootstrapped,
+    });
+    tracing::info!(%addr, "listening");
+
+    let api = Arc::new(Api::new(Arc::clone(&lk), config.public_url.clone()));
+    let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(256);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let flusher = tokio::spawn(flush_usage(Arc::clone(&lk)));
+    #[cfg(unix)]
+    let reloader = tokio::spawn(reload_on_hangup(Arc::clone(&lk), hangups));
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let builder = Arc::clone(&builder);
+        let api = Arc::clone(&api);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => {
+                    tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = service_fn(move |request| {
+                let api = Arc::clone(&api);
+                async move { Ok::<_, Infallible>(api.handle(request).await) }
+            });
+            let connection = builder
+                .serve_connection(TokioIo::new(tls), service)
+                .into_owned();
+            if let Err(err) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+
+    tracing::info!("shutting down: finishing in-flight requests");
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish within the grace period");
+    }
+    #[cfg(unix)]
+    reloader.abort();
+    flusher.abort();
+    let lk_final = Arc::clone(&lk);
+    match tokio::task::spawn_blocking(move || lk_final.flush_usage()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "final last_used flush failed"),
+        Err(err) => tracing::error!(error = %err, "final last_used flush did not run"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Write coalesced `last_used_at` uses once a second, in one transaction.
+async fn flush_usage(lk: Arc<Latchkey>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let lk = Arc::clone(&lk);
+        match tokio::task::spawn_blocking(move || lk.flush_usage()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "last_used flush failed"),
+            Err(err) => tracing::error!(error = %err, "last_used flush did not run"),
+        }
+    }
+}
+
+/// SIGHUP: reload the policies folder; an invalid set is reported and the current stays.
+#[cfg(unix)]
+async fn reload_on_hangup(lk: Arc<Latchkey>, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        let lk = Arc::clone(&lk);
+        let reloaded = tokio::task::spawn_blocking(move || {
+            lk.policies().map(crate::policy::PolicyEngine::reload)
+        })
+        .await;
+        match reloaded {
+            Ok(Some(Ok(count))) => tracing::info!(policies = count, "policies reloaded"),
+            Ok(Some(Err(err))) => {
+                tracing::error!(error = %err, "policies not reloaded; the current set stays");
+            }
+            Ok(None) => tracing::error!("no policy set to reload"),
+            Err(err) => tracing::error!(error = %err, "policy reload did not run"),
+        }
+    }
+}
+
+/// A future that resolves on ctrl-c or SIGTERM; the handlers are installed now.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}

@@ -1,0 +1,953 @@
+//! The HTTPS API through the real binary: `latchkey serve` on 127.0.0.1:0 with its
+//! self-signed certificate, driven by an independent client (ureq over rustls) that
+//! trusts exactly the printed certificate.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use ureq::Agent;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::support::{copy_builtins, drop_in, policies_dir};
+use latchkey::policy::Outcome;
+
+/// A running `latchkey serve`, stopped (SIGTERM) when dropped.
+pub struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    /// Holds `data/`; clone it to keep the data directory past this server.
+    pub dir: Arc<TempDir>,
+    pub url: String,
+    pub admin_key: String,
+    pub account_id: String,
+    pub admin_id: String,
+    pub cert: PathBuf,
+    /// Whether this start bootstrapped the data directory.
+    pub bootstrapped: bool,
+    agent: Agent,
+}
+
+/// Start the server on a fresh data directory with the built-in policies.
+pub fn start_server() -> Server {
+    start_server_with(&policies_dir())
+}
+
+/// Start the server with the policies of `policies`.
+pub fn start_server_with(policies: &Path) -> Server {
+    start_in(Arc::new(tempfile::tempdir().unwrap()), policies, None)
+}
+
+/// Start the server on `dir/data`; `known` is (admin key, account id, admin id) when the
+/// directory was bootstrapped before.
+pub fn start_in(
+    dir: Arc<TempDir>,
+    policies: &Path,
+    known: Option<(String, String, String)>,
+) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--policies")
+        .arg(policies)
+        .env("LATCHKEY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = read_json_line(&mut stdout);
+    let bootstrapped = line.get("api_key").is_some();
+    let (admin_key, account_id, admin_id) = if bootstrapped {
+        let boot = std::mem::replace(&mut line, read_json_line(&mut stdout));
+        let text = |k: &str| boot[k].as_str().unwrap().to_owned();
+        (text("api_key"), text("account_id"), text("user_id"))
+    } else {
+        known.expect("a data directory that was not bootstrapped needs its admin key")
+    };
+    let cert = PathBuf::from(line["tls_cert"].as_str().unwrap());
+    let pem = std::fs::read(&cert).unwrap();
+    let agent = agent_trusting(&pem);
+    Server {
+        child,
+        stdout,
+        dir,
+        url: line["listening"].as_str().unwrap().to_owned(),
+        admin_key,
+        account_id,
+        admin_id,
+        cert,
+        bootstrapped,
+        agent,
+    }
+}
+
+fn read_json_line(stdout: &mut BufReader<ChildStdout>) -> Value {
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+pub fn agent_trusting(pem: &[u8]) -> Agent {
+    let root = Certificate::from_pem(pem).unwrap();
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::Specific(Arc::new(vec![root])))
+        .build();
+    Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// A response: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = response.unwrap();
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let text = response.body_mut().read_to_string().unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    Reply {
+        status,
+        body,
+        headers,
+    }
+}
+
+impl Server {
+    pub fn get(&self, key: &str, path: &str) -> Reply {
+        let url = self.absolute(path);
+        reply(
+            self.agent
+                .get(&url)
+                .header("Authorization", &bearer(key))
+                .call(),
+        )
+    }
+
+    pub fn post(&self, key: &str, path: &str, body: Value) -> Reply {
+        let url = self.absolute(path);
+        reply(
+            self.agent
+                .post(&url)
+                .header("Authorization", &bearer(key))
+                .send_json(body),
+        )
+    }
+
+    pub fn patch(&self, key: &str, path: &str, body: Value) -> Reply {
+        let url = self.absolute(path);
+        reply(
+            self.agent
+                .patch(&url)
+                .header("Authorization", &bearer(key))
+                .send_json(body),
+        )
+    }
+
+    pub fn delete(&self, key: &str, path: &str) -> Reply {
+        let url = self.absolute(path);
+        reply(
+            self.agent
+                .delete(&url)
+                .header("Authorization", &bearer(key))
+                .call(),
+        )
+    }
+
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    fn absolute(&self, path: &str) -> String {
+        if path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.url)
+        }
+    }
+
+    /// Add a member with `roles` and give it an API key of its own, made by the
+    /// administrator; returns (user id, API key).
+    pub fn member_with_key(&self, email: &str, roles: Value) -> (String, String) {
+        let user = self.post(
+            &self.admin_key,
+            "/users",
+            json!({"email": email, "name": "M", "roles": roles}),
+        );
+        assert_eq!(user.status, 201, "{:?}", user.body);
+        let id = user.body["id"].as_str().unwrap().to_owned();
+        let key = self.post(&self.admin_key, "/api_keys", json!({"owner_id": id}));
+        assert_eq!(key.status, 201, "{:?}", key.body);
+        (id, key.body["token"].as_str().unwrap().to_owned())
+    }
+
+    /// Send a signal to the server process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then wait for the exit; returns the exit status and the rest of stdout.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.signal("TERM");
+        let status = wait_bounded(&mut self.child, Duration::from_secs(40));
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
+        (status, rest)
+    }
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the server did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+fn assert_error(reply: &Reply, status: u16, code: u16) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(
+        reply.body["error_code"],
+        format!("ERR_LATCHKEY_{code}"),
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(reply.body["status_code"], status);
+    assert!(reply.body["msg"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        reply.body["details"]["operation_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("op_"))
+    );
+}
+
+/// The audit trail length, read offline after the server stops is not possible while it
+/// runs; the count of API keys stands in for "nothing changed" on credential refusals.
+fn count(server: &Server, path: &str, field: &str) -> usize {
+    let list = server.get(&server.admin_key, path);
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    list.body[field].as_array().unwrap().len()
+}
+
+// ---- the server -----------------------------------------------------------------------
+
+#[test]
+fn a_fresh_data_directory_is_bootstrapped_and_answers_with_the_printed_key() {
+    let server = start_server();
+    assert!(server.admin_key.starts_with("lk_ak_"));
+    assert!(server.cert.starts_with(server.dir.path()));
+    let health = reply(
+        server
+            .agent()
+            .get(&format!("{}/healthz", server.url))
+            .call(),
+    );
+    assert_eq!(
+        (health.status, &health.body),
+        (200, &json!({"status": "ok"}))
+    );
+    let account = server.get(&server.admin_key, "/account");
+    assert_eq!(account.status, 200);
+    assert_eq!(account.body["id"], server.account_id);
+    assert_eq!(account.body["name"], "default");
+    assert_eq!(account.body["seats_used"], 1);
+    assert_eq!(account.body["uri"], format!("{}/account", server.url));
+
+    let (status, rest) = server.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(rest.contains("\"stopped\":true"), "{rest}");
+}
+
+#[test]
+fn a_restart_does_not_bootstrap_again_and_keeps_the_certificate() {
+    let server = start_server();
+    let dir = Arc::clone(&server.dir);
+    let cert = std::fs::read(&server.cert).unwrap();
+    let known = (
+        server.admin_key.clone(),
+        server.account_id.clone(),
+        server.admin_id.clone(),
+    );
+    let (status, _) = server.stop();
+    assert!(status.success());
+
+    let again = start_in(dir, &policies_dir(), Some(known));
+    assert!(!again.bootstrapped, "no second bootstrap");
+    assert_eq!(std::fs::read(&again.cert).unwrap(), cert);
+    let account = again.get(&again.admin_key, "/account");
+    assert_eq!(
+        (account.status, &account.body["id"]),
+        (200, &json!(again.account_id))
+    );
+}
+
+#[test]
+fn http2_is_offered_by_alpn() {
+    let server = start_server();
+    let pem = std::fs::read(&server.cert).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let addr = server.url.trim_start_matches("https://");
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    connection.complete_io(&mut socket).unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).unwrap();
+    }
+    assert_eq!(connection.alpn_protocol(), Some(&b"h2"[..]));
+}
+
+use rustls::pki_types::pem::PemObject;
+
+#[test]
+fn signals_reload_policies_and_a_reload_api_reports_a_bad_set() {
+    let policies = copy_builtins();
+    let server = start_server_with(policies.path());
+    let bot = server.post(&server.admin_key, "/bot_users", json!({"name": "ci"}));
+    assert_eq!(bot.status, 201);
+    let bot_path = format!("/bot_users/{}", bot.body["id"].as_str().unwrap());
+
+    drop_in(
+        policies.path(),
+        "no-bot-deletes",
+        Outcome::Deny,
+        "bots are retired, not deleted",
+        "\"iam.bot_users.delete\", \"iam.bot_users.get\"",
+    );
+    server.signal("HUP");
+    // The reload runs in the background: poll a read until the new set answers.
+    let started = Instant::now();
+    let refused = loop {
+        let reply = server.get(&server.admin_key, &bot_path);
+        if reply.status != 200 || started.elapsed() > Duration::from_secs(20) {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_error(&refused, 403, 101);
+    assert_eq!(refused.body["details"]["policy"], "no-bot-deletes");
+    assert_eq!(
+        refused.body["details"]["reason"],
+        "bots are retired, not deleted"
+    );
+    assert_error(&server.delete(&server.admin_key, &bot_path), 403, 101);
+
+    // A broken module: the API trigger reports it and the current set stays.
+    std::fs::write(policies.path().join("broken.wasm"), b"\0asm\x01\0\0\0junk").unwrap();
+    std::fs::write(
+        policies.path().join("broken.toml"),
+        "name = \"broken\"\nmodule = \"broken.wasm\"\nkind = \"custom\"\nactions = [\"*\"]\n",
+    )
+    .unwrap();
+    let reload = server.post(&server.admin_key, "/policies/reload", json!({}));
+    assert_error(&reload, 422, 114);
+    assert!(reload.body["msg"].as_str().unwrap().contains("broken"));
+    assert_eq!(server.delete(&server.admin_key, &bot_path).status, 403);
+
+    std::fs::remove_file(policies.path().join("broken.toml")).unwrap();
+    std::fs::remove_file(policies.path().join("no-bot-deletes.toml")).unwrap();
+    let reload = server.post(&server.admin_key, "/policies/reload", json!({}));
+    assert_eq!((reload.status, &reload.body["policies"]), (200, &json!(2)));
+    assert_eq!(server.delete(&server.admin_key, &bot_path).status, 204);
+}
+
+// ---- conventions ----------------------------------------------------------------------
+
+#[test]
+fn requests_without_a_valid_api_key_are_401_in_the_error_shape() {
+    let server = start_server();
+    let none = reply(
+        server
+            .agent()
+            .get(&format!("{}/bot_users", server.url))
+            .call(),
+    );
+    assert_error(&none, 401, 100);
+    assert!(
+        none.headers
+            .iter()
+            .any(|(k, v)| k == "www-authenticate" && v == "Bearer")
+    );
+    assert_error(&server.get("lk_ak_nonsense", "/bot_users"), 401, 100);
+    let mut flipped = server.admin_key.clone().into_bytes();
+    flipped[40] = if flipped[40] == b'a' { b'b' } else { b'a' };
+    assert_error(
+        &server.get(&String::from_utf8(flipped).unwrap(), "/bot_users"),
+        401,
+        100,
+    );
+    // An authtoken is for agents, not the API.
+    let token = server.post(&server.admin_key, "/credentials", json!({}));
+    assert_eq!(token.status, 201);
+    let authtoken = token.body["token"].as_str().unwrap();
+    assert_error(&server.get(authtoken, "/bot_users"), 401, 100);
+}
+
+#[test]
+fn bad_requests_get_stable_codes_and_change_nothing() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let before = count(&server, "/bot_users", "bot_users");
+
+    assert_error(&server.get(key, "/nowhere"), 404, 109);
+    assert_error(&server.put_empty(key, "/bot_users"), 405, 110);
+    let version = reply(
+        server
+            .agent()
+            .get(&format!("{}/bot_users", server.url))
+            .header("Authorization", &bearer(key))
+            .header("ngrok-version", "3")
+            .call(),
+    );
+    assert_error(&version, 400, 111);
+    let v2 = reply(
+        server
+            .agent()
+            .get(&format!("{}/bot_users", server.url))
+            .header("Authorization", &bearer(key))
+            .header("ngrok-version", "2")
+            .call(),
+    );
+    assert_eq!(v2.status, 200);
+
+    let text = reply(
+        server
+            .agent()
+            .post(&format!("{}/bot_users", server.url))
+            .header("Authorization", &bearer(key))
+            .content_type("text/plain")
+            .send("name=ci"),
+    );
+    assert_error(&text, 415, 107);
+    let malformed = reply(
+        server
+            .agent()
+            .post(&format!("{}/bot_users", server.url))
+            .header("Authorization", &bearer(key))
+            .content_type("application/json")
+            .send("{\"name\": "),
+    );
+    assert_error(&malformed, 400, 106);
+    let unknown = server.post(key, "/bot_users", json!({"name": "ci", "colour": "red"}));
+    assert_error(&unknown, 400, 106);
+    assert_eq!(unknown.body["details"]["field"], "colour");
+    let wrong_type = server.post(key, "/bot_users", json!({"name": 7}));
+    assert_error(&wrong_type, 400, 106);
+    let huge = "x".repeat(1024 * 1024 + 1);
+    let too_large = reply(
+        server
+            .agent()
+            .post(&format!("{}/bot_users", server.url))
+            .header("Authorization", &bearer(key))
+            .content_type("application/json")
+            .send(huge),
+    );
+    assert_error(&too_large, 413, 108);
+    let empty_name = server.post(key, "/bot_users", json!({"name": ""}));
+    assert_error(&empty_name, 400, 105);
+    assert_eq!(empty_name.body["details"]["field"], "name");
+    for limit in ["0", "101", "x"] {
+        let bad = server.get(key, &format!("/bot_users?limit={limit}"));
+        assert_error(&bad, 400, 112);
+        assert_eq!(bad.body["details"]["field"], "limit");
+    }
+    assert_error(&server.get(key, "/bot_users/bot_nope"), 404, 102);
+    assert_error(
+        &server.get(key, "/api_keys/cr_0352FHSFuJxUu468mtOaHr"),
+        404,
+        102,
+    );
+
+    assert_eq!(count(&server, "/bot_users", "bot_users"), before);
+}
+
+impl Server {
+    fn put_empty(&self, key: &str, path: &str) -> Reply {
+        reply(
+            self.agent
+                .put(&self.absolute(path))
+                .header("Authorization", &bearer(key))
+                .send_empty(),
+        )
+    }
+}
+
+#[test]
+fn lists_are_newest_first_and_paginate_with_before_id() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let bot = server.post(key, "/bot_users", json!({"name": format!("bot-{i}")}));
+        assert_eq!(bot.status, 201);
+        made.push(bot.body["id"].as_str().unwrap().to_owned());
+    }
+    made.reverse();
+    let mut seen = Vec::new();
+    let mut next = Some(format!("{}/bot_users?limit=2", server.url));
+    let mut pages = 0;
+    while let Some(url) = next {
+        let page = server.get(key, &url);
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        assert_eq!(page.body["uri"], format!("{}/bot_users", server.url));
+        for bot in page.body["bot_users"].as_array().unwrap() {
+            seen.push(bot["id"].as_str().unwrap().to_owned());
+        }
+        next = page.body["next_page_uri"].as_str().map(str::to_owned);
+        pages += 1;
+    }
+    assert_eq!(seen, made);
+    assert_eq!(pages, 3);
+}
+
+// ---- resources ------------------------------------------------------------------------
+
+#[test]
+fn bot_users_are_created_read_updated_and_deleted_in_ngrok_shape() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let bot = server.post(key, "/bot_users", json!({"name": "ci", "active": false}));
+    assert_eq!(bot.status, 201, "{:?}", bot.body);
+    let id = bot.body["id"].as_str().unwrap();
+    assert!(id.starts_with("bot_"));
+    assert_eq!(bot.body["uri"], format!("{}/bot_users/{id}", server.url));
+    assert_eq!(bot.body["active"], false);
+    assert!(bot.body["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let patched = server.patch(
+        key,
+        &format!("/bot_users/{id}"),
+        json!({"id": id, "active": true, "name": "deploy"}),
+    );
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(
+        (&patched.body["name"], &patched.body["active"]),
+        (&json!("deploy"), &json!(true))
+    );
+    assert_eq!(
+        server.get(key, &format!("/bot_users/{id}")).body,
+        patched.body
+    );
+
+    let bot_key = server.post(
+        key,
+        "/api_keys",
+        json!({"owner_id": id, "description": "ci key"}),
+    );
+    assert_eq!(bot_key.status, 201);
+    let bot_token = bot_key.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(server.get(&bot_token, "/bot_users").status, 200);
+
+    assert_eq!(server.delete(key, &format!("/bot_users/{id}")).status, 204);
+    assert_error(&server.get(key, &format!("/bot_users/{id}")), 404, 102);
+    assert_error(&server.get(&bot_token, "/bot_users"), 401, 100);
+}
+
+#[test]
+fn api_keys_show_their_token_once_and_can_be_updated_and_deleted() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let made = server.post(
+        key,
+        "/api_keys",
+        json!({"description": "deploy", "metadata": "{\"team\":1}", "expires_at": "2099-01-01T00:00:00Z"}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    let token = made.body["token"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("ak_"));
+    assert_eq!(made.body["owner_id"], server.admin_id);
+    assert_eq!(made.body["expires_at"], "2099-01-01T00:00:00Z");
+    assert_eq!(server.get(&token, "/api_keys").status, 200);
+    let got = server.get(key, &format!("/api_keys/{id}"));
+    assert_eq!(
+        got.body["token"],
+        Value::Null,
+        "the secret is shown only once"
+    );
+    assert!(
+        got.body["last_used_at"].is_string(),
+        "used just now: {:?}",
+        got.body
+    );
+
+    let listed = server.get(key, "/api_keys");
+    assert!(
+        listed.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str())
+    );
+    assert!(
+        listed.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["token"].is_null())
+    );
+
+    let patched = server.patch(
+        key,
+        &format!("/api_keys/{id}"),
+        json!({"description": "renamed"}),
+    );
+    assert_eq!(patched.body["description"], "renamed");
+    assert_eq!(patched.body["metadata"], "{\"team\":1}");
+    assert_error(
+        &server.patch(
+            key,
+            &format!("/api_keys/{id}"),
+            json!({"description": "x".repeat(256)}),
+        ),
+        400,
+        105,
+    );
+    assert_error(
+        &server.post(key, "/api_keys", json!({"acl": ["bind:x.example.com"]})),
+        400,
+        105,
+    );
+    assert_error(
+        &server.post(key, "/api_keys", json!({"expires_at": "yesterday"})),
+        400,
+        105,
+    );
+
+    assert_eq!(server.delete(key, &format!("/api_keys/{id}")).status, 204);
+    assert_error(&server.get(&token, "/api_keys"), 401, 100);
+}
+
+#[test]
+fn authtokens_take_bind_rules_and_bad_rules_are_refused() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let made = server.post(
+        key,
+        "/credentials",
+        json!({"acl": ["bind:*.example.com", "bind:region=eu"]}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    assert_eq!(
+        made.body["acl"],
+        json!(["bind:*.example.com", "bind:region=eu"])
+    );
+    assert_eq!(made.body["personal"], false);
+    assert!(made.body["token"].as_str().unwrap().starts_with("lk_at_"));
+    let before = count(&server, "/credentials", "credentials");
+    let bad = server.post(key, "/credentials", json!({"acl": ["connect:foo"]}));
+    assert_error(&bad, 400, 105);
+    assert_eq!(bad.body["details"]["field"], "acl");
+    assert_eq!(count(&server, "/credentials", "credentials"), before);
+
+    let id = made.body["id"].as_str().unwrap();
+    let patched = server.patch(
+        key,
+        &format!("/credentials/{id}"),
+        json!({"acl": ["bind:api.example.com"]}),
+    );
+    assert_eq!(patched.body["acl"], json!(["bind:api.example.com"]));
+}
+
+const ED25519: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGmAQJl2CVY6yK1oCQv1kz5hY3qVyfE4ppmg3DCjmj0Q ops@laptop";
+
+#[test]
+fn ssh_credentials_are_validated_and_unique() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let made = server.post(
+        key,
+        "/ssh_credentials",
+        json!({"public_key": ED25519, "acl": ["bind:ssh.example.com"]}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    assert!(made.body["id"].as_str().unwrap().starts_with("sshcr_"));
+    assert_eq!(made.body["public_key"], ED25519);
+    assert!(made.body.get("token").is_none());
+    assert_error(
+        &server.post(key, "/ssh_credentials", json!({"public_key": ED25519})),
+        409,
+        103,
+    );
+    let bad = server.post(
+        key,
+        "/ssh_credentials",
+        json!({"public_key": "ssh-dss AAAAB3NzaC1kc3M="}),
+    );
+    assert_error(&bad, 400, 105);
+    assert_eq!(bad.body["details"]["field"], "public_key");
+    assert_error(&server.post(key, "/ssh_credentials", json!({})), 400, 105);
+    let id = made.body["id"].as_str().unwrap();
+    assert_error(
+        &server.post(key, &format!("/credentials/{id}/rotate"), json!({})),
+        404,
+        102,
+    );
+}
+
+// ---- account RBAC through the API ------------------------------------------------------
+
+#[test]
+fn a_read_only_developer_cannot_create_an_api_key_but_sees_and_rotates_its_authtoken() {
+    let server = start_server();
+    let (dana, dana_key) = server.member_with_key("dana@example.com", json!({}));
+    let before = count(&server, "/api_keys", "keys");
+    let refused = server.post(&dana_key, "/api_keys", json!({}));
+    assert_error(&refused, 403, 101);
+    assert_eq!(refused.body["details"]["policy"], "account-rbac");
+    assert_eq!(
+        refused.body["details"]["reason"],
+        "developer read_only may only read api_keys"
+    );
+    assert_eq!(count(&server, "/api_keys", "keys"), before);
+
+    let tokens = server.get(&dana_key, "/credentials");
+    let personal = tokens.body["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["personal"] == true && c["owner_id"] == dana.as_str())
+        .unwrap()
+        .clone();
+    let id = personal["id"].as_str().unwrap();
+    let rotated = server.post(&dana_key, &format!("/credentials/{id}/rotate"), json!({}));
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    assert!(
+        rotated.body["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("lk_at_")
+    );
+    assert_error(
+        &server.delete(&dana_key, &format!("/credentials/{id}")),
+        403,
+        101,
+    );
+}
+
+#[test]
+fn a_team_manager_cannot_disable_an_administrator() {
+    let server = start_server();
+    let (_, manager) = server.member_with_key(
+        "mgr@example.com",
+        json!({"team": "manager", "developer": "read_write"}),
+    );
+    let (dev, _) = server.member_with_key("dev@example.com", json!({}));
+    let refused = server.patch(
+        &manager,
+        &format!("/users/{}", server.admin_id),
+        json!({"state": "disabled"}),
+    );
+    assert_error(&refused, 403, 101);
+    assert_eq!(
+        refused.body["details"]["reason"],
+        "team manager may not change or remove an administrator"
+    );
+    let disabled = server.patch(
+        &manager,
+        &format!("/users/{dev}"),
+        json!({"state": "disabled"}),
+    );
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    assert_eq!(disabled.body["state"], "disabled");
+    let grant = server.patch(
+        &manager,
+        &format!("/users/{dev}"),
+        json!({"roles": {"admin": true}}),
+    );
+    assert_error(&grant, 403, 101);
+    let bad_role = server.patch(
+        &manager,
+        &format!("/users/{dev}"),
+        json!({"roles": {"team": "boss"}}),
+    );
+    assert_error(&bad_role, 400, 106);
+}
+
+#[test]
+fn the_last_administrator_cannot_be_removed() {
+    let server = start_server();
+    let removed = server.delete(&server.admin_key, &format!("/users/{}", server.admin_id));
+    assert_error(&removed, 409, 104);
+    let demoted = server.patch(
+        &server.admin_key,
+        &format!("/users/{}", server.admin_id),
+        json!({"roles": {"admin": false}}),
+    );
+    assert_error(&demoted, 409, 104);
+    let me = server.get(&server.admin_key, &format!("/users/{}", server.admin_id));
+    assert_eq!(me.body["roles"]["admin"], true);
+}
+
+#[test]
+fn a_bot_cannot_read_members() {
+    let server = start_server();
+    let bot = server.post(&server.admin_key, "/bot_users", json!({"name": "ci"}));
+    let id = bot.body["id"].as_str().unwrap();
+    let key = server.post(&server.admin_key, "/api_keys", json!({"owner_id": id}));
+    let token = key.body["token"].as_str().unwrap();
+    let refused = server.get(token, "/users");
+    assert_error(&refused, 403, 101);
+    assert!(
+        refused.body["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("bot users act as read/write developers only")
+    );
+    // It is a read/write developer: its own credentials it may make.
+    let own = server.post(token, "/credentials", json!({}));
+    assert_eq!(own.status, 201, "{:?}", own.body);
+}
+
+#[test]
+fn members_are_added_with_least_privilege_by_default() {
+    let server = start_server();
+    let made = server.post(
+        &server.admin_key,
+        "/users",
+        json!({"email": "erin@example.com", "name": "Erin"}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    assert_eq!(
+        made.body["roles"],
+        json!({"developer": "read_only", "team": "read_only", "billing": "none", "admin": false})
+    );
+    assert_eq!(made.body["state"], "active");
+    assert_eq!(made.body["email"], "erin@example.com");
+    assert_error(
+        &server.post(
+            &server.admin_key,
+            "/users",
+            json!({"email": "ERIN@example.com"}),
+        ),
+        409,
+        103,
+    );
+    assert_error(
+        &server.post(
+            &server.admin_key,
+            "/users",
+            json!({"email": "not-an-email"}),
+        ),
+        400,
+        105,
+    );
+    let users = server.get(&server.admin_key, "/users");
+    assert_eq!(users.body["users"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["seats_used"],
+        2
+    );
+    let id = made.body["id"].as_str().unwrap();
+    assert_eq!(
+        server
+            .delete(&server.admin_key, &format!("/users/{id}"))
+            .status,
+        204
+    );
+    assert_error(
+        &server.get(&server.admin_key, &format!("/users/{id}")),
+        404,
+        102,
+    );
+}
+
+// ---- verify ---------------------------------------------------------------------------
+
+#[test]
+fn verify_answers_who_for_valid_credentials_and_only_valid_false_otherwise() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let token = server.post(key, "/credentials", json!({"acl": ["bind:a.example.com"]}));
+    let authtoken = token.body["token"].as_str().unwrap();
+    let valid = server.post(key, "/verify", json!({"token": authtoken}));
+    assert_eq!(valid.status, 200);
+    assert_eq!(valid.body["valid"], true);
+    assert_eq!(valid.body["kind"], "authtoken");
+    assert_eq!(valid.body["owner_id"], server.admin_id);
+    assert_eq!(valid.body["owner_kind"], "user");
+    assert_eq!(valid.body["account_id"], server.account_id);
+    assert_eq!(valid.body["acl"], json!(["bind:a.example.com"]));
+
+    let ssh = server.post(key, "/ssh_credentials", json!({"public_key": ED25519}));
+    assert_eq!(ssh.status, 201);
+    let by_key = server.post(key, "/verify", json!({"ssh_public_key": ED25519}));
+    assert_eq!(by_key.body["credential_id"], ssh.body["id"]);
+
+    let mut flipped = authtoken.as_bytes().to_vec();
+    flipped[40] = if flipped[40] == b'a' { b'b' } else { b'a' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for presented in ["lk_at_bogus", &flipped, ""] {
+        let invalid = server.post(key, "/verify", json!({"token": presented}));
+        assert_eq!(
+            (invalid.status, &invalid.body),
+            (200, &json!({"valid": false}))
+        );
+    }
+    assert_error(&server.post(key, "/verify", json!({})), 400, 105);
+    assert_error(
+        &server.post(
+            key,
+            "/verify",
+            json!({"token": authtoken, "ssh_public_key": ED25519}),
+        ),
+        400,
+        105,
+    );
+}
