@@ -951,3 +951,128 @@ fn verify_answers_who_for_valid_credentials_and_only_valid_false_otherwise() {
         105,
     );
 }
+
+// ---- scopes and allowed networks -------------------------------------------------------
+
+#[test]
+fn an_api_keys_scopes_narrow_its_owners_rights() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let scoped = server.post(
+        key,
+        "/api_keys",
+        json!({"scopes": ["iam.bot_users.*", "iam.bot_users.*"]}),
+    );
+    assert_eq!(scoped.status, 201, "{:?}", scoped.body);
+    assert_eq!(scoped.body["scopes"], json!(["iam.bot_users.*"]));
+    let token = scoped.body["token"].as_str().unwrap();
+    assert_eq!(
+        server
+            .post(token, "/bot_users", json!({"name": "ci"}))
+            .status,
+        201
+    );
+    let refused = server.get(token, "/users");
+    assert_error(&refused, 403, 101);
+    assert!(
+        refused.body["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the scopes of credential ak_"),
+        "{:?}",
+        refused.body
+    );
+    // Scopes never widen: a read-only developer's key scoped to everything still cannot
+    // create a key.
+    let (_, dana) = server.member_with_key("dana@example.com", json!({}));
+    let wide = server.post(key, "/api_keys", json!({"scopes": ["*"]}));
+    assert_eq!(wide.status, 201);
+    assert_error(
+        &server.post(&dana, "/api_keys", json!({"scopes": ["*"]})),
+        403,
+        101,
+    );
+
+    for (body, field) in [
+        (json!({"scopes": ["iam.*.get"]}), "scopes"),
+        (json!({"scopes": [""]}), "scopes"),
+    ] {
+        let bad = server.post(key, "/api_keys", body);
+        assert_error(&bad, 400, 105);
+        assert_eq!(bad.body["details"]["field"], field);
+    }
+    let on_authtoken = server.post(key, "/credentials", json!({"scopes": ["iam.*"]}));
+    assert_error(&on_authtoken, 400, 105);
+    assert_eq!(on_authtoken.body["details"]["field"], "scopes");
+
+    let id = scoped.body["id"].as_str().unwrap();
+    let widened = server.patch(key, &format!("/api_keys/{id}"), json!({"scopes": []}));
+    assert_eq!(widened.body["scopes"], json!([]));
+    assert_eq!(server.get(token, "/users").status, 200);
+}
+
+#[test]
+fn allowed_cidrs_limit_where_a_credential_works() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let here = server.post(key, "/api_keys", json!({"allowed_cidrs": ["127.0.0.0/8"]}));
+    assert_eq!(here.status, 201, "{:?}", here.body);
+    assert_eq!(here.body["allowed_cidrs"], json!(["127.0.0.0/8"]));
+    assert_eq!(
+        server
+            .get(here.body["token"].as_str().unwrap(), "/bot_users")
+            .status,
+        200
+    );
+    let elsewhere = server.post(
+        key,
+        "/api_keys",
+        json!({"allowed_cidrs": ["10.1.2.3", "2001:db8::/32"]}),
+    );
+    assert_eq!(
+        elsewhere.body["allowed_cidrs"],
+        json!(["10.1.2.3/32", "2001:db8::/32"])
+    );
+    let refused = server.get(elsewhere.body["token"].as_str().unwrap(), "/bot_users");
+    assert_error(&refused, 401, 100);
+
+    let bad = server.post(key, "/api_keys", json!({"allowed_cidrs": ["10.0.0.0/33"]}));
+    assert_error(&bad, 400, 105);
+    assert_eq!(bad.body["details"]["field"], "allowed_cidrs");
+    let ssh = server.post(
+        key,
+        "/ssh_credentials",
+        json!({"public_key": ED25519, "allowed_cidrs": ["10.0.0.0/8"]}),
+    );
+    assert_error(&ssh, 400, 106);
+    assert_eq!(ssh.body["details"]["field"], "allowed_cidrs");
+
+    // /verify with source_ip: inside the networks is valid, outside is just invalid.
+    let agent = server.post(
+        key,
+        "/credentials",
+        json!({"allowed_cidrs": ["192.0.2.0/24"]}),
+    );
+    let authtoken = agent.body["token"].as_str().unwrap();
+    let inside = server.post(
+        key,
+        "/verify",
+        json!({"token": authtoken, "source_ip": "192.0.2.7"}),
+    );
+    assert_eq!(inside.body["valid"], true);
+    let outside = server.post(
+        key,
+        "/verify",
+        json!({"token": authtoken, "source_ip": "198.51.100.1"}),
+    );
+    assert_eq!(outside.body, json!({"valid": false}));
+    let unspecified = server.post(key, "/verify", json!({"token": authtoken}));
+    assert_eq!(unspecified.body["valid"], true);
+    let bad_ip = server.post(
+        key,
+        "/verify",
+        json!({"token": authtoken, "source_ip": "nope"}),
+    );
+    assert_error(&bad_ip, 400, 105);
+    assert_eq!(bad_ip.body["details"]["field"], "source_ip");
+}

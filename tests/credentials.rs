@@ -26,7 +26,7 @@ fn the_owner_is_fixed_at_creation_and_updates_keep_it() {
     let patch = CredentialPatch {
         description: Some("build".into()),
         metadata: Some("{\"team\":1}".into()),
-        acl: None,
+        ..Default::default()
     };
     let updated = fx
         .lk

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::app::{AppError, Latchkey};
 use crate::domain::bot::BotPatch;
 use crate::domain::credential::{
-    CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Verified,
+    CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Verified, allows_source,
 };
 use crate::domain::event::{Actor, Principal};
 use crate::domain::id::{AccountId, BotId, UserId};
@@ -117,7 +117,8 @@ impl Api {
                 "ngrok-version must be 2, the only API version served",
             ));
         }
-        let caller = self.authenticate(&parts.headers)?;
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        let caller = self.authenticate(&parts.headers, peer)?;
         let base = self.base(&parts);
         let body = read_body(&parts.headers, &method, body).await?;
         let query = Query::parse(parts.uri.query())?;
@@ -175,7 +176,11 @@ impl Api {
 
     /// The bearer API key's owner. Only API keys authenticate API requests: an authtoken
     /// is for agents and an SSH key for SSH.
-    fn authenticate(&self, headers: &hyper::HeaderMap) -> Result<Caller, ApiError> {
+    fn authenticate(
+        &self,
+        headers: &hyper::HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Caller, ApiError> {
         let unauthenticated = |msg: &str| ApiError::new(error::UNAUTHENTICATED, msg);
         let header = headers.get(header::AUTHORIZATION).ok_or_else(|| {
             unauthenticated("an Authorization: Bearer <API key> header is required")
@@ -197,6 +202,16 @@ impl Api {
             return Err(unauthenticated(
                 "only API keys authenticate API requests, not authtokens",
             ));
+        }
+        // A key limited to some networks is refused from anywhere else, and from an
+        // unknown address (fail closed).
+        if let Some(networks) = &verified.allowed_cidrs {
+            let inside = peer.is_some_and(|ip| allows_source(networks, ip));
+            if !inside {
+                return Err(unauthenticated(
+                    "the API key is not valid from this address",
+                ));
+            }
         }
         Ok(Caller {
             actor: actor_of(&verified),
@@ -223,6 +238,10 @@ impl Api {
         Base(format!("https://{host}"))
     }
 }
+
+/// The peer address of the connection a request came on (set by the server).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// The principal a verified credential acts as.
 pub fn actor_of(verified: &Verified) -> Actor {
@@ -533,6 +552,8 @@ struct TokenCreate {
     acl: Option<Vec<String>>,
     owner_id: Option<String>,
     expires_at: Option<String>,
+    scopes: Option<Vec<String>>,
+    allowed_cidrs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -553,6 +574,8 @@ struct CredentialUpdate {
     description: Option<String>,
     metadata: Option<String>,
     acl: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+    allowed_cidrs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -783,15 +806,10 @@ impl Ctx {
 
     async fn create_token(self, kind: TokenKind) -> Reply {
         let body: TokenCreate = parse(&self.body)?;
-        if kind == TokenKind::ApiKey && body.acl.is_some() {
-            return Err(ApiError::field(
-                error::INVALID_FIELD,
-                "acl",
-                "API keys take no bind rules; acl is for authtokens and SSH keys",
-            ));
-        }
         let owner = self.owner(body.owner_id.as_deref())?;
-        let spec = spec(body.description, body.metadata, body.acl, body.expires_at)?;
+        let mut spec = spec(body.description, body.metadata, body.acl, body.expires_at)?;
+        spec.scopes = body.scopes.unwrap_or_default();
+        spec.allowed_cidrs = body.allowed_cidrs.unwrap_or_default();
         let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
         let (credential, secret) =
             blocking(move || lk.create_token_credential(actor, account, kind, owner, spec)).await?;
@@ -824,6 +842,8 @@ impl Ctx {
             description: body.description,
             metadata: body.metadata,
             acl: body.acl,
+            scopes: body.scopes,
+            allowed_cidrs: body.allowed_cidrs,
         };
         let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
         let (credential, used) = blocking(move || {
@@ -861,13 +881,19 @@ impl Ctx {
     /// the reason goes to the log.
     async fn verify(self) -> Reply {
         let body: VerifyBody = parse(&self.body)?;
-        if body.source_ip.is_some() {
-            return Err(ApiError::field(
-                error::INVALID_FIELD,
-                "source_ip",
-                "source_ip checks arrive with IP restrictions and allowed_cidrs; not yet served",
-            ));
-        }
+        let source_ip = body
+            .source_ip
+            .as_deref()
+            .map(|text| {
+                text.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                    ApiError::field(
+                        error::INVALID_FIELD,
+                        "source_ip",
+                        format!("{text:?} is not an IP address"),
+                    )
+                })
+            })
+            .transpose()?;
         let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
         let presented = match (body.token, body.ssh_public_key) {
             (Some(token), None) => token,
@@ -886,6 +912,17 @@ impl Ctx {
         })
         .await?;
         let view = match answer {
+            Ok(verified)
+                if source_ip.is_some_and(|ip| {
+                    !verified
+                        .allowed_cidrs
+                        .as_deref()
+                        .is_none_or(|networks| allows_source(networks, ip))
+                }) =>
+            {
+                tracing::info!(reason = "source_ip_not_allowed", "verify: invalid");
+                json!({"valid": false})
+            }
             Ok(verified) if verified.account == account => json!({
                 "valid": true,
                 "credential_id": verified.credential.to_string(),
@@ -940,5 +977,6 @@ fn spec(
         metadata: metadata.unwrap_or_default(),
         expires_at,
         acl: acl.unwrap_or_default(),
+        ..CredentialSpec::default()
     })
 }

@@ -72,9 +72,13 @@ pub fn credential(
             fields.insert("token".into(), token.map(|t| t.expose().to_owned()).into());
             fields.insert("acl".into(), credential.acl.rules().into());
             fields.insert("personal".into(), credential.personal.into());
+            fields.insert("allowed_cidrs".into(), cidrs(credential));
         }
         CredentialKind::ApiKey => {
             fields.insert("token".into(), token.map(|t| t.expose().to_owned()).into());
+            let scopes: Vec<String> = credential.scopes.iter().map(ToString::to_string).collect();
+            fields.insert("scopes".into(), scopes.into());
+            fields.insert("allowed_cidrs".into(), cidrs(credential));
         }
         CredentialKind::SshKey => {
             let key = credential.ssh_key.as_ref().map(|k| match k.comment() {
@@ -86,6 +90,15 @@ pub fn credential(
         }
     }
     view
+}
+
+fn cidrs(credential: &Credential) -> Value {
+    let nets: Vec<String> = credential
+        .allowed_cidrs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    nets.into()
 }
 
 /// `/users/{id}` (api.md).

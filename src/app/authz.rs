@@ -196,8 +196,7 @@ fn credential_info(credential: &Credential) -> abi::CredentialInfo {
         id: credential.id.to_string(),
         personal: credential.personal,
         acl: credential.acl.rules().to_vec(),
-        // API key scopes arrive with the HTTPS API's credential fields.
-        scopes: Vec::new(),
+        scopes: credential.scopes.iter().map(ToString::to_string).collect(),
     }
 }
 

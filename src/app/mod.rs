@@ -678,7 +678,7 @@ impl Latchkey {
             action,
             credential.id.to_string(),
             None,
-            Some(Snapshot::Credential(credential.clone())),
+            Some(Snapshot::Credential(Box::new(credential.clone()))),
         )?;
         Ok(secret)
     }
@@ -715,7 +715,7 @@ impl Latchkey {
                 Action::CredentialCreated(CredentialKind::SshKey),
                 id.to_string(),
                 None,
-                Some(Snapshot::Credential(credential.clone())),
+                Some(Snapshot::Credential(Box::new(credential.clone()))),
             )?;
             Ok(credential)
         })
@@ -749,8 +749,8 @@ impl Latchkey {
                     actor,
                     Action::CredentialUpdated(id.kind),
                     id.to_string(),
-                    Some(Snapshot::Credential(before)),
-                    Some(Snapshot::Credential(after.clone())),
+                    Some(Snapshot::Credential(Box::new(before))),
+                    Some(Snapshot::Credential(Box::new(after.clone()))),
                 )?;
             }
             Ok(after)
@@ -785,8 +785,8 @@ impl Latchkey {
                 Action::CredentialRotated(id.kind),
                 id.to_string(),
                 // The record itself is unchanged: the secret lives apart from it.
-                Some(Snapshot::Credential(credential.clone())),
-                Some(Snapshot::Credential(credential.clone())),
+                Some(Snapshot::Credential(Box::new(credential.clone()))),
+                Some(Snapshot::Credential(Box::new(credential.clone()))),
             )?;
             Ok((credential, secret))
         })
@@ -1046,7 +1046,7 @@ fn revoke(
         actor,
         action,
         credential.id.to_string(),
-        Some(Snapshot::Credential(credential.clone())),
+        Some(Snapshot::Credential(Box::new(credential.clone()))),
         None,
     )
 }

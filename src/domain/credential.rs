@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainError;
 use crate::domain::acl::Acl;
+use crate::domain::action::ActionPattern;
 use crate::domain::id::{AccountId, AnyId, BODY_LEN, BotId, UserId, decode_base62, encode_base62};
 use crate::domain::ssh::SshPublicKey;
 use crate::domain::time::Timestamp;
 use crate::domain::token::TokenKind;
+use ipnet::IpNet;
 
 /// The three kinds of credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -192,6 +194,11 @@ pub struct Credential {
     pub personal: bool,
     /// The public key of an SSH credential.
     pub ssh_key: Option<SshPublicKey>,
+    /// API keys only: the action patterns it may attempt; empty means its owner's rights
+    /// unnarrowed. The key's rights are the owner's intersected with these.
+    pub scopes: Vec<ActionPattern>,
+    /// API keys and authtokens: the networks it works from; empty means anywhere.
+    pub allowed_cidrs: Vec<IpNet>,
 }
 
 /// What a caller supplies to create a credential.
@@ -205,6 +212,11 @@ pub struct CredentialSpec {
     pub expires_at: Option<Timestamp>,
     /// Bind rules; only authtokens and SSH keys take them.
     pub acl: Vec<String>,
+    /// Action patterns; only API keys take them.
+    pub scopes: Vec<String>,
+    /// Networks (`10.0.0.0/8`, `2001:db8::/32`, or single addresses); only API keys and
+    /// authtokens take them.
+    pub allowed_cidrs: Vec<String>,
 }
 
 /// A change to a credential; `None` keeps the field. There is deliberately no owner,
@@ -217,6 +229,70 @@ pub struct CredentialPatch {
     pub metadata: Option<String>,
     /// New bind rules.
     pub acl: Option<Vec<String>>,
+    /// New scopes (API keys).
+    pub scopes: Option<Vec<String>>,
+    /// New allowed networks (API keys and authtokens).
+    pub allowed_cidrs: Option<Vec<String>>,
+}
+
+/// At most this many scopes or networks on one credential.
+const MAX_LIST: usize = 64;
+
+fn validate_scopes(
+    kind: CredentialKind,
+    scopes: &[String],
+) -> Result<Vec<ActionPattern>, DomainError> {
+    if kind != CredentialKind::ApiKey && !scopes.is_empty() {
+        return Err(DomainError::invalid("scopes", "only API keys take scopes"));
+    }
+    if scopes.len() > MAX_LIST {
+        return Err(DomainError::invalid(
+            "scopes",
+            format!("at most {MAX_LIST} scopes"),
+        ));
+    }
+    let mut parsed: Vec<ActionPattern> = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        let pattern = ActionPattern::try_from(scope.trim().to_owned())
+            .map_err(|e| DomainError::invalid("scopes", e))?;
+        if !parsed.contains(&pattern) {
+            parsed.push(pattern);
+        }
+    }
+    Ok(parsed)
+}
+
+fn validate_cidrs(kind: CredentialKind, cidrs: &[String]) -> Result<Vec<IpNet>, DomainError> {
+    if kind == CredentialKind::SshKey && !cidrs.is_empty() {
+        return Err(DomainError::invalid(
+            "allowed_cidrs",
+            "only API keys and authtokens take allowed_cidrs",
+        ));
+    }
+    if cidrs.len() > MAX_LIST {
+        return Err(DomainError::invalid(
+            "allowed_cidrs",
+            format!("at most {MAX_LIST} networks"),
+        ));
+    }
+    let mut parsed: Vec<IpNet> = Vec::with_capacity(cidrs.len());
+    for text in cidrs {
+        let text = text.trim();
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                DomainError::invalid(
+                    "allowed_cidrs",
+                    format!("{text:?} is not a network (10.0.0.0/8) or an address"),
+                )
+            })?
+            .trunc();
+        if !parsed.contains(&net) {
+            parsed.push(net);
+        }
+    }
+    Ok(parsed)
 }
 
 fn validate_description(text: &str) -> Result<(), DomainError> {
@@ -282,6 +358,8 @@ impl Credential {
             acl: validate_acl(id.kind, &spec.acl)?,
             personal: false,
             ssh_key,
+            scopes: validate_scopes(id.kind, &spec.scopes)?,
+            allowed_cidrs: validate_cidrs(id.kind, &spec.allowed_cidrs)?,
         })
     }
 
@@ -298,6 +376,12 @@ impl Credential {
         }
         if let Some(rules) = &patch.acl {
             next.acl = validate_acl(self.id.kind, rules)?;
+        }
+        if let Some(scopes) = &patch.scopes {
+            next.scopes = validate_scopes(self.id.kind, scopes)?;
+        }
+        if let Some(cidrs) = &patch.allowed_cidrs {
+            next.allowed_cidrs = validate_cidrs(self.id.kind, cidrs)?;
         }
         Ok(next)
     }
@@ -321,6 +405,11 @@ impl Credential {
             ));
         }
         Ok(())
+    }
+
+    /// Whether a request from `ip` may use it (no `allowed_cidrs` means from anywhere).
+    pub fn allows_source(&self, ip: std::net::IpAddr) -> bool {
+        allows_source(&self.allowed_cidrs, ip)
     }
 
     /// Has it expired at `now`?
@@ -377,6 +466,8 @@ pub struct Verified {
     pub account: AccountId,
     /// Its bind rules (`None`: unrestricted).
     pub acl: Option<Arc<Acl>>,
+    /// The networks it works from (`None`: anywhere).
+    pub allowed_cidrs: Option<Arc<[IpNet]>>,
     /// When it expires.
     pub expires_at: Option<Timestamp>,
 }
@@ -447,6 +538,18 @@ impl Rejection {
             OwnerStanding::Inactive => Some(Rejection::BotInactive),
         }
     }
+}
+
+/// Whether `ip` lies in one of `networks`; an empty list allows every address. An
+/// IPv4-mapped IPv6 address is judged as the IPv4 address it carries.
+pub fn allows_source(networks: &[IpNet], ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    networks.is_empty() || networks.iter().any(|net| net.contains(&ip))
 }
 
 #[cfg(test)]

@@ -126,8 +126,8 @@ pub enum Snapshot {
     Member(User, Membership),
     /// A bot user.
     Bot(BotUser),
-    /// A credential.
-    Credential(Credential),
+    /// A credential (boxed: it is by far the largest variant; serialized the same).
+    Credential(Box<Credential>),
 }
 
 /// One audit event, exactly as it is hashed and stored.

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod acl;
+pub mod action;
 pub mod bot;
 pub mod credential;
 mod error;

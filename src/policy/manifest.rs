@@ -3,12 +3,12 @@
 //! Parsing is strict (unknown keys are errors) so a typo cannot silently widen or narrow
 //! routing. Nothing here touches WASM.
 
-use std::fmt;
 use std::path::{Component, Path};
 
 use serde::Deserialize;
 
 use super::PolicyError;
+pub use crate::domain::action::ActionPattern;
 
 /// A module's manifest, e.g.
 ///
@@ -75,73 +75,6 @@ pub struct ManifestLimits {
     pub fuel: Option<u64>,
     /// Linear memory, in 64 KiB pages.
     pub memory_pages: Option<u32>,
-}
-
-/// One action pattern: `*`, `namespace.*` or an exact action.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum ActionPattern {
-    /// `*`: every action.
-    Any,
-    /// `iam.*`: every action below `iam.` (held with its trailing dot); not `iam` itself.
-    Namespace(String),
-    /// `agent.bind`: that action only.
-    Exact(String),
-}
-
-impl ActionPattern {
-    /// Whether `action` matches.
-    pub fn matches(&self, action: &str) -> bool {
-        match self {
-            ActionPattern::Any => true,
-            ActionPattern::Namespace(prefix) => {
-                action.len() > prefix.len() && action.starts_with(prefix.as_str())
-            }
-            ActionPattern::Exact(exact) => action == exact,
-        }
-    }
-}
-
-impl TryFrom<String> for ActionPattern {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        if text == "*" {
-            return Ok(ActionPattern::Any);
-        }
-        let (body, namespace) = match text.strip_suffix(".*") {
-            Some(body) => (body, true),
-            None => (text.as_str(), false),
-        };
-        // Rejecting `a*`, `*.b` or `a..b` outright is simpler to explain than giving them
-        // a meaning; a glob language can come later without breaking these.
-        let valid_segment = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        if !body.split('.').all(valid_segment) {
-            return Err(format!(
-                "invalid action pattern {text:?}: use \"*\", \"namespace.*\" or an exact \
-                 action (segments of letters, digits, _ and -, separated by dots)"
-            ));
-        }
-        Ok(if namespace {
-            ActionPattern::Namespace(format!("{body}."))
-        } else {
-            ActionPattern::Exact(body.to_owned())
-        })
-    }
-}
-
-impl fmt::Display for ActionPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ActionPattern::Any => f.write_str("*"),
-            ActionPattern::Namespace(prefix) => write!(f, "{prefix}*"),
-            ActionPattern::Exact(exact) => f.write_str(exact),
-        }
-    }
 }
 
 impl Manifest {

@@ -22,7 +22,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::Api;
+use crate::api::{Api, PeerAddr};
 use crate::app::{AppError, Config, Initialized, Latchkey};
 pub use tls::{Tls, TlsSource};
 
@@ -178,7 +178,8 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
                     return;
                 }
             };
-            let service = service_fn(move |request| {
+            let service = service_fn(move |mut request: hyper::Request<_>| {
+                request.extensions_mut().insert(PeerAddr(peer));
                 let api = Arc::clone(&api);
                 async move { Ok::<_, Infallible>(api.handle(request).await) }
             });

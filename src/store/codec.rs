@@ -44,10 +44,147 @@ record! {
     User => 1, "user";
     Membership => 1, "membership";
     BotUser => 1, "bot user";
-    Credential => 1, "credential";
     RevokedCredential => 1, "revoked credential";
-    Event => 1, "event";
     AuditHead => 1, "audit head";
+}
+
+// Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential
+// snapshots, so they moved to version 2 with them.
+impl Record for Credential {
+    const VERSION: u8 = 2;
+    const NAME: &'static str = "credential";
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+        match version {
+            1 => postcard::from_bytes::<v1::Credential>(body)
+                .map(Credential::from)
+                .map_err(|e| StoreError::corrupt(Self::NAME, e.to_string())),
+            other => Err(StoreError::corrupt(
+                Self::NAME,
+                format!("unknown record version {other}"),
+            )),
+        }
+    }
+}
+
+impl Record for Event {
+    const VERSION: u8 = 2;
+    const NAME: &'static str = "event";
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+        match version {
+            1 => postcard::from_bytes::<v1::Event>(body)
+                .map(Event::from)
+                .map_err(|e| StoreError::corrupt(Self::NAME, e.to_string())),
+            other => Err(StoreError::corrupt(
+                Self::NAME,
+                format!("unknown record version {other}"),
+            )),
+        }
+    }
+}
+
+/// Shapes as version 1 wrote them, kept to read old files. Never written.
+pub(crate) mod v1 {
+    use serde::{Deserialize, Serialize};
+
+    use crate::domain::account::Account;
+    use crate::domain::acl::Acl;
+    use crate::domain::bot::BotUser;
+    use crate::domain::credential::{self, CredentialId, Owner};
+    use crate::domain::event::{self, Action, Actor};
+    use crate::domain::id::{AccountId, EventId};
+    use crate::domain::ssh::SshPublicKey;
+    use crate::domain::time::Timestamp;
+    use crate::domain::user::{Membership, User};
+
+    /// A credential before scopes and allowed networks.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(crate) struct Credential {
+        pub id: CredentialId,
+        pub account: AccountId,
+        pub owner: Owner,
+        pub created_at: Timestamp,
+        pub description: String,
+        pub metadata: String,
+        pub expires_at: Option<Timestamp>,
+        pub acl: Acl,
+        pub personal: bool,
+        pub ssh_key: Option<SshPublicKey>,
+    }
+
+    impl From<Credential> for credential::Credential {
+        fn from(old: Credential) -> Self {
+            credential::Credential {
+                id: old.id,
+                account: old.account,
+                owner: old.owner,
+                created_at: old.created_at,
+                description: old.description,
+                metadata: old.metadata,
+                expires_at: old.expires_at,
+                acl: old.acl,
+                personal: old.personal,
+                ssh_key: old.ssh_key,
+                scopes: Vec::new(),
+                allowed_cidrs: Vec::new(),
+            }
+        }
+    }
+
+    /// A snapshot embedding a version 1 credential.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(crate) enum Snapshot {
+        Account(Account),
+        User(User),
+        Member(User, Membership),
+        Bot(BotUser),
+        Credential(Credential),
+    }
+
+    impl From<Snapshot> for event::Snapshot {
+        fn from(old: Snapshot) -> Self {
+            match old {
+                Snapshot::Account(a) => event::Snapshot::Account(a),
+                Snapshot::User(u) => event::Snapshot::User(u),
+                Snapshot::Member(u, m) => event::Snapshot::Member(u, m),
+                Snapshot::Bot(b) => event::Snapshot::Bot(b),
+                Snapshot::Credential(c) => event::Snapshot::Credential(Box::new(c.into())),
+            }
+        }
+    }
+
+    /// An event whose snapshots embed version 1 credentials.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(crate) struct Event {
+        pub id: EventId,
+        pub account: AccountId,
+        pub seq: u64,
+        pub at: Timestamp,
+        pub actor: Actor,
+        pub action: Action,
+        pub target: String,
+        pub before: Option<Snapshot>,
+        pub after: Option<Snapshot>,
+        pub prev: [u8; 32],
+    }
+
+    impl From<Event> for event::Event {
+        fn from(old: Event) -> Self {
+            event::Event {
+                id: old.id,
+                account: old.account,
+                seq: old.seq,
+                at: old.at,
+                actor: old.actor,
+                action: old.action,
+                target: old.target,
+                before: old.before.map(Into::into),
+                after: old.after.map(Into::into),
+                prev: old.prev,
+            }
+        }
+    }
 }
 
 /// Encode `record` at its current version.
@@ -89,5 +226,60 @@ mod tests {
         ));
         assert!(decode::<Account>(&[]).is_err());
         assert!(decode::<Account>(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// A file written before credentials had scopes and networks still reads: the old
+    /// credential and an event embedding it decode as version 2 with both empty.
+    #[test]
+    fn version_1_credentials_and_events_are_upgraded_on_read() {
+        use crate::domain::acl::Acl;
+        use crate::domain::credential::{CredentialId, CredentialKind, Owner};
+        use crate::domain::event::{Action, Actor, Snapshot};
+        use crate::domain::id::{EventId, UserId};
+
+        let old = v1::Credential {
+            id: CredentialId {
+                kind: CredentialKind::ApiKey,
+                raw: 77,
+            },
+            account: AccountId(5),
+            owner: Owner::User(UserId(6)),
+            created_at: Timestamp::from_millis(9),
+            description: "ci".into(),
+            metadata: String::new(),
+            expires_at: None,
+            acl: Acl::empty(),
+            personal: false,
+            ssh_key: None,
+        };
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_allocvec(&old).unwrap());
+        let upgraded = decode::<Credential>(&bytes).unwrap();
+        assert_eq!(upgraded.description, "ci");
+        assert!(upgraded.scopes.is_empty() && upgraded.allowed_cidrs.is_empty());
+        // Written back, it is version 2 and round-trips.
+        let again = encode(&upgraded).unwrap();
+        assert_eq!(again[0], 2);
+        assert_eq!(decode::<Credential>(&again).unwrap(), upgraded);
+
+        let event = v1::Event {
+            id: EventId(1),
+            account: AccountId(5),
+            seq: 0,
+            at: Timestamp::from_millis(9),
+            actor: Actor::SYSTEM,
+            action: Action::CredentialCreated(CredentialKind::ApiKey),
+            target: "ak_x".into(),
+            before: None,
+            after: Some(v1::Snapshot::Credential(old)),
+            prev: [0; 32],
+        };
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_allocvec(&event).unwrap());
+        let upgraded_event = decode::<Event>(&bytes).unwrap();
+        assert_eq!(
+            upgraded_event.after,
+            Some(Snapshot::Credential(Box::new(upgraded)))
+        );
     }
 }

@@ -24,6 +24,7 @@ use crate::domain::credential::{
 use crate::domain::id::{AccountId, BotId, UserId};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{ParsedToken, SecretHash, SecretHasher};
+use ipnet::IpNet;
 
 /// A live credential as a transaction derives it; `CredentialIndex::apply` packs it
 /// into a [`Slot`].
@@ -34,6 +35,7 @@ pub(crate) struct LiveEntry {
     owner: Owner,
     expires_at: Option<Timestamp>,
     acl: Option<Arc<Acl>>,
+    cidrs: Option<Arc<[IpNet]>>,
     last_used: Option<i64>,
     kind: CredentialKind,
     standing: OwnerStanding,
@@ -54,6 +56,8 @@ impl LiveEntry {
             owner: credential.owner,
             expires_at: credential.expires_at,
             acl: (!credential.acl.is_unrestricted()).then(|| Arc::new(credential.acl.clone())),
+            cidrs: (!credential.allowed_cidrs.is_empty())
+                .then(|| Arc::from(credential.allowed_cidrs.as_slice())),
             last_used,
             kind: credential.id.kind,
             standing,
@@ -68,8 +72,8 @@ const TAG_LEN: usize = 16;
 
 /// One live credential, exactly one 64-byte cache line: at a million credentials a
 /// lookup costs what its cache and TLB misses cost, so everything a lookup reads is here
-/// except the ids behind `account` and `owner` (interned, few and hot) and the ACL
-/// (a side map, read only when `has_acl`).
+/// except the ids behind `account` and `owner` (interned, few and hot), the ACL and the
+/// allowed networks (side maps, read only when `has_acl` / `has_cidrs`).
 #[derive(Debug)]
 #[repr(C, align(64))]
 struct Slot {
@@ -85,6 +89,7 @@ struct Slot {
     standing: OwnerStanding,
     owner_is_bot: bool,
     has_acl: bool,
+    has_cidrs: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
@@ -142,6 +147,7 @@ struct Maps {
     accounts: Interned,
     owners: Interned,
     acls: FxHashMap<u128, Arc<Acl>>,
+    cidrs: FxHashMap<u128, Arc<[IpNet]>>,
     /// SSH fingerprint → credential, and back (the way back is only for revocation).
     ssh: FxHashMap<[u8; 32], u128>,
     ssh_by_credential: FxHashMap<u128, [u8; 32]>,
@@ -184,6 +190,11 @@ impl Maps {
             } else {
                 None
             },
+            allowed_cidrs: if slot.has_cidrs {
+                self.cidrs.get(&slot.id).cloned()
+            } else {
+                None
+            },
             expires_at: (slot.expires_at != i64::MAX)
                 .then(|| Timestamp::from_millis(slot.expires_at)),
         })
@@ -205,10 +216,15 @@ impl Maps {
             standing: entry.standing,
             owner_is_bot: matches!(entry.owner, Owner::Bot(_)),
             has_acl: entry.acl.is_some(),
+            has_cidrs: entry.cidrs.is_some(),
         };
         match entry.acl {
             Some(acl) => self.acls.insert(id, acl),
             None => self.acls.remove(&id),
+        };
+        match entry.cidrs {
+            Some(cidrs) => self.cidrs.insert(id, cidrs),
+            None => self.cidrs.remove(&id),
         };
         match self
             .live
@@ -227,6 +243,7 @@ impl Maps {
             occupied.remove();
         }
         self.acls.remove(&id);
+        self.cidrs.remove(&id);
         if let Some(fingerprint) = self.ssh_by_credential.remove(&id) {
             self.ssh.remove(&fingerprint);
         }
