@@ -163,6 +163,8 @@ impl Api {
             }
             (&M::POST, ["credentials", id, "rotate"]) => ctx.rotate(id).await,
 
+            (&M::GET, ["events"]) => ctx.list_events().await,
+            (&M::GET, ["events", id]) => ctx.get_event(id).await,
             (&M::POST, ["verify"]) => ctx.verify().await,
             (&M::POST, ["policies", "reload"]) => ctx.reload_policies().await,
 
@@ -264,13 +266,14 @@ fn credential_kind(segment: &str) -> Option<CredentialKind> {
 }
 
 fn known_path(segments: &[&str]) -> bool {
-    const COLLECTIONS: [&str; 6] = [
+    const COLLECTIONS: [&str; 7] = [
         "users",
         "bot_users",
         "credentials",
         "api_keys",
         "ssh_credentials",
         "account",
+        "events",
     ];
     match segments {
         [one] => COLLECTIONS.contains(one) || matches!(*one, "verify" | "healthz"),
@@ -389,11 +392,13 @@ where
     Ok(bytes)
 }
 
-/// `before_id` and `limit` of a list.
+/// The query string: `before_id` and `limit` of a list, and any filters.
 #[derive(Debug, Default)]
 struct Query {
     before_id: Option<String>,
     limit: usize,
+    /// Every other parameter, percent-decoded.
+    filters: Vec<(String, String)>,
 }
 
 impl Query {
@@ -401,15 +406,11 @@ impl Query {
         let mut parsed = Query {
             before_id: None,
             limit: 100,
+            filters: Vec::new(),
         };
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match key {
-                "before_id" if !value.is_empty() => parsed.before_id = Some(value.to_owned()),
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "before_id" if !value.is_empty() => parsed.before_id = Some(value.into_owned()),
                 "before_id" => {}
                 "limit" => {
                     parsed.limit = value
@@ -424,11 +425,34 @@ impl Query {
                             )
                         })?;
                 }
-                // Other parameters are filters of particular lists, or ignored.
-                _ => {}
+                // Filters of particular lists; the others ignore them.
+                _ => parsed.filters.push((key.into_owned(), value.into_owned())),
             }
         }
         Ok(parsed)
+    }
+
+    /// The filter `key`, if given (and not empty).
+    fn filter(&self, key: &str) -> Option<&str> {
+        self.filters
+            .iter()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The filter `key` as an RFC 3339 time.
+    fn time(&self, key: &'static str) -> Result<Option<Timestamp>, ApiError> {
+        self.filter(key)
+            .map(|text| {
+                Timestamp::parse_rfc3339(key, text).map_err(|_| {
+                    ApiError::field(
+                        error::INVALID_QUERY,
+                        key,
+                        format!("{key} must be an RFC 3339 time, not {text:?}"),
+                    )
+                })
+            })
+            .transpose()
     }
 }
 
@@ -457,15 +481,20 @@ fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
         .map_err(|_| ApiError::new(error::NOT_FOUND, format!("{text} not found")))
 }
 
-/// One page of a newest-first list, and the `before_id` of the next page if any.
+/// One page of a newest-first list, and the `before_id` of the next page if any. The page
+/// starts right after the item `before_id` names; if that item is gone (deleted since),
+/// after the first item whose id sorts below it.
 fn page<T>(items: Vec<T>, id: impl Fn(&T) -> String, query: &Query) -> (Vec<T>, Option<String>) {
-    let mut items: Vec<T> = match &query.before_id {
+    let start = match &query.before_id {
+        None => 0,
         Some(before) => items
-            .into_iter()
-            .filter(|i| id(i).as_str() < before.as_str())
-            .collect(),
-        None => items,
+            .iter()
+            .position(|item| id(item) == *before)
+            .map(|at| at + 1)
+            .or_else(|| items.iter().position(|item| id(item) < *before))
+            .unwrap_or(items.len()),
     };
+    let mut items: Vec<T> = items.into_iter().skip(start).collect();
     let more = items.len() > query.limit;
     items.truncate(query.limit);
     let next = if more { items.last().map(&id) } else { None };
@@ -943,6 +972,46 @@ impl Ctx {
             }
         };
         self.ok(&view)
+    }
+
+    /// `GET /events`: newest first, filtered by `principal_id`, `action`, `object_id`,
+    /// `since` and `until` (RFC 3339, inclusive).
+    async fn list_events(self) -> Reply {
+        let since = self.query.time("since")?;
+        let until = self.query.time("until")?;
+        let principal = self.query.filter("principal_id").map(str::to_owned);
+        let action = self.query.filter("action").map(str::to_owned);
+        let object = self.query.filter("object_id").map(str::to_owned);
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let mut events = blocking(move || lk.events(actor, account)).await?;
+        events.retain(|e| {
+            principal
+                .as_deref()
+                .is_none_or(|p| e.actor.principal.id_string() == p)
+                && action.as_deref().is_none_or(|a| e.action.name() == a)
+                && object.as_deref().is_none_or(|o| e.target == o)
+                && since.is_none_or(|t| e.at >= t)
+                && until.is_none_or(|t| e.at <= t)
+        });
+        events.reverse();
+        self.list(
+            "/events",
+            "events",
+            events,
+            |e| e.id.to_string(),
+            |e| views::event(&self.base, e),
+        )
+    }
+
+    async fn get_event(self, id: &str) -> Reply {
+        let id: crate::domain::id::EventId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let events = blocking(move || lk.events(actor, account)).await?;
+        let event = events
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| ApiError::new(error::NOT_FOUND, format!("{id} not found")))?;
+        self.ok(&views::event(&self.base, event))
     }
 
     async fn reload_policies(self) -> Reply {

@@ -7,6 +7,7 @@ use crate::app::Member;
 use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialKind};
+use crate::domain::event::{Event, Principal, Snapshot};
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 
@@ -130,4 +131,53 @@ pub fn account(base: &Base, account: &Account, seats_used: usize) -> Value {
         "sso_mode": settings.sso_mode,
         "seats_used": seats_used,
     })
+}
+
+/// `/events/{id}`: who did what to which object, with the object before and after.
+pub fn event(base: &Base, event: &Event) -> Value {
+    let principal = event.actor.principal;
+    json!({
+        "id": event.id.to_string(),
+        "uri": base.uri(&format!("/events/{}", event.id)),
+        "created_at": time(event.at),
+        "seq": event.seq,
+        "principal_id": principal.id_string(),
+        "principal_kind": match principal {
+            Principal::System => "system",
+            Principal::User(_) => "user",
+            Principal::Bot(_) => "bot",
+        },
+        "credential_id": event.actor.credential.map(|c| c.to_string()),
+        "action": event.action.name(),
+        "object_id": event.target,
+        "before": event.before.as_ref().map(|s| snapshot(base, s)),
+        "after": event.after.as_ref().map(|s| snapshot(base, s)),
+    })
+}
+
+fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
+    match snapshot {
+        Snapshot::Account(a) => {
+            let mut view = account(base, a, 0);
+            if let Some(fields) = view.as_object_mut() {
+                fields.remove("seats_used");
+            }
+            view
+        }
+        Snapshot::User(u) => json!({
+            "id": u.id.to_string(),
+            "email": u.email.as_str(),
+            "name": u.name,
+            "created_at": time(u.created_at),
+        }),
+        Snapshot::Member(user, membership) => member(
+            base,
+            &Member {
+                user: user.clone(),
+                membership: membership.clone(),
+            },
+        ),
+        Snapshot::Bot(b) => bot(base, b),
+        Snapshot::Credential(c) => credential(base, c, None, None),
+    }
 }
