@@ -57,14 +57,15 @@ pub fn start_in(
         .env("LATCHKEY_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = read_json_line(&mut stdout);
+    let mut line = read_json_line(&mut stdout, &dir.path().join("serve.log"));
     let bootstrapped = line.get("api_key").is_some();
     let (admin_key, account_id, admin_id) = if bootstrapped {
-        let boot = std::mem::replace(&mut line, read_json_line(&mut stdout));
+        let next = read_json_line(&mut stdout, &dir.path().join("serve.log"));
+        let boot = std::mem::replace(&mut line, next);
         let text = |k: &str| boot[k].as_str().unwrap().to_owned();
         (text("api_key"), text("account_id"), text("user_id"))
     } else {
@@ -87,10 +88,14 @@ pub fn start_in(
     }
 }
 
-fn read_json_line(stdout: &mut BufReader<ChildStdout>) -> Value {
+/// The next JSON line the server printed; if there is none, fail with its log.
+fn read_json_line(stdout: &mut BufReader<ChildStdout>, log: &Path) -> Value {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    serde_json::from_str(&line).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("{e}: {line:?}\nserver log:\n{log}")
+    })
 }
 
 pub fn agent_trusting(pem: &[u8]) -> Agent {
@@ -1146,4 +1151,298 @@ fn events_are_newest_first_filterable_and_name_the_principal_and_credential() {
     // Only administrators read the audit trail.
     let (_, manager) = server.member_with_key("m@example.com", json!({"team": "manager"}));
     assert_error(&server.get(&manager, "/events"), 403, 101);
+}
+
+// ---- IP policies, rules and restrictions ------------------------------------------------
+
+#[test]
+fn ip_policies_rules_and_restrictions_in_ngrok_shape() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let policy = server.post(key, "/ip_policies", json!({"description": "office"}));
+    assert_eq!(policy.status, 201, "{:?}", policy.body);
+    let pid = policy.body["id"].as_str().unwrap().to_owned();
+    assert!(pid.starts_with("ipp_"));
+    assert_eq!(
+        policy.body["uri"],
+        format!("{}/ip_policies/{pid}", server.url)
+    );
+
+    let rule = server.post(
+        key,
+        "/ip_policy_rules",
+        json!({"ip_policy_id": pid, "cidr": "10.1.2.3/8", "action": "allow", "description": "lan"}),
+    );
+    assert_eq!(rule.status, 201, "{:?}", rule.body);
+    assert_eq!(rule.body["cidr"], "10.0.0.0/8");
+    assert_eq!(rule.body["action"], "allow");
+    assert_eq!(rule.body["ip_policy"]["id"], pid.as_str());
+    assert_eq!(rule.body["ip_policy"]["uri"], policy.body["uri"]);
+    let rid = rule.body["id"].as_str().unwrap().to_owned();
+    assert!(rid.starts_with("ipr_"));
+    let moved = server.patch(
+        key,
+        &format!("/ip_policy_rules/{rid}"),
+        json!({"cidr": "2001:db8::/32"}),
+    );
+    assert_eq!(moved.body["cidr"], "2001:db8::/32");
+
+    let restriction = server.post(
+        key,
+        "/ip_restrictions",
+        json!({"type": "agent", "ip_policy_ids": [pid], "description": "agents"}),
+    );
+    assert_eq!(restriction.status, 201, "{:?}", restriction.body);
+    assert!(restriction.body["id"].as_str().unwrap().starts_with("ipx_"));
+    assert_eq!(restriction.body["enforced"], false, "warn-only by default");
+    assert_eq!(restriction.body["type"], "agent");
+    assert_eq!(restriction.body["ip_policies"][0]["id"], pid.as_str());
+
+    let listed = server.get(key, "/ip_policy_rules");
+    assert_eq!(listed.body["ip_policy_rules"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        server.get(key, "/ip_restrictions").body["ip_restrictions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Bad input: each names its field and changes nothing.
+    let before = count(&server, "/ip_policy_rules", "ip_policy_rules");
+    for (body, field) in [
+        (
+            json!({"ip_policy_id": pid, "cidr": "10.0.0.0/33", "action": "allow"}),
+            "cidr",
+        ),
+        (
+            json!({"ip_policy_id": pid, "cidr": "10.0.0.0/8", "action": "maybe"}),
+            "action",
+        ),
+        (json!({"ip_policy_id": pid, "action": "allow"}), "cidr"),
+        (
+            json!({"cidr": "10.0.0.0/8", "action": "allow"}),
+            "ip_policy_id",
+        ),
+        (
+            json!({"ip_policy_id": "ipp_0352FHSFuCpzwuA2PPTNK4", "cidr": "10.0.0.0/8", "action": "allow"}),
+            "ip_policy_id",
+        ),
+    ] {
+        let bad = server.post(key, "/ip_policy_rules", body);
+        assert_error(&bad, 400, 105);
+        assert_eq!(bad.body["details"]["field"], field, "{:?}", bad.body);
+    }
+    assert_eq!(
+        count(&server, "/ip_policy_rules", "ip_policy_rules"),
+        before
+    );
+    for (body, field) in [
+        (
+            json!({"type": "everything", "ip_policy_ids": [pid]}),
+            "type",
+        ),
+        (json!({"type": "api"}), "ip_policy_ids"),
+        (json!({"type": "api", "ip_policy_ids": []}), "ip_policy_ids"),
+        (
+            json!({"type": "api", "ip_policy_ids": ["nope"]}),
+            "ip_policy_ids",
+        ),
+        (
+            json!({"type": "api", "ip_policy_ids": [pid, pid]}),
+            "ip_policy_ids",
+        ),
+    ] {
+        let bad = server.post(key, "/ip_restrictions", body);
+        assert_error(&bad, 400, 105);
+        assert_eq!(bad.body["details"]["field"], field, "{:?}", bad.body);
+    }
+    let misplaced = server.post(key, "/ip_policies", json!({"cidr": "10.0.0.0/8"}));
+    assert_error(&misplaced, 400, 106);
+
+    // Deleting the policy deletes its rules; the restriction keeps its reference.
+    assert_eq!(
+        server.delete(key, &format!("/ip_policies/{pid}")).status,
+        204
+    );
+    assert_error(
+        &server.get(key, &format!("/ip_policy_rules/{rid}")),
+        404,
+        102,
+    );
+    let kept = server.get(
+        key,
+        &format!(
+            "/ip_restrictions/{}",
+            restriction.body["id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(kept.body["ip_policies"][0]["id"], pid.as_str());
+}
+
+#[test]
+fn api_ip_restrictions_warn_then_enforce() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let policy = server.post(key, "/ip_policies", json!({}));
+    let pid = policy.body["id"].as_str().unwrap().to_owned();
+    let rule = server.post(
+        key,
+        "/ip_policy_rules",
+        json!({"ip_policy_id": pid, "cidr": "10.0.0.0/8", "action": "allow"}),
+    );
+    let rid = rule.body["id"].as_str().unwrap().to_owned();
+    let restriction = server.post(
+        key,
+        "/ip_restrictions",
+        json!({"type": "api", "ip_policy_ids": [pid]}),
+    );
+    assert_eq!(restriction.status, 201);
+    let xid = restriction.body["id"].as_str().unwrap().to_owned();
+
+    // Warn-only: 127.0.0.1 is outside 10/8, but the requests go through, flagged.
+    for _ in 0..3 {
+        let warned = server.get(key, "/bot_users");
+        assert_eq!(warned.status, 200);
+        let header = warned
+            .headers
+            .iter()
+            .find(|(k, _)| k == "latchkey-ip-restriction-warning")
+            .map(|(_, v)| v.clone())
+            .expect("the warning header");
+        assert!(
+            header.contains(&xid) && header.contains("127.0.0.1"),
+            "{header}"
+        );
+    }
+    // The misses are recorded, coalesced into one event, within the flush interval.
+    let started = Instant::now();
+    let event = loop {
+        let events = server.get(key, "/events?action=iam.ip_restrictions.warn");
+        if let Some(event) = events.body["events"]
+            .as_array()
+            .and_then(|e| e.first())
+            .cloned()
+        {
+            break event;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no warning event"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(event["object_id"], xid.as_str());
+    assert_eq!(event["after"]["ip"], "127.0.0.1");
+    assert!(event["after"]["count"].as_u64().unwrap() >= 3, "{event}");
+
+    // Enforced with 127.0.0.1 allowed: no warning. Then a deny rule covers it: refused.
+    let allow_here = server.post(
+        key,
+        "/ip_policy_rules",
+        json!({"ip_policy_id": pid, "cidr": "127.0.0.1/32", "action": "allow"}),
+    );
+    assert_eq!(allow_here.status, 201, "{:?}", allow_here.body);
+    let enforced = server.patch(
+        key,
+        &format!("/ip_restrictions/{xid}"),
+        json!({"enforced": true}),
+    );
+    assert_eq!(enforced.status, 200, "{:?}", enforced.body);
+    let fine = server.get(key, "/bot_users");
+    assert_eq!(fine.status, 200);
+    assert!(
+        fine.headers
+            .iter()
+            .all(|(k, _)| k != "latchkey-ip-restriction-warning")
+    );
+    let deny_here = server.post(
+        key,
+        "/ip_policy_rules",
+        json!({"ip_policy_id": pid, "cidr": "127.0.0.0/8", "action": "deny"}),
+    );
+    assert_eq!(deny_here.status, 201);
+    let refused = server.get(key, "/bot_users");
+    assert_error(&refused, 403, 115);
+    assert_eq!(refused.body["details"]["policy"], "ip_restrictions");
+    assert!(
+        refused.body["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&xid)
+    );
+    let _ = rid;
+}
+
+#[test]
+fn only_administrators_change_what_dashboard_restrictions_use() {
+    let server = start_server();
+    let (_, dev) = server.member_with_key("dev@example.com", json!({"developer": "read_write"}));
+    // A read/write developer manages IP policies and non-dashboard restrictions.
+    let policy = server.post(&dev, "/ip_policies", json!({"description": "ci"}));
+    assert_eq!(policy.status, 201, "{:?}", policy.body);
+    let pid = policy.body["id"].as_str().unwrap().to_owned();
+    let rule = server.post(
+        &dev,
+        "/ip_policy_rules",
+        json!({"ip_policy_id": pid, "cidr": "0.0.0.0/0", "action": "allow"}),
+    );
+    assert_eq!(rule.status, 201);
+    let agent = server.post(
+        &dev,
+        "/ip_restrictions",
+        json!({"type": "agent", "ip_policy_ids": [pid]}),
+    );
+    assert_eq!(agent.status, 201, "{:?}", agent.body);
+    let dashboard = server.post(
+        &dev,
+        "/ip_restrictions",
+        json!({"type": "dashboard", "ip_policy_ids": [pid]}),
+    );
+    assert_error(&dashboard, 403, 101);
+
+    // Once an administrator attaches the policy to a dashboard restriction, it and its
+    // rules are the administrators' alone.
+    let dashboard = server.post(
+        &server.admin_key,
+        "/ip_restrictions",
+        json!({"type": "dashboard", "ip_policy_ids": [pid]}),
+    );
+    assert_eq!(dashboard.status, 201);
+    let rid = rule.body["id"].as_str().unwrap();
+    assert_error(
+        &server.patch(
+            &dev,
+            &format!("/ip_policies/{pid}"),
+            json!({"description": "x"}),
+        ),
+        403,
+        101,
+    );
+    assert_error(
+        &server.patch(
+            &dev,
+            &format!("/ip_policy_rules/{rid}"),
+            json!({"cidr": "10.0.0.0/8"}),
+        ),
+        403,
+        101,
+    );
+    assert_error(
+        &server.delete(&dev, &format!("/ip_policies/{pid}")),
+        403,
+        101,
+    );
+    assert_eq!(
+        server
+            .patch(
+                &server.admin_key,
+                &format!("/ip_policies/{pid}"),
+                json!({"description": "x"})
+            )
+            .status,
+        200
+    );
+    // Reading stays open to developers.
+    assert_eq!(server.get(&dev, &format!("/ip_policies/{pid}")).status, 200);
 }

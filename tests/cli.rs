@@ -189,7 +189,7 @@ fn migrate_on_a_current_database_is_a_no_op_that_says_so() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         json(&out),
-        serde_json::json!({"ok": true, "schema_version": 1, "steps": []})
+        serde_json::json!({"ok": true, "schema_version": latchkey::store::SCHEMA_VERSION, "steps": []})
     );
 }
 

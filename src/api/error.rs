@@ -46,13 +46,15 @@ pub const INVALID_QUERY: Code = Code(112, StatusCode::BAD_REQUEST);
 pub const NOT_APPLICABLE: Code = Code(113, StatusCode::BAD_REQUEST);
 /// A policy reload found an invalid set; the current set stays.
 pub const POLICY_SET_INVALID: Code = Code(114, StatusCode::UNPROCESSABLE_ENTITY);
+/// An enforced IP restriction refuses the caller's address.
+pub const IP_RESTRICTED: Code = Code(115, StatusCode::FORBIDDEN);
 /// Something failed inside the server; nothing about it is shown.
 pub const INTERNAL: Code = Code(120, StatusCode::INTERNAL_SERVER_ERROR);
 /// The server is shutting down or cannot take the request now.
 pub const UNAVAILABLE: Code = Code(121, StatusCode::SERVICE_UNAVAILABLE);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 17] = [
+pub const ALL: [(Code, &str); 18] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -91,6 +93,10 @@ pub const ALL: [(Code, &str); 17] = [
     (
         POLICY_SET_INVALID,
         "the reloaded policy set is invalid; the current set stays",
+    ),
+    (
+        IP_RESTRICTED,
+        "an enforced IP restriction refuses the caller's address",
     ),
     (INTERNAL, "the server failed; the log has the operation id"),
     (UNAVAILABLE, "the server cannot take the request now"),

@@ -21,12 +21,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::{AppError, Latchkey};
+use crate::app::{IpPatch, IpText};
 use crate::domain::bot::BotPatch;
 use crate::domain::credential::{
     CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Verified, allows_source,
 };
 use crate::domain::event::{Actor, Principal};
-use crate::domain::id::{AccountId, BotId, UserId};
+use crate::domain::id::{AccountId, BotId, IpPolicyId, IpRestrictionId, IpRuleId, UserId};
+use crate::domain::ip::{Passage, RestrictionType, RuleAction};
 use crate::domain::time::Timestamp;
 use crate::domain::token::TokenKind;
 use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Roles, RolesPatch, TeamRole};
@@ -43,6 +45,66 @@ const DRAIN_LIMIT: usize = 4 * MAX_BODY;
 pub struct Api {
     lk: Arc<Latchkey>,
     public_url: Option<String>,
+    warnings: Warnings,
+}
+
+/// The response header that flags a request let through by a warn-only IP restriction.
+pub const IP_WARNING_HEADER: &str = "latchkey-ip-restriction-warning";
+
+/// Warn-only misses counted in memory: (account, restriction, address) → (count, first,
+/// last). A short std mutex, never held across an `.await`.
+#[derive(Debug, Default)]
+struct Warnings(std::sync::Mutex<WarningMap>);
+
+type WarningMap = std::collections::HashMap<
+    (AccountId, IpRestrictionId, std::net::IpAddr),
+    (u64, Timestamp, Timestamp),
+>;
+
+/// One batch of counted misses, as `Latchkey::record_ip_warnings` takes it.
+type WarningBatch = Vec<(
+    AccountId,
+    IpRestrictionId,
+    std::net::IpAddr,
+    u64,
+    Timestamp,
+    Timestamp,
+)>;
+
+impl Warnings {
+    fn note(
+        &self,
+        account: AccountId,
+        restrictions: &[IpRestrictionId],
+        ip: std::net::IpAddr,
+        now: Timestamp,
+    ) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for &restriction in restrictions {
+            let entry = map
+                .entry((account, restriction, ip))
+                .or_insert((0, now, now));
+            entry.0 += 1;
+            entry.2 = now;
+        }
+    }
+
+    fn take(&self) -> WarningBatch {
+        let map = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        map.into_iter()
+            .map(|((account, restriction, ip), (count, first, last))| {
+                (account, restriction, ip, count, first, last)
+            })
+            .collect()
+    }
 }
 
 /// Who is calling: the key's owner, in the key's account.
@@ -58,7 +120,11 @@ impl Api {
     /// An API over `lk`. `public_url` (`https://host:port`) makes every `uri`; without it,
     /// each request's own `Host` does.
     pub fn new(lk: Arc<Latchkey>, public_url: Option<String>) -> Api {
-        Api { lk, public_url }
+        Api {
+            lk,
+            public_url,
+            warnings: Warnings::default(),
+        }
     }
 
     /// The latchkey behind the API.
@@ -73,7 +139,8 @@ impl Api {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let operation = operation_id();
-        match self.route(request).await {
+        let mut warning = None;
+        let mut response = match self.route(request, &mut warning).await {
             Ok(response) => response,
             Err(err) => {
                 if err.code.1.is_server_error() {
@@ -88,10 +155,14 @@ impl Api {
                 }
                 response
             }
+        };
+        if let Some(warning) = warning {
+            response.headers_mut().insert(IP_WARNING_HEADER, warning);
         }
+        response
     }
 
-    async fn route<B>(&self, request: Request<B>) -> Reply
+    async fn route<B>(&self, request: Request<B>, warning: &mut Option<HeaderValue>) -> Reply
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -119,6 +190,7 @@ impl Api {
         }
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
         let caller = self.authenticate(&parts.headers, peer)?;
+        *warning = self.gate(caller.account, peer)?;
         let base = self.base(&parts);
         let body = read_body(&parts.headers, &method, body).await?;
         let query = Query::parse(parts.uri.query())?;
@@ -162,6 +234,22 @@ impl Api {
                 ctx.delete_credential(credential_kind(kind), id).await
             }
             (&M::POST, ["credentials", id, "rotate"]) => ctx.rotate(id).await,
+
+            (&M::GET, ["ip_policies"]) => ctx.list_ip_policies().await,
+            (&M::POST, ["ip_policies"]) => ctx.create_ip_policy().await,
+            (&M::GET, ["ip_policies", id]) => ctx.get_ip_policy(id).await,
+            (&M::PATCH, ["ip_policies", id]) => ctx.update_ip_policy(id).await,
+            (&M::DELETE, ["ip_policies", id]) => ctx.delete_ip_policy(id).await,
+            (&M::GET, ["ip_policy_rules"]) => ctx.list_ip_rules().await,
+            (&M::POST, ["ip_policy_rules"]) => ctx.create_ip_rule().await,
+            (&M::GET, ["ip_policy_rules", id]) => ctx.get_ip_rule(id).await,
+            (&M::PATCH, ["ip_policy_rules", id]) => ctx.update_ip_rule(id).await,
+            (&M::DELETE, ["ip_policy_rules", id]) => ctx.delete_ip_rule(id).await,
+            (&M::GET, ["ip_restrictions"]) => ctx.list_ip_restrictions().await,
+            (&M::POST, ["ip_restrictions"]) => ctx.create_ip_restriction().await,
+            (&M::GET, ["ip_restrictions", id]) => ctx.get_ip_restriction(id).await,
+            (&M::PATCH, ["ip_restrictions", id]) => ctx.update_ip_restriction(id).await,
+            (&M::DELETE, ["ip_restrictions", id]) => ctx.delete_ip_restriction(id).await,
 
             (&M::GET, ["events"]) => ctx.list_events().await,
             (&M::GET, ["events", id]) => ctx.get_event(id).await,
@@ -221,6 +309,49 @@ impl Api {
         })
     }
 
+    /// Check the caller's address against the account's `api` IP restrictions: an
+    /// enforced one that refuses it is a 403; warn-only ones let it through, flag the
+    /// response and count the miss (recorded in batches, see [`Api::flush_warnings`]).
+    fn gate(
+        &self,
+        account: AccountId,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Option<HeaderValue>, ApiError> {
+        let shown = peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+        match self.lk.check_ip(account, RestrictionType::Api, peer)? {
+            Passage::Allowed => Ok(None),
+            Passage::Denied(restriction) => {
+                let reason = format!(
+                    "IP restriction {restriction} does not allow API requests from {shown}"
+                );
+                Err(ApiError::new(error::IP_RESTRICTED, reason.clone())
+                    .with("policy", "ip_restrictions")
+                    .with("reason", reason))
+            }
+            Passage::Warned(restrictions) => {
+                if let Some(ip) = peer {
+                    self.warnings
+                        .note(account, &restrictions, ip, self.lk.now());
+                }
+                let ids: Vec<String> = restrictions.iter().map(ToString::to_string).collect();
+                let text = format!(
+                    "{} (warn-only) would refuse API requests from {shown}",
+                    ids.join(", ")
+                );
+                Ok(HeaderValue::from_str(&text).ok())
+            }
+        }
+    }
+
+    /// Record the warn-only IP restriction misses counted since the last call, in one
+    /// transaction; the server calls this every second and at shutdown.
+    pub fn flush_warnings(&self) -> Result<usize, AppError> {
+        let batch = self.warnings.take();
+        let count = batch.len();
+        self.lk.record_ip_warnings(&batch)?;
+        Ok(count)
+    }
+
     fn base(&self, parts: &hyper::http::request::Parts) -> Base {
         if let Some(url) = &self.public_url {
             return Base(url.trim_end_matches('/').to_owned());
@@ -266,7 +397,7 @@ fn credential_kind(segment: &str) -> Option<CredentialKind> {
 }
 
 fn known_path(segments: &[&str]) -> bool {
-    const COLLECTIONS: [&str; 7] = [
+    const COLLECTIONS: [&str; 10] = [
         "users",
         "bot_users",
         "credentials",
@@ -274,6 +405,9 @@ fn known_path(segments: &[&str]) -> bool {
         "ssh_credentials",
         "account",
         "events",
+        "ip_policies",
+        "ip_policy_rules",
+        "ip_restrictions",
     ];
     match segments {
         [one] => COLLECTIONS.contains(one) || matches!(*one, "verify" | "healthz"),
@@ -605,6 +739,88 @@ struct CredentialUpdate {
     acl: Option<Vec<String>>,
     scopes: Option<Vec<String>>,
     allowed_cidrs: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IpBody {
+    #[allow(dead_code)]
+    id: Option<String>,
+    description: Option<String>,
+    metadata: Option<String>,
+    cidr: Option<String>,
+    ip_policy_id: Option<String>,
+    action: Option<String>,
+    enforced: Option<bool>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    ip_policy_ids: Option<Vec<String>>,
+}
+
+impl IpBody {
+    fn text(&self) -> IpText {
+        IpText {
+            description: self.description.clone().unwrap_or_default(),
+            metadata: self.metadata.clone().unwrap_or_default(),
+        }
+    }
+
+    fn patch(&self) -> Result<IpPatch, ApiError> {
+        Ok(IpPatch {
+            description: self.description.clone(),
+            metadata: self.metadata.clone(),
+            cidr: self.cidr.clone(),
+            enforced: self.enforced,
+            policies: self.policy_ids()?,
+        })
+    }
+
+    fn policy_ids(&self) -> Result<Option<Vec<IpPolicyId>>, ApiError> {
+        self.ip_policy_ids
+            .as_ref()
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| {
+                        id.parse::<IpPolicyId>().map_err(|_| {
+                            ApiError::field(
+                                error::INVALID_FIELD,
+                                "ip_policy_ids",
+                                format!("{id:?} is not an IP policy id"),
+                            )
+                        })
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
+    /// Reject fields that do not belong to this resource or operation.
+    fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        let given = [
+            ("cidr", self.cidr.is_some()),
+            ("ip_policy_id", self.ip_policy_id.is_some()),
+            ("action", self.action.is_some()),
+            ("enforced", self.enforced.is_some()),
+            ("type", self.kind.is_some()),
+            ("ip_policy_ids", self.ip_policy_ids.is_some()),
+        ];
+        match given
+            .iter()
+            .find(|(name, set)| *set && !allowed.contains(name))
+        {
+            Some((name, _)) => Err(ApiError::field(
+                error::MALFORMED_BODY,
+                name,
+                format!("{name} is not a field of this request"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, ApiError> {
+    value
+        .ok_or_else(|| ApiError::field(error::INVALID_FIELD, field, format!("{field} is required")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -972,6 +1188,186 @@ impl Ctx {
             }
         };
         self.ok(&view)
+    }
+
+    async fn list_ip_policies(self) -> Reply {
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let policies = blocking(move || lk.ip_policies(actor, account)).await?;
+        self.list(
+            "/ip_policies",
+            "ip_policies",
+            policies,
+            |p| p.id.to_string(),
+            |p| views::ip_policy(&self.base, p),
+        )
+    }
+
+    async fn create_ip_policy(self) -> Reply {
+        let body: IpBody = parse(&self.body)?;
+        body.only(&[])?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let policy = blocking(move || lk.create_ip_policy(actor, account, body.text())).await?;
+        self.created(&views::ip_policy(&self.base, &policy))
+    }
+
+    async fn get_ip_policy(self, id: &str) -> Reply {
+        let id: IpPolicyId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let policy = blocking(move || lk.ip_policy(actor, account, id)).await?;
+        self.ok(&views::ip_policy(&self.base, &policy))
+    }
+
+    async fn update_ip_policy(self, id: &str) -> Reply {
+        let id: IpPolicyId = path_id(id)?;
+        let body: IpBody = parse(&self.body)?;
+        body.only(&[])?;
+        let patch = body.patch()?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let policy = blocking(move || lk.update_ip_policy(actor, account, id, &patch)).await?;
+        self.ok(&views::ip_policy(&self.base, &policy))
+    }
+
+    async fn delete_ip_policy(self, id: &str) -> Reply {
+        let id: IpPolicyId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        blocking(move || lk.delete_ip_policy(actor, account, id)).await?;
+        Ok(no_content())
+    }
+
+    async fn list_ip_rules(self) -> Reply {
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let rules = blocking(move || lk.ip_rules(actor, account)).await?;
+        self.list(
+            "/ip_policy_rules",
+            "ip_policy_rules",
+            rules,
+            |r| r.id.to_string(),
+            |r| views::ip_rule(&self.base, r),
+        )
+    }
+
+    async fn create_ip_rule(self) -> Reply {
+        let body: IpBody = parse(&self.body)?;
+        body.only(&["cidr", "ip_policy_id", "action"])?;
+        let cidr = required(body.cidr.as_deref(), "cidr")?.to_owned();
+        let policy_text = required(body.ip_policy_id.as_deref(), "ip_policy_id")?;
+        let policy: IpPolicyId = policy_text.parse().map_err(|_| {
+            ApiError::field(
+                error::INVALID_FIELD,
+                "ip_policy_id",
+                format!("{policy_text:?} is not an IP policy id"),
+            )
+        })?;
+        let action = match required(body.action.as_deref(), "action")? {
+            "allow" => RuleAction::Allow,
+            "deny" => RuleAction::Deny,
+            other => {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "action",
+                    format!("action must be allow or deny, not {other:?}"),
+                ));
+            }
+        };
+        let text = body.text();
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let rule = blocking(move || lk.create_ip_rule(actor, account, policy, &cidr, action, text))
+            .await?;
+        self.created(&views::ip_rule(&self.base, &rule))
+    }
+
+    async fn get_ip_rule(self, id: &str) -> Reply {
+        let id: IpRuleId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let rule = blocking(move || lk.ip_rule(actor, account, id)).await?;
+        self.ok(&views::ip_rule(&self.base, &rule))
+    }
+
+    async fn update_ip_rule(self, id: &str) -> Reply {
+        let id: IpRuleId = path_id(id)?;
+        let body: IpBody = parse(&self.body)?;
+        body.only(&["cidr"])?;
+        let patch = body.patch()?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let rule = blocking(move || lk.update_ip_rule(actor, account, id, &patch)).await?;
+        self.ok(&views::ip_rule(&self.base, &rule))
+    }
+
+    async fn delete_ip_rule(self, id: &str) -> Reply {
+        let id: IpRuleId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        blocking(move || lk.delete_ip_rule(actor, account, id)).await?;
+        Ok(no_content())
+    }
+
+    async fn list_ip_restrictions(self) -> Reply {
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let restrictions = blocking(move || lk.ip_restrictions(actor, account)).await?;
+        self.list(
+            "/ip_restrictions",
+            "ip_restrictions",
+            restrictions,
+            |r| r.id.to_string(),
+            |r| views::ip_restriction(&self.base, r),
+        )
+    }
+
+    async fn create_ip_restriction(self) -> Reply {
+        let body: IpBody = parse(&self.body)?;
+        body.only(&["enforced", "type", "ip_policy_ids"])?;
+        let kind = match required(body.kind.as_deref(), "type")? {
+            "dashboard" => RestrictionType::Dashboard,
+            "api" => RestrictionType::Api,
+            "agent" => RestrictionType::Agent,
+            "endpoints" => RestrictionType::Endpoints,
+            other => {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "type",
+                    format!("type must be dashboard, api, agent or endpoints, not {other:?}"),
+                ));
+            }
+        };
+        let policies = body.policy_ids()?.ok_or_else(|| {
+            ApiError::field(
+                error::INVALID_FIELD,
+                "ip_policy_ids",
+                "ip_policy_ids is required",
+            )
+        })?;
+        let enforced = body.enforced.unwrap_or(false);
+        let text = body.text();
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let restriction = blocking(move || {
+            lk.create_ip_restriction(actor, account, kind, enforced, policies, text)
+        })
+        .await?;
+        self.created(&views::ip_restriction(&self.base, &restriction))
+    }
+
+    async fn get_ip_restriction(self, id: &str) -> Reply {
+        let id: IpRestrictionId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let restriction = blocking(move || lk.ip_restriction(actor, account, id)).await?;
+        self.ok(&views::ip_restriction(&self.base, &restriction))
+    }
+
+    async fn update_ip_restriction(self, id: &str) -> Reply {
+        let id: IpRestrictionId = path_id(id)?;
+        let body: IpBody = parse(&self.body)?;
+        body.only(&["enforced", "ip_policy_ids"])?;
+        let patch = body.patch()?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let restriction =
+            blocking(move || lk.update_ip_restriction(actor, account, id, &patch)).await?;
+        self.ok(&views::ip_restriction(&self.base, &restriction))
+    }
+
+    async fn delete_ip_restriction(self, id: &str) -> Reply {
+        let id: IpRestrictionId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        blocking(move || lk.delete_ip_restriction(actor, account, id)).await?;
+        Ok(no_content())
     }
 
     /// `GET /events`: newest first, filtered by `principal_id`, `action`, `object_id`,

@@ -8,6 +8,7 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::event::{Event, Principal, Snapshot};
+use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 
@@ -179,5 +180,63 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
         ),
         Snapshot::Bot(b) => bot(base, b),
         Snapshot::Credential(c) => credential(base, c, None, None),
+        Snapshot::IpPolicy(p) => ip_policy(base, p),
+        Snapshot::IpRule(r) => ip_rule(base, r),
+        Snapshot::IpRestriction(r) => ip_restriction(base, r),
+        Snapshot::IpWarning {
+            ip,
+            count,
+            first,
+            last,
+        } => json!({"ip": ip, "count": count, "first": time(*first), "last": time(*last)}),
     }
+}
+
+fn reference(base: &Base, collection: &str, id: String) -> Value {
+    let uri = base.uri(&format!("/{collection}/{id}"));
+    json!({"id": id, "uri": uri})
+}
+
+/// `/ip_policies/{id}`.
+pub fn ip_policy(base: &Base, policy: &IpPolicy) -> Value {
+    json!({
+        "id": policy.id.to_string(),
+        "uri": base.uri(&format!("/ip_policies/{}", policy.id)),
+        "created_at": time(policy.created_at),
+        "description": policy.description,
+        "metadata": policy.metadata,
+    })
+}
+
+/// `/ip_policy_rules/{id}`.
+pub fn ip_rule(base: &Base, rule: &IpPolicyRule) -> Value {
+    json!({
+        "id": rule.id.to_string(),
+        "uri": base.uri(&format!("/ip_policy_rules/{}", rule.id)),
+        "created_at": time(rule.created_at),
+        "description": rule.description,
+        "metadata": rule.metadata,
+        "cidr": rule.cidr.to_string(),
+        "ip_policy": reference(base, "ip_policies", rule.policy.to_string()),
+        "action": rule.action,
+    })
+}
+
+/// `/ip_restrictions/{id}`.
+pub fn ip_restriction(base: &Base, restriction: &IpRestriction) -> Value {
+    let policies: Vec<Value> = restriction
+        .policies
+        .iter()
+        .map(|id| reference(base, "ip_policies", id.to_string()))
+        .collect();
+    json!({
+        "id": restriction.id.to_string(),
+        "uri": base.uri(&format!("/ip_restrictions/{}", restriction.id)),
+        "created_at": time(restriction.created_at),
+        "description": restriction.description,
+        "metadata": restriction.metadata,
+        "enforced": restriction.enforced,
+        "type": restriction.kind.as_str(),
+        "ip_policies": policies,
+    })
 }

@@ -24,8 +24,9 @@ pub struct Target {
     pub id: String,
     /// Its owner, for credentials.
     pub owner: Option<String>,
-    /// Facts the policies need about it (`target_admin`, `grants_admin`, `personal`).
-    pub attributes: Vec<(&'static str, bool)>,
+    /// Facts the policies need about it (`target_admin`, `grants_admin`, `personal`,
+    /// `used_by_dashboard`, `type`).
+    pub attributes: Vec<(&'static str, String)>,
 }
 
 impl Target {
@@ -46,9 +47,15 @@ impl Target {
         self
     }
 
-    /// With a fact the policies decide on.
+    /// With a yes/no fact the policies decide on.
     pub fn with(mut self, name: &'static str, value: bool) -> Target {
-        self.attributes.push((name, value));
+        self.attributes.push((name, value.to_string()));
+        self
+    }
+
+    /// With a fact that is a word (an IP restriction's `type`).
+    pub fn with_value(mut self, name: &'static str, value: &str) -> Target {
+        self.attributes.push((name, value.to_owned()));
         self
     }
 
@@ -168,7 +175,7 @@ fn request(
             attributes: target
                 .attributes
                 .into_iter()
-                .map(|(name, value)| (name.to_owned(), value.to_string()))
+                .map(|(name, value)| (name.to_owned(), value))
                 .collect(),
         },
         context: abi::Context {

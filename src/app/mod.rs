@@ -8,6 +8,7 @@
 
 mod authz;
 mod data_dir;
+mod ip;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::policy::{Limits, PolicyEngine, PolicyError};
 use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{Target, credential_resource};
 pub use data_dir::DataDir;
+pub use ip::{IpPatch, IpText};
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,7 @@ pub struct Latchkey {
     store: Store,
     hasher: SecretHasher,
     policies: Option<PolicyEngine>,
+    gates: ip::GateCache,
     clock: Arc<dyn Clock>,
 }
 
@@ -174,6 +177,7 @@ impl Latchkey {
             store,
             hasher: SecretHasher::new(&key),
             policies,
+            gates: ip::GateCache::default(),
             clock: config.clock,
         })
     }
@@ -206,7 +210,8 @@ impl Latchkey {
         Ok(Store::migrate(&DataDir::new(data_dir).database())?)
     }
 
-    fn now(&self) -> Timestamp {
+    /// The current time of this latchkey's clock.
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 

@@ -10,6 +10,7 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialId, CredentialKind};
 use crate::domain::id::{AccountId, BotId, EventId, UserId};
+use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Membership, User};
 
@@ -82,6 +83,33 @@ pub enum Action {
     CredentialRotated(CredentialKind),
     /// A credential was revoked (deleted, or with its owner's membership or bot).
     CredentialRevoked(CredentialKind),
+    /// An IP policy, rule or restriction was created, changed or deleted.
+    Ip(IpObject, Change),
+    /// Requests outside a warn-only IP restriction went through (counted, then recorded
+    /// in one event per restriction and address).
+    IpRestrictionWarned,
+}
+
+/// The three IP resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IpObject {
+    /// `/ip_policies`.
+    Policy,
+    /// `/ip_policy_rules`.
+    Rule,
+    /// `/ip_restrictions`.
+    Restriction,
+}
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Made.
+    Created,
+    /// Changed.
+    Updated,
+    /// Deleted.
+    Deleted,
 }
 
 impl Action {
@@ -110,6 +138,18 @@ impl Action {
             Action::CredentialRevoked(Authtoken) => "iam.credentials.delete",
             Action::CredentialRevoked(ApiKey) => "iam.api_keys.delete",
             Action::CredentialRevoked(SshKey) => "iam.ssh_credentials.delete",
+            Action::Ip(object, change) => match (object, change) {
+                (IpObject::Policy, Change::Created) => "iam.ip_policies.create",
+                (IpObject::Policy, Change::Updated) => "iam.ip_policies.update",
+                (IpObject::Policy, Change::Deleted) => "iam.ip_policies.delete",
+                (IpObject::Rule, Change::Created) => "iam.ip_policy_rules.create",
+                (IpObject::Rule, Change::Updated) => "iam.ip_policy_rules.update",
+                (IpObject::Rule, Change::Deleted) => "iam.ip_policy_rules.delete",
+                (IpObject::Restriction, Change::Created) => "iam.ip_restrictions.create",
+                (IpObject::Restriction, Change::Updated) => "iam.ip_restrictions.update",
+                (IpObject::Restriction, Change::Deleted) => "iam.ip_restrictions.delete",
+            },
+            Action::IpRestrictionWarned => "iam.ip_restrictions.warn",
         }
     }
 }
@@ -128,6 +168,23 @@ pub enum Snapshot {
     Bot(BotUser),
     /// A credential (boxed: it is by far the largest variant; serialized the same).
     Credential(Box<Credential>),
+    /// An IP policy.
+    IpPolicy(IpPolicy),
+    /// An IP policy rule.
+    IpRule(IpPolicyRule),
+    /// An IP restriction.
+    IpRestriction(IpRestriction),
+    /// Requests a warn-only restriction would have refused: from where, how many, when.
+    IpWarning {
+        /// The source address.
+        ip: String,
+        /// How many requests since the last record.
+        count: u64,
+        /// The first and last of them.
+        first: Timestamp,
+        /// The last of them.
+        last: Timestamp,
+    },
 }
 
 /// One audit event, exactly as it is hashed and stored.

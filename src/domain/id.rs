@@ -162,6 +162,12 @@ typed_id!(/// A bot user (service account) of one account.
     BotId, "bot");
 typed_id!(/// An audit event.
     EventId, "ev");
+typed_id!(/// An IP policy.
+    IpPolicyId, "ipp");
+typed_id!(/// A rule of an IP policy.
+    IpRuleId, "ipr");
+typed_id!(/// An IP restriction.
+    IpRestrictionId, "ipx");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod credential;
 mod error;
 pub mod event;
 pub mod id;
+pub mod ip;
 pub mod ssh;
 pub mod time;
 pub mod token;

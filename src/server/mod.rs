@@ -143,7 +143,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         .max_concurrent_streams(256);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    let flusher = tokio::spawn(flush_usage(Arc::clone(&lk)));
+    let flusher = tokio::spawn(flush_usage(Arc::clone(&api)));
     #[cfg(unix)]
     let reloader = tokio::spawn(reload_on_hangup(Arc::clone(&lk), hangups));
     tokio::pin!(shutdown);
@@ -203,27 +203,34 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     #[cfg(unix)]
     reloader.abort();
     flusher.abort();
-    let lk_final = Arc::clone(&lk);
-    match tokio::task::spawn_blocking(move || lk_final.flush_usage()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, "final last_used flush failed"),
-        Err(err) => tracing::error!(error = %err, "final last_used flush did not run"),
+    let last = Arc::clone(&api);
+    match tokio::task::spawn_blocking(move || flush_once(&last)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "final flush failed"),
+        Err(err) => tracing::error!(error = %err, "final flush did not run"),
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Write coalesced `last_used_at` uses once a second, in one transaction.
-async fn flush_usage(lk: Arc<Latchkey>) {
+/// Write what is counted in memory: `last_used_at` uses and warn-only IP misses.
+fn flush_once(api: &Api) -> Result<(), AppError> {
+    api.latchkey().flush_usage()?;
+    api.flush_warnings()?;
+    Ok(())
+}
+
+/// Flush counted uses and warnings once a second, each kind in one transaction.
+async fn flush_usage(api: Arc<Api>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let lk = Arc::clone(&lk);
-        match tokio::task::spawn_blocking(move || lk.flush_usage()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "last_used flush failed"),
-            Err(err) => tracing::error!(error = %err, "last_used flush did not run"),
+        let api = Arc::clone(&api);
+        match tokio::task::spawn_blocking(move || flush_once(&api)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "flush failed"),
+            Err(err) => tracing::error!(error = %err, "flush did not run"),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
+use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
 use crate::store::audit::AuditHead;
@@ -46,6 +47,9 @@ record! {
     BotUser => 1, "bot user";
     RevokedCredential => 1, "revoked credential";
     AuditHead => 1, "audit head";
+    IpPolicy => 1, "IP policy";
+    IpPolicyRule => 1, "IP policy rule";
+    IpRestriction => 1, "IP restriction";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

@@ -33,7 +33,7 @@ use tables::*;
 pub use tx::{ReadTx, Reads, WriteTx};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -109,11 +109,28 @@ struct Migration {
 }
 
 /// Every step from an empty file to [`SCHEMA_VERSION`], in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    to: 1,
-    what: "create the tables of schema 1",
-    run: create_tables_v1,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        to: 1,
+        what: "create the tables of schema 1",
+        run: create_tables_v1,
+    },
+    Migration {
+        to: 2,
+        what: "create the IP policy, rule and restriction tables",
+        run: create_ip_tables,
+    },
+];
+
+fn create_ip_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(IP_POLICIES)?;
+    txn.open_table(ACCOUNT_IP_POLICIES)?;
+    txn.open_table(IP_RULES)?;
+    txn.open_table(ACCOUNT_IP_RULES)?;
+    txn.open_table(IP_RESTRICTIONS)?;
+    txn.open_table(ACCOUNT_IP_RESTRICTIONS)?;
+    Ok(())
+}
 
 fn create_tables_v1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ACCOUNTS)?;

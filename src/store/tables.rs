@@ -51,3 +51,20 @@ pub(crate) const LAST_USED: TableDefinition<u128, i64> =
 pub(crate) const EVENTS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("events");
 /// account id → `AuditHead`: the next sequence number and the hash of the last event.
 pub(crate) const AUDIT_HEADS: TableDefinition<u128, &[u8]> = TableDefinition::new("audit_heads");
+
+/// IP policy id → `IpPolicy`.
+pub(crate) const IP_POLICIES: TableDefinition<u128, &[u8]> = TableDefinition::new("ip_policies");
+/// (account, policy) → ().
+pub(crate) const ACCOUNT_IP_POLICIES: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_ip_policies");
+/// IP rule id → `IpPolicyRule`.
+pub(crate) const IP_RULES: TableDefinition<u128, &[u8]> = TableDefinition::new("ip_rules");
+/// (account, rule) → ().
+pub(crate) const ACCOUNT_IP_RULES: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_ip_rules");
+/// IP restriction id → `IpRestriction`.
+pub(crate) const IP_RESTRICTIONS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("ip_restrictions");
+/// (account, restriction) → ().
+pub(crate) const ACCOUNT_IP_RESTRICTIONS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_ip_restrictions");

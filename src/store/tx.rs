@@ -11,7 +11,8 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, Owner, OwnerStanding, RevokeCause, RevokedCredential};
 use crate::domain::event::{Action, Actor, Event, Snapshot};
-use crate::domain::id::{AccountId, BotId, EventId, UserId};
+use crate::domain::id::{AccountId, BotId, EventId, IpPolicyId, IpRestrictionId, IpRuleId, UserId};
+use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
 use crate::domain::user::{Email, MemberState, Membership, User};
@@ -41,6 +42,25 @@ fn get_record<R: Record>(
         .get(key)?
         .map(|v| codec::decode(v.value()))
         .transpose()
+}
+
+/// The records of one account through its `(account, id)` index, oldest first.
+fn account_records<R: Record, T: Tables + ?Sized>(
+    tx: &T,
+    index: TableDefinition<'static, (u128, u128), ()>,
+    data: TableDefinition<'static, u128, &'static [u8]>,
+    account: AccountId,
+) -> Result<Vec<R>, StoreError> {
+    let ids: Vec<u128> = {
+        let table = tx.table(index)?;
+        let rows = table.range((account.0, 0)..=(account.0, u128::MAX))?;
+        rows.map(|row| Ok(row?.0.value().1))
+            .collect::<Result<_, StoreError>>()?
+    };
+    let data = tx.table(data)?;
+    ids.into_iter()
+        .filter_map(|id| get_record(&data, id).transpose())
+        .collect()
 }
 
 /// Typed reads, the same inside a read or a write transaction.
@@ -123,6 +143,36 @@ pub trait Reads: Tables {
         ids.into_iter()
             .filter_map(|id| get_record(&bots, id).transpose())
             .collect()
+    }
+
+    /// An IP policy by id.
+    fn ip_policy(&self, id: IpPolicyId) -> Result<Option<IpPolicy>, StoreError> {
+        get_record(&self.table(IP_POLICIES)?, id.0)
+    }
+
+    /// Every IP policy of an account, oldest first.
+    fn ip_policies(&self, account: AccountId) -> Result<Vec<IpPolicy>, StoreError> {
+        account_records(self, ACCOUNT_IP_POLICIES, IP_POLICIES, account)
+    }
+
+    /// An IP policy rule by id.
+    fn ip_rule(&self, id: IpRuleId) -> Result<Option<IpPolicyRule>, StoreError> {
+        get_record(&self.table(IP_RULES)?, id.0)
+    }
+
+    /// Every IP policy rule of an account, oldest first.
+    fn ip_rules(&self, account: AccountId) -> Result<Vec<IpPolicyRule>, StoreError> {
+        account_records(self, ACCOUNT_IP_RULES, IP_RULES, account)
+    }
+
+    /// An IP restriction by id.
+    fn ip_restriction(&self, id: IpRestrictionId) -> Result<Option<IpRestriction>, StoreError> {
+        get_record(&self.table(IP_RESTRICTIONS)?, id.0)
+    }
+
+    /// Every IP restriction of an account, oldest first.
+    fn ip_restrictions(&self, account: AccountId) -> Result<Vec<IpRestriction>, StoreError> {
+        account_records(self, ACCOUNT_IP_RESTRICTIONS, IP_RESTRICTIONS, account)
     }
 
     /// A live credential by id value.
@@ -347,6 +397,85 @@ impl WriteTx {
             .insert((bot.account.0, bot.id.0), ())?;
         self.touched_owners
             .insert((bot.account.0, Owner::Bot(bot.id)));
+        Ok(())
+    }
+
+    /// Store an IP policy (new or changed).
+    pub fn put_ip_policy(&mut self, policy: &IpPolicy) -> Result<(), StoreError> {
+        self.put_account_record(
+            IP_POLICIES,
+            ACCOUNT_IP_POLICIES,
+            policy.account,
+            policy.id.0,
+            policy,
+        )
+    }
+
+    /// Delete an IP policy (its rules are deleted separately, in this transaction).
+    pub fn remove_ip_policy(&mut self, policy: &IpPolicy) -> Result<(), StoreError> {
+        self.remove_account_record(
+            IP_POLICIES,
+            ACCOUNT_IP_POLICIES,
+            policy.account,
+            policy.id.0,
+        )
+    }
+
+    /// Store an IP policy rule (new or changed).
+    pub fn put_ip_rule(&mut self, rule: &IpPolicyRule) -> Result<(), StoreError> {
+        self.put_account_record(IP_RULES, ACCOUNT_IP_RULES, rule.account, rule.id.0, rule)
+    }
+
+    /// Delete an IP policy rule.
+    pub fn remove_ip_rule(&mut self, rule: &IpPolicyRule) -> Result<(), StoreError> {
+        self.remove_account_record(IP_RULES, ACCOUNT_IP_RULES, rule.account, rule.id.0)
+    }
+
+    /// Store an IP restriction (new or changed).
+    pub fn put_ip_restriction(&mut self, restriction: &IpRestriction) -> Result<(), StoreError> {
+        self.put_account_record(
+            IP_RESTRICTIONS,
+            ACCOUNT_IP_RESTRICTIONS,
+            restriction.account,
+            restriction.id.0,
+            restriction,
+        )
+    }
+
+    /// Delete an IP restriction.
+    pub fn remove_ip_restriction(&mut self, restriction: &IpRestriction) -> Result<(), StoreError> {
+        self.remove_account_record(
+            IP_RESTRICTIONS,
+            ACCOUNT_IP_RESTRICTIONS,
+            restriction.account,
+            restriction.id.0,
+        )
+    }
+
+    fn put_account_record<R: Record>(
+        &mut self,
+        data: TableDefinition<'static, u128, &'static [u8]>,
+        index: TableDefinition<'static, (u128, u128), ()>,
+        account: AccountId,
+        id: u128,
+        record: &R,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(data)?
+            .insert(id, codec::encode(record)?.as_slice())?;
+        self.txn.open_table(index)?.insert((account.0, id), ())?;
+        Ok(())
+    }
+
+    fn remove_account_record(
+        &mut self,
+        data: TableDefinition<'static, u128, &'static [u8]>,
+        index: TableDefinition<'static, (u128, u128), ()>,
+        account: AccountId,
+        id: u128,
+    ) -> Result<(), StoreError> {
+        self.txn.open_table(data)?.remove(id)?;
+        self.txn.open_table(index)?.remove((account.0, id))?;
         Ok(())
     }
 
