@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::app::{AppError, Config, Latchkey, looks_like_ssh_key};
-use crate::domain::credential::{Rejection, Verified};
+use crate::domain::credential::Rejection;
 use crate::domain::token;
 use crate::policy;
 use crate::server::config::{LogFormat, ServeOptions};
@@ -237,7 +237,7 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             let answer = latchkey.verify(&presented);
             latchkey.flush_usage()?;
             Ok(match answer {
-                Ok(verified) => (verified_json(&verified), 0),
+                Ok(verified) => (crate::api::verified_json(&verified), 0),
                 Err(rejection) => (json!({"valid": false, "reason": rejection.as_str()}), 1),
             })
         }
@@ -391,18 +391,4 @@ fn run_policy(command: PolicyCommand) -> (Value, u8) {
             }
         }
     }
-}
-
-/// The verification answer in the shape of `POST /verify`.
-pub fn verified_json(verified: &Verified) -> Value {
-    json!({
-        "valid": true,
-        "credential_id": verified.credential.to_string(),
-        "kind": verified.credential.kind.as_str(),
-        "owner_id": verified.owner.id_string(),
-        "owner_kind": verified.owner.kind_str(),
-        "account_id": verified.account.to_string(),
-        "acl": verified.acl.as_ref().map_or_else(Vec::new, |acl| acl.rules().to_vec()),
-        "expires_at": verified.expires_at.map(|at| at.to_rfc3339()),
-    })
 }

@@ -1071,8 +1071,9 @@ fn allowed_cidrs_limit_where_a_credential_works() {
         json!({"token": authtoken, "source_ip": "198.51.100.1"}),
     );
     assert_eq!(outside.body, json!({"valid": false}));
+    // Without a source_ip the networks cannot be shown to hold: fail closed.
     let unspecified = server.post(key, "/verify", json!({"token": authtoken}));
-    assert_eq!(unspecified.body["valid"], true);
+    assert_eq!(unspecified.body, json!({"valid": false}));
     let bad_ip = server.post(
         key,
         "/verify",
@@ -1445,4 +1446,79 @@ fn only_administrators_change_what_dashboard_restrictions_use() {
     );
     // Reading stays open to developers.
     assert_eq!(server.get(&dev, &format!("/ip_policies/{pid}")).status, 200);
+}
+
+#[test]
+fn verify_checks_agents_against_agent_ip_restrictions() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let token = server.post(key, "/credentials", json!({}));
+    let authtoken = token.body["token"].as_str().unwrap().to_owned();
+    let policy = server.post(key, "/ip_policies", json!({}));
+    let pid = policy.body["id"].as_str().unwrap().to_owned();
+    server.post(
+        key,
+        "/ip_policy_rules",
+        json!({"ip_policy_id": pid, "cidr": "192.0.2.0/24", "action": "allow"}),
+    );
+    let restriction = server.post(
+        key,
+        "/ip_restrictions",
+        json!({"type": "agent", "ip_policy_ids": [pid]}),
+    );
+    let xid = restriction.body["id"].as_str().unwrap().to_owned();
+
+    // Warn-only: an agent outside is still valid, and the answer is flagged.
+    let outside = server.post(
+        key,
+        "/verify",
+        json!({"token": authtoken, "source_ip": "198.51.100.7"}),
+    );
+    assert_eq!(outside.body["valid"], true);
+    assert!(
+        outside
+            .headers
+            .iter()
+            .any(|(k, v)| k == "latchkey-ip-restriction-warning" && v.contains(&xid))
+    );
+    let inside = server.post(
+        key,
+        "/verify",
+        json!({"token": authtoken, "source_ip": "192.0.2.9"}),
+    );
+    assert_eq!(inside.body["valid"], true);
+    assert!(
+        inside
+            .headers
+            .iter()
+            .all(|(k, _)| k != "latchkey-ip-restriction-warning")
+    );
+
+    // Enforced: outside (or unknown) is invalid; inside stays valid; API keys are not agents.
+    server.patch(
+        key,
+        &format!("/ip_restrictions/{xid}"),
+        json!({"enforced": true}),
+    );
+    for body in [
+        json!({"token": authtoken, "source_ip": "198.51.100.7"}),
+        json!({"token": authtoken}),
+    ] {
+        assert_eq!(
+            server.post(key, "/verify", body).body,
+            json!({"valid": false})
+        );
+    }
+    let inside = server.post(
+        key,
+        "/verify",
+        json!({"token": authtoken, "source_ip": "192.0.2.9"}),
+    );
+    assert_eq!(inside.body["valid"], true);
+    let api_key = server.post(
+        key,
+        "/verify",
+        json!({"token": key, "source_ip": "198.51.100.7"}),
+    );
+    assert_eq!(api_key.body["valid"], true);
 }

@@ -45,7 +45,7 @@ const DRAIN_LIMIT: usize = 4 * MAX_BODY;
 pub struct Api {
     lk: Arc<Latchkey>,
     public_url: Option<String>,
-    warnings: Warnings,
+    warnings: Arc<Warnings>,
 }
 
 /// The response header that flags a request let through by a warn-only IP restriction.
@@ -123,7 +123,7 @@ impl Api {
         Api {
             lk,
             public_url,
-            warnings: Warnings::default(),
+            warnings: Arc::default(),
         }
     }
 
@@ -196,6 +196,7 @@ impl Api {
         let query = Query::parse(parts.uri.query())?;
         let ctx = Ctx {
             lk: Arc::clone(&self.lk),
+            warnings: Arc::clone(&self.warnings),
             caller,
             base,
             query,
@@ -650,6 +651,7 @@ where
 /// One request's context.
 struct Ctx {
     lk: Arc<Latchkey>,
+    warnings: Arc<Warnings>,
     caller: Caller,
     base: Base,
     query: Query,
@@ -1156,38 +1158,67 @@ impl Ctx {
             Ok(lk.verify(&presented))
         })
         .await?;
-        let view = match answer {
-            Ok(verified)
-                if source_ip.is_some_and(|ip| {
-                    !verified
-                        .allowed_cidrs
-                        .as_deref()
-                        .is_none_or(|networks| allows_source(networks, ip))
-                }) =>
-            {
-                tracing::info!(reason = "source_ip_not_allowed", "verify: invalid");
-                json!({"valid": false})
-            }
-            Ok(verified) if verified.account == account => json!({
-                "valid": true,
-                "credential_id": verified.credential.to_string(),
-                "kind": verified.credential.kind.as_str(),
-                "owner_id": verified.owner.id_string(),
-                "owner_kind": verified.owner.kind_str(),
-                "account_id": verified.account.to_string(),
-                "acl": verified.acl.as_ref().map_or_else(Vec::new, |acl| acl.rules().to_vec()),
-                "expires_at": verified.expires_at.map(Timestamp::to_rfc3339),
-            }),
-            Ok(_) => {
-                tracing::info!(reason = "other_account", "verify: invalid");
-                json!({"valid": false})
-            }
-            Err(rejection) => {
-                tracing::info!(reason = rejection.as_str(), "verify: invalid");
-                json!({"valid": false})
-            }
+        let verdict = match answer {
+            Ok(verified) if verified.account != account => Err("other_account"),
+            Ok(verified) => self
+                .judge_source(&verified, source_ip)
+                .map(|warned| (verified, warned)),
+            Err(rejection) => Err(rejection.as_str()),
         };
-        self.ok(&view)
+        match verdict {
+            Ok((verified, warned)) => {
+                let mut response = json_response(StatusCode::OK, &verified_json(&verified));
+                if let Some(warning) = warned {
+                    response.headers_mut().insert(IP_WARNING_HEADER, warning);
+                }
+                Ok(response)
+            }
+            Err(reason) => {
+                tracing::info!(reason, "verify: invalid");
+                self.ok(&json!({"valid": false}))
+            }
+        }
+    }
+
+    /// Where the presented credential may be used from: its own `allowed_cidrs`, and for
+    /// agents (authtokens and SSH keys) the account's `agent` IP restrictions. Without a
+    /// `source_ip` neither can be shown to hold, so a credential or account that has them
+    /// fails closed. A warn-only miss passes, flagged.
+    fn judge_source(
+        &self,
+        verified: &Verified,
+        source_ip: Option<std::net::IpAddr>,
+    ) -> Result<Option<HeaderValue>, &'static str> {
+        if let Some(networks) = &verified.allowed_cidrs
+            && !source_ip.is_some_and(|ip| allows_source(networks, ip))
+        {
+            return Err("source_ip_not_allowed");
+        }
+        if verified.credential.kind == CredentialKind::ApiKey {
+            return Ok(None);
+        }
+        let passage = self
+            .lk
+            .check_ip(verified.account, RestrictionType::Agent, source_ip)
+            .map_err(|_| "ip_restrictions_unavailable")?;
+        match passage {
+            Passage::Allowed => Ok(None),
+            Passage::Denied(_) => Err("agent_ip_restricted"),
+            Passage::Warned(restrictions) => {
+                let shown =
+                    source_ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+                if let Some(ip) = source_ip {
+                    self.warnings
+                        .note(verified.account, &restrictions, ip, self.lk.now());
+                }
+                let ids: Vec<String> = restrictions.iter().map(ToString::to_string).collect();
+                let text = format!(
+                    "{} (warn-only) would refuse agents from {shown}",
+                    ids.join(", ")
+                );
+                Ok(HeaderValue::from_str(&text).ok())
+            }
+        }
     }
 
     async fn list_ip_policies(self) -> Reply {
@@ -1443,5 +1474,19 @@ fn spec(
         expires_at,
         acl: acl.unwrap_or_default(),
         ..CredentialSpec::default()
+    })
+}
+
+/// The answer to `/verify` (and `latchkey verify`) for a valid credential.
+pub fn verified_json(verified: &Verified) -> Value {
+    json!({
+        "valid": true,
+        "credential_id": verified.credential.to_string(),
+        "kind": verified.credential.kind.as_str(),
+        "owner_id": verified.owner.id_string(),
+        "owner_kind": verified.owner.kind_str(),
+        "account_id": verified.account.to_string(),
+        "acl": verified.acl.as_ref().map_or_else(Vec::new, |acl| acl.rules().to_vec()),
+        "expires_at": verified.expires_at.map(Timestamp::to_rfc3339),
     })
 }
