@@ -1522,3 +1522,202 @@ fn verify_checks_agents_against_agent_ip_restrictions() {
     );
     assert_eq!(api_key.body["valid"], true);
 }
+
+#[test]
+fn the_readme_documents_every_error_code() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let documented: Vec<(String, String)> = readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let code = cells
+                .get(1)?
+                .strip_prefix("`ERR_LATCHKEY_")?
+                .strip_suffix('`')?;
+            Some((code.to_owned(), cells.get(2)?.to_string()))
+        })
+        .collect();
+    let actual: Vec<(String, String)> = latchkey::api::error::ALL
+        .iter()
+        .map(|(code, _)| (code.0.to_string(), code.1.as_u16().to_string()))
+        .collect();
+    assert_eq!(documented, actual);
+}
+
+// ---- authorize ---------------------------------------------------------------------------
+
+#[test]
+fn authorize_answers_for_a_principal_by_id_or_token_with_the_deciding_policy() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let (dana, dana_key) = server.member_with_key("dana@example.com", json!({}));
+
+    let allowed = server.post(
+        key,
+        "/authorize",
+        json!({"principal": {"id": server.admin_id}, "action": "iam.api_keys.create", "resource": {"type": "api_key", "id": "new"}, "context": {}}),
+    );
+    assert_eq!(allowed.status, 200, "{:?}", allowed.body);
+    assert_eq!(allowed.body["decision"], "allow");
+    assert_eq!(allowed.body["policy"], "account-rbac");
+    assert!(allowed.body.get("evaluated").is_none());
+
+    // api.md's own example.
+    let app = server.post(
+        key,
+        "/authorize",
+        json!({"principal": {"id": dana}, "action": "computers.delete", "resource": {"type": "computer", "id": "c-42", "tenant_id": "tnt_0352FHSFuCpzwuA2PPTNK4"}, "context": {}}),
+    );
+    assert_eq!(
+        app.body,
+        json!({"decision": "deny", "policy": "tenant-roles", "reason": "no role assignment for tenant tnt_0352FHSFuCpzwuA2PPTNK4"})
+    );
+
+    let by_token = server.post(
+        key,
+        "/authorize",
+        json!({"principal": {"token": dana_key}, "action": "iam.api_keys.create", "resource": {"type": "api_key"}, "explain": true}),
+    );
+    assert_eq!(by_token.body["decision"], "deny");
+    assert_eq!(
+        by_token.body["reason"],
+        "developer read_only may only read api_keys"
+    );
+    assert_eq!(
+        by_token.body["evaluated"],
+        json!([{"policy": "account-rbac", "decision": "deny", "reason": "developer read_only may only read api_keys"}])
+    );
+
+    let invalid = server.post(
+        key,
+        "/authorize",
+        json!({"principal": {"token": "lk_ak_nope"}, "action": "iam.api_keys.list", "resource": {"type": "api_key"}}),
+    );
+    assert_eq!(
+        (
+            invalid.body["decision"].as_str(),
+            invalid.body["policy"].as_str()
+        ),
+        (Some("deny"), Some("latchkey"))
+    );
+    let stranger = server.post(
+        key,
+        "/authorize",
+        json!({"principal": {"id": "usr_0352FHSFuNBfF8jRYTDbFU"}, "action": "iam.api_keys.list", "resource": {"type": "api_key"}}),
+    );
+    assert_eq!(stranger.body["decision"], "deny");
+    assert!(
+        stranger.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not a member"),
+        "{:?}",
+        stranger.body
+    );
+
+    assert_error(
+        &server.post(
+            key,
+            "/authorize",
+            json!({"principal": {}, "action": "x", "resource": {"type": "t"}}),
+        ),
+        400,
+        105,
+    );
+    assert_error(
+        &server.post(key, "/authorize", json!({"action": "x"})),
+        400,
+        106,
+    );
+}
+
+#[test]
+fn authorize_batch_answers_in_order_and_bounds_the_batch() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let check = |action: &str| json!({"principal": {"id": server.admin_id}, "action": action, "resource": {"type": "x"}});
+    let batch = server.post(
+        key,
+        "/authorize/batch",
+        json!({"checks": [check("iam.bot_users.delete"), check("computers.view"), check("agent.bind")]}),
+    );
+    assert_eq!(batch.status, 200, "{:?}", batch.body);
+    let decisions: Vec<&str> = batch.body["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allow", "deny", "deny"]);
+    assert_eq!(batch.body["decisions"][1]["policy"], "tenant-roles");
+    assert_eq!(
+        batch.body["decisions"][2]["reason"],
+        "agent.bind needs the credential the agent presented"
+    );
+    let too_many: Vec<Value> = (0..101).map(|_| check("computers.view")).collect();
+    assert_error(
+        &server.post(key, "/authorize/batch", json!({"checks": too_many})),
+        400,
+        105,
+    );
+    assert_error(
+        &server.post(key, "/authorize/batch", json!({"checks": []})),
+        400,
+        105,
+    );
+}
+
+#[test]
+fn effective_permissions_are_what_the_policies_allow() {
+    let server = start_server();
+    let (dana, dana_key) = server.member_with_key("dana@example.com", json!({}));
+    let read_only = server.get(
+        &server.admin_key,
+        &format!("/users/{dana}/effective_permissions"),
+    );
+    assert_eq!(read_only.status, 200, "{:?}", read_only.body);
+    let actions: Vec<&str> = read_only.body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"iam.api_keys.list"));
+    assert!(actions.contains(&"iam.users.list"));
+    assert!(!actions.contains(&"iam.api_keys.create"));
+    assert!(!actions.contains(&"iam.events.list"));
+    assert_eq!(
+        read_only.body["permissions"],
+        json!([]),
+        "no tenant roles yet"
+    );
+    let admin = server.get(
+        &server.admin_key,
+        &format!("/users/{}/effective_permissions", server.admin_id),
+    );
+    let every: usize = latchkey::app::IAM_ACTIONS
+        .iter()
+        .map(|(_, _, verbs)| verbs.len())
+        .sum();
+    assert_eq!(
+        admin.body["actions"].as_array().unwrap().len(),
+        every,
+        "every iam action"
+    );
+    // A member may look at itself (team read_only may get users).
+    assert_eq!(
+        server
+            .get(&dana_key, &format!("/users/{dana}/effective_permissions"))
+            .status,
+        200
+    );
+    assert_error(
+        &server.get(
+            &server.admin_key,
+            "/users/usr_0352FHSFuNBfF8jRYTDbFU/effective_permissions",
+        ),
+        404,
+        102,
+    );
+}

@@ -50,11 +50,9 @@ pub const POLICY_SET_INVALID: Code = Code(114, StatusCode::UNPROCESSABLE_ENTITY)
 pub const IP_RESTRICTED: Code = Code(115, StatusCode::FORBIDDEN);
 /// Something failed inside the server; nothing about it is shown.
 pub const INTERNAL: Code = Code(120, StatusCode::INTERNAL_SERVER_ERROR);
-/// The server is shutting down or cannot take the request now.
-pub const UNAVAILABLE: Code = Code(121, StatusCode::SERVICE_UNAVAILABLE);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 18] = [
+pub const ALL: [(Code, &str); 17] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -99,7 +97,6 @@ pub const ALL: [(Code, &str); 18] = [
         "an enforced IP restriction refuses the caller's address",
     ),
     (INTERNAL, "the server failed; the log has the operation id"),
-    (UNAVAILABLE, "the server cannot take the request now"),
 ];
 
 /// An API error, before the operation id is attached.

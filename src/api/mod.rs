@@ -255,6 +255,11 @@ impl Api {
             (&M::GET, ["events"]) => ctx.list_events().await,
             (&M::GET, ["events", id]) => ctx.get_event(id).await,
             (&M::POST, ["verify"]) => ctx.verify().await,
+            (&M::POST, ["authorize"]) => ctx.authorize(false).await,
+            (&M::POST, ["authorize", "batch"]) => ctx.authorize(true).await,
+            (&M::GET, ["users", id, "effective_permissions"]) => {
+                ctx.effective_permissions(id).await
+            }
             (&M::POST, ["policies", "reload"]) => ctx.reload_policies().await,
 
             (_, segments) if known_path(segments) => Err(method_not_allowed()),
@@ -411,9 +416,13 @@ fn known_path(segments: &[&str]) -> bool {
         "ip_restrictions",
     ];
     match segments {
-        [one] => COLLECTIONS.contains(one) || matches!(*one, "verify" | "healthz"),
-        [one, _] => COLLECTIONS.contains(one) || segments == ["policies", "reload"],
-        ["credentials", _, "rotate"] => true,
+        [one] => COLLECTIONS.contains(one) || matches!(*one, "verify" | "healthz" | "authorize"),
+        [one, _] => {
+            COLLECTIONS.contains(one)
+                || segments == ["policies", "reload"]
+                || segments == ["authorize", "batch"]
+        }
+        ["credentials", _, "rotate"] | ["users", _, "effective_permissions"] => true,
         _ => false,
     }
 }
@@ -825,6 +834,56 @@ fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, ApiError
         .ok_or_else(|| ApiError::field(error::INVALID_FIELD, field, format!("{field} is required")))
 }
 
+/// One `/authorize` question.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Check {
+    principal: CheckPrincipal,
+    action: String,
+    resource: CheckResource,
+    #[serde(default)]
+    context: serde_json::Map<String, Value>,
+    #[serde(default)]
+    explain: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckPrincipal {
+    id: Option<String>,
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckResource {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: String,
+    tenant_id: Option<String>,
+    owner_id: Option<String>,
+    #[serde(default)]
+    attributes: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    checks: Vec<Check>,
+}
+
+/// At most this many checks in one `/authorize/batch`.
+const MAX_BATCH: usize = 100;
+
+/// A JSON value as the text a policy sees: strings as they are, anything else as JSON.
+fn as_text(value: Value) -> String {
+    match value {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
@@ -1219,6 +1278,136 @@ impl Ctx {
                 Ok(HeaderValue::from_str(&text).ok())
             }
         }
+    }
+
+    /// `POST /authorize` (one check) and `/authorize/batch` (`{"checks": [...]}`).
+    async fn authorize(self, batch: bool) -> Reply {
+        let checks = if batch {
+            let body: Batch = parse(&self.body)?;
+            if body.checks.is_empty() || body.checks.len() > MAX_BATCH {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "checks",
+                    format!("give 1 to {MAX_BATCH} checks"),
+                ));
+            }
+            body.checks
+        } else {
+            vec![parse::<Check>(&self.body)?]
+        };
+        let explains: Vec<bool> = checks.iter().map(|c| c.explain).collect();
+        let mut questions = Vec::with_capacity(checks.len());
+        // A principal given by a token that does not verify (or belongs elsewhere) gets an
+        // answer too: deny, naming latchkey.
+        let mut invalid = Vec::with_capacity(checks.len());
+        for check in checks {
+            let (principal, valid) = self.principal(&check.principal)?;
+            invalid.push(!valid);
+            let mut target =
+                crate::app::Target::action(check.action, &check.resource.kind, check.resource.id);
+            target.tenant = check.resource.tenant_id;
+            target.owner = check.resource.owner_id;
+            target.attributes = check
+                .resource
+                .attributes
+                .into_iter()
+                .map(|(k, v)| (k, as_text(v)))
+                .collect();
+            target.context = check
+                .context
+                .into_iter()
+                .map(|(k, v)| (k, as_text(v)))
+                .collect();
+            questions.push((principal, target));
+        }
+        let explain_any = explains.iter().any(|e| *e);
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let verdicts =
+            blocking(move || lk.check_permissions(actor, account, questions, explain_any)).await?;
+        let answers: Vec<Value> = verdicts
+            .into_iter()
+            .zip(explains)
+            .zip(invalid)
+            .map(|((verdict, explain), invalid)| {
+                let mut answer = if invalid {
+                    json!({"decision": "deny", "policy": "latchkey", "reason": "the principal's token is not valid"})
+                } else {
+                    json!({
+                        "decision": if verdict.allowed { "allow" } else { "deny" },
+                        "policy": verdict.policy,
+                        "reason": verdict.reason,
+                    })
+                };
+                if explain && let Some(fields) = answer.as_object_mut() {
+                    let evaluated: Vec<Value> = verdict
+                        .evaluated
+                        .iter()
+                        .map(|e| {
+                            json!({
+                                "policy": e.policy,
+                                "decision": match e.outcome {
+                                    crate::policy::Outcome::Allow => "allow",
+                                    crate::policy::Outcome::Deny => "deny",
+                                    crate::policy::Outcome::NotApplicable => "not_applicable",
+                                },
+                                "reason": e.reason,
+                            })
+                        })
+                        .collect();
+                    fields.insert("evaluated".into(), evaluated.into());
+                }
+                answer
+            })
+            .collect();
+        if batch {
+            self.ok(&json!({"decisions": answers}))
+        } else {
+            self.ok(answers.first().unwrap_or(&Value::Null))
+        }
+    }
+
+    /// The actor a check is about: a user or bot of the caller's account by id, or the
+    /// owner of a token (with the token as its credential). `false` when the token does
+    /// not verify in this account.
+    fn principal(&self, given: &CheckPrincipal) -> Result<(Actor, bool), ApiError> {
+        let bad = |msg: &str| ApiError::field(error::INVALID_FIELD, "principal", msg);
+        match (&given.id, &given.token) {
+            (Some(id), None) => {
+                let owner =
+                    Owner::parse(id).map_err(|_| bad("principal.id must be a usr_ or bot_ id"))?;
+                Ok((
+                    Actor {
+                        principal: match owner {
+                            Owner::User(user) => Principal::User(user),
+                            Owner::Bot(bot) => Principal::Bot(bot),
+                        },
+                        credential: None,
+                    },
+                    true,
+                ))
+            }
+            (None, Some(token)) => match self.lk.verify(token) {
+                Ok(verified) if verified.account == self.caller.account => {
+                    Ok((actor_of(&verified), true))
+                }
+                _ => Ok((self.caller.actor, false)),
+            },
+            _ => Err(bad("give the principal as {\"id\"} or {\"token\"}")),
+        }
+    }
+
+    async fn effective_permissions(self, id: &str) -> Reply {
+        let user: UserId = path_id(id)?;
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let allowed = blocking(move || lk.effective_permissions(actor, account, user)).await?;
+        let (iam, catalog): (Vec<String>, Vec<String>) =
+            allowed.into_iter().partition(|a| a.starts_with("iam."));
+        self.ok(&json!({
+            "user_id": user.to_string(),
+            "uri": self.base.uri(&format!("/users/{user}/effective_permissions")),
+            "actions": iam,
+            "permissions": catalog,
+        }))
     }
 
     async fn list_ip_policies(self) -> Reply {

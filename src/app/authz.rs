@@ -10,34 +10,45 @@ use crate::domain::event::{Actor, Principal};
 use crate::domain::id::AccountId;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Membership, Roles, TeamRole};
-use crate::policy::PolicyEngine;
+use crate::policy::{PolicyEngine, Verdict};
 use crate::store::Reads;
 
 /// What an operation is about to do, as the policies see it: `action` on one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `iam.<resource>.<verb>`.
+    /// `iam.<resource>.<verb>`, `agent.bind`, or an application action.
     pub action: String,
-    /// The kind of object (`user`, `credential`, `api_key`, …).
-    pub kind: &'static str,
+    /// The kind of object (`user`, `credential`, `api_key`, `computer`, …).
+    pub kind: String,
     /// Its id (for a create, the id it will have or `new`).
     pub id: String,
     /// Its owner, for credentials.
     pub owner: Option<String>,
+    /// The tenant it belongs to, for application objects.
+    pub tenant: Option<String>,
     /// Facts the policies need about it (`target_admin`, `grants_admin`, `personal`,
-    /// `used_by_dashboard`, `type`).
-    pub attributes: Vec<(&'static str, String)>,
+    /// `used_by_dashboard`, `type`, or a caller's own).
+    pub attributes: Vec<(String, String)>,
+    /// Caller-supplied context values.
+    pub context: Vec<(String, String)>,
 }
 
 impl Target {
     /// `iam.<resource>.<verb>` on the object `kind`/`id`.
-    pub fn new(resource: &str, verb: &str, kind: &'static str, id: impl Into<String>) -> Target {
+    pub fn new(resource: &str, verb: &str, kind: &str, id: impl Into<String>) -> Target {
+        Target::action(format!("iam.{resource}.{verb}"), kind, id)
+    }
+
+    /// Any action on the object `kind`/`id`.
+    pub fn action(action: impl Into<String>, kind: &str, id: impl Into<String>) -> Target {
         Target {
-            action: format!("iam.{resource}.{verb}"),
-            kind,
+            action: action.into(),
+            kind: kind.to_owned(),
             id: id.into(),
             owner: None,
+            tenant: None,
             attributes: Vec::new(),
+            context: Vec::new(),
         }
     }
 
@@ -49,13 +60,13 @@ impl Target {
 
     /// With a yes/no fact the policies decide on.
     pub fn with(mut self, name: &'static str, value: bool) -> Target {
-        self.attributes.push((name, value.to_string()));
+        self.attributes.push((name.to_owned(), value.to_string()));
         self
     }
 
     /// With a fact that is a word (an IP restriction's `type`).
     pub fn with_value(mut self, name: &'static str, value: &str) -> Target {
-        self.attributes.push((name, value.to_owned()));
+        self.attributes.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -71,6 +82,67 @@ impl Target {
     pub fn member(verb: &str, user: impl Into<String>, roles: &Roles) -> Target {
         Target::new("users", verb, "user", user).with("target_admin", roles.admin)
     }
+}
+
+/// Every `iam` resource the appliance serves, its object kind, and its verbs.
+pub const IAM_ACTIONS: [(&str, &str, &[&str]); 11] = [
+    ("account", "account", &["get", "update"]),
+    (
+        "users",
+        "user",
+        &[
+            "list",
+            "get",
+            "create",
+            "update_roles",
+            "disable",
+            "enable",
+            "delete",
+        ],
+    ),
+    ("bot_users", "bot_user", CRUD),
+    ("api_keys", "api_key", CRUD),
+    (
+        "credentials",
+        "credential",
+        &[
+            "list", "get", "create", "update", "delete", "rotate", "verify",
+        ],
+    ),
+    ("ssh_credentials", "ssh_credential", CRUD),
+    ("ip_policies", "ip_policy", CRUD),
+    ("ip_policy_rules", "ip_policy_rule", CRUD),
+    ("ip_restrictions", "ip_restriction", CRUD),
+    ("events", "event", &["list"]),
+    ("policies", "policy_set", &["reload"]),
+];
+
+const CRUD: &[&str] = &["list", "get", "create", "update", "delete"];
+
+/// One target per `iam` action and per catalog permission, on an ordinary object: not an
+/// administrator, granting nothing above, owned by `owner`, not used by a dashboard
+/// restriction, an `api` restriction; catalog objects belong to no tenant.
+pub(super) fn ordinary_targets(owner: Owner) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for (resource, kind, verbs) in IAM_ACTIONS {
+        for verb in verbs {
+            targets.push(
+                Target::new(resource, verb, kind, "*")
+                    .owned_by(owner)
+                    .with("target_admin", false)
+                    .with("grants_admin", false)
+                    .with("exceeds_own_roles", false)
+                    .with("personal", false)
+                    .with("used_by_dashboard", false)
+                    .with_value("type", "api"),
+            );
+        }
+    }
+    for permission in abi::BUILTIN_CATALOG {
+        let kind = permission.split('.').next().unwrap_or(permission);
+        targets.push(Target::action(permission, kind, "*"));
+    }
+    targets
 }
 
 /// The API path segment and object kind of a credential kind.
@@ -102,6 +174,31 @@ pub(super) fn authorize(
             policy: verdict.policy,
             reason: verdict.reason,
         })
+    }
+}
+
+/// The verdict for `target` as `principal` in `account`, listing every module's answer
+/// when `explain`. A principal out of good standing is a deny naming `latchkey`, not an
+/// error: the question was answered.
+pub(super) fn decide(
+    policies: &PolicyEngine,
+    tx: &impl Reads,
+    principal: Actor,
+    account: AccountId,
+    target: Target,
+    now: Timestamp,
+    explain: bool,
+) -> Result<Verdict, AppError> {
+    match request(tx, principal, account, target, now) {
+        Ok(request) if explain => Ok(policies.explain(&request)),
+        Ok(request) => Ok(policies.decide(&request)),
+        Err(AppError::Forbidden { reason, .. }) => Ok(Verdict {
+            allowed: false,
+            policy: "latchkey".to_owned(),
+            reason,
+            evaluated: Vec::new(),
+        }),
+        Err(other) => Err(other),
     }
 }
 
@@ -164,23 +261,20 @@ fn request(
             credential,
             source_ip: None,
         },
-        action: target.action,
         resource: abi::Resource {
-            kind: target.kind.to_owned(),
+            kind: target.kind,
             id: target.id,
             account,
-            tenant: None,
+            tenant: target.tenant,
             owner: target.owner,
-            permission: None,
-            attributes: target
-                .attributes
-                .into_iter()
-                .map(|(name, value)| (name.to_owned(), value))
-                .collect(),
+            // The catalog index the tenant-roles policy judges (none for `iam.*`).
+            permission: abi::builtin_permission(&target.action),
+            attributes: target.attributes,
         },
+        action: target.action,
         context: abi::Context {
             time_ms: now.as_millis(),
-            values: Vec::new(),
+            values: target.context,
         },
     })
 }

@@ -28,9 +28,9 @@ use crate::domain::token::{self, Secret, SecretHasher, TokenFormatError, TokenKi
 use crate::domain::user::{
     self, Email, MemberChange, MemberState, Membership, Roles, RolesPatch, User,
 };
-use crate::policy::{Limits, PolicyEngine, PolicyError};
+use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
 use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
-pub use authz::{Target, credential_resource};
+pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
 pub use ip::{IpPatch, IpText};
 
@@ -196,13 +196,7 @@ impl Latchkey {
         target: Target,
         now: Timestamp,
     ) -> Result<(), AppError> {
-        let Some(policies) = &self.policies else {
-            return Err(AppError::Forbidden {
-                policy: String::new(),
-                reason: "no policy set is loaded, so nothing is allowed".to_owned(),
-            });
-        };
-        authz::authorize(policies, tx, actor, account, target, now)
+        authz::authorize(self.engine()?, tx, actor, account, target, now)
     }
 
     /// Bring the database of `data_dir` to the current schema.
@@ -986,11 +980,68 @@ impl Latchkey {
         let target = Target::new("policies", "reload", "policy_set", "policies");
         self.authorize(&read, actor, account, target, self.now())?;
         drop(read);
-        let engine = self.policies.as_ref().ok_or_else(|| AppError::Forbidden {
+        Ok(self.engine()?.reload()?)
+    }
+
+    /// Answer "may each principal do this?" for a caller allowed to ask, which is the
+    /// same right as asking who a credential is (`iam.credentials.verify`: administrators,
+    /// developers, bots). All checks are decided in one snapshot.
+    pub fn check_permissions(
+        &self,
+        caller: Actor,
+        account: AccountId,
+        checks: Vec<(Actor, Target)>,
+        explain: bool,
+    ) -> Result<Vec<Verdict>, AppError> {
+        let read = self.store.read()?;
+        let now = self.now();
+        let asking = Target::new("credentials", "verify", "credential", account.to_string());
+        self.authorize(&read, caller, account, asking, now)?;
+        let policies = self.engine()?;
+        checks
+            .into_iter()
+            .map(|(principal, target)| {
+                authz::decide(policies, &read, principal, account, target, now, explain)
+            })
+            .collect()
+    }
+
+    /// What a member may do in the account, as the policies decide it: every `iam` action
+    /// (on an ordinary object: not an administrator, its own where ownership matters)
+    /// and every catalog permission outside any tenant.
+    pub fn effective_permissions(
+        &self,
+        caller: Actor,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Vec<String>, AppError> {
+        let read = self.store.read()?;
+        let now = self.now();
+        let membership = read
+            .membership(account, user)?
+            .ok_or_else(|| DomainError::NotFound(user.into()))?;
+        let target = Target::member("get", user.to_string(), &membership.roles);
+        self.authorize(&read, caller, account, target, now)?;
+        let policies = self.engine()?;
+        let principal = Actor {
+            principal: crate::domain::event::Principal::User(user),
+            credential: None,
+        };
+        let mut allowed = Vec::new();
+        for target in authz::ordinary_targets(Owner::User(user)) {
+            let action = target.action.clone();
+            if authz::decide(policies, &read, principal, account, target, now, false)?.allowed {
+                allowed.push(action);
+            }
+        }
+        Ok(allowed)
+    }
+
+    fn engine(&self) -> Result<&PolicyEngine, AppError> {
+        self.policies.as_ref().ok_or_else(|| AppError::Forbidden {
             policy: String::new(),
-            reason: "no policy set is loaded".to_owned(),
-        })?;
-        Ok(engine.reload()?)
+            reason: "no policy set is loaded, so nothing is allowed".to_owned(),
+        })
     }
 
     /// Whether the appliance has no account yet (a fresh data directory).
