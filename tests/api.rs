@@ -1721,3 +1721,37 @@ fn effective_permissions_are_what_the_policies_allow() {
         102,
     );
 }
+
+#[test]
+fn account_settings_are_for_administrators_and_sso_and_scim_keep_their_defaults() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let updated = server.patch(
+        key,
+        "/account",
+        json!({"mfa_required": true, "sso_mode": "off", "provisioning": "invitations"}),
+    );
+    assert_eq!(updated.status, 200, "{:?}", updated.body);
+    assert_eq!(updated.body["mfa_required"], true);
+    for (body, field) in [
+        (json!({"sso_mode": "required"}), "sso_mode"),
+        (json!({"provisioning": "scim"}), "provisioning"),
+    ] {
+        let refused = server.patch(key, "/account", body);
+        assert_error(&refused, 400, 105);
+        assert_eq!(refused.body["details"]["field"], field);
+    }
+    assert_eq!(server.get(key, "/account").body["sso_mode"], "off");
+    let (_, manager) = server.member_with_key(
+        "m@example.com",
+        json!({"team": "manager", "billing": "access"}),
+    );
+    assert_error(
+        &server.patch(&manager, "/account", json!({"mfa_required": false})),
+        403,
+        101,
+    );
+    assert_eq!(server.get(key, "/account").body["mfa_required"], true);
+    let events = server.get(key, "/events?action=iam.account.update");
+    assert_eq!(events.body["events"][0]["after"]["mfa_required"], true);
+}

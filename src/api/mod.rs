@@ -206,6 +206,7 @@ impl Api {
         use Method as M;
         match (&method, segments.as_slice()) {
             (&M::GET, ["account"]) => ctx.get_account().await,
+            (&M::PATCH, ["account"]) => ctx.update_account().await,
 
             (&M::GET, ["users"]) => ctx.list_users().await,
             (&M::POST, ["users"]) => ctx.create_user().await,
@@ -689,6 +690,14 @@ impl RolesBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AccountUpdate {
+    mfa_required: Option<bool>,
+    sso_mode: Option<String>,
+    provisioning: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UserCreate {
     email: String,
     name: Option<String>,
@@ -955,6 +964,33 @@ impl Ctx {
         })
         .await?;
         self.ok(&views::account(&self.base, &found, seats))
+    }
+
+    /// `PATCH /account`. `sso_mode` and `provisioning` accept only their defaults until
+    /// SSO and SCIM exist: anything else is refused, never silently stored.
+    async fn update_account(self) -> Reply {
+        let body: AccountUpdate = parse(&self.body)?;
+        for (field, given, only) in [
+            ("sso_mode", &body.sso_mode, "off"),
+            ("provisioning", &body.provisioning, "invitations"),
+        ] {
+            if let Some(value) = given
+                && value != only
+            {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    field,
+                    format!("{field} can only be {only:?} until SSO and SCIM exist, not {value:?}"),
+                ));
+            }
+        }
+        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (updated, seats) = blocking(move || {
+            let updated = lk.update_account_settings(actor, account, body.mfa_required)?;
+            Ok((updated, lk.seats_used(actor, account)?))
+        })
+        .await?;
+        self.ok(&views::account(&self.base, &updated, seats))
     }
 
     async fn list_users(self) -> Reply {

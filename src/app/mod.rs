@@ -870,6 +870,40 @@ impl Latchkey {
         Ok(account)
     }
 
+    /// Change an account's settings (administrators only, by the policies). Only
+    /// `mfa_required` has more than one value until SSO and SCIM exist.
+    pub fn update_account_settings(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        mfa_required: Option<bool>,
+    ) -> Result<Account, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let before = require_account(tx, account)?;
+            let target = Target::new("account", "update", "account", account.to_string());
+            self.authorize(tx, actor, account, target, now)?;
+            let mut after = before.clone();
+            if let Some(required) = mfa_required {
+                after.settings.mfa_required = required;
+            }
+            if after != before {
+                tx.update_account(&after)?;
+                record(
+                    tx,
+                    &account,
+                    now,
+                    actor,
+                    Action::AccountUpdated,
+                    account.to_string(),
+                    Some(Snapshot::Account(before)),
+                    Some(Snapshot::Account(after.clone())),
+                )?;
+            }
+            Ok(after)
+        })
+    }
+
     /// A member of an account.
     pub fn member(
         &self,

@@ -88,6 +88,8 @@ pub enum Action {
     /// Requests outside a warn-only IP restriction went through (counted, then recorded
     /// in one event per restriction and address).
     IpRestrictionWarned,
+    /// An account's settings changed.
+    AccountUpdated,
 }
 
 /// The three IP resources.
@@ -150,6 +152,7 @@ impl Action {
                 (IpObject::Restriction, Change::Deleted) => "iam.ip_restrictions.delete",
             },
             Action::IpRestrictionWarned => "iam.ip_restrictions.warn",
+            Action::AccountUpdated => "iam.account.update",
         }
     }
 }

@@ -329,6 +329,14 @@ impl WriteTx {
     }
 
     /// Store a new account; its name must be free.
+    /// Store a changed account whose name is unchanged (its settings).
+    pub fn update_account(&mut self, account: &Account) -> Result<(), StoreError> {
+        self.txn
+            .open_table(ACCOUNTS)?
+            .insert(account.id.0, codec::encode(account)?.as_slice())?;
+        Ok(())
+    }
+
     pub fn insert_account(&mut self, account: &Account) -> Result<(), StoreError> {
         let mut names = self.txn.open_table(ACCOUNT_NAMES)?;
         let key = Account::name_key(&account.name);
