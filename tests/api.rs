@@ -1755,3 +1755,67 @@ fn account_settings_are_for_administrators_and_sso_and_scim_keep_their_defaults(
     let events = server.get(key, "/events?action=iam.account.update");
     assert_eq!(events.body["events"][0]["after"]["mfa_required"], true);
 }
+
+// ---- operations ----------------------------------------------------------------------------
+
+#[test]
+fn metrics_count_requests_decisions_and_policy_faults_without_authentication() {
+    let policies = copy_builtins();
+    let trap = wat::parse_str(include_str!("../src/policy/fixtures/trap.wat")).unwrap();
+    std::fs::write(policies.path().join("trap.wasm"), trap).unwrap();
+    std::fs::write(
+        policies.path().join("trap.toml"),
+        "name = \"trap\"\nmodule = \"trap.wasm\"\nkind = \"custom\"\nactions = [\"iam.lab.*\"]\n",
+    )
+    .unwrap();
+    let server = start_server_with(policies.path());
+    let key = &server.admin_key;
+    for _ in 0..3 {
+        assert_eq!(server.get(key, "/bot_users").status, 200);
+    }
+    assert_eq!(server.get(key, "/bot_users/bot_nope").status, 404);
+    server.post(key, "/verify", json!({"token": key}));
+    server.post(key, "/verify", json!({"token": "lk_at_nope"}));
+    let faulted = server.post(
+        key,
+        "/authorize",
+        json!({"principal": {"id": server.admin_id}, "action": "iam.lab.run", "resource": {"type": "lab"}}),
+    );
+    assert_eq!(faulted.body["decision"], "deny");
+    assert_eq!(faulted.body["policy"], "trap");
+
+    let mut response = server
+        .agent()
+        .get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "Prometheus text"
+    );
+    let text = response.body_mut().read_to_string().unwrap();
+    for line in [
+        "latchkey_http_requests_total{route=\"/bot_users\",status=\"200\"} 3",
+        "latchkey_http_requests_total{route=\"/bot_users/{id}\",status=\"404\"} 1",
+        "latchkey_verify_total{result=\"valid\"} 1",
+        "latchkey_verify_total{result=\"invalid\"} 1",
+        "latchkey_authorize_total{decision=\"deny\"} 1",
+        "latchkey_policy_faults_total{policy=\"trap\"} 1",
+        "latchkey_policy_faults_total{policy=\"account-rbac\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let count = text
+        .lines()
+        .find_map(|l| l.strip_prefix("latchkey_http_request_duration_seconds_count "))
+        .unwrap();
+    assert!(count.parse::<u64>().unwrap() >= 7, "{count}");
+    assert!(!text.contains("lk_ak_"), "no secret in metrics");
+}

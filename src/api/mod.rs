@@ -8,6 +8,7 @@
 //! async workers, and nothing holds a lock across an `.await`.
 
 pub mod error;
+pub mod metrics;
 mod views;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub struct Api {
     lk: Arc<Latchkey>,
     public_url: Option<String>,
     warnings: Arc<Warnings>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// The response header that flags a request let through by a warn-only IP restriction.
@@ -124,6 +126,7 @@ impl Api {
             lk,
             public_url,
             warnings: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -138,6 +141,8 @@ impl Api {
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let started = std::time::Instant::now();
+        let route = route_label(request.uri().path());
         let operation = operation_id();
         let mut warning = None;
         let mut response = match self.route(request, &mut warning).await {
@@ -159,6 +164,8 @@ impl Api {
         if let Some(warning) = warning {
             response.headers_mut().insert(IP_WARNING_HEADER, warning);
         }
+        self.metrics
+            .request(route, response.status().as_u16(), started.elapsed());
         response
     }
 
@@ -172,6 +179,20 @@ impl Api {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = parts.method.clone();
 
+        if segments == ["metrics"] {
+            return match method {
+                Method::GET => {
+                    let text = self.metrics.render(self.lk.policies());
+                    let mut response = Response::new(Full::new(Bytes::from(text)));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
+                    Ok(response)
+                }
+                _ => Err(method_not_allowed()),
+            };
+        }
         if segments == ["healthz"] {
             return match method {
                 Method::GET | Method::HEAD => {
@@ -197,6 +218,7 @@ impl Api {
         let ctx = Ctx {
             lk: Arc::clone(&self.lk),
             warnings: Arc::clone(&self.warnings),
+            metrics: Arc::clone(&self.metrics),
             caller,
             base,
             query,
@@ -391,6 +413,50 @@ pub fn actor_of(verified: &Verified) -> Actor {
             Owner::Bot(bot) => Principal::Bot(bot),
         },
         credential: Some(verified.credential),
+    }
+}
+
+/// The route a path matches, as a metrics label (ids replaced by `{id}`).
+fn route_label(path: &str) -> &'static str {
+    const ROUTES: [(&str, &str, &str); 11] = [
+        ("api_keys", "/api_keys", "/api_keys/{id}"),
+        ("bot_users", "/bot_users", "/bot_users/{id}"),
+        ("credentials", "/credentials", "/credentials/{id}"),
+        (
+            "ssh_credentials",
+            "/ssh_credentials",
+            "/ssh_credentials/{id}",
+        ),
+        ("ip_policies", "/ip_policies", "/ip_policies/{id}"),
+        (
+            "ip_policy_rules",
+            "/ip_policy_rules",
+            "/ip_policy_rules/{id}",
+        ),
+        (
+            "ip_restrictions",
+            "/ip_restrictions",
+            "/ip_restrictions/{id}",
+        ),
+        ("users", "/users", "/users/{id}"),
+        ("events", "/events", "/events/{id}"),
+        ("authorize", "/authorize", "/authorize/batch"),
+        ("policies", "/policies", "/policies/reload"),
+    ];
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let collection = |name: &str| ROUTES.iter().find(|(n, _, _)| *n == name);
+    match segments.as_slice() {
+        [] => "/",
+        ["account"] => "/account",
+        ["verify"] => "/verify",
+        ["healthz"] => "/healthz",
+        ["metrics"] => "/metrics",
+        ["openapi.json"] => "/openapi.json",
+        [one] => collection(one).map_or("other", |(_, list, _)| list),
+        [one, _] => collection(one).map_or("other", |(_, _, item)| item),
+        ["credentials", _, "rotate"] => "/credentials/{id}/rotate",
+        ["users", _, "effective_permissions"] => "/users/{id}/effective_permissions",
+        _ => "other",
     }
 }
 
@@ -662,6 +728,7 @@ where
 struct Ctx {
     lk: Arc<Latchkey>,
     warnings: Arc<Warnings>,
+    metrics: Arc<metrics::Metrics>,
     caller: Caller,
     base: Base,
     query: Query,
@@ -1260,6 +1327,7 @@ impl Ctx {
                 .map(|warned| (verified, warned)),
             Err(rejection) => Err(rejection.as_str()),
         };
+        self.metrics.verified(verdict.is_ok());
         match verdict {
             Ok((verified, warned)) => {
                 let mut response = json_response(StatusCode::OK, &verified_json(&verified));
@@ -1365,6 +1433,7 @@ impl Ctx {
             .zip(explains)
             .zip(invalid)
             .map(|((verdict, explain), invalid)| {
+                self.metrics.decided(verdict.allowed && !invalid);
                 let mut answer = if invalid {
                     json!({"decision": "deny", "policy": "latchkey", "reason": "the principal's token is not valid"})
                 } else {

@@ -124,6 +124,7 @@ impl UnverifiedModule {
             manifest: self.manifest,
             module,
             pool: Mutex::new(Vec::new()),
+            faults: std::sync::atomic::AtomicU64::new(0),
             info: ModuleInfo {
                 bytes: self.bytes.len(),
                 memory_pages: memory,
@@ -249,6 +250,8 @@ pub struct LoadedPolicy {
     // (tens of nanoseconds), never while the guest runs.
     pool: Mutex<Vec<Slot>>,
     info: ModuleInfo,
+    /// Decisions this module failed (each one a deny).
+    faults: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for LoadedPolicy {
@@ -321,6 +324,11 @@ impl LoadedPolicy {
         &self.manifest.name
     }
 
+    /// How many decisions this module has failed since it was loaded.
+    pub fn faults(&self) -> u64 {
+        self.faults.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Its manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -352,7 +360,15 @@ impl LoadedPolicy {
     }
 
     /// As `evaluate`, for a request already encoded (the engine encodes once per request).
+    /// A failure is counted in [`LoadedPolicy::faults`].
     pub(super) fn evaluate_encoded(&self, request: &[u8]) -> Result<Decision, PolicyError> {
+        self.evaluate_once(request).inspect_err(|_| {
+            self.faults
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    }
+
+    fn evaluate_once(&self, request: &[u8]) -> Result<Decision, PolicyError> {
         let pooled = match self.manifest.isolation {
             Isolation::Reuse => self.lock_pool().pop(),
             Isolation::PerDecision => None,
