@@ -36,6 +36,10 @@ use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Roles, RolesP
 use error::ApiError;
 use views::Base;
 
+/// The OpenAPI document of this API (`openapi.json` at the repository root), served at
+/// `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 /// How much of an oversized body is read (and dropped) before answering 413.
@@ -187,6 +191,20 @@ impl Api {
                     response.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
+                    Ok(response)
+                }
+                _ => Err(method_not_allowed()),
+            };
+        }
+        if segments == ["openapi.json"] {
+            return match method {
+                Method::GET => {
+                    let mut response =
+                        Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
                     );
                     Ok(response)
                 }
@@ -483,7 +501,13 @@ fn known_path(segments: &[&str]) -> bool {
         "ip_restrictions",
     ];
     match segments {
-        [one] => COLLECTIONS.contains(one) || matches!(*one, "verify" | "healthz" | "authorize"),
+        [one] => {
+            COLLECTIONS.contains(one)
+                || matches!(
+                    *one,
+                    "verify" | "healthz" | "authorize" | "metrics" | "openapi.json"
+                )
+        }
         [one, _] => {
             COLLECTIONS.contains(one)
                 || segments == ["policies", "reload"]

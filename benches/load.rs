@@ -1,0 +1,343 @@
+//! Loopback load: `POST /verify` with a valid API key, over TLS with keep-alive, against
+//! the real `latchkey serve`, and in the same run against a minimal hyper + rustls server
+//! that answers `200 {}` (the ceiling of this stack on this machine). Both servers are
+//! separate processes (the ceiling is this benchmark re-executed), both use the same
+//! TLS provider, and the same client drives them.
+//!
+//! Run: `cargo bench --bench load`. Bounded: `LATCHKEY_LOAD_SECONDS` (default 10) per
+//! target after a 2 s warm-up, `LATCHKEY_LOAD_CONNECTIONS` (default 32) connections,
+//! 127.0.0.1 only; both servers are stopped at the end.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+
+const CEILING_ENV: &str = "LATCHKEY_LOAD_CEILING_DIR";
+
+fn main() {
+    // Re-executed as the ceiling server.
+    if let Some(dir) = std::env::var_os(CEILING_ENV) {
+        ceiling_server(Path::new(&dir));
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: only run the
+    // load when benchmarking.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let seconds: u64 = env_or("LATCHKEY_LOAD_SECONDS", 10);
+    let connections: usize = env_or("LATCHKEY_LOAD_CONNECTIONS", 32);
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut latchkey = start_latchkey(dir.path());
+    let ceiling_dir = dir.path().join("ceiling");
+    let mut ceiling = start_ceiling(&ceiling_dir);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = format!("{{\"token\":\"{}\"}}", latchkey.key);
+    let target = Target {
+        addr: latchkey.addr,
+        cert: latchkey.cert.clone(),
+        path: "/verify",
+        key: latchkey.key.clone(),
+        body: body.clone(),
+    };
+    let ceiling_target = Target {
+        addr: ceiling.addr,
+        cert: ceiling.cert.clone(),
+        path: "/verify",
+        key: latchkey.key.clone(),
+        body,
+    };
+    eprintln!(
+        "load: {connections} connections, {seconds} s each after 2 s warm-up, {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let ceiling_result = runtime.block_on(run(&ceiling_target, connections, seconds));
+    let latchkey_result = runtime.block_on(run(&target, connections, seconds));
+    latchkey.child.kill().ok();
+    ceiling.child.kill().ok();
+    latchkey.child.wait().ok();
+    ceiling.child.wait().ok();
+
+    println!();
+    println!("| server | requests/s | p50 | p99 |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, r) in [
+        (
+            "hyper + rustls answering `200 {}` (ceiling)",
+            &ceiling_result,
+        ),
+        ("latchkey `POST /verify`", &latchkey_result),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} µs | {:.0} µs |",
+            r.per_second, r.p50_micros, r.p99_micros
+        );
+    }
+    println!(
+        "\nlatchkey reaches {:.0}% of the ceiling",
+        100.0 * latchkey_result.per_second / ceiling_result.per_second
+    );
+    assert!(
+        latchkey_result.errors == 0 && ceiling_result.errors == 0,
+        "errors: latchkey {}, ceiling {}",
+        latchkey_result.errors,
+        ceiling_result.errors
+    );
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    cert: PathBuf,
+    key: String,
+}
+
+/// The real binary on a fresh data directory; its bootstrap key verifies itself.
+fn start_latchkey(dir: &Path) -> Server {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--policies")
+        .arg(policies)
+        .env("LATCHKEY_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let boot = json_line(&mut out);
+    let listening = json_line(&mut out);
+    Server {
+        child,
+        addr: listening["listening"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("https://")
+            .parse()
+            .unwrap(),
+        cert: PathBuf::from(listening["tls_cert"].as_str().unwrap()),
+        key: boot["api_key"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// This benchmark re-executed as the ceiling server.
+fn start_ceiling(dir: &Path) -> Server {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(CEILING_ENV, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let listening = json_line(&mut out);
+    Server {
+        child,
+        addr: listening["addr"].as_str().unwrap().parse().unwrap(),
+        cert: dir.join("cert.pem"),
+        key: String::new(),
+    }
+}
+
+fn json_line(out: &mut impl BufRead) -> serde_json::Value {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+/// The ceiling: hyper's auto (HTTP/1.1 + HTTP/2) connection builder over tokio-rustls
+/// with the same provider and a self-signed certificate, answering `200 {}` to anything.
+fn ceiling_server(dir: &Path) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
+    let cert = CertificateDer::from_pem_slice(made.cert.pem().as_bytes()).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(made.signing_key.serialize_pem().as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!(
+            "{}",
+            serde_json::json!({"addr": listener.local_addr().unwrap().to_string()})
+        );
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |request: Request<hyper::body::Incoming>| async move {
+                        // Read the body as a real handler would.
+                        let _ = request.into_body().collect().await;
+                        let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+                        response.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, std::convert::Infallible>(response)
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+}
+
+struct Target {
+    addr: SocketAddr,
+    cert: PathBuf,
+    path: &'static str,
+    key: String,
+    body: String,
+}
+
+struct Outcome {
+    per_second: f64,
+    p50_micros: f64,
+    p99_micros: f64,
+    errors: u64,
+}
+
+/// `connections` keep-alive HTTP/1.1 connections, each sending one request after the
+/// other for the warm-up and then `seconds`; latencies of the measured part only.
+async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
+    let pem = std::fs::read(&target.cert).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let connector = connector.clone();
+        let (measuring, stop) = (Arc::clone(&measuring), Arc::clone(&stop));
+        let (addr, path) = (target.addr, target.path);
+        let (key, body) = (target.key.clone(), target.body.clone());
+        tasks.push(tokio::spawn(async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let tls = connector.connect(name, tcp).await.unwrap();
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let mut latencies = Vec::with_capacity(200_000);
+            let mut errors = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let request = Request::post(path)
+                    .header("host", "localhost")
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.clone())))
+                    .unwrap();
+                let started = Instant::now();
+                match sender.send_request(request).await {
+                    Ok(response) => {
+                        let ok = response.status().is_success();
+                        let _ = response.into_body().collect().await;
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+                if measuring.load(Ordering::Relaxed) {
+                    latencies.push(started.elapsed());
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (latencies, e) = task.await.unwrap();
+        all.extend(latencies);
+        errors += e;
+    }
+    all.sort_unstable();
+    let percentile = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    Outcome {
+        per_second: all.len() as f64 / elapsed.as_secs_f64(),
+        p50_micros: percentile(0.50),
+        p99_micros: percentile(0.99),
+        errors,
+    }
+}
