@@ -4,9 +4,10 @@
 //! separate processes (the ceiling is this benchmark re-executed), both use the same
 //! TLS provider, and the same client drives them.
 //!
-//! Run: `cargo bench --bench load`. Bounded: `LATCHKEY_LOAD_SECONDS` (default 10) per
-//! target after a 2 s warm-up, `LATCHKEY_LOAD_CONNECTIONS` (default 32) connections,
-//! 127.0.0.1 only; both servers are stopped at the end.
+//! Run: `cargo bench --bench load`. Bounded: `LATCHKEY_LOAD_ROUNDS` (default 3)
+//! alternating rounds of `LATCHKEY_LOAD_SECONDS` (default 6) per server, each after a
+//! 2 s warm-up, over `LATCHKEY_LOAD_CONNECTIONS` (default 32) connections; 127.0.0.1
+//! only; both servers are stopped at the end.
 
 #![allow(
     clippy::unwrap_used,
@@ -33,6 +34,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 const CEILING_ENV: &str = "LATCHKEY_LOAD_CEILING_DIR";
 
+// The same allocator as the latchkey binary, so the ceiling is this stack's, not a
+// different allocator's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // Re-executed as the ceiling server.
     if let Some(dir) = std::env::var_os(CEILING_ENV) {
@@ -44,7 +50,8 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let seconds: u64 = env_or("LATCHKEY_LOAD_SECONDS", 10);
+    let seconds: u64 = env_or("LATCHKEY_LOAD_SECONDS", 6);
+    let rounds: usize = env_or("LATCHKEY_LOAD_ROUNDS", 3);
     let connections: usize = env_or("LATCHKEY_LOAD_CONNECTIONS", 32);
     let dir = tempfile::tempdir().unwrap();
 
@@ -72,11 +79,17 @@ fn main() {
         body,
     };
     eprintln!(
-        "load: {connections} connections, {seconds} s each after 2 s warm-up, {} CPUs",
+        "load: {connections} connections, {rounds} alternating rounds of {seconds} s per server after 2 s warm-up each, {} CPUs",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let ceiling_result = runtime.block_on(run(&ceiling_target, connections, seconds));
-    let latchkey_result = runtime.block_on(run(&target, connections, seconds));
+    // Alternate, so drift on a shared machine falls on both alike.
+    let (mut ceiling_runs, mut latchkey_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        ceiling_runs.push(runtime.block_on(run(&ceiling_target, connections, seconds)));
+        latchkey_runs.push(runtime.block_on(run(&target, connections, seconds)));
+    }
+    let ceiling_result = Outcome::merge(ceiling_runs);
+    let latchkey_result = Outcome::merge(latchkey_runs);
     latchkey.child.kill().ok();
     ceiling.child.kill().ok();
     latchkey.child.wait().ok();
@@ -248,6 +261,35 @@ struct Outcome {
     p50_micros: f64,
     p99_micros: f64,
     errors: u64,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn from(mut latencies: Vec<Duration>, elapsed: Duration, errors: u64) -> Outcome {
+        latencies.sort_unstable();
+        let percentile = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        Outcome {
+            per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50_micros: percentile(0.50),
+            p99_micros: percentile(0.99),
+            errors,
+            latencies,
+            elapsed,
+        }
+    }
+
+    /// All rounds as one: requests over total measured time, percentiles over all.
+    fn merge(rounds: Vec<Outcome>) -> Outcome {
+        let elapsed = rounds.iter().map(|r| r.elapsed).sum();
+        let errors = rounds.iter().map(|r| r.errors).sum();
+        let latencies = rounds.into_iter().flat_map(|r| r.latencies).collect();
+        Outcome::from(latencies, elapsed, errors)
+    }
 }
 
 /// `connections` keep-alive HTTP/1.1 connections, each sending one request after the
@@ -329,15 +371,5 @@ async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
         all.extend(latencies);
         errors += e;
     }
-    all.sort_unstable();
-    let percentile = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
-    };
-    Outcome {
-        per_second: all.len() as f64 / elapsed.as_secs_f64(),
-        p50_micros: percentile(0.50),
-        p99_micros: percentile(0.99),
-        errors,
-    }
+    Outcome::from(all, elapsed, errors)
 }

@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+// The server allocates and frees small buffers on every request from several threads;
+// glibc's allocator serialises them on its arena locks (measured: futex waits in the
+// load benchmark's profile), mimalloc keeps them thread-local.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     latchkey::cli::main()
 }

@@ -2,7 +2,7 @@
 //! except a read lock on the (route, status) map, taken for a lookup and an atomic add;
 //! the write lock is taken once per new pair.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt::Write;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,9 @@ const BUCKETS: [f64; 12] = [
 /// Everything `/metrics` reports.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: RwLock<HashMap<(&'static str, u16), AtomicU64>>,
+    requests: RwLock<FxHashMap<(&'static str, u16), AtomicU64>>,
+    /// Per bucket, the requests that fell in it (not cumulative: one atomic add per
+    /// request; `render` sums them into Prometheus's cumulative form).
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -47,10 +49,12 @@ impl Metrics {
                 .fetch_add(1, Ordering::Relaxed);
         }
         let seconds = took.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(bucket) = BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .find_map(|(bound, bucket)| (seconds <= *bound).then_some(bucket))
+        {
+            bucket.fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
@@ -101,11 +105,12 @@ impl Metrics {
         }
         out.push_str("# HELP latchkey_http_request_duration_seconds Time to answer a request.\n");
         out.push_str("# TYPE latchkey_http_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += load(bucket);
             let _ = writeln!(
                 out,
-                "latchkey_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                load(bucket)
+                "latchkey_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = load(&self.count);

@@ -12,6 +12,8 @@ use crate::domain::time::Timestamp;
 use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Membership, Roles, TeamRole};
 use crate::policy::{PolicyEngine, Verdict};
 use crate::store::Reads;
+use rustc_hash::FxHashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// What an operation is about to do, as the policies see it: `action` on one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,8 +167,12 @@ pub(super) fn authorize(
     target: Target,
     now: Timestamp,
 ) -> Result<(), AppError> {
-    let request = request(tx, actor, account, target, now)?;
-    let verdict = policies.decide(&request);
+    judge(policies, &request(tx, actor, account, target, now)?)
+}
+
+/// Ok when the policies allow `request`, else the refusal naming the deciding policy.
+pub(super) fn judge(policies: &PolicyEngine, request: &abi::Request) -> Result<(), AppError> {
+    let verdict = policies.decide(request);
     if verdict.allowed {
         Ok(())
     } else {
@@ -209,13 +215,21 @@ fn refused(reason: String) -> AppError {
     }
 }
 
-fn request(
+/// A principal as the policies see it, resolved from the store, with the expiry of the
+/// credential it acts with (checked at every use, so a cached one still expires).
+#[derive(Debug, Clone)]
+pub(super) struct Resolved {
+    principal: abi::Principal,
+    expires_at: Option<Timestamp>,
+}
+
+/// Resolve `actor` in `account`: its roles and its credential. Refused (before any policy
+/// runs) when the actor is not in good standing.
+pub(super) fn resolve(
     tx: &impl Reads,
     actor: Actor,
     account: AccountId,
-    target: Target,
-    now: Timestamp,
-) -> Result<abi::Request, AppError> {
+) -> Result<Resolved, AppError> {
     let (kind, roles) = match actor.principal {
         Principal::System => (abi::PrincipalKind::System, None),
         Principal::User(user) => {
@@ -236,24 +250,22 @@ fn request(
             None => return Err(refused(format!("{bot} is not a bot user of {account}"))),
         },
     };
-    let credential = match actor.credential {
-        None => None,
+    let (credential, expires_at) = match actor.credential {
+        None => (None, None),
         Some(id) => {
             let credential = tx
                 .credential(id.raw)?
                 .filter(|c| c.id == id && c.account == account)
                 .filter(|c| Some(c.owner) == principal_owner(actor.principal))
-                .filter(|c| c.expires_at.is_none_or(|at| at > now))
                 .ok_or_else(|| refused(format!("{id} is not a live credential of the actor")))?;
-            Some(credential_info(&credential))
+            (Some(credential_info(&credential)), credential.expires_at)
         }
     };
-    let account = account.to_string();
-    Ok(abi::Request {
+    Ok(Resolved {
         principal: abi::Principal {
             kind,
             id: actor.principal.id_string(),
-            account: account.clone(),
+            account: account.to_string(),
             roles,
             // Tenant role assignments and MFA arrive with their own features.
             assignments: Vec::new(),
@@ -261,6 +273,29 @@ fn request(
             credential,
             source_ip: None,
         },
+        expires_at,
+    })
+}
+
+/// The request for `target` by a resolved principal, at `now`.
+pub(super) fn request_for(
+    resolved: &Resolved,
+    target: Target,
+    now: Timestamp,
+) -> Result<abi::Request, AppError> {
+    if resolved.expires_at.is_some_and(|at| at <= now) {
+        let id = resolved
+            .principal
+            .credential
+            .as_ref()
+            .map_or("", |c| c.id.as_str());
+        return Err(refused(format!(
+            "{id} is not a live credential of the actor"
+        )));
+    }
+    let account = resolved.principal.account.clone();
+    Ok(abi::Request {
+        principal: resolved.principal.clone(),
         resource: abi::Resource {
             kind: target.kind,
             id: target.id,
@@ -277,6 +312,58 @@ fn request(
             values: target.context,
         },
     })
+}
+
+fn request(
+    tx: &impl Reads,
+    actor: Actor,
+    account: AccountId,
+    target: Target,
+    now: Timestamp,
+) -> Result<abi::Request, AppError> {
+    request_for(&resolve(tx, actor, account)?, target, now)
+}
+
+/// Resolved principals, kept until the next committed write (any write: the generation
+/// of the store moves), so a hot caller's roles and credential are not read again for
+/// every request. Bounded: it is emptied when it grows past `MAX_CACHED`.
+#[derive(Debug, Default)]
+pub(super) struct PrincipalCache {
+    entries: RwLock<FxHashMap<(AccountId, Actor), Cached>>,
+}
+
+/// A resolved principal and the store generation it was read at.
+type Cached = (u64, Arc<Resolved>);
+
+const MAX_CACHED: usize = 10_000;
+
+impl PrincipalCache {
+    /// The resolved principal for `actor`, from the cache if it is of `generation`, else
+    /// from `read` (a snapshot begun after `generation` was read).
+    pub(super) fn get_or_resolve<T: Reads>(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        generation: u64,
+        read: impl FnOnce() -> Result<T, AppError>,
+    ) -> Result<Arc<Resolved>, AppError> {
+        if let Some((at, resolved)) = self
+            .entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(account, actor))
+            && *at == generation
+        {
+            return Ok(Arc::clone(resolved));
+        }
+        let resolved = Arc::new(resolve(&read()?, actor, account)?);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+        entries.insert((account, actor), (generation, Arc::clone(&resolved)));
+        Ok(resolved)
+    }
 }
 
 fn principal_owner(principal: Principal) -> Option<Owner> {

@@ -5,7 +5,6 @@
 //! generation counter after its commit; a cached gate of an older generation is compiled
 //! again, so a check never uses a gate older than the last committed change it could see.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -24,7 +23,7 @@ use crate::store::{Reads, WriteTx};
 #[derive(Debug, Default)]
 pub(super) struct GateCache {
     generation: AtomicU64,
-    gates: RwLock<HashMap<AccountId, (u64, Gates)>>,
+    gates: RwLock<rustc_hash::FxHashMap<AccountId, (u64, Gates)>>,
 }
 
 /// Free text of a new IP object.

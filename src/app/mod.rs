@@ -154,6 +154,7 @@ pub struct Latchkey {
     hasher: SecretHasher,
     policies: Option<PolicyEngine>,
     gates: ip::GateCache,
+    principals: authz::PrincipalCache,
     clock: Arc<dyn Clock>,
 }
 
@@ -178,6 +179,7 @@ impl Latchkey {
             hasher: SecretHasher::new(&key),
             policies,
             gates: ip::GateCache::default(),
+            principals: authz::PrincipalCache::default(),
             clock: config.clock,
         })
     }
@@ -1000,11 +1002,17 @@ impl Latchkey {
         Ok(credentials)
     }
 
-    /// May `actor` ask who a presented credential is (`iam.credentials.verify`)?
+    /// May `actor` ask who a presented credential is, or what a principal may do
+    /// (`iam.credentials.verify`)? The hot path of `/verify`: the actor is resolved from
+    /// the store only after a write, and the policies decide every time (in memory).
     pub fn authorize_verify(&self, actor: Actor, account: AccountId) -> Result<(), AppError> {
-        let read = self.store.read()?;
+        let generation = self.store.generation();
+        let resolved = self
+            .principals
+            .get_or_resolve(actor, account, generation, || Ok(self.store.read()?))?;
         let target = Target::new("credentials", "verify", "credential", account.to_string());
-        self.authorize(&read, actor, account, target, self.now())
+        let request = authz::request_for(&resolved, target, self.now())?;
+        authz::judge(self.engine()?, &request)
     }
 
     /// Reload the policies folder (`iam.policies.reload`); on any invalid module the
@@ -1027,10 +1035,9 @@ impl Latchkey {
         checks: Vec<(Actor, Target)>,
         explain: bool,
     ) -> Result<Vec<Verdict>, AppError> {
+        self.authorize_verify(caller, account)?;
         let read = self.store.read()?;
         let now = self.now();
-        let asking = Target::new("credentials", "verify", "credential", account.to_string());
-        self.authorize(&read, caller, account, asking, now)?;
         let policies = self.engine()?;
         checks
             .into_iter()

@@ -15,7 +15,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::user::{Membership, User};
 
 /// Who acted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Principal {
     /// The appliance itself, or the operator at the host (`latchkey init`).
     System,
@@ -37,7 +37,7 @@ impl Principal {
 }
 
 /// A principal and the credential it used, as recorded on every event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
     /// Who.
     pub principal: Principal,

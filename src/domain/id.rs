@@ -30,10 +30,19 @@ pub fn base62_char(digit: u8) -> u8 {
 /// Encode `value` as base62 filling all of `out`, most significant digit first
 /// (fixed width, so text order follows numeric order).
 pub fn encode_base62(mut value: u128, out: &mut [u8]) {
-    for slot in out.iter_mut().rev() {
-        // `value % 62` is below 62, so the cast cannot truncate.
-        *slot = base62_char((value % 62) as u8);
-        value /= 62;
+    // Ten digits at a time: 62^10 fits a u64, so only one u128 division per ten digits
+    // and the rest in u64 (a u128 division is a library call, ~20x slower; ids are
+    // printed on every API answer).
+    const CHUNK: u128 = 62u128.pow(10);
+    for chunk in out.rchunks_mut(10) {
+        // The remainder is below 62^10 < 2^64, so the cast cannot truncate.
+        let mut part = (value % CHUNK) as u64;
+        value /= CHUNK;
+        for slot in chunk.iter_mut().rev() {
+            // Below 62, so the cast cannot truncate.
+            *slot = base62_char((part % 62) as u8);
+            part /= 62;
+        }
     }
 }
 
@@ -194,6 +203,28 @@ mod tests {
         encode_base62(1 << 100, &mut a);
         encode_base62((1 << 100) + 1, &mut b);
         assert!(a < b, "text order must follow numeric order");
+    }
+
+    #[test]
+    fn chunked_encoding_equals_digit_by_digit() {
+        let naive = |mut value: u128, out: &mut [u8]| {
+            for slot in out.iter_mut().rev() {
+                *slot = base62_char((value % 62) as u8);
+                value /= 62;
+            }
+        };
+        let mut x: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834;
+        for _ in 0..1000 {
+            x = x
+                .wrapping_mul(0x2545_F491_4F6C_DD1D)
+                .wrapping_add(1_442_695_040_888_963_407);
+            for len in [BODY_LEN, 7, 10, 11] {
+                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+                encode_base62(x, &mut a);
+                naive(x, &mut b);
+                assert_eq!(a, b, "{x} in {len} digits");
+            }
+        }
     }
 
     #[test]

@@ -185,6 +185,8 @@ pub struct Store {
     /// Serialises writers from `begin_write` until the index reflects the commit, so the
     /// index sees commits in commit order (redb alone only serialises until commit).
     writer: Mutex<()>,
+    /// Committed writes (see [`Store::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -215,6 +217,7 @@ impl Store {
             db,
             index,
             writer: Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -248,7 +251,15 @@ impl Store {
         let (txn, ops) = tx.finish()?;
         txn.commit().map_err(StoreError::from)?;
         self.index.apply(ops);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(out)
+    }
+
+    /// How many write transactions have committed since the store was opened; anything
+    /// derived from a snapshot is current while this has not moved.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A consistent read-only snapshot.
