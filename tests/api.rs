@@ -1881,3 +1881,32 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
     }
     assert_eq!(routes, 53);
 }
+
+/// ngrok's official Python API client (`ngrok-api` on PyPI, installed by `.ci/run`),
+/// unmodified, with its base URL set to the server and the certificate trusted, manages
+/// every ngrok-compatible resource (tests/compat/ngrok_client.py).
+#[test]
+fn the_official_ngrok_client_manages_every_compatible_resource() {
+    let probe = Command::new("python3")
+        .args(["-c", "import ngrok"])
+        .status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "this test needs ngrok's client: python3 -m pip install ngrok-api==0.19.0 (.ci/run does)"
+    );
+    let server = start_server();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/ngrok_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&server.url)
+        .arg(&server.admin_key)
+        .env("REQUESTS_CA_BUNDLE", &server.cert)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.ends_with("all ok\n"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1715,7 +1715,13 @@ impl Ctx {
         let id: IpRestrictionId = path_id(id)?;
         let body: IpBody = parse(&self.body)?;
         body.only(&["enforced", "ip_policy_ids"])?;
-        let patch = body.patch()?;
+        let mut patch = body.patch()?;
+        // ngrok's clients send `ip_policy_ids: []` for "not given" (Go's omitempty, the
+        // Python client's default); a restriction always has a policy, so an empty list
+        // can only mean that.
+        if patch.policies.as_ref().is_some_and(Vec::is_empty) {
+            patch.policies = None;
+        }
         let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
         let restriction =
             blocking(move || lk.update_ip_restriction(actor, account, id, &patch)).await?;
