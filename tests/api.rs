@@ -54,7 +54,7 @@ pub fn start_in(
         .arg(dir.path().join("data"))
         .arg("--policies")
         .arg(policies)
-        .env("LATCHKEY_LOG", "warn")
+        .env("LATCHKEY_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
@@ -1909,4 +1909,29 @@ fn the_official_ngrok_client_manages_every_compatible_resource() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let server = start_server();
+    let key = server.admin_key.clone();
+    let made = server.post(&key, "/api_keys", json!({}));
+    let token = made.body["token"].as_str().unwrap().to_owned();
+    let authtoken = server.post(&key, "/credentials", json!({})).body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.post(&key, "/verify", json!({"token": authtoken}));
+    server.post(&key, "/verify", json!({"token": "lk_at_wrong"}));
+    server.get("lk_ak_not_a_key", "/bot_users");
+    let dir = Arc::clone(&server.dir);
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(log.contains("request"), "debug logging was on: {log}");
+    for secret in [&key, &token, &authtoken] {
+        let body = &secret[secret.len() - 40..];
+        assert!(!log.contains(body), "a secret reached the log");
+    }
+    assert!(!log.contains("lk_ak_") && !log.contains("lk_at_"), "{log}");
 }
