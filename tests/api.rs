@@ -1935,3 +1935,33 @@ fn secrets_never_reach_the_log() {
     }
     assert!(!log.contains("lk_ak_") && !log.contains("lk_at_"), "{log}");
 }
+
+#[test]
+fn members_are_renamed_but_a_manager_cannot_rename_an_administrator() {
+    let server = start_server();
+    let (dev, _) = server.member_with_key("dev@example.com", json!({}));
+    let (_, manager) = server.member_with_key("mgr@example.com", json!({"team": "manager"}));
+    let renamed = server.patch(&manager, &format!("/users/{dev}"), json!({"name": "Devon"}));
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    assert_eq!(renamed.body["name"], "Devon");
+    let refused = server.patch(
+        &manager,
+        &format!("/users/{}", server.admin_id),
+        json!({"name": "x"}),
+    );
+    assert_error(&refused, 403, 101);
+    assert_error(
+        &server.patch(
+            &server.admin_key,
+            &format!("/users/{dev}"),
+            json!({"name": ""}),
+        ),
+        400,
+        105,
+    );
+    let events = server.get(
+        &server.admin_key,
+        &format!("/events?action=iam.users.update&object_id={dev}"),
+    );
+    assert_eq!(events.body["events"][0]["after"]["name"], "Devon");
+}

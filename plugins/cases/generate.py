@@ -68,7 +68,7 @@ DEVELOPER_RESOURCES = {  # "objects like Domains, ..., Authtokens, API Keys" + a
 DEVELOPER_VERBS = ["list", "get", "create", "update", "delete"]
 VERBS = {r: DEVELOPER_VERBS for r in DEVELOPER_RESOURCES}
 VERBS["credentials"] = DEVELOPER_VERBS + ["rotate", "verify"]
-VERBS["users"] = ["list", "get", "create", "update_roles", "disable", "enable", "delete"]
+VERBS["users"] = ["list", "get", "create", "update", "update_roles", "disable", "enable", "delete"]
 VERBS["invitations"] = ["list", "get", "create", "delete"]
 VERBS["billing"] = ["get", "update"]
 VERBS["account"] = ["get", "update"]
@@ -236,7 +236,7 @@ def account_rbac_cases():
     mgr = member("team manager")
     inv = member("team invite")
     admin_target = resource("user", "usr_boss", attributes=[("target_admin", "true")])
-    for verb in ("update_roles", "disable", "enable", "delete"):
+    for verb in ("update", "update_roles", "disable", "enable", "delete"):
         rq(mgr, f"iam.users.{verb}", admin_target, "deny", f"team manager: {verb} an administrator")
         rq(admin, f"iam.users.{verb}", admin_target, "allow",
            f"administrator: {verb} another administrator")

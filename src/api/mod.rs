@@ -806,6 +806,7 @@ struct UserCreate {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserUpdate {
+    name: Option<String>,
     roles: Option<RolesBody>,
     state: Option<MemberState>,
 }
@@ -1131,6 +1132,9 @@ impl Ctx {
         let body: UserUpdate = parse(&self.body)?;
         let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
         let member = blocking(move || {
+            if let Some(name) = &body.name {
+                lk.rename_member(actor, account, user, name)?;
+            }
             if let Some(roles) = &body.roles {
                 lk.update_member_roles(actor, account, user, roles.patch())?;
             }

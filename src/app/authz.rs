@@ -96,6 +96,7 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 11] = [
             "list",
             "get",
             "create",
+            "update",
             "update_roles",
             "disable",
             "enable",

@@ -367,6 +367,47 @@ impl Latchkey {
         self.change_member(actor, account, user, MemberChange::Roles(patch))
     }
 
+    /// Rename a member. The user is global, so every account it belongs to sees the new
+    /// name; changing an administrator's is for administrators.
+    pub fn rename_member(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        user: UserId,
+        name: &str,
+    ) -> Result<Member, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let membership = tx
+                .membership(account, user)?
+                .ok_or_else(|| DomainError::NotFound(user.into()))?;
+            let target = Target::member("update", user.to_string(), &membership.roles);
+            self.authorize(tx, actor, account, target, now)?;
+            let before = tx
+                .user(user)?
+                .ok_or_else(|| DomainError::NotFound(user.into()))?;
+            let mut after = before.clone();
+            after.name = crate::domain::account::validate_display_name(name)?;
+            if after != before {
+                tx.update_user(&after)?;
+                record(
+                    tx,
+                    &account,
+                    now,
+                    actor,
+                    Action::UserRenamed,
+                    user.to_string(),
+                    Some(Snapshot::User(before)),
+                    Some(Snapshot::User(after.clone())),
+                )?;
+            }
+            Ok(Member {
+                user: after,
+                membership,
+            })
+        })
+    }
+
     /// Disable or re-enable a member. While disabled, none of its credentials in this
     /// account verify; re-enabling restores them.
     pub fn set_member_state(

@@ -90,6 +90,8 @@ pub enum Action {
     IpRestrictionWarned,
     /// An account's settings changed.
     AccountUpdated,
+    /// A user's name changed.
+    UserRenamed,
 }
 
 /// The three IP resources.
@@ -153,6 +155,7 @@ impl Action {
             },
             Action::IpRestrictionWarned => "iam.ip_restrictions.warn",
             Action::AccountUpdated => "iam.account.update",
+            Action::UserRenamed => "iam.users.update",
         }
     }
 }

@@ -354,6 +354,14 @@ impl WriteTx {
     }
 
     /// Store a new user; its email must be free.
+    /// Store a changed user whose email is unchanged (its name).
+    pub fn update_user(&mut self, user: &User) -> Result<(), StoreError> {
+        self.txn
+            .open_table(USERS)?
+            .insert(user.id.0, codec::encode(user)?.as_slice())?;
+        Ok(())
+    }
+
     pub fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
         let mut emails = self.txn.open_table(USER_EMAILS)?;
         let key = user.email.key();

@@ -310,7 +310,11 @@ fn grants_roles(resource: &str, verb: &str) -> bool {
 
 /// Verbs that act on an existing member, who may be an administrator.
 fn changes_a_member(resource: &str, verb: &str) -> bool {
-    resource == "users" && matches!(verb, "update_roles" | "disable" | "enable" | "delete")
+    resource == "users"
+        && matches!(
+            verb,
+            "update" | "update_roles" | "disable" | "enable" | "delete"
+        )
 }
 
 /// `agent.bind`: the credential's ACL decides, whatever the roles (seed 002: even a
