@@ -157,20 +157,6 @@ pub fn credential_resource(kind: CredentialKind) -> (&'static str, &'static str)
     }
 }
 
-/// Decide `target` for `actor` in `account`; a denial is [`AppError::Forbidden`] naming the
-/// deciding policy. The actor must be in good standing in the account: a disabled member,
-/// an inactive bot or a revoked credential is refused before any policy runs.
-pub(super) fn authorize(
-    policies: &PolicyEngine,
-    tx: &impl Reads,
-    actor: Actor,
-    account: AccountId,
-    target: Target,
-    now: Timestamp,
-) -> Result<(), AppError> {
-    judge(policies, &request(tx, actor, account, target, now)?)
-}
-
 /// Ok when the policies allow `request`, else the refusal naming the deciding policy.
 pub(super) fn judge(policies: &PolicyEngine, request: &abi::Request) -> Result<(), AppError> {
     let verdict = policies.decide(request);
@@ -315,7 +301,8 @@ pub(super) fn request_for(
     })
 }
 
-fn request(
+/// The request for `target` by `actor`, resolved in `tx`'s snapshot.
+pub(super) fn request(
     tx: &impl Reads,
     actor: Actor,
     account: AccountId,

@@ -189,7 +189,10 @@ impl Latchkey {
         self.policies.as_ref()
     }
 
-    /// Decide `target` for `actor` in `account`, in `tx`'s snapshot.
+    /// Decide `target` for `actor` in `account`, in `tx`'s snapshot; a denial is
+    /// [`AppError::Forbidden`] naming the deciding policy. The actor must be in good
+    /// standing in the account: a disabled member, an inactive bot or a revoked or expired
+    /// credential is refused before any policy runs.
     fn authorize(
         &self,
         tx: &impl Reads,
@@ -198,7 +201,10 @@ impl Latchkey {
         target: Target,
         now: Timestamp,
     ) -> Result<(), AppError> {
-        authz::authorize(self.engine()?, tx, actor, account, target, now)
+        authz::judge(
+            self.engine()?,
+            &authz::request(tx, actor, account, target, now)?,
+        )
     }
 
     /// Bring the database of `data_dir` to the current schema.
