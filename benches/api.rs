@@ -17,6 +17,10 @@ use http_body_util::Full;
 use latchkey::api::{Api, PeerAddr};
 use latchkey::app::{Config, Latchkey};
 
+// The binary's allocator, so the figure is what `latchkey serve` spends.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn verify(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
