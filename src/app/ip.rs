@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{AppError, Latchkey, Target, record, require_account};
+use super::{AppError, Latchkey, Target, in_account, record, require_account};
 use crate::domain::DomainError;
 use crate::domain::event::{Action, Actor, Change, IpObject, Snapshot};
 use crate::domain::id::{AccountId, IpPolicyId, IpRestrictionId, IpRuleId};
@@ -73,17 +73,11 @@ fn used_by_dashboard(
 }
 
 fn policy_in(tx: &impl Reads, account: AccountId, id: IpPolicyId) -> Result<IpPolicy, AppError> {
-    Ok(tx
-        .ip_policy(id)?
-        .filter(|p| p.account == account)
-        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+    in_account(tx.ip_policy(id)?, |p| p.account, account, id)
 }
 
 fn rule_in(tx: &impl Reads, account: AccountId, id: IpRuleId) -> Result<IpPolicyRule, AppError> {
-    Ok(tx
-        .ip_rule(id)?
-        .filter(|r| r.account == account)
-        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+    in_account(tx.ip_rule(id)?, |r| r.account, account, id)
 }
 
 fn restriction_in(
@@ -91,10 +85,7 @@ fn restriction_in(
     account: AccountId,
     id: IpRestrictionId,
 ) -> Result<IpRestriction, AppError> {
-    Ok(tx
-        .ip_restriction(id)?
-        .filter(|r| r.account == account)
-        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+    in_account(tx.ip_restriction(id)?, |r| r.account, account, id)
 }
 
 /// Attached policies must exist in the account (named as a field error: they come from

@@ -1210,11 +1210,21 @@ fn require_owner(tx: &impl Reads, account: AccountId, owner: Owner) -> Result<()
     Ok(())
 }
 
-fn bot_in(tx: &impl Reads, account: AccountId, id: BotId) -> Result<BotUser, AppError> {
-    Ok(tx
-        .bot(id)?
-        .filter(|bot| bot.account == account)
+/// `found` if it exists and belongs to `account`; otherwise `id` is not found (objects of
+/// other accounts do not exist from here).
+fn in_account<T>(
+    found: Option<T>,
+    account_of: impl FnOnce(&T) -> AccountId,
+    account: AccountId,
+    id: impl Into<crate::domain::id::AnyId>,
+) -> Result<T, AppError> {
+    Ok(found
+        .filter(|object| account_of(object) == account)
         .ok_or_else(|| DomainError::NotFound(id.into()))?)
+}
+
+fn bot_in(tx: &impl Reads, account: AccountId, id: BotId) -> Result<BotUser, AppError> {
+    in_account(tx.bot(id)?, |bot| bot.account, account, id)
 }
 
 fn credential_in(
