@@ -1,0 +1,240 @@
+//! Request plumbing shared by the handlers: bodies, query strings, pages, ids, answers.
+
+use super::*;
+
+pub(super) fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        error::METHOD_NOT_ALLOWED,
+        "this path does not take that method",
+    )
+}
+
+/// `op_` and a fresh time-sortable id, naming one request in errors and logs.
+pub(super) fn operation_id() -> String {
+    let now = Timestamp::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    );
+    match crate::domain::id::new_raw(now) {
+        Ok(raw) => {
+            let mut body = [0u8; 22];
+            crate::domain::id::encode_base62(raw, &mut body);
+            format!("op_{}", String::from_utf8_lossy(&body))
+        }
+        Err(_) => "op_unknown".to_owned(),
+    }
+}
+
+pub(super) fn json_response(
+    status: StatusCode,
+    value: &impl serde::Serialize,
+) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub(super) fn no_content() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// The body of a POST or PATCH: at most [`MAX_BODY`] bytes of `application/json` (an
+/// empty body is allowed and reads as `{}`); other methods' bodies are not read.
+pub(super) async fn read_body<B>(
+    headers: &hyper::HeaderMap,
+    method: &Method,
+    body: B,
+) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !matches!(*method, Method::POST | Method::PATCH) {
+        return Ok(Bytes::new());
+    }
+    let too_large = || {
+        ApiError::new(
+            error::BODY_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > DRAIN_LIMIT as u64) {
+        return Err(too_large());
+    }
+    // Read frame by frame. Past the limit the rest is read and dropped (up to
+    // DRAIN_LIMIT) so that a client which writes its whole body before reading still
+    // gets the 413 instead of a broken pipe.
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    let (mut total, mut over) = (0usize, false);
+    while let Some(frame) = body.as_mut().frame().await {
+        let frame = frame
+            .map_err(|_| ApiError::new(error::MALFORMED_BODY, "the body could not be read"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        over |= total > MAX_BODY;
+        if total > DRAIN_LIMIT {
+            break;
+        }
+        if !over {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if over {
+        return Err(too_large());
+    }
+    let bytes = Bytes::from(bytes);
+    if !bytes.is_empty() {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                error::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be application/json",
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// The query string: `before_id` and `limit` of a list, and any filters.
+#[derive(Debug, Default)]
+pub(super) struct Query {
+    pub(super) before_id: Option<String>,
+    pub(super) limit: usize,
+    /// Every other parameter, percent-decoded.
+    pub(super) filters: Vec<(String, String)>,
+}
+
+impl Query {
+    pub(super) fn parse(query: Option<&str>) -> Result<Query, ApiError> {
+        let mut parsed = Query {
+            before_id: None,
+            limit: 100,
+            filters: Vec::new(),
+        };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "before_id" if !value.is_empty() => parsed.before_id = Some(value.into_owned()),
+                "before_id" => {}
+                "limit" => {
+                    parsed.limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::field(
+                                error::INVALID_QUERY,
+                                "limit",
+                                format!("limit must be a number from 1 to 100, not {value:?}"),
+                            )
+                        })?;
+                }
+                // Filters of particular lists; the others ignore them.
+                _ => parsed.filters.push((key.into_owned(), value.into_owned())),
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// The filter `key`, if given (and not empty).
+    pub(super) fn filter(&self, key: &str) -> Option<&str> {
+        self.filters
+            .iter()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The filter `key` as an RFC 3339 time.
+    pub(super) fn time(&self, key: &'static str) -> Result<Option<Timestamp>, ApiError> {
+        self.filter(key)
+            .map(|text| {
+                Timestamp::parse_rfc3339(key, text).map_err(|_| {
+                    ApiError::field(
+                        error::INVALID_QUERY,
+                        key,
+                        format!("{key} must be an RFC 3339 time, not {text:?}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A JSON body as `T`; an empty body reads as `{}`.
+pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let bytes: &[u8] = if body.is_empty() { b"{}" } else { body };
+    serde_json::from_slice(bytes).map_err(|e| {
+        let msg = format!("the body is not valid for this endpoint: {e}");
+        match unknown_field(&e.to_string()) {
+            Some(field) => ApiError::field(error::MALFORMED_BODY, &field, msg),
+            None => ApiError::new(error::MALFORMED_BODY, msg),
+        }
+    })
+}
+
+/// serde's "unknown field `x`" or "invalid type ... for `x`" names the field.
+pub(super) fn unknown_field(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message.get(start..)?.find('`')?;
+    message.get(start..end).map(str::to_owned)
+}
+
+/// A path id of the given type, or 404: an id that cannot exist is simply not found.
+pub(super) fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::new(error::NOT_FOUND, format!("{text} not found")))
+}
+
+/// One page of a newest-first list, and the `before_id` of the next page if any. The page
+/// starts right after the item `before_id` names; if that item is gone (deleted since),
+/// after the first item whose id sorts below it.
+pub(super) fn page<T>(
+    items: Vec<T>,
+    id: impl Fn(&T) -> String,
+    query: &Query,
+) -> (Vec<T>, Option<String>) {
+    let start = match &query.before_id {
+        None => 0,
+        Some(before) => items
+            .iter()
+            .position(|item| id(item) == *before)
+            .map(|at| at + 1)
+            .or_else(|| items.iter().position(|item| id(item) < *before))
+            .unwrap_or(items.len()),
+    };
+    let mut items: Vec<T> = items.into_iter().skip(start).collect();
+    let more = items.len() > query.limit;
+    items.truncate(query.limit);
+    let next = if more { items.last().map(&id) } else { None };
+    (items, next)
+}
+
+/// Run store work on the blocking pool.
+pub(super) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::new(error::INTERNAL, "the operation did not complete"))?
+        .map_err(ApiError::from)
+}
