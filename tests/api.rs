@@ -1007,6 +1007,15 @@ fn an_api_keys_scopes_narrow_its_owners_rights() {
         assert_error(&bad, 400, 105);
         assert_eq!(bad.body["details"]["field"], field);
     }
+    // /verify needs iam.credentials.verify, which these scopes leave out.
+    let refused = server.post(token, "/verify", json!({"token": key}));
+    assert_error(&refused, 403, 101);
+    assert!(
+        refused.body["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("iam.credentials.verify")
+    );
     let on_authtoken = server.post(key, "/credentials", json!({"scopes": ["iam.*"]}));
     assert_error(&on_authtoken, 400, 105);
     assert_eq!(on_authtoken.body["details"]["field"], "scopes");

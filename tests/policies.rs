@@ -285,3 +285,42 @@ fn a_set_without_a_required_builtin_is_refused_and_a_custom_module_cannot_stand_
         "{err}"
     );
 }
+
+#[test]
+fn a_request_given_as_an_encoded_head_and_a_context_is_decided_the_same() {
+    let engine =
+        PolicyEngine::load(&policies_dir(), Limits::default(), &REQUIRED_POLICIES).unwrap();
+    for request in [
+        request(
+            member(read_only(), vec![]),
+            "iam.credentials.verify",
+            "credential",
+            None,
+        ),
+        request(
+            member(read_only(), vec![]),
+            "iam.api_keys.create",
+            "api_key",
+            None,
+        ),
+        request(
+            technician_in("tnt_a"),
+            "computers.run_maintenance",
+            "computer",
+            Some("tnt_a"),
+        ),
+        request(
+            technician_in("tnt_a"),
+            "computers.delete",
+            "computer",
+            Some("tnt_a"),
+        ),
+    ] {
+        let head =
+            latchkey::policy::encode_head(&request.principal, &request.action, &request.resource)
+                .unwrap();
+        let whole = engine.decide(&request);
+        let by_head = engine.decide_head(&request.action, &head, &request.context);
+        assert_eq!(by_head, whole, "{}", request.action);
+    }
+}

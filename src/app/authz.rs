@@ -13,7 +13,7 @@ use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Membership, R
 use crate::policy::{PolicyEngine, Verdict};
 use crate::store::Reads;
 use rustc_hash::FxHashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 /// What an operation is about to do, as the policies see it: `action` on one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,11 @@ pub fn credential_resource(kind: CredentialKind) -> (&'static str, &'static str)
 
 /// Ok when the policies allow `request`, else the refusal naming the deciding policy.
 pub(super) fn judge(policies: &PolicyEngine, request: &abi::Request) -> Result<(), AppError> {
-    let verdict = policies.decide(request);
+    allowed(policies.decide(request))
+}
+
+/// Ok for an allowing verdict, else the refusal naming the deciding policy.
+fn allowed(verdict: Verdict) -> Result<(), AppError> {
     if verdict.allowed {
         Ok(())
     } else {
@@ -208,6 +212,58 @@ fn refused(reason: String) -> AppError {
 pub(super) struct Resolved {
     principal: abi::Principal,
     expires_at: Option<Timestamp>,
+    /// The encoded head of this principal's `iam.credentials.verify` request, made on
+    /// first use: `/verify` asks it on every call.
+    verify_head: OnceLock<Vec<u8>>,
+}
+
+/// The action `/verify` and `/authorize` callers need.
+const VERIFY: &str = "iam.credentials.verify";
+
+impl Resolved {
+    fn live(&self, now: Timestamp) -> Result<(), AppError> {
+        if self.expires_at.is_some_and(|at| at <= now) {
+            let id = self
+                .principal
+                .credential
+                .as_ref()
+                .map_or("", |c| c.id.as_str());
+            return Err(refused(format!(
+                "{id} is not a live credential of the actor"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// May this resolved principal ask who a credential is (or what a principal may do)?
+/// Decided by the policies on every call, from a request head encoded once.
+pub(super) fn may_verify(
+    policies: &PolicyEngine,
+    resolved: &Resolved,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    resolved.live(now)?;
+    let head = resolved.verify_head.get_or_init(|| {
+        let account = resolved.principal.account.clone();
+        let resource = abi::Resource {
+            kind: "credential".to_owned(),
+            id: account.clone(),
+            account,
+            tenant: None,
+            owner: None,
+            permission: None,
+            attributes: Vec::new(),
+        };
+        // Encoding owned strings into a Vec cannot fail; an empty head would make the
+        // request undecodable, which every policy refuses.
+        crate::policy::encode_head(&resolved.principal, VERIFY, &resource).unwrap_or_default()
+    });
+    let context = abi::Context {
+        time_ms: now.as_millis(),
+        values: Vec::new(),
+    };
+    allowed(policies.decide_head(VERIFY, head, &context))
 }
 
 /// Resolve `actor` in `account`: its roles and its credential. Refused (before any policy
@@ -261,6 +317,7 @@ pub(super) fn resolve(
             source_ip: None,
         },
         expires_at,
+        verify_head: OnceLock::new(),
     })
 }
 
@@ -270,16 +327,7 @@ pub(super) fn request_for(
     target: Target,
     now: Timestamp,
 ) -> Result<abi::Request, AppError> {
-    if resolved.expires_at.is_some_and(|at| at <= now) {
-        let id = resolved
-            .principal
-            .credential
-            .as_ref()
-            .map_or("", |c| c.id.as_str());
-        return Err(refused(format!(
-            "{id} is not a live credential of the actor"
-        )));
-    }
+    resolved.live(now)?;
     let account = resolved.principal.account.clone();
     Ok(abi::Request {
         principal: resolved.principal.clone(),

@@ -1057,9 +1057,7 @@ impl Latchkey {
         let resolved = self
             .principals
             .get_or_resolve(actor, account, generation, || Ok(self.store.read()?))?;
-        let target = Target::new("credentials", "verify", "credential", account.to_string());
-        let request = authz::request_for(&resolved, target, self.now())?;
-        authz::judge(self.engine()?, &request)
+        authz::may_verify(self.engine()?, &resolved, self.now())
     }
 
     /// Reload the policies folder (`iam.policies.reload`); on any invalid module the

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
-use latchkey_policy_abi::{Outcome, Request};
+use latchkey_policy_abi::{Context, Outcome, Principal, Request, Resource};
 
 use super::{Kind, Limits, LoadedPolicy, PolicyError, Sandbox, UnverifiedModule};
 
@@ -118,8 +118,30 @@ impl PolicySet {
         self.evaluate(request, true)
     }
 
+    /// As [`Self::decide`] for a request given as its encoded head (see
+    /// [`encode_head`]: principal, action and resource) and its context: a caller that
+    /// asks the same question again and again encodes the head once.
+    pub fn decide_head(&self, action: &str, head: &[u8], context: &Context) -> Verdict {
+        self.evaluate_with(action, false, |mut buffer| {
+            buffer.extend_from_slice(head);
+            postcard::to_extend(context, buffer)
+        })
+    }
+
     fn evaluate(&self, request: &Request, explain: bool) -> Verdict {
-        let action = request.action.as_str();
+        self.evaluate_with(&request.action, explain, |buffer| {
+            postcard::to_extend(request, buffer)
+        })
+    }
+
+    /// Route by `action`, encode the request with `encode` into this thread's buffer, and
+    /// combine the answers of the routed modules.
+    fn evaluate_with(
+        &self,
+        action: &str,
+        explain: bool,
+        encode: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, postcard::Error>,
+    ) -> Verdict {
         let mut routed = self
             .policies
             .iter()
@@ -131,7 +153,7 @@ impl PolicySet {
         ENCODE_BUFFER.with(|cell| {
             let mut buffer = cell.take();
             buffer.clear();
-            let verdict = match postcard::to_extend(request, buffer) {
+            let verdict = match encode(buffer) {
                 Ok(bytes) => {
                     let verdict = combine(routed, &bytes, action, explain);
                     buffer = bytes;
@@ -150,6 +172,17 @@ impl PolicySet {
             verdict
         })
     }
+}
+
+/// The encoded head of a request: its principal, action and resource, in the order and
+/// form the whole request encodes them (postcard writes a struct's fields one after the
+/// other), so `head ++ encode(context)` is `encode(request)`.
+pub fn encode_head(
+    principal: &Principal,
+    action: &str,
+    resource: &Resource,
+) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(&(principal, action, resource))
 }
 
 /// Largest encode buffer kept for the next decision on a thread.
@@ -318,6 +351,11 @@ impl PolicyEngine {
     /// Decide `request` with the current set.
     pub fn decide(&self, request: &Request) -> Verdict {
         self.current.load().decide(request)
+    }
+
+    /// [`PolicySet::decide_head`] with the current set.
+    pub fn decide_head(&self, action: &str, head: &[u8], context: &Context) -> Verdict {
+        self.current.load().decide_head(action, head, context)
     }
 
     /// Decide `request` with the current set, listing every module's answer.
