@@ -333,3 +333,78 @@ fn a_custom_policy_dropped_in_narrows_the_appliance_itself_after_a_reload() {
         )
         .unwrap();
 }
+
+/// A custom module routed to `iam.credentials.verify` that counts its calls and answers
+/// allow with the count as its reason; `reads_clock` goes in its manifest.
+fn drop_in_counter(dir: &std::path::Path, reads_clock: bool) {
+    let wasm = wat::parse_str(include_str!("../src/policy/fixtures/counter.wat")).unwrap();
+    std::fs::write(dir.join("counter.wasm"), wasm).unwrap();
+    let manifest = format!(
+        "name = \"counter\"\nmodule = \"counter.wasm\"\nkind = \"custom\"\n\
+         actions = [\"iam.credentials.verify\"]\nreads_clock = {reads_clock}\n"
+    );
+    std::fs::write(dir.join("counter.toml"), manifest).unwrap();
+}
+
+#[test]
+fn the_verify_caller_check_is_remembered_only_for_clock_free_policies_and_until_a_reload() {
+    // Three caller checks, then one more inside an explained check whose own decision
+    // calls the counter too: its reason is how many times it was called in all.
+    for (reads_clock, calls) in [(true, "5"), (false, "2")] {
+        let policies = copy_builtins();
+        drop_in_counter(policies.path(), reads_clock);
+        let fx = Fixture::with_policies(policies.path().to_owned());
+        let admin = fx.admin_actor();
+        let set = fx.lk.policies().unwrap().current();
+        assert_eq!(
+            set.decides_timelessly("iam.credentials.verify"),
+            !reads_clock
+        );
+        for _ in 0..3 {
+            fx.lk.authorize_verify(admin, fx.account()).unwrap();
+        }
+        let target = latchkey::app::Target::new(
+            "credentials",
+            "verify",
+            "credential",
+            fx.account().to_string(),
+        );
+        let verdicts = fx
+            .lk
+            .check_permissions(admin, fx.account(), vec![(admin, target)], true)
+            .unwrap();
+        let counter = verdicts[0]
+            .evaluated
+            .iter()
+            .find(|e| e.policy == "counter")
+            .unwrap();
+        assert_eq!(counter.reason, calls, "reads_clock = {reads_clock}");
+
+        // A reload asks again: a policy that now refuses is heard at once.
+        drop_in(
+            policies.path(),
+            "verify-freeze",
+            Outcome::Deny,
+            "verification is frozen",
+            "\"iam.credentials.verify\"",
+        );
+        fx.lk.policies().unwrap().reload().unwrap();
+        let (policy, _) = forbidden(fx.lk.authorize_verify(admin, fx.account()));
+        assert_eq!(policy, "verify-freeze");
+    }
+}
+
+#[test]
+fn a_remembered_verify_caller_check_is_asked_again_after_a_store_write() {
+    let fx = Fixture::new();
+    let (user, personal) = fx.member(
+        "dev@example.com",
+        roles(DeveloperRole::ReadOnly, TeamRole::ReadOnly),
+    );
+    let developer = fx.actor(&personal);
+    fx.lk.authorize_verify(developer, fx.account()).unwrap();
+    fx.lk.authorize_verify(developer, fx.account()).unwrap();
+    fx.set_state(&user, MemberState::Disabled);
+    let (_, reason) = forbidden(fx.lk.authorize_verify(developer, fx.account()));
+    assert!(reason.contains("disabled"), "{reason}");
+}

@@ -43,6 +43,37 @@ fn tenant_roles_decision_cases_pass_through_the_compiled_module() {
     cases("tenant-roles");
 }
 
+/// The built-ins declare `reads_clock = false`, which lets the server remember their
+/// allows: every decision case must decide the same at other times of day, week and year.
+#[test]
+fn the_builtins_decide_every_case_the_same_at_any_time_as_their_manifests_promise() {
+    let dir = policies_dir();
+    for name in ["account-rbac", "tenant-roles"] {
+        let manifest = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
+        assert!(manifest.contains("\nreads_clock = false\n"), "{name}");
+        let json = std::fs::read_to_string(dir.join(format!("{name}.cases.json"))).unwrap();
+        let mut cases: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        // The epoch, a Sunday night, a weekday 03:00 in 2100, and a day before 1970.
+        for time_ms in [0_i64, 1_795_917_600_000, 4_102_455_600_000, -86_400_000] {
+            for case in &mut cases {
+                case["request"]["context"]["time_ms"] = time_ms.into();
+            }
+            let shifted = serde_json::to_string(&cases).unwrap();
+            let report = run_cases(
+                &dir.join(format!("{name}.wasm")),
+                &shifted,
+                &Limits::default(),
+            )
+            .unwrap();
+            assert_eq!(
+                report.failed(),
+                0,
+                "{name} decides differently at time_ms {time_ms}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_committed_modules_pass_the_sandbox_checks() {
     for name in ["account-rbac", "tenant-roles"] {

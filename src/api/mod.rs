@@ -53,7 +53,7 @@ const DRAIN_LIMIT: usize = 4 * MAX_BODY;
 #[derive(Debug)]
 pub struct Api {
     lk: Arc<Latchkey>,
-    public_url: Option<String>,
+    public_url: Option<Arc<str>>,
     warnings: Arc<Warnings>,
     metrics: Arc<metrics::Metrics>,
 }
@@ -132,7 +132,7 @@ impl Api {
     pub fn new(lk: Arc<Latchkey>, public_url: Option<String>) -> Api {
         Api {
             lk,
-            public_url,
+            public_url: public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
             warnings: Arc::default(),
             metrics: Arc::default(),
         }
@@ -348,21 +348,13 @@ impl Api {
 
     fn base(&self, parts: &hyper::http::request::Parts) -> Base {
         if let Some(url) = &self.public_url {
-            return Base(url.trim_end_matches('/').to_owned());
+            return Base::Public(Arc::clone(url));
         }
-        let host = parts
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| "localhost".to_owned());
-        Base(format!("https://{host}"))
+        match (parts.uri.authority(), parts.headers.get(header::HOST)) {
+            (Some(authority), _) => Base::Authority(authority.clone()),
+            (None, Some(host)) => Base::Host(host.clone()),
+            (None, None) => Base::Host(HeaderValue::from_static("localhost")),
+        }
     }
 }
 
@@ -466,34 +458,38 @@ fn known_path(segments: &[&str]) -> bool {
 }
 
 /// The answer to `/verify` (and `latchkey verify`) for a valid credential, in the
-/// contract's field order. A struct rather than `json!`: it is written on every `/verify`.
-#[derive(Debug, serde::Serialize)]
-pub struct VerifiedView {
-    valid: bool,
-    credential_id: String,
-    kind: &'static str,
-    owner_id: String,
-    owner_kind: &'static str,
-    account_id: String,
-    acl: Vec<String>,
-    expires_at: Option<String>,
+/// contract's field order. Written on every `/verify`, so it borrows the credential and
+/// writes ids straight into the output rather than through `json!` or owned strings.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedView<'a>(&'a Verified);
+
+impl serde::Serialize for VerifiedView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let verified = self.0;
+        let mut out = serializer.serialize_struct("Verified", 8)?;
+        out.serialize_field("valid", &true)?;
+        out.serialize_field("credential_id", verified.credential.text().as_str())?;
+        out.serialize_field("kind", verified.credential.kind.as_str())?;
+        match verified.owner {
+            Owner::User(id) => out.serialize_field("owner_id", id.text().as_str())?,
+            Owner::Bot(id) => out.serialize_field("owner_id", id.text().as_str())?,
+        }
+        out.serialize_field("owner_kind", verified.owner.kind_str())?;
+        out.serialize_field("account_id", verified.account.text().as_str())?;
+        let acl: &[String] = verified.acl.as_deref().map_or(&[], |acl| acl.rules());
+        out.serialize_field("acl", acl)?;
+        out.serialize_field(
+            "expires_at",
+            &verified.expires_at.map(Timestamp::to_rfc3339),
+        )?;
+        out.end()
+    }
 }
 
 /// See [`VerifiedView`].
-pub fn verified_view(verified: &Verified) -> VerifiedView {
-    VerifiedView {
-        valid: true,
-        credential_id: verified.credential.to_string(),
-        kind: verified.credential.kind.as_str(),
-        owner_id: verified.owner.id_string(),
-        owner_kind: verified.owner.kind_str(),
-        account_id: verified.account.to_string(),
-        acl: verified
-            .acl
-            .as_ref()
-            .map_or_else(Vec::new, |acl| acl.rules().to_vec()),
-        expires_at: verified.expires_at.map(Timestamp::to_rfc3339),
-    }
+pub fn verified_view(verified: &Verified) -> VerifiedView<'_> {
+    VerifiedView(verified)
 }
 
 /// [`VerifiedView`] as a JSON value.

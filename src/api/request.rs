@@ -30,7 +30,11 @@ pub(super) fn json_response(
     status: StatusCode,
     value: &impl serde::Serialize,
 ) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    // Most answers fit: one allocation rather than serde_json's growth from 128 bytes.
+    let mut bytes = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut bytes, value).is_err() {
+        bytes.clear();
+    }
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;
     response.headers_mut().insert(

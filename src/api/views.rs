@@ -1,6 +1,9 @@
 //! Resources as the API shows them: ngrok's shapes for its resources (with latchkey's
 //! added fields only), api.md's for latchkey's own.
 
+use std::sync::Arc;
+
+use hyper::header::HeaderValue;
 use serde_json::{Value, json};
 
 use crate::app::Member;
@@ -12,14 +15,28 @@ use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 
-/// Absolute URLs of one request's host (`https://HOST`).
+/// Absolute URLs of one request's server: the public URL, else `https://HOST`.
 #[derive(Debug, Clone)]
-pub struct Base(pub String);
+pub enum Base {
+    /// The configured public URL, without a trailing `/`.
+    Public(Arc<str>),
+    /// The request's authority (an absolute-form or HTTP/2 request).
+    Authority(hyper::http::uri::Authority),
+    /// The request's `Host` header.
+    Host(HeaderValue),
+}
 
 impl Base {
-    /// `base + path`.
+    /// `base + path`. Kept as the request gave it until a `uri` is written, so the
+    /// answers without one (`/verify`) pay nothing for it.
     pub fn uri(&self, path: &str) -> String {
-        format!("{}{path}", self.0)
+        match self {
+            Base::Public(url) => format!("{url}{path}"),
+            Base::Authority(authority) => format!("https://{authority}{path}"),
+            Base::Host(host) => {
+                format!("https://{}{path}", host.to_str().unwrap_or("localhost"))
+            }
+        }
     }
 }
 

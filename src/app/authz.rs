@@ -13,6 +13,7 @@ use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Membership, R
 use crate::policy::{PolicyEngine, Verdict};
 use crate::store::Reads;
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 /// What an operation is about to do, as the policies see it: `action` on one object.
@@ -208,13 +209,17 @@ fn refused(reason: String) -> AppError {
 
 /// A principal as the policies see it, resolved from the store, with the expiry of the
 /// credential it acts with (checked at every use, so a cached one still expires).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Resolved {
     principal: abi::Principal,
     expires_at: Option<Timestamp>,
     /// The encoded head of this principal's `iam.credentials.verify` request, made on
     /// first use: `/verify` asks it on every call.
     verify_head: OnceLock<Vec<u8>>,
+    /// The generation of the policy set that allowed that request, when every module
+    /// deciding it declares it does not read the clock (0: none). A store write drops
+    /// the whole `Resolved`, a reload changes the generation: either asks again.
+    verify_allowed_in: AtomicU64,
 }
 
 /// The action `/verify` and `/authorize` callers need.
@@ -237,7 +242,10 @@ impl Resolved {
 }
 
 /// May this resolved principal ask who a credential is (or what a principal may do)?
-/// Decided by the policies on every call, from a request head encoded once.
+/// Decided by the policies from a request head encoded once; an allow is remembered
+/// only while the store and the policy set stay as they were, and only when the
+/// deciding modules declare they do not read the clock (so the same question would get
+/// the same answer).
 pub(super) fn may_verify(
     policies: &PolicyEngine,
     resolved: &Resolved,
@@ -259,11 +267,21 @@ pub(super) fn may_verify(
         // request undecodable, which every policy refuses.
         crate::policy::encode_head(&resolved.principal, VERIFY, &resource).unwrap_or_default()
     });
+    let set = policies.current_guard();
+    if resolved.verify_allowed_in.load(Ordering::Acquire) == set.generation() {
+        return Ok(());
+    }
     let context = abi::Context {
         time_ms: now.as_millis(),
         values: Vec::new(),
     };
-    allowed(policies.decide_head(VERIFY, head, &context))
+    let verdict = set.decide_head(VERIFY, head, &context);
+    if verdict.allowed && set.decides_timelessly(VERIFY) {
+        resolved
+            .verify_allowed_in
+            .store(set.generation(), Ordering::Release);
+    }
+    allowed(verdict)
 }
 
 /// Resolve `actor` in `account`: its roles and its credential. Refused (before any policy
@@ -318,6 +336,7 @@ pub(super) fn resolve(
         },
         expires_at,
         verify_head: OnceLock::new(),
+        verify_allowed_in: AtomicU64::new(0),
     })
 }
 

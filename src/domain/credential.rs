@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomainError;
 use crate::domain::acl::Acl;
 use crate::domain::action::ActionPattern;
-use crate::domain::id::{AccountId, AnyId, BODY_LEN, BotId, UserId, decode_base62, encode_base62};
+use crate::domain::id::{AccountId, AnyId, BotId, IdText, UserId, decode_base62};
 use crate::domain::ssh::SshPublicKey;
 use crate::domain::time::Timestamp;
 use crate::domain::token::TokenKind;
@@ -78,6 +78,11 @@ pub struct CredentialId {
 }
 
 impl CredentialId {
+    /// The id's text, without allocating.
+    pub fn text(self) -> IdText {
+        IdText::new(self.kind.id_prefix(), self.raw)
+    }
+
     /// An authtoken id with value `raw`.
     pub fn authtoken(raw: u128) -> Self {
         CredentialId {
@@ -89,11 +94,7 @@ impl CredentialId {
 
 impl fmt::Display for CredentialId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut body = [0u8; BODY_LEN];
-        encode_base62(self.raw, &mut body);
-        f.write_str(self.kind.id_prefix())?;
-        f.write_str("_")?;
-        f.write_str(std::str::from_utf8(&body).map_err(|_| fmt::Error)?)
+        f.write_str(self.text().as_str())
     }
 }
 

@@ -86,10 +86,21 @@ pub fn decode_base62(text: &[u8]) -> Option<u128> {
     if text.len() != BODY_LEN {
         return None;
     }
-    text.iter().try_fold(0u128, |acc, &c| {
-        acc.checked_mul(62)?
-            .checked_add(u128::from(base62_digit(c)?))
-    })
+    // As in `encode_base62`: 2 + 10 + 10 digits, each group summed in u64, so only the
+    // two joins are u128 arithmetic (checked: 62^22 > 2^128).
+    let group = |digits: &[u8]| {
+        digits
+            .iter()
+            .try_fold(0u64, |acc, &c| Some(acc * 62 + u64::from(base62_digit(c)?)))
+    };
+    const CHUNK: u128 = 62u128.pow(10);
+    let (top, rest) = text.split_at_checked(2)?;
+    let (middle, low) = rest.split_at_checked(10)?;
+    u128::from(group(top)?)
+        .checked_mul(CHUNK)?
+        .checked_add(u128::from(group(middle)?))?
+        .checked_mul(CHUNK)?
+        .checked_add(u128::from(group(low)?))
 }
 
 /// A new time-sortable 128-bit id value made at `now`.
@@ -103,13 +114,43 @@ pub fn new_raw(now: Timestamp) -> Result<u128, DomainError> {
     Ok((millis << 80) | low)
 }
 
-fn format_id(prefix: &str, raw: u128, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let mut body = [0u8; BODY_LEN];
-    encode_base62(raw, &mut body);
-    f.write_str(prefix)?;
-    f.write_str("_")?;
-    // The alphabet is ASCII, so the body is always valid UTF-8.
-    f.write_str(std::str::from_utf8(&body).map_err(|_| fmt::Error)?)
+/// An id's text, `<prefix>_<body>`, on the stack: for writers that want a `&str` without
+/// allocating (ids are written into every API answer).
+#[derive(Debug, Clone, Copy)]
+pub struct IdText {
+    buf: [u8; IdText::CAPACITY],
+    len: usize,
+}
+
+impl IdText {
+    /// Room for the longest prefix (`sshcr`) with space to spare, `_` and the body.
+    const CAPACITY: usize = 10 + 1 + BODY_LEN;
+
+    /// The text of the id `prefix`/`raw`. Prefixes are short ASCII constants; a longer
+    /// one would be cut to fit, never overflow.
+    pub fn new(prefix: &str, raw: u128) -> IdText {
+        let mut buf = [0u8; IdText::CAPACITY];
+        let prefix = prefix.as_bytes();
+        let at = prefix.len().min(IdText::CAPACITY - 1 - BODY_LEN);
+        let (head, tail) = buf.split_at_mut(at);
+        head.copy_from_slice(prefix.get(..at).unwrap_or_default());
+        if let Some((underscore, rest)) = tail.split_first_mut()
+            && let Some(body) = rest.get_mut(..BODY_LEN)
+        {
+            *underscore = b'_';
+            encode_base62(raw, body);
+        }
+        IdText {
+            buf,
+            len: at + 1 + BODY_LEN,
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Prefixes, `_` and the base62 alphabet are ASCII: always valid UTF-8.
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
 }
 
 fn parse_id(prefix: &str, text: &str) -> Option<u128> {
@@ -132,11 +173,16 @@ macro_rules! typed_id {
             pub fn generate(now: Timestamp) -> Result<Self, DomainError> {
                 new_raw(now).map(Self)
             }
+
+            /// The id's text, without allocating.
+            pub fn text(self) -> IdText {
+                IdText::new($prefix, self.0)
+            }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                format_id($prefix, self.0, f)
+                f.write_str(self.text().as_str())
             }
         }
 
@@ -233,6 +279,13 @@ mod tests {
         assert_eq!(decode_base62(b"000000000000000000000-"), None);
         // 22 'z' is above u128::MAX.
         assert_eq!(decode_base62(b"zzzzzzzzzzzzzzzzzzzzzz"), None);
+        // One above u128::MAX, whichever group carries the excess.
+        let mut max = [0u8; BODY_LEN];
+        encode_base62(u128::MAX, &mut max);
+        assert_eq!(&max, b"7n42DGM5Tflk9n8mt7Fhc7");
+        assert_eq!(decode_base62(b"7n42DGM5Tflk9n8mt7Fhc8"), None);
+        assert_eq!(decode_base62(b"7n42DGM5Tflk9n8mt7Fhd0"), None);
+        assert_eq!(decode_base62(b"7o00000000000000000000"), None);
     }
 
     #[test]

@@ -172,6 +172,7 @@ fn load_alone(path: &Path, limits: &Limits) -> Result<LoadedPolicy, PolicyError>
         exclude: Vec::new(),
         // As on the server: a module whose lk_reset forgets something fails here too.
         isolation: Isolation::Reuse,
+        reads_clock: true,
         limits: ManifestLimits::default(),
     };
     UnverifiedModule::new(manifest, bytes).verify(&Sandbox::new(*limits)?)

@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -41,6 +42,9 @@ pub struct Evaluated {
 #[derive(Debug)]
 pub struct PolicySet {
     policies: Vec<LoadedPolicy>,
+    // Which load of its engine this set is (from 1), so a decision remembered under
+    // one set is never taken for another's.
+    generation: u64,
 }
 
 impl PolicySet {
@@ -62,7 +66,10 @@ impl PolicySet {
                 name: (*name).to_owned(),
             });
         }
-        Ok(PolicySet { policies })
+        Ok(PolicySet {
+            policies,
+            generation: 1,
+        })
     }
 
     /// Load every `*.toml` manifest in `dir` and verify its module; any invalid one, or a
@@ -105,6 +112,20 @@ impl PolicySet {
     /// The policies, in evaluation order.
     pub fn policies(&self) -> &[LoadedPolicy] {
         &self.policies
+    }
+
+    /// Which load of its engine this set is: 1 for the first, then one more per reload.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether every module routed `action` declares that it does not read the clock,
+    /// so that one request about `action` decides the same at any time.
+    pub fn decides_timelessly(&self, action: &str) -> bool {
+        self.policies
+            .iter()
+            .filter(|p| p.manifest().decides(action))
+            .all(|p| !p.manifest().reads_clock)
     }
 
     /// Decide `request` with the modules routed to its action. The verdict names the
@@ -311,6 +332,8 @@ pub struct PolicyEngine {
     // ArcSwap rather than RwLock<Arc<_>>: a decision's load is a few uncontended atomic
     // operations and never waits for a reload that is compiling modules.
     current: ArcSwap<PolicySet>,
+    // The last generation given to a set.
+    generations: AtomicU64,
     // Serialises reloads, so a slow reload cannot overwrite a newer one's set.
     reloading: Mutex<()>,
 }
@@ -331,6 +354,7 @@ impl PolicyEngine {
             required,
             sandbox,
             current: ArcSwap::from_pointee(set),
+            generations: AtomicU64::new(1),
             reloading: Mutex::new(()),
         })
     }
@@ -342,7 +366,8 @@ impl PolicyEngine {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let set = PolicySet::load(&self.dir, &self.sandbox, &self.required)?;
+        let mut set = PolicySet::load(&self.dir, &self.sandbox, &self.required)?;
+        set.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let count = set.policies.len();
         self.current.store(Arc::new(set));
         Ok(count)
@@ -366,6 +391,12 @@ impl PolicyEngine {
     /// The current set (kept alive by the caller even if a reload replaces it).
     pub fn current(&self) -> Arc<PolicySet> {
         self.current.load_full()
+    }
+
+    /// The current set, for one decision: cheaper than [`Self::current`], and not to be
+    /// held for long (a reload cannot free the set it replaces while a guard holds it).
+    pub fn current_guard(&self) -> arc_swap::Guard<Arc<PolicySet>> {
+        self.current.load()
     }
 
     /// The folder the set is loaded from.

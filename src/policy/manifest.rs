@@ -19,6 +19,7 @@ pub use crate::domain::action::ActionPattern;
 /// actions = ["iam.*"]
 /// exclude = ["iam.debug.*"]
 /// isolation = "reuse"
+/// reads_clock = false
 /// [limits]
 /// fuel = 1_000_000
 /// memory_pages = 64
@@ -40,9 +41,19 @@ pub struct Manifest {
     /// Whether instances are reused between decisions.
     #[serde(default)]
     pub isolation: Isolation,
+    /// Whether its decisions may depend on the time (`context.time_ms`). `false` promises
+    /// that one request decides the same at any time, so the host may reuse a decision
+    /// until the store or the set changes (the caller check of `/verify`). The default is
+    /// `true`: nothing is reused unless the author says so.
+    #[serde(default = "reads_clock_by_default")]
+    pub reads_clock: bool,
     /// Lower limits than the host's for this module.
     #[serde(default)]
     pub limits: ManifestLimits,
+}
+
+fn reads_clock_by_default() -> bool {
+    true
 }
 
 /// Whether a module's allow is enough on its own.
