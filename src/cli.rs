@@ -145,6 +145,11 @@ struct ServeArgs {
     /// Log format on stderr [default: text].
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Milliseconds a client has for the TLS handshake, each request's head (also the
+    /// idle wait between requests on a kept-alive connection) and each request's body
+    /// [default: 10000].
+    #[arg(long, env = "LATCHKEY_CLIENT_TIMEOUT_MS")]
+    client_timeout_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -163,6 +168,7 @@ impl ServeArgs {
             account: self.account,
             admin_email: self.admin_email,
             log_format: self.log_format,
+            client_timeout_ms: self.client_timeout_ms,
         };
         Ok(given.or(file))
     }

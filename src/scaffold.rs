@@ -167,6 +167,8 @@ module = "{name}.wasm"
 # Custom modules narrow what the built-ins allow, or decide a namespace of their own.
 kind = "custom"
 actions = ["computers.remote_control"]
+# This policy reads the clock (context.time_ms). One that never does may say
+# `reads_clock = false`, which lets the server reuse its allows until something changes.
 "#
     )
 }

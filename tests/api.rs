@@ -2,7 +2,8 @@
 //! self-signed certificate, driven by an independent client (ureq over rustls) that
 //! trusts exactly the printed certificate.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
@@ -49,11 +50,22 @@ pub fn start_in(
     policies: &Path,
     known: Option<(String, String, String)>,
 ) -> Server {
+    start_configured(dir, policies, known, &[])
+}
+
+/// [`start_in`], with more settings given as environment variables.
+pub fn start_configured(
+    dir: Arc<TempDir>,
+    policies: &Path,
+    known: Option<(String, String, String)>,
+    env: &[(&str, &str)],
+) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--policies")
         .arg(policies)
+        .envs(env.iter().copied())
         .env("LATCHKEY_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -332,9 +344,12 @@ fn a_restart_does_not_bootstrap_again_and_keeps_the_certificate() {
     );
 }
 
-#[test]
-fn http2_is_offered_by_alpn() {
-    let server = start_server();
+/// A raw TLS connection to `server` (trusting its certificate), offering `alpn`, with
+/// its handshake done and a 10 s read timeout.
+fn raw_tls(
+    server: &Server,
+    alpn: &[&[u8]],
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let pem = std::fs::read(&server.cert).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
@@ -346,16 +361,94 @@ fn http2_is_offered_by_alpn() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let addr = server.url.trim_start_matches("https://");
-    let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    connection.complete_io(&mut socket).unwrap();
+    let mut socket = raw_tcp(server);
     while connection.is_handshaking() {
         connection.complete_io(&mut socket).unwrap();
     }
-    assert_eq!(connection.alpn_protocol(), Some(&b"h2"[..]));
+    rustls::StreamOwned::new(connection, socket)
+}
+
+/// A plain TCP connection to `server`'s port, with a 10 s read timeout.
+fn raw_tcp(server: &Server) -> TcpStream {
+    let socket = TcpStream::connect(server.url.trim_start_matches("https://")).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    socket
+}
+
+/// Read until the server ends the connection; what it sent before. Fails if the
+/// connection is still open when the read timeout passes.
+fn until_closed(stream: &mut impl Read) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the server kept the connection open; it had sent {received:?}")
+            }
+            // A reset, or TLS ended without close_notify: closed either way.
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[test]
+fn http2_is_offered_by_alpn() {
+    let server = start_server();
+    let connection = raw_tls(&server, &[b"h2", b"http/1.1"]);
+    assert_eq!(connection.conn.alpn_protocol(), Some(&b"h2"[..]));
+}
+
+#[test]
+fn a_slow_client_is_cut_off_at_every_step_and_others_are_served() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let server = start_configured(
+        dir,
+        &policies_dir(),
+        None,
+        &[("LATCHKEY_CLIENT_TIMEOUT_MS", "300")],
+    );
+    // Never starts the TLS handshake.
+    let mut silent = raw_tcp(&server);
+    assert_eq!(until_closed(&mut silent), "");
+
+    // Starts a request's head and never finishes it.
+    let mut stalled = raw_tls(&server, &[b"http/1.1"]);
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    assert_eq!(until_closed(&mut stalled), "");
+
+    // Keeps a connection alive after one answer and sends nothing more.
+    let mut idle = raw_tls(&server, &[b"http/1.1"]);
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let answered = until_closed(&mut idle);
+    assert!(answered.starts_with("HTTP/1.1 200 OK"), "{answered}");
+    assert_eq!(answered.matches("HTTP/1.1").count(), 1, "{answered}");
+
+    // Sends a head promising 100 bytes of body and then one byte.
+    let mut trickle = raw_tls(&server, &[b"http/1.1"]);
+    let head = format!(
+        "POST /verify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        server.admin_key
+    );
+    trickle.write_all(head.as_bytes()).unwrap();
+    let answered = until_closed(&mut trickle);
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+    assert!(answered.contains("ERR_LATCHKEY_116"), "{answered}");
+
+    // Meanwhile, and after, the server answers everyone else.
+    let health = server.get(&server.admin_key, "/healthz");
+    assert_eq!(health.status, 200);
 }
 
 use rustls::pki_types::pem::PemObject;

@@ -48,11 +48,13 @@ pub const NOT_APPLICABLE: Code = Code(113, StatusCode::BAD_REQUEST);
 pub const POLICY_SET_INVALID: Code = Code(114, StatusCode::UNPROCESSABLE_ENTITY);
 /// An enforced IP restriction refuses the caller's address.
 pub const IP_RESTRICTED: Code = Code(115, StatusCode::FORBIDDEN);
+/// The client sent the body too slowly (the server's client timeout).
+pub const REQUEST_TIMEOUT: Code = Code(116, StatusCode::REQUEST_TIMEOUT);
 /// Something failed inside the server; nothing about it is shown.
 pub const INTERNAL: Code = Code(120, StatusCode::INTERNAL_SERVER_ERROR);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 17] = [
+pub const ALL: [(Code, &str); 18] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -95,6 +97,10 @@ pub const ALL: [(Code, &str); 17] = [
     (
         IP_RESTRICTED,
         "an enforced IP restriction refuses the caller's address",
+    ),
+    (
+        REQUEST_TIMEOUT,
+        "the body did not arrive within the client timeout",
     ),
     (INTERNAL, "the server failed; the log has the operation id"),
 ];

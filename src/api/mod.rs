@@ -14,6 +14,7 @@ mod request;
 mod views;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -48,12 +49,15 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 pub const MAX_BODY: usize = 1024 * 1024;
 /// How much of an oversized body is read (and dropped) before answering 413.
 const DRAIN_LIMIT: usize = 4 * MAX_BODY;
+/// How long a client has to send a request's body, unless the server says otherwise.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The API over one open latchkey.
 #[derive(Debug)]
 pub struct Api {
     lk: Arc<Latchkey>,
     public_url: Option<Arc<str>>,
+    client_timeout: Duration,
     warnings: Arc<Warnings>,
     metrics: Arc<metrics::Metrics>,
 }
@@ -133,9 +137,18 @@ impl Api {
         Api {
             lk,
             public_url: public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
             warnings: Arc::default(),
             metrics: Arc::default(),
         }
+    }
+
+    /// How long a client may take to send a request's body (the server gives it the
+    /// same time for the TLS handshake and for a request's head).
+    #[must_use]
+    pub fn with_client_timeout(mut self, timeout: Duration) -> Api {
+        self.client_timeout = timeout;
+        self
     }
 
     /// The latchkey behind the API.
@@ -239,7 +252,20 @@ impl Api {
         let caller = self.authenticate(&parts.headers, peer)?;
         *warning = self.gate(caller.account, peer)?;
         let base = self.base(&parts);
-        let body = read_body(&parts.headers, &method, body).await?;
+        let body = tokio::time::timeout(
+            self.client_timeout,
+            read_body(&parts.headers, &method, body),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                error::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} ms",
+                    self.client_timeout.as_millis()
+                ),
+            )
+        })??;
         let query = Query::parse(parts.uri.query())?;
         let ctx = Ctx {
             lk: Arc::clone(&self.lk),

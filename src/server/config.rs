@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -30,6 +31,9 @@ pub struct ServeOptions {
     pub admin_email: Option<String>,
     /// `text` or `json` logs on stderr.
     pub log_format: Option<LogFormat>,
+    /// Milliseconds a client has for the TLS handshake, for each request's head (and so
+    /// between requests on a kept-alive connection), and for each request's body.
+    pub client_timeout_ms: Option<u64>,
 }
 
 /// How logs are written.
@@ -46,6 +50,8 @@ pub enum LogFormat {
 /// Defaults: `./latchkey-data`, `./policies`, `127.0.0.1:8443`, a self-signed certificate,
 /// and the account `default` with `admin@latchkey.localhost` on a fresh data directory.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// How long a client has for each step, by default: 10 s.
+pub const DEFAULT_CLIENT_TIMEOUT_MS: u64 = 10_000;
 
 impl ServeOptions {
     /// Read a TOML file of the same keys (unknown keys are an error).
@@ -68,6 +74,7 @@ impl ServeOptions {
             account: self.account.or(lower.account),
             admin_email: self.admin_email.or(lower.admin_email),
             log_format: self.log_format.or(lower.log_format),
+            client_timeout_ms: self.client_timeout_ms.or(lower.client_timeout_ms),
         }
     }
 
@@ -103,6 +110,12 @@ impl ServeOptions {
         {
             return Err(format!("public_url: {url:?} must start with https://"));
         }
+        let client_timeout_ms = self.client_timeout_ms.unwrap_or(DEFAULT_CLIENT_TIMEOUT_MS);
+        if !(100..=600_000).contains(&client_timeout_ms) {
+            return Err(format!(
+                "client_timeout_ms: {client_timeout_ms} is outside 100 to 600000 (0.1 s to 10 min)"
+            ));
+        }
         let config = ServeConfig {
             policies: self.policies.unwrap_or_else(|| PathBuf::from("./policies")),
             data_dir,
@@ -113,6 +126,7 @@ impl ServeOptions {
             bootstrap_admin_email: self
                 .admin_email
                 .unwrap_or_else(|| "admin@latchkey.localhost".to_owned()),
+            client_timeout: Duration::from_millis(client_timeout_ms),
         };
         Ok((config, self.log_format.unwrap_or_default()))
     }
@@ -161,6 +175,15 @@ mod tests {
             })
             .starts_with("public_url:")
         );
+        for millis in [0, 99, 600_001] {
+            assert!(
+                bad(ServeOptions {
+                    client_timeout_ms: Some(millis),
+                    ..Default::default()
+                })
+                .starts_with("client_timeout_ms:")
+            );
+        }
         let unknown = toml::from_str::<ServeOptions>("lisen = \"x\"").unwrap_err();
         assert!(unknown.to_string().contains("lisen"), "{unknown}");
     }

@@ -26,10 +26,6 @@ use crate::api::{Api, PeerAddr};
 use crate::app::{AppError, Config, Initialized, Latchkey};
 pub use tls::{Tls, TlsSource};
 
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client has to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How often coalesced `last_used_at` uses are written.
@@ -72,6 +68,9 @@ pub struct ServeConfig {
     pub tls: TlsSource,
     /// The base of every `uri` (`https://host:port`); without it, each request's host.
     pub public_url: Option<String>,
+    /// How long a client has for the TLS handshake, each request's head (and the wait
+    /// for it on a kept-alive connection), and each request's body.
+    pub client_timeout: Duration,
     /// The account a fresh data directory is bootstrapped with.
     pub bootstrap_account: String,
     /// Its first administrator's email.
@@ -127,13 +126,17 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     });
     tracing::info!(%addr, "listening");
 
-    let api = Arc::new(Api::new(Arc::clone(&lk), config.public_url.clone()));
+    let api = Arc::new(
+        Api::new(Arc::clone(&lk), config.public_url.clone())
+            .with_client_timeout(config.client_timeout),
+    );
+    let handshake_timeout = config.client_timeout;
     let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(config.client_timeout)
         .keep_alive(true);
     builder
         .http2()
@@ -167,7 +170,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         let api = Arc::clone(&api);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => {
                     tracing::debug!(%peer, error = %err, "TLS handshake failed");
