@@ -75,9 +75,13 @@ VERBS["account"] = ["get", "update"]
 VERBS["events"] = ["list", "get"]
 for r in ("tenants", "roles", "role_assignments"):
     VERBS[r] = ["list", "get", "create", "update", "delete"]
+VERBS["permissions"] = ["list", "get", "create", "delete"]
+VERBS["access_review"] = ["get"]
+TENANCY = ["tenants", "roles", "role_assignments", "permissions", "access_review"]
 KIND = dict(DEVELOPER_RESOURCES, users="user", invitations="invitation", billing="billing",
             account="account", events="event", tenants="tenant", roles="role",
-            role_assignments="role_assignment")
+            role_assignments="role_assignment", permissions="permission",
+            access_review="access_review")
 ALL = {(r, v) for r, vs in VERBS.items() for v in vs}
 
 
@@ -94,9 +98,9 @@ GRANTS = {
     # "can view but NOT create, modify or delete developer features"
     ("developer", "ReadOnly"): on(DEVELOPER_RESOURCES, READ) | VERIFY,
     # "invite and remove other users ... modify other users' RBAC settings"; api.md:
-    # tenants, roles and assignments are managed by administrators and team managers
-    ("team", "Manager"): on(["users", "invitations", "tenants", "roles",
-                             "role_assignments"]),
+    # tenants, roles and assignments are managed by administrators and team managers (the
+    # catalog and the access review with them)
+    ("team", "Manager"): on(["users", "invitations"] + TENANCY),
     # "see other members ... and invite new teammates"
     ("team", "Invite"): on(["users"], READ) | on(["invitations"], READ + ["create"]),
     # "can see other members of the account but cannot manage or invite"

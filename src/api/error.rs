@@ -155,6 +155,10 @@ impl From<AppError> for ApiError {
     fn from(err: AppError) -> ApiError {
         match err {
             AppError::Domain(err) => err.into(),
+            AppError::InUse { what, field, by } => {
+                ApiError::new(CONFLICT, format!("{what} is in use by {}", by.join(", ")))
+                    .with(field, by)
+            }
             AppError::Forbidden { policy, reason } => {
                 let named = if policy.is_empty() {
                     "latchkey"

@@ -185,7 +185,7 @@ impl IpBody {
     }
 }
 
-fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, ApiError> {
+pub(super) fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, ApiError> {
     value
         .ok_or_else(|| ApiError::field(error::INVALID_FIELD, field, format!("{field} is required")))
 }
@@ -311,6 +311,26 @@ impl Ctx {
             }
             (&M::POST, ["policies", "reload"]) => self.reload_policies().await,
 
+            (&M::GET, ["tenants"]) => self.list_tenants().await,
+            (&M::POST, ["tenants"]) => self.create_tenant().await,
+            (&M::GET, ["tenants", id]) => self.get_tenant(id).await,
+            (&M::PATCH, ["tenants", id]) => self.update_tenant(id).await,
+            (&M::DELETE, ["tenants", id]) => self.delete_tenant(id).await,
+            (&M::GET, ["permissions"]) => self.list_permissions().await,
+            (&M::POST, ["permissions"]) => self.add_permission().await,
+            (&M::GET, ["permissions", name]) => self.get_permission(name).await,
+            (&M::DELETE, ["permissions", name]) => self.remove_permission(name).await,
+            (&M::GET, ["roles"]) => self.list_roles().await,
+            (&M::POST, ["roles"]) => self.create_role().await,
+            (&M::GET, ["roles", id]) => self.get_role(id).await,
+            (&M::PATCH, ["roles", id]) => self.update_role(id).await,
+            (&M::DELETE, ["roles", id]) => self.delete_role(id).await,
+            (&M::GET, ["role_assignments"]) => self.list_role_assignments().await,
+            (&M::POST, ["role_assignments"]) => self.create_role_assignment().await,
+            (&M::GET, ["role_assignments", id]) => self.get_role_assignment(id).await,
+            (&M::DELETE, ["role_assignments", id]) => self.delete_role_assignment(id).await,
+            (&M::GET, ["access_review"]) => self.access_review().await,
+
             (_, segments) if known_path(segments) => Err(method_not_allowed()),
             _ => Err(ApiError::new(
                 error::NO_ROUTE,
@@ -319,16 +339,16 @@ impl Ctx {
         }
     }
 
-    fn ok(&self, value: &Value) -> Reply {
+    pub(super) fn ok(&self, value: &Value) -> Reply {
         Ok(json_response(StatusCode::OK, value))
     }
 
-    fn created(&self, value: &Value) -> Reply {
+    pub(super) fn created(&self, value: &Value) -> Reply {
         Ok(json_response(StatusCode::CREATED, value))
     }
 
     /// A list page in the contract's shape, under the resource's list field.
-    fn list<T>(
+    pub(super) fn list<T>(
         &self,
         path: &str,
         field: &str,

@@ -11,6 +11,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 mod request;
+mod tenancy;
 mod views;
 
 use std::sync::Arc;
@@ -401,7 +402,15 @@ pub fn actor_of(verified: &Verified) -> Actor {
 
 /// The route a path matches, as a metrics label (ids replaced by `{id}`).
 fn route_label(path: &str) -> &'static str {
-    const ROUTES: [(&str, &str, &str); 11] = [
+    const ROUTES: [(&str, &str, &str); 15] = [
+        ("tenants", "/tenants", "/tenants/{id}"),
+        ("permissions", "/permissions", "/permissions/{name}"),
+        ("roles", "/roles", "/roles/{id}"),
+        (
+            "role_assignments",
+            "/role_assignments",
+            "/role_assignments/{id}",
+        ),
         ("api_keys", "/api_keys", "/api_keys/{id}"),
         ("bot_users", "/bot_users", "/bot_users/{id}"),
         ("credentials", "/credentials", "/credentials/{id}"),
@@ -435,6 +444,7 @@ fn route_label(path: &str) -> &'static str {
         ["healthz"] => "/healthz",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
+        ["access_review"] => "/access_review",
         [one] => collection(one).map_or("other", |(_, list, _)| list),
         [one, _] => collection(one).map_or("other", |(_, _, item)| item),
         ["credentials", _, "rotate"] => "/credentials/{id}/rotate",
@@ -453,8 +463,12 @@ fn credential_kind(segment: &str) -> Option<CredentialKind> {
 }
 
 fn known_path(segments: &[&str]) -> bool {
-    const COLLECTIONS: [&str; 10] = [
+    const COLLECTIONS: [&str; 14] = [
         "users",
+        "tenants",
+        "permissions",
+        "roles",
+        "role_assignments",
         "bot_users",
         "credentials",
         "api_keys",
@@ -470,7 +484,12 @@ fn known_path(segments: &[&str]) -> bool {
             COLLECTIONS.contains(one)
                 || matches!(
                     *one,
-                    "verify" | "healthz" | "authorize" | "metrics" | "openapi.json"
+                    "verify"
+                        | "healthz"
+                        | "authorize"
+                        | "metrics"
+                        | "openapi.json"
+                        | "access_review"
                 )
         }
         [one, _] => {

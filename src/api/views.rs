@@ -12,6 +12,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::event::{Event, Principal, Snapshot};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::tenancy::{CatalogEntry, Role, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 
@@ -206,7 +207,73 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             first,
             last,
         } => json!({"ip": ip, "count": count, "first": time(*first), "last": time(*last)}),
+        Snapshot::Tenant(t) => tenant(base, t),
+        Snapshot::Role(r) => role(
+            base,
+            &Role {
+                id: r.id,
+                name: r.name.clone(),
+                description: r.description.clone(),
+                permissions: r.permissions.clone(),
+                builtin: false,
+                created_at: Some(r.created_at),
+            },
+        ),
+        Snapshot::RoleAssignment(a) => role_assignment(base, a, None),
+        Snapshot::Permission(p) => permission(&CatalogEntry {
+            name: p.name.clone(),
+            description: p.description.clone(),
+            builtin: false,
+        }),
     }
+}
+
+/// `/tenants/{id}`.
+pub fn tenant(base: &Base, tenant: &Tenant) -> Value {
+    json!({
+        "id": tenant.id.to_string(),
+        "uri": base.uri(&format!("/tenants/{}", tenant.id)),
+        "name": tenant.name,
+        "description": tenant.description,
+        "created_at": time(tenant.created_at),
+    })
+}
+
+/// `/roles/{id}`.
+pub fn role(base: &Base, role: &Role) -> Value {
+    json!({
+        "id": role.id.to_string(),
+        "uri": base.uri(&format!("/roles/{}", role.id)),
+        "name": role.name,
+        "description": role.description,
+        "permissions": role.permissions,
+        "builtin": role.builtin,
+        "created_at": role.created_at.map(time),
+    })
+}
+
+/// `/role_assignments/{id}`; `role` is the role's name where the caller knows it.
+pub fn role_assignment(base: &Base, assignment: &RoleAssignment, role: Option<&str>) -> Value {
+    json!({
+        "id": assignment.id.to_string(),
+        "uri": base.uri(&format!("/role_assignments/{}", assignment.id)),
+        "principal_id": assignment.principal.id_string(),
+        "principal_kind": assignment.principal.kind_str(),
+        "role_id": assignment.role.to_string(),
+        "role": role,
+        "tenant_id": assignment.tenant.map(|t| t.to_string()),
+        "created_at": time(assignment.created_at),
+    })
+}
+
+/// One entry of `/permissions`.
+pub fn permission(entry: &CatalogEntry) -> Value {
+    json!({
+        "name": entry.name,
+        "category": entry.category(),
+        "description": entry.description,
+        "builtin": entry.builtin,
+    })
 }
 
 fn reference(base: &Base, collection: &str, id: String) -> Value {

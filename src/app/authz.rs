@@ -88,7 +88,7 @@ impl Target {
 }
 
 /// Every `iam` resource the appliance serves, its object kind, and its verbs.
-pub const IAM_ACTIONS: [(&str, &str, &[&str]); 11] = [
+pub const IAM_ACTIONS: [(&str, &str, &[&str]); 16] = [
     ("account", "account", &["get", "update"]),
     (
         "users",
@@ -119,6 +119,19 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 11] = [
     ("ip_restrictions", "ip_restriction", CRUD),
     ("events", "event", &["list"]),
     ("policies", "policy_set", &["reload"]),
+    ("tenants", "tenant", CRUD),
+    ("roles", "role", CRUD),
+    (
+        "role_assignments",
+        "role_assignment",
+        &["list", "get", "create", "delete"],
+    ),
+    (
+        "permissions",
+        "permission",
+        &["list", "get", "create", "delete"],
+    ),
+    ("access_review", "access_review", &["get"]),
 ];
 
 const CRUD: &[&str] = &["list", "get", "create", "update", "delete"];
@@ -328,8 +341,11 @@ pub(super) fn resolve(
             id: actor.principal.id_string(),
             account: account.to_string(),
             roles,
-            // Tenant role assignments and MFA arrive with their own features.
-            assignments: Vec::new(),
+            assignments: match principal_owner(actor.principal) {
+                Some(owner) => super::tenancy::policy_assignments(tx, account, owner)?,
+                None => Vec::new(),
+            },
+            // MFA arrives with login.
             mfa: abi::Mfa::default(),
             credential,
             source_ip: None,
@@ -340,10 +356,12 @@ pub(super) fn resolve(
     })
 }
 
-/// The request for `target` by a resolved principal, at `now`.
-pub(super) fn request_for(
+/// The request for `target` by a resolved principal, at `now`; `permission` is the
+/// catalog index of the target's action, for application actions.
+fn request_for(
     resolved: &Resolved,
     target: Target,
+    permission: Option<u32>,
     now: Timestamp,
 ) -> Result<abi::Request, AppError> {
     resolved.live(now)?;
@@ -357,7 +375,7 @@ pub(super) fn request_for(
             tenant: target.tenant,
             owner: target.owner,
             // The catalog index the tenant-roles policy judges (none for `iam.*`).
-            permission: abi::builtin_permission(&target.action),
+            permission,
             attributes: target.attributes,
         },
         action: target.action,
@@ -376,7 +394,12 @@ pub(super) fn request(
     target: Target,
     now: Timestamp,
 ) -> Result<abi::Request, AppError> {
-    request_for(&resolve(tx, actor, account)?, target, now)
+    let permission = if target.action.starts_with("iam.") || target.action == "agent.bind" {
+        None
+    } else {
+        super::tenancy::catalog_index(tx, account, &target.action)?
+    };
+    request_for(&resolve(tx, actor, account)?, target, permission, now)
 }
 
 /// Resolved principals, kept until the next committed write (any write: the generation

@@ -9,6 +9,7 @@
 mod authz;
 mod data_dir;
 mod ip;
+mod tenancy;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
 pub use ip::{IpPatch, IpText};
+pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,16 @@ pub enum AppError {
     /// The policy set could not be loaded.
     #[error(transparent)]
     Policy(PolicyError),
+    /// The object is still used by others (a role assigned, a permission in a role).
+    #[error("{what} is in use by {}", by.join(", "))]
+    InUse {
+        /// What was to be deleted.
+        what: String,
+        /// The name of the list of users, in an API answer's details.
+        field: &'static str,
+        /// The ids of what uses it.
+        by: Vec<String>,
+    },
 }
 
 impl From<PolicyError> for AppError {
@@ -500,6 +512,7 @@ impl Latchkey {
                     for credential in tx.owner_credentials(account, Owner::User(user_id))? {
                         revoke(tx, actor, &credential, RevokeCause::MembershipRemoved, now)?;
                     }
+                    tenancy::remove_assignments_of(tx, actor, account, Owner::User(user_id), now)?;
                     tx.remove_membership(account, user_id)?;
                     record(
                         tx,
@@ -602,6 +615,7 @@ impl Latchkey {
             for credential in tx.owner_credentials(account, Owner::Bot(id))? {
                 revoke(tx, actor, &credential, RevokeCause::OwnerDeleted, now)?;
             }
+            tenancy::remove_assignments_of(tx, actor, account, Owner::Bot(id), now)?;
             tx.remove_bot(&bot)?;
             record(
                 tx,

@@ -11,6 +11,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialId, CredentialKind};
 use crate::domain::id::{AccountId, BotId, EventId, UserId};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Membership, User};
 
@@ -92,6 +93,22 @@ pub enum Action {
     AccountUpdated,
     /// A user's name changed.
     UserRenamed,
+    /// A tenant, role, role assignment or catalog permission was created, changed or
+    /// deleted.
+    Tenancy(TenancyObject, Change),
+}
+
+/// The tenancy resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenancyObject {
+    /// `/tenants`.
+    Tenant,
+    /// `/roles`.
+    Role,
+    /// `/role_assignments`.
+    RoleAssignment,
+    /// `/permissions`.
+    Permission,
 }
 
 /// The three IP resources.
@@ -156,6 +173,20 @@ impl Action {
             Action::IpRestrictionWarned => "iam.ip_restrictions.warn",
             Action::AccountUpdated => "iam.account.update",
             Action::UserRenamed => "iam.users.update",
+            Action::Tenancy(object, change) => match (object, change) {
+                (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
+                (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
+                (TenancyObject::Tenant, Change::Deleted) => "iam.tenants.delete",
+                (TenancyObject::Role, Change::Created) => "iam.roles.create",
+                (TenancyObject::Role, Change::Updated) => "iam.roles.update",
+                (TenancyObject::Role, Change::Deleted) => "iam.roles.delete",
+                (TenancyObject::RoleAssignment, Change::Created) => "iam.role_assignments.create",
+                (TenancyObject::RoleAssignment, Change::Updated) => "iam.role_assignments.update",
+                (TenancyObject::RoleAssignment, Change::Deleted) => "iam.role_assignments.delete",
+                (TenancyObject::Permission, Change::Created) => "iam.permissions.create",
+                (TenancyObject::Permission, Change::Updated) => "iam.permissions.update",
+                (TenancyObject::Permission, Change::Deleted) => "iam.permissions.delete",
+            },
         }
     }
 }
@@ -191,6 +222,14 @@ pub enum Snapshot {
         /// The last of them.
         last: Timestamp,
     },
+    /// A tenant.
+    Tenant(Tenant),
+    /// A custom role.
+    Role(CustomRole),
+    /// A role assignment.
+    RoleAssignment(RoleAssignment),
+    /// A permission added to the catalog.
+    Permission(AddedPermission),
 }
 
 /// One audit event, exactly as it is hashed and stored.

@@ -223,6 +223,12 @@ typed_id!(/// A rule of an IP policy.
     IpRuleId, "ipr");
 typed_id!(/// An IP restriction.
     IpRestrictionId, "ipx");
+typed_id!(/// A tenant of an account.
+    TenantId, "tnt");
+typed_id!(/// A tenant role (built-in or custom).
+    RoleId, "rol");
+typed_id!(/// A role assignment.
+    RoleAssignmentId, "ra");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

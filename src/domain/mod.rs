@@ -14,6 +14,7 @@ pub mod event;
 pub mod id;
 pub mod ip;
 pub mod ssh;
+pub mod tenancy;
 pub mod time;
 pub mod token;
 pub mod user;

@@ -10,6 +10,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
 use crate::store::audit::AuditHead;
@@ -50,6 +51,10 @@ record! {
     IpPolicy => 1, "IP policy";
     IpPolicyRule => 1, "IP policy rule";
     IpRestriction => 1, "IP restriction";
+    Tenant => 1, "tenant";
+    CustomRole => 1, "role";
+    RoleAssignment => 1, "role assignment";
+    AddedPermission => 1, "permission";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

@@ -33,7 +33,7 @@ use tables::*;
 pub use tx::{ReadTx, Reads, WriteTx};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -120,7 +120,24 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the IP policy, rule and restriction tables",
         run: create_ip_tables,
     },
+    Migration {
+        to: 3,
+        what: "create the tenant, role, role assignment and permission tables",
+        run: create_tenancy_tables,
+    },
 ];
+
+fn create_tenancy_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(TENANTS)?;
+    txn.open_table(ACCOUNT_TENANTS)?;
+    txn.open_table(ROLES)?;
+    txn.open_table(ACCOUNT_ROLES)?;
+    txn.open_table(ROLE_ASSIGNMENTS)?;
+    txn.open_table(ACCOUNT_ROLE_ASSIGNMENTS)?;
+    txn.open_table(PERMISSIONS)?;
+    txn.open_table(ACCOUNT_PERMISSIONS)?;
+    Ok(())
+}
 
 fn create_ip_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(IP_POLICIES)?;

@@ -68,3 +68,25 @@ pub(crate) const IP_RESTRICTIONS: TableDefinition<u128, &[u8]> =
 /// (account, restriction) → ().
 pub(crate) const ACCOUNT_IP_RESTRICTIONS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("account_ip_restrictions");
+
+/// Tenant id → `Tenant`.
+pub(crate) const TENANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("tenants");
+/// (account, tenant) → ().
+pub(crate) const ACCOUNT_TENANTS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_tenants");
+/// Role id → `CustomRole` (built-in roles are not stored).
+pub(crate) const ROLES: TableDefinition<u128, &[u8]> = TableDefinition::new("roles");
+/// (account, role) → ().
+pub(crate) const ACCOUNT_ROLES: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_roles");
+/// Role assignment id → `RoleAssignment`.
+pub(crate) const ROLE_ASSIGNMENTS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("role_assignments");
+/// (account, role assignment) → ().
+pub(crate) const ACCOUNT_ROLE_ASSIGNMENTS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_role_assignments");
+/// Added permission key → `AddedPermission`.
+pub(crate) const PERMISSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("permissions");
+/// (account, added permission key) → ().
+pub(crate) const ACCOUNT_PERMISSIONS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_permissions");

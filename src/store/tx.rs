@@ -11,8 +11,12 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, Owner, OwnerStanding, RevokeCause, RevokedCredential};
 use crate::domain::event::{Action, Actor, Event, Snapshot};
-use crate::domain::id::{AccountId, BotId, EventId, IpPolicyId, IpRestrictionId, IpRuleId, UserId};
+use crate::domain::id::{
+    AccountId, BotId, EventId, IpPolicyId, IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId,
+    TenantId, UserId,
+};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
 use crate::domain::user::{Email, MemberState, Membership, User};
@@ -168,6 +172,41 @@ pub trait Reads: Tables {
     /// An IP restriction by id.
     fn ip_restriction(&self, id: IpRestrictionId) -> Result<Option<IpRestriction>, StoreError> {
         get_record(&self.table(IP_RESTRICTIONS)?, id.0)
+    }
+
+    /// A tenant by id.
+    fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        get_record(&self.table(TENANTS)?, id.0)
+    }
+
+    /// Every tenant of an account, oldest first.
+    fn tenants(&self, account: AccountId) -> Result<Vec<Tenant>, StoreError> {
+        account_records(self, ACCOUNT_TENANTS, TENANTS, account)
+    }
+
+    /// A custom role by id.
+    fn custom_role(&self, id: RoleId) -> Result<Option<CustomRole>, StoreError> {
+        get_record(&self.table(ROLES)?, id.0)
+    }
+
+    /// Every custom role of an account, oldest first.
+    fn custom_roles(&self, account: AccountId) -> Result<Vec<CustomRole>, StoreError> {
+        account_records(self, ACCOUNT_ROLES, ROLES, account)
+    }
+
+    /// A role assignment by id.
+    fn role_assignment(&self, id: RoleAssignmentId) -> Result<Option<RoleAssignment>, StoreError> {
+        get_record(&self.table(ROLE_ASSIGNMENTS)?, id.0)
+    }
+
+    /// Every role assignment of an account, oldest first.
+    fn role_assignments(&self, account: AccountId) -> Result<Vec<RoleAssignment>, StoreError> {
+        account_records(self, ACCOUNT_ROLE_ASSIGNMENTS, ROLE_ASSIGNMENTS, account)
+    }
+
+    /// The permissions added to an account's catalog, in the order they were added.
+    fn added_permissions(&self, account: AccountId) -> Result<Vec<AddedPermission>, StoreError> {
+        account_records(self, ACCOUNT_PERMISSIONS, PERMISSIONS, account)
     }
 
     /// Every IP restriction of an account, oldest first.
@@ -493,6 +532,80 @@ impl WriteTx {
         self.txn.open_table(data)?.remove(id)?;
         self.txn.open_table(index)?.remove((account.0, id))?;
         Ok(())
+    }
+
+    /// Store a tenant (new or changed).
+    pub fn put_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        self.put_account_record(
+            TENANTS,
+            ACCOUNT_TENANTS,
+            tenant.account,
+            tenant.id.0,
+            tenant,
+        )
+    }
+
+    /// Delete a tenant (its role assignments are deleted separately, in this transaction).
+    pub fn remove_tenant(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        self.remove_account_record(TENANTS, ACCOUNT_TENANTS, tenant.account, tenant.id.0)
+    }
+
+    /// Store a custom role (new or changed).
+    pub fn put_custom_role(&mut self, role: &CustomRole) -> Result<(), StoreError> {
+        self.put_account_record(ROLES, ACCOUNT_ROLES, role.account, role.id.0, role)
+    }
+
+    /// Delete a custom role.
+    pub fn remove_custom_role(&mut self, role: &CustomRole) -> Result<(), StoreError> {
+        self.remove_account_record(ROLES, ACCOUNT_ROLES, role.account, role.id.0)
+    }
+
+    /// Store a role assignment.
+    pub fn put_role_assignment(&mut self, assignment: &RoleAssignment) -> Result<(), StoreError> {
+        self.put_account_record(
+            ROLE_ASSIGNMENTS,
+            ACCOUNT_ROLE_ASSIGNMENTS,
+            assignment.account,
+            assignment.id.0,
+            assignment,
+        )
+    }
+
+    /// Delete a role assignment.
+    pub fn remove_role_assignment(
+        &mut self,
+        assignment: &RoleAssignment,
+    ) -> Result<(), StoreError> {
+        self.remove_account_record(
+            ROLE_ASSIGNMENTS,
+            ACCOUNT_ROLE_ASSIGNMENTS,
+            assignment.account,
+            assignment.id.0,
+        )
+    }
+
+    /// Store a permission added to an account's catalog.
+    pub fn put_added_permission(&mut self, permission: &AddedPermission) -> Result<(), StoreError> {
+        self.put_account_record(
+            PERMISSIONS,
+            ACCOUNT_PERMISSIONS,
+            permission.account,
+            permission.key,
+            permission,
+        )
+    }
+
+    /// Remove a permission from an account's catalog.
+    pub fn remove_added_permission(
+        &mut self,
+        permission: &AddedPermission,
+    ) -> Result<(), StoreError> {
+        self.remove_account_record(
+            PERMISSIONS,
+            ACCOUNT_PERMISSIONS,
+            permission.account,
+            permission.key,
+        )
     }
 
     /// Delete a bot user (its credentials must be revoked separately, in this transaction).

@@ -63,6 +63,80 @@ pub fn builtin_permission(name: &str) -> Option<u32> {
         .and_then(|i| u32::try_from(i).ok())
 }
 
+/// The built-in tenant roles (api.md), in the order they are listed.
+pub const BUILTIN_ROLES: [&str; 5] = [
+    GLOBAL_ADMINISTRATOR,
+    TENANT_ADMINISTRATOR,
+    TECHNICIAN,
+    READ_ONLY,
+    SELF_SERVICE,
+];
+/// Every catalog permission; all tenants only.
+pub const GLOBAL_ADMINISTRATOR: &str = "Global Administrator";
+/// Every catalog permission except `system.*`; one tenant.
+pub const TENANT_ADMINISTRATOR: &str = "Tenant Administrator";
+/// Day-to-day work on computers and deployments; one tenant or all.
+pub const TECHNICIAN: &str = "Technician";
+/// Every `*.view` permission, `system.view_settings`, `system.view_logs`; one tenant or all.
+pub const READ_ONLY: &str = "Read-Only";
+/// The self-service permissions; one tenant.
+pub const SELF_SERVICE: &str = "Self-Service";
+
+const TECHNICIAN_PERMISSIONS: [&str; 11] = [
+    "computers.view",
+    "computers.add",
+    "computers.edit",
+    "computers.run_maintenance",
+    "computers.remote_control",
+    "deployments.view",
+    "deployments.create",
+    "deployments.edit",
+    "software.view",
+    "reports.view",
+    "system.view_logs",
+];
+const SELF_SERVICE_PERMISSIONS: [&str; 3] =
+    ["computers.view", "software.request_install", "reports.view"];
+
+/// Whether built-in role `role` grants a catalog permission, by api.md's table:
+/// `Some(name)` for a built-in catalog entry, `None` for one an operator added. Only the
+/// Global Administrator gets added entries ("every catalog permission"): the others are
+/// defined by built-in names. Not a built-in role: grants nothing.
+pub fn builtin_role_grants(role: &str, permission: Option<&str>) -> bool {
+    match (role, permission) {
+        (GLOBAL_ADMINISTRATOR, _) => true,
+        (_, None) => false,
+        (TENANT_ADMINISTRATOR, Some(name)) => !name.starts_with("system."),
+        (TECHNICIAN, Some(name)) => TECHNICIAN_PERMISSIONS.contains(&name),
+        (READ_ONLY, Some(name)) => {
+            name.ends_with(".view") || matches!(name, "system.view_settings" | "system.view_logs")
+        }
+        (SELF_SERVICE, Some(name)) => SELF_SERVICE_PERMISSIONS.contains(&name),
+        _ => false,
+    }
+}
+
+/// Where a built-in role may be assigned (api.md's scope column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleScope {
+    /// Only for all tenants (Global Administrator).
+    AllTenants,
+    /// Only in one tenant (Tenant Administrator, Self-Service).
+    OneTenant,
+    /// Either (Technician, Read-Only, and every custom role).
+    Either,
+}
+
+/// The scope of built-in role `role`; `None` when it is not a built-in role.
+pub fn builtin_role_scope(role: &str) -> Option<RoleScope> {
+    match role {
+        GLOBAL_ADMINISTRATOR => Some(RoleScope::AllTenants),
+        TENANT_ADMINISTRATOR | SELF_SERVICE => Some(RoleScope::OneTenant),
+        TECHNICIAN | READ_ONLY => Some(RoleScope::Either),
+        _ => None,
+    }
+}
+
 /// Names of the exports every module must provide.
 pub mod exports {
     /// `() -> i32`: the ABI version the module speaks ([`super::ABI_VERSION`]).

@@ -66,8 +66,8 @@ enum Family {
     Account,
     /// The audit trail. The seeds are silent; least privilege: administrators only.
     Events,
-    /// Tenants, tenant roles and role assignments: administrators and team managers
-    /// (api.md); bots never.
+    /// Tenants, tenant roles, role assignments, the permission catalog and the access
+    /// review: administrators and team managers (api.md); bots never.
     Tenancy,
 }
 
@@ -79,7 +79,9 @@ fn family(resource: &str) -> Option<Family> {
         "billing" => Some(Family::Billing),
         "account" => Some(Family::Account),
         "events" => Some(Family::Events),
-        "tenants" | "roles" | "role_assignments" => Some(Family::Tenancy),
+        "tenants" | "roles" | "role_assignments" | "permissions" | "access_review" => {
+            Some(Family::Tenancy)
+        }
         _ => None,
     }
 }

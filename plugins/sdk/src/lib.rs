@@ -59,9 +59,11 @@ mod guest;
 pub use actions::{action_matches, scope_denial, scopes_allow};
 pub use latchkey_policy_abi as abi;
 pub use latchkey_policy_abi::{
-    ABI_VERSION, AccountRoles, Assignment, BUILTIN_CATALOG, Billing, Context, CredentialInfo,
-    CredentialKind, Decision, Developer, IpAddress, Mfa, Outcome, Principal, PrincipalKind,
-    Request, Resource, Team, builtin_permission,
+    ABI_VERSION, AccountRoles, Assignment, BUILTIN_CATALOG, BUILTIN_ROLES, Billing, Context,
+    CredentialInfo, CredentialKind, Decision, Developer, GLOBAL_ADMINISTRATOR, IpAddress, Mfa,
+    Outcome, Principal, PrincipalKind, READ_ONLY, Request, Resource, RoleScope, SELF_SERVICE,
+    TECHNICIAN, TENANT_ADMINISTRATOR, Team, builtin_permission, builtin_role_grants,
+    builtin_role_scope,
 };
 
 /// Join `parts` into one reason string with a single allocation.

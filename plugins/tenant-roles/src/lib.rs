@@ -13,8 +13,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use latchkey_policy_sdk::{
-    Assignment, BUILTIN_CATALOG, Decision, Policy, Request, action_matches, concat, export_policy,
-    scope_denial,
+    Assignment, BUILTIN_CATALOG, Decision, Policy, Request, RoleScope, action_matches,
+    builtin_role_grants, builtin_role_scope, concat, export_policy, scope_denial,
 };
 
 /// The tenant-roles policy.
@@ -101,36 +101,6 @@ impl Policy for TenantRoles {
 
 export_policy!(TenantRoles);
 
-/// The built-in roles (api.md), by name.
-pub const BUILTIN_ROLES: [&str; 5] = [
-    GLOBAL_ADMINISTRATOR,
-    TENANT_ADMINISTRATOR,
-    TECHNICIAN,
-    READ_ONLY,
-    SELF_SERVICE,
-];
-const GLOBAL_ADMINISTRATOR: &str = "Global Administrator";
-const TENANT_ADMINISTRATOR: &str = "Tenant Administrator";
-const TECHNICIAN: &str = "Technician";
-const READ_ONLY: &str = "Read-Only";
-const SELF_SERVICE: &str = "Self-Service";
-
-const TECHNICIAN_PERMISSIONS: [&str; 11] = [
-    "computers.view",
-    "computers.add",
-    "computers.edit",
-    "computers.run_maintenance",
-    "computers.remote_control",
-    "deployments.view",
-    "deployments.create",
-    "deployments.edit",
-    "software.view",
-    "reports.view",
-    "system.view_logs",
-];
-const SELF_SERVICE_PERMISSIONS: [&str; 3] =
-    ["computers.view", "software.request_install", "reports.view"];
-
 /// Whether assignment `a` grants catalog entry `permission`.
 fn grants(a: &Assignment, permission: u32) -> bool {
     if !a.builtin {
@@ -142,33 +112,23 @@ fn grants(a: &Assignment, permission: u32) -> bool {
 /// api.md's scope column: a built-in assignment outside its scope cannot be created (400);
 /// if one arrives anyway it grants nothing rather than more than intended.
 fn in_scope(a: &Assignment) -> bool {
-    match (a.builtin, a.role.as_str()) {
-        (false, _) => true,
-        (true, GLOBAL_ADMINISTRATOR) => a.tenant.is_none(),
-        (true, TENANT_ADMINISTRATOR | SELF_SERVICE) => a.tenant.is_some(),
-        (true, _) => true,
+    match builtin_role_scope(&a.role) {
+        _ if !a.builtin => true,
+        Some(RoleScope::AllTenants) => a.tenant.is_none(),
+        Some(RoleScope::OneTenant) => a.tenant.is_some(),
+        Some(RoleScope::Either) => true,
+        None => false,
     }
 }
 
-/// The permission sets of api.md's built-in role table. Only the Global Administrator
-/// gets operator-added catalog entries ("every catalog permission"): the request carries
-/// only an index, so an added entry's name (is it `system.*`? a `*.view`?) is unknown
-/// here, and the other built-ins are defined by name.
+/// The permission sets of api.md's built-in role table (the ABI crate holds it, so the
+/// host lists exactly what this policy decides). The request carries only an index; an
+/// index past the built-in catalog is an operator-added entry.
 pub fn builtin_grants(role: &str, permission: u32) -> bool {
     let name = usize::try_from(permission)
         .ok()
         .and_then(|i| BUILTIN_CATALOG.get(i).copied());
-    match (role, name) {
-        (GLOBAL_ADMINISTRATOR, _) => true,
-        (_, None) => false,
-        (TENANT_ADMINISTRATOR, Some(name)) => !name.starts_with("system."),
-        (TECHNICIAN, Some(name)) => TECHNICIAN_PERMISSIONS.contains(&name),
-        (READ_ONLY, Some(name)) => {
-            name.ends_with(".view") || matches!(name, "system.view_settings" | "system.view_logs")
-        }
-        (SELF_SERVICE, Some(name)) => SELF_SERVICE_PERMISSIONS.contains(&name),
-        _ => false,
-    }
+    builtin_role_grants(role, name)
 }
 
 fn scope_phrase(tenant: Option<&str>) -> String {
@@ -197,7 +157,10 @@ fn permission_name(permission: u32) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_policy_sdk::builtin_permission;
+    use latchkey_policy_sdk::{
+        BUILTIN_ROLES, GLOBAL_ADMINISTRATOR, READ_ONLY, SELF_SERVICE, TECHNICIAN,
+        TENANT_ADMINISTRATOR, builtin_permission,
+    };
 
     fn granted(role: &str) -> Vec<&'static str> {
         BUILTIN_CATALOG
