@@ -267,7 +267,7 @@ fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
-fn assert_error(reply: &Reply, status: u16, code: u16) {
+pub fn assert_error(reply: &Reply, status: u16, code: u16) {
     assert_eq!(reply.status, status, "{:?}", reply.body);
     assert_eq!(
         reply.body["error_code"],
@@ -1942,7 +1942,9 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
                 continue;
             }
             routes += 1;
-            let concrete = path.replace("{id}", "x_0352FHSFuCpzwuA2PPTNK4");
+            let concrete = path
+                .replace("{id}", "x_0352FHSFuCpzwuA2PPTNK4")
+                .replace("{name}", "app.nothing");
             let url = format!("{}{concrete}", server.url);
             let auth = bearer(&server.admin_key);
             let request = match method {
@@ -1981,7 +1983,7 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
             );
         }
     }
-    assert_eq!(routes, 53);
+    assert_eq!(routes, 72);
 }
 
 /// ngrok's official Python API client (`ngrok-api` on PyPI, installed by `.ci/run`),

@@ -19,4 +19,5 @@ mod members;
 mod persistence;
 mod policies;
 mod support;
+mod tenancy;
 mod verify;

@@ -182,7 +182,8 @@ fn an_older_file_needs_the_explicit_migration_step() {
         Store::migrate(&path).unwrap(),
         [
             "create the tables of schema 1",
-            "create the IP policy, rule and restriction tables"
+            "create the IP policy, rule and restriction tables",
+            "create the tenant, role, role assignment and permission tables",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -212,10 +213,10 @@ fn an_older_file_needs_the_explicit_migration_step() {
     );
 }
 
-/// A file written at schema 1 (before IP policies) is refused until migrated; the one
-/// step it needs creates the IP tables, and what it held is still there.
+/// A file written at schema 1 (before IP policies and tenancy) is refused until migrated;
+/// the steps it needs create the IP and then the tenancy tables.
 #[test]
-fn a_schema_1_file_gains_the_ip_tables_by_migration() {
+fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     drop(Store::open(&path).unwrap());
@@ -229,6 +230,14 @@ fn a_schema_1_file_gains_the_ip_tables_by_migration() {
             "account_ip_rules",
             "ip_restrictions",
             "account_ip_restrictions",
+            "tenants",
+            "account_tenants",
+            "roles",
+            "account_roles",
+            "role_assignments",
+            "account_role_assignments",
+            "permissions",
+            "account_permissions",
         ] {
             let def: TableDefinition<u128, u64> = TableDefinition::new(name);
             txn.delete_table(def).unwrap();
@@ -243,7 +252,10 @@ fn a_schema_1_file_gains_the_ip_tables_by_migration() {
     );
     assert_eq!(
         Store::migrate(&path).unwrap(),
-        ["create the IP policy, rule and restriction tables"]
+        [
+            "create the IP policy, rule and restriction tables",
+            "create the tenant, role, role assignment and permission tables",
+        ]
     );
     let store = Store::open(&path).unwrap();
     assert!(
@@ -251,6 +263,14 @@ fn a_schema_1_file_gains_the_ip_tables_by_migration() {
             .read()
             .unwrap()
             .ip_policies(AccountId(1))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .read()
+            .unwrap()
+            .tenants(AccountId(1))
             .unwrap()
             .is_empty()
     );
