@@ -64,7 +64,10 @@ pub const ALL: [(Code, &str); 18] = [
         "the policies refused; details.policy and details.reason say why",
     ),
     (NOT_FOUND, "no such object in the caller's account"),
-    (CONFLICT, "a unique value is already taken"),
+    (
+        CONFLICT,
+        "a unique value is already taken, or the object is in use (details name the users)",
+    ),
     (
         LAST_ADMINISTRATOR,
         "the account must keep an active administrator",
