@@ -131,7 +131,7 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
 }
 
-fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+pub fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut response = response.unwrap();
     let status = response.status().as_u16();
     let headers = response

@@ -155,6 +155,7 @@ pub fn open(dir: &TempDir, policies: &Path, clock: &ManualClock) -> Latchkey {
         data_dir: dir.path().join("data"),
         policies: Some(policies.to_owned()),
         clock: Arc::new(clock.clone()),
+        password_cost: Default::default(),
     })
     .unwrap()
 }

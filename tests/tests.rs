@@ -15,6 +15,7 @@ mod authorization;
 mod bots;
 mod cli;
 mod credentials;
+mod login;
 mod members;
 mod persistence;
 mod policies;

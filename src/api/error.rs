@@ -50,11 +50,13 @@ pub const POLICY_SET_INVALID: Code = Code(114, StatusCode::UNPROCESSABLE_ENTITY)
 pub const IP_RESTRICTED: Code = Code(115, StatusCode::FORBIDDEN);
 /// The client sent the body too slowly (the server's client timeout).
 pub const REQUEST_TIMEOUT: Code = Code(116, StatusCode::REQUEST_TIMEOUT);
+/// Too many failed logins; `Retry-After` says when to try again.
+pub const RATE_LIMITED: Code = Code(117, StatusCode::TOO_MANY_REQUESTS);
 /// Something failed inside the server; nothing about it is shown.
 pub const INTERNAL: Code = Code(120, StatusCode::INTERNAL_SERVER_ERROR);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 18] = [
+pub const ALL: [(Code, &str); 19] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -105,6 +107,10 @@ pub const ALL: [(Code, &str); 18] = [
         REQUEST_TIMEOUT,
         "the body did not arrive within the client timeout",
     ),
+    (
+        RATE_LIMITED,
+        "too many failed logins; Retry-After says when to try again",
+    ),
     (INTERNAL, "the server failed; the log has the operation id"),
 ];
 
@@ -117,6 +123,8 @@ pub struct ApiError {
     pub msg: String,
     /// Extra details (`field`, `policy`, `reason`).
     pub details: Map<String, Value>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -126,6 +134,7 @@ impl ApiError {
             code,
             msg: msg.into(),
             details: Map::new(),
+            retry_after: None,
         }
     }
 
@@ -158,6 +167,27 @@ impl From<AppError> for ApiError {
     fn from(err: AppError) -> ApiError {
         match err {
             AppError::Domain(err) => err.into(),
+            AppError::Unauthenticated(msg) => ApiError::new(UNAUTHENTICATED, msg),
+            AppError::IpRestricted(reason) => ApiError::new(IP_RESTRICTED, reason.clone())
+                .with("policy", "ip_restrictions")
+                .with("reason", reason),
+            AppError::RateLimited { retry_after_secs } => {
+                let mut limited = ApiError::new(
+                    RATE_LIMITED,
+                    format!("too many failed attempts; try again in {retry_after_secs} s"),
+                );
+                limited.retry_after = Some(retry_after_secs);
+                limited
+            }
+            AppError::ChooseAccount(accounts) => ApiError::field(
+                INVALID_FIELD,
+                "account_id",
+                "the user is a member of several accounts: name one in account_id",
+            )
+            .with(
+                "accounts",
+                accounts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ),
             AppError::InUse { what, field, by } => {
                 ApiError::new(CONFLICT, format!("{what} is in use by {}", by.join(", ")))
                     .with(field, by)

@@ -8,6 +8,7 @@ pub(super) struct Ctx {
     pub(super) lk: Arc<Latchkey>,
     pub(super) warnings: Arc<Warnings>,
     pub(super) metrics: Arc<metrics::Metrics>,
+    pub(super) passwords: Arc<super::session::PasswordPool>,
     pub(super) caller: Caller,
     pub(super) base: Base,
     pub(super) query: Query,
@@ -311,6 +312,10 @@ impl Ctx {
             }
             (&M::POST, ["policies", "reload"]) => self.reload_policies().await,
 
+            (&M::POST, ["logout"]) => self.logout().await,
+            (&M::GET, ["me"]) => self.me().await,
+            (&M::POST, ["me", "password"]) => self.change_password().await,
+
             (&M::GET, ["tenants"]) => self.list_tenants().await,
             (&M::POST, ["tenants"]) => self.create_tenant().await,
             (&M::GET, ["tenants", id]) => self.get_tenant(id).await,
@@ -393,7 +398,7 @@ impl Ctx {
     }
 
     async fn get_account(self) -> Reply {
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let (found, seats) = blocking(move || {
             let found = lk.account(actor, account)?;
             let seats = lk.seats_used(actor, account)?;
@@ -421,7 +426,7 @@ impl Ctx {
                 ));
             }
         }
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let (updated, seats) = blocking(move || {
             let updated = lk.update_account_settings(actor, account, body.mfa_required)?;
             Ok((updated, lk.seats_used(actor, account)?))
@@ -431,7 +436,7 @@ impl Ctx {
     }
 
     async fn list_users(self) -> Reply {
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let members = blocking(move || lk.members(actor, account)).await?;
         self.list(
             "/users",
@@ -449,7 +454,7 @@ impl Ctx {
             .as_ref()
             .map_or_else(Roles::default, |r| r.patch().apply(Roles::default()));
         let name = body.name.unwrap_or_default();
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let joined =
             blocking(move || lk.add_member(actor, account, &body.email, &name, roles)).await?;
         // The personal authtoken is the member's own secret: it is not shown to whoever
@@ -459,7 +464,7 @@ impl Ctx {
 
     async fn get_user(self, id: &str) -> Reply {
         let user: UserId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let member = blocking(move || lk.member(actor, account, user)).await?;
         self.ok(&views::member(&self.base, &member))
     }
@@ -467,7 +472,7 @@ impl Ctx {
     async fn update_user(self, id: &str) -> Reply {
         let user: UserId = path_id(id)?;
         let body: UserUpdate = parse(&self.body)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let member = blocking(move || {
             if let Some(name) = &body.name {
                 lk.rename_member(actor, account, user, name)?;
@@ -486,13 +491,13 @@ impl Ctx {
 
     async fn remove_user(self, id: &str) -> Reply {
         let user: UserId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         blocking(move || lk.remove_member(actor, account, user)).await?;
         Ok(no_content())
     }
 
     async fn list_bots(self) -> Reply {
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let bots = blocking(move || lk.bots(actor, account)).await?;
         self.list(
             "/bot_users",
@@ -507,14 +512,14 @@ impl Ctx {
         let body: BotCreate = parse(&self.body)?;
         let name = body.name.unwrap_or_default();
         let active = body.active.unwrap_or(true);
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let bot = blocking(move || lk.create_bot_as(actor, account, &name, active)).await?;
         self.created(&views::bot(&self.base, &bot))
     }
 
     async fn get_bot(self, id: &str) -> Reply {
         let bot: BotId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let bot = blocking(move || lk.bot(actor, account, bot)).await?;
         self.ok(&views::bot(&self.base, &bot))
     }
@@ -526,21 +531,21 @@ impl Ctx {
             name: body.name,
             active: body.active,
         };
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let bot = blocking(move || lk.update_bot(actor, account, bot, &patch)).await?;
         self.ok(&views::bot(&self.base, &bot))
     }
 
     async fn delete_bot(self, id: &str) -> Reply {
         let bot: BotId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         blocking(move || lk.delete_bot(actor, account, bot)).await?;
         Ok(no_content())
     }
 
     async fn list_credentials(self, kind: Option<CredentialKind>) -> Reply {
         let kind = kind.ok_or_else(|| ApiError::new(error::NO_ROUTE, "no such path"))?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let listed = blocking(move || {
             let credentials = lk.credentials(actor, account, kind)?;
             credentials
@@ -577,7 +582,7 @@ impl Ctx {
 
     async fn get_credential(self, kind: Option<CredentialKind>, id: &str) -> Reply {
         let id = Ctx::credential_id(kind, id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let (credential, used) = blocking(move || {
             let credential = lk.credential(actor, account, id)?;
             Ok((credential, lk.last_used(id)?))
@@ -592,7 +597,7 @@ impl Ctx {
         let mut spec = spec(body.description, body.metadata, body.acl, body.expires_at)?;
         spec.scopes = body.scopes.unwrap_or_default();
         spec.allowed_cidrs = body.allowed_cidrs.unwrap_or_default();
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let (credential, secret) =
             blocking(move || lk.create_token_credential(actor, account, kind, owner, spec)).await?;
         self.created(&views::credential(
@@ -610,7 +615,7 @@ impl Ctx {
         })?;
         let owner = self.owner(body.owner_id.as_deref())?;
         let spec = spec(body.description, body.metadata, body.acl, None)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let credential =
             blocking(move || lk.create_ssh_credential(actor, account, owner, &public_key, spec))
                 .await?;
@@ -627,7 +632,7 @@ impl Ctx {
             scopes: body.scopes,
             allowed_cidrs: body.allowed_cidrs,
         };
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let (credential, used) = blocking(move || {
             let credential = lk.update_credential(actor, account, id, &patch)?;
             Ok((credential, lk.last_used(id)?))
@@ -638,14 +643,14 @@ impl Ctx {
 
     async fn delete_credential(self, kind: Option<CredentialKind>, id: &str) -> Reply {
         let id = Ctx::credential_id(kind, id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         blocking(move || lk.delete_credential(actor, account, id)).await?;
         Ok(no_content())
     }
 
     async fn rotate(self, id: &str) -> Reply {
         let id = Ctx::credential_id(Some(CredentialKind::Authtoken), id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let (credential, secret, used) = blocking(move || {
             let (credential, secret) = lk.rotate_credential(actor, account, id)?;
             Ok((credential, secret, lk.last_used(id)?))
@@ -676,7 +681,7 @@ impl Ctx {
                 })
             })
             .transpose()?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let presented = match (body.token, body.ssh_public_key) {
             (Some(token), None) => token,
             (None, Some(key)) => key,
@@ -803,7 +808,7 @@ impl Ctx {
             questions.push((principal, target));
         }
         let explain_any = explains.iter().any(|e| *e);
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let verdicts =
             blocking(move || lk.check_permissions(actor, account, questions, explain_any)).await?;
         let answers: Vec<Value> = verdicts
@@ -881,7 +886,7 @@ impl Ctx {
 
     async fn effective_permissions(self, id: &str) -> Reply {
         let user: UserId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let allowed = blocking(move || lk.effective_permissions(actor, account, user)).await?;
         let (iam, catalog): (Vec<String>, Vec<String>) =
             allowed.into_iter().partition(|a| a.starts_with("iam."));
@@ -894,7 +899,7 @@ impl Ctx {
     }
 
     async fn list_ip_policies(self) -> Reply {
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let policies = blocking(move || lk.ip_policies(actor, account)).await?;
         self.list(
             "/ip_policies",
@@ -908,14 +913,14 @@ impl Ctx {
     async fn create_ip_policy(self) -> Reply {
         let body: IpBody = parse(&self.body)?;
         body.only(&[])?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let policy = blocking(move || lk.create_ip_policy(actor, account, body.text())).await?;
         self.created(&views::ip_policy(&self.base, &policy))
     }
 
     async fn get_ip_policy(self, id: &str) -> Reply {
         let id: IpPolicyId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let policy = blocking(move || lk.ip_policy(actor, account, id)).await?;
         self.ok(&views::ip_policy(&self.base, &policy))
     }
@@ -925,20 +930,20 @@ impl Ctx {
         let body: IpBody = parse(&self.body)?;
         body.only(&[])?;
         let patch = body.patch()?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let policy = blocking(move || lk.update_ip_policy(actor, account, id, &patch)).await?;
         self.ok(&views::ip_policy(&self.base, &policy))
     }
 
     async fn delete_ip_policy(self, id: &str) -> Reply {
         let id: IpPolicyId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         blocking(move || lk.delete_ip_policy(actor, account, id)).await?;
         Ok(no_content())
     }
 
     async fn list_ip_rules(self) -> Reply {
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let rules = blocking(move || lk.ip_rules(actor, account)).await?;
         self.list(
             "/ip_policy_rules",
@@ -973,7 +978,7 @@ impl Ctx {
             }
         };
         let text = body.text();
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let rule = blocking(move || lk.create_ip_rule(actor, account, policy, &cidr, action, text))
             .await?;
         self.created(&views::ip_rule(&self.base, &rule))
@@ -981,7 +986,7 @@ impl Ctx {
 
     async fn get_ip_rule(self, id: &str) -> Reply {
         let id: IpRuleId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let rule = blocking(move || lk.ip_rule(actor, account, id)).await?;
         self.ok(&views::ip_rule(&self.base, &rule))
     }
@@ -991,20 +996,20 @@ impl Ctx {
         let body: IpBody = parse(&self.body)?;
         body.only(&["cidr"])?;
         let patch = body.patch()?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let rule = blocking(move || lk.update_ip_rule(actor, account, id, &patch)).await?;
         self.ok(&views::ip_rule(&self.base, &rule))
     }
 
     async fn delete_ip_rule(self, id: &str) -> Reply {
         let id: IpRuleId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         blocking(move || lk.delete_ip_rule(actor, account, id)).await?;
         Ok(no_content())
     }
 
     async fn list_ip_restrictions(self) -> Reply {
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let restrictions = blocking(move || lk.ip_restrictions(actor, account)).await?;
         self.list(
             "/ip_restrictions",
@@ -1040,7 +1045,7 @@ impl Ctx {
         })?;
         let enforced = body.enforced.unwrap_or(false);
         let text = body.text();
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let restriction = blocking(move || {
             lk.create_ip_restriction(actor, account, kind, enforced, policies, text)
         })
@@ -1050,7 +1055,7 @@ impl Ctx {
 
     async fn get_ip_restriction(self, id: &str) -> Reply {
         let id: IpRestrictionId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let restriction = blocking(move || lk.ip_restriction(actor, account, id)).await?;
         self.ok(&views::ip_restriction(&self.base, &restriction))
     }
@@ -1066,7 +1071,7 @@ impl Ctx {
         if patch.policies.as_ref().is_some_and(Vec::is_empty) {
             patch.policies = None;
         }
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let restriction =
             blocking(move || lk.update_ip_restriction(actor, account, id, &patch)).await?;
         self.ok(&views::ip_restriction(&self.base, &restriction))
@@ -1074,7 +1079,7 @@ impl Ctx {
 
     async fn delete_ip_restriction(self, id: &str) -> Reply {
         let id: IpRestrictionId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         blocking(move || lk.delete_ip_restriction(actor, account, id)).await?;
         Ok(no_content())
     }
@@ -1087,7 +1092,7 @@ impl Ctx {
         let principal = self.query.filter("principal_id").map(str::to_owned);
         let action = self.query.filter("action").map(str::to_owned);
         let object = self.query.filter("object_id").map(str::to_owned);
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let mut events = blocking(move || lk.events(actor, account)).await?;
         events.retain(|e| {
             principal
@@ -1110,7 +1115,7 @@ impl Ctx {
 
     async fn get_event(self, id: &str) -> Reply {
         let id: crate::domain::id::EventId = path_id(id)?;
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let events = blocking(move || lk.events(actor, account)).await?;
         let event = events
             .iter()
@@ -1120,7 +1125,7 @@ impl Ctx {
     }
 
     async fn reload_policies(self) -> Reply {
-        let (lk, Caller { actor, account }) = (Arc::clone(&self.lk), self.caller);
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let loaded = tokio::task::spawn_blocking(move || lk.reload_policies(actor, account))
             .await
             .map_err(|_| ApiError::new(error::INTERNAL, "the reload did not complete"))?

@@ -11,6 +11,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 mod request;
+mod session;
 mod tenancy;
 mod views;
 
@@ -32,7 +33,9 @@ use crate::domain::credential::{
     CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Verified, allows_source,
 };
 use crate::domain::event::{Actor, Principal};
-use crate::domain::id::{AccountId, BotId, IpPolicyId, IpRestrictionId, IpRuleId, UserId};
+use crate::domain::id::{
+    AccountId, BotId, IpPolicyId, IpRestrictionId, IpRuleId, SessionId, UserId,
+};
 use crate::domain::ip::{Passage, RestrictionType, RuleAction};
 use crate::domain::time::Timestamp;
 use crate::domain::token::TokenKind;
@@ -59,6 +62,7 @@ pub struct Api {
     lk: Arc<Latchkey>,
     public_url: Option<Arc<str>>,
     client_timeout: Duration,
+    passwords: Arc<session::PasswordPool>,
     warnings: Arc<Warnings>,
     metrics: Arc<metrics::Metrics>,
 }
@@ -122,12 +126,18 @@ impl Warnings {
     }
 }
 
-/// Who is calling: the key's owner, in the key's account.
+/// Who is calling: the key's owner in the key's account, or a session's user in the
+/// session's account.
 #[derive(Debug, Clone, Copy)]
 struct Caller {
     actor: Actor,
     account: AccountId,
+    /// The session, when the caller came with a session cookie.
+    session: Option<SessionId>,
 }
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "latchkey_session";
 
 type Reply = Result<Response<Full<Bytes>>, ApiError>;
 
@@ -139,6 +149,7 @@ impl Api {
             lk,
             public_url: public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            passwords: Arc::default(),
             warnings: Arc::default(),
             metrics: Arc::default(),
         }
@@ -176,6 +187,11 @@ impl Api {
                 }
                 let status = err.code.1;
                 let mut response = json_response(status, &err.body(&operation));
+                if let Some(seconds) = err.retry_after {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
                 if status == StatusCode::UNAUTHORIZED {
                     response
                         .headers_mut()
@@ -250,8 +266,36 @@ impl Api {
             ));
         }
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-        let caller = self.authenticate(&parts.headers, peer)?;
-        *warning = self.gate(caller.account, peer)?;
+        if segments == ["login"] {
+            return match method {
+                Method::POST => {
+                    let body = read_body(&parts.headers, &method, body).await?;
+                    self.login(body, peer, warning).await
+                }
+                _ => Err(method_not_allowed()),
+            };
+        }
+        let caller = match session::session_cookie(&parts.headers) {
+            Some(secret) if !parts.headers.contains_key(header::AUTHORIZATION) => {
+                let lk = Arc::clone(&self.lk);
+                let secret = secret.to_owned();
+                let session = blocking(move || lk.session(&secret)).await?;
+                *warning = self.gate(session.account, RestrictionType::Dashboard, peer)?;
+                Caller {
+                    actor: Actor {
+                        principal: Principal::User(session.user),
+                        credential: None,
+                    },
+                    account: session.account,
+                    session: Some(session.id),
+                }
+            }
+            _ => {
+                let caller = self.authenticate(&parts.headers, peer)?;
+                *warning = self.gate(caller.account, RestrictionType::Api, peer)?;
+                caller
+            }
+        };
         let base = self.base(&parts);
         let body = tokio::time::timeout(
             self.client_timeout,
@@ -272,6 +316,7 @@ impl Api {
             lk: Arc::clone(&self.lk),
             warnings: Arc::clone(&self.warnings),
             metrics: Arc::clone(&self.metrics),
+            passwords: Arc::clone(&self.passwords),
             caller,
             base,
             query,
@@ -323,6 +368,7 @@ impl Api {
         Ok(Caller {
             actor: actor_of(&verified),
             account: verified.account,
+            session: None,
         })
     }
 
@@ -332,9 +378,14 @@ impl Api {
     fn gate(
         &self,
         account: AccountId,
+        kind: RestrictionType,
         peer: Option<std::net::IpAddr>,
     ) -> Result<Option<HeaderValue>, ApiError> {
-        let passage = self.lk.check_ip(account, RestrictionType::Api, peer)?;
+        let passage = self.lk.check_ip(account, kind, peer)?;
+        let what = match kind {
+            RestrictionType::Dashboard => "dashboard sessions",
+            _ => "API requests",
+        };
         if passage == Passage::Allowed {
             return Ok(None);
         }
@@ -342,9 +393,8 @@ impl Api {
         match passage {
             Passage::Allowed => Ok(None),
             Passage::Denied(restriction) => {
-                let reason = format!(
-                    "IP restriction {restriction} does not allow API requests from {shown}"
-                );
+                let reason =
+                    format!("IP restriction {restriction} does not allow {what} from {shown}");
                 Err(ApiError::new(error::IP_RESTRICTED, reason.clone())
                     .with("policy", "ip_restrictions")
                     .with("reason", reason))
@@ -356,7 +406,7 @@ impl Api {
                 }
                 let ids: Vec<String> = restrictions.iter().map(ToString::to_string).collect();
                 let text = format!(
-                    "{} (warn-only) would refuse API requests from {shown}",
+                    "{} (warn-only) would refuse {what} from {shown}",
                     ids.join(", ")
                 );
                 Ok(HeaderValue::from_str(&text).ok())
@@ -445,6 +495,10 @@ fn route_label(path: &str) -> &'static str {
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
         ["access_review"] => "/access_review",
+        ["login"] => "/login",
+        ["logout"] => "/logout",
+        ["me"] => "/me",
+        ["me", "password"] => "/me/password",
         [one] => collection(one).map_or("other", |(_, list, _)| list),
         [one, _] => collection(one).map_or("other", |(_, _, item)| item),
         ["credentials", _, "rotate"] => "/credentials/{id}/rotate",
@@ -485,6 +539,9 @@ fn known_path(segments: &[&str]) -> bool {
                 || matches!(
                     *one,
                     "verify"
+                        | "login"
+                        | "logout"
+                        | "me"
                         | "healthz"
                         | "authorize"
                         | "metrics"
@@ -496,6 +553,7 @@ fn known_path(segments: &[&str]) -> bool {
             COLLECTIONS.contains(one)
                 || segments == ["policies", "reload"]
                 || segments == ["authorize", "batch"]
+                || segments == ["me", "password"]
         }
         ["credentials", _, "rotate"] | ["users", _, "effective_permissions"] => true,
         _ => false,

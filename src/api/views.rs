@@ -220,6 +220,7 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             },
         ),
         Snapshot::RoleAssignment(a) => role_assignment(base, a, None),
+        Snapshot::Login { ip, refused } => json!({"ip": ip, "refused": refused}),
         Snapshot::Permission(p) => permission(&CatalogEntry {
             name: p.name.clone(),
             description: p.description.clone(),

@@ -9,6 +9,7 @@
 mod authz;
 mod data_dir;
 mod ip;
+mod login;
 mod tenancy;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
 pub use ip::{IpPatch, IpText};
+pub use login::{LoggedIn, PasswordCost};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 
 /// Why an operation failed.
@@ -61,6 +63,21 @@ pub enum AppError {
     /// The policy set could not be loaded.
     #[error(transparent)]
     Policy(PolicyError),
+    /// No valid credential or session, or a wrong email or password.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// An enforced IP restriction refuses the source address.
+    #[error("{0}")]
+    IpRestricted(String),
+    /// Too many failed logins: try again after this many seconds.
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the window passes.
+        retry_after_secs: u64,
+    },
+    /// The user is an active member of several accounts and named none.
+    #[error("choose one of the accounts to log in to")]
+    ChooseAccount(Vec<AccountId>),
     /// The object is still used by others (a role assigned, a permission in a role).
     #[error("{what} is in use by {}", by.join(", "))]
     InUse {
@@ -104,6 +121,8 @@ pub struct Config {
     pub policies: Option<std::path::PathBuf>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
+    /// The argon2id cost of new password hashes (existing ones keep theirs).
+    pub password_cost: PasswordCost,
 }
 
 impl Config {
@@ -113,6 +132,7 @@ impl Config {
             data_dir: data_dir.into(),
             policies: None,
             clock: Arc::new(SystemClock),
+            password_cost: PasswordCost::default(),
         }
     }
 
@@ -167,6 +187,8 @@ pub struct Latchkey {
     policies: Option<PolicyEngine>,
     gates: ip::GateCache,
     principals: authz::PrincipalCache,
+    logins: login::LoginLimiter,
+    password_cost: PasswordCost,
     clock: Arc<dyn Clock>,
 }
 
@@ -192,6 +214,8 @@ impl Latchkey {
             policies,
             gates: ip::GateCache::default(),
             principals: authz::PrincipalCache::default(),
+            logins: login::LoginLimiter::default(),
+            password_cost: config.password_cost,
             clock: config.clock,
         })
     }
@@ -488,6 +512,9 @@ impl Latchkey {
                 }),
                 Some(after) => {
                     tx.put_membership(&after)?;
+                    if after.state == MemberState::Disabled {
+                        login::end_sessions(tx, user_id, Some(account), None)?;
+                    }
                     let action = match change {
                         MemberChange::State(MemberState::Disabled) => Action::MemberDisabled,
                         MemberChange::State(MemberState::Active) => Action::MemberEnabled,
@@ -513,6 +540,7 @@ impl Latchkey {
                         revoke(tx, actor, &credential, RevokeCause::MembershipRemoved, now)?;
                     }
                     tenancy::remove_assignments_of(tx, actor, account, Owner::User(user_id), now)?;
+                    login::end_sessions(tx, user_id, Some(account), None)?;
                     tx.remove_membership(account, user_id)?;
                     record(
                         tx,

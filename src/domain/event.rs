@@ -96,6 +96,14 @@ pub enum Action {
     /// A tenant, role, role assignment or catalog permission was created, changed or
     /// deleted.
     Tenancy(TenancyObject, Change),
+    /// A user logged in (a session began).
+    LoginSucceeded,
+    /// A login was refused (wrong password, locked out, not a member).
+    LoginFailed,
+    /// A session was ended by its user.
+    LoggedOut,
+    /// A user set or changed its password (its other sessions ended).
+    PasswordChanged,
 }
 
 /// The tenancy resources.
@@ -173,6 +181,10 @@ impl Action {
             Action::IpRestrictionWarned => "iam.ip_restrictions.warn",
             Action::AccountUpdated => "iam.account.update",
             Action::UserRenamed => "iam.users.update",
+            Action::LoginSucceeded => "iam.sessions.create",
+            Action::LoginFailed => "iam.sessions.refuse",
+            Action::LoggedOut => "iam.sessions.delete",
+            Action::PasswordChanged => "iam.users.update_password",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -230,6 +242,13 @@ pub enum Snapshot {
     RoleAssignment(RoleAssignment),
     /// A permission added to the catalog.
     Permission(AddedPermission),
+    /// A login attempt: from where, and why it was refused (`None`: it succeeded).
+    Login {
+        /// The source address.
+        ip: Option<String>,
+        /// Why it was refused.
+        refused: Option<String>,
+    },
 }
 
 /// One audit event, exactly as it is hashed and stored.

@@ -229,6 +229,8 @@ typed_id!(/// A tenant role (built-in or custom).
     RoleId, "rol");
 typed_id!(/// A role assignment.
     RoleAssignmentId, "ra");
+typed_id!(/// A dashboard session.
+    SessionId, "ses");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ mod error;
 pub mod event;
 pub mod id;
 pub mod ip;
+pub mod session;
 pub mod ssh;
 pub mod tenancy;
 pub mod time;

@@ -10,6 +10,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::session::Session;
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
@@ -55,6 +56,7 @@ record! {
     CustomRole => 1, "role";
     RoleAssignment => 1, "role assignment";
     AddedPermission => 1, "permission";
+    Session => 1, "session";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

@@ -33,7 +33,7 @@ use tables::*;
 pub use tx::{ReadTx, Reads, WriteTx};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -125,7 +125,19 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the tenant, role, role assignment and permission tables",
         run: create_tenancy_tables,
     },
+    Migration {
+        to: 4,
+        what: "create the password and session tables",
+        run: create_login_tables,
+    },
 ];
+
+fn create_login_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(PASSWORDS)?;
+    txn.open_table(SESSIONS)?;
+    txn.open_table(USER_SESSIONS)?;
+    Ok(())
+}
 
 fn create_tenancy_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(TENANTS)?;

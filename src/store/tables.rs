@@ -90,3 +90,12 @@ pub(crate) const PERMISSIONS: TableDefinition<u128, &[u8]> = TableDefinition::ne
 /// (account, added permission key) → ().
 pub(crate) const ACCOUNT_PERMISSIONS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("account_permissions");
+
+/// User id → its password's PHC string (argon2id). Kept apart from the user record, so no
+/// event snapshot or user view can carry it.
+pub(crate) const PASSWORDS: TableDefinition<u128, &str> = TableDefinition::new("passwords");
+/// Keyed hash of a session's secret → `Session`.
+pub(crate) const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
+/// (user, session id) → the session's key in `SESSIONS`, to end a user's sessions at once.
+pub(crate) const USER_SESSIONS: TableDefinition<(u128, u128), &[u8; 32]> =
+    TableDefinition::new("user_sessions");

@@ -184,6 +184,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the tables of schema 1",
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
+            "create the password and session tables",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -238,6 +239,9 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "account_role_assignments",
             "permissions",
             "account_permissions",
+            "passwords",
+            "sessions",
+            "user_sessions",
         ] {
             let def: TableDefinition<u128, u64> = TableDefinition::new(name);
             txn.delete_table(def).unwrap();
@@ -255,6 +259,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
         [
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
+            "create the password and session tables",
         ]
     );
     let store = Store::open(&path).unwrap();

@@ -16,6 +16,7 @@ use crate::domain::id::{
     TenantId, UserId,
 };
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::session::Session;
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
@@ -172,6 +173,33 @@ pub trait Reads: Tables {
     /// An IP restriction by id.
     fn ip_restriction(&self, id: IpRestrictionId) -> Result<Option<IpRestriction>, StoreError> {
         get_record(&self.table(IP_RESTRICTIONS)?, id.0)
+    }
+
+    /// A user's password (its PHC string), if it has set one.
+    fn password(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .table(PASSWORDS)?
+            .get(user.0)?
+            .map(|v| v.value().to_owned()))
+    }
+
+    /// The session whose secret has this keyed hash.
+    fn session(&self, key: &[u8; 32]) -> Result<Option<Session>, StoreError> {
+        self.table(SESSIONS)?
+            .get(key)?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    /// Every session of a user: (session id, key).
+    fn user_sessions(&self, user: UserId) -> Result<Vec<(u128, [u8; 32])>, StoreError> {
+        let table = self.table(USER_SESSIONS)?;
+        let rows = table.range((user.0, 0)..=(user.0, u128::MAX))?;
+        rows.map(|row| {
+            let (k, v) = row?;
+            Ok((k.value().1, *v.value()))
+        })
+        .collect()
     }
 
     /// A tenant by id.
@@ -531,6 +559,32 @@ impl WriteTx {
     ) -> Result<(), StoreError> {
         self.txn.open_table(data)?.remove(id)?;
         self.txn.open_table(index)?.remove((account.0, id))?;
+        Ok(())
+    }
+
+    /// Set a user's password (its PHC string).
+    pub fn set_password(&mut self, user: UserId, phc: &str) -> Result<(), StoreError> {
+        self.txn.open_table(PASSWORDS)?.insert(user.0, phc)?;
+        Ok(())
+    }
+
+    /// Store a new session under the keyed hash of its secret.
+    pub fn put_session(&mut self, key: &[u8; 32], session: &Session) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SESSIONS)?
+            .insert(key, codec::encode(session)?.as_slice())?;
+        self.txn
+            .open_table(USER_SESSIONS)?
+            .insert((session.user.0, session.id.0), key)?;
+        Ok(())
+    }
+
+    /// End one session.
+    pub fn remove_session(&mut self, key: &[u8; 32], session: &Session) -> Result<(), StoreError> {
+        self.txn.open_table(SESSIONS)?.remove(key)?;
+        self.txn
+            .open_table(USER_SESSIONS)?
+            .remove((session.user.0, session.id.0))?;
         Ok(())
     }
 

@@ -1,0 +1,206 @@
+//! `/login`, `/logout`, `/me` and `/me/password`: dashboard sessions over a cookie.
+
+use std::sync::atomic::Ordering;
+
+use super::handlers::{Ctx, required};
+use super::request::*;
+use super::*;
+use crate::domain::session::SESSION_LIFETIME_MS;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: Option<String>,
+    password: Option<String>,
+    account_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+/// The session secret of a request's `Cookie` headers, if it carries one.
+pub(super) fn session_cookie(headers: &hyper::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// `Set-Cookie` for a session secret: sent over HTTPS only, invisible to scripts, never
+/// sent by another site's requests, and gone when the session ends.
+fn set_cookie(secret: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={secret}; Path=/; Max-Age={max_age_secs}; Secure; HttpOnly; SameSite=Strict"
+    ))
+    .map_err(|_| ApiError::new(error::INTERNAL, "the session cookie could not be written"))
+}
+
+/// Password hashes (argon2id, 19 MiB each) running at once at most, and waiting at most:
+/// a flood of logins queues here, off the async workers, and past the queue is refused.
+pub(super) const PASSWORD_WORKERS: usize = 2;
+const PASSWORD_QUEUE: usize = 64;
+
+/// Where password work waits for a slot.
+#[derive(Debug)]
+pub(super) struct PasswordPool {
+    slots: Arc<tokio::sync::Semaphore>,
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for PasswordPool {
+    fn default() -> Self {
+        PasswordPool {
+            slots: Arc::new(tokio::sync::Semaphore::new(PASSWORD_WORKERS)),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl PasswordPool {
+    /// Run password work (hashing, verifying) on the blocking pool, at most
+    /// [`PASSWORD_WORKERS`] at a time; past [`PASSWORD_QUEUE`] waiting, refuse (429).
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+        let permit = if queued >= PASSWORD_QUEUE {
+            None
+        } else {
+            Arc::clone(&self.slots).acquire_owned().await.ok()
+        };
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        let Some(permit) = permit else {
+            let mut busy = ApiError::new(
+                error::RATE_LIMITED,
+                "too many logins at once; try again in a second",
+            );
+            busy.retry_after = Some(1);
+            return Err(busy);
+        };
+        blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+    }
+}
+
+impl Api {
+    pub(super) async fn login(
+        &self,
+        body: Bytes,
+        peer: Option<std::net::IpAddr>,
+        warning: &mut Option<HeaderValue>,
+    ) -> Reply {
+        let body: LoginBody = parse(&body)?;
+        let email = required(body.email.as_deref(), "email")?.to_owned();
+        let password = required(body.password.as_deref(), "password")?.to_owned();
+        let account: Option<AccountId> = body
+            .account_id
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ApiError::field(
+                        error::INVALID_FIELD,
+                        "account_id",
+                        format!("{text:?} is not an account id"),
+                    )
+                })
+            })
+            .transpose()?;
+        let lk = Arc::clone(&self.lk);
+        let logged_in = self
+            .passwords
+            .run(move || lk.login(&email, &password, account, peer))
+            .await?;
+        *warning = self.gate(logged_in.session.account, RestrictionType::Dashboard, peer)?;
+        let session = &logged_in.session;
+        let mut response = json_response(
+            StatusCode::OK,
+            &json!({
+                "user_id": session.user.to_string(),
+                "account_id": session.account.to_string(),
+                "session_id": session.id.to_string(),
+                "expires_at": session.expires_at.to_rfc3339(),
+            }),
+        );
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            set_cookie(logged_in.secret.expose(), SESSION_LIFETIME_MS / 1000)?,
+        );
+        Ok(response)
+    }
+}
+
+/// The calling user, or a 400 for a bot (bots have no session, password or profile).
+fn user_of(caller: &Caller) -> Result<UserId, ApiError> {
+    match caller.actor.principal {
+        Principal::User(user) => Ok(user),
+        _ => Err(ApiError::new(
+            error::NOT_APPLICABLE,
+            "only users have sessions and passwords; bot users act with API keys",
+        )),
+    }
+}
+
+impl Ctx {
+    pub(super) async fn logout(self) -> Reply {
+        let user = user_of(&self.caller)?;
+        let session = self.caller.session.ok_or_else(|| {
+            ApiError::new(
+                error::NOT_APPLICABLE,
+                "logout ends a session; this request came with an API key",
+            )
+        })?;
+        let lk = Arc::clone(&self.lk);
+        blocking(move || lk.logout(user, session)).await?;
+        let mut response = no_content();
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, set_cookie("", 0)?);
+        Ok(response)
+    }
+
+    pub(super) async fn me(self) -> Reply {
+        let user = user_of(&self.caller)?;
+        let (lk, account) = (Arc::clone(&self.lk), self.caller.account);
+        let (member, has_password) = blocking(move || lk.whoami(user, account)).await?;
+        let mut view = views::member(&self.base, &member);
+        if let Some(fields) = view.as_object_mut() {
+            fields.insert("account_id".into(), json!(account.to_string()));
+            fields.insert("password_set".into(), json!(has_password));
+            fields.insert(
+                "session_id".into(),
+                json!(self.caller.session.map(|s| s.to_string())),
+            );
+        }
+        self.ok(&view)
+    }
+
+    pub(super) async fn change_password(self) -> Reply {
+        let user = user_of(&self.caller)?;
+        let body: PasswordBody = parse(&self.body)?;
+        let new = required(body.new_password.as_deref(), "new_password")?.to_owned();
+        let current = body.current_password;
+        let (lk, account, keep) = (
+            Arc::clone(&self.lk),
+            self.caller.account,
+            self.caller.session,
+        );
+        self.passwords
+            .run(move || lk.change_password(user, account, current.as_deref(), &new, keep))
+            .await?;
+        Ok(no_content())
+    }
+}

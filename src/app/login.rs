@@ -1,0 +1,533 @@
+//! Passwords, dashboard sessions and the brute-force defence (seed 001).
+//!
+//! Passwords are argon2id PHC strings in their own table. A session's secret lives only
+//! in the user's cookie; the store keeps its keyed hash. Failed logins are counted in
+//! memory per email and per source address over a sliding 15-minute window; past the
+//! limit every attempt is refused with the time to wait, before any password is checked.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use zeroize::Zeroizing;
+
+use super::{AppError, Latchkey, Member, record};
+use crate::domain::DomainError;
+use crate::domain::event::{Action, Actor, Principal, Snapshot};
+use crate::domain::id::{AccountId, SessionId, UserId};
+use crate::domain::ip::{Passage, RestrictionType};
+use crate::domain::session::{self, Session};
+use crate::domain::time::Timestamp;
+use crate::domain::token::Secret;
+use crate::domain::user::{Email, MemberState, User};
+use crate::store::{Reads, WriteTx};
+
+/// Failed logins allowed per email within [`WINDOW_MS`].
+pub const MAX_FAILURES_PER_EMAIL: usize = 5;
+/// Failed logins allowed per source address within [`WINDOW_MS`] (any emails).
+pub const MAX_FAILURES_PER_ADDRESS: usize = 50;
+/// The window failures are counted over: 15 minutes.
+pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Keys tracked at most per map; past it the oldest expired entries go first, then all
+/// (a flood of distinct keys cannot grow memory without bound).
+const MAX_TRACKED: usize = 100_000;
+
+/// argon2id cost: OWASP's recommendation (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        PasswordCost {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl PasswordCost {
+    fn hasher(self) -> Result<Argon2<'static>, AppError> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| AppError::DataDir(format!("invalid argon2 parameters: {e}")))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+/// Hash `password` with a fresh salt from the OS CSPRNG.
+fn hash_password(cost: PasswordCost, password: &str) -> Result<String, AppError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|_| DomainError::RandomnessUnavailable)?;
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| AppError::DataDir(format!("salt encoding failed: {e}")))?;
+    Ok(cost
+        .hasher()?
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| AppError::DataDir(format!("password hashing failed: {e}")))?
+        .to_string())
+}
+
+/// Whether `password` matches the PHC string `stored` (its own parameters apply; the
+/// comparison is constant-time inside argon2).
+fn password_matches(stored: &str, password: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Failures in the window, per key.
+#[derive(Debug, Default)]
+struct Failures(HashMap<String, VecDeque<i64>>);
+
+impl Failures {
+    fn prune(queue: &mut VecDeque<i64>, now: i64) {
+        while queue.front().is_some_and(|at| now - at >= WINDOW_MS) {
+            queue.pop_front();
+        }
+    }
+
+    /// When `key` may try again, if it is over `limit` now.
+    fn locked_until(&mut self, key: &str, limit: usize, now: i64) -> Option<i64> {
+        let queue = self.0.get_mut(key)?;
+        Self::prune(queue, now);
+        if queue.len() < limit {
+            return None;
+        }
+        // The window passes when the oldest failure that keeps it at the limit ages out.
+        queue
+            .get(queue.len() - limit)
+            .map(|oldest| oldest + WINDOW_MS)
+    }
+
+    fn fail(&mut self, key: String, now: i64) {
+        if self.0.len() >= MAX_TRACKED && !self.0.contains_key(&key) {
+            self.0
+                .retain(|_, q| q.back().is_some_and(|at| now - at < WINDOW_MS));
+            if self.0.len() >= MAX_TRACKED {
+                self.0.clear();
+            }
+        }
+        let queue = self.0.entry(key).or_default();
+        Self::prune(queue, now);
+        queue.push_back(now);
+    }
+
+    fn clear(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+}
+
+/// The in-memory brute-force counters.
+#[derive(Debug, Default)]
+pub(super) struct LoginLimiter {
+    emails: Mutex<Failures>,
+    addresses: Mutex<Failures>,
+}
+
+impl LoginLimiter {
+    fn check(&self, email: &str, ip: Option<IpAddr>, now: Timestamp) -> Result<(), AppError> {
+        let now = now.as_millis();
+        let by_email = self
+            .emails
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .locked_until(email, MAX_FAILURES_PER_EMAIL, now);
+        let by_address = ip.and_then(|ip| {
+            self.addresses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .locked_until(&ip.to_string(), MAX_FAILURES_PER_ADDRESS, now)
+        });
+        match by_email.into_iter().chain(by_address).max() {
+            Some(until) => Err(AppError::RateLimited {
+                // Whole seconds, rounded up, and at least one.
+                retry_after_secs: u64::try_from((until - now + 999) / 1000)
+                    .unwrap_or(1)
+                    .max(1),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, email: &str, ip: Option<IpAddr>, now: Timestamp) {
+        let now = now.as_millis();
+        self.emails
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fail(email.to_owned(), now);
+        if let Some(ip) = ip {
+            self.addresses
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .fail(ip.to_string(), now);
+        }
+    }
+
+    fn succeed(&self, email: &str) {
+        self.emails
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear(email);
+    }
+}
+
+/// A session begun by [`Latchkey::login`]: its record, and its secret for the cookie,
+/// shown this once.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The session.
+    pub session: Session,
+    /// The cookie value.
+    pub secret: Secret,
+}
+
+/// The one answer for a wrong email or password, so neither is revealed.
+fn wrong() -> AppError {
+    AppError::Unauthenticated("the email or password is not correct".into())
+}
+
+/// A dummy hash checked when the email is unknown or has no password, so such an attempt
+/// takes as long as a real one.
+fn dummy_hash(cost: PasswordCost) -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        hash_password(cost, "latchkey timing equaliser, never a password").unwrap_or_default()
+    })
+}
+
+fn actor(user: UserId) -> Actor {
+    Actor {
+        principal: Principal::User(user),
+        credential: None,
+    }
+}
+
+/// End the sessions of `user` (in `account` only, or everywhere), except `keep`.
+pub(super) fn end_sessions(
+    tx: &mut WriteTx,
+    user: UserId,
+    account: Option<AccountId>,
+    keep: Option<SessionId>,
+) -> Result<usize, AppError> {
+    let mut ended = 0;
+    for (id, key) in tx.user_sessions(user)? {
+        if keep.is_some_and(|k| k.0 == id) {
+            continue;
+        }
+        if let Some(session) = tx.session(&key)?
+            && account.is_none_or(|a| session.account == a)
+        {
+            tx.remove_session(&key, &session)?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
+impl Latchkey {
+    fn session_key(&self, secret: &str) -> [u8; 32] {
+        self.hasher.hash(secret.as_bytes()).0
+    }
+
+    /// Log in with email and password to one account (`account`, or the user's only
+    /// active one). Refused alike for an unknown email and a wrong password, and for
+    /// anyone over the failure limit whatever the password. Every attempt by a known user
+    /// is an event with its source address, in each account it is a member of.
+    pub fn login(
+        &self,
+        email: &str,
+        password: &str,
+        account: Option<AccountId>,
+        ip: Option<IpAddr>,
+    ) -> Result<LoggedIn, AppError> {
+        let now = self.now();
+        let key = email.trim().to_lowercase();
+        self.logins.check(&key, ip, now)?;
+        let read = self.store.read()?;
+        let user = Email::parse(email)
+            .ok()
+            .map(|email| read.user_by_email(&email))
+            .transpose()?
+            .flatten();
+        let stored = user
+            .as_ref()
+            .map(|u| read.password(u.id))
+            .transpose()?
+            .flatten();
+        let matches = password_matches(
+            stored
+                .as_deref()
+                .unwrap_or_else(|| dummy_hash(self.password_cost)),
+            password,
+        ) && stored.is_some();
+        let user = match user {
+            Some(user) if matches => user,
+            other => {
+                self.logins.fail(&key, ip, now);
+                if let Some(user) = other {
+                    let memberships = read.user_accounts(user.id)?;
+                    drop(read);
+                    self.record_attempt(&user, &memberships, ip, Some("wrong password"))?;
+                }
+                return Err(wrong());
+            }
+        };
+        let active: Vec<AccountId> = read
+            .user_accounts(user.id)?
+            .into_iter()
+            .filter_map(|a| {
+                read.membership(a, user.id)
+                    .ok()
+                    .flatten()
+                    .filter(|m| m.state == MemberState::Active)
+                    .map(|_| a)
+            })
+            .collect();
+        drop(read);
+        let chosen = match (account, active.as_slice()) {
+            (Some(a), _) if active.contains(&a) => a,
+            (Some(_), _) | (None, []) => {
+                // The password was right, so this says nothing an attacker did not know.
+                return Err(AppError::Forbidden {
+                    policy: String::new(),
+                    reason: format!("{} is not an active member of that account", user.id),
+                });
+            }
+            (None, [only]) => *only,
+            (None, several) => {
+                return Err(AppError::ChooseAccount(several.to_vec()));
+            }
+        };
+        if let Passage::Denied(restriction) =
+            self.check_ip(chosen, RestrictionType::Dashboard, ip)?
+        {
+            let shown = ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            let reason = format!(
+                "IP restriction {restriction} does not allow dashboard sessions from {shown}"
+            );
+            self.record_attempt(&user, &[chosen], ip, Some(&reason))?;
+            return Err(AppError::IpRestricted(reason));
+        }
+        self.logins.succeed(&key);
+        let mut secret_bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(secret_bytes.as_mut()).map_err(|_| DomainError::RandomnessUnavailable)?;
+        let secret = Secret::new(secret_bytes.iter().map(|b| format!("{b:02x}")).collect());
+        let session = Session {
+            id: SessionId::generate(now)?,
+            user: user.id,
+            account: chosen,
+            created_at: now,
+            expires_at: Timestamp::from_millis(now.as_millis() + session::SESSION_LIFETIME_MS),
+            source_ip: ip.map(|ip| ip.to_string()),
+        };
+        let key = self.session_key(secret.expose());
+        self.store.write(|tx| {
+            tx.put_session(&key, &session)?;
+            record(
+                tx,
+                &chosen,
+                now,
+                actor(user.id),
+                Action::LoginSucceeded,
+                session.id.to_string(),
+                None,
+                Some(Snapshot::Login {
+                    ip: session.source_ip.clone(),
+                    refused: None,
+                }),
+            )
+        })?;
+        Ok(LoggedIn { session, secret })
+    }
+
+    fn record_attempt(
+        &self,
+        user: &User,
+        accounts: &[AccountId],
+        ip: Option<IpAddr>,
+        refused: Option<&str>,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            for account in accounts {
+                record(
+                    tx,
+                    account,
+                    now,
+                    actor(user.id),
+                    Action::LoginFailed,
+                    user.id.to_string(),
+                    None,
+                    Some(Snapshot::Login {
+                        ip: ip.map(|ip| ip.to_string()),
+                        refused: refused.map(str::to_owned),
+                    }),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The live session whose cookie secret is `secret`.
+    pub fn session(&self, secret: &str) -> Result<Session, AppError> {
+        let session = self
+            .store
+            .read()?
+            .session(&self.session_key(secret))?
+            .filter(|s| s.live(self.now()))
+            .ok_or_else(|| AppError::Unauthenticated("the session is not valid".into()))?;
+        Ok(session)
+    }
+
+    /// End `user`'s session `id`.
+    pub fn logout(&self, user: UserId, id: SessionId) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let found = tx
+                .user_sessions(user)?
+                .into_iter()
+                .find(|(session, _)| *session == id.0);
+            let (key, session) = match found {
+                Some((_, key)) => (key, tx.session(&key)?),
+                None => ([0; 32], None),
+            };
+            let session = session
+                .ok_or_else(|| AppError::Unauthenticated("the session is not valid".into()))?;
+            tx.remove_session(&key, &session)?;
+            record(
+                tx,
+                &session.account,
+                now,
+                actor(session.user),
+                Action::LoggedOut,
+                session.id.to_string(),
+                None,
+                None,
+            )
+        })
+    }
+
+    /// The calling user as it sees itself in `account`, and whether it has a password.
+    /// Needs no permission: everyone may see who they are.
+    pub fn whoami(&self, user: UserId, account: AccountId) -> Result<(Member, bool), AppError> {
+        let read = self.store.read()?;
+        let found = read
+            .user(user)?
+            .ok_or_else(|| DomainError::NotFound(user.into()))?;
+        let membership = read
+            .membership(account, user)?
+            .ok_or_else(|| DomainError::NotFound(user.into()))?;
+        let has_password = read.password(user)?.is_some();
+        Ok((
+            Member {
+                user: found,
+                membership,
+            },
+            has_password,
+        ))
+    }
+
+    /// Set or change `user`'s password, acting in `account`. The current password is
+    /// required once one is set; the new one must pass the strength check. Every other
+    /// session of the user ends (`keep` is the caller's own, if it uses one).
+    pub fn change_password(
+        &self,
+        user: UserId,
+        account: AccountId,
+        current: Option<&str>,
+        new: &str,
+        keep: Option<SessionId>,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        let (found, stored) = {
+            let read = self.store.read()?;
+            let found = read
+                .user(user)?
+                .ok_or_else(|| DomainError::NotFound(user.into()))?;
+            (found, read.password(user)?)
+        };
+        if let Some(stored) = &stored {
+            let given = current.ok_or_else(|| {
+                DomainError::invalid("current_password", "is required to change a password")
+            })?;
+            let key = found.email.as_str().to_lowercase();
+            self.logins.check(&key, None, now)?;
+            if !password_matches(stored, given) {
+                self.logins.fail(&key, None, now);
+                return Err(DomainError::invalid("current_password", "is not correct").into());
+            }
+        }
+        // The email, its parts and the name's words are what a guesser tries first.
+        let email = found.email.as_str();
+        let words: Vec<&str> = std::iter::once(email)
+            .chain(email.split(['@', '.', '-', '_', '+']))
+            .chain(found.name.split_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        session::check_password(new, &words)?;
+        let phc = hash_password(self.password_cost, new)?;
+        self.store.write(|tx| {
+            tx.set_password(user, &phc)?;
+            end_sessions(tx, user, None, keep)?;
+            record(
+                tx,
+                &account,
+                now,
+                actor(user),
+                Action::PasswordChanged,
+                user.to_string(),
+                None,
+                None,
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_lock_an_email_for_the_rest_of_the_window_and_then_release_it() {
+        let mut failures = Failures::default();
+        let start = 1_000_000;
+        for i in 0..5 {
+            assert_eq!(failures.locked_until("a@example.com", 5, start + i), None);
+            failures.fail("a@example.com".into(), start + i);
+        }
+        assert_eq!(
+            failures.locked_until("a@example.com", 5, start + 10),
+            Some(start + WINDOW_MS)
+        );
+        assert_eq!(failures.locked_until("b@example.com", 5, start + 10), None);
+        assert_eq!(
+            failures.locked_until("a@example.com", 5, start + WINDOW_MS),
+            None
+        );
+    }
+
+    #[test]
+    fn a_hash_verifies_its_password_only() {
+        let cost = PasswordCost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let phc = hash_password(cost, "copper kettle orbit").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(password_matches(&phc, "copper kettle orbit"));
+        assert!(!password_matches(&phc, "copper kettle orbiT"));
+        assert!(!password_matches("not a hash", "copper kettle orbit"));
+    }
+}

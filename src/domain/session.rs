@@ -1,0 +1,88 @@
+//! Dashboard sessions and the password rules (seed 001): what a session is, how long it
+//! lives, and which passwords are accepted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::DomainError;
+use crate::domain::id::{AccountId, SessionId, UserId};
+use crate::domain::time::Timestamp;
+
+/// How long a session lives from login: a working day.
+pub const SESSION_LIFETIME_MS: i64 = 12 * 60 * 60 * 1000;
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted (bounds the work of hashing and of the strength estimate).
+pub const MAX_PASSWORD_BYTES: usize = 128;
+
+/// A logged-in user in one account. The cookie carries a random secret; the store keeps
+/// only its keyed hash, so a copy of the database cannot be replayed as a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// `ses_…`
+    pub id: SessionId,
+    /// Who.
+    pub user: UserId,
+    /// The account the session acts in (a user of several accounts picks one).
+    pub account: AccountId,
+    /// When it began.
+    pub created_at: Timestamp,
+    /// When it ends, whatever happens.
+    pub expires_at: Timestamp,
+    /// The address it logged in from.
+    pub source_ip: Option<String>,
+}
+
+impl Session {
+    /// Whether it is still usable at `now`.
+    pub fn live(&self, now: Timestamp) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// Check a new password: long enough, not too long, and strong by the zxcvbn estimator
+/// (score 3 or more of 4), judged also against the user's own email and name.
+pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), DomainError> {
+    let field = "new_password";
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    let estimate = zxcvbn::zxcvbn(password, user_inputs);
+    if (estimate.score() as u8) < 3 {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning().map(|w| format!(": {w}")))
+            .unwrap_or_default();
+        return Err(DomainError::invalid(
+            field,
+            format!("is too easy to guess{hint}; use a longer passphrase of unrelated words"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_short_and_personal_passwords_are_refused() {
+        for weak in ["short", "password1234", "aaaaaaaaaaaaaaaa", "qwertyuiop123"] {
+            assert!(check_password(weak, &[]).is_err(), "{weak}");
+        }
+        assert!(check_password("ada.lovelace@example.com", &["ada.lovelace@example.com"]).is_err());
+        assert!(check_password(&"x".repeat(129), &[]).is_err());
+        let words = ["admin@latchkey.localhost", "admin", "latchkey", "localhost"];
+        assert!(check_password("latchkeyadmin", &words).is_err());
+        check_password("copper kettle orbit 42 lantern", &[]).unwrap();
+    }
+}

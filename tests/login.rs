@@ -1,0 +1,331 @@
+//! Passwords, dashboard sessions and the brute-force defence: over real TLS through the
+//! binary, and (for the lockout's release, which needs time to pass) at library level
+//! with an injected clock.
+
+use serde_json::{Value, json};
+
+use crate::api::{Reply, Server, assert_error, reply, start_server};
+use crate::support::Fixture;
+use latchkey::app::AppError;
+
+const PASSWORD: &str = "copper kettle orbit 42 lantern";
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn login(server: &Server, body: Value) -> Reply {
+    reply(
+        server
+            .agent()
+            .post(&format!("{}/login", server.url))
+            .send_json(body),
+    )
+}
+
+/// The session secret a successful login set.
+fn cookie_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let set = header(reply, "set-cookie").unwrap();
+    let (pair, _) = set.split_once(';').unwrap();
+    pair.strip_prefix("latchkey_session=").unwrap().to_owned()
+}
+
+fn with_cookie(
+    server: &Server,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: Option<Value>,
+) -> Reply {
+    let url = format!("{}{path}", server.url);
+    let cookie = format!("latchkey_session={cookie}");
+    let agent = server.agent();
+    reply(match (method, body) {
+        ("GET", _) => agent.get(&url).header("Cookie", &cookie).call(),
+        ("POST", Some(body)) => agent.post(&url).header("Cookie", &cookie).send_json(body),
+        ("POST", None) => agent.post(&url).header("Cookie", &cookie).send_empty(),
+        _ => agent.delete(&url).header("Cookie", &cookie).call(),
+    })
+}
+
+/// The administrator sets its first password with its API key (it has none yet).
+fn admin_password(server: &Server) {
+    let set = server.post(
+        &server.admin_key,
+        "/me/password",
+        json!({"new_password": PASSWORD}),
+    );
+    assert_eq!(set.status, 204, "{:?}", set.body);
+}
+
+fn admin_email(server: &Server) -> String {
+    let me = server.get(&server.admin_key, "/me");
+    me.body["email"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_user_logs_in_with_a_password_and_its_session_cookie_acts_for_it() {
+    let server = start_server();
+    // Weak and short passwords are refused, naming the field.
+    for weak in ["short", "password1234", "latchkeyadmin"] {
+        let refused = server.post(
+            &server.admin_key,
+            "/me/password",
+            json!({"new_password": weak}),
+        );
+        assert_error(&refused, 400, 105);
+        assert_eq!(refused.body["details"]["field"], "new_password");
+    }
+    admin_password(&server);
+    let email = admin_email(&server);
+    let logged_in = login(&server, json!({"email": email, "password": PASSWORD}));
+    let set = header(&logged_in, "set-cookie").unwrap().to_owned();
+    for attribute in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=43200",
+    ] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert_eq!(logged_in.body["user_id"], json!(server.admin_id));
+    assert_eq!(logged_in.body["account_id"], json!(server.account_id));
+    let cookie = cookie_of(&logged_in);
+
+    let me = with_cookie(&server, "GET", "/me", &cookie, None);
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["email"], json!(email));
+    assert_eq!(me.body["session_id"], logged_in.body["session_id"]);
+    assert_eq!(me.body["password_set"], true);
+    // The session acts as its user on the rest of the API.
+    let users = with_cookie(&server, "GET", "/users", &cookie, None);
+    assert_eq!(users.status, 200, "{:?}", users.body);
+
+    // Logging out ends it, server-side.
+    let out = with_cookie(&server, "POST", "/logout", &cookie, None);
+    assert_eq!(out.status, 204);
+    assert!(header(&out, "set-cookie").unwrap().contains("Max-Age=0"));
+    assert_error(&with_cookie(&server, "GET", "/me", &cookie, None), 401, 100);
+    assert_error(
+        &with_cookie(&server, "GET", "/me", "forged", None),
+        401,
+        100,
+    );
+
+    // Success and failure are both events, with the source address.
+    login(
+        &server,
+        json!({"email": email, "password": "wrong wrong wrong"}),
+    );
+    let events = server.get(&server.admin_key, "/events?action=iam.sessions.refuse");
+    assert_eq!(events.body["events"][0]["after"]["ip"], "127.0.0.1");
+    let events = server.get(&server.admin_key, "/events?action=iam.sessions.create");
+    assert_eq!(events.body["events"][0]["after"]["ip"], "127.0.0.1");
+
+    // No password, cookie secret or hash in the log.
+    let (_, log) = server.stop();
+    for secret in [PASSWORD, cookie.as_str(), "$argon2id$"] {
+        assert!(!log.contains(secret), "the log holds {secret}");
+    }
+}
+
+#[test]
+fn wrong_and_unknown_credentials_get_one_answer_and_repeated_failures_are_locked_out() {
+    let server = start_server();
+    admin_password(&server);
+    let email = admin_email(&server);
+    let unknown = login(
+        &server,
+        json!({"email": "nobody@example.com", "password": PASSWORD}),
+    );
+    let wrong = login(
+        &server,
+        json!({"email": email, "password": "not the password"}),
+    );
+    assert_error(&unknown, 401, 100);
+    assert_error(&wrong, 401, 100);
+    assert_eq!(unknown.body["msg"], wrong.body["msg"]);
+    // A bot has no email or password: its id gets the same answer.
+    let bot = server.post(&server.admin_key, "/bot_users", json!({"name": "ci"}));
+    let bot_login = login(
+        &server,
+        json!({"email": bot.body["id"], "password": PASSWORD}),
+    );
+    assert_error(&bot_login, 401, 100);
+
+    for _ in 0..4 {
+        assert_error(
+            &login(&server, json!({"email": email, "password": "nope nope"})),
+            401,
+            100,
+        );
+    }
+    // Five failures in the window: now refused whatever the password.
+    let locked = login(&server, json!({"email": email, "password": PASSWORD}));
+    assert_error(&locked, 429, 117);
+    let retry: u64 = header(&locked, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    // Another email is not locked by this one's failures.
+    assert_error(
+        &login(
+            &server,
+            json!({"email": "other@example.com", "password": PASSWORD}),
+        ),
+        401,
+        100,
+    );
+}
+
+#[test]
+fn changing_a_password_needs_the_current_one_and_ends_the_other_sessions() {
+    let server = start_server();
+    admin_password(&server);
+    let email = admin_email(&server);
+    let first = cookie_of(&login(
+        &server,
+        json!({"email": email, "password": PASSWORD}),
+    ));
+    let second = cookie_of(&login(
+        &server,
+        json!({"email": email, "password": PASSWORD}),
+    ));
+    let missing = with_cookie(
+        &server,
+        "POST",
+        "/me/password",
+        &first,
+        Some(json!({"new_password": "granite meadow violin 77 harbor"})),
+    );
+    assert_error(&missing, 400, 105);
+    assert_eq!(missing.body["details"]["field"], "current_password");
+    let changed = with_cookie(
+        &server,
+        "POST",
+        "/me/password",
+        &first,
+        Some(
+            json!({"current_password": PASSWORD, "new_password": "granite meadow violin 77 harbor"}),
+        ),
+    );
+    assert_eq!(changed.status, 204, "{:?}", changed.body);
+    assert_eq!(with_cookie(&server, "GET", "/me", &first, None).status, 200);
+    assert_error(&with_cookie(&server, "GET", "/me", &second, None), 401, 100);
+    assert_error(
+        &login(&server, json!({"email": email, "password": PASSWORD})),
+        401,
+        100,
+    );
+    let again = login(
+        &server,
+        json!({"email": email, "password": "granite meadow violin 77 harbor"}),
+    );
+    assert_eq!(again.status, 200, "{:?}", again.body);
+}
+
+#[test]
+fn a_disabled_or_removed_member_loses_its_sessions_at_once() {
+    let server = start_server();
+    let (dana, key) = server.member_with_key("dana@example.com", json!({}));
+    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204, "{:?}", set.body);
+    let cookie = cookie_of(&login(
+        &server,
+        json!({"email": "dana@example.com", "password": PASSWORD}),
+    ));
+    assert_eq!(
+        with_cookie(&server, "GET", "/me", &cookie, None).status,
+        200
+    );
+    let disabled = server.patch(
+        &server.admin_key,
+        &format!("/users/{dana}"),
+        json!({"state": "disabled"}),
+    );
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    assert_error(&with_cookie(&server, "GET", "/me", &cookie, None), 401, 100);
+    // While disabled it cannot log in again either.
+    let refused = login(
+        &server,
+        json!({"email": "dana@example.com", "password": PASSWORD}),
+    );
+    assert_error(&refused, 403, 101);
+}
+
+#[test]
+fn dashboard_ip_restrictions_apply_to_login_enforced_or_warn_only() {
+    let server = start_server();
+    admin_password(&server);
+    let email = admin_email(&server);
+    let key = &server.admin_key;
+    let policy = server.post(key, "/ip_policies", json!({"description": "office"}));
+    let policy = policy.body["id"].as_str().unwrap().to_owned();
+    let rule = server.post(
+        key,
+        "/ip_policy_rules",
+        json!({"ip_policy_id": policy, "cidr": "10.0.0.0/8", "action": "allow"}),
+    );
+    assert_eq!(rule.status, 201, "{:?}", rule.body);
+    let restriction = server.post(
+        key,
+        "/ip_restrictions",
+        json!({"type": "dashboard", "ip_policy_ids": [policy], "enforced": false}),
+    );
+    assert_eq!(restriction.status, 201, "{:?}", restriction.body);
+    let warned = login(&server, json!({"email": email, "password": PASSWORD}));
+    assert_eq!(warned.status, 200, "{:?}", warned.body);
+    assert!(header(&warned, "latchkey-ip-restriction-warning").is_some());
+    let cookie = cookie_of(&warned);
+
+    let id = restriction.body["id"].as_str().unwrap();
+    let enforce = server.patch(
+        key,
+        &format!("/ip_restrictions/{id}"),
+        json!({"enforced": true}),
+    );
+    assert_eq!(enforce.status, 200, "{:?}", enforce.body);
+    let refused = login(&server, json!({"email": email, "password": PASSWORD}));
+    assert_error(&refused, 403, 115);
+    // The live session is held to it too; the API key is not (it is an `api` request).
+    assert_error(&with_cookie(&server, "GET", "/me", &cookie, None), 403, 115);
+    assert_eq!(server.get(key, "/me").status, 200);
+}
+
+/// The lockout lifts when the window passes: at library level, with the clock moved
+/// instead of a test that sleeps.
+#[test]
+fn a_locked_out_email_may_log_in_again_once_the_window_has_passed() {
+    let fx = Fixture::new();
+    let admin = fx.admin().clone();
+    fx.lk
+        .change_password(admin.id, fx.account(), None, PASSWORD, None)
+        .unwrap();
+    let email = admin.email.as_str();
+    for _ in 0..5 {
+        let wrong = fx.lk.login(email, "not it at all", None, None);
+        assert!(
+            matches!(wrong, Err(AppError::Unauthenticated(_))),
+            "{wrong:?}"
+        );
+    }
+    let locked = fx.lk.login(email, PASSWORD, None, None);
+    let Err(AppError::RateLimited { retry_after_secs }) = locked else {
+        panic!("expected a lockout, got {locked:?}");
+    };
+    assert_eq!(retry_after_secs, 15 * 60);
+    fx.clock.advance(14 * 60 * 1000);
+    assert!(matches!(
+        fx.lk.login(email, PASSWORD, None, None),
+        Err(AppError::RateLimited {
+            retry_after_secs: 60
+        })
+    ));
+    fx.clock.advance(60 * 1000);
+    let session = fx.lk.login(email, PASSWORD, None, None).unwrap().session;
+    assert_eq!(session.user, admin.id);
+}
