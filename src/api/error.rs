@@ -168,6 +168,11 @@ impl From<AppError> for ApiError {
         match err {
             AppError::Domain(err) => err.into(),
             AppError::Unauthenticated(msg) => ApiError::new(UNAUTHENTICATED, msg),
+            AppError::MfaRequired => ApiError::new(
+                UNAUTHENTICATED,
+                "a TOTP code (totp_code) or a recovery code (recovery_code) is required",
+            )
+            .with("mfa_required", true),
             AppError::IpRestricted(reason) => ApiError::new(IP_RESTRICTED, reason.clone())
                 .with("policy", "ip_restrictions")
                 .with("reason", reason),

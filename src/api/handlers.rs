@@ -315,6 +315,9 @@ impl Ctx {
             (&M::POST, ["logout"]) => self.logout().await,
             (&M::GET, ["me"]) => self.me().await,
             (&M::POST, ["me", "password"]) => self.change_password().await,
+            (&M::POST, ["me", "mfa", "totp"]) => self.enroll_totp().await,
+            (&M::POST, ["me", "mfa", "totp", "confirm"]) => self.confirm_totp().await,
+            (&M::DELETE, ["me", "mfa", "totp"]) => self.disable_totp().await,
 
             (&M::GET, ["tenants"]) => self.list_tenants().await,
             (&M::POST, ["tenants"]) => self.create_tenant().await,

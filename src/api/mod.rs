@@ -281,6 +281,24 @@ impl Api {
                 let secret = secret.to_owned();
                 let session = blocking(move || lk.session(&secret)).await?;
                 *warning = self.gate(session.account, RestrictionType::Dashboard, peer)?;
+                let enrolling = matches!(
+                    (&method, segments.as_slice()),
+                    (&Method::GET, ["me"])
+                        | (&Method::POST, ["logout"])
+                        | (&Method::POST, ["me", "mfa", "totp"])
+                        | (&Method::POST, ["me", "mfa", "totp", "confirm"])
+                );
+                if session.enrollment_only && !enrolling {
+                    return Err(ApiError::new(
+                        error::FORBIDDEN,
+                        "the account requires MFA: enroll TOTP first (POST /me/mfa/totp)",
+                    )
+                    .with("policy", "latchkey")
+                    .with(
+                        "reason",
+                        "this session reaches only TOTP enrollment until the user enrolls",
+                    ));
+                }
                 Caller {
                     actor: Actor {
                         principal: Principal::User(session.user),
@@ -499,6 +517,8 @@ fn route_label(path: &str) -> &'static str {
         ["logout"] => "/logout",
         ["me"] => "/me",
         ["me", "password"] => "/me/password",
+        ["me", "mfa", "totp"] => "/me/mfa/totp",
+        ["me", "mfa", "totp", "confirm"] => "/me/mfa/totp/confirm",
         [one] => collection(one).map_or("other", |(_, list, _)| list),
         [one, _] => collection(one).map_or("other", |(_, _, item)| item),
         ["credentials", _, "rotate"] => "/credentials/{id}/rotate",
@@ -555,6 +575,7 @@ fn known_path(segments: &[&str]) -> bool {
                 || segments == ["authorize", "batch"]
                 || segments == ["me", "password"]
         }
+        ["me", "mfa", "totp"] | ["me", "mfa", "totp", "confirm"] => true,
         ["credentials", _, "rotate"] | ["users", _, "effective_permissions"] => true,
         _ => false,
     }

@@ -61,7 +61,8 @@ where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if !matches!(*method, Method::POST | Method::PATCH) {
+    // DELETE may carry a body too (`DELETE /me/mfa/totp {"code"}`).
+    if !matches!(*method, Method::POST | Method::PATCH | Method::DELETE) {
         return Ok(Bytes::new());
     }
     let too_large = || {

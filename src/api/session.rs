@@ -5,13 +5,23 @@ use std::sync::atomic::Ordering;
 use super::handlers::{Ctx, required};
 use super::request::*;
 use super::*;
+use crate::app::SecondFactor;
 use crate::domain::session::SESSION_LIFETIME_MS;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     email: Option<String>,
     password: Option<String>,
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
     account_id: Option<String>,
 }
 
@@ -122,7 +132,14 @@ impl Api {
         let lk = Arc::clone(&self.lk);
         let logged_in = self
             .passwords
-            .run(move || lk.login(&email, &password, account, peer))
+            .run(move || {
+                let factor = match (&body.totp_code, &body.recovery_code) {
+                    (Some(code), _) => Some(SecondFactor::Code(code)),
+                    (None, Some(code)) => Some(SecondFactor::Recovery(code)),
+                    (None, None) => None,
+                };
+                lk.login(&email, &password, factor, account, peer)
+            })
             .await?;
         *warning = self.gate(logged_in.session.account, RestrictionType::Dashboard, peer)?;
         let session = &logged_in.session;
@@ -133,6 +150,7 @@ impl Api {
                 "account_id": session.account.to_string(),
                 "session_id": session.id.to_string(),
                 "expires_at": session.expires_at.to_rfc3339(),
+                "mfa_enrollment_required": session.enrollment_only,
             }),
         );
         response.headers_mut().insert(
@@ -172,14 +190,65 @@ impl Ctx {
         Ok(response)
     }
 
+    pub(super) async fn enroll_totp(self) -> Reply {
+        let user = user_of(&self.caller)?;
+        let lk = Arc::clone(&self.lk);
+        let enrollment = blocking(move || lk.enroll_totp(user)).await?;
+        self.ok(&json!({
+            "otpauth_uri": enrollment.otpauth_uri.expose(),
+            "qr_png_base64": enrollment.qr_png_base64.expose(),
+        }))
+    }
+
+    pub(super) async fn confirm_totp(self) -> Reply {
+        let user = user_of(&self.caller)?;
+        let body: CodeBody = parse(&self.body)?;
+        let code = required(body.code.as_deref(), "code")?.to_owned();
+        let (lk, account, session) = (
+            Arc::clone(&self.lk),
+            self.caller.account,
+            self.caller.session,
+        );
+        let codes = blocking(move || lk.confirm_totp(user, account, &code, session)).await?;
+        let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
+        self.ok(&json!({"recovery_codes": codes}))
+    }
+
+    pub(super) async fn disable_totp(self) -> Reply {
+        let user = user_of(&self.caller)?;
+        let body: CodeBody = parse(&self.body)?;
+        let (lk, account) = (Arc::clone(&self.lk), self.caller.account);
+        blocking(move || {
+            let factor = match (&body.code, &body.recovery_code) {
+                (Some(code), _) => SecondFactor::Code(code),
+                (None, Some(code)) => SecondFactor::Recovery(code),
+                (None, None) => {
+                    return Err(crate::domain::DomainError::invalid(
+                        "code",
+                        "a current code (or a recovery code) is required",
+                    )
+                    .into());
+                }
+            };
+            lk.disable_totp(user, account, factor)
+        })
+        .await?;
+        Ok(no_content())
+    }
+
     pub(super) async fn me(self) -> Reply {
         let user = user_of(&self.caller)?;
         let (lk, account) = (Arc::clone(&self.lk), self.caller.account);
-        let (member, has_password) = blocking(move || lk.whoami(user, account)).await?;
+        let (member, has_password, mfa_enrolled) = blocking(move || {
+            let (member, has_password) = lk.whoami(user, account)?;
+            Ok((member, has_password, lk.mfa_enrolled(user)?))
+        })
+        .await?;
         let mut view = views::member(&self.base, &member);
         if let Some(fields) = view.as_object_mut() {
             fields.insert("account_id".into(), json!(account.to_string()));
             fields.insert("password_set".into(), json!(has_password));
+            fields.insert("mfa_enrolled".into(), json!(mfa_enrolled));
             fields.insert(
                 "session_id".into(),
                 json!(self.caller.session.map(|s| s.to_string())),

@@ -13,7 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-use super::{AppError, Latchkey, Member, record};
+use super::{AppError, Latchkey, Member, SecondFactor, record};
 use crate::domain::DomainError;
 use crate::domain::event::{Action, Actor, Principal, Snapshot};
 use crate::domain::id::{AccountId, SessionId, UserId};
@@ -213,6 +213,26 @@ fn actor(user: UserId) -> Actor {
     }
 }
 
+/// Mark `user`'s session `id` as having passed a second factor (and so no longer
+/// limited to enrollment).
+pub(super) fn mark_mfa_verified(
+    tx: &mut WriteTx,
+    user: UserId,
+    id: SessionId,
+) -> Result<(), AppError> {
+    if let Some((_, key)) = tx
+        .user_sessions(user)?
+        .into_iter()
+        .find(|(s, _)| *s == id.0)
+        && let Some(mut session) = tx.session(&key)?
+    {
+        session.mfa_verified = true;
+        session.enrollment_only = false;
+        tx.put_session(&key, &session)?;
+    }
+    Ok(())
+}
+
 /// End the sessions of `user` (in `account` only, or everywhere), except `keep`.
 pub(super) fn end_sessions(
     tx: &mut WriteTx,
@@ -248,6 +268,7 @@ impl Latchkey {
         &self,
         email: &str,
         password: &str,
+        factor: Option<SecondFactor<'_>>,
         account: Option<AccountId>,
         ip: Option<IpAddr>,
     ) -> Result<LoggedIn, AppError> {
@@ -319,6 +340,29 @@ impl Latchkey {
             self.record_attempt(&user, &[chosen], ip, Some(&reason))?;
             return Err(AppError::IpRestricted(reason));
         }
+        // The second factor, when the user has one: missing is asked for (nothing counts
+        // against the user, the password was right); wrong counts as a failed login.
+        let (enrolled, required) = {
+            let read = self.store.read()?;
+            let enrolled = read.totp(user.id)?.is_some_and(|r| r.confirmed);
+            let required = read
+                .account(chosen)?
+                .is_some_and(|a| a.settings.mfa_required);
+            (enrolled, required)
+        };
+        if enrolled {
+            let factor = factor.ok_or(AppError::MfaRequired)?;
+            let passed = self
+                .store
+                .write(|tx| self.use_second_factor(tx, user.id, factor, now))?;
+            if !passed {
+                self.logins.fail(&key, ip, now);
+                self.record_attempt(&user, &[chosen], ip, Some("wrong second factor"))?;
+                return Err(AppError::Unauthenticated(
+                    "the second factor is not correct (a code is accepted once)".into(),
+                ));
+            }
+        }
         self.logins.succeed(&key);
         let mut secret_bytes = Zeroizing::new([0u8; 32]);
         getrandom::fill(secret_bytes.as_mut()).map_err(|_| DomainError::RandomnessUnavailable)?;
@@ -330,6 +374,8 @@ impl Latchkey {
             created_at: now,
             expires_at: Timestamp::from_millis(now.as_millis() + session::SESSION_LIFETIME_MS),
             source_ip: ip.map(|ip| ip.to_string()),
+            mfa_verified: enrolled,
+            enrollment_only: required && !enrolled,
         };
         let key = self.session_key(secret.expose());
         self.store.write(|tx| {

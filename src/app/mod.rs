@@ -10,6 +10,7 @@ mod authz;
 mod data_dir;
 mod ip;
 mod login;
+mod mfa;
 mod tenancy;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
 pub use ip::{IpPatch, IpText};
 pub use login::{LoggedIn, PasswordCost};
+pub use mfa::{Enrollment, SecondFactor};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 
 /// Why an operation failed.
@@ -66,6 +68,9 @@ pub enum AppError {
     /// No valid credential or session, or a wrong email or password.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The password was right; the user's second factor is needed too.
+    #[error("a TOTP code or a recovery code is required")]
+    MfaRequired,
     /// An enforced IP restriction refuses the source address.
     #[error("{0}")]
     IpRestricted(String),

@@ -104,6 +104,10 @@ pub enum Action {
     LoggedOut,
     /// A user set or changed its password (its other sessions ended).
     PasswordChanged,
+    /// A user confirmed a TOTP enrollment.
+    MfaEnrolled,
+    /// A user turned TOTP off.
+    MfaDisabled,
 }
 
 /// The tenancy resources.
@@ -185,6 +189,8 @@ impl Action {
             Action::LoginFailed => "iam.sessions.refuse",
             Action::LoggedOut => "iam.sessions.delete",
             Action::PasswordChanged => "iam.users.update_password",
+            Action::MfaEnrolled => "iam.mfa.enroll",
+            Action::MfaDisabled => "iam.mfa.disable",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",

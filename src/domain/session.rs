@@ -31,6 +31,11 @@ pub struct Session {
     pub expires_at: Timestamp,
     /// The address it logged in from.
     pub source_ip: Option<String>,
+    /// The user passed a second factor in this session.
+    pub mfa_verified: bool,
+    /// The account requires MFA and the user has none yet: the session reaches only
+    /// `/me`, TOTP enrollment and `/logout` until it enrolls.
+    pub enrollment_only: bool,
 }
 
 impl Session {
@@ -38,6 +43,21 @@ impl Session {
     pub fn live(&self, now: Timestamp) -> bool {
         now < self.expires_at
     }
+}
+
+/// A user's TOTP enrollment as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpRecord {
+    /// Nonce, then the sealed 20-byte seed and its tag.
+    pub sealed_seed: Vec<u8>,
+    /// Confirmed with a first code (until then it does not guard logins).
+    pub confirmed: bool,
+    /// The last step a code was accepted for.
+    pub last_step: u64,
+    /// Keyed hashes of the unused recovery codes.
+    pub recovery: Vec<[u8; 32]>,
+    /// When enrollment began.
+    pub created_at: Timestamp,
 }
 
 /// Check a new password: long enough, not too long, and strong by the zxcvbn estimator

@@ -10,7 +10,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::Session;
+use crate::domain::session::{Session, TotpRecord};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
@@ -57,6 +57,7 @@ record! {
     RoleAssignment => 1, "role assignment";
     AddedPermission => 1, "permission";
     Session => 1, "session";
+    TotpRecord => 1, "TOTP enrollment";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

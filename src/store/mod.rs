@@ -127,7 +127,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 4,
-        what: "create the password and session tables",
+        what: "create the password, session and TOTP tables",
         run: create_login_tables,
     },
 ];
@@ -136,6 +136,7 @@ fn create_login_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PASSWORDS)?;
     txn.open_table(SESSIONS)?;
     txn.open_table(USER_SESSIONS)?;
+    txn.open_table(TOTP)?;
     Ok(())
 }
 

@@ -99,3 +99,5 @@ pub(crate) const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::
 /// (user, session id) → the session's key in `SESSIONS`, to end a user's sessions at once.
 pub(crate) const USER_SESSIONS: TableDefinition<(u128, u128), &[u8; 32]> =
     TableDefinition::new("user_sessions");
+/// User id → `TotpRecord` (the seed sealed under a key derived from the server key).
+pub(crate) const TOTP: TableDefinition<u128, &[u8]> = TableDefinition::new("totp");

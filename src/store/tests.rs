@@ -184,7 +184,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the tables of schema 1",
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
-            "create the password and session tables",
+            "create the password, session and TOTP tables",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -242,6 +242,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "passwords",
             "sessions",
             "user_sessions",
+            "totp",
         ] {
             let def: TableDefinition<u128, u64> = TableDefinition::new(name);
             txn.delete_table(def).unwrap();
@@ -259,7 +260,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
         [
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
-            "create the password and session tables",
+            "create the password, session and TOTP tables",
         ]
     );
     let store = Store::open(&path).unwrap();

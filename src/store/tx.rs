@@ -16,7 +16,7 @@ use crate::domain::id::{
     TenantId, UserId,
 };
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::Session;
+use crate::domain::session::{Session, TotpRecord};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
@@ -200,6 +200,11 @@ pub trait Reads: Tables {
             Ok((k.value().1, *v.value()))
         })
         .collect()
+    }
+
+    /// A user's TOTP enrollment.
+    fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, StoreError> {
+        get_record(&self.table(TOTP)?, user.0)
     }
 
     /// A tenant by id.
@@ -585,6 +590,20 @@ impl WriteTx {
         self.txn
             .open_table(USER_SESSIONS)?
             .remove((session.user.0, session.id.0))?;
+        Ok(())
+    }
+
+    /// Store a user's TOTP enrollment.
+    pub fn put_totp(&mut self, user: UserId, record: &TotpRecord) -> Result<(), StoreError> {
+        self.txn
+            .open_table(TOTP)?
+            .insert(user.0, codec::encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Remove a user's TOTP enrollment.
+    pub fn remove_totp(&mut self, user: UserId) -> Result<(), StoreError> {
+        self.txn.open_table(TOTP)?.remove(user.0)?;
         Ok(())
     }
 
