@@ -53,6 +53,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Break-glass: restore a locked-out administrator (disabled, lost MFA, IP-restricted)
+    /// and print a one-time API key for it. Run on the host with the server stopped.
+    Recover {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[command(flatten)]
+        policies: PoliciesArg,
+        /// The account's name.
+        #[arg(long)]
+        account: String,
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+    },
     /// Bring the database to this build's schema version.
     Migrate {
         #[command(flatten)]
@@ -276,6 +290,26 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
                     0,
                 )),
             }
+        }
+        Command::Recover {
+            data,
+            policies,
+            account,
+            email,
+        } => {
+            let config = Config::new(&data.data_dir).with_policies(&policies.policies);
+            let done = Latchkey::open(config)?.recover(&account, &email)?;
+            let relaxed: Vec<String> = done.relaxed.iter().map(ToString::to_string).collect();
+            let output = json!({
+                "account_id": done.account.to_string(),
+                "user_id": done.user.to_string(),
+                "api_key": done.api_key.expose(),
+                "enabled": done.enabled,
+                "made_admin": done.made_admin,
+                "mfa_removed": done.mfa_removed,
+                "ip_restrictions_made_warn_only": relaxed,
+            });
+            Ok((output, 0))
         }
         Command::Migrate { data } => {
             let steps = Latchkey::migrate(&data.data_dir)?;

@@ -355,3 +355,123 @@ fn policy_new_scaffolds_a_crate_that_builds_offline_outside_the_repository() {
             .contains("already exists")
     );
 }
+
+#[test]
+fn recover_restores_a_locked_out_administrator_and_prints_a_one_time_key() {
+    use latchkey::app::IpText;
+    use latchkey::domain::event::{Actor, Principal};
+    use latchkey::domain::ip::{RestrictionType, RuleAction};
+    use latchkey::domain::user::{MemberState, Roles};
+
+    let dir = tempfile::tempdir().unwrap();
+    let made = init(dir.path(), "acme");
+    let key = made["api_key"].as_str().unwrap();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let ops = {
+        let lk = Latchkey::open(Config::new(dir.path()).with_policies(&policies)).unwrap();
+        let verified = lk.verify_token(key).unwrap();
+        let account = verified.account;
+        let ops = latchkey::api::actor_of(&verified);
+        let Principal::User(ops_id) = ops.principal else {
+            panic!("the key is a user's")
+        };
+        // Locked out three ways: TOTP it lost, an enforced dashboard restriction that
+        // does not let it in, and a second administrator who disabled it.
+        lk.enroll_totp(ops_id).unwrap();
+        let policy = lk
+            .create_ip_policy(ops, account, IpText::default())
+            .unwrap();
+        lk.create_ip_rule(
+            ops,
+            account,
+            policy.id,
+            "10.9.9.0/24",
+            RuleAction::Allow,
+            IpText::default(),
+        )
+        .unwrap();
+        lk.create_ip_restriction(
+            ops,
+            account,
+            RestrictionType::Dashboard,
+            true,
+            vec![policy.id],
+            IpText::default(),
+        )
+        .unwrap();
+        let second = lk
+            .add_member(
+                ops,
+                account,
+                "second@example.com",
+                "Second",
+                Roles::administrator(),
+            )
+            .unwrap();
+        let (_, second_key) = lk
+            .create_token_credential(
+                ops,
+                account,
+                latchkey::domain::token::TokenKind::ApiKey,
+                latchkey::domain::credential::Owner::User(second.member.user.id),
+                Default::default(),
+            )
+            .unwrap();
+        let second = latchkey::api::actor_of(&lk.verify_token(second_key.expose()).unwrap());
+        lk.set_member_state(second, account, ops_id, MemberState::Disabled)
+            .unwrap();
+        assert!(lk.authorize_verify(ops, account).is_err());
+        ops_id
+    };
+
+    let data = dir.path().to_str().unwrap();
+    let unknown = latchkey(&[
+        "recover",
+        "--data-dir",
+        data,
+        "--account",
+        "acme",
+        "--email",
+        "nobody@example.com",
+    ]);
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user has the email"));
+
+    let out = latchkey(&[
+        "recover",
+        "--data-dir",
+        data,
+        "--account",
+        "acme",
+        "--email",
+        "ops@example.com",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let done = json(&out);
+    assert_eq!(done["user_id"], ops.to_string());
+    assert_eq!(done["enabled"], true);
+    assert_eq!(done["made_admin"], false);
+    assert_eq!(done["mfa_removed"], true);
+    assert_eq!(
+        done["ip_restrictions_made_warn_only"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let new_key = done["api_key"].as_str().unwrap();
+    let verified = latchkey(&["verify", "--data-dir", data, new_key]);
+    assert!(verified.status.success(), "{verified:?}");
+
+    let lk = Latchkey::open(Config::new(dir.path()).with_policies(&policies)).unwrap();
+    let verified = lk.verify_token(new_key).unwrap();
+    let actor = latchkey::api::actor_of(&verified);
+    lk.authorize_verify(actor, verified.account).unwrap();
+    assert!(!lk.mfa_enrolled(ops).unwrap());
+    let events = lk.events(actor, verified.account).unwrap();
+    let recovered = events
+        .iter()
+        .find(|e| e.action.name() == "iam.users.recover")
+        .unwrap();
+    assert_eq!(recovered.actor, Actor::SYSTEM);
+}

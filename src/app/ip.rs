@@ -119,7 +119,7 @@ fn restriction_target(verb: &str, id: String, kind: RestrictionType) -> Target {
 }
 
 impl Latchkey {
-    fn ip_write<T>(
+    pub(super) fn ip_write<T>(
         &self,
         work: impl FnOnce(&mut WriteTx) -> Result<T, AppError>,
     ) -> Result<T, AppError> {

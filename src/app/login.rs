@@ -540,6 +540,122 @@ impl Latchkey {
     }
 }
 
+/// What `latchkey recover` did.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The account.
+    pub account: AccountId,
+    /// The administrator restored.
+    pub user: UserId,
+    /// A new API key for it, shown this once.
+    pub api_key: Secret,
+    /// It was disabled and is active again.
+    pub enabled: bool,
+    /// It was not an administrator and is one again.
+    pub made_admin: bool,
+    /// Its TOTP enrollment was removed (it enrolls again after logging in).
+    pub mfa_removed: bool,
+    /// Enforced `dashboard` and `api` restrictions turned warn-only.
+    pub relaxed: Vec<crate::domain::id::IpRestrictionId>,
+}
+
+impl Latchkey {
+    /// Break-glass, run by the operator on the host with the server stopped: make the
+    /// member `email` of account `account_name` an active administrator again, remove
+    /// its TOTP, turn the account's enforced `dashboard` and `api` IP restrictions
+    /// warn-only, and give it a new API key. Everything is recorded as events of the
+    /// system principal, in one transaction.
+    pub fn recover(&self, account_name: &str, email: &str) -> Result<Recovered, AppError> {
+        use crate::domain::credential::{CredentialKind, CredentialSpec, Owner};
+        use crate::domain::event::{Change, IpObject};
+        let now = self.now();
+        let email = Email::parse(email)?;
+        let system = Actor::SYSTEM;
+        self.ip_write(|tx| {
+            let account = tx.account_by_name(account_name)?.ok_or_else(|| {
+                DomainError::invalid("account", format!("no account is named {account_name:?}"))
+            })?;
+            let user = tx.user_by_email(&email)?.ok_or_else(|| {
+                DomainError::invalid("email", format!("no user has the email {}", email.as_str()))
+            })?;
+            let before = tx.membership(account.id, user.id)?.ok_or_else(|| {
+                DomainError::invalid(
+                    "email",
+                    format!("{} is not a member of {account_name}", email.as_str()),
+                )
+            })?;
+            let target = super::Target::new("users", "recover", "user", user.id.to_string());
+            self.authorize(tx, system, account.id, target, now)?;
+            let mut after = before.clone();
+            after.state = MemberState::Active;
+            after.roles.admin = true;
+            if after != before {
+                tx.put_membership(&after)?;
+            }
+            let mfa_removed = tx.totp(user.id)?.is_some();
+            if mfa_removed {
+                tx.remove_totp(user.id)?;
+            }
+            let mut relaxed = Vec::new();
+            for restriction in tx.ip_restrictions(account.id)? {
+                let locks_out = restriction.enforced
+                    && matches!(
+                        restriction.kind,
+                        RestrictionType::Dashboard | RestrictionType::Api
+                    );
+                if locks_out {
+                    let mut warn_only = restriction.clone();
+                    warn_only.enforced = false;
+                    tx.put_ip_restriction(&warn_only)?;
+                    record(
+                        tx,
+                        &account.id,
+                        now,
+                        system,
+                        Action::Ip(IpObject::Restriction, Change::Updated),
+                        restriction.id.to_string(),
+                        Some(Snapshot::IpRestriction(restriction.clone())),
+                        Some(Snapshot::IpRestriction(warn_only)),
+                    )?;
+                    relaxed.push(restriction.id);
+                }
+            }
+            let spec = CredentialSpec {
+                description: "created by latchkey recover".to_owned(),
+                ..Default::default()
+            };
+            let (_, api_key) = self.insert_token_credential(
+                tx,
+                system,
+                account.id,
+                CredentialKind::ApiKey,
+                Owner::User(user.id),
+                spec,
+                now,
+            )?;
+            record(
+                tx,
+                &account.id,
+                now,
+                system,
+                Action::AdministratorRecovered,
+                user.id.to_string(),
+                Some(Snapshot::Member(user.clone(), before.clone())),
+                Some(Snapshot::Member(user.clone(), after.clone())),
+            )?;
+            Ok(Recovered {
+                account: account.id,
+                user: user.id,
+                api_key,
+                enabled: before.state != MemberState::Active,
+                made_admin: !before.roles.admin,
+                mfa_removed,
+                relaxed,
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

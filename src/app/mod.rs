@@ -36,7 +36,7 @@ use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
 pub use ip::{IpPatch, IpText};
-pub use login::{LoggedIn, PasswordCost};
+pub use login::{LoggedIn, PasswordCost, Recovered};
 pub use mfa::{Enrollment, SecondFactor};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 

@@ -108,6 +108,8 @@ pub enum Action {
     MfaEnrolled,
     /// A user turned TOTP off.
     MfaDisabled,
+    /// The operator restored a locked-out administrator on the host (`latchkey recover`).
+    AdministratorRecovered,
 }
 
 /// The tenancy resources.
@@ -191,6 +193,7 @@ impl Action {
             Action::PasswordChanged => "iam.users.update_password",
             Action::MfaEnrolled => "iam.mfa.enroll",
             Action::MfaDisabled => "iam.mfa.disable",
+            Action::AdministratorRecovered => "iam.users.recover",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
