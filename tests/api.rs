@@ -60,8 +60,13 @@ pub fn start_configured(
     known: Option<(String, String, String)>,
     env: &[(&str, &str)],
 ) -> Server {
+    // `LATCHKEY_LISTEN` among `env` picks the address (the flag would win over it).
+    let listen = env
+        .iter()
+        .find(|(k, _)| *k == "LATCHKEY_LISTEN")
+        .map_or("127.0.0.1:0", |(_, v)| *v);
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--policies")
         .arg(policies)

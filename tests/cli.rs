@@ -390,15 +390,14 @@ fn recover_restores_a_locked_out_administrator_and_prints_a_one_time_key() {
             IpText::default(),
         )
         .unwrap();
-        lk.create_ip_restriction(
-            ops,
-            account,
-            RestrictionType::Dashboard,
-            true,
-            vec![policy.id],
-            IpText::default(),
-        )
-        .unwrap();
+        let spec = latchkey::app::RestrictionSpec {
+            kind: RestrictionType::Dashboard,
+            enforced: true,
+            policies: vec![policy.id],
+            text: IpText::default(),
+        };
+        lk.create_ip_restriction(ops, account, spec, latchkey::app::Lockout::CONFIRMED)
+            .unwrap();
         let second = lk
             .add_member(
                 ops,

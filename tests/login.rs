@@ -257,18 +257,18 @@ fn a_disabled_or_removed_member_loses_its_sessions_at_once() {
     assert_error(&refused, 403, 101);
 }
 
-#[test]
-fn dashboard_ip_restrictions_apply_to_login_enforced_or_warn_only() {
-    let server = start_server();
-    admin_password(&server);
-    let email = admin_email(&server);
+/// Warn-only, then enforced dashboard restrictions against a server on `loopback`
+/// (IPv4 or IPv6), with the lockout guard in between.
+fn dashboard_restrictions_on(server: &Server, office: &str, here: &str) {
+    admin_password(server);
+    let email = admin_email(server);
     let key = &server.admin_key;
     let policy = server.post(key, "/ip_policies", json!({"description": "office"}));
     let policy = policy.body["id"].as_str().unwrap().to_owned();
     let rule = server.post(
         key,
         "/ip_policy_rules",
-        json!({"ip_policy_id": policy, "cidr": "10.0.0.0/8", "action": "allow"}),
+        json!({"ip_policy_id": policy, "cidr": office, "action": "allow"}),
     );
     assert_eq!(rule.status, 201, "{:?}", rule.body);
     let restriction = server.post(
@@ -277,23 +277,50 @@ fn dashboard_ip_restrictions_apply_to_login_enforced_or_warn_only() {
         json!({"type": "dashboard", "ip_policy_ids": [policy], "enforced": false}),
     );
     assert_eq!(restriction.status, 201, "{:?}", restriction.body);
-    let warned = login(&server, json!({"email": email, "password": PASSWORD}));
+    let warned = login(server, json!({"email": email, "password": PASSWORD}));
     assert_eq!(warned.status, 200, "{:?}", warned.body);
-    assert!(header(&warned, "latchkey-ip-restriction-warning").is_some());
+    let warning = header(&warned, "latchkey-ip-restriction-warning").unwrap();
+    assert!(warning.contains(here), "{warning}");
     let cookie = cookie_of(&warned);
 
+    // Enforcing it would lock its author out: refused unless confirmed, and unchanged.
     let id = restriction.body["id"].as_str().unwrap();
+    let path = format!("/ip_restrictions/{id}");
+    let guarded = server.patch(key, &path, json!({"enforced": true}));
+    assert_error(&guarded, 409, 118);
+    assert_eq!(guarded.body["details"]["field"], "confirm_lockout");
+    assert_eq!(server.get(key, &path).body["enforced"], false);
     let enforce = server.patch(
         key,
-        &format!("/ip_restrictions/{id}"),
-        json!({"enforced": true}),
+        &path,
+        json!({"enforced": true, "confirm_lockout": true}),
     );
     assert_eq!(enforce.status, 200, "{:?}", enforce.body);
-    let refused = login(&server, json!({"email": email, "password": PASSWORD}));
+
+    let refused = login(server, json!({"email": email, "password": PASSWORD}));
     assert_error(&refused, 403, 115);
     // The live session is held to it too; the API key is not (it is an `api` request).
-    assert_error(&with_cookie(&server, "GET", "/me", &cookie, None), 403, 115);
+    assert_error(&with_cookie(server, "GET", "/me", &cookie, None), 403, 115);
     assert_eq!(server.get(key, "/me").status, 200);
+    let events = server.get(key, "/events?action=iam.sessions.refuse");
+    assert_eq!(events.body["events"][0]["after"]["ip"], here);
+}
+
+#[test]
+fn dashboard_ip_restrictions_apply_to_login_over_ipv4() {
+    dashboard_restrictions_on(&start_server(), "10.0.0.0/8", "127.0.0.1");
+}
+
+#[test]
+fn dashboard_ip_restrictions_apply_to_login_over_ipv6() {
+    let server = crate::api::start_configured(
+        std::sync::Arc::new(tempfile::tempdir().unwrap()),
+        &crate::support::policies_dir(),
+        None,
+        &[("LATCHKEY_LISTEN", "[::1]:0")],
+    );
+    assert!(server.url.starts_with("https://[::1]:"), "{}", server.url);
+    dashboard_restrictions_on(&server, "2001:db8::/32", "::1");
 }
 
 /// The lockout lifts when the window passes: at library level, with the clock moved

@@ -52,11 +52,13 @@ pub const IP_RESTRICTED: Code = Code(115, StatusCode::FORBIDDEN);
 pub const REQUEST_TIMEOUT: Code = Code(116, StatusCode::REQUEST_TIMEOUT);
 /// Too many failed logins; `Retry-After` says when to try again.
 pub const RATE_LIMITED: Code = Code(117, StatusCode::TOO_MANY_REQUESTS);
+/// The change would lock its author out of the dashboard; `confirm_lockout: true` makes it.
+pub const WOULD_LOCK_OUT: Code = Code(118, StatusCode::CONFLICT);
 /// Something failed inside the server; nothing about it is shown.
 pub const INTERNAL: Code = Code(120, StatusCode::INTERNAL_SERVER_ERROR);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 19] = [
+pub const ALL: [(Code, &str); 20] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -110,6 +112,10 @@ pub const ALL: [(Code, &str); 19] = [
     (
         RATE_LIMITED,
         "too many failed logins; Retry-After says when to try again",
+    ),
+    (
+        WOULD_LOCK_OUT,
+        "the change would lock its author out of the dashboard; confirm_lockout: true makes it",
     ),
     (INTERNAL, "the server failed; the log has the operation id"),
 ];
@@ -168,6 +174,7 @@ impl From<AppError> for ApiError {
         match err {
             AppError::Domain(err) => err.into(),
             AppError::Unauthenticated(msg) => ApiError::new(UNAUTHENTICATED, msg),
+            AppError::WouldLockOut(msg) => ApiError::field(WOULD_LOCK_OUT, "confirm_lockout", msg),
             AppError::MfaRequired => ApiError::new(
                 UNAUTHENTICATED,
                 "a TOTP code (totp_code) or a recovery code (recovery_code) is required",

@@ -10,6 +10,8 @@ pub(super) struct Ctx {
     pub(super) metrics: Arc<metrics::Metrics>,
     pub(super) passwords: Arc<super::session::PasswordPool>,
     pub(super) caller: Caller,
+    /// The client's address.
+    pub(super) peer: Option<std::net::IpAddr>,
     pub(super) base: Base,
     pub(super) query: Query,
     pub(super) body: Bytes,
@@ -123,6 +125,8 @@ struct IpBody {
     #[serde(rename = "type")]
     kind: Option<String>,
     ip_policy_ids: Option<Vec<String>>,
+    /// latchkey's: make a dashboard restriction even if it refuses the caller's address.
+    confirm_lockout: Option<bool>,
 }
 
 impl IpBody {
@@ -344,6 +348,14 @@ impl Ctx {
                 error::NO_ROUTE,
                 format!("no such path: {path}"),
             )),
+        }
+    }
+
+    /// The lockout guard of an IP restriction change by this request.
+    fn lockout(&self, body: &IpBody) -> Lockout {
+        Lockout {
+            from: self.peer,
+            confirmed: body.confirm_lockout == Some(true),
         }
     }
 
@@ -1025,7 +1037,7 @@ impl Ctx {
 
     async fn create_ip_restriction(self) -> Reply {
         let body: IpBody = parse(&self.body)?;
-        body.only(&["enforced", "type", "ip_policy_ids"])?;
+        body.only(&["enforced", "type", "ip_policy_ids", "confirm_lockout"])?;
         let kind = match required(body.kind.as_deref(), "type")? {
             "dashboard" => RestrictionType::Dashboard,
             "api" => RestrictionType::Api,
@@ -1048,9 +1060,16 @@ impl Ctx {
         })?;
         let enforced = body.enforced.unwrap_or(false);
         let text = body.text();
+        let lockout = self.lockout(&body);
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let restriction = blocking(move || {
-            lk.create_ip_restriction(actor, account, kind, enforced, policies, text)
+            let spec = RestrictionSpec {
+                kind,
+                enforced,
+                policies,
+                text,
+            };
+            lk.create_ip_restriction(actor, account, spec, lockout)
         })
         .await?;
         self.created(&views::ip_restriction(&self.base, &restriction))
@@ -1066,7 +1085,7 @@ impl Ctx {
     async fn update_ip_restriction(self, id: &str) -> Reply {
         let id: IpRestrictionId = path_id(id)?;
         let body: IpBody = parse(&self.body)?;
-        body.only(&["enforced", "ip_policy_ids"])?;
+        body.only(&["enforced", "ip_policy_ids", "confirm_lockout"])?;
         let mut patch = body.patch()?;
         // ngrok's clients send `ip_policy_ids: []` for "not given" (Go's omitempty, the
         // Python client's default); a restriction always has a policy, so an empty list
@@ -1074,9 +1093,10 @@ impl Ctx {
         if patch.policies.as_ref().is_some_and(Vec::is_empty) {
             patch.policies = None;
         }
+        let lockout = self.lockout(&body);
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let restriction =
-            blocking(move || lk.update_ip_restriction(actor, account, id, &patch)).await?;
+            blocking(move || lk.update_ip_restriction(actor, account, id, &patch, lockout)).await?;
         self.ok(&views::ip_restriction(&self.base, &restriction))
     }
 

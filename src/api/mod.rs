@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::{AppError, Latchkey};
-use crate::app::{IpPatch, IpText};
+use crate::app::{IpPatch, IpText, Lockout, RestrictionSpec};
 use crate::domain::bot::BotPatch;
 use crate::domain::credential::{
     CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Verified, allows_source,
@@ -335,6 +335,7 @@ impl Api {
             warnings: Arc::clone(&self.warnings),
             metrics: Arc::clone(&self.metrics),
             passwords: Arc::clone(&self.passwords),
+            peer,
             caller,
             base,
             query,

@@ -26,6 +26,68 @@ pub(super) struct GateCache {
     gates: RwLock<rustc_hash::FxHashMap<AccountId, (u64, Gates)>>,
 }
 
+/// Who is changing a restriction, from where, and whether they mean it even if it locks
+/// them out of the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// The address the change comes from (unknown: any enforced dashboard restriction
+    /// would refuse it).
+    pub from: Option<IpAddr>,
+    /// The author confirmed it: the change goes through even if it refuses `from`.
+    pub confirmed: bool,
+}
+
+impl Lockout {
+    /// A change whose author has confirmed it (the operator on the host, a test).
+    pub const CONFIRMED: Lockout = Lockout {
+        from: None,
+        confirmed: true,
+    };
+}
+
+/// Refuse, unless confirmed, a dashboard restriction that would refuse its author's
+/// address once `changed` is in place among the account's restrictions.
+fn check_lockout(
+    tx: &impl Reads,
+    account: AccountId,
+    changed: &IpRestriction,
+    lockout: Lockout,
+) -> Result<(), AppError> {
+    if lockout.confirmed || changed.kind != RestrictionType::Dashboard || !changed.enforced {
+        return Ok(());
+    }
+    let mut restrictions = tx.ip_restrictions(account)?;
+    restrictions.retain(|r| r.id != changed.id);
+    restrictions.push(changed.clone());
+    let gates = ip::compile(&restrictions, &tx.ip_rules(account)?);
+    let passage = gates
+        .get(&RestrictionType::Dashboard)
+        .map_or(Passage::Allowed, |gate| gate.check(lockout.from));
+    if let Passage::Denied(_) = passage {
+        let shown = lockout
+            .from
+            .map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+        return Err(AppError::WouldLockOut(format!(
+            "enforcing {} would refuse dashboard sessions from {shown}, where this change comes from; send confirm_lockout: true to make it anyway",
+            changed.id
+        )));
+    }
+    Ok(())
+}
+
+/// A new IP restriction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestrictionSpec {
+    /// What it guards.
+    pub kind: RestrictionType,
+    /// Enforced, or warn-only.
+    pub enforced: bool,
+    /// The policies whose rules it applies.
+    pub policies: Vec<IpPolicyId>,
+    /// Its text.
+    pub text: IpText,
+}
+
 /// Free text of a new IP object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IpText {
@@ -459,11 +521,15 @@ impl Latchkey {
         &self,
         actor: Actor,
         account: AccountId,
-        kind: RestrictionType,
-        enforced: bool,
-        policies: Vec<IpPolicyId>,
-        text: IpText,
+        spec: RestrictionSpec,
+        lockout: Lockout,
     ) -> Result<IpRestriction, AppError> {
+        let RestrictionSpec {
+            kind,
+            enforced,
+            policies,
+            text,
+        } = spec;
         let now = self.now();
         self.ip_write(|tx| {
             require_account(tx, account)?;
@@ -486,6 +552,7 @@ impl Latchkey {
                 kind,
                 policies,
             };
+            check_lockout(tx, account, &restriction, lockout)?;
             tx.put_ip_restriction(&restriction)?;
             let action = Action::Ip(IpObject::Restriction, Change::Created);
             let after = Snapshot::IpRestriction(restriction.clone());
@@ -510,6 +577,7 @@ impl Latchkey {
         account: AccountId,
         id: IpRestrictionId,
         patch: &IpPatch,
+        lockout: Lockout,
     ) -> Result<IpRestriction, AppError> {
         let now = self.now();
         self.ip_write(|tx| {
@@ -527,6 +595,7 @@ impl Latchkey {
                 after.policies.clone_from(policies);
             }
             if after != before {
+                check_lockout(tx, account, &after, lockout)?;
                 tx.put_ip_restriction(&after)?;
                 let action = Action::Ip(IpObject::Restriction, Change::Updated);
                 let (b, a) = (

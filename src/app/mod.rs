@@ -35,7 +35,7 @@ use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
 use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
-pub use ip::{IpPatch, IpText};
+pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use login::{LoggedIn, PasswordCost, Recovered};
 pub use mfa::{Enrollment, SecondFactor};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
@@ -71,6 +71,9 @@ pub enum AppError {
     /// The password was right; the user's second factor is needed too.
     #[error("a TOTP code or a recovery code is required")]
     MfaRequired,
+    /// The change would lock its author out of the dashboard and was not confirmed.
+    #[error("{0}")]
+    WouldLockOut(String),
     /// An enforced IP restriction refuses the source address.
     #[error("{0}")]
     IpRestricted(String),
