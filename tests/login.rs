@@ -545,3 +545,101 @@ fn an_account_that_requires_mfa_lets_a_member_without_it_only_enroll() {
         200
     );
 }
+
+#[test]
+fn an_administrator_issues_a_one_time_password_reset_link() {
+    let server = start_server();
+    let (dana, dana_key) = server.member_with_key("dana@example.com", json!({}));
+    let set = server.post(&dana_key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204, "{:?}", set.body);
+    let session = cookie_of(&login(
+        &server,
+        json!({"email": "dana@example.com", "password": PASSWORD}),
+    ));
+    // A team manager manages roles, not logins.
+    let (_, manager) = server.member_with_key("m@example.com", json!({"team": "manager"}));
+    let refused = server.post(
+        &manager,
+        &format!("/users/{dana}/password_reset"),
+        json!({}),
+    );
+    assert_error(&refused, 403, 101);
+    assert_eq!(
+        refused.body["details"]["reason"],
+        "only administrators may issue password resets"
+    );
+
+    let issued = server.post(
+        &server.admin_key,
+        &format!("/users/{dana}/password_reset"),
+        json!({}),
+    );
+    assert_eq!(issued.status, 200, "{:?}", issued.body);
+    let url = issued.body["reset_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/password_reset?token=", server.url)),
+        "{url}"
+    );
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    let reset = |new: &str| {
+        reply(
+            server
+                .agent()
+                .post(&format!("{}/password_reset", server.url))
+                .send_json(json!({"token": token, "new_password": new})),
+        )
+    };
+    // A weak password is refused and the link still works.
+    assert_error(&reset("password1234"), 400, 105);
+    let new = "granite meadow violin 77 harbor";
+    assert_eq!(reset(new).status, 204);
+    // Once only; every session of the user ended; the new password logs in.
+    let again = reset("another long passphrase 9 quietly");
+    assert_error(&again, 400, 105);
+    assert_eq!(again.body["details"]["field"], "token");
+    assert_error(
+        &with_cookie(&server, "GET", "/me", &session, None),
+        401,
+        100,
+    );
+    assert_error(
+        &login(
+            &server,
+            json!({"email": "dana@example.com", "password": PASSWORD}),
+        ),
+        401,
+        100,
+    );
+    assert_eq!(
+        login(
+            &server,
+            json!({"email": "dana@example.com", "password": new})
+        )
+        .status,
+        200
+    );
+    let (_, log) = server.stop();
+    assert!(!log.contains(&token), "the log holds the reset token");
+}
+
+#[test]
+fn a_password_reset_link_expires_after_an_hour() {
+    let fx = Fixture::new();
+    let admin = fx.admin().clone();
+    let (secret, _) = fx
+        .lk
+        .issue_password_reset(fx.admin_actor(), fx.account(), admin.id)
+        .unwrap();
+    fx.clock.advance(60 * 60 * 1000);
+    let late = fx.lk.reset_password(secret.expose(), PASSWORD);
+    assert!(
+        matches!(
+            &late,
+            Err(AppError::Domain(latchkey::domain::DomainError::Invalid {
+                field: "token",
+                ..
+            }))
+        ),
+        "{late:?}"
+    );
+}

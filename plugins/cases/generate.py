@@ -68,7 +68,8 @@ DEVELOPER_RESOURCES = {  # "objects like Domains, ..., Authtokens, API Keys" + a
 DEVELOPER_VERBS = ["list", "get", "create", "update", "delete"]
 VERBS = {r: DEVELOPER_VERBS for r in DEVELOPER_RESOURCES}
 VERBS["credentials"] = DEVELOPER_VERBS + ["rotate", "verify"]
-VERBS["users"] = ["list", "get", "create", "update", "update_roles", "disable", "enable", "delete"]
+VERBS["users"] = ["list", "get", "create", "update", "update_roles", "disable", "enable", "delete",
+                  "password_reset"]
 VERBS["invitations"] = ["list", "get", "create", "delete"]
 VERBS["billing"] = ["get", "update"]
 VERBS["account"] = ["get", "update"]
@@ -100,7 +101,8 @@ GRANTS = {
     # "invite and remove other users ... modify other users' RBAC settings"; api.md:
     # tenants, roles and assignments are managed by administrators and team managers (the
     # catalog and the access review with them)
-    ("team", "Manager"): on(["users", "invitations"] + TENANCY),
+    # (password reset links: "an administrator may issue", api.md)
+    ("team", "Manager"): on(["users", "invitations"] + TENANCY) - {("users", "password_reset")},
     # "see other members ... and invite new teammates"
     ("team", "Invite"): on(["users"], READ) | on(["invitations"], READ + ["create"]),
     # "can see other members of the account but cannot manage or invite"

@@ -317,6 +317,7 @@ impl Ctx {
             (&M::POST, ["policies", "reload"]) => self.reload_policies().await,
 
             (&M::POST, ["logout"]) => self.logout().await,
+            (&M::POST, ["users", id, "password_reset"]) => self.issue_password_reset(id).await,
             (&M::GET, ["me"]) => self.me().await,
             (&M::POST, ["me", "password"]) => self.change_password().await,
             (&M::POST, ["me", "mfa", "totp"]) => self.enroll_totp().await,

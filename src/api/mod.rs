@@ -266,6 +266,15 @@ impl Api {
             ));
         }
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        if segments == ["password_reset"] {
+            return match method {
+                Method::POST => {
+                    let body = read_body(&parts.headers, &method, body).await?;
+                    self.reset_password(body).await
+                }
+                _ => Err(method_not_allowed()),
+            };
+        }
         if segments == ["login"] {
             return match method {
                 Method::POST => {
@@ -515,6 +524,8 @@ fn route_label(path: &str) -> &'static str {
         ["openapi.json"] => "/openapi.json",
         ["access_review"] => "/access_review",
         ["login"] => "/login",
+        ["password_reset"] => "/password_reset",
+        ["users", _, "password_reset"] => "/users/{id}/password_reset",
         ["logout"] => "/logout",
         ["me"] => "/me",
         ["me", "password"] => "/me/password",
@@ -561,6 +572,7 @@ fn known_path(segments: &[&str]) -> bool {
                     *one,
                     "verify"
                         | "login"
+                        | "password_reset"
                         | "logout"
                         | "me"
                         | "healthz"
@@ -577,7 +589,9 @@ fn known_path(segments: &[&str]) -> bool {
                 || segments == ["me", "password"]
         }
         ["me", "mfa", "totp"] | ["me", "mfa", "totp", "confirm"] => true,
-        ["credentials", _, "rotate"] | ["users", _, "effective_permissions"] => true,
+        ["credentials", _, "rotate"]
+        | ["users", _, "effective_permissions"]
+        | ["users", _, "password_reset"] => true,
         _ => false,
     }
 }

@@ -27,6 +27,13 @@ struct LoginBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ResetBody {
+    token: Option<String>,
+    new_password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PasswordBody {
     current_password: Option<String>,
     new_password: Option<String>,
@@ -161,6 +168,20 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `POST /password_reset`: a new password with a reset link's token, unauthenticated.
+    pub(super) async fn reset_password(&self, body: Bytes) -> Reply {
+        let body: ResetBody = parse(&body)?;
+        let token = required(body.token.as_deref(), "token")?.to_owned();
+        let new = required(body.new_password.as_deref(), "new_password")?.to_owned();
+        let lk = Arc::clone(&self.lk);
+        self.passwords
+            .run(move || lk.reset_password(&token, &new))
+            .await?;
+        Ok(no_content())
+    }
+}
+
 /// The calling user, or a 400 for a bot (bots have no session, password or profile).
 fn user_of(caller: &Caller) -> Result<UserId, ApiError> {
     match caller.actor.principal {
@@ -234,6 +255,19 @@ impl Ctx {
         })
         .await?;
         Ok(no_content())
+    }
+
+    pub(super) async fn issue_password_reset(self, id: &str) -> Reply {
+        let user: UserId = path_id(id)?;
+        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let (secret, expires_at) =
+            blocking(move || lk.issue_password_reset(actor, account, user)).await?;
+        self.ok(&json!({
+            "reset_url": self
+                .base
+                .uri(&format!("/password_reset?token={}", secret.expose())),
+            "expires_at": expires_at.to_rfc3339(),
+        }))
     }
 
     pub(super) async fn me(self) -> Reply {

@@ -255,9 +255,111 @@ pub(super) fn end_sessions(
     Ok(ended)
 }
 
+/// A random secret for a cookie or a link: 256 bits, in hex.
+fn random_secret() -> Result<Secret, AppError> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut()).map_err(|_| DomainError::RandomnessUnavailable)?;
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
+}
+
 impl Latchkey {
-    fn session_key(&self, secret: &str) -> [u8; 32] {
+    /// The keyed hash a session or reset link is stored under.
+    fn secret_key(&self, secret: &str) -> [u8; 32] {
         self.hasher.hash(secret.as_bytes()).0
+    }
+
+    /// Check `new` against the rules and `user`'s own words, and hash it.
+    fn new_password_hash(&self, user: &User, new: &str) -> Result<String, AppError> {
+        // The email, its parts and the name's words are what a guesser tries first.
+        let email = user.email.as_str();
+        let words: Vec<&str> = std::iter::once(email)
+            .chain(email.split(['@', '.', '-', '_', '+']))
+            .chain(user.name.split_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        session::check_password(new, &words)?;
+        hash_password(self.password_cost, new)
+    }
+
+    /// Issue a one-time password reset link secret for member `user` (administrators
+    /// only, by the policies). Returns the secret, shown this once, and its expiry.
+    pub fn issue_password_reset(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<(Secret, Timestamp), AppError> {
+        let now = self.now();
+        let secret = random_secret()?;
+        let key = self.secret_key(secret.expose());
+        let expires_at = Timestamp::from_millis(now.as_millis() + session::RESET_LIFETIME_MS);
+        self.store.write(|tx| {
+            let membership = tx
+                .membership(account, user)?
+                .ok_or_else(|| DomainError::NotFound(user.into()))?;
+            let target =
+                super::Target::member("password_reset", user.to_string(), &membership.roles);
+            self.authorize(tx, actor, account, target, now)?;
+            tx.put_password_reset(
+                &key,
+                &session::PasswordReset {
+                    user,
+                    account,
+                    created_at: now,
+                    expires_at,
+                },
+            )?;
+            record(
+                tx,
+                &account,
+                now,
+                actor,
+                Action::PasswordResetIssued,
+                user.to_string(),
+                None,
+                None,
+            )
+        })?;
+        Ok((secret, expires_at))
+    }
+
+    /// Set a new password with a reset link's secret: once, before it expires. Every
+    /// session of the user ends.
+    pub fn reset_password(&self, secret: &str, new: &str) -> Result<(), AppError> {
+        let now = self.now();
+        let key = self.secret_key(secret);
+        let invalid = || DomainError::invalid("token", "is not valid: used, expired or unknown");
+        let (reset, user) = {
+            let read = self.store.read()?;
+            let reset = read
+                .password_reset(&key)?
+                .filter(|r| now < r.expires_at)
+                .ok_or_else(invalid)?;
+            let user = read
+                .user(reset.user)?
+                .ok_or_else(|| DomainError::NotFound(reset.user.into()))?;
+            (reset, user)
+        };
+        let phc = self.new_password_hash(&user, new)?;
+        self.store.write(|tx| {
+            // Still there: a second use racing this one finds it gone.
+            tx.password_reset(&key)?.ok_or_else(invalid)?;
+            tx.remove_password_reset(&key)?;
+            tx.set_password(user.id, &phc)?;
+            end_sessions(tx, user.id, None, None)?;
+            record(
+                tx,
+                &reset.account,
+                now,
+                actor(user.id),
+                Action::PasswordChanged,
+                user.id.to_string(),
+                None,
+                None,
+            )
+        })
     }
 
     /// Log in with email and password to one account (`account`, or the user's only
@@ -364,9 +466,7 @@ impl Latchkey {
             }
         }
         self.logins.succeed(&key);
-        let mut secret_bytes = Zeroizing::new([0u8; 32]);
-        getrandom::fill(secret_bytes.as_mut()).map_err(|_| DomainError::RandomnessUnavailable)?;
-        let secret = Secret::new(secret_bytes.iter().map(|b| format!("{b:02x}")).collect());
+        let secret = random_secret()?;
         let session = Session {
             id: SessionId::generate(now)?,
             user: user.id,
@@ -377,7 +477,7 @@ impl Latchkey {
             mfa_verified: enrolled,
             enrollment_only: required && !enrolled,
         };
-        let key = self.session_key(secret.expose());
+        let key = self.secret_key(secret.expose());
         self.store.write(|tx| {
             tx.put_session(&key, &session)?;
             record(
@@ -430,7 +530,7 @@ impl Latchkey {
         let session = self
             .store
             .read()?
-            .session(&self.session_key(secret))?
+            .session(&self.secret_key(secret))?
             .filter(|s| s.live(self.now()))
             .ok_or_else(|| AppError::Unauthenticated("the session is not valid".into()))?;
         Ok(session)
@@ -514,15 +614,7 @@ impl Latchkey {
                 return Err(DomainError::invalid("current_password", "is not correct").into());
             }
         }
-        // The email, its parts and the name's words are what a guesser tries first.
-        let email = found.email.as_str();
-        let words: Vec<&str> = std::iter::once(email)
-            .chain(email.split(['@', '.', '-', '_', '+']))
-            .chain(found.name.split_whitespace())
-            .filter(|w| !w.is_empty())
-            .collect();
-        session::check_password(new, &words)?;
-        let phc = hash_password(self.password_cost, new)?;
+        let phc = self.new_password_hash(&found, new)?;
         self.store.write(|tx| {
             tx.set_password(user, &phc)?;
             end_sessions(tx, user, None, keep)?;

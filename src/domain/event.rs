@@ -110,6 +110,8 @@ pub enum Action {
     MfaDisabled,
     /// The operator restored a locked-out administrator on the host (`latchkey recover`).
     AdministratorRecovered,
+    /// An administrator issued a password reset link for a member.
+    PasswordResetIssued,
 }
 
 /// The tenancy resources.
@@ -194,6 +196,7 @@ impl Action {
             Action::MfaEnrolled => "iam.mfa.enroll",
             Action::MfaDisabled => "iam.mfa.disable",
             Action::AdministratorRecovered => "iam.users.recover",
+            Action::PasswordResetIssued => "iam.users.password_reset",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",

@@ -60,6 +60,23 @@ pub struct TotpRecord {
     pub created_at: Timestamp,
 }
 
+/// How long a password reset link works: one hour.
+pub const RESET_LIFETIME_MS: i64 = 60 * 60 * 1000;
+
+/// A one-time password reset an administrator issued; the link carries a random secret,
+/// the store keeps its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordReset {
+    /// Whose password.
+    pub user: UserId,
+    /// The account it was issued in.
+    pub account: AccountId,
+    /// When it was issued.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
 /// Check a new password: long enough, not too long, and strong by the zxcvbn estimator
 /// (score 3 or more of 4), judged also against the user's own email and name.
 pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), DomainError> {

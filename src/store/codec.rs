@@ -10,7 +10,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{Session, TotpRecord};
+use crate::domain::session::{PasswordReset, Session, TotpRecord};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
@@ -58,6 +58,7 @@ record! {
     AddedPermission => 1, "permission";
     Session => 1, "session";
     TotpRecord => 1, "TOTP enrollment";
+    PasswordReset => 1, "password reset";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

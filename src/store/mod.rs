@@ -127,7 +127,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 4,
-        what: "create the password, session and TOTP tables",
+        what: "create the password, session, TOTP and password reset tables",
         run: create_login_tables,
     },
 ];
@@ -137,6 +137,7 @@ fn create_login_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SESSIONS)?;
     txn.open_table(USER_SESSIONS)?;
     txn.open_table(TOTP)?;
+    txn.open_table(PASSWORD_RESETS)?;
     Ok(())
 }
 

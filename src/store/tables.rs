@@ -101,3 +101,6 @@ pub(crate) const USER_SESSIONS: TableDefinition<(u128, u128), &[u8; 32]> =
     TableDefinition::new("user_sessions");
 /// User id → `TotpRecord` (the seed sealed under a key derived from the server key).
 pub(crate) const TOTP: TableDefinition<u128, &[u8]> = TableDefinition::new("totp");
+/// Keyed hash of a password reset link's secret → `PasswordReset`.
+pub(crate) const PASSWORD_RESETS: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("password_resets");

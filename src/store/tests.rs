@@ -184,7 +184,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the tables of schema 1",
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
-            "create the password, session and TOTP tables",
+            "create the password, session, TOTP and password reset tables",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -243,6 +243,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "sessions",
             "user_sessions",
             "totp",
+            "password_resets",
         ] {
             let def: TableDefinition<u128, u64> = TableDefinition::new(name);
             txn.delete_table(def).unwrap();
@@ -260,7 +261,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
         [
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
-            "create the password, session and TOTP tables",
+            "create the password, session, TOTP and password reset tables",
         ]
     );
     let store = Store::open(&path).unwrap();

@@ -16,7 +16,7 @@ use crate::domain::id::{
     TenantId, UserId,
 };
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{Session, TotpRecord};
+use crate::domain::session::{PasswordReset, Session, TotpRecord};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
@@ -200,6 +200,14 @@ pub trait Reads: Tables {
             Ok((k.value().1, *v.value()))
         })
         .collect()
+    }
+
+    /// The password reset whose link secret has this keyed hash.
+    fn password_reset(&self, key: &[u8; 32]) -> Result<Option<PasswordReset>, StoreError> {
+        self.table(PASSWORD_RESETS)?
+            .get(key)?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
     }
 
     /// A user's TOTP enrollment.
@@ -590,6 +598,24 @@ impl WriteTx {
         self.txn
             .open_table(USER_SESSIONS)?
             .remove((session.user.0, session.id.0))?;
+        Ok(())
+    }
+
+    /// Store a password reset under the keyed hash of its link's secret.
+    pub fn put_password_reset(
+        &mut self,
+        key: &[u8; 32],
+        reset: &PasswordReset,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(PASSWORD_RESETS)?
+            .insert(key, codec::encode(reset)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Use up a password reset.
+    pub fn remove_password_reset(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
+        self.txn.open_table(PASSWORD_RESETS)?.remove(key)?;
         Ok(())
     }
 

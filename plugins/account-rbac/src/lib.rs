@@ -272,6 +272,11 @@ fn team(request: &Request, role: Team, resource: &str, verb: &str) -> Decision {
         // Every team role "can see other members of the account".
         return Decision::allow(concat(&["team ", who, " may ", verb, " users"]));
     }
+    // api.md: "an administrator may issue" a password reset link; a manager may change
+    // members' roles, not take over their logins.
+    if resource == "users" && verb == "password_reset" {
+        return Decision::deny("only administrators may issue password resets");
+    }
     match role {
         Team::Manager => {
             if grants_roles(resource, verb) && attribute_restricts(request, "grants_admin") {
