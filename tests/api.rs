@@ -1988,7 +1988,7 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
             );
         }
     }
-    assert_eq!(routes, 81);
+    assert_eq!(routes, 86);
 }
 
 /// ngrok's official Python API client (`ngrok-api` on PyPI, installed by `.ci/run`),

@@ -15,6 +15,7 @@ mod authorization;
 mod bots;
 mod cli;
 mod credentials;
+mod invitations;
 mod login;
 mod members;
 mod persistence;

@@ -19,7 +19,7 @@ pub(super) struct Ctx {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RolesBody {
+pub(super) struct RolesBody {
     developer: Option<DeveloperRole>,
     team: Option<TeamRole>,
     billing: Option<BillingRole>,
@@ -27,7 +27,7 @@ struct RolesBody {
 }
 
 impl RolesBody {
-    fn patch(&self) -> RolesPatch {
+    pub(super) fn patch(&self) -> RolesPatch {
         RolesPatch {
             developer: self.developer,
             team: self.team,
@@ -317,6 +317,10 @@ impl Ctx {
             (&M::POST, ["policies", "reload"]) => self.reload_policies().await,
 
             (&M::POST, ["logout"]) => self.logout().await,
+            (&M::GET, ["invitations"]) => self.list_invitations().await,
+            (&M::POST, ["invitations"]) => self.create_invitation().await,
+            (&M::GET, ["invitations", id]) => self.get_invitation(id).await,
+            (&M::DELETE, ["invitations", id]) => self.revoke_invitation(id).await,
             (&M::POST, ["users", id, "password_reset"]) => self.issue_password_reset(id).await,
             (&M::GET, ["me"]) => self.me().await,
             (&M::POST, ["me", "password"]) => self.change_password().await,

@@ -9,6 +9,7 @@
 
 pub mod error;
 mod handlers;
+mod invitations;
 pub mod metrics;
 mod request;
 mod session;
@@ -266,6 +267,17 @@ impl Api {
             ));
         }
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        if let ["invitations", id, "accept"] = segments.as_slice() {
+            return match method {
+                Method::POST => {
+                    let base = self.base(&parts);
+                    let body = read_body(&parts.headers, &method, body).await?;
+                    self.accept_invitation(id, &parts.headers, body, &base)
+                        .await
+                }
+                _ => Err(method_not_allowed()),
+            };
+        }
         if segments == ["password_reset"] {
             return match method {
                 Method::POST => {
@@ -480,7 +492,7 @@ pub fn actor_of(verified: &Verified) -> Actor {
 
 /// The route a path matches, as a metrics label (ids replaced by `{id}`).
 fn route_label(path: &str) -> &'static str {
-    const ROUTES: [(&str, &str, &str); 15] = [
+    const ROUTES: [(&str, &str, &str); 16] = [
         ("tenants", "/tenants", "/tenants/{id}"),
         ("permissions", "/permissions", "/permissions/{name}"),
         ("roles", "/roles", "/roles/{id}"),
@@ -509,6 +521,7 @@ fn route_label(path: &str) -> &'static str {
             "/ip_restrictions/{id}",
         ),
         ("users", "/users", "/users/{id}"),
+        ("invitations", "/invitations", "/invitations/{id}"),
         ("events", "/events", "/events/{id}"),
         ("authorize", "/authorize", "/authorize/batch"),
         ("policies", "/policies", "/policies/reload"),
@@ -526,6 +539,7 @@ fn route_label(path: &str) -> &'static str {
         ["login"] => "/login",
         ["password_reset"] => "/password_reset",
         ["users", _, "password_reset"] => "/users/{id}/password_reset",
+        ["invitations", _, "accept"] => "/invitations/{id}/accept",
         ["logout"] => "/logout",
         ["me"] => "/me",
         ["me", "password"] => "/me/password",
@@ -549,8 +563,9 @@ fn credential_kind(segment: &str) -> Option<CredentialKind> {
 }
 
 fn known_path(segments: &[&str]) -> bool {
-    const COLLECTIONS: [&str; 14] = [
+    const COLLECTIONS: [&str; 15] = [
         "users",
+        "invitations",
         "tenants",
         "permissions",
         "roles",
@@ -591,7 +606,8 @@ fn known_path(segments: &[&str]) -> bool {
         ["me", "mfa", "totp"] | ["me", "mfa", "totp", "confirm"] => true,
         ["credentials", _, "rotate"]
         | ["users", _, "effective_permissions"]
-        | ["users", _, "password_reset"] => true,
+        | ["users", _, "password_reset"]
+        | ["invitations", _, "accept"] => true,
         _ => false,
     }
 }

@@ -220,6 +220,9 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             },
         ),
         Snapshot::RoleAssignment(a) => role_assignment(base, a, None),
+        Snapshot::Invitation { id, email, roles } => {
+            json!({"id": id, "email": email, "roles": roles})
+        }
         Snapshot::Login { ip, refused } => json!({"ip": ip, "refused": refused}),
         Snapshot::Permission(p) => permission(&CatalogEntry {
             name: p.name.clone(),

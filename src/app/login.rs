@@ -256,7 +256,7 @@ pub(super) fn end_sessions(
 }
 
 /// A random secret for a cookie or a link: 256 bits, in hex.
-fn random_secret() -> Result<Secret, AppError> {
+pub(super) fn random_secret() -> Result<Secret, AppError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     getrandom::fill(bytes.as_mut()).map_err(|_| DomainError::RandomnessUnavailable)?;
     Ok(Secret::new(
@@ -271,7 +271,7 @@ impl Latchkey {
     }
 
     /// Check `new` against the rules and `user`'s own words, and hash it.
-    fn new_password_hash(&self, user: &User, new: &str) -> Result<String, AppError> {
+    pub(super) fn new_password_hash(&self, user: &User, new: &str) -> Result<String, AppError> {
         // The email, its parts and the name's words are what a guesser tries first.
         let email = user.email.as_str();
         let words: Vec<&str> = std::iter::once(email)

@@ -41,8 +41,21 @@ pub enum SecondFactor<'a> {
     Recovery(&'a str),
 }
 
-fn sealing_key(latchkey: &Latchkey) -> Result<LessSafeKey, AppError> {
-    let derived = Zeroizing::new(latchkey.hasher.hash(b"latchkey totp seed sealing v1").0);
+/// What a sealed value is: each purpose has its own key.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Sealed {
+    /// A TOTP seed.
+    TotpSeed,
+    /// An invitation token.
+    InvitationToken,
+}
+
+fn sealing_key(latchkey: &Latchkey, purpose: Sealed) -> Result<LessSafeKey, AppError> {
+    let label: &[u8] = match purpose {
+        Sealed::TotpSeed => b"latchkey totp seed sealing v1",
+        Sealed::InvitationToken => b"latchkey invitation token sealing v1",
+    };
+    let derived = Zeroizing::new(latchkey.hasher.hash(label).0);
     let unbound = UnboundKey::new(&AES_256_GCM, derived.as_ref())
         .map_err(|_| AppError::DataDir("the seed sealing key could not be made".into()))?;
     Ok(LessSafeKey::new(unbound))
@@ -81,11 +94,12 @@ fn actor(user: UserId) -> Actor {
 }
 
 impl Latchkey {
-    fn seal(&self, seed: &[u8]) -> Result<Vec<u8>, AppError> {
+    /// Seal `seed` (AES-256-GCM, random nonce) under the key for `purpose`.
+    pub(super) fn seal(&self, purpose: Sealed, seed: &[u8]) -> Result<Vec<u8>, AppError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| DomainError::RandomnessUnavailable)?;
         let mut sealed = seed.to_vec();
-        sealing_key(self)?
+        sealing_key(self, purpose)?
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::empty(),
@@ -95,14 +109,19 @@ impl Latchkey {
         Ok(nonce.iter().copied().chain(sealed).collect())
     }
 
-    fn unseal(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    /// Open what [`Self::seal`] sealed for `purpose`.
+    pub(super) fn unseal(
+        &self,
+        purpose: Sealed,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, AppError> {
         let (nonce, body) = sealed
             .split_at_checked(NONCE_LEN)
             .ok_or_else(|| AppError::DataDir("a sealed TOTP seed is truncated".into()))?;
         let nonce = Nonce::try_assume_unique_for_key(nonce)
             .map_err(|_| AppError::DataDir("a sealed TOTP seed is truncated".into()))?;
         let mut body = Zeroizing::new(body.to_vec());
-        let seed = sealing_key(self)?
+        let seed = sealing_key(self, purpose)?
             .open_in_place(nonce, Aad::empty(), &mut body)
             .map_err(|_| AppError::DataDir("a sealed TOTP seed does not open".into()))?;
         Ok(Zeroizing::new(seed.to_vec()))
@@ -140,7 +159,7 @@ impl Latchkey {
         let qr = generator
             .to_qr_base64()
             .map_err(|e| AppError::DataDir(format!("TOTP QR code failed: {e}")))?;
-        let sealed = self.seal(seed.as_ref())?;
+        let sealed = self.seal(Sealed::TotpSeed, seed.as_ref())?;
         self.store.write(|tx| {
             if tx.totp(user)?.is_some_and(|r| r.confirmed) {
                 return Err(DomainError::Conflict {
@@ -221,7 +240,7 @@ impl Latchkey {
         code: &str,
         now: Timestamp,
     ) -> Result<Option<u64>, AppError> {
-        let seed = self.unseal(&found.sealed_seed)?;
+        let seed = self.unseal(Sealed::TotpSeed, &found.sealed_seed)?;
         let generator = totp(&seed, &user.to_string())?;
         let seconds = u64::try_from(now.as_millis() / 1000).unwrap_or(0);
         Ok(generator

@@ -8,6 +8,7 @@
 
 mod authz;
 mod data_dir;
+mod invite;
 mod ip;
 mod login;
 mod mfa;
@@ -35,6 +36,7 @@ use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
 use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
+pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use login::{LoggedIn, PasswordCost, Recovered};
 pub use mfa::{Enrollment, SecondFactor};

@@ -144,6 +144,15 @@ fn role_in(tx: &impl Reads, account: AccountId, id: RoleId) -> Result<Role, AppE
     Ok(custom_view(&role))
 }
 
+/// The name of role `id` of the account (404 if it is none of its roles).
+pub(super) fn role_name(
+    tx: &impl Reads,
+    account: AccountId,
+    id: RoleId,
+) -> Result<String, AppError> {
+    Ok(role_in(tx, account, id)?.name)
+}
+
 fn custom_role_in(tx: &impl Reads, account: AccountId, id: RoleId) -> Result<CustomRole, AppError> {
     if tenancy::builtin_role(id).is_some() {
         return Err(

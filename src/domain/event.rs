@@ -13,7 +13,7 @@ use crate::domain::id::{AccountId, BotId, EventId, UserId};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
-use crate::domain::user::{Membership, User};
+use crate::domain::user::{Membership, Roles, User};
 
 /// Who acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -112,6 +112,10 @@ pub enum Action {
     AdministratorRecovered,
     /// An administrator issued a password reset link for a member.
     PasswordResetIssued,
+    /// An invitation was made, or revoked.
+    Invitation(Change),
+    /// An invitation was accepted (the membership it made is its own event).
+    InvitationAccepted,
 }
 
 /// The tenancy resources.
@@ -197,6 +201,10 @@ impl Action {
             Action::MfaDisabled => "iam.mfa.disable",
             Action::AdministratorRecovered => "iam.users.recover",
             Action::PasswordResetIssued => "iam.users.password_reset",
+            Action::Invitation(Change::Created) => "iam.invitations.create",
+            Action::Invitation(Change::Updated) => "iam.invitations.update",
+            Action::Invitation(Change::Deleted) => "iam.invitations.delete",
+            Action::InvitationAccepted => "iam.invitations.accept",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -254,6 +262,15 @@ pub enum Snapshot {
     RoleAssignment(RoleAssignment),
     /// A permission added to the catalog.
     Permission(AddedPermission),
+    /// An invitation, without its token.
+    Invitation {
+        /// `inv_…`
+        id: String,
+        /// Who it invites.
+        email: String,
+        /// The account roles it grants.
+        roles: Roles,
+    },
     /// A login attempt: from where, and why it was refused (`None`: it succeeded).
     Login {
         /// The source address.

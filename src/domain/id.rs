@@ -231,6 +231,8 @@ typed_id!(/// A role assignment.
     RoleAssignmentId, "ra");
 typed_id!(/// A dashboard session.
     SessionId, "ses");
+typed_id!(/// An invitation to join an account.
+    InvitationId, "inv");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod credential;
 mod error;
 pub mod event;
 pub mod id;
+pub mod invitation;
 pub mod ip;
 pub mod session;
 pub mod ssh;

@@ -9,6 +9,7 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
+use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::session::{PasswordReset, Session, TotpRecord};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
@@ -59,6 +60,7 @@ record! {
     Session => 1, "session";
     TotpRecord => 1, "TOTP enrollment";
     PasswordReset => 1, "password reset";
+    Invitation => 1, "invitation";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

@@ -127,7 +127,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 4,
-        what: "create the password, session, TOTP and password reset tables",
+        what: "create the password, session, TOTP, password reset and invitation tables",
         run: create_login_tables,
     },
 ];
@@ -138,6 +138,8 @@ fn create_login_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(USER_SESSIONS)?;
     txn.open_table(TOTP)?;
     txn.open_table(PASSWORD_RESETS)?;
+    txn.open_table(INVITATIONS)?;
+    txn.open_table(ACCOUNT_INVITATIONS)?;
     Ok(())
 }
 

@@ -104,3 +104,8 @@ pub(crate) const TOTP: TableDefinition<u128, &[u8]> = TableDefinition::new("totp
 /// Keyed hash of a password reset link's secret → `PasswordReset`.
 pub(crate) const PASSWORD_RESETS: TableDefinition<&[u8; 32], &[u8]> =
     TableDefinition::new("password_resets");
+/// Invitation id → `Invitation`.
+pub(crate) const INVITATIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("invitations");
+/// (account, invitation) → ().
+pub(crate) const ACCOUNT_INVITATIONS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_invitations");

@@ -184,7 +184,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the tables of schema 1",
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
-            "create the password, session, TOTP and password reset tables",
+            "create the password, session, TOTP, password reset and invitation tables",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -244,6 +244,8 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "user_sessions",
             "totp",
             "password_resets",
+            "invitations",
+            "account_invitations",
         ] {
             let def: TableDefinition<u128, u64> = TableDefinition::new(name);
             txn.delete_table(def).unwrap();
@@ -261,7 +263,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
         [
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
-            "create the password, session, TOTP and password reset tables",
+            "create the password, session, TOTP, password reset and invitation tables",
         ]
     );
     let store = Store::open(&path).unwrap();

@@ -12,9 +12,10 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, Owner, OwnerStanding, RevokeCause, RevokedCredential};
 use crate::domain::event::{Action, Actor, Event, Snapshot};
 use crate::domain::id::{
-    AccountId, BotId, EventId, IpPolicyId, IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId,
-    TenantId, UserId,
+    AccountId, BotId, EventId, InvitationId, IpPolicyId, IpRestrictionId, IpRuleId,
+    RoleAssignmentId, RoleId, TenantId, UserId,
 };
+use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::session::{PasswordReset, Session, TotpRecord};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
@@ -208,6 +209,16 @@ pub trait Reads: Tables {
             .get(key)?
             .map(|v| codec::decode(v.value()))
             .transpose()
+    }
+
+    /// An invitation by id.
+    fn invitation(&self, id: InvitationId) -> Result<Option<Invitation>, StoreError> {
+        get_record(&self.table(INVITATIONS)?, id.0)
+    }
+
+    /// Every invitation of an account, oldest first.
+    fn invitations(&self, account: AccountId) -> Result<Vec<Invitation>, StoreError> {
+        account_records(self, ACCOUNT_INVITATIONS, INVITATIONS, account)
     }
 
     /// A user's TOTP enrollment.
@@ -617,6 +628,17 @@ impl WriteTx {
     pub fn remove_password_reset(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
         self.txn.open_table(PASSWORD_RESETS)?.remove(key)?;
         Ok(())
+    }
+
+    /// Store an invitation (new or changed).
+    pub fn put_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.put_account_record(
+            INVITATIONS,
+            ACCOUNT_INVITATIONS,
+            invitation.account,
+            invitation.id.0,
+            invitation,
+        )
     }
 
     /// Store a user's TOTP enrollment.

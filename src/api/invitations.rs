@@ -1,0 +1,182 @@
+//! `/invitations`: invite by email, the outbox link, revoke, accept.
+
+use super::handlers::{Ctx, RolesBody, required};
+use super::request::*;
+use super::*;
+use crate::app::{Acceptor, Invited};
+use crate::domain::id::{InvitationId, RoleId, TenantId};
+use crate::domain::invitation::Invitation;
+use crate::domain::token::Secret;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentBody {
+    role_id: String,
+    tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvitationCreate {
+    email: Option<String>,
+    roles: Option<RolesBody>,
+    role_assignments: Option<Vec<AssignmentBody>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    token: Option<String>,
+    name: Option<String>,
+    password: Option<String>,
+}
+
+fn field_id<T: std::str::FromStr>(text: &str, field: &str) -> Result<T, ApiError> {
+    text.trim().parse().map_err(|_| {
+        ApiError::field(
+            error::INVALID_FIELD,
+            field,
+            format!("{text:?} is not a valid id"),
+        )
+    })
+}
+
+/// `/invitations/{id}`; `token`, when the viewer may see it, makes the `accept_url`.
+fn view(base: &Base, invitation: &Invitation, token: Option<&Secret>, now: Timestamp) -> Value {
+    let assignments: Vec<Value> = invitation
+        .assignments
+        .iter()
+        .map(|(role, tenant)| {
+            json!({"role_id": role.to_string(), "tenant_id": tenant.map(|t| t.to_string())})
+        })
+        .collect();
+    let mut view = json!({
+        "id": invitation.id.to_string(),
+        "uri": base.uri(&format!("/invitations/{}", invitation.id)),
+        "email": invitation.email.as_str(),
+        "roles": invitation.roles,
+        "role_assignments": assignments,
+        "state": invitation.state_name(now),
+        "created_at": invitation.created_at.to_rfc3339(),
+        "expires_at": invitation.expires_at.to_rfc3339(),
+    });
+    if let (Some(token), Some(fields)) = (token, view.as_object_mut()) {
+        let url = base.uri(&format!(
+            "/invitations/{}/accept?token={}",
+            invitation.id,
+            token.expose()
+        ));
+        fields.insert("accept_url".into(), json!(url));
+    }
+    view
+}
+
+impl Ctx {
+    pub(super) async fn list_invitations(self) -> Reply {
+        let state = self.query.filter("state").map(str::to_owned);
+        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let now = self.lk.now();
+        let mut all = blocking(move || lk.invitations(actor, account)).await?;
+        if let Some(state) = &state {
+            all.retain(|i| i.state_name(now) == state);
+        }
+        self.list(
+            "/invitations",
+            "invitations",
+            all,
+            |i| i.id.to_string(),
+            |i| view(&self.base, i, None, now),
+        )
+    }
+
+    pub(super) async fn create_invitation(self) -> Reply {
+        let body: InvitationCreate = parse(&self.body)?;
+        let email = required(body.email.as_deref(), "email")?.to_owned();
+        let roles = body
+            .roles
+            .as_ref()
+            .map_or_else(Roles::default, |r| r.patch().apply(Roles::default()));
+        let assignments = body
+            .role_assignments
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                let role: RoleId = field_id(&a.role_id, "role_assignments")?;
+                let tenant: Option<TenantId> = a
+                    .tenant_id
+                    .as_deref()
+                    .map(|t| field_id(t, "role_assignments"))
+                    .transpose()?;
+                Ok((role, tenant))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let now = self.lk.now();
+        let Invited { invitation, token } =
+            blocking(move || lk.invite(actor, account, &email, roles, assignments)).await?;
+        self.created(&view(&self.base, &invitation, token.as_ref(), now))
+    }
+
+    pub(super) async fn get_invitation(self, id: &str) -> Reply {
+        let id: InvitationId = path_id(id)?;
+        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let now = self.lk.now();
+        let Invited { invitation, token } =
+            blocking(move || lk.invitation(actor, account, id)).await?;
+        self.ok(&view(&self.base, &invitation, token.as_ref(), now))
+    }
+
+    pub(super) async fn revoke_invitation(self, id: &str) -> Reply {
+        let id: InvitationId = path_id(id)?;
+        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        blocking(move || lk.revoke_invitation(actor, account, id)).await?;
+        Ok(no_content())
+    }
+}
+
+impl Api {
+    /// `POST /invitations/{id}/accept`: from a session whose user the invitation names,
+    /// or, with `name` and `password`, by a new person.
+    pub(super) async fn accept_invitation(
+        &self,
+        id: &str,
+        headers: &hyper::HeaderMap,
+        body: Bytes,
+        base: &Base,
+    ) -> Reply {
+        let id: InvitationId = path_id(id)?;
+        let body: AcceptBody = parse(&body)?;
+        let token = required(body.token.as_deref(), "token")?.to_owned();
+        let session = match super::session::session_cookie(headers) {
+            Some(secret) => {
+                let (lk, secret) = (Arc::clone(&self.lk), secret.to_owned());
+                Some(blocking(move || lk.session(&secret)).await?)
+            }
+            None => None,
+        };
+        let lk = Arc::clone(&self.lk);
+        let joined = match session {
+            Some(session) => {
+                blocking(move || lk.accept_invitation(id, &token, Acceptor::User(session.user)))
+                    .await?
+            }
+            None => {
+                let name = required(body.name.as_deref(), "name")?.to_owned();
+                let password = required(body.password.as_deref(), "password")?.to_owned();
+                self.passwords
+                    .run(move || {
+                        let acceptor = Acceptor::NewPerson {
+                            name: &name,
+                            password: &password,
+                        };
+                        lk.accept_invitation(id, &token, acceptor)
+                    })
+                    .await?
+            }
+        };
+        Ok(json_response(
+            StatusCode::OK,
+            &views::member(base, &joined.member),
+        ))
+    }
+}
