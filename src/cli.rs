@@ -164,6 +164,12 @@ struct ServeArgs {
     /// [default: 10000].
     #[arg(long, env = "LATCHKEY_CLIENT_TIMEOUT_MS")]
     client_timeout_ms: Option<u64>,
+    /// argon2id memory per new password hash, in KiB [default: 19456, OWASP's].
+    #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB")]
+    argon2_memory_kib: Option<u32>,
+    /// argon2id passes per new password hash [default: 2, OWASP's].
+    #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS")]
+    argon2_iterations: Option<u32>,
 }
 
 impl ServeArgs {
@@ -183,6 +189,8 @@ impl ServeArgs {
             admin_email: self.admin_email,
             log_format: self.log_format,
             client_timeout_ms: self.client_timeout_ms,
+            argon2_memory_kib: self.argon2_memory_kib,
+            argon2_iterations: self.argon2_iterations,
         };
         Ok(given.or(file))
     }

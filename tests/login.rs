@@ -643,3 +643,27 @@ fn a_password_reset_link_expires_after_an_hour() {
         "{late:?}"
     );
 }
+
+#[test]
+fn a_member_of_several_accounts_picks_one_to_log_in_to() {
+    let fx = Fixture::new();
+    let (globex, _) = fx.also_member_elsewhere("multi@example.com");
+    let (user, _) = fx.member("multi@example.com", Default::default());
+    fx.lk
+        .change_password(user.id, fx.account(), None, PASSWORD, None)
+        .unwrap();
+    let unnamed = fx.lk.login("multi@example.com", PASSWORD, None, None, None);
+    let Err(AppError::ChooseAccount(accounts)) = unnamed else {
+        panic!("expected a choice, got {unnamed:?}");
+    };
+    assert_eq!(accounts.len(), 2);
+    assert!(accounts.contains(&globex) && accounts.contains(&fx.account()));
+    let chosen = fx
+        .lk
+        .login("multi@example.com", PASSWORD, None, Some(globex), None)
+        .unwrap();
+    assert_eq!(chosen.session.account, globex);
+    // A session belongs to the account it was opened in.
+    let session = fx.lk.session(chosen.secret.expose()).unwrap();
+    assert_eq!(session.account, globex);
+}

@@ -34,6 +34,10 @@ pub struct ServeOptions {
     /// Milliseconds a client has for the TLS handshake, for each request's head (and so
     /// between requests on a kept-alive connection), and for each request's body.
     pub client_timeout_ms: Option<u64>,
+    /// argon2id memory per password hash, in KiB (OWASP: 19456).
+    pub argon2_memory_kib: Option<u32>,
+    /// argon2id passes (OWASP: 2).
+    pub argon2_iterations: Option<u32>,
 }
 
 /// How logs are written.
@@ -75,6 +79,8 @@ impl ServeOptions {
             admin_email: self.admin_email.or(lower.admin_email),
             log_format: self.log_format.or(lower.log_format),
             client_timeout_ms: self.client_timeout_ms.or(lower.client_timeout_ms),
+            argon2_memory_kib: self.argon2_memory_kib.or(lower.argon2_memory_kib),
+            argon2_iterations: self.argon2_iterations.or(lower.argon2_iterations),
         }
     }
 
@@ -116,6 +122,26 @@ impl ServeOptions {
                 "client_timeout_ms: {client_timeout_ms} is outside 100 to 600000 (0.1 s to 10 min)"
             ));
         }
+        let owasp = crate::app::PasswordCost::default();
+        let password_cost = crate::app::PasswordCost {
+            memory_kib: self.argon2_memory_kib.unwrap_or(owasp.memory_kib),
+            iterations: self.argon2_iterations.unwrap_or(owasp.iterations),
+            parallelism: owasp.parallelism,
+        };
+        // Below OWASP's floor a stolen hash is cheap to crack; far above it a login
+        // flood exhausts memory (two hashes run at once).
+        if !(15 * 1024..=256 * 1024).contains(&password_cost.memory_kib) {
+            return Err(format!(
+                "argon2_memory_kib: {} is outside 15360 to 262144 (15 MiB to 256 MiB)",
+                password_cost.memory_kib
+            ));
+        }
+        if !(1..=10).contains(&password_cost.iterations) {
+            return Err(format!(
+                "argon2_iterations: {} is outside 1 to 10",
+                password_cost.iterations
+            ));
+        }
         let config = ServeConfig {
             policies: self.policies.unwrap_or_else(|| PathBuf::from("./policies")),
             data_dir,
@@ -127,6 +153,7 @@ impl ServeOptions {
                 .admin_email
                 .unwrap_or_else(|| "admin@latchkey.localhost".to_owned()),
             client_timeout: Duration::from_millis(client_timeout_ms),
+            password_cost,
         };
         Ok((config, self.log_format.unwrap_or_default()))
     }
@@ -174,6 +201,13 @@ mod tests {
                 ..Default::default()
             })
             .starts_with("public_url:")
+        );
+        assert!(
+            bad(ServeOptions {
+                argon2_memory_kib: Some(1024),
+                ..Default::default()
+            })
+            .starts_with("argon2_memory_kib:")
         );
         for millis in [0, 99, 600_001] {
             assert!(

@@ -68,6 +68,8 @@ pub struct ServeConfig {
     pub tls: TlsSource,
     /// The base of every `uri` (`https://host:port`); without it, each request's host.
     pub public_url: Option<String>,
+    /// The argon2id cost of new password hashes.
+    pub password_cost: crate::app::PasswordCost,
     /// How long a client has for the TLS handshake, each request's head (and the wait
     /// for it on a kept-alive connection), and each request's body.
     pub client_timeout: Duration,
@@ -98,9 +100,10 @@ pub fn run(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), S
 }
 
 async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), ServeError> {
-    let lk = Arc::new(Latchkey::open(
-        Config::new(&config.data_dir).with_policies(&config.policies),
-    )?);
+    let lk = Arc::new(Latchkey::open(Config {
+        password_cost: config.password_cost,
+        ..Config::new(&config.data_dir).with_policies(&config.policies)
+    })?);
     let bootstrapped = if lk.is_empty()? {
         Some(lk.init(&config.bootstrap_account, &config.bootstrap_admin_email)?)
     } else {
