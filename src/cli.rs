@@ -73,7 +73,7 @@ enum Command {
         data: DataDirArg,
     },
     /// Serve the HTTPS API (bootstrapping a fresh data directory like `init`).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Policy author tools.
     Policy {
         #[command(subcommand)]
@@ -164,6 +164,14 @@ struct ServeArgs {
     /// [default: 10000].
     #[arg(long, env = "LATCHKEY_CLIENT_TIMEOUT_MS")]
     client_timeout_ms: Option<u64>,
+    /// SMTP server for invitation mail: smtp://host:port, smtp://host?tls=required
+    /// (STARTTLS) or smtps://host, with user:password@ if needed [default: none, the
+    /// links stay in the outbox].
+    #[arg(long, env = "LATCHKEY_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Sender of invitation mail [default: latchkey <latchkey@localhost>].
+    #[arg(long, env = "LATCHKEY_MAIL_FROM")]
+    mail_from: Option<String>,
     /// argon2id memory per new password hash, in KiB [default: 19456, OWASP's].
     #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB")]
     argon2_memory_kib: Option<u32>,
@@ -189,6 +197,8 @@ impl ServeArgs {
             admin_email: self.admin_email,
             log_format: self.log_format,
             client_timeout_ms: self.client_timeout_ms,
+            smtp_url: self.smtp_url,
+            mail_from: self.mail_from,
             argon2_memory_kib: self.argon2_memory_kib,
             argon2_iterations: self.argon2_iterations,
         };
@@ -231,7 +241,7 @@ fn open(data: &DataDirArg) -> Result<Latchkey, AppError> {
 fn run(command: Command) -> Result<(Value, u8), AppError> {
     match command {
         Command::Policy { command } => Ok(run_policy(command)),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Init {
             data,
             policies,

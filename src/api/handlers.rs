@@ -9,6 +9,7 @@ pub(super) struct Ctx {
     pub(super) warnings: Arc<Warnings>,
     pub(super) metrics: Arc<metrics::Metrics>,
     pub(super) passwords: Arc<super::session::PasswordPool>,
+    pub(super) mailer: Option<Arc<super::mail::Mailer>>,
     pub(super) caller: Caller,
     /// The client's address.
     pub(super) peer: Option<std::net::IpAddr>,

@@ -114,7 +114,17 @@ impl Ctx {
         let now = self.lk.now();
         let Invited { invitation, token } =
             blocking(move || lk.invite(actor, account, &email, roles, assignments)).await?;
-        self.created(&view(&self.base, &invitation, token.as_ref(), now))
+        let shown = view(&self.base, &invitation, token.as_ref(), now);
+        let url = shown.get("accept_url").and_then(Value::as_str);
+        if let (Some(mailer), Some(url)) = (&self.mailer, url) {
+            mailer.send_invitation(
+                invitation.email.as_str(),
+                url,
+                &invitation.expires_at.to_rfc3339(),
+                &invitation.id.to_string(),
+            );
+        }
+        self.created(&shown)
     }
 
     pub(super) async fn get_invitation(self, id: &str) -> Reply {

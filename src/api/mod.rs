@@ -10,6 +10,7 @@
 pub mod error;
 mod handlers;
 mod invitations;
+pub mod mail;
 pub mod metrics;
 mod request;
 mod session;
@@ -64,6 +65,7 @@ pub struct Api {
     public_url: Option<Arc<str>>,
     client_timeout: Duration,
     passwords: Arc<session::PasswordPool>,
+    mailer: Option<Arc<mail::Mailer>>,
     warnings: Arc<Warnings>,
     metrics: Arc<metrics::Metrics>,
 }
@@ -151,6 +153,7 @@ impl Api {
             public_url: public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             passwords: Arc::default(),
+            mailer: None,
             warnings: Arc::default(),
             metrics: Arc::default(),
         }
@@ -161,6 +164,13 @@ impl Api {
     #[must_use]
     pub fn with_client_timeout(mut self, timeout: Duration) -> Api {
         self.client_timeout = timeout;
+        self
+    }
+
+    /// Send invitations by mail through `mailer`.
+    #[must_use]
+    pub fn with_mailer(mut self, mailer: mail::Mailer) -> Api {
+        self.mailer = Some(Arc::new(mailer));
         self
     }
 
@@ -356,6 +366,7 @@ impl Api {
             warnings: Arc::clone(&self.warnings),
             metrics: Arc::clone(&self.metrics),
             passwords: Arc::clone(&self.passwords),
+            mailer: self.mailer.clone(),
             peer,
             caller,
             base,

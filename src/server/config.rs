@@ -34,6 +34,10 @@ pub struct ServeOptions {
     /// Milliseconds a client has for the TLS handshake, for each request's head (and so
     /// between requests on a kept-alive connection), and for each request's body.
     pub client_timeout_ms: Option<u64>,
+    /// SMTP server for invitation mail (`smtp://`, `smtps://`); without it, the outbox.
+    pub smtp_url: Option<String>,
+    /// The sender of invitation mail.
+    pub mail_from: Option<String>,
     /// argon2id memory per password hash, in KiB (OWASP: 19456).
     pub argon2_memory_kib: Option<u32>,
     /// argon2id passes (OWASP: 2).
@@ -79,6 +83,8 @@ impl ServeOptions {
             admin_email: self.admin_email.or(lower.admin_email),
             log_format: self.log_format.or(lower.log_format),
             client_timeout_ms: self.client_timeout_ms.or(lower.client_timeout_ms),
+            smtp_url: self.smtp_url.or(lower.smtp_url),
+            mail_from: self.mail_from.or(lower.mail_from),
             argon2_memory_kib: self.argon2_memory_kib.or(lower.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(lower.argon2_iterations),
         }
@@ -142,6 +148,17 @@ impl ServeOptions {
                 password_cost.iterations
             ));
         }
+        let smtp = match self.smtp_url {
+            Some(url) => {
+                let from = self
+                    .mail_from
+                    .unwrap_or_else(|| "latchkey <latchkey@localhost>".to_owned());
+                // Checked now, so a bad URL or sender fails the start, naming the setting.
+                crate::api::mail::Mailer::new(&url, &from)?;
+                Some((url, from))
+            }
+            None => None,
+        };
         let config = ServeConfig {
             policies: self.policies.unwrap_or_else(|| PathBuf::from("./policies")),
             data_dir,
@@ -154,6 +171,7 @@ impl ServeOptions {
                 .unwrap_or_else(|| "admin@latchkey.localhost".to_owned()),
             client_timeout: Duration::from_millis(client_timeout_ms),
             password_cost,
+            smtp,
         };
         Ok((config, self.log_format.unwrap_or_default()))
     }
@@ -201,6 +219,21 @@ mod tests {
                 ..Default::default()
             })
             .starts_with("public_url:")
+        );
+        assert!(
+            bad(ServeOptions {
+                smtp_url: Some("mail.example.com".into()),
+                ..Default::default()
+            })
+            .starts_with("smtp_url:")
+        );
+        assert!(
+            bad(ServeOptions {
+                smtp_url: Some("smtp://127.0.0.1:2525".into()),
+                mail_from: Some("not a mailbox".into()),
+                ..Default::default()
+            })
+            .starts_with("mail_from:")
         );
         assert!(
             bad(ServeOptions {

@@ -68,6 +68,8 @@ pub struct ServeConfig {
     pub tls: TlsSource,
     /// The base of every `uri` (`https://host:port`); without it, each request's host.
     pub public_url: Option<String>,
+    /// SMTP URL and sender of invitation mail, if configured.
+    pub smtp: Option<(String, String)>,
     /// The argon2id cost of new password hashes.
     pub password_cost: crate::app::PasswordCost,
     /// How long a client has for the TLS handshake, each request's head (and the wait
@@ -129,10 +131,12 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     });
     tracing::info!(%addr, "listening");
 
-    let api = Arc::new(
-        Api::new(Arc::clone(&lk), config.public_url.clone())
-            .with_client_timeout(config.client_timeout),
-    );
+    let mut api = Api::new(Arc::clone(&lk), config.public_url.clone())
+        .with_client_timeout(config.client_timeout);
+    if let Some((url, from)) = &config.smtp {
+        api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
+    }
+    let api = Arc::new(api);
     let handshake_timeout = config.client_timeout;
     let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
