@@ -31,16 +31,6 @@ struct AcceptBody {
     password: Option<String>,
 }
 
-fn field_id<T: std::str::FromStr>(text: &str, field: &str) -> Result<T, ApiError> {
-    text.trim().parse().map_err(|_| {
-        ApiError::field(
-            error::INVALID_FIELD,
-            field,
-            format!("{text:?} is not a valid id"),
-        )
-    })
-}
-
 /// `/invitations/{id}`; `token`, when the viewer may see it, makes the `accept_url`.
 fn view(base: &Base, invitation: &Invitation, token: Option<&Secret>, now: Timestamp) -> Value {
     let assignments: Vec<Value> = invitation
@@ -74,7 +64,7 @@ fn view(base: &Base, invitation: &Invitation, token: Option<&Secret>, now: Times
 impl Ctx {
     pub(super) async fn list_invitations(self) -> Reply {
         let state = self.query.filter("state").map(str::to_owned);
-        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let (lk, actor, account) = self.caller();
         let now = self.lk.now();
         let mut all = blocking(move || lk.invitations(actor, account)).await?;
         if let Some(state) = &state {
@@ -110,7 +100,7 @@ impl Ctx {
                 Ok((role, tenant))
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let (lk, actor, account) = self.caller();
         let now = self.lk.now();
         let Invited { invitation, token } =
             blocking(move || lk.invite(actor, account, &email, roles, assignments)).await?;
@@ -129,7 +119,7 @@ impl Ctx {
 
     pub(super) async fn get_invitation(self, id: &str) -> Reply {
         let id: InvitationId = path_id(id)?;
-        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let (lk, actor, account) = self.caller();
         let now = self.lk.now();
         let Invited { invitation, token } =
             blocking(move || lk.invitation(actor, account, id)).await?;
@@ -138,7 +128,7 @@ impl Ctx {
 
     pub(super) async fn revoke_invitation(self, id: &str) -> Reply {
         let id: InvitationId = path_id(id)?;
-        let (lk, actor, account) = (Arc::clone(&self.lk), self.caller.actor, self.caller.account);
+        let (lk, actor, account) = self.caller();
         blocking(move || lk.revoke_invitation(actor, account, id)).await?;
         Ok(no_content())
     }

@@ -203,6 +203,17 @@ pub(super) fn unknown_field(message: &str) -> Option<String> {
 }
 
 /// A path id of the given type, or 404: an id that cannot exist is simply not found.
+/// An id named in a body: a malformed one is a 400 naming the field.
+pub(super) fn field_id<T: std::str::FromStr>(text: &str, field: &str) -> Result<T, ApiError> {
+    text.trim().parse().map_err(|_| {
+        ApiError::field(
+            error::INVALID_FIELD,
+            field,
+            format!("{field} {text:?} is not a valid id"),
+        )
+    })
+}
+
 pub(super) fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
     text.parse()
         .map_err(|_| ApiError::new(error::NOT_FOUND, format!("{text} not found")))

@@ -36,17 +36,6 @@ struct AssignmentCreate {
     tenant_id: Option<String>,
 }
 
-/// An id named in a body or query: a malformed one is a 400 naming the field.
-fn field_id<T: std::str::FromStr>(text: &str, field: &str) -> Result<T, ApiError> {
-    text.trim().parse().map_err(|_| {
-        ApiError::field(
-            error::INVALID_FIELD,
-            field,
-            format!("{field} {text:?} is not a valid id"),
-        )
-    })
-}
-
 fn principal_field(text: &str, field: &str) -> Result<Owner, ApiError> {
     Owner::parse(text.trim()).map_err(|_| {
         ApiError::field(
@@ -58,7 +47,7 @@ fn principal_field(text: &str, field: &str) -> Result<Owner, ApiError> {
 }
 
 impl Ctx {
-    fn caller(&self) -> (Arc<Latchkey>, Actor, AccountId) {
+    pub(super) fn caller(&self) -> (Arc<Latchkey>, Actor, AccountId) {
         (Arc::clone(&self.lk), self.caller.actor, self.caller.account)
     }
 
