@@ -442,6 +442,8 @@ fn totp_guards_login_codes_work_once_and_recovery_codes_once() {
         .collect();
     assert_eq!(recovery.len(), 10);
     assert_eq!(server.get(key, "/me").body["mfa_enrolled"], true);
+    let admin = server.get(key, &format!("/users/{}", server.admin_id));
+    assert_eq!(admin.body["mfa_enrolled"], true);
 
     // The password alone is not enough now.
     let asked = login(&server, json!({"email": email, "password": PASSWORD}));

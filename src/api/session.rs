@@ -273,16 +273,11 @@ impl Ctx {
     pub(super) async fn me(self) -> Reply {
         let user = user_of(&self.caller)?;
         let (lk, account) = (Arc::clone(&self.lk), self.caller.account);
-        let (member, has_password, mfa_enrolled) = blocking(move || {
-            let (member, has_password) = lk.whoami(user, account)?;
-            Ok((member, has_password, lk.mfa_enrolled(user)?))
-        })
-        .await?;
+        let (member, has_password) = blocking(move || lk.whoami(user, account)).await?;
         let mut view = views::member(&self.base, &member);
         if let Some(fields) = view.as_object_mut() {
             fields.insert("account_id".into(), json!(account.to_string()));
             fields.insert("password_set".into(), json!(has_password));
-            fields.insert("mfa_enrolled".into(), json!(mfa_enrolled));
             fields.insert(
                 "session_id".into(),
                 json!(self.caller.session.map(|s| s.to_string())),

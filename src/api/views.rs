@@ -132,7 +132,7 @@ pub fn member(base: &Base, member: &Member) -> Value {
         "name": user.name,
         "roles": membership.roles,
         "state": membership.state,
-        "mfa_enrolled": false,
+        "mfa_enrolled": member.mfa_enrolled,
         "joined_at": time(membership.joined_at),
     })
 }
@@ -189,13 +189,21 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             "name": u.name,
             "created_at": time(u.created_at),
         }),
-        Snapshot::Member(user, membership) => member(
-            base,
-            &Member {
-                user: user.clone(),
-                membership: membership.clone(),
-            },
-        ),
+        Snapshot::Member(user, membership) => {
+            let mut view = member(
+                base,
+                &Member {
+                    user: user.clone(),
+                    membership: membership.clone(),
+                    mfa_enrolled: false,
+                },
+            );
+            // A snapshot does not record the second factor.
+            if let Some(fields) = view.as_object_mut() {
+                fields.remove("mfa_enrolled");
+            }
+            view
+        }
         Snapshot::Bot(b) => bot(base, b),
         Snapshot::Credential(c) => credential(base, c, None, None),
         Snapshot::IpPolicy(p) => ip_policy(base, p),

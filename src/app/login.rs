@@ -575,13 +575,7 @@ impl Latchkey {
             .membership(account, user)?
             .ok_or_else(|| DomainError::NotFound(user.into()))?;
         let has_password = read.password(user)?.is_some();
-        Ok((
-            Member {
-                user: found,
-                membership,
-            },
-            has_password,
-        ))
+        Ok((Member::read(&read, found, membership)?, has_password))
     }
 
     /// Set or change `user`'s password, acting in `account`. The current password is

@@ -174,6 +174,20 @@ pub struct Member {
     pub user: User,
     /// Its membership in the account.
     pub membership: Membership,
+    /// It has confirmed a TOTP second factor.
+    pub mfa_enrolled: bool,
+}
+
+impl Member {
+    /// A member as `tx` holds it, with its second-factor state.
+    fn read(tx: &impl Reads, user: User, membership: Membership) -> Result<Member, AppError> {
+        let mfa_enrolled = tx.totp(user.id)?.is_some_and(|t| t.confirmed);
+        Ok(Member {
+            user,
+            membership,
+            mfa_enrolled,
+        })
+    }
 }
 
 /// A new member and the personal authtoken made for it (shown once).
@@ -403,7 +417,7 @@ impl Latchkey {
         personal.personal = true;
         let secret = self.store_token_credential(tx, actor, &personal, now)?;
         Ok(Joined {
-            member: Member { user, membership },
+            member: Member::read(tx, user, membership)?,
             personal_authtoken: secret,
         })
     }
@@ -453,10 +467,7 @@ impl Latchkey {
                     Some(Snapshot::User(after.clone())),
                 )?;
             }
-            Ok(Member {
-                user: after,
-                membership,
-            })
+            Member::read(tx, after, membership)
         })
     }
 
@@ -516,10 +527,7 @@ impl Latchkey {
             let before_snapshot = Some(Snapshot::Member(user.clone(), before.clone()));
             let target = user_id.to_string();
             match after {
-                Some(after) if after == before => Ok(Member {
-                    user,
-                    membership: after,
-                }),
+                Some(after) if after == before => Member::read(tx, user, after),
                 Some(after) => {
                     tx.put_membership(&after)?;
                     if after.state == MemberState::Disabled {
@@ -540,10 +548,7 @@ impl Latchkey {
                         before_snapshot,
                         Some(Snapshot::Member(user.clone(), after.clone())),
                     )?;
-                    Ok(Member {
-                        user,
-                        membership: after,
-                    })
+                    Member::read(tx, user, after)
                 }
                 None => {
                     for credential in tx.owner_credentials(account, Owner::User(user_id))? {
@@ -562,10 +567,7 @@ impl Latchkey {
                         before_snapshot,
                         None,
                     )?;
-                    Ok(Member {
-                        user,
-                        membership: before,
-                    })
+                    Member::read(tx, user, before)
                 }
             }
         })
@@ -1021,7 +1023,7 @@ impl Latchkey {
         let user = read
             .user(user)?
             .ok_or_else(|| DomainError::NotFound(user.into()))?;
-        Ok(Member { user, membership })
+        Member::read(&read, user, membership)
     }
 
     /// Seats used: members count, bots do not. Part of the account's settings.
@@ -1056,7 +1058,7 @@ impl Latchkey {
             let user = read
                 .user(membership.user)?
                 .ok_or_else(|| DomainError::NotFound(membership.user.into()))?;
-            members.push(Member { user, membership });
+            members.push(Member::read(&read, user, membership)?);
         }
         members.sort_by_key(|m| std::cmp::Reverse(m.user.id));
         Ok(members)
