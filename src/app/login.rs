@@ -398,10 +398,15 @@ impl Latchkey {
             Some(user) if matches => user,
             other => {
                 self.logins.fail(&key, ip, now);
-                if let Some(user) = other {
-                    let memberships = read.user_accounts(user.id)?;
-                    drop(read);
-                    self.record_attempt(&user, &memberships, ip, Some("wrong password"))?;
+                match other {
+                    Some(user) => {
+                        let memberships = read.user_accounts(user.id)?;
+                        drop(read);
+                        self.record_attempt(&user, &memberships, ip, Some("wrong password"))?;
+                    }
+                    // No account holds an unknown email's attempt: the log does (the
+                    // address, never the email or the password).
+                    None => tracing::info!(ip = ?ip, "login refused: no user has that email"),
                 }
                 return Err(wrong());
             }
