@@ -9,9 +9,9 @@ use super::{AppError, Joined, Latchkey, Target, in_account, record, require_acco
 use crate::domain::DomainError;
 use crate::domain::credential::Owner;
 use crate::domain::event::{Action, Actor, Change, Principal, Snapshot};
-use crate::domain::id::{AccountId, InvitationId, RoleAssignmentId, RoleId, TenantId, UserId};
+use crate::domain::id::{AccountId, InvitationId, RoleId, TenantId, UserId};
 use crate::domain::invitation::{self, Invitation, InvitationState};
-use crate::domain::tenancy::{self, RoleAssignment};
+use crate::domain::tenancy;
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 use crate::domain::user::{Email, Roles, User};
@@ -309,27 +309,14 @@ impl Latchkey {
                 tx.set_password(user, phc)?;
             }
             for (role, tenant) in &invitation.assignments {
-                let assignment = RoleAssignment {
-                    id: RoleAssignmentId::generate(now)?,
-                    account,
-                    principal: Owner::User(user),
-                    role: *role,
-                    tenant: *tenant,
-                    created_at: now,
-                };
-                tx.put_role_assignment(&assignment)?;
-                record(
+                super::tenancy::put_assignment(
                     tx,
-                    &account,
-                    now,
                     actor,
-                    Action::Tenancy(
-                        crate::domain::event::TenancyObject::RoleAssignment,
-                        Change::Created,
-                    ),
-                    assignment.id.to_string(),
-                    None,
-                    Some(Snapshot::RoleAssignment(assignment)),
+                    account,
+                    Owner::User(user),
+                    *role,
+                    *tenant,
+                    now,
                 )?;
             }
             invitation.state = InvitationState::Accepted { user, at: now };

@@ -258,6 +258,39 @@ pub(super) fn remove_assignments_of(
     remove_assignments(tx, actor, account, theirs, now)
 }
 
+/// Store a new assignment with its event, in the caller's transaction (validated by the
+/// caller).
+pub(super) fn put_assignment(
+    tx: &mut WriteTx,
+    actor: Actor,
+    account: AccountId,
+    principal: Owner,
+    role: RoleId,
+    tenant: Option<TenantId>,
+    now: Timestamp,
+) -> Result<RoleAssignment, AppError> {
+    let assignment = RoleAssignment {
+        id: RoleAssignmentId::generate(now)?,
+        account,
+        principal,
+        role,
+        tenant,
+        created_at: now,
+    };
+    tx.put_role_assignment(&assignment)?;
+    record(
+        tx,
+        &account,
+        now,
+        actor,
+        event(TenancyObject::RoleAssignment, Change::Created),
+        assignment.id.to_string(),
+        None,
+        Some(Snapshot::RoleAssignment(assignment.clone())),
+    )?;
+    Ok(assignment)
+}
+
 fn remove_assignments(
     tx: &mut WriteTx,
     actor: Actor,
@@ -833,25 +866,7 @@ impl Latchkey {
                 }
                 .into());
             }
-            let assignment = RoleAssignment {
-                id: RoleAssignmentId::generate(now)?,
-                account,
-                principal,
-                role,
-                tenant,
-                created_at: now,
-            };
-            tx.put_role_assignment(&assignment)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                event(TenancyObject::RoleAssignment, Change::Created),
-                assignment.id.to_string(),
-                None,
-                Some(Snapshot::RoleAssignment(assignment.clone())),
-            )?;
+            let assignment = put_assignment(tx, actor, account, principal, role, tenant, now)?;
             Ok(NamedAssignment {
                 assignment,
                 role: found.name,
