@@ -277,31 +277,24 @@ impl Api {
             ));
         }
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-        if let ["invitations", id, "accept"] = segments.as_slice() {
-            return match method {
-                Method::POST => {
-                    let base = self.base(&parts);
-                    let body = read_body(&parts.headers, &method, body).await?;
+        // The routes a caller reaches without an API key or a session: each takes a
+        // body and authenticates by what it carries (a password, a link's token).
+        let public = matches!(
+            segments.as_slice(),
+            ["login"] | ["password_reset"] | ["invitations", _, "accept"]
+        );
+        if public {
+            if method != Method::POST {
+                return Err(method_not_allowed());
+            }
+            let base = self.base(&parts);
+            let body = read_body(&parts.headers, &method, body).await?;
+            return match segments.as_slice() {
+                ["login"] => self.login(body, peer, warning).await,
+                ["password_reset"] => self.reset_password(body).await,
+                [_, id, _] => {
                     self.accept_invitation(id, &parts.headers, body, &base)
                         .await
-                }
-                _ => Err(method_not_allowed()),
-            };
-        }
-        if segments == ["password_reset"] {
-            return match method {
-                Method::POST => {
-                    let body = read_body(&parts.headers, &method, body).await?;
-                    self.reset_password(body).await
-                }
-                _ => Err(method_not_allowed()),
-            };
-        }
-        if segments == ["login"] {
-            return match method {
-                Method::POST => {
-                    let body = read_body(&parts.headers, &method, body).await?;
-                    self.login(body, peer, warning).await
                 }
                 _ => Err(method_not_allowed()),
             };
