@@ -16,6 +16,7 @@ mod bots;
 mod cli;
 mod credentials;
 mod invitations;
+mod isolation;
 mod login;
 mod members;
 mod persistence;

@@ -78,11 +78,12 @@ for r in ("tenants", "roles", "role_assignments"):
     VERBS[r] = ["list", "get", "create", "update", "delete"]
 VERBS["permissions"] = ["list", "get", "create", "delete"]
 VERBS["access_review"] = ["get"]
+VERBS["policies"] = ["list"]  # the live set, read-only; changing it is the host operator's
 TENANCY = ["tenants", "roles", "role_assignments", "permissions", "access_review"]
 KIND = dict(DEVELOPER_RESOURCES, users="user", invitations="invitation", billing="billing",
             account="account", events="event", tenants="tenant", roles="role",
             role_assignments="role_assignment", permissions="permission",
-            access_review="access_review")
+            access_review="access_review", policies="policy_set")
 ALL = {(r, v) for r, vs in VERBS.items() for v in vs}
 
 
@@ -153,6 +154,9 @@ ORDINARY = {
     "ip_restrictions": [("type", "api")],
     "ip_policies": [("used_by_dashboard", "false")],
     "ip_policy_rules": [("used_by_dashboard", "false")],
+    "api_keys": [("owner_admin", "false")],
+    "credentials": [("owner_admin", "false")],
+    "ssh_credentials": [("owner_admin", "false")],
 }
 
 
@@ -328,6 +332,79 @@ def account_rbac_cases():
        "bot, key scoped to iam.ip_policies.*: update ip_policies")
     rq(bot_key, "iam.ip_policy_rules.update", plain_resource("ip_policy_rules"), "deny",
        "bot, key scoped to iam.ip_policies.*: update ip_policy_rules")
+
+    # Issue 11, from seed 002 ("They cannot modify or remove Administrators") applied to
+    # what administrators hold: a credential owned by an administrator is changed, deleted
+    # or rotated only by its owner or an administrator. Reading it stays open.
+    for res, kind, verbs in (("api_keys", "api_key", ["update", "delete"]),
+                             ("credentials", "credential", ["update", "delete", "rotate"]),
+                             ("ssh_credentials", "ssh_credential", ["update", "delete"])):
+        bosses = resource(kind, kind + "_boss", owner="usr_boss",
+                          attributes=[("owner_admin", "true")])
+        mine = resource(kind, kind + "_mine", owner=rw["id"])
+        for verb in verbs:
+            action = f"iam.{res}.{verb}"
+            rq(rw, action, bosses, "deny", f"developer read_write: {verb} an administrator's {kind}")
+            rq(BOT, action, bosses, "deny", f"bot: {verb} an administrator's {kind}")
+            rq(admin, action, bosses, "allow", f"administrator: {verb} another administrator's {kind}")
+            rq(rw, action, resource(kind, kind + "_x", owner="usr_erin"), "deny",
+               f"developer read_write: {verb} a {kind} without owner_admin stated: fail closed")
+            rq(rw, action, mine, "allow", f"developer read_write: {verb} its own {kind}")
+            rq(rw, action, resource(kind, kind + "_bot", owner="bot_ci",
+                                    attributes=[("owner_admin", "false")]),
+               "allow", f"developer read_write: {verb} a bot user's {kind}")
+        rq(rw, f"iam.{res}.get", bosses, "allow", f"developer read_write: get an administrator's {kind}")
+
+    # Issue 11: a credential never grants more than the credential that made it. A key
+    # created or updated by an API-key caller has scopes within the caller's (whatever the
+    # caller's roles); an unrestricted key is the scope `*`; the host states the resulting
+    # scopes in `scopes` and an unstated one fails closed.
+    def scoped_key(name, scopes):
+        return member(name, credential("ApiKey", "ak_caller", scopes=scopes))
+
+    def new_key(scopes):
+        return resource("api_key", "new", owner="usr_erin",
+                        attributes=[("owner_admin", "false"), ("scopes", " ".join(scopes))])
+    for verb in ("create", "update"):
+        action = f"iam.api_keys.{verb}"
+        only = scoped_key("administrator", [action])
+        rq(only, action, new_key([]), "deny",
+           f"administrator, key scoped to {action}: {verb} an unrestricted key")
+        rq(only, action, new_key(["*"]), "deny",
+           f"administrator, key scoped to {action}: {verb} a key scoped to *")
+        rq(only, action, new_key([action]), "allow",
+           f"administrator, key scoped to {action}: {verb} a key with the same scope")
+        rq(only, action, new_key([action, "iam.users.get"]), "deny",
+           f"administrator, key scoped to {action}: {verb} a key with one scope more")
+        rq(only, action, resource("api_key", "new", owner="usr_erin"), "deny",
+           f"administrator, key scoped to {action}: {verb} a key whose scopes are not stated")
+        keys = scoped_key("administrator", ["iam.api_keys.*"])
+        rq(keys, action, new_key(["iam.api_keys.get", "iam.api_keys.list"]), "allow",
+           f"administrator, key scoped to iam.api_keys.*: {verb} a key with narrower scopes")
+        rq(keys, action, new_key(["iam.api_keys.*"]), "allow",
+           f"administrator, key scoped to iam.api_keys.*: {verb} a key with the same scopes")
+        rq(keys, action, new_key(["iam.*"]), "deny",
+           f"administrator, key scoped to iam.api_keys.*: {verb} a key scoped to iam.*")
+        wide = scoped_key("developer read_write", ["iam.*"])
+        rq(dict(wide, id="usr_developer_read_write"), action,
+           resource("api_key", "new", owner="usr_developer_read_write",
+                    attributes=[("scopes", "iam.bot_users.* iam.api_keys.get")]),
+           "allow", f"developer read_write, key scoped to iam.*: {verb} its key within it")
+        rq(scoped_key("administrator", ["*"]), action, new_key([]), "allow",
+           f"administrator, key scoped to *: {verb} an unrestricted key")
+        rq(member("administrator", credential("ApiKey", "ak_caller")), action, new_key([]),
+           "allow", f"administrator, key without scopes: {verb} an unrestricted key")
+        rq(member("administrator"), action, new_key([]), "allow",
+           f"administrator, session: {verb} an unrestricted key")
+        bot_keys = principal("Bot", "bot_ci", None,
+                             cred=credential("ApiKey", "ak_b", scopes=["iam.api_keys.*",
+                                                                        "iam.bot_users.*"]))
+        rq(bot_keys, action, resource("api_key", "new", owner="bot_ci",
+                                      attributes=[("scopes", "iam.bot_users.get")]),
+           "allow", f"bot, key scoped to iam.api_keys.* and iam.bot_users.*: {verb} a narrower key")
+        rq(bot_keys, action, resource("api_key", "new", owner="bot_ci",
+                                      attributes=[("scopes", "")]),
+           "deny", f"bot, scoped key: {verb} an unrestricted key")
 
     # agent.bind: the credential's ACL decides (ngrok bind rules); any developer role may
     # run an agent ("can still ... use the ngrok agent to create endpoints").

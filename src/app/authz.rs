@@ -67,7 +67,7 @@ impl Target {
         self
     }
 
-    /// With a fact that is a word (an IP restriction's `type`).
+    /// With a fact that is a word (an IP restriction's `type`, an API key's `scopes`).
     pub fn with_value(mut self, name: &'static str, value: &str) -> Target {
         self.attributes.push((name.to_owned(), value.to_owned()));
         self
@@ -118,7 +118,7 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 16] = [
     ("ip_policy_rules", "ip_policy_rule", CRUD),
     ("ip_restrictions", "ip_restriction", CRUD),
     ("events", "event", &["list"]),
-    ("policies", "policy_set", &["reload"]),
+    ("policies", "policy_set", &["list"]),
     ("tenants", "tenant", CRUD),
     ("roles", "role", CRUD),
     (
@@ -150,6 +150,8 @@ pub(super) fn ordinary_targets(owner: Owner) -> Vec<Target> {
                     .with("grants_admin", false)
                     .with("exceeds_own_roles", false)
                     .with("personal", false)
+                    .with("owner_admin", false)
+                    .with_value("scopes", "")
                     .with("used_by_dashboard", false)
                     .with_value("type", "api"),
             );

@@ -21,8 +21,8 @@ use crate::domain::DomainError;
 use crate::domain::account::Account;
 use crate::domain::bot::{BotPatch, BotUser};
 use crate::domain::credential::{
-    Credential, CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner, Rejection,
-    RevokeCause, Verified,
+    Ceiling, Credential, CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner,
+    Rejection, RevokeCause, Verified,
 };
 use crate::domain::event::{Action, Actor, Event, Snapshot};
 use crate::domain::id::{AccountId, BotId, UserId};
@@ -744,15 +744,16 @@ impl Latchkey {
         spec: CredentialSpec,
         now: Timestamp,
     ) -> Result<(Credential, Secret), AppError> {
-        let (resource, object) = credential_resource(kind);
-        let target = Target::new(resource, "create", object, "new").owned_by(owner);
-        self.authorize(tx, actor, account, target, now)?;
-        require_owner(tx, account, owner)?;
         let id = CredentialId {
             kind,
             raw: crate::domain::id::new_raw(now)?,
         };
-        let credential = Credential::new(id, account, owner, spec, None, now)?;
+        let (ceiling, stated) = bounded(tx, actor, account, kind, spec)?;
+        let credential = Credential::new(id, account, owner, stated.spec, None, now)?;
+        let target = creation_target(&credential);
+        self.authorize(tx, actor, account, target, now)?;
+        require_owner(tx, account, owner)?;
+        within(ceiling.as_ref(), &credential, &stated.fields)?;
         let secret = self.store_token_credential(tx, actor, &credential, now)?;
         Ok((credential, secret))
     }
@@ -799,15 +800,15 @@ impl Latchkey {
         let key = SshPublicKey::parse(public_key)
             .map_err(|e| DomainError::invalid("public_key", e.to_string()))?;
         self.store.write(|tx| {
-            let (resource, object) = credential_resource(CredentialKind::SshKey);
-            let target = Target::new(resource, "create", object, "new").owned_by(owner);
-            self.authorize(tx, actor, account, target, now)?;
-            require_owner(tx, account, owner)?;
             let id = CredentialId {
                 kind: CredentialKind::SshKey,
                 raw: crate::domain::id::new_raw(now)?,
             };
-            let credential = Credential::new(id, account, owner, spec, Some(key), now)?;
+            let (ceiling, stated) = bounded(tx, actor, account, id.kind, spec)?;
+            let credential = Credential::new(id, account, owner, stated.spec, Some(key), now)?;
+            self.authorize(tx, actor, account, creation_target(&credential), now)?;
+            require_owner(tx, account, owner)?;
+            within(ceiling.as_ref(), &credential, &stated.fields)?;
             tx.insert_credential(&credential, None)?;
             record(
                 tx,
@@ -834,14 +835,23 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let before = credential_in(tx, account, id)?;
-            self.authorize(
-                tx,
-                actor,
-                account,
-                Target::credential("update", &before),
-                now,
-            )?;
-            let after = before.patched(patch)?;
+            let ceiling = ceiling(tx, actor, account)?;
+            let mut patch = patch.clone();
+            if let Some(ceiling) = &ceiling {
+                ceiling.fill_patch(&mut patch);
+            }
+            let after = before.patched(&patch)?;
+            let mut target = credential_target(tx, "update", &before)?;
+            if id.kind == CredentialKind::ApiKey {
+                target = target.with_value("scopes", &scopes_text(&after));
+            }
+            self.authorize(tx, actor, account, target, now)?;
+            let sent: &[&str] = if patch.allowed_cidrs.is_some() {
+                &["allowed_cidrs"]
+            } else {
+                &[]
+            };
+            within(ceiling.as_ref(), &after, sent)?;
             if after != before {
                 tx.update_credential(&after)?;
                 record(
@@ -870,7 +880,7 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let credential = credential_in(tx, account, id)?;
-            let target = Target::credential("rotate", &credential);
+            let target = credential_target(tx, "rotate", &credential)?;
             self.authorize(tx, actor, account, target, now)?;
             credential.ensure_rotatable()?;
             let kind = id
@@ -904,7 +914,7 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             let credential = credential_in(tx, account, id)?;
-            let target = Target::credential("delete", &credential);
+            let target = credential_target(tx, "delete", &credential)?;
             self.authorize(tx, actor, account, target, now)?;
             credential.ensure_deletable()?;
             revoke(tx, actor, &credential, RevokeCause::Deleted, now)
@@ -1043,7 +1053,7 @@ impl Latchkey {
     ) -> Result<Credential, AppError> {
         let read = self.store.read()?;
         let credential = credential_in(&read, account, id)?;
-        let target = Target::credential("get", &credential);
+        let target = credential_target(&read, "get", &credential)?;
         self.authorize(&read, actor, account, target, self.now())?;
         Ok(credential)
     }
@@ -1277,6 +1287,99 @@ fn in_account<T>(
 
 fn bot_in(tx: &impl Reads, account: AccountId, id: BotId) -> Result<BotUser, AppError> {
     in_account(tx.bot(id)?, |bot| bot.account, account, id)
+}
+
+/// `verb` on an existing credential, with whether an administrator owns it (the policies
+/// keep administrators' credentials to their owners and other administrators).
+fn credential_target(
+    tx: &impl Reads,
+    verb: &str,
+    credential: &Credential,
+) -> Result<Target, AppError> {
+    let owner_admin = match credential.owner {
+        Owner::User(user) => tx
+            .membership(credential.account, user)?
+            .is_some_and(|m| m.roles.admin),
+        Owner::Bot(_) => false,
+    };
+    Ok(Target::credential(verb, credential).with("owner_admin", owner_admin))
+}
+
+/// A new credential as the policies judge its creation: owner, and an API key's scopes.
+fn creation_target(credential: &Credential) -> Target {
+    let (resource, object) = credential_resource(credential.id.kind);
+    let target = Target::new(resource, "create", object, "new").owned_by(credential.owner);
+    if credential.id.kind == CredentialKind::ApiKey {
+        target.with_value("scopes", &scopes_text(credential))
+    } else {
+        target
+    }
+}
+
+/// An API key's scopes as the policies read them: space-separated, empty for none.
+fn scopes_text(credential: &Credential) -> String {
+    let scopes: Vec<String> = credential.scopes.iter().map(ToString::to_string).collect();
+    scopes.join(" ")
+}
+
+/// The bounds of the API key `actor` acts with, if it acts with one: whatever it makes or
+/// changes stays within them.
+fn ceiling(tx: &impl Reads, actor: Actor, account: AccountId) -> Result<Option<Ceiling>, AppError> {
+    match actor.credential {
+        Some(id) if id.kind == CredentialKind::ApiKey => Ok(tx
+            .credential(id.raw)?
+            .filter(|c| c.account == account)
+            .map(|c| Ceiling::of(&c))),
+        _ => Ok(None),
+    }
+}
+
+/// A creation's spec with what it leaves open filled from the caller's ceiling, and the
+/// bounded fields it stated itself.
+struct Stated {
+    spec: CredentialSpec,
+    fields: Vec<&'static str>,
+}
+
+fn bounded(
+    tx: &impl Reads,
+    actor: Actor,
+    account: AccountId,
+    kind: CredentialKind,
+    mut spec: CredentialSpec,
+) -> Result<(Option<Ceiling>, Stated), AppError> {
+    let mut fields = Vec::new();
+    if !spec.allowed_cidrs.is_empty() {
+        fields.push("allowed_cidrs");
+    }
+    if spec.expires_at.is_some() {
+        fields.push("expires_at");
+    }
+    let ceiling = ceiling(tx, actor, account)?;
+    if let Some(ceiling) = &ceiling {
+        ceiling.fill(kind, &mut spec);
+    }
+    Ok((ceiling, Stated { spec, fields }))
+}
+
+/// Refuse a credential that reaches past the caller's ceiling: a field the request stated
+/// is invalid input (400 naming it); a bound it did not state (an existing key wider than
+/// the caller, an SSH key that cannot carry networks) is a refusal (403).
+fn within(
+    ceiling: Option<&Ceiling>,
+    credential: &Credential,
+    stated: &[&str],
+) -> Result<(), AppError> {
+    match ceiling.and_then(|c| c.exceeded_by(credential)) {
+        None => Ok(()),
+        Some(beyond) if stated.contains(&beyond.field) => {
+            Err(DomainError::invalid(beyond.field, beyond.reason).into())
+        }
+        Some(beyond) => Err(AppError::Forbidden {
+            policy: "latchkey".to_owned(),
+            reason: beyond.reason,
+        }),
+    }
 }
 
 fn credential_in(

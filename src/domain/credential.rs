@@ -236,6 +236,114 @@ pub struct CredentialPatch {
     pub allowed_cidrs: Option<Vec<String>>,
 }
 
+/// What a credential made or changed by an API key may not exceed: that key's own bounds
+/// (issue 11: a credential never grants more than the credential that made it). The scope
+/// ceiling itself is the policies' to decide (they see both scope lists); networks and
+/// expiry are checked here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceiling {
+    /// The calling key.
+    pub key: CredentialId,
+    /// Its scopes (empty: unrestricted).
+    pub scopes: Vec<ActionPattern>,
+    /// Its networks (empty: anywhere).
+    pub networks: Vec<IpNet>,
+    /// Its expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// How a credential reaches past a [`Ceiling`]: the field, and a sentence saying why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beyond {
+    /// `allowed_cidrs` or `expires_at`.
+    pub field: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl Ceiling {
+    /// The ceiling of `key` (an API key).
+    pub fn of(key: &Credential) -> Ceiling {
+        Ceiling {
+            key: key.id,
+            scopes: key.scopes.clone(),
+            networks: key.allowed_cidrs.clone(),
+            expires_at: key.expires_at,
+        }
+    }
+
+    /// Fill what `spec` leaves open from the calling key: no scopes means the caller's
+    /// scopes (never "everything"), no networks the caller's networks, no expiry the
+    /// caller's expiry. What `spec` states is kept, to be judged.
+    pub fn fill(&self, kind: CredentialKind, spec: &mut CredentialSpec) {
+        if kind == CredentialKind::ApiKey && spec.scopes.is_empty() {
+            spec.scopes = self.scopes.iter().map(ToString::to_string).collect();
+        }
+        if kind != CredentialKind::SshKey && spec.allowed_cidrs.is_empty() {
+            spec.allowed_cidrs = self.networks.iter().map(ToString::to_string).collect();
+        }
+        if spec.expires_at.is_none() {
+            spec.expires_at = self.expires_at;
+        }
+    }
+
+    /// The same for a change: an empty `scopes` or `allowed_cidrs` means the caller's.
+    pub fn fill_patch(&self, patch: &mut CredentialPatch) {
+        if patch.scopes.as_ref().is_some_and(Vec::is_empty) {
+            patch.scopes = Some(self.scopes.iter().map(ToString::to_string).collect());
+        }
+        if patch.allowed_cidrs.as_ref().is_some_and(Vec::is_empty) {
+            patch.allowed_cidrs = Some(self.networks.iter().map(ToString::to_string).collect());
+        }
+    }
+
+    /// Where `credential` reaches past this ceiling in networks or expiry, if it does.
+    pub fn exceeded_by(&self, credential: &Credential) -> Option<Beyond> {
+        let key = self.key;
+        if !self.networks.is_empty() {
+            if credential.id.kind == CredentialKind::SshKey {
+                return Some(Beyond {
+                    field: "allowed_cidrs",
+                    reason: format!(
+                        "an SSH key cannot be limited to networks, so {key}, which is, may not make or change one"
+                    ),
+                });
+            }
+            let outside = if credential.allowed_cidrs.is_empty() {
+                Some("anywhere".to_owned())
+            } else {
+                credential
+                    .allowed_cidrs
+                    .iter()
+                    .find(|net| !self.networks.iter().any(|have| have.contains(*net)))
+                    .map(ToString::to_string)
+            };
+            if let Some(outside) = outside {
+                return Some(Beyond {
+                    field: "allowed_cidrs",
+                    reason: format!(
+                        "{} would work from {outside}, outside the networks of {key}",
+                        credential.id
+                    ),
+                });
+            }
+        }
+        if let Some(limit) = self.expires_at
+            && credential.expires_at.is_none_or(|at| at > limit)
+        {
+            return Some(Beyond {
+                field: "expires_at",
+                reason: format!(
+                    "{} would outlive {key}, which expires at {}",
+                    credential.id,
+                    limit.to_rfc3339()
+                ),
+            });
+        }
+        None
+    }
+}
+
 /// At most this many scopes or networks on one credential.
 const MAX_LIST: usize = 64;
 

@@ -14,7 +14,7 @@ use alloc::format;
 
 use latchkey_policy_sdk::{
     AccountRoles, Billing, CredentialKind, Decision, Developer, Policy, PrincipalKind, Request,
-    Team, concat, export_policy, scope_denial,
+    Team, concat, export_policy, first_uncovered, scope_denial,
 };
 
 /// The action whose resource is a host name, address or label an agent asks to bind.
@@ -31,6 +31,9 @@ impl Policy for AccountRbac {
             return Decision::not_applicable("account-rbac decides only iam.* and agent.bind");
         }
         if let Some(denial) = scope_denial(request) {
+            return denial;
+        }
+        if let Some(denial) = scope_ceiling(request) {
             return denial;
         }
         let principal = &request.principal;
@@ -52,6 +55,41 @@ impl Policy for AccountRbac {
 
 export_policy!(AccountRbac);
 
+/// A credential never grants more than the credential that made it: an API key with
+/// scopes creates or changes API keys only within them, whatever its owner's roles (an
+/// administrator's scoped key included). The host states the resulting key's scopes in
+/// the attribute `scopes` (space-separated; empty for an unrestricted key, which is the
+/// scope `*`); a request that does not state them is refused.
+fn scope_ceiling(request: &Request) -> Option<Decision> {
+    if !matches!(
+        request.action.as_str(),
+        "iam.api_keys.create" | "iam.api_keys.update"
+    ) {
+        return None;
+    }
+    let caller = request
+        .principal
+        .credential
+        .as_ref()
+        .filter(|c| c.kind == CredentialKind::ApiKey && !c.scopes.is_empty())?;
+    let id = &caller.id;
+    let Some(stated) = request.resource.attribute("scopes") else {
+        return Some(Decision::deny(format!(
+            "the scopes of the key are not stated, and credential {id} has scopes: fail closed"
+        )));
+    };
+    // An unrestricted key may attempt every action: it is the scope `*`.
+    let mut wanted: alloc::vec::Vec<&str> = stated.split_whitespace().collect();
+    if wanted.is_empty() {
+        wanted.push("*");
+    }
+    first_uncovered(&caller.scopes, &wanted).map(|outside| {
+        Decision::deny(format!(
+            "scope {outside} is outside the scopes of credential {id}"
+        ))
+    })
+}
+
 /// Groups of `iam` resources, each governed by one role (seed 002).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
@@ -69,6 +107,9 @@ enum Family {
     /// Tenants, tenant roles, role assignments, the permission catalog and the access
     /// review: administrators and team managers (api.md); bots never.
     Tenancy,
+    /// The appliance's live policy set (names and hashes): administrators only; changing
+    /// it is the host operator's, never an account's.
+    Policies,
 }
 
 fn family(resource: &str) -> Option<Family> {
@@ -82,6 +123,7 @@ fn family(resource: &str) -> Option<Family> {
         "tenants" | "roles" | "role_assignments" | "permissions" | "access_review" => {
             Some(Family::Tenancy)
         }
+        "policies" => Some(Family::Policies),
         _ => None,
     }
 }
@@ -160,6 +202,9 @@ fn member(
             Decision::deny(format!("only administrators may {verb} account settings"))
         }
         Family::Events => Decision::deny(format!("only administrators may {verb} events")),
+        Family::Policies => Decision::deny(format!(
+            "only administrators may {verb} the live policy set"
+        )),
         Family::Tenancy => match roles.team {
             Team::Manager => Decision::allow(concat(&["team manager may ", verb, " ", resource])),
             other => Decision::deny(format!(
@@ -217,6 +262,11 @@ fn developer(request: &Request, actor: Actor, resource: &str, verb: &str) -> Dec
     if let Actor::Member(Developer::ReadOnly) = actor {
         return Decision::deny(format!("developer read_only may only read {resource}"));
     }
+    if changes_an_administrators_credential(request, resource, verb) {
+        return Decision::deny(format!(
+            "only administrators and its owner may {verb} a credential an administrator owns; {who} may not"
+        ));
+    }
     if used_by_dashboard(request, resource) {
         return Decision::deny(format!(
             "only administrators may change {resource} that dashboard IP restrictions use; {who} may not"
@@ -228,6 +278,17 @@ fn developer(request: &Request, actor: Actor, resource: &str, verb: &str) -> Dec
         ));
     }
     Decision::allow(concat(&[who, " may ", verb, " ", resource]))
+}
+
+/// Seed 002: team managers "cannot modify or remove Administrators"; the same protection
+/// covers what an administrator holds. Changing, deleting or rotating a credential owned
+/// by an administrator (the host states `owner_admin`) is for its owner and
+/// administrators; an unstated `owner_admin` restricts.
+fn changes_an_administrators_credential(request: &Request, resource: &str, verb: &str) -> bool {
+    matches!(resource, "api_keys" | "credentials" | "ssh_credentials")
+        && matches!(verb, "update" | "delete" | "rotate")
+        && request.resource.owner.as_deref() != Some(request.principal.id.as_str())
+        && attribute_restricts(request, "owner_admin")
 }
 
 fn is_personal_authtoken(request: &Request) -> bool {

@@ -26,6 +26,50 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
     }
 }
 
+/// Whether pattern `outer` matches every action pattern `inner` matches: `*` covers
+/// everything, `prefix.*` covers itself and every pattern strictly below `prefix.`, an
+/// exact name covers only itself. The scope ceiling uses it: a key may hand out only
+/// scopes its own scopes cover.
+///
+/// ```
+/// use latchkey_policy_sdk::pattern_covers;
+/// assert!(pattern_covers("iam.*", "iam.users.*"));
+/// assert!(pattern_covers("iam.users.*", "iam.users.get"));
+/// assert!(!pattern_covers("iam.users.get", "iam.users.*"));
+/// assert!(!pattern_covers("iam.users.*", "*"));
+/// ```
+pub fn pattern_covers(outer: &str, inner: &str) -> bool {
+    if outer == inner || outer == "*" {
+        return true;
+    }
+    match outer.strip_suffix(".*") {
+        Some(prefix) if !prefix.is_empty() => {
+            // Compare what `inner` names without its own wildcard: `iam.users.*` lies
+            // below `iam.` exactly as `iam.users.get` does.
+            let body = inner.strip_suffix(".*").unwrap_or(inner);
+            body.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|rest| !rest.is_empty())
+        }
+        _ => false,
+    }
+}
+
+/// The first of `requested` that no pattern of `ceiling` covers; `None` when each is
+/// covered. An empty `ceiling` means no limit, so it covers everything.
+pub fn first_uncovered<'a>(
+    ceiling: &[alloc::string::String],
+    requested: &[&'a str],
+) -> Option<&'a str> {
+    if ceiling.is_empty() {
+        return None;
+    }
+    requested
+        .iter()
+        .copied()
+        .find(|wanted| !ceiling.iter().any(|have| pattern_covers(have, wanted)))
+}
+
 /// Whether the credential's scopes let it attempt `request.action`: true when it has no
 /// credential, no scopes (no limit beyond its owner's rights), or a scope that matches.
 pub fn scopes_allow(request: &Request) -> bool {
@@ -135,6 +179,44 @@ mod tests {
                 values: vec![],
             },
         }
+    }
+
+    #[test]
+    fn covering_table() {
+        let cases = [
+            ("*", "*", true),
+            ("*", "iam.users.get", true),
+            ("iam.*", "iam.*", true),
+            ("iam.*", "iam.users.*", true),
+            ("iam.*", "iam.users.get", true),
+            ("iam.*", "*", false),
+            ("iam.*", "iamx.users.get", false),
+            ("iam.*", "agent.bind", false),
+            ("iam.users.*", "iam.users.get", true),
+            ("iam.users.*", "iam.*", false),
+            ("iam.users.*", "iam.users_x.get", false),
+            ("iam.users.*", "iam.users", false),
+            ("iam.users.get", "iam.users.get", true),
+            ("iam.users.get", "iam.users.*", false),
+            ("iam.users.get", "iam.users.list", false),
+        ];
+        for (outer, inner, want) in cases {
+            assert_eq!(
+                pattern_covers(outer, inner),
+                want,
+                "{outer:?} covers {inner:?}"
+            );
+        }
+        let ceiling = vec![
+            String::from("iam.bot_users.*"),
+            String::from("iam.api_keys.get"),
+        ];
+        assert_eq!(first_uncovered(&ceiling, &["iam.bot_users.get"]), None);
+        assert_eq!(
+            first_uncovered(&ceiling, &["iam.bot_users.*", "iam.api_keys.*"]),
+            Some("iam.api_keys.*")
+        );
+        assert_eq!(first_uncovered(&[], &["*"]), None);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub mod cases;
 #[cfg(target_arch = "wasm32")]
 mod guest;
 
-pub use actions::{action_matches, scope_denial, scopes_allow};
+pub use actions::{action_matches, first_uncovered, pattern_covers, scope_denial, scopes_allow};
 pub use latchkey_policy_abi as abi;
 pub use latchkey_policy_abi::{
     ABI_VERSION, AccountRoles, Assignment, BUILTIN_CATALOG, BUILTIN_ROLES, Billing, Context,
