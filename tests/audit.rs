@@ -18,6 +18,8 @@ fn init_records_who_made_what() {
             "iam.account.create",
             "iam.users.create",
             "iam.credentials.create",
+            // The host operator named the first administrator: its email counts as proven.
+            "iam.users.prove_email",
             "iam.api_keys.create"
         ]
     );
@@ -28,7 +30,7 @@ fn init_records_who_made_what() {
     );
     assert_eq!(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [0, 1, 2, 3]
+        [0, 1, 2, 3, 4]
     );
 }
 
@@ -64,7 +66,7 @@ fn every_change_writes_one_event_with_actor_target_before_and_after() {
     fx.lk.remove_member(actor, fx.account(), dana.id).unwrap();
 
     let events = fx.lk.events(Actor::SYSTEM, fx.account()).unwrap();
-    let tail: Vec<&str> = events[4..].iter().map(|e| e.action.name()).collect();
+    let tail: Vec<&str> = events[5..].iter().map(|e| e.action.name()).collect();
     assert_eq!(
         tail,
         [
@@ -82,7 +84,7 @@ fn every_change_writes_one_event_with_actor_target_before_and_after() {
         ]
     );
     assert!(
-        events[4..].iter().all(|e| e.actor == actor),
+        events[5..].iter().all(|e| e.actor == actor),
         "the principal and the credential it used"
     );
 
@@ -142,12 +144,12 @@ fn events_never_contain_a_secret() {
 fn the_head_moves_with_every_change_and_chains_are_per_account() {
     let fx = Fixture::new();
     let first = fx.lk.verify_audit_chain().unwrap();
-    assert_eq!(first.events, 4);
+    assert_eq!(first.events, 5);
     fx.lk
         .create_bot(fx.admin_actor(), fx.account(), "ci")
         .unwrap();
     let second = fx.lk.verify_audit_chain().unwrap();
-    assert_eq!(second.events, 5);
+    assert_eq!(second.events, 6);
     assert_ne!(first.head, second.head);
     let other = fx.lk.init("globex", "g@example.com").unwrap();
     assert_eq!(
@@ -155,5 +157,5 @@ fn the_head_moves_with_every_change_and_chains_are_per_account() {
         0,
         "each account has its own chain"
     );
-    assert_eq!(fx.lk.verify_audit_chain().unwrap().events, 9);
+    assert_eq!(fx.lk.verify_audit_chain().unwrap().events, 11);
 }

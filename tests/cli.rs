@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use latchkey::app::{Config, Latchkey};
+use latchkey::app::{Config, Latchkey, Me};
 use serde_json::Value;
 
 fn latchkey(args: &[&str]) -> Output {
@@ -166,7 +166,7 @@ fn audit_verify_prints_the_head_and_checks_an_expected_one() {
     let report = json(&out);
     assert_eq!(
         (report["ok"].clone(), report["events"].clone()),
-        (Value::from(true), Value::from(4))
+        (Value::from(true), Value::from(5))
     );
     let head = report["head"].as_str().unwrap().to_owned();
     assert_eq!(head.len(), 64);
@@ -377,7 +377,12 @@ fn recover_restores_a_locked_out_administrator_and_prints_a_one_time_key() {
         };
         // Locked out three ways: TOTP it lost, an enforced dashboard restriction that
         // does not let it in, and a second administrator who disabled it.
-        lk.enroll_totp(ops_id).unwrap();
+        lk.enroll_totp(Me {
+            user: ops_id,
+            account,
+            session: None,
+        })
+        .unwrap();
         let policy = lk
             .create_ip_policy(ops, account, IpText::default())
             .unwrap();

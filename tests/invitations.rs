@@ -266,6 +266,25 @@ fn an_existing_user_accepts_as_itself_and_an_expired_invitation_is_refused() {
         matches!(as_new, Err(AppError::Unauthenticated(_))),
         "{as_new:?}"
     );
+    // Made by another account's administrator, the user has not proven its email: it
+    // accepts no invitation until it does, and the refusal changes nothing.
+    let before = fx.state();
+    let unproven = fx.lk.accept_invitation(
+        invited.invitation.id,
+        token.expose(),
+        Acceptor::User(old.id),
+    );
+    assert!(
+        matches!(
+            unproven,
+            Err(AppError::Domain(
+                latchkey::domain::DomainError::EmailUnproven(_)
+            ))
+        ),
+        "{unproven:?}"
+    );
+    assert_eq!(fx.state(), before);
+    fx.prove_email(old.id);
     let joined = fx
         .lk
         .accept_invitation(

@@ -330,7 +330,7 @@ fn a_locked_out_email_may_log_in_again_once_the_window_has_passed() {
     let fx = Fixture::new();
     let admin = fx.admin().clone();
     fx.lk
-        .change_password(admin.id, fx.account(), None, PASSWORD, None)
+        .change_password(fx.me(admin.id), None, PASSWORD)
         .unwrap();
     let email = admin.email.as_str();
     for _ in 0..5 {
@@ -649,11 +649,11 @@ fn a_password_reset_link_expires_after_an_hour() {
 #[test]
 fn a_member_of_several_accounts_picks_one_to_log_in_to() {
     let fx = Fixture::new();
-    let (globex, _) = fx.also_member_elsewhere("multi@example.com");
     let (user, _) = fx.member("multi@example.com", Default::default());
     fx.lk
-        .change_password(user.id, fx.account(), None, PASSWORD, None)
+        .change_password(fx.me(user.id), None, PASSWORD)
         .unwrap();
+    let (globex, _) = fx.also_member_elsewhere("multi@example.com");
     let unnamed = fx.lk.login("multi@example.com", PASSWORD, None, None, None);
     let Err(AppError::ChooseAccount(accounts)) = unnamed else {
         panic!("expected a choice, got {unnamed:?}");

@@ -1,6 +1,7 @@
 //! Memberships: global users, roles, disable/enable, removal, the last administrator,
 //! seats, and the personal authtoken.
 
+use latchkey::app::Acceptor;
 use latchkey::domain::DomainError;
 use latchkey::domain::credential::{CredentialPatch, Owner, Rejection};
 use latchkey::domain::event::Actor;
@@ -217,15 +218,34 @@ fn removing_a_member_revokes_its_credentials_in_that_account_only() {
             .state,
         MemberState::Active
     );
-    // The user still exists: joining again reuses it (with a fresh personal authtoken).
-    let back = fx
+    // The user still exists: it is not added back, it joins again by accepting an
+    // invitation (the same user, with a fresh personal authtoken).
+    let before = fx.state();
+    let added = fx.lk.add_member(
+        fx.admin_actor(),
+        fx.account(),
+        "dana@example.com",
+        "Dana",
+        Roles::default(),
+    );
+    assert_eq!(refusal(added), DomainError::ExistingUser);
+    assert_eq!(fx.state(), before);
+    let invited = fx
         .lk
-        .add_member(
+        .invite(
             fx.admin_actor(),
             fx.account(),
             "dana@example.com",
-            "Dana",
             Roles::default(),
+            vec![],
+        )
+        .unwrap();
+    let back = fx
+        .lk
+        .accept_invitation(
+            invited.invitation.id,
+            invited.token.unwrap().expose(),
+            Acceptor::User(dana.id),
         )
         .unwrap();
     assert_eq!(back.member.user.id, dana.id);

@@ -3,15 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use latchkey::app::{AppError, Config, Initialized, Latchkey};
+use latchkey::app::{Acceptor, AppError, Config, Initialized, Latchkey, Me};
 use latchkey::domain::DomainError;
 use latchkey::domain::credential::{CredentialId, CredentialSpec, Owner, Rejection};
 use latchkey::domain::event::{Actor, Principal};
 use latchkey::domain::id::AccountId;
 use latchkey::domain::time::{ManualClock, Timestamp};
 use latchkey::domain::token::{Secret, TokenKind};
+use latchkey::domain::user::Email;
 use latchkey::domain::user::{Roles, User};
 use latchkey::policy::Outcome;
+use latchkey::store::Reads;
 use tempfile::TempDir;
 
 /// 2026-11-22T10:00:00Z
@@ -72,6 +74,15 @@ impl Fixture {
         }
     }
 
+    /// `user` acting on itself in the fixture's account, with an API key (no session).
+    pub fn me(&self, user: latchkey::domain::id::UserId) -> Me {
+        Me {
+            user,
+            account: self.account(),
+            session: None,
+        }
+    }
+
     /// Add a member with `roles`; returns the user and its personal authtoken.
     pub fn member(&self, email: &str, roles: Roles) -> (User, Secret) {
         let joined = self
@@ -81,21 +92,60 @@ impl Fixture {
         (joined.member.user, joined.personal_authtoken)
     }
 
-    /// Make `user` (a member here) also a member of a second account, "globex"; returns
-    /// its personal authtoken there.
+    /// Make `email` a member of a second account, "globex"; returns its personal
+    /// authtoken there. A user that exists already joins the only way it can: it proves
+    /// its email with a mailed link, is invited, and accepts.
     pub fn also_member_elsewhere(&self, email: &str) -> (AccountId, Secret) {
         let other = self.lk.init("globex", "other-admin@example.com").unwrap();
-        let joined = self
-            .lk
-            .add_member(
-                Actor::SYSTEM,
-                other.account.id,
-                email,
-                "Elsewhere",
-                Roles::default(),
-            )
-            .unwrap();
+        let existing =
+            Reads::user_by_email(&self.lk.read().unwrap(), &Email::parse(email).unwrap()).unwrap();
+        let joined = match existing {
+            None => self
+                .lk
+                .add_member(
+                    Actor::SYSTEM,
+                    other.account.id,
+                    email,
+                    "Elsewhere",
+                    Roles::default(),
+                )
+                .unwrap(),
+            Some(user) => {
+                self.prove_email(user.id);
+                let invited = self
+                    .lk
+                    .invite(
+                        Actor::SYSTEM,
+                        other.account.id,
+                        email,
+                        Roles::default(),
+                        vec![],
+                    )
+                    .unwrap();
+                self.lk
+                    .accept_invitation(
+                        invited.invitation.id,
+                        invited.token.unwrap().expose(),
+                        Acceptor::User(user.id),
+                    )
+                    .unwrap()
+            }
+        };
         (other.account.id, joined.personal_authtoken)
+    }
+
+    /// `user` proves its email, as if it opened the link mailed to it.
+    pub fn prove_email(&self, user: latchkey::domain::id::UserId) {
+        let account = Reads::user_accounts(&self.lk.read().unwrap(), user).unwrap()[0];
+        let link = self
+            .lk
+            .request_email_proof(Me {
+                user,
+                account,
+                session: None,
+            })
+            .unwrap();
+        self.lk.prove_email(link.secret.expose()).unwrap();
     }
 
     /// Disable or re-enable a member of the fixture's account, as its administrator.

@@ -56,9 +56,21 @@ pub const RATE_LIMITED: Code = Code(117, StatusCode::TOO_MANY_REQUESTS);
 pub const WOULD_LOCK_OUT: Code = Code(118, StatusCode::CONFLICT);
 /// Something failed inside the server; nothing about it is shown.
 pub const INTERNAL: Code = Code(120, StatusCode::INTERNAL_SERVER_ERROR);
+/// A user with this email exists already: it joins only by accepting an invitation.
+pub const EXISTING_USER: Code = Code(121, StatusCode::CONFLICT);
+/// The user belongs to other accounts too: only the user changes what they all rely on.
+pub const SHARED_USER: Code = Code(122, StatusCode::FORBIDDEN);
+/// The user has not proven its email, so it joins no other account yet.
+pub const EMAIL_UNPROVEN: Code = Code(123, StatusCode::FORBIDDEN);
+/// A state-changing request from another site was refused.
+pub const CROSS_SITE: Code = Code(124, StatusCode::FORBIDDEN);
+/// Too many link requests for one email or from one address.
+pub const TOO_MANY_LINKS: Code = Code(125, StatusCode::TOO_MANY_REQUESTS);
+/// The appliance sends no mail, so no link can be sent.
+pub const NO_MAIL: Code = Code(126, StatusCode::SERVICE_UNAVAILABLE);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 20] = [
+pub const ALL: [(Code, &str); 26] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -118,6 +130,30 @@ pub const ALL: [(Code, &str); 20] = [
         "the change would lock its author out of the dashboard; confirm_lockout: true makes it",
     ),
     (INTERNAL, "the server failed; the log has the operation id"),
+    (
+        EXISTING_USER,
+        "a user with this email exists: invite it (POST /invitations); it joins when it accepts",
+    ),
+    (
+        SHARED_USER,
+        "the user is a member of other accounts too: only the user may change its password, name, email or second factor",
+    ),
+    (
+        EMAIL_UNPROVEN,
+        "the user has not proven its email yet (POST /me/email_verification), so it joins no other account",
+    ),
+    (
+        CROSS_SITE,
+        "a state-changing request from another site (Origin or Sec-Fetch-Site) was refused",
+    ),
+    (
+        TOO_MANY_LINKS,
+        "too many link requests for this email or from this address; Retry-After says when to try again",
+    ),
+    (
+        NO_MAIL,
+        "the appliance sends no mail (no --smtp-url), so no link can be sent",
+    ),
 ];
 
 /// An API error, before the operation id is attached.
@@ -224,6 +260,14 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// A 403 the host itself decides (not a policy): it still names `latchkey` as the deciding
+/// policy and carries the reason, like every 403.
+fn forbidden_by_latchkey(code: Code, reason: String) -> ApiError {
+    ApiError::new(code, reason.clone())
+        .with("policy", "latchkey")
+        .with("reason", reason)
+}
+
 impl From<DomainError> for ApiError {
     fn from(err: DomainError) -> ApiError {
         let msg = err.to_string();
@@ -233,6 +277,9 @@ impl From<DomainError> for ApiError {
             DomainError::LastAdministrator => ApiError::new(LAST_ADMINISTRATOR, msg),
             DomainError::Conflict { .. } => ApiError::new(CONFLICT, msg),
             DomainError::NotApplicable(_) => ApiError::new(NOT_APPLICABLE, msg),
+            DomainError::ExistingUser => ApiError::new(EXISTING_USER, msg),
+            DomainError::SharedUser(_) => forbidden_by_latchkey(SHARED_USER, msg),
+            DomainError::EmailUnproven(_) => forbidden_by_latchkey(EMAIL_UNPROVEN, msg),
             _ => {
                 tracing::error!(error = %msg, "operation failed");
                 ApiError::new(INTERNAL, "the server failed to complete the operation")

@@ -10,6 +10,8 @@ pub(super) struct Ctx {
     pub(super) metrics: Arc<metrics::Metrics>,
     pub(super) passwords: Arc<super::session::PasswordPool>,
     pub(super) mailer: Option<Arc<super::mail::Mailer>>,
+    /// Where mailed links point (the appliance's own address).
+    pub(super) link_base: Arc<str>,
     pub(super) caller: Caller,
     /// The client's address.
     pub(super) peer: Option<std::net::IpAddr>,
@@ -324,6 +326,8 @@ impl Ctx {
             (&M::DELETE, ["invitations", id]) => self.revoke_invitation(id).await,
             (&M::POST, ["users", id, "password_reset"]) => self.issue_password_reset(id).await,
             (&M::GET, ["me"]) => self.me().await,
+            (&M::PATCH, ["me"]) => self.update_me().await,
+            (&M::POST, ["me", "email_verification"]) => self.request_email_proof().await,
             (&M::POST, ["me", "password"]) => self.change_password().await,
             (&M::POST, ["me", "mfa", "totp"]) => self.enroll_totp().await,
             (&M::POST, ["me", "mfa", "totp", "confirm"]) => self.confirm_totp().await,

@@ -1,6 +1,7 @@
 //! `/invitations`: invite by email, the outbox link, revoke, accept.
 
 use super::handlers::{Ctx, RolesBody, required};
+use super::mail::Mail;
 use super::request::*;
 use super::*;
 use crate::app::{Acceptor, Invited};
@@ -51,14 +52,19 @@ fn view(base: &Base, invitation: &Invitation, token: Option<&Secret>, now: Times
         "expires_at": invitation.expires_at.to_rfc3339(),
     });
     if let (Some(token), Some(fields)) = (token, view.as_object_mut()) {
-        let url = base.uri(&format!(
-            "/invitations/{}/accept?token={}",
-            invitation.id,
-            token.expose()
-        ));
+        let url = base.uri(&accept_path(invitation.id, token));
         fields.insert("accept_url".into(), json!(url));
     }
     view
+}
+
+fn accept_path(id: InvitationId, token: &Secret) -> String {
+    format!("/invitations/{id}/accept?token={}", token.expose())
+}
+
+/// The accept link an invitation mail carries, on the appliance's own address.
+fn accept_url(link_base: &str, id: InvitationId, token: &Secret) -> String {
+    format!("{link_base}{}", accept_path(id, token))
 }
 
 impl Ctx {
@@ -104,17 +110,13 @@ impl Ctx {
         let now = self.lk.now();
         let Invited { invitation, token } =
             blocking(move || lk.invite(actor, account, &email, roles, assignments)).await?;
-        let shown = view(&self.base, &invitation, token.as_ref(), now);
-        let url = shown.get("accept_url").and_then(Value::as_str);
-        if let (Some(mailer), Some(url)) = (&self.mailer, url) {
-            mailer.send_invitation(
-                invitation.email.as_str(),
-                url,
-                &invitation.expires_at.to_rfc3339(),
-                &invitation.id.to_string(),
-            );
+        if let (Some(mailer), Some(token)) = (&self.mailer, &token) {
+            // Mailed links use the appliance's own address, never the request's Host.
+            let url = accept_url(&self.link_base, invitation.id, token);
+            let expires = invitation.expires_at.to_rfc3339();
+            mailer.send_link(invitation.email.as_str(), Mail::Invitation, &url, &expires);
         }
-        self.created(&shown)
+        self.created(&view(&self.base, &invitation, token.as_ref(), now))
     }
 
     pub(super) async fn get_invitation(self, id: &str) -> Reply {

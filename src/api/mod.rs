@@ -66,6 +66,10 @@ pub struct Api {
     client_timeout: Duration,
     passwords: Arc<session::PasswordPool>,
     mailer: Option<Arc<mail::Mailer>>,
+    /// `https://host:port` of the appliance itself, for links that go out by mail: never
+    /// a request's `Host`, which a client chooses (a reset link pointing elsewhere would
+    /// hand its token to whoever runs that host).
+    link_base: Arc<str>,
     warnings: Arc<Warnings>,
     metrics: Arc<metrics::Metrics>,
 }
@@ -148,9 +152,14 @@ impl Api {
     /// An API over `lk`. `public_url` (`https://host:port`) makes every `uri`; without it,
     /// each request's own `Host` does.
     pub fn new(lk: Arc<Latchkey>, public_url: Option<String>) -> Api {
+        let public_url: Option<Arc<str>> =
+            public_url.map(|url| Arc::from(url.trim_end_matches('/')));
         Api {
             lk,
-            public_url: public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
+            link_base: public_url
+                .clone()
+                .unwrap_or_else(|| Arc::from("https://localhost")),
+            public_url,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             passwords: Arc::default(),
             mailer: None,
@@ -167,7 +176,17 @@ impl Api {
         self
     }
 
-    /// Send invitations by mail through `mailer`.
+    /// Links sent by mail start with `base` (`https://host:port`) unless a public URL was
+    /// given, which wins.
+    #[must_use]
+    pub fn with_link_base(mut self, base: &str) -> Api {
+        if self.public_url.is_none() {
+            self.link_base = Arc::from(base.trim_end_matches('/'));
+        }
+        self
+    }
+
+    /// Send invitations and one-time links by mail through `mailer`.
     #[must_use]
     pub fn with_mailer(mut self, mailer: mail::Mailer) -> Api {
         self.mailer = Some(Arc::new(mailer));
@@ -281,7 +300,11 @@ impl Api {
         // body and authenticates by what it carries (a password, a link's token).
         let public = matches!(
             segments.as_slice(),
-            ["login"] | ["password_reset"] | ["invitations", _, "accept"]
+            ["login"]
+                | ["password_reset"]
+                | ["password_reset", "request"]
+                | ["email_verification"]
+                | ["invitations", _, "accept"]
         );
         if public {
             if method != Method::POST {
@@ -292,6 +315,8 @@ impl Api {
             return match segments.as_slice() {
                 ["login"] => self.login(body, peer, warning).await,
                 ["password_reset"] => self.reset_password(body).await,
+                ["password_reset", "request"] => self.request_password_reset(body, peer).await,
+                ["email_verification"] => self.prove_email(body).await,
                 [_, id, _] => {
                     self.accept_invitation(id, &parts.headers, body, &base)
                         .await
@@ -360,6 +385,7 @@ impl Api {
             metrics: Arc::clone(&self.metrics),
             passwords: Arc::clone(&self.passwords),
             mailer: self.mailer.clone(),
+            link_base: Arc::clone(&self.link_base),
             peer,
             caller,
             base,
@@ -542,6 +568,9 @@ fn route_label(path: &str) -> &'static str {
         ["access_review"] => "/access_review",
         ["login"] => "/login",
         ["password_reset"] => "/password_reset",
+        ["password_reset", "request"] => "/password_reset/request",
+        ["email_verification"] => "/email_verification",
+        ["me", "email_verification"] => "/me/email_verification",
         ["users", _, "password_reset"] => "/users/{id}/password_reset",
         ["invitations", _, "accept"] => "/invitations/{id}/accept",
         ["logout"] => "/logout",
@@ -592,6 +621,7 @@ fn known_path(segments: &[&str]) -> bool {
                     "verify"
                         | "login"
                         | "password_reset"
+                        | "email_verification"
                         | "logout"
                         | "me"
                         | "healthz"
@@ -606,6 +636,8 @@ fn known_path(segments: &[&str]) -> bool {
                 || segments == ["policies", "reload"]
                 || segments == ["authorize", "batch"]
                 || segments == ["me", "password"]
+                || segments == ["me", "email_verification"]
+                || segments == ["password_reset", "request"]
         }
         ["me", "mfa", "totp"] | ["me", "mfa", "totp", "confirm"] => true,
         ["credentials", _, "rotate"]

@@ -3,9 +3,10 @@
 use std::sync::atomic::Ordering;
 
 use super::handlers::{Ctx, required};
+use super::mail::Mail;
 use super::request::*;
 use super::*;
-use crate::app::SecondFactor;
+use crate::app::{Me, SecondFactor};
 use crate::domain::session::SESSION_LIFETIME_MS;
 
 #[derive(Debug, Deserialize)]
@@ -30,6 +31,54 @@ struct LoginBody {
 struct ResetBody {
     token: Option<String>,
     new_password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeBody {
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailBody {
+    email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    token: Option<String>,
+}
+
+/// The answer to a request for a mailed link: the same whether or not a user has the
+/// address, and given before anything is looked up.
+fn accepted() -> Response<Full<Bytes>> {
+    json_response(
+        StatusCode::ACCEPTED,
+        &json!({"msg": "if a user has this email, a one-time link valid for an hour is on its way to it"}),
+    )
+}
+
+/// No mail transport: no link can be sent (said alike to everyone).
+fn no_mail() -> ApiError {
+    ApiError::new(
+        error::NO_MAIL,
+        "this appliance sends no mail (its operator has not set --smtp-url), so no link can be sent; ask an administrator",
+    )
+}
+
+/// Link requests over their limit answer with their own code.
+fn links_limited(err: ApiError) -> ApiError {
+    if err.code == error::RATE_LIMITED {
+        ApiError {
+            code: error::TOO_MANY_LINKS,
+            msg: err.msg.replace("failed attempts", "link requests"),
+            ..err
+        }
+    } else {
+        err
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +218,54 @@ impl Api {
 }
 
 impl Api {
+    /// `POST /password_reset/request {"email"}`, unauthenticated: a forgotten password.
+    /// The answer is the same, and as fast, for a known and an unknown email: the link is
+    /// made and mailed (to the address on file only) after the answer, in the background.
+    /// Limited per email and per source address.
+    pub(super) async fn request_password_reset(
+        &self,
+        body: Bytes,
+        peer: Option<std::net::IpAddr>,
+    ) -> Reply {
+        let body: EmailBody = parse(&body)?;
+        let email = required(body.email.as_deref(), "email")?.to_owned();
+        let mailer = self.mailer.clone().ok_or_else(no_mail)?;
+        self.lk
+            .admit_link_request(&email, peer)
+            .map_err(|e| links_limited(e.into()))?;
+        let (lk, base) = (Arc::clone(&self.lk), Arc::clone(&self.link_base));
+        tokio::spawn(async move {
+            let made = tokio::task::spawn_blocking(move || lk.request_password_reset(&email)).await;
+            match made {
+                Ok(Ok(Some(link))) => {
+                    let url = format!("{base}/password_reset?token={}", link.secret.expose());
+                    mailer.send_link(
+                        &link.to,
+                        Mail::PasswordReset,
+                        &url,
+                        &link.expires_at.to_rfc3339(),
+                    );
+                }
+                // Nobody has that email: nothing to send, and nothing to say.
+                Ok(Ok(None)) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "a password reset link could not be made")
+                }
+                Err(_) => tracing::warn!("a password reset link could not be made"),
+            }
+        });
+        Ok(accepted())
+    }
+
+    /// `POST /email_verification {"token"}`, unauthenticated: use an email proof link.
+    pub(super) async fn prove_email(&self, body: Bytes) -> Reply {
+        let body: TokenBody = parse(&body)?;
+        let token = required(body.token.as_deref(), "token")?.to_owned();
+        let lk = Arc::clone(&self.lk);
+        blocking(move || lk.prove_email(&token)).await?;
+        Ok(no_content())
+    }
+
     /// `POST /password_reset`: a new password with a reset link's token, unauthenticated.
     pub(super) async fn reset_password(&self, body: Bytes) -> Reply {
         let body: ResetBody = parse(&body)?;
@@ -193,6 +290,15 @@ fn user_of(caller: &Caller) -> Result<UserId, ApiError> {
     }
 }
 
+/// The calling user acting on itself.
+fn me_of(caller: &Caller) -> Result<Me, ApiError> {
+    Ok(Me {
+        user: user_of(caller)?,
+        account: caller.account,
+        session: caller.session,
+    })
+}
+
 impl Ctx {
     pub(super) async fn logout(self) -> Reply {
         let user = user_of(&self.caller)?;
@@ -212,9 +318,9 @@ impl Ctx {
     }
 
     pub(super) async fn enroll_totp(self) -> Reply {
-        let user = user_of(&self.caller)?;
+        let me = me_of(&self.caller)?;
         let lk = Arc::clone(&self.lk);
-        let enrollment = blocking(move || lk.enroll_totp(user)).await?;
+        let enrollment = blocking(move || lk.enroll_totp(me)).await?;
         self.ok(&json!({
             "otpauth_uri": enrollment.otpauth_uri.expose(),
             "qr_png_base64": enrollment.qr_png_base64.expose(),
@@ -222,23 +328,19 @@ impl Ctx {
     }
 
     pub(super) async fn confirm_totp(self) -> Reply {
-        let user = user_of(&self.caller)?;
+        let me = me_of(&self.caller)?;
         let body: CodeBody = parse(&self.body)?;
         let code = required(body.code.as_deref(), "code")?.to_owned();
-        let (lk, account, session) = (
-            Arc::clone(&self.lk),
-            self.caller.account,
-            self.caller.session,
-        );
-        let codes = blocking(move || lk.confirm_totp(user, account, &code, session)).await?;
+        let lk = Arc::clone(&self.lk);
+        let codes = blocking(move || lk.confirm_totp(me, &code)).await?;
         let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
         self.ok(&json!({"recovery_codes": codes}))
     }
 
     pub(super) async fn disable_totp(self) -> Reply {
-        let user = user_of(&self.caller)?;
+        let me = me_of(&self.caller)?;
         let body: CodeBody = parse(&self.body)?;
-        let (lk, account) = (Arc::clone(&self.lk), self.caller.account);
+        let lk = Arc::clone(&self.lk);
         blocking(move || {
             let factor = match (&body.code, &body.recovery_code) {
                 (Some(code), _) => SecondFactor::Code(code),
@@ -251,7 +353,7 @@ impl Ctx {
                     .into());
                 }
             };
-            lk.disable_totp(user, account, factor)
+            lk.disable_totp(me, factor)
         })
         .await?;
         Ok(no_content())
@@ -287,18 +389,50 @@ impl Ctx {
     }
 
     pub(super) async fn change_password(self) -> Reply {
-        let user = user_of(&self.caller)?;
+        let me = me_of(&self.caller)?;
         let body: PasswordBody = parse(&self.body)?;
         let new = required(body.new_password.as_deref(), "new_password")?.to_owned();
         let current = body.current_password;
-        let (lk, account, keep) = (
-            Arc::clone(&self.lk),
-            self.caller.account,
-            self.caller.session,
-        );
+        let lk = Arc::clone(&self.lk);
         self.passwords
-            .run(move || lk.change_password(user, account, current.as_deref(), &new, keep))
+            .run(move || lk.change_password(me, current.as_deref(), &new))
             .await?;
         Ok(no_content())
+    }
+
+    /// `PATCH /me {"name"}`: the caller renames itself, in every account it belongs to.
+    pub(super) async fn update_me(self) -> Reply {
+        let me = me_of(&self.caller)?;
+        let body: MeBody = parse(&self.body)?;
+        let name = required(body.name.as_deref(), "name")?.to_owned();
+        let lk = Arc::clone(&self.lk);
+        blocking(move || lk.rename_self(me, &name)).await?;
+        self.me().await
+    }
+
+    /// `POST /me/email_verification`: mail the caller a one-time link proving its email.
+    pub(super) async fn request_email_proof(self) -> Reply {
+        let me = me_of(&self.caller)?;
+        let mailer = self.mailer.clone().ok_or_else(no_mail)?;
+        let (lk, peer) = (Arc::clone(&self.lk), self.peer);
+        let link = blocking(move || {
+            let user = lk.whoami(me.user, me.account)?.0.user;
+            lk.admit_link_request(user.email.as_str(), peer)?;
+            lk.request_email_proof(me)
+        })
+        .await
+        .map_err(links_limited)?;
+        let url = format!(
+            "{}/email_verification?token={}",
+            self.link_base,
+            link.secret.expose()
+        );
+        mailer.send_link(
+            &link.to,
+            Mail::EmailProof,
+            &url,
+            &link.expires_at.to_rfc3339(),
+        );
+        Ok(accepted())
     }
 }

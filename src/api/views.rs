@@ -133,6 +133,7 @@ pub fn member(base: &Base, member: &Member) -> Value {
         "roles": membership.roles,
         "state": membership.state,
         "mfa_enrolled": member.mfa_enrolled,
+        "email_verified": member.email_verified,
         "joined_at": time(membership.joined_at),
     })
 }
@@ -196,11 +197,13 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
                     user: user.clone(),
                     membership: membership.clone(),
                     mfa_enrolled: false,
+                    email_verified: false,
                 },
             );
-            // A snapshot does not record the second factor.
+            // A snapshot does not record the second factor or the email proof.
             if let Some(fields) = view.as_object_mut() {
                 fields.remove("mfa_enrolled");
+                fields.remove("email_verified");
             }
             view
         }

@@ -220,8 +220,9 @@ impl Latchkey {
     }
 
     /// Accept invitation `id` with its `token`: once, before it expires, and only by its
-    /// person — a logged-in user whose email it names, or a new person (no user has the
-    /// email yet) who gives a name and password. The membership, its roles and the tenant
+    /// person — a logged-in user whose email it names and who has proven that email, or a
+    /// new person (no user has the email yet) who gives a name and password (and is not
+    /// bound to the email until it proves it). The membership, its roles and the tenant
     /// role assignments are made in one transaction.
     pub fn accept_invitation(
         &self,
@@ -270,13 +271,21 @@ impl Latchkey {
             }
             let existing = tx.user_by_email(&invitation.email)?;
             let (actor, name) = match (acceptor, &existing) {
-                (Acceptor::User(user), Some(found)) if found.id == user => (
-                    Actor {
-                        principal: Principal::User(user),
-                        credential: None,
-                    },
-                    found.name.clone(),
-                ),
+                // An existing user joins another account only once it has proven its
+                // email: else an account could make a user for someone else's address,
+                // set its password, and accept that person's later invitations.
+                (Acceptor::User(user), Some(found)) if found.id == user => {
+                    if !super::identity::email_proven(tx, found)? {
+                        return Err(DomainError::EmailUnproven(user.into()).into());
+                    }
+                    (
+                        Actor {
+                            principal: Principal::User(user),
+                            credential: None,
+                        },
+                        found.name.clone(),
+                    )
+                }
                 (Acceptor::User(_), _) => {
                     return Err(AppError::Forbidden {
                         policy: String::new(),

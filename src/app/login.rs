@@ -13,12 +13,12 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-use super::{AppError, Latchkey, Member, SecondFactor, record};
+use super::{AppError, Latchkey, Me, Member, SecondFactor, record};
 use crate::domain::DomainError;
 use crate::domain::event::{Action, Actor, Principal, Snapshot};
 use crate::domain::id::{AccountId, SessionId, UserId};
 use crate::domain::ip::{Passage, RestrictionType};
-use crate::domain::session::{self, Session};
+use crate::domain::session::{self, LinkPurpose, Session, UserLink};
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 use crate::domain::user::{Email, MemberState, User};
@@ -110,6 +110,15 @@ impl Failures {
             .map(|oldest| oldest + WINDOW_MS)
     }
 
+    /// Take back the attempt counted at `at` for `key` (it turned out not to fail).
+    fn forgive(&mut self, key: &str, at: i64) {
+        if let Some(queue) = self.0.get_mut(key)
+            && let Some(position) = queue.iter().rposition(|t| *t == at)
+        {
+            queue.remove(position);
+        }
+    }
+
     fn fail(&mut self, key: String, now: i64) {
         if self.0.len() >= MAX_TRACKED && !self.0.contains_key(&key) {
             self.0
@@ -128,57 +137,104 @@ impl Failures {
     }
 }
 
-/// The in-memory brute-force counters.
-#[derive(Debug, Default)]
-pub(super) struct LoginLimiter {
-    emails: Mutex<Failures>,
+/// In-memory counters of attempts per key (an email) and per source address, over a
+/// sliding [`WINDOW_MS`]. An attempt is counted when it is admitted, before its outcome is
+/// known, and taken back if it succeeds: so any number of concurrent attempts from one
+/// address gets at most the limit through.
+#[derive(Debug)]
+pub(super) struct Limiter {
+    per_key: usize,
+    per_address: usize,
+    keys: Mutex<Failures>,
     addresses: Mutex<Failures>,
 }
 
-impl LoginLimiter {
-    fn check(&self, email: &str, ip: Option<IpAddr>, now: Timestamp) -> Result<(), AppError> {
-        let now = now.as_millis();
-        let by_email = self
-            .emails
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .locked_until(email, MAX_FAILURES_PER_EMAIL, now);
-        let by_address = ip.and_then(|ip| {
-            self.addresses
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .locked_until(&ip.to_string(), MAX_FAILURES_PER_ADDRESS, now)
-        });
-        match by_email.into_iter().chain(by_address).max() {
-            Some(until) => Err(AppError::RateLimited {
-                // Whole seconds, rounded up, and at least one.
-                retry_after_secs: u64::try_from((until - now + 999) / 1000)
-                    .unwrap_or(1)
-                    .max(1),
-            }),
-            None => Ok(()),
+/// An attempt let through by a [`Limiter`], to forgive if it succeeds.
+#[derive(Debug)]
+#[must_use]
+pub(super) struct Admitted {
+    key: String,
+    ip: Option<IpAddr>,
+    at: i64,
+}
+
+impl Limiter {
+    /// A limiter allowing `per_key` attempts per key and `per_address` per address.
+    pub(super) fn new(per_key: usize, per_address: usize) -> Limiter {
+        Limiter {
+            per_key,
+            per_address,
+            keys: Mutex::default(),
+            addresses: Mutex::default(),
         }
     }
 
-    fn fail(&self, email: &str, ip: Option<IpAddr>, now: Timestamp) {
+    /// The limiter of password logins (and of current-password checks).
+    pub(super) fn logins() -> Limiter {
+        Limiter::new(MAX_FAILURES_PER_EMAIL, MAX_FAILURES_PER_ADDRESS)
+    }
+
+    /// Count an attempt for `key` from `ip`, or refuse it with the time to wait when
+    /// either is over its limit (nothing is counted then).
+    pub(super) fn admit(
+        &self,
+        key: &str,
+        ip: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<Admitted, AppError> {
         let now = now.as_millis();
-        self.emails
+        let limited = |until: i64| AppError::RateLimited {
+            // Whole seconds, rounded up, and at least one.
+            retry_after_secs: u64::try_from((until - now + 999) / 1000)
+                .unwrap_or(1)
+                .max(1),
+        };
+        // Both locks, always in this order, so the two counts move together.
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut addresses = self
+            .addresses
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .fail(email.to_owned(), now);
+            .unwrap_or_else(PoisonError::into_inner);
+        let by_key = keys.locked_until(key, self.per_key, now);
+        let by_address =
+            ip.and_then(|ip| addresses.locked_until(&ip.to_string(), self.per_address, now));
+        if let Some(until) = by_key.into_iter().chain(by_address).max() {
+            return Err(limited(until));
+        }
+        keys.fail(key.to_owned(), now);
         if let Some(ip) = ip {
+            addresses.fail(ip.to_string(), now);
+        }
+        Ok(Admitted {
+            key: key.to_owned(),
+            ip,
+            at: now,
+        })
+    }
+
+    /// The admitted attempt succeeded: the key's failures are forgotten, and the
+    /// attempt no longer counts against its address.
+    pub(super) fn succeeded(&self, attempt: Admitted) {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear(&attempt.key);
+        self.forgive(attempt);
+    }
+
+    /// The admitted attempt did not fail (it stopped short of a verdict, e.g. a second
+    /// factor is still to come): it no longer counts, and nothing else changes.
+    pub(super) fn forgive(&self, attempt: Admitted) {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forgive(&attempt.key, attempt.at);
+        if let Some(ip) = attempt.ip {
             self.addresses
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .fail(ip.to_string(), now);
+                .forgive(&ip.to_string(), attempt.at);
         }
-    }
-
-    fn succeed(&self, email: &str) {
-        self.emails
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear(email);
     }
 }
 
@@ -284,7 +340,10 @@ impl Latchkey {
     }
 
     /// Issue a one-time password reset link secret for member `user` (administrators
-    /// only, by the policies). Returns the secret, shown this once, and its expiry.
+    /// only, by the policies, and only for a user whose every membership is in this
+    /// account: a user of several accounts resets its own password). Returns the secret,
+    /// shown this once, and its expiry. Whoever uses it proves nothing about the email, so
+    /// the user's email proof goes when it is used.
     pub fn issue_password_reset(
         &self,
         actor: Actor,
@@ -302,11 +361,12 @@ impl Latchkey {
             let target =
                 super::Target::member("password_reset", user.to_string(), &membership.roles);
             self.authorize(tx, actor, account, target, now)?;
-            tx.put_password_reset(
+            crate::domain::user::ensure_only_account(user, &tx.user_accounts(user)?, account)?;
+            tx.put_user_link(
                 &key,
-                &session::PasswordReset {
+                &UserLink {
                     user,
-                    account,
+                    purpose: LinkPurpose::AdminReset { account },
                     created_at: now,
                     expires_at,
                 },
@@ -326,39 +386,37 @@ impl Latchkey {
     }
 
     /// Set a new password with a reset link's secret: once, before it expires. Every
-    /// session of the user ends.
+    /// session of the user ends. A link mailed to the user's own address proves it
+    /// controls the address; an administrator's link (which the administrator saw) drops
+    /// any earlier proof. Recorded in every account the user belongs to.
     pub fn reset_password(&self, secret: &str, new: &str) -> Result<(), AppError> {
         let now = self.now();
         let key = self.secret_key(secret);
         let invalid = || DomainError::invalid("token", "is not valid: used, expired or unknown");
-        let (reset, user) = {
+        let (link, user) = {
             let read = self.store.read()?;
-            let reset = read
-                .password_reset(&key)?
-                .filter(|r| now < r.expires_at)
+            let link = read
+                .user_link(&key)?
+                .filter(|l| now < l.expires_at && l.purpose.resets_password())
                 .ok_or_else(invalid)?;
             let user = read
-                .user(reset.user)?
-                .ok_or_else(|| DomainError::NotFound(reset.user.into()))?;
-            (reset, user)
+                .user(link.user)?
+                .ok_or_else(|| DomainError::NotFound(link.user.into()))?;
+            (link, user)
         };
         let phc = self.new_password_hash(&user, new)?;
         self.store.write(|tx| {
             // Still there: a second use racing this one finds it gone.
-            tx.password_reset(&key)?.ok_or_else(invalid)?;
-            tx.remove_password_reset(&key)?;
+            tx.user_link(&key)?.ok_or_else(invalid)?;
+            tx.remove_user_link(&key)?;
             tx.set_password(user.id, &phc)?;
             end_sessions(tx, user.id, None, None)?;
-            record(
-                tx,
-                &reset.account,
-                now,
-                actor(user.id),
-                Action::PasswordChanged,
-                user.id.to_string(),
-                None,
-                None,
-            )
+            let by = actor(user.id);
+            super::record_user_change(tx, user.id, now, by, Action::PasswordChanged)?;
+            match &link.purpose {
+                LinkPurpose::AdminReset { .. } => super::identity::unprove(tx, &user, by, now),
+                purpose => super::identity::prove(tx, &user, purpose.proves(), by, now),
+            }
         })
     }
 
@@ -376,7 +434,8 @@ impl Latchkey {
     ) -> Result<LoggedIn, AppError> {
         let now = self.now();
         let key = email.trim().to_lowercase();
-        self.logins.check(&key, ip, now)?;
+        // Counted now, before any password is checked; taken back if it succeeds.
+        let attempt = self.logins.admit(&key, ip, now)?;
         let read = self.store.read()?;
         let user = Email::parse(email)
             .ok()
@@ -397,7 +456,6 @@ impl Latchkey {
         let user = match user {
             Some(user) if matches => user,
             other => {
-                self.logins.fail(&key, ip, now);
                 match other {
                     Some(user) => {
                         let memberships = read.user_accounts(user.id)?;
@@ -427,6 +485,7 @@ impl Latchkey {
             (Some(a), _) if active.contains(&a) => a,
             (Some(_), _) | (None, []) => {
                 // The password was right, so this says nothing an attacker did not know.
+                self.logins.forgive(attempt);
                 return Err(AppError::Forbidden {
                     policy: String::new(),
                     reason: format!("{} is not an active member of that account", user.id),
@@ -434,6 +493,7 @@ impl Latchkey {
             }
             (None, [only]) => *only,
             (None, several) => {
+                self.logins.forgive(attempt);
                 return Err(AppError::ChooseAccount(several.to_vec()));
             }
         };
@@ -444,6 +504,7 @@ impl Latchkey {
             let reason = format!(
                 "IP restriction {restriction} does not allow dashboard sessions from {shown}"
             );
+            self.logins.forgive(attempt);
             self.record_attempt(&user, &[chosen], ip, Some(&reason))?;
             return Err(AppError::IpRestricted(reason));
         }
@@ -458,19 +519,21 @@ impl Latchkey {
             (enrolled, required)
         };
         if enrolled {
-            let factor = factor.ok_or(AppError::MfaRequired)?;
+            let Some(factor) = factor else {
+                self.logins.forgive(attempt);
+                return Err(AppError::MfaRequired);
+            };
             let passed = self
                 .store
                 .write(|tx| self.use_second_factor(tx, user.id, factor, now))?;
             if !passed {
-                self.logins.fail(&key, ip, now);
                 self.record_attempt(&user, &[chosen], ip, Some("wrong second factor"))?;
                 return Err(AppError::Unauthenticated(
                     "the second factor is not correct (a code is accepted once)".into(),
                 ));
             }
         }
-        self.logins.succeed(&key);
+        self.logins.succeeded(attempt);
         let secret = random_secret()?;
         let session = Session {
             id: SessionId::generate(now)?,
@@ -584,16 +647,17 @@ impl Latchkey {
     }
 
     /// Set or change `user`'s password, acting in `account`. The current password is
-    /// required once one is set; the new one must pass the strength check. Every other
-    /// session of the user ends (`keep` is the caller's own, if it uses one).
+    /// required once one is set; a first password without it only while `account` is the
+    /// user's only account (as after `latchkey init`). The new one must pass the strength
+    /// check. Every other session of the user ends (`keep` is the caller's own, if it
+    /// uses one). Recorded in every account the user belongs to.
     pub fn change_password(
         &self,
-        user: UserId,
-        account: AccountId,
+        me: Me,
         current: Option<&str>,
         new: &str,
-        keep: Option<SessionId>,
     ) -> Result<(), AppError> {
+        let (user, account, keep) = (me.user, me.account, me.session);
         let now = self.now();
         let (found, stored) = {
             let read = self.store.read()?;
@@ -607,26 +671,20 @@ impl Latchkey {
                 DomainError::invalid("current_password", "is required to change a password")
             })?;
             let key = found.email.as_str().to_lowercase();
-            self.logins.check(&key, None, now)?;
+            let attempt = self.logins.admit(&key, None, now)?;
             if !password_matches(stored, given) {
-                self.logins.fail(&key, None, now);
                 return Err(DomainError::invalid("current_password", "is not correct").into());
             }
+            self.logins.succeeded(attempt);
+        } else {
+            let accounts = self.store.read()?.user_accounts(user)?;
+            crate::domain::user::ensure_only_account(user, &accounts, account)?;
         }
         let phc = self.new_password_hash(&found, new)?;
         self.store.write(|tx| {
             tx.set_password(user, &phc)?;
             end_sessions(tx, user, None, keep)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor(user),
-                Action::PasswordChanged,
-                user.to_string(),
-                None,
-                None,
-            )
+            super::record_user_change(tx, user, now, actor(user), Action::PasswordChanged)
         })
     }
 }

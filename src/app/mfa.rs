@@ -11,10 +11,10 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Builder, Totp};
 use zeroize::Zeroizing;
 
-use super::{AppError, Latchkey, record};
+use super::{AppError, Latchkey, Me};
 use crate::domain::DomainError;
 use crate::domain::event::{Action, Actor, Principal};
-use crate::domain::id::{AccountId, SessionId, UserId};
+use crate::domain::id::UserId;
 use crate::domain::session::TotpRecord;
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
@@ -143,8 +143,9 @@ impl Latchkey {
 
     /// Begin TOTP enrollment (replacing an unconfirmed one): the seed as an `otpauth://`
     /// URI and a QR code. Refused while a confirmed one exists.
-    pub fn enroll_totp(&self, user: UserId) -> Result<Enrollment, AppError> {
+    pub fn enroll_totp(&self, me: Me) -> Result<Enrollment, AppError> {
         let now = self.now();
+        let user = me.user;
         let found = self
             .store
             .read()?
@@ -161,6 +162,7 @@ impl Latchkey {
             .map_err(|e| AppError::DataDir(format!("TOTP QR code failed: {e}")))?;
         let sealed = self.seal(Sealed::TotpSeed, seed.as_ref())?;
         self.store.write(|tx| {
+            me.ensure_may_change_self(tx)?;
             if tx.totp(user)?.is_some_and(|r| r.confirmed) {
                 return Err(DomainError::Conflict {
                     what: "a confirmed TOTP enrollment (disable it first)",
@@ -188,19 +190,15 @@ impl Latchkey {
     /// Confirm enrollment with a first code: TOTP then guards every login. Returns the
     /// recovery codes, shown this once. `session`, if the caller used one, counts as
     /// having passed the second factor from now on.
-    pub fn confirm_totp(
-        &self,
-        user: UserId,
-        account: AccountId,
-        code: &str,
-        session: Option<SessionId>,
-    ) -> Result<Vec<Secret>, AppError> {
+    pub fn confirm_totp(&self, me: Me, code: &str) -> Result<Vec<Secret>, AppError> {
         let now = self.now();
+        let (user, session) = (me.user, me.session);
         let codes: Vec<String> = (0..RECOVERY_CODES)
             .map(|_| recovery_code())
             .collect::<Result<_, _>>()?;
         let hashes: Vec<[u8; 32]> = codes.iter().map(|c| self.recovery_hash(c)).collect();
         self.store.write(|tx| {
+            me.ensure_may_change_self(tx)?;
             let mut found =
                 tx.totp(user)?
                     .filter(|r| !r.confirmed)
@@ -217,16 +215,7 @@ impl Latchkey {
             if let Some(session) = session {
                 super::login::mark_mfa_verified(tx, user, session)?;
             }
-            record(
-                tx,
-                &account,
-                now,
-                actor(user),
-                Action::MfaEnrolled,
-                user.to_string(),
-                None,
-                None,
-            )
+            super::record_user_change(tx, user, now, actor(user), Action::MfaEnrolled)
         })?;
         Ok(codes.into_iter().map(Secret::new).collect())
     }
@@ -288,14 +277,11 @@ impl Latchkey {
     }
 
     /// Turn TOTP off; needs a current code (or a recovery code).
-    pub fn disable_totp(
-        &self,
-        user: UserId,
-        account: AccountId,
-        factor: SecondFactor<'_>,
-    ) -> Result<(), AppError> {
+    pub fn disable_totp(&self, me: Me, factor: SecondFactor<'_>) -> Result<(), AppError> {
         let now = self.now();
+        let user = me.user;
         self.store.write(|tx| {
+            me.ensure_may_change_self(tx)?;
             if tx.totp(user)?.is_none() {
                 return Err(DomainError::NotApplicable("TOTP is not enrolled").into());
             }
@@ -304,16 +290,7 @@ impl Latchkey {
                 return Err(DomainError::invalid("code", "is not a current code").into());
             }
             tx.remove_totp(user)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor(user),
-                Action::MfaDisabled,
-                user.to_string(),
-                None,
-                None,
-            )
+            super::record_user_change(tx, user, now, actor(user), Action::MfaDisabled)
         })
     }
 }

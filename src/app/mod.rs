@@ -8,6 +8,7 @@
 
 mod authz;
 mod data_dir;
+mod identity;
 mod invite;
 mod ip;
 mod login;
@@ -36,6 +37,8 @@ use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
 use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::DataDir;
+use identity::record_user_change;
+pub use identity::{MailedLink, Me};
 pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use login::{LoggedIn, PasswordCost, Recovered};
@@ -176,16 +179,20 @@ pub struct Member {
     pub membership: Membership,
     /// It has confirmed a TOTP second factor.
     pub mfa_enrolled: bool,
+    /// It has proven it controls its email (until then it joins no other account).
+    pub email_verified: bool,
 }
 
 impl Member {
-    /// A member as `tx` holds it, with its second-factor state.
+    /// A member as `tx` holds it, with its second-factor and email-proof state.
     fn read(tx: &impl Reads, user: User, membership: Membership) -> Result<Member, AppError> {
         let mfa_enrolled = tx.totp(user.id)?.is_some_and(|t| t.confirmed);
+        let email_verified = identity::email_proven(tx, &user)?;
         Ok(Member {
             user,
             membership,
             mfa_enrolled,
+            email_verified,
         })
     }
 }
@@ -211,7 +218,8 @@ pub struct Latchkey {
     policies: Option<PolicyEngine>,
     gates: ip::GateCache,
     principals: authz::PrincipalCache,
-    logins: login::LoginLimiter,
+    logins: login::Limiter,
+    links: login::Limiter,
     password_cost: PasswordCost,
     clock: Arc<dyn Clock>,
 }
@@ -238,7 +246,11 @@ impl Latchkey {
             policies,
             gates: ip::GateCache::default(),
             principals: authz::PrincipalCache::default(),
-            logins: login::LoginLimiter::default(),
+            logins: login::Limiter::logins(),
+            links: login::Limiter::new(
+                identity::MAX_LINKS_PER_EMAIL,
+                identity::MAX_LINKS_PER_ADDRESS,
+            ),
             password_cost: config.password_cost,
             clock: config.clock,
         })
@@ -305,6 +317,7 @@ impl Latchkey {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
+            let new_user = tx.user_by_email(&email)?.is_none();
             let joined = self.join(
                 tx,
                 actor,
@@ -314,6 +327,12 @@ impl Latchkey {
                 Roles::administrator(),
                 now,
             )?;
+            // The host operator names the first administrator: its email is taken as
+            // proven (an existing user keeps whatever proof it has).
+            if new_user {
+                let user = &joined.member.user;
+                identity::prove(tx, user, Some(user.email.as_str()), actor, now)?;
+            }
             let spec = CredentialSpec {
                 description: "created by latchkey init".to_owned(),
                 ..Default::default()
@@ -336,8 +355,9 @@ impl Latchkey {
         })
     }
 
-    /// Add a user (found by email, or created) to `account` with `roles`, and make its
-    /// personal authtoken.
+    /// Add a new user to `account` with `roles`, and make its personal authtoken. An
+    /// email that already belongs to a user is refused: that user joins only by accepting
+    /// an invitation (seed 001). The new user is not bound to its email until it proves it.
     pub fn add_member(
         &self,
         actor: Actor,
@@ -354,6 +374,11 @@ impl Latchkey {
                 .with("grants_admin", roles.admin)
                 .with("target_admin", false);
             self.authorize(tx, actor, account, target, now)?;
+            if let Some(existing) = tx.user_by_email(&email)?
+                && tx.membership(account, existing.id)?.is_none()
+            {
+                return Err(DomainError::ExistingUser.into());
+            }
             self.join(tx, actor, account, &email, name, roles, now)
         })
     }
@@ -434,7 +459,9 @@ impl Latchkey {
     }
 
     /// Rename a member. The user is global, so every account it belongs to sees the new
-    /// name; changing an administrator's is for administrators.
+    /// name: only a user whose every membership is in `account` is renamed by another
+    /// member (changing an administrator's is for administrators); a user renames itself
+    /// with [`Latchkey::rename_self`].
     pub fn rename_member(
         &self,
         actor: Actor,
@@ -449,6 +476,13 @@ impl Latchkey {
                 .ok_or_else(|| DomainError::NotFound(user.into()))?;
             let target = Target::member("update", user.to_string(), &membership.roles);
             self.authorize(tx, actor, account, target, now)?;
+            // The user itself, in a session, renames itself anywhere; anyone else (or a
+            // key, which an administrator may have made) only a user of this account alone.
+            let own_session = actor.principal == crate::domain::event::Principal::User(user)
+                && actor.credential.is_none();
+            if !own_session {
+                user::ensure_only_account(user, &tx.user_accounts(user)?, account)?;
+            }
             let before = tx
                 .user(user)?
                 .ok_or_else(|| DomainError::NotFound(user.into()))?;
@@ -456,13 +490,12 @@ impl Latchkey {
             after.name = crate::domain::account::validate_display_name(name)?;
             if after != before {
                 tx.update_user(&after)?;
-                record(
+                identity::record_user_change_with(
                     tx,
-                    &account,
+                    user,
                     now,
                     actor,
                     Action::UserRenamed,
-                    user.to_string(),
                     Some(Snapshot::User(before)),
                     Some(Snapshot::User(after.clone())),
                 )?;

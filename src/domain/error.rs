@@ -23,6 +23,23 @@ pub enum DomainError {
     /// The operation does not apply to this object (e.g. rotating an SSH key).
     #[error("{0}")]
     NotApplicable(&'static str),
+    /// A user with this email exists already: it joins an account only by accepting an
+    /// invitation (seed 001), never by being added.
+    #[error(
+        "a user with this email exists already: invite it (POST /invitations); it joins when it accepts"
+    )]
+    ExistingUser,
+    /// The user belongs to other accounts too, so what every account relies on about it
+    /// (password, name, email, second factor, sessions) is the user's own to change.
+    #[error(
+        "{0} is also a member of another account: only the user may change its password, name, email or second factor (it resets a forgotten password with POST /password_reset/request)"
+    )]
+    SharedUser(AnyId),
+    /// The user has not proven it controls its email, so it joins no other account.
+    #[error(
+        "the email of {0} is not proven: ask for a link with POST /me/email_verification, open it, then accept again"
+    )]
+    EmailUnproven(AnyId),
     /// The operating system's CSPRNG failed; no identifier or secret can be made safely.
     #[error("the operating system's random number generator is unavailable")]
     RandomnessUnavailable,

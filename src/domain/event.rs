@@ -116,6 +116,11 @@ pub enum Action {
     Invitation(Change),
     /// An invitation was accepted (the membership it made is its own event).
     InvitationAccepted,
+    /// A user proved it controls its email (a link mailed only to it was used).
+    EmailProven,
+    /// A user's email proof was dropped: an administrator's reset link, which the
+    /// administrator saw, set its password.
+    EmailProofRemoved,
 }
 
 /// The tenancy resources.
@@ -205,6 +210,8 @@ impl Action {
             Action::Invitation(Change::Updated) => "iam.invitations.update",
             Action::Invitation(Change::Deleted) => "iam.invitations.delete",
             Action::InvitationAccepted => "iam.invitations.accept",
+            Action::EmailProven => "iam.users.prove_email",
+            Action::EmailProofRemoved => "iam.users.unprove_email",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",

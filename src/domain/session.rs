@@ -63,18 +63,68 @@ pub struct TotpRecord {
 /// How long a password reset link works: one hour.
 pub const RESET_LIFETIME_MS: i64 = 60 * 60 * 1000;
 
-/// A one-time password reset an administrator issued; the link carries a random secret,
-/// the store keeps its keyed hash.
+/// A one-time link for one user: a password reset an administrator issued, or a link
+/// mailed to the user's own address (a reset it asked for, or a proof of its email). The
+/// link carries a random secret; the store keeps its keyed hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PasswordReset {
-    /// Whose password.
+pub struct UserLink {
+    /// Whose.
     pub user: UserId,
-    /// The account it was issued in.
-    pub account: AccountId,
+    /// What it does, and whether using it proves the email.
+    pub purpose: LinkPurpose,
     /// When it was issued.
     pub created_at: Timestamp,
     /// When it stops working.
     pub expires_at: Timestamp,
+}
+
+/// What a [`UserLink`] is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkPurpose {
+    /// A password reset an administrator of `account` issued and was shown: whoever uses
+    /// it proves nothing about the email, so using it unbinds the user from its email.
+    AdminReset {
+        /// The administrator's account.
+        account: AccountId,
+    },
+    /// A password reset the user asked for, mailed to `email` only: using it proves the
+    /// user controls that address.
+    MailedReset {
+        /// The address it went to.
+        email: String,
+    },
+    /// A proof of the address `email`, mailed to it only.
+    EmailProof {
+        /// The address it went to.
+        email: String,
+    },
+}
+
+impl LinkPurpose {
+    /// Whether the link sets a password.
+    pub fn resets_password(&self) -> bool {
+        !matches!(self, LinkPurpose::EmailProof { .. })
+    }
+
+    /// The address using this link proves the user controls, if any.
+    pub fn proves(&self) -> Option<&str> {
+        match self {
+            LinkPurpose::AdminReset { .. } => None,
+            LinkPurpose::MailedReset { email } | LinkPurpose::EmailProof { email } => Some(email),
+        }
+    }
+}
+
+/// A user's proof that it controls its email: a link mailed only to that address was used
+/// (or the host operator vouched, making the account's first administrator). Until it has
+/// one, a user made by an administrator, Just-in-Time or SCIM joins no other account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailProof {
+    /// The address proven, as its unique key (lower case): a proof of another address
+    /// proves nothing about the current one.
+    pub email: String,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// Check a new password: long enough, not too long, and strong by the zxcvbn estimator

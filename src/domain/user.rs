@@ -79,6 +79,21 @@ impl User {
     }
 }
 
+/// Account isolation: users are global, so an account may change what every account
+/// relies on about a user (its password, name, email, second factor, sessions) only when
+/// it is the user's only account. `accounts` are the user's memberships.
+pub fn ensure_only_account(
+    user: UserId,
+    accounts: &[AccountId],
+    account: AccountId,
+) -> Result<(), DomainError> {
+    if accounts.iter().all(|a| *a == account) {
+        Ok(())
+    } else {
+        Err(DomainError::SharedUser(user.into()))
+    }
+}
+
 /// Developer role: may a member change developer resources (credentials, bots, IP policies)?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -132,7 +132,8 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     tracing::info!(%addr, "listening");
 
     let mut api = Api::new(Arc::clone(&lk), config.public_url.clone())
-        .with_client_timeout(config.client_timeout);
+        .with_client_timeout(config.client_timeout)
+        .with_link_base(&format!("https://{addr}"));
     if let Some((url, from)) = &config.smtp {
         api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
     }

@@ -11,7 +11,7 @@ use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{PasswordReset, Session, TotpRecord};
+use crate::domain::session::{EmailProof, LinkPurpose, Session, TotpRecord, UserLink};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
@@ -59,7 +59,7 @@ record! {
     AddedPermission => 1, "permission";
     Session => 1, "session";
     TotpRecord => 1, "TOTP enrollment";
-    PasswordReset => 1, "password reset";
+    EmailProof => 1, "email proof";
     Invitation => 1, "invitation";
 }
 
@@ -73,6 +73,32 @@ impl Record for Credential {
         match version {
             1 => postcard::from_bytes::<v1::Credential>(body)
                 .map(Credential::from)
+                .map_err(|e| StoreError::corrupt(Self::NAME, e.to_string())),
+            other => Err(StoreError::corrupt(
+                Self::NAME,
+                format!("unknown record version {other}"),
+            )),
+        }
+    }
+}
+
+// Version 2 of one-time links named their purpose; version 1 held only administrators'
+// password resets, with the account they were issued in.
+impl Record for UserLink {
+    const VERSION: u8 = 2;
+    const NAME: &'static str = "user link";
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
+        match version {
+            1 => postcard::from_bytes::<v1::PasswordReset>(body)
+                .map(|old| UserLink {
+                    user: old.user,
+                    purpose: LinkPurpose::AdminReset {
+                        account: old.account,
+                    },
+                    created_at: old.created_at,
+                    expires_at: old.expires_at,
+                })
                 .map_err(|e| StoreError::corrupt(Self::NAME, e.to_string())),
             other => Err(StoreError::corrupt(
                 Self::NAME,
@@ -112,6 +138,15 @@ pub(crate) mod v1 {
     use crate::domain::ssh::SshPublicKey;
     use crate::domain::time::Timestamp;
     use crate::domain::user::{Membership, User};
+
+    /// An administrator's password reset, before links named their purpose.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub(crate) struct PasswordReset {
+        pub user: crate::domain::id::UserId,
+        pub account: AccountId,
+        pub created_at: Timestamp,
+        pub expires_at: Timestamp,
+    }
 
     /// A credential before scopes and allowed networks.
     #[derive(Debug, Clone, Serialize, Deserialize)]

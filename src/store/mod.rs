@@ -33,7 +33,7 @@ use tables::*;
 pub use tx::{ReadTx, Reads, WriteTx};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -130,7 +130,17 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the password, session, TOTP, password reset and invitation tables",
         run: create_login_tables,
     },
+    Migration {
+        to: 5,
+        what: "create the email proof table (one-time links name their purpose from now on)",
+        run: create_email_proof_table,
+    },
 ];
+
+fn create_email_proof_table(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(EMAIL_PROOFS)?;
+    Ok(())
+}
 
 fn create_login_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PASSWORDS)?;

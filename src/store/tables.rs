@@ -101,7 +101,8 @@ pub(crate) const USER_SESSIONS: TableDefinition<(u128, u128), &[u8; 32]> =
     TableDefinition::new("user_sessions");
 /// User id → `TotpRecord` (the seed sealed under a key derived from the server key).
 pub(crate) const TOTP: TableDefinition<u128, &[u8]> = TableDefinition::new("totp");
-/// Keyed hash of a password reset link's secret → `PasswordReset`.
+/// Keyed hash of a one-time link's secret → `UserLink` (password resets and email proofs;
+/// the table keeps the name it had when it held only resets).
 pub(crate) const PASSWORD_RESETS: TableDefinition<&[u8; 32], &[u8]> =
     TableDefinition::new("password_resets");
 /// Invitation id → `Invitation`.
@@ -109,3 +110,6 @@ pub(crate) const INVITATIONS: TableDefinition<u128, &[u8]> = TableDefinition::ne
 /// (account, invitation) → ().
 pub(crate) const ACCOUNT_INVITATIONS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("account_invitations");
+
+/// User id → `EmailProof`: the address the user has proven it controls.
+pub(crate) const EMAIL_PROOFS: TableDefinition<u128, &[u8]> = TableDefinition::new("email_proofs");

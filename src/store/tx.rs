@@ -17,7 +17,7 @@ use crate::domain::id::{
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{PasswordReset, Session, TotpRecord};
+use crate::domain::session::{EmailProof, Session, TotpRecord, UserLink};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
@@ -203,12 +203,17 @@ pub trait Reads: Tables {
         .collect()
     }
 
-    /// The password reset whose link secret has this keyed hash.
-    fn password_reset(&self, key: &[u8; 32]) -> Result<Option<PasswordReset>, StoreError> {
+    /// The one-time link whose secret has this keyed hash.
+    fn user_link(&self, key: &[u8; 32]) -> Result<Option<UserLink>, StoreError> {
         self.table(PASSWORD_RESETS)?
             .get(key)?
             .map(|v| codec::decode(v.value()))
             .transpose()
+    }
+
+    /// The address a user has proven it controls, if any.
+    fn email_proof(&self, user: UserId) -> Result<Option<EmailProof>, StoreError> {
+        get_record(&self.table(EMAIL_PROOFS)?, user.0)
     }
 
     /// An invitation by id.
@@ -612,21 +617,31 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Store a password reset under the keyed hash of its link's secret.
-    pub fn put_password_reset(
-        &mut self,
-        key: &[u8; 32],
-        reset: &PasswordReset,
-    ) -> Result<(), StoreError> {
+    /// Store a one-time link under the keyed hash of its secret.
+    pub fn put_user_link(&mut self, key: &[u8; 32], link: &UserLink) -> Result<(), StoreError> {
         self.txn
             .open_table(PASSWORD_RESETS)?
-            .insert(key, codec::encode(reset)?.as_slice())?;
+            .insert(key, codec::encode(link)?.as_slice())?;
         Ok(())
     }
 
-    /// Use up a password reset.
-    pub fn remove_password_reset(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
+    /// Use up a one-time link.
+    pub fn remove_user_link(&mut self, key: &[u8; 32]) -> Result<(), StoreError> {
         self.txn.open_table(PASSWORD_RESETS)?.remove(key)?;
+        Ok(())
+    }
+
+    /// Record that `user` proved its email (replacing an earlier proof).
+    pub fn put_email_proof(&mut self, user: UserId, proof: &EmailProof) -> Result<(), StoreError> {
+        self.txn
+            .open_table(EMAIL_PROOFS)?
+            .insert(user.0, codec::encode(proof)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Forget `user`'s email proof.
+    pub fn remove_email_proof(&mut self, user: UserId) -> Result<(), StoreError> {
+        self.txn.open_table(EMAIL_PROOFS)?.remove(user.0)?;
         Ok(())
     }
 
