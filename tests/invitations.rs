@@ -320,55 +320,9 @@ fn an_existing_user_accepts_as_itself_and_an_expired_invitation_is_refused() {
     );
 }
 
-/// A minimal SMTP server on loopback that accepts one message and hands its text over.
-fn one_message_smtp() -> (u16, std::sync::mpsc::Receiver<String>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        writer.write_all(b"220 test ESMTP\r\n").unwrap();
-        let (mut message, mut in_data) = (String::new(), false);
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            if in_data {
-                if line == ".\r\n" {
-                    in_data = false;
-                    writer.write_all(b"250 OK queued\r\n").unwrap();
-                } else {
-                    message.push_str(&line);
-                }
-            } else {
-                let command = line.to_ascii_uppercase();
-                let answer: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
-                    b"250 test\r\n"
-                } else if command.starts_with("DATA") {
-                    in_data = true;
-                    b"354 go ahead\r\n"
-                } else if command.starts_with("QUIT") {
-                    writer.write_all(b"221 bye\r\n").unwrap();
-                    break;
-                } else {
-                    b"250 OK\r\n"
-                };
-                writer.write_all(answer).unwrap();
-            }
-            line.clear();
-        }
-        sender.send(message).ok();
-    });
-    (port, receiver)
-}
-
 #[test]
 fn with_smtp_configured_the_invitation_is_mailed() {
-    let (port, received) = one_message_smtp();
+    let (port, received) = crate::support::smtp_inbox();
     let url = format!("smtp://127.0.0.1:{port}");
     let server = crate::api::start_configured(
         std::sync::Arc::new(tempfile::tempdir().unwrap()),

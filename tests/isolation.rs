@@ -2,9 +2,17 @@
 //! over TLS: what one account, a lower role or a scoped key must not be able to do, and
 //! that a refusal leaves every object and trail as it was.
 
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
-use crate::api::{Server, assert_error, start_server};
+use crate::api::{Reply, Server, assert_error, reply, start_configured, start_server};
+use crate::login::{PASSWORD, cookie_of, header, login, with_cookie};
+use crate::support::{link_in, policies_dir, smtp_inbox};
 
 /// The id of an API key or authtoken, read from its token (`lk_ak_<id>_<secret>`).
 fn token_id(token: &str) -> String {
@@ -42,7 +50,7 @@ fn mint(server: &Server, maker: &str, body: Value) -> (String, String, Value) {
 }
 
 /// Refused with `status`/`code`, and the keys and the trail are as they were.
-fn refused_unchanged(server: &Server, reply: &crate::api::Reply, status: u16, code: u16) {
+fn refused_unchanged(server: &Server, reply: &Reply, status: u16, code: u16) {
     let (before_keys, before_event) = (keys(server), newest_event(server));
     assert_error(reply, status, code);
     assert_eq!(keys(server), before_keys);
@@ -253,4 +261,513 @@ fn a_read_write_developer_cannot_change_an_administrators_credentials() {
         json!({"description": "checked"}),
     );
     assert_eq!(by_admin.status, 200, "{:?}", by_admin.body);
+}
+
+// ---- 1. no account can act on what another account relies on --------------------------
+
+/// One server over a data directory holding two accounts made by the host operator
+/// (`latchkey init` twice), mailing through an inbox on loopback.
+struct TwoAccounts {
+    /// Acts as account A's administrator (`admin_key`, `account_id`, `admin_id`).
+    server: Server,
+    b_key: String,
+    b_account: String,
+    b_admin: String,
+    inbox: Receiver<String>,
+}
+
+const A_ADMIN: &str = "admin@acme.example";
+const B_ADMIN: &str = "admin@globex.example";
+
+fn init(data: &Path, account: &str, email: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["init", "--data-dir"])
+        .arg(data)
+        .args(["--account", account, "--admin-email", email, "--policies"])
+        .arg(policies_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn two_accounts() -> TwoAccounts {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    let a = init(&data, "acme", A_ADMIN);
+    let b = init(&data, "globex", B_ADMIN);
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap().to_owned();
+    let (port, inbox) = smtp_inbox();
+    let smtp = format!("smtp://127.0.0.1:{port}");
+    let server = start_configured(
+        dir,
+        &policies_dir(),
+        Some((
+            text(&a, "api_key"),
+            text(&a, "account_id"),
+            text(&a, "user_id"),
+        )),
+        &[("LATCHKEY_SMTP_URL", &smtp)],
+    );
+    TwoAccounts {
+        server,
+        b_key: text(&b, "api_key"),
+        b_account: text(&b, "account_id"),
+        b_admin: text(&b, "user_id"),
+        inbox,
+    }
+}
+
+impl TwoAccounts {
+    /// The newest event of each account's trail.
+    fn heads(&self) -> (Value, Value) {
+        let b = self.server.get(&self.b_key, "/events?limit=1");
+        (
+            newest_event(&self.server),
+            b.body["events"][0]["id"].clone(),
+        )
+    }
+
+    /// The members of each account.
+    fn members(&self) -> (Value, Value) {
+        let s = &self.server;
+        (
+            s.get(&s.admin_key, "/users").body["users"].clone(),
+            s.get(&self.b_key, "/users").body["users"].clone(),
+        )
+    }
+
+    /// The next mail carrying a `path` link (others, such as invitations, are skipped),
+    /// within 20 s.
+    fn mail(&self, path: &str) -> String {
+        loop {
+            let mail = self.inbox.recv_timeout(Duration::from_secs(20)).unwrap();
+            if mail
+                .replace("=\r\n", "")
+                .contains(&format!("{path}?token="))
+            {
+                return mail;
+            }
+        }
+    }
+
+    /// The actions recorded about `object` in the trail `key` reads.
+    fn actions_on(&self, key: &str, object: &str) -> Vec<String> {
+        let page = self.server.get(key, &format!("/events?object_id={object}"));
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        page.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// A refusal of account A that leaves both accounts' members and trails as they were.
+fn refused_in_neither(two: &TwoAccounts, reply: &Reply, status: u16, code: u16) {
+    let (heads, members) = (two.heads(), two.members());
+    assert_error(reply, status, code);
+    assert_eq!(two.heads(), heads, "a trail moved");
+    assert_eq!(two.members(), members, "members changed");
+}
+
+fn set_password(server: &Server, key: &str) {
+    let set = server.post(key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204, "{:?}", set.body);
+}
+
+#[test]
+fn account_a_cannot_take_over_account_bs_administrator() {
+    let two = two_accounts();
+    let s = &two.server;
+    set_password(s, &two.b_key);
+    // The audit's opening move: add B's administrator to A by its email.
+    let added = s.post(
+        &s.admin_key,
+        "/users",
+        json!({"email": B_ADMIN, "roles": {"admin": false}}),
+    );
+    refused_in_neither(&two, &added, 409, 121);
+    assert!(added.body["msg"].as_str().unwrap().contains("invite"));
+    let said = added.body.to_string();
+    assert!(
+        !said.contains(&two.b_account) && !said.contains("globex"),
+        "{said}"
+    );
+    // Nor can A reach B's administrator while it is not A's member.
+    let reset = s.post(
+        &s.admin_key,
+        &format!("/users/{}/password_reset", two.b_admin),
+        json!({}),
+    );
+    refused_in_neither(&two, &reset, 404, 102);
+
+    // Invited, it joins A by its own choice; it is now a member of both.
+    let invited = s.post(&s.admin_key, "/invitations", json!({"email": B_ADMIN}));
+    assert_eq!(invited.status, 201, "{:?}", invited.body);
+    let token = invited.body["accept_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let session = cookie_of(&login(
+        s,
+        json!({"email": B_ADMIN, "password": PASSWORD, "account_id": two.b_account}),
+    ));
+    let accepted = reply(
+        s.agent()
+            .post(&format!(
+                "{}/invitations/{}/accept",
+                s.url,
+                invited.body["id"].as_str().unwrap()
+            ))
+            .header("Cookie", &format!("latchkey_session={session}"))
+            .send_json(json!({"token": token})),
+    );
+    assert_eq!(accepted.status, 200, "{:?}", accepted.body);
+
+    // A's administrator may not change what B relies on about it.
+    let path = format!("/users/{}", two.b_admin);
+    for attempt in [
+        s.post(&s.admin_key, &format!("{path}/password_reset"), json!({})),
+        s.patch(&s.admin_key, &path, json!({"name": "taken over"})),
+    ] {
+        refused_in_neither(&two, &attempt, 403, 122);
+        assert_eq!(attempt.body["details"]["policy"], "latchkey");
+    }
+    // Nor through a key it makes for that member (administrators may name the owner).
+    let minted = s.post(&s.admin_key, "/api_keys", json!({"owner_id": two.b_admin}));
+    assert_eq!(minted.status, 201, "{:?}", minted.body);
+    let as_them = minted.body["token"].as_str().unwrap();
+    for attempt in [
+        s.post(as_them, "/me/mfa/totp", json!({})),
+        s.patch(as_them, "/me", json!({"name": "taken over"})),
+    ] {
+        refused_in_neither(&two, &attempt, 403, 122);
+    }
+    let password = s.post(
+        as_them,
+        "/me/password",
+        json!({"new_password": "granite meadow violin 77 harbor"}),
+    );
+    refused_in_neither(&two, &password, 400, 105);
+    assert_eq!(password.body["details"]["field"], "current_password");
+    // B's administrator still logs in to B with its own password, as itself.
+    let again = login(
+        s,
+        json!({"email": B_ADMIN, "password": PASSWORD, "account_id": two.b_account}),
+    );
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(s.get(&two.b_key, "/me").body["name"], "admin");
+}
+
+#[test]
+fn an_account_cannot_pre_register_someone_elses_email() {
+    let two = two_accounts();
+    let s = &two.server;
+    const VICTIM: &str = "victim@corp.example";
+    // A makes a user for an address it does not control and sets its password.
+    let made = s.post(
+        &s.admin_key,
+        "/users",
+        json!({"email": VICTIM, "name": "V"}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    assert_eq!(made.body["email_verified"], false);
+    let victim = made.body["id"].as_str().unwrap().to_owned();
+    let issued = s.post(
+        &s.admin_key,
+        &format!("/users/{victim}/password_reset"),
+        json!({}),
+    );
+    assert_eq!(issued.status, 200, "{:?}", issued.body);
+    let token = issued.body["reset_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let reset = reply(
+        s.agent()
+            .post(&format!("{}/password_reset", s.url))
+            .send_json(json!({"token": token, "new_password": PASSWORD})),
+    );
+    assert_eq!(reset.status, 204, "{:?}", reset.body);
+    let hijacked = cookie_of(&login(s, json!({"email": VICTIM, "password": PASSWORD})));
+
+    // B invites the real person; A, holding the user, tries to accept in its place.
+    let invited = s.post(&two.b_key, "/invitations", json!({"email": VICTIM}));
+    assert_eq!(invited.status, 201, "{:?}", invited.body);
+    let invitation = invited.body["id"].as_str().unwrap().to_owned();
+    let b_token = invited.body["accept_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let accept = |cookie: &str| {
+        reply(
+            s.agent()
+                .post(&format!("{}/invitations/{invitation}/accept", s.url))
+                .header("Cookie", &format!("latchkey_session={cookie}"))
+                .send_json(json!({"token": b_token})),
+        )
+    };
+    let stolen = accept(&hijacked);
+    refused_in_neither(&two, &stolen, 403, 123);
+    assert_eq!(
+        s.get(&two.b_key, &format!("/invitations/{invitation}"))
+            .body["state"],
+        "pending"
+    );
+
+    // The person asks for a reset itself: the link goes only to its mailbox.
+    let asked = reply(
+        s.agent()
+            .post(&format!("{}/password_reset/request", s.url))
+            .send_json(json!({"email": VICTIM})),
+    );
+    assert_eq!(asked.status, 202, "{:?}", asked.body);
+    let mail = two.mail("/password_reset");
+    assert!(mail.contains(&format!("To: {VICTIM}")), "{mail}");
+    let link = link_in(&mail, "/password_reset");
+    assert!(link.starts_with(&s.url), "{link}");
+    let own = "granite meadow violin 77 harbor";
+    let used = reply(
+        s.agent()
+            .post(&format!("{}/password_reset", s.url))
+            .send_json(json!({"token": link.split("token=").nth(1).unwrap(), "new_password": own})),
+    );
+    assert_eq!(used.status, 204, "{:?}", used.body);
+    // Every session ended (A's among them); the email is proven, in A's trail too.
+    assert_error(&with_cookie(s, "GET", "/me", &hijacked, None), 401, 100);
+    let trail = two.actions_on(&s.admin_key, &victim);
+    assert!(
+        trail.contains(&"iam.users.prove_email".to_owned()),
+        "{trail:?}"
+    );
+    assert!(
+        trail.contains(&"iam.users.update_password".to_owned()),
+        "{trail:?}"
+    );
+    // Now the person accepts B's invitation itself.
+    let session = cookie_of(&login(s, json!({"email": VICTIM, "password": own})));
+    let joined = accept(&session);
+    assert_eq!(joined.status, 200, "{:?}", joined.body);
+    // And A can no longer reset it.
+    let reset = s.post(
+        &s.admin_key,
+        &format!("/users/{victim}/password_reset"),
+        json!({}),
+    );
+    refused_in_neither(&two, &reset, 403, 122);
+}
+
+#[test]
+fn a_forgotten_password_request_answers_alike_and_only_mails_the_address_on_file() {
+    let two = two_accounts();
+    let s = &two.server;
+    let ask = |email: &str, host: Option<&str>| {
+        let mut request = s.agent().post(&format!("{}/password_reset/request", s.url));
+        if let Some(host) = host {
+            request = request.header("Host", host);
+        }
+        reply(request.send_json(json!({"email": email})))
+    };
+    let known = ask(&B_ADMIN.to_uppercase(), Some("evil.example"));
+    let unknown = ask("nobody@nowhere.example", None);
+    assert_eq!(known.status, 202, "{:?}", known.body);
+    assert_eq!((known.status, &known.body), (unknown.status, &unknown.body));
+    let names = |r: &Reply| {
+        let mut names: Vec<String> = r.headers.iter().map(|(k, _)| k.to_lowercase()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&known), names(&unknown));
+    // One mail, to the address on file, pointing at the appliance, not at the Host sent.
+    let mail = two.mail("/password_reset");
+    assert!(mail.contains(&format!("To: {B_ADMIN}")), "{mail}");
+    let link = link_in(&mail, "/password_reset");
+    assert!(link.starts_with(&s.url), "{link}");
+    assert!(
+        two.inbox.recv_timeout(Duration::from_secs(2)).is_err(),
+        "an unknown email got mail"
+    );
+    // Limited per email, alike for a known and an unknown one.
+    for email in [B_ADMIN, "nobody@nowhere.example"] {
+        for _ in 0..2 {
+            assert_eq!(ask(email, None).status, 202);
+        }
+        let limited = ask(email, None);
+        assert_error(&limited, 429, 125);
+        assert!(header(&limited, "retry-after").is_some());
+    }
+    // The link is nowhere but in the mail: not in the output, not in the log.
+    let secret = link.split("token=").nth(1).unwrap().to_owned();
+    let dir = Arc::clone(&s.dir);
+    let (_, out) = two.server.stop();
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(!out.contains(&secret) && !log.contains(&secret));
+}
+
+#[test]
+fn a_change_to_a_shared_user_is_in_the_trail_of_every_account_and_proof_is_by_mail() {
+    let two = two_accounts();
+    let s = &two.server;
+    // A user of A alone, made by A, proves its email through a link mailed to it.
+    let made = s.post(
+        &s.admin_key,
+        "/users",
+        json!({"email": "sam@corp.example", "name": "Sam"}),
+    );
+    let sam = made.body["id"].as_str().unwrap().to_owned();
+    let key = s.post(&s.admin_key, "/api_keys", json!({"owner_id": sam}));
+    let sam_key = key.body["token"].as_str().unwrap().to_owned();
+    set_password(s, &sam_key);
+    let session = cookie_of(&login(
+        s,
+        json!({"email": "sam@corp.example", "password": PASSWORD}),
+    ));
+    let asked = with_cookie(s, "POST", "/me/email_verification", &session, None);
+    assert_eq!(asked.status, 202, "{:?}", asked.body);
+    let link = link_in(&two.mail("/email_verification"), "/email_verification");
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let prove = |token: &str| {
+        reply(
+            s.agent()
+                .post(&format!("{}/email_verification", s.url))
+                .send_json(json!({"token": token})),
+        )
+    };
+    assert_eq!(prove(&token).status, 204);
+    let again = prove(&token);
+    assert_error(&again, 400, 105);
+    assert_eq!(again.body["details"]["field"], "token");
+    assert_eq!(
+        with_cookie(s, "GET", "/me", &session, None).body["email_verified"],
+        true
+    );
+
+    // Invited by B, it joins B; from now on each change to it is in both trails.
+    let invited = s.post(
+        &two.b_key,
+        "/invitations",
+        json!({"email": "sam@corp.example"}),
+    );
+    let b_token = invited.body["accept_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    let accepted = reply(
+        s.agent()
+            .post(&format!(
+                "{}/invitations/{}/accept",
+                s.url,
+                invited.body["id"].as_str().unwrap()
+            ))
+            .header("Cookie", &format!("latchkey_session={session}"))
+            .send_json(json!({"token": b_token})),
+    );
+    assert_eq!(accepted.status, 200, "{:?}", accepted.body);
+    let renamed = with_cookie(
+        s,
+        "PATCH",
+        "/me",
+        &session,
+        Some(json!({"name": "Samantha"})),
+    );
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    assert_eq!(renamed.body["name"], "Samantha");
+    let changed = with_cookie(
+        s,
+        "POST",
+        "/me/password",
+        &session,
+        Some(
+            json!({"current_password": PASSWORD, "new_password": "granite meadow violin 77 harbor"}),
+        ),
+    );
+    assert_eq!(changed.status, 204, "{:?}", changed.body);
+    for key in [&s.admin_key, &two.b_key] {
+        let trail = two.actions_on(key, &sam);
+        for action in ["iam.users.update", "iam.users.update_password"] {
+            assert!(
+                trail.contains(&action.to_owned()),
+                "{action} missing in {trail:?}"
+            );
+        }
+    }
+    // B sees the name Sam gave itself; A may no longer rename Sam.
+    let in_b = s.get(&two.b_key, &format!("/users/{sam}"));
+    assert_eq!(in_b.body["name"], "Samantha");
+    refused_in_neither(
+        &two,
+        &s.patch(
+            &s.admin_key,
+            &format!("/users/{sam}"),
+            json!({"name": "Sam"}),
+        ),
+        403,
+        122,
+    );
+}
+
+#[test]
+fn without_mail_no_link_can_be_asked_for_and_the_answer_says_so_alike() {
+    let server = start_server();
+    let ask = |email: &str| {
+        reply(
+            server
+                .agent()
+                .post(&format!("{}/password_reset/request", server.url))
+                .send_json(json!({"email": email})),
+        )
+    };
+    let me = server.get(&server.admin_key, "/me");
+    let known = ask(me.body["email"].as_str().unwrap());
+    let unknown = ask("nobody@nowhere.example");
+    assert_error(&known, 503, 126);
+    assert_eq!(known.body["msg"], unknown.body["msg"]);
+    assert_eq!(known.status, unknown.status);
+    assert_error(
+        &server.post(&server.admin_key, "/me/email_verification", json!({})),
+        503,
+        126,
+    );
+}
+
+#[test]
+fn concurrent_failed_logins_from_one_address_stop_at_the_limit() {
+    let server = start_server();
+    let results: Vec<u16> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let server = &server;
+                scope.spawn(move || {
+                    (0..8)
+                        .map(|i| {
+                            login(
+                                server,
+                                json!({"email": format!("n{worker}-{i}@nowhere.example"),
+                                       "password": "not the password at all"}),
+                            )
+                            .status
+                        })
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let refused = results.iter().filter(|s| **s == 401).count();
+    let limited = results.iter().filter(|s| **s == 429).count();
+    assert_eq!((refused, limited), (50, 14), "{results:?}");
 }

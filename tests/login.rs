@@ -8,9 +8,9 @@ use crate::api::{Reply, Server, assert_error, reply, start_server};
 use crate::support::Fixture;
 use latchkey::app::AppError;
 
-const PASSWORD: &str = "copper kettle orbit 42 lantern";
+pub const PASSWORD: &str = "copper kettle orbit 42 lantern";
 
-fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+pub fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
     reply
         .headers
         .iter()
@@ -18,7 +18,7 @@ fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn login(server: &Server, body: Value) -> Reply {
+pub fn login(server: &Server, body: Value) -> Reply {
     reply(
         server
             .agent()
@@ -28,14 +28,14 @@ fn login(server: &Server, body: Value) -> Reply {
 }
 
 /// The session secret a successful login set.
-fn cookie_of(reply: &Reply) -> String {
+pub fn cookie_of(reply: &Reply) -> String {
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let set = header(reply, "set-cookie").unwrap();
     let (pair, _) = set.split_once(';').unwrap();
     pair.strip_prefix("latchkey_session=").unwrap().to_owned()
 }
 
-fn with_cookie(
+pub fn with_cookie(
     server: &Server,
     method: &str,
     path: &str,
@@ -49,6 +49,7 @@ fn with_cookie(
         ("GET", _) => agent.get(&url).header("Cookie", &cookie).call(),
         ("POST", Some(body)) => agent.post(&url).header("Cookie", &cookie).send_json(body),
         ("POST", None) => agent.post(&url).header("Cookie", &cookie).send_empty(),
+        ("PATCH", Some(body)) => agent.patch(&url).header("Cookie", &cookie).send_json(body),
         _ => agent.delete(&url).header("Cookie", &cookie).call(),
     })
 }

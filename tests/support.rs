@@ -256,3 +256,74 @@ pub fn refusal<T: std::fmt::Debug>(result: Result<T, AppError>) -> DomainError {
         other => panic!("expected a domain refusal, got {other:?}"),
     }
 }
+
+/// A minimal SMTP server on loopback (RFC 5321's commands, no extensions) that accepts
+/// every message sent to it, on any number of connections, for as long as the test runs,
+/// and hands each message's text over, headers included.
+pub fn smtp_inbox() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                    .unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                writer.write_all(b"220 test ESMTP\r\n").unwrap();
+                let (mut message, mut in_data) = (String::new(), false);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            writer.write_all(b"250 OK queued\r\n").unwrap();
+                            sender.send(std::mem::take(&mut message)).ok();
+                        } else {
+                            message.push_str(&line);
+                        }
+                    } else {
+                        let command = line.to_ascii_uppercase();
+                        let answer: &[u8] =
+                            if command.starts_with("EHLO") || command.starts_with("HELO") {
+                                b"250 test\r\n"
+                            } else if command.starts_with("DATA") {
+                                in_data = true;
+                                b"354 go ahead\r\n"
+                            } else if command.starts_with("QUIT") {
+                                writer.write_all(b"221 bye\r\n").ok();
+                                break;
+                            } else {
+                                b"250 OK\r\n"
+                            };
+                        writer.write_all(answer).unwrap();
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, receiver)
+}
+
+/// The one-time link for `path` (`/password_reset`, `/email_verification`) in a mail,
+/// unfolded from its transfer encoding: the whole URL, up to the end of its token.
+pub fn link_in(message: &str, path: &str) -> String {
+    let unfolded = message.replace("=\r\n", "").replace("=3D", "=");
+    let marker = format!("{path}?token=");
+    let at = unfolded
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {path} link in {message}"));
+    let start = unfolded[..at].rfind("https://").unwrap();
+    let end = at
+        + marker.len()
+        + unfolded[at + marker.len()..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap();
+    unfolded[start..end].to_owned()
+}
