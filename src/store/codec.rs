@@ -278,6 +278,34 @@ mod tests {
         assert!(decode::<Account>(&bytes[..bytes.len() - 1]).is_err());
     }
 
+    /// A password reset written before links named their purpose reads as an
+    /// administrator's reset in the account it was issued in (it proves no email).
+    #[test]
+    fn version_1_password_resets_are_administrators_links() {
+        use crate::domain::id::UserId;
+        let old = v1::PasswordReset {
+            user: UserId(6),
+            account: AccountId(5),
+            created_at: Timestamp::from_millis(9),
+            expires_at: Timestamp::from_millis(10),
+        };
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_allocvec(&old).unwrap());
+        let link = decode::<UserLink>(&bytes).unwrap();
+        assert_eq!(
+            link.purpose,
+            LinkPurpose::AdminReset {
+                account: AccountId(5)
+            }
+        );
+        assert_eq!(
+            (link.user, link.expires_at),
+            (UserId(6), Timestamp::from_millis(10))
+        );
+        assert!(link.purpose.resets_password() && link.purpose.proves().is_none());
+        assert_eq!(encode(&link).unwrap()[0], 2);
+    }
+
     /// A file written before credentials had scopes and networks still reads: the old
     /// credential and an event embedding it decode as version 2 with both empty.
     #[test]

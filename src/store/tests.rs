@@ -185,6 +185,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
+            "create the email proof table (one-time links name their purpose from now on)",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -246,6 +247,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "password_resets",
             "invitations",
             "account_invitations",
+            "email_proofs",
         ] {
             let def: TableDefinition<u128, u64> = TableDefinition::new(name);
             txn.delete_table(def).unwrap();
@@ -264,6 +266,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
+            "create the email proof table (one-time links name their purpose from now on)",
         ]
     );
     let store = Store::open(&path).unwrap();
