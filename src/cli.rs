@@ -103,6 +103,18 @@ enum PolicyCommand {
         /// The cases file.
         cases: PathBuf,
     },
+    /// Show the live policy set of the server running on the data directory (through its
+    /// admin socket): modules, routed patterns, limits, hashes and the generation.
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Reload the policies folder of the server running on the data directory (through
+    /// its admin socket); an invalid set is refused and the current one stays (exit 1).
+    Reload {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,7 +252,7 @@ fn open(data: &DataDirArg) -> Result<Latchkey, AppError> {
 
 fn run(command: Command) -> Result<(Value, u8), AppError> {
     match command {
-        Command::Policy { command } => Ok(run_policy(command)),
+        Command::Policy { command } => run_policy(command),
         Command::Serve(args) => serve(*args),
         Command::Init {
             data,
@@ -390,11 +402,28 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// An operation of the running server, through its admin socket: a refusal is a negative
+/// answer (exit 1); no server to ask, the command could not run (exit 2).
+#[cfg(unix)]
+fn operator_call(data: &DataDirArg, op: &str) -> Result<(Value, u8), AppError> {
+    let answer = crate::server::admin::call(&data.data_dir, op).map_err(AppError::DataDir)?;
+    let ok = answer.get("ok").and_then(Value::as_bool) == Some(true);
+    let code = if ok { 0 } else { 1 };
+    Ok((answer, code))
+}
+
+#[cfg(not(unix))]
+fn operator_call(_: &DataDirArg, _: &str) -> Result<(Value, u8), AppError> {
+    Err(AppError::DataDir(
+        "the admin socket needs a Unix host".to_owned(),
+    ))
+}
+
 /// `latchkey policy …`: problems with the module or the cases are a negative answer
 /// (exit 1) with the reason, not a failure to run.
-fn run_policy(command: PolicyCommand) -> (Value, u8) {
+fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
     let limits = policy::Limits::default();
-    match command {
+    Ok(match command {
         PolicyCommand::New { name, dir } => match crate::scaffold::new_policy(&dir, &name) {
             Ok(root) => (json!({"ok": true, "path": root.display().to_string()}), 0),
             Err(err) => (json!({"ok": false, "error": err.to_string()}), 1),
@@ -412,6 +441,8 @@ fn run_policy(command: PolicyCommand) -> (Value, u8) {
             ),
             Err(err) => (json!({"ok": false, "error": err.to_string()}), 1),
         },
+        PolicyCommand::List { data } => return operator_call(&data, "policy.list"),
+        PolicyCommand::Reload { data } => return operator_call(&data, "policy.reload"),
         PolicyCommand::Test { module, cases } => {
             let report = std::fs::read_to_string(&cases)
                 .map_err(|e| format!("cannot read {}: {e}", cases.display()))
@@ -448,5 +479,5 @@ fn run_policy(command: PolicyCommand) -> (Value, u8) {
                 Err(err) => (json!({"ok": false, "error": err}), 1),
             }
         }
-    }
+    })
 }

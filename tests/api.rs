@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sha2::Digest;
 use tempfile::TempDir;
 use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -458,13 +459,68 @@ fn a_slow_client_is_cut_off_at_every_step_and_others_are_served() {
 
 use rustls::pki_types::pem::PemObject;
 
+/// `latchkey policy <verb> --data-dir` against the running `server`: (exit code, answer).
+fn operator(server: &Server, verb: &str) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["policy", verb, "--data-dir"])
+        .arg(server.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let answer = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), answer)
+}
+
 #[test]
-fn signals_reload_policies_and_a_reload_api_reports_a_bad_set() {
+fn the_policy_set_is_the_operators_signals_and_the_admin_socket_reload_it() {
     let policies = copy_builtins();
     let server = start_server_with(policies.path());
     let bot = server.post(&server.admin_key, "/bot_users", json!({"name": "ci"}));
     assert_eq!(bot.status, 201);
     let bot_path = format!("/bot_users/{}", bot.body["id"].as_str().unwrap());
+
+    // The socket is the service user's alone.
+    let socket = server.dir.path().join("data/admin.sock");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, listed) = operator(&server, "list");
+    assert_eq!(code, 0, "{listed}");
+    let names: Vec<&str> = listed["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["account-rbac", "tenant-roles"]);
+    let rbac = &listed["policies"][0];
+    assert_eq!(rbac["kind"], "builtin");
+    assert_eq!(rbac["limits"]["fuel"], 10_000_000);
+    let wasm = std::fs::read(policies.path().join("account-rbac.wasm")).unwrap();
+    let digest: String = sha2::Sha256::digest(&wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(rbac["sha256"], digest.as_str());
+
+    // Over the network an administrator reads the names and hashes, nothing more, and
+    // cannot reload: that acts on every account.
+    let seen = server.get(&server.admin_key, "/policies");
+    assert_eq!(seen.status, 200, "{:?}", seen.body);
+    assert_eq!(seen.body["generation"], listed["generation"]);
+    assert_eq!(seen.body["policies"][0]["sha256"], digest.as_str());
+    assert!(seen.body["policies"][0].get("limits").is_none());
+    let (_, developer) = server.member_with_key(
+        "dev@example.com",
+        json!({"developer": "read_write", "team": "manager"}),
+    );
+    let hidden = server.get(&developer, "/policies");
+    assert_error(&hidden, 403, 101);
+    for key in [&server.admin_key, &developer] {
+        let reload = server.post(key, "/policies/reload", json!({}));
+        assert_error(&reload, 404, 109);
+    }
 
     drop_in(
         policies.path(),
@@ -473,6 +529,8 @@ fn signals_reload_policies_and_a_reload_api_reports_a_bad_set() {
         "bots are retired, not deleted",
         "\"iam.bot_users.delete\", \"iam.bot_users.get\"",
     );
+    // Nothing changes until the operator reloads; a network request did not.
+    assert_eq!(server.get(&server.admin_key, &bot_path).status, 200);
     server.signal("HUP");
     // The reload runs in the background: poll a read until the new set answers.
     let started = Instant::now();
@@ -491,23 +549,42 @@ fn signals_reload_policies_and_a_reload_api_reports_a_bad_set() {
     );
     assert_error(&server.delete(&server.admin_key, &bot_path), 403, 101);
 
-    // A broken module: the API trigger reports it and the current set stays.
+    // A broken module: the operator's reload reports it and the current set stays.
     std::fs::write(policies.path().join("broken.wasm"), b"\0asm\x01\0\0\0junk").unwrap();
     std::fs::write(
         policies.path().join("broken.toml"),
         "name = \"broken\"\nmodule = \"broken.wasm\"\nkind = \"custom\"\nactions = [\"*\"]\n",
     )
     .unwrap();
-    let reload = server.post(&server.admin_key, "/policies/reload", json!({}));
-    assert_error(&reload, 422, 114);
-    assert!(reload.body["msg"].as_str().unwrap().contains("broken"));
+    let (code, refused) = operator(&server, "reload");
+    assert_eq!(code, 1, "{refused}");
+    assert_eq!(refused["ok"], false);
+    assert!(
+        refused["error"].as_str().unwrap().contains("broken"),
+        "{refused}"
+    );
     assert_eq!(server.delete(&server.admin_key, &bot_path).status, 403);
 
     std::fs::remove_file(policies.path().join("broken.toml")).unwrap();
     std::fs::remove_file(policies.path().join("no-bot-deletes.toml")).unwrap();
-    let reload = server.post(&server.admin_key, "/policies/reload", json!({}));
-    assert_eq!((reload.status, &reload.body["policies"]), (200, &json!(2)));
+    let (code, reloaded) = operator(&server, "reload");
+    assert_eq!(code, 0, "{reloaded}");
+    assert_eq!(reloaded["policies"].as_array().unwrap().len(), 2);
+    assert!(reloaded["generation"].as_u64() > listed["generation"].as_u64());
     assert_eq!(server.delete(&server.admin_key, &bot_path).status, 204);
+
+    // Stopped, the server leaves no socket, and the command says nobody answers.
+    let dir = Arc::clone(&server.dir);
+    let (status, _) = server.stop();
+    assert!(status.success());
+    assert!(!dir.path().join("data/admin.sock").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["policy", "list", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no latchkey server answers"));
 }
 
 // ---- conventions ----------------------------------------------------------------------
@@ -1988,7 +2065,7 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
             );
         }
     }
-    assert_eq!(routes, 86);
+    assert_eq!(routes, 90);
 }
 
 /// ngrok's official Python API client (`ngrok-api` on PyPI, installed by `.ci/run`),

@@ -317,7 +317,11 @@ impl Ctx {
             (&M::GET, ["users", id, "effective_permissions"]) => {
                 self.effective_permissions(id).await
             }
-            (&M::POST, ["policies", "reload"]) => self.reload_policies().await,
+            (&M::GET, ["policies"]) => self.list_policies().await,
+            (_, ["policies", "reload"]) => Err(ApiError::new(
+                error::NO_ROUTE,
+                "no such path: the policy set acts for every account, so it is reloaded by the host operator (latchkey policy reload, or SIGHUP), not through the API",
+            )),
 
             (&M::POST, ["logout"]) => self.logout().await,
             (&M::GET, ["invitations"]) => self.list_invitations().await,
@@ -1157,19 +1161,16 @@ impl Ctx {
         self.ok(&views::event(&self.base, event))
     }
 
-    async fn reload_policies(self) -> Reply {
+    /// `GET /policies`: the live set's names, patterns, hashes and generation, for an
+    /// account's administrators. Changing it is the host operator's (admin socket, SIGHUP).
+    async fn list_policies(self) -> Reply {
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let loaded = tokio::task::spawn_blocking(move || lk.reload_policies(actor, account))
-            .await
-            .map_err(|_| ApiError::new(error::INTERNAL, "the reload did not complete"))?
-            .map_err(|err| match err {
-                AppError::Policy(err) => ApiError::new(
-                    error::POLICY_SET_INVALID,
-                    format!("the policy set was not reloaded, the current one stays: {err}"),
-                ),
-                other => other.into(),
-            })?;
-        self.ok(&json!({"reloaded": true, "policies": loaded}))
+        let set = blocking(move || lk.policy_set(actor, account)).await?;
+        let mut view = views::live_set(&set, false);
+        if let Some(fields) = view.as_object_mut() {
+            fields.insert("uri".into(), self.base.uri("/policies").into());
+        }
+        self.ok(&view)
     }
 }
 

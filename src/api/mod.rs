@@ -46,6 +46,7 @@ use error::ApiError;
 use handlers::Ctx;
 use request::*;
 use views::Base;
+pub use views::live_set;
 
 /// The OpenAPI document of this API (`openapi.json` at the repository root), served at
 /// `/openapi.json`.
@@ -554,7 +555,7 @@ fn route_label(path: &str) -> &'static str {
         ("invitations", "/invitations", "/invitations/{id}"),
         ("events", "/events", "/events/{id}"),
         ("authorize", "/authorize", "/authorize/batch"),
-        ("policies", "/policies", "/policies/reload"),
+        ("policies", "/policies", "/policies/{id}"),
     ];
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let collection = |name: &str| ROUTES.iter().find(|(n, _, _)| *n == name);
@@ -629,11 +630,11 @@ fn known_path(segments: &[&str]) -> bool {
                         | "metrics"
                         | "openapi.json"
                         | "access_review"
+                        | "policies"
                 )
         }
         [one, _] => {
             COLLECTIONS.contains(one)
-                || segments == ["policies", "reload"]
                 || segments == ["authorize", "batch"]
                 || segments == ["me", "password"]
                 || segments == ["me", "email_verification"]

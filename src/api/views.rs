@@ -339,3 +339,32 @@ pub fn ip_restriction(base: &Base, restriction: &IpRestriction) -> Value {
         "ip_policies": policies,
     })
 }
+
+/// The live policy set: names, kinds, patterns, hashes and the generation for every
+/// reader; for the host operator (`operator`), also how each module runs.
+pub fn live_set(set: &crate::app::LiveSet, operator: bool) -> Value {
+    let policies: Vec<Value> = set
+        .policies
+        .iter()
+        .map(|p| {
+            let mut view = json!({
+                "name": p.name,
+                "kind": p.kind,
+                "actions": p.actions,
+                "exclude": p.exclude,
+                "sha256": p.sha256,
+            });
+            if operator && let Some(fields) = view.as_object_mut() {
+                fields.insert("isolation".into(), p.isolation.into());
+                fields.insert("reads_clock".into(), p.reads_clock.into());
+                fields.insert(
+                    "limits".into(),
+                    json!({"fuel": p.fuel, "memory_bytes": p.memory_bytes}),
+                );
+                fields.insert("faults".into(), p.faults.into());
+            }
+            view
+        })
+        .collect();
+    json!({"generation": set.generation, "policies": policies})
+}

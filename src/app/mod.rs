@@ -13,6 +13,7 @@ mod invite;
 mod ip;
 mod login;
 mod mfa;
+mod policies;
 mod tenancy;
 
 use std::path::Path;
@@ -43,6 +44,7 @@ pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use login::{LoggedIn, PasswordCost, Recovered};
 pub use mfa::{Enrollment, SecondFactor};
+pub use policies::{LivePolicy, LiveSet};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 
 /// Why an operation failed.
@@ -1155,16 +1157,6 @@ impl Latchkey {
             .principals
             .get_or_resolve(actor, account, generation, || Ok(self.store.read()?))?;
         authz::may_verify(self.engine()?, &resolved, self.now())
-    }
-
-    /// Reload the policies folder (`iam.policies.reload`); on any invalid module the
-    /// current set stays and the error is returned. Returns how many policies are loaded.
-    pub fn reload_policies(&self, actor: Actor, account: AccountId) -> Result<usize, AppError> {
-        let read = self.store.read()?;
-        let target = Target::new("policies", "reload", "policy_set", "policies");
-        self.authorize(&read, actor, account, target, self.now())?;
-        drop(read);
-        Ok(self.engine()?.reload()?)
     }
 
     /// Answer "may each principal do this?" for a caller allowed to ask, which is the

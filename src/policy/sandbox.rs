@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use latchkey_policy_abi::{ABI_VERSION, Decision, Request, decode, encode, exports};
+use sha2::Digest;
 use wasmtime::{
     Config, Engine, ExternType, FuncType, Instance, Memory, Module, ResourceLimiter, Store, Trap,
     TypedFunc, ValType,
@@ -128,6 +129,7 @@ impl UnverifiedModule {
             info: ModuleInfo {
                 bytes: self.bytes.len(),
                 memory_pages: memory,
+                sha256: sha2::Sha256::digest(&self.bytes).into(),
             },
         };
 
@@ -239,6 +241,8 @@ fn describe(ty: &ExternType) -> String {
 pub(super) struct ModuleInfo {
     pub(super) bytes: usize,
     pub(super) memory_pages: (u64, Option<u64>),
+    /// SHA-256 of the module's bytes, as loaded.
+    pub(super) sha256: [u8; 32],
 }
 
 /// A verified module, ready to decide; keeps a few warm instances.
@@ -332,6 +336,16 @@ impl LoadedPolicy {
     /// Its manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The SHA-256 of the module as loaded, in hex: what an operator compares with the
+    /// file it meant to install.
+    pub fn sha256(&self) -> String {
+        self.info
+            .sha256
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The limits it runs under (the host's, lowered by its manifest).

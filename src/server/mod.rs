@@ -6,6 +6,8 @@
 //! (up to a grace period), coalesced `last_used_at` uses are flushed, and the process
 //! exits. SIGHUP reloads the policies folder.
 
+#[cfg(unix)]
+pub mod admin;
 pub mod config;
 pub mod tls;
 
@@ -138,6 +140,8 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
     }
     let api = Arc::new(api);
+    #[cfg(unix)]
+    let admin = admin::listen(&config.data_dir, Arc::clone(&lk))?;
     let handshake_timeout = config.client_timeout;
     let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -213,6 +217,8 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     }
     #[cfg(unix)]
     reloader.abort();
+    #[cfg(unix)]
+    drop(admin);
     flusher.abort();
     let last = Arc::clone(&api);
     match tokio::task::spawn_blocking(move || flush_once(&last)).await {
