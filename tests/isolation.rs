@@ -771,3 +771,122 @@ fn concurrent_failed_logins_from_one_address_stop_at_the_limit() {
     let limited = results.iter().filter(|s| **s == 429).count();
     assert_eq!((refused, limited), (50, 14), "{results:?}");
 }
+
+// ---- 4. secrets are not cached, and the browser-facing surface is hardened -------------
+
+#[test]
+fn every_answer_is_hardened_and_none_but_the_document_is_cached() {
+    let server = start_server();
+    let get = |path: &str| reply(server.agent().get(&format!("{}{path}", server.url)).call());
+    let minted = server.post(&server.admin_key, "/api_keys", json!({}));
+    let answers = [
+        ("GET /healthz", get("/healthz")),
+        ("POST /api_keys", minted),
+        ("GET /users (no key)", get("/users")),
+        ("GET /nowhere", server.get(&server.admin_key, "/nowhere")),
+        (
+            "PATCH /verify",
+            server.patch(&server.admin_key, "/verify", json!({})),
+        ),
+    ];
+    for (what, answer) in &answers {
+        for (name, value) in [
+            ("strict-transport-security", "max-age=31536000"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(header(answer, name), Some(value), "{what}: {name}");
+        }
+    }
+    let document = get("/openapi.json");
+    assert_eq!(header(&document, "cache-control"), None);
+    assert_eq!(header(&document, "x-content-type-options"), Some("nosniff"));
+    // A 405 says what the path takes.
+    for (method, path, allow) in [
+        ("PATCH", "/verify", "POST"),
+        ("PUT", "/users", "GET, POST"),
+        (
+            "POST",
+            "/users/usr_0352FHSFuCpzwuA2PPTNK4",
+            "GET, PATCH, DELETE",
+        ),
+        ("DELETE", "/healthz", "GET, HEAD"),
+        ("GET", "/login", "POST"),
+        ("POST", "/policies", "GET"),
+    ] {
+        let url = format!("{}{path}", server.url);
+        let auth = format!("Bearer {}", server.admin_key);
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Authorization", &auth)
+            .body(())
+            .unwrap();
+        let answer = reply(server.agent().run(request));
+        assert_error(&answer, 405, 110);
+        assert_eq!(header(&answer, "allow"), Some(allow), "{method} {path}");
+    }
+}
+
+#[test]
+fn a_cross_site_request_riding_on_the_session_cookie_is_refused_and_changes_nothing() {
+    let server = start_server();
+    set_password(&server, &server.admin_key);
+    let email = server.get(&server.admin_key, "/me").body["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cookie = cookie_of(&login(
+        &server,
+        json!({"email": email, "password": PASSWORD}),
+    ));
+    let personal = server.get(&server.admin_key, "/credentials").body["credentials"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |path: &str, headers: &[(&str, &str)], with_cookie: bool| {
+        let mut request = server
+            .agent()
+            .post(&format!("{}{path}", server.url))
+            .header("Content-Type", "text/plain");
+        if with_cookie {
+            request = request.header("Cookie", &format!("latchkey_session={cookie}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        reply(request.send(""))
+    };
+    let evil = [("Origin", "https://evil.example")];
+    let cross = [("Sec-Fetch-Site", "cross-site")];
+    let before = newest_event(&server);
+    let attempts = [
+        send("/logout", &evil, true),
+        send("/me/mfa/totp", &cross, true),
+        send(&format!("/credentials/{personal}/rotate"), &evil, true),
+        send("/logout", &[("Origin", "null")], true),
+        send("/logout", &[("Sec-Fetch-Site", "same-site")], true),
+        // Forged logins and resets are refused alike.
+        send("/login", &evil, false),
+        send("/password_reset", &cross, false),
+    ];
+    for attempt in &attempts {
+        assert_error(attempt, 403, 124);
+        assert_eq!(attempt.body["details"]["policy"], "latchkey");
+    }
+    assert_eq!(newest_event(&server), before);
+    assert_eq!(
+        with_cookie(&server, "GET", "/me", &cookie, None).status,
+        200
+    );
+    // The server's own pages may: a same-origin logout works.
+    let own = server.url.clone();
+    let out = send(
+        "/logout",
+        &[("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin")],
+        true,
+    );
+    assert_eq!(out.status, 204, "{:?}", out.body);
+    assert_error(&with_cookie(&server, "GET", "/me", &cookie, None), 401, 100);
+}

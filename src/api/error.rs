@@ -161,12 +161,22 @@ pub const ALL: [(Code, &str); 26] = [
 pub struct ApiError {
     /// Code and status.
     pub code: Code,
-    /// One human sentence.
-    pub msg: String,
+    /// One human sentence (boxed: an error travels in every handler's `Result`, so it is
+    /// kept small).
+    pub msg: Box<str>,
     /// Extra details (`field`, `policy`, `reason`).
     pub details: Map<String, Value>,
-    /// Seconds for a `Retry-After` header (429).
-    pub retry_after: Option<u64>,
+    /// A header the answer carries besides the body.
+    pub header: Option<ErrorHeader>,
+}
+
+/// The header an error answer may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorHeader {
+    /// `Retry-After` (429): seconds until trying again makes sense.
+    RetryAfter(u64),
+    /// `Allow` (405): the methods the path takes.
+    Allow(&'static str),
 }
 
 impl ApiError {
@@ -174,9 +184,9 @@ impl ApiError {
     pub fn new(code: Code, msg: impl Into<String>) -> ApiError {
         ApiError {
             code,
-            msg: msg.into(),
+            msg: msg.into().into_boxed_str(),
             details: Map::new(),
-            retry_after: None,
+            header: None,
         }
     }
 
@@ -224,7 +234,7 @@ impl From<AppError> for ApiError {
                     RATE_LIMITED,
                     format!("too many failed attempts; try again in {retry_after_secs} s"),
                 );
-                limited.retry_after = Some(retry_after_secs);
+                limited.header = Some(ErrorHeader::RetryAfter(retry_after_secs));
                 limited
             }
             AppError::ChooseAccount(accounts) => ApiError::field(

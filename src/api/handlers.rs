@@ -357,7 +357,9 @@ impl Ctx {
             (&M::DELETE, ["role_assignments", id]) => self.delete_role_assignment(id).await,
             (&M::GET, ["access_review"]) => self.access_review().await,
 
-            (_, segments) if known_path(segments) => Err(method_not_allowed()),
+            (_, segments) if let Some(allow) = allowed_methods(segments) => {
+                Err(method_not_allowed(allow))
+            }
             _ => Err(ApiError::new(
                 error::NO_ROUTE,
                 format!("no such path: {path}"),

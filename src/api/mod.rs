@@ -218,10 +218,15 @@ impl Api {
                 }
                 let status = err.code.1;
                 let mut response = json_response(status, &err.body(&operation));
-                if let Some(seconds) = err.retry_after {
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                let headers = response.headers_mut();
+                match err.header {
+                    Some(error::ErrorHeader::RetryAfter(seconds)) => {
+                        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                    }
+                    Some(error::ErrorHeader::Allow(allow)) => {
+                        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+                    }
+                    None => {}
                 }
                 if status == StatusCode::UNAUTHORIZED {
                     response
@@ -234,6 +239,7 @@ impl Api {
         if let Some(warning) = warning {
             response.headers_mut().insert(IP_WARNING_HEADER, warning);
         }
+        harden(response.headers_mut(), route);
         let took = started.elapsed();
         let status = response.status().as_u16();
         self.metrics.request(route, status, took);
@@ -251,6 +257,7 @@ impl Api {
         let path = parts.uri.path().to_owned();
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = parts.method.clone();
+        self.refuse_cross_site(&parts)?;
 
         if segments == ["metrics"] {
             return match method {
@@ -263,7 +270,7 @@ impl Api {
                     );
                     Ok(response)
                 }
-                _ => Err(method_not_allowed()),
+                _ => Err(method_not_allowed("GET")),
             };
         }
         if segments == ["openapi.json"] {
@@ -277,7 +284,7 @@ impl Api {
                     );
                     Ok(response)
                 }
-                _ => Err(method_not_allowed()),
+                _ => Err(method_not_allowed("GET")),
             };
         }
         if segments == ["healthz"] {
@@ -285,7 +292,7 @@ impl Api {
                 Method::GET | Method::HEAD => {
                     Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
                 }
-                _ => Err(method_not_allowed()),
+                _ => Err(method_not_allowed("GET, HEAD")),
             };
         }
         if let Some(version) = parts.headers.get("ngrok-version")
@@ -309,7 +316,7 @@ impl Api {
         );
         if public {
             if method != Method::POST {
-                return Err(method_not_allowed());
+                return Err(method_not_allowed("POST"));
             }
             let base = self.base(&parts);
             let body = read_body(&parts.headers, &method, body).await?;
@@ -322,7 +329,7 @@ impl Api {
                     self.accept_invitation(id, &parts.headers, body, &base)
                         .await
                 }
-                _ => Err(method_not_allowed()),
+                _ => Err(method_not_allowed("POST")),
             };
         }
         let caller = match session::session_cookie(&parts.headers) {
@@ -494,6 +501,59 @@ impl Api {
         Ok(count)
     }
 
+    /// A browser's state-changing request sent by another site, riding on the session
+    /// cookie (or forging a login, a reset, an acceptance): refused, before anything is
+    /// read or done. A request with an `Authorization` header carries its credential
+    /// itself, not a browser's ambient one; safe methods change nothing. Without `Origin`
+    /// or `Sec-Fetch-Site` (curl, other programs) nothing can be judged and nothing is
+    /// refused: browsers send them on every such request.
+    fn refuse_cross_site(&self, parts: &hyper::http::request::Parts) -> Result<(), ApiError> {
+        if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+            || parts.headers.contains_key(header::AUTHORIZATION)
+        {
+            return Ok(());
+        }
+        let text = |name| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        };
+        let foreign = |why: String| {
+            ApiError::new(
+                error::CROSS_SITE,
+                format!(
+                    "refused: {why}; a page of another site may not act with this browser's session"
+                ),
+            )
+            .with("policy", "latchkey")
+            .with("reason", why)
+        };
+        if let Some(site) = text("sec-fetch-site")
+            && !matches!(site.as_str(), "same-origin" | "none")
+        {
+            return Err(foreign(format!("the request came from a {site} page")));
+        }
+        if let Some(origin) = text(header::ORIGIN.as_str()) {
+            let own_host = match (parts.uri.authority(), parts.headers.get(header::HOST)) {
+                (Some(authority), _) => Some(authority.as_str().to_ascii_lowercase()),
+                (None, Some(host)) => host.to_str().ok().map(str::to_ascii_lowercase),
+                (None, None) => None,
+            };
+            let same = own_host.is_some_and(|host| origin == format!("https://{host}"))
+                || self
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|url| origin == url.to_ascii_lowercase());
+            if !same {
+                return Err(foreign(format!(
+                    "the request came from the origin {origin}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn base(&self, parts: &hyper::http::request::Parts) -> Base {
         if let Some(url) = &self.public_url {
             return Base::Public(Arc::clone(url));
@@ -596,57 +656,69 @@ fn credential_kind(segment: &str) -> Option<CredentialKind> {
     }
 }
 
-fn known_path(segments: &[&str]) -> bool {
-    const COLLECTIONS: [&str; 15] = [
+/// The headers of every answer. Browsers: only over HTTPS from now on, no guessing of
+/// content types, no referrer, no framing, no active content; nothing cached but the
+/// public OpenAPI document, since answers carry tokens, keys, links, TOTP seeds and
+/// recovery codes.
+fn harden(headers: &mut hyper::HeaderMap, route: &str) {
+    let fixed = [
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    if route != "/openapi.json" {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The methods a path takes (the `Allow` of a 405), or `None` for no such path.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    const COLLECTIONS: [&str; 13] = [
         "users",
         "invitations",
         "tenants",
-        "permissions",
         "roles",
         "role_assignments",
         "bot_users",
         "credentials",
         "api_keys",
         "ssh_credentials",
-        "account",
-        "events",
         "ip_policies",
         "ip_policy_rules",
         "ip_restrictions",
+        "permissions",
     ];
-    match segments {
-        [one] => {
-            COLLECTIONS.contains(one)
-                || matches!(
-                    *one,
-                    "verify"
-                        | "login"
-                        | "password_reset"
-                        | "email_verification"
-                        | "logout"
-                        | "me"
-                        | "healthz"
-                        | "authorize"
-                        | "metrics"
-                        | "openapi.json"
-                        | "access_review"
-                        | "policies"
-                )
+    Some(match segments {
+        ["healthz"] => "GET, HEAD",
+        ["metrics" | "openapi.json" | "access_review" | "policies" | "events"] => "GET",
+        ["account"] => "GET, PATCH",
+        ["me"] => "GET, PATCH",
+        ["verify" | "authorize" | "login" | "logout" | "password_reset" | "email_verification"] => {
+            "POST"
         }
-        [one, _] => {
-            COLLECTIONS.contains(one)
-                || segments == ["authorize", "batch"]
-                || segments == ["me", "password"]
-                || segments == ["me", "email_verification"]
-                || segments == ["password_reset", "request"]
-        }
-        ["me", "mfa", "totp"] | ["me", "mfa", "totp", "confirm"] => true,
-        ["credentials", _, "rotate"]
-        | ["users", _, "effective_permissions"]
+        ["authorize", "batch"]
+        | ["password_reset", "request"]
+        | ["me", "password" | "email_verification"]
+        | ["me", "mfa", "totp", "confirm"]
+        | ["credentials", _, "rotate"]
         | ["users", _, "password_reset"]
-        | ["invitations", _, "accept"] => true,
-        _ => false,
-    }
+        | ["invitations", _, "accept"] => "POST",
+        ["me", "mfa", "totp"] => "POST, DELETE",
+        ["events", _] | ["users", _, "effective_permissions"] => "GET",
+        [one] if COLLECTIONS.contains(one) => "GET, POST",
+        ["invitations" | "permissions" | "role_assignments", _] => "GET, DELETE",
+        [one, _] if COLLECTIONS.contains(one) => "GET, PATCH, DELETE",
+        _ => return None,
+    })
 }
 
 /// The answer to `/verify` (and `latchkey verify`) for a valid credential, in the

@@ -2,11 +2,14 @@
 
 use super::*;
 
-pub(super) fn method_not_allowed() -> ApiError {
-    ApiError::new(
+/// A 405, with the methods the path takes (its `Allow` header).
+pub(super) fn method_not_allowed(allow: &'static str) -> ApiError {
+    let mut refused = ApiError::new(
         error::METHOD_NOT_ALLOWED,
-        "this path does not take that method",
-    )
+        format!("this path does not take that method; it takes {allow}"),
+    );
+    refused.header = Some(error::ErrorHeader::Allow(allow));
+    refused
 }
 
 /// `op_` and a fresh time-sortable id, naming one request in errors and logs.

@@ -73,7 +73,7 @@ fn links_limited(err: ApiError) -> ApiError {
     if err.code == error::RATE_LIMITED {
         ApiError {
             code: error::TOO_MANY_LINKS,
-            msg: err.msg.replace("failed attempts", "link requests"),
+            msg: err.msg.replace("failed attempts", "link requests").into(),
             ..err
         }
     } else {
@@ -151,7 +151,7 @@ impl PasswordPool {
                 error::RATE_LIMITED,
                 "too many logins at once; try again in a second",
             );
-            busy.retry_after = Some(1);
+            busy.header = Some(error::ErrorHeader::RetryAfter(1));
             return Err(busy);
         };
         blocking(move || {
