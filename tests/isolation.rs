@@ -890,3 +890,214 @@ fn a_cross_site_request_riding_on_the_session_cookie_is_refused_and_changes_noth
     assert_eq!(out.status, 204, "{:?}", out.body);
     assert_error(&with_cookie(&server, "GET", "/me", &cookie, None), 401, 100);
 }
+
+// ---- 5. smaller findings ----------------------------------------------------------------
+
+#[test]
+fn details_field_names_the_field_and_never_echoes_the_value() {
+    let server = start_server();
+    let key = &server.admin_key;
+    for (path, body, field) in [
+        (
+            "/users",
+            json!({"email": "a@example.com", "roles": {"developer": "superuser-x1"}}),
+            "roles.developer",
+        ),
+        ("/api_keys", json!({"scopes": "superuser-x1"}), "scopes"),
+        (
+            "/bot_users",
+            json!({"name": "ci", "superuser-x1": true}),
+            "superuser-x1",
+        ),
+        (
+            "/authorize/batch",
+            json!({"checks": [{"principal": {"id": "usr_x"}, "action": 7, "resource": {"type": "t"}}]}),
+            "checks[0].action",
+        ),
+        (
+            "/authorize",
+            json!({"action": "x", "resource": {"type": "t"}}),
+            "principal",
+        ),
+    ] {
+        let refused = server.post(key, path, body);
+        assert_error(&refused, 400, 106);
+        assert_eq!(
+            refused.body["details"]["field"], field,
+            "{path}: {:?}",
+            refused.body
+        );
+        if field != "superuser-x1" {
+            assert!(!refused.body["details"].to_string().contains("superuser-x1"));
+        }
+    }
+}
+
+#[test]
+fn a_before_id_that_is_not_an_id_of_the_list_is_400() {
+    let server = start_server();
+    let key = &server.admin_key;
+    let some_key = token_id(key);
+    for path in [
+        "/api_keys?before_id=garbage".to_owned(),
+        "/users?before_id=x".to_owned(),
+        format!("/users?before_id={some_key}"),
+        "/events?before_id=ev_%E2%80%AE".to_owned(),
+    ] {
+        let refused = server.get(key, &path);
+        assert_error(&refused, 400, 112);
+        assert_eq!(refused.body["details"]["field"], "before_id", "{path}");
+    }
+    assert_eq!(
+        server
+            .get(key, &format!("/api_keys?before_id={some_key}"))
+            .status,
+        200
+    );
+}
+
+#[test]
+fn names_that_look_alike_collide_and_invisible_characters_are_refused() {
+    let server = start_server();
+    let key = &server.admin_key;
+    assert_eq!(
+        server
+            .post(key, "/tenants", json!({"name": "Acme Straße"}))
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .post(key, "/roles", json!({"name": "Patcher", "permissions": []}))
+            .status,
+        201
+    );
+    for (path, body) in [
+        ("/tenants", json!({"name": "ＡＣＭＥ STRASSE"})),
+        ("/tenants", json!({"name": "acme strasse"})),
+        ("/roles", json!({"name": "PATCHER", "permissions": []})),
+        (
+            "/roles",
+            json!({"name": "global administrator", "permissions": []}),
+        ),
+    ] {
+        refused_unchanged(&server, &server.post(key, path, body), 409, 103);
+    }
+    for (path, body) in [
+        ("/tenants", json!({"name": "Acme\u{200B}"})),
+        (
+            "/roles",
+            json!({"name": "Patch\u{202E}er", "permissions": []}),
+        ),
+        ("/bot_users", json!({"name": "ci\u{2066}"})),
+        (
+            "/users",
+            json!({"email": "z@example.com", "name": "Zo\u{200D}e"}),
+        ),
+    ] {
+        let refused = server.post(key, path, body);
+        refused_unchanged(&server, &refused, 400, 105);
+        assert_eq!(refused.body["details"]["field"], "name");
+    }
+    let renamed = server.patch(key, "/me", json!({"name": "admin\u{FEFF}"}));
+    refused_unchanged(&server, &renamed, 400, 105);
+    // Account names too: the operator's second account named like the first is refused.
+    let dir = Arc::clone(&server.dir);
+    let data = dir.path().join("data");
+    drop(server);
+    let twin = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["init", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--account",
+            "ＤＥＦＡＵＬＴ",
+            "--admin-email",
+            "x@example.com",
+            "--policies",
+        ])
+        .arg(policies_dir())
+        .output()
+        .unwrap();
+    assert_eq!(twin.status.code(), Some(2), "{twin:?}");
+}
+
+#[test]
+fn the_data_directory_and_everything_secret_in_it_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    // An operator's mkdir, open to all: latchkey narrows it before writing into it.
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = start_configured(Arc::clone(&dir), &policies_dir(), None, &[]);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    for file in ["latchkey.redb", "server.key", "admin.sock", "tls/key.pem"] {
+        let path = data.join(file);
+        assert!(
+            path.exists(),
+            "{file} missing: {:?}",
+            std::fs::read_dir(&data).unwrap().collect::<Vec<_>>()
+        );
+        assert_eq!(mode(&path), 0o600, "{file}");
+    }
+    drop(server);
+}
+
+/// The validity of a PEM certificate, read by Python's own X.509 decoder (CPython's
+/// `ssl` module), as (notBefore, notAfter) in seconds since the epoch.
+fn validity(cert: &Path) -> (i64, i64) {
+    let script = "import ssl,sys\nc=ssl._ssl._test_decode_cert(sys.argv[1])\nprint(int(ssl.cert_time_to_seconds(c['notBefore'])), int(ssl.cert_time_to_seconds(c['notAfter'])))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut parts = text.split_whitespace().map(|p| p.parse::<i64>().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+#[test]
+fn the_self_signed_certificate_lives_a_year_and_is_renewed_near_its_end() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let server = start_server();
+    let (from, until) = validity(&server.cert);
+    let day = 86_400;
+    assert!(from <= now() && from > now() - day, "not before {from}");
+    assert!(
+        until - now() <= 2 * 365 * day,
+        "valid past two years: {until}"
+    );
+    assert!(
+        until - now() >= 364 * day,
+        "valid less than a year: {until}"
+    );
+    let known = (
+        server.admin_key.clone(),
+        server.account_id.clone(),
+        server.admin_id.clone(),
+    );
+    let dir = Arc::clone(&server.dir);
+    let cert = server.cert.clone();
+    let first = std::fs::read(&cert).unwrap();
+    let (status, _) = server.stop();
+    assert!(status.success());
+    // Unchanged while far from its end; renewed on start when within 30 days of it.
+    let again = start_configured(Arc::clone(&dir), &policies_dir(), Some(known.clone()), &[]);
+    assert_eq!(std::fs::read(&cert).unwrap(), first);
+    again.stop();
+    std::fs::write(cert.with_file_name("cert.expires"), "2000-01-01T00:00:00Z").unwrap();
+    let renewed = start_configured(dir, &policies_dir(), Some(known), &[]);
+    assert_ne!(std::fs::read(&cert).unwrap(), first);
+    let (_, until) = validity(&renewed.cert);
+    assert!(until - now() >= 364 * day);
+    // Clients trusting the new certificate are served.
+    assert_eq!(renewed.get(&renewed.admin_key, "/account").status, 200);
+}

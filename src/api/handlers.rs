@@ -383,16 +383,34 @@ impl Ctx {
         Ok(json_response(StatusCode::CREATED, value))
     }
 
-    /// A list page in the contract's shape, under the resource's list field.
-    pub(super) fn list<T>(
+    /// A list page in the contract's shape, under the resource's list field. A
+    /// `before_id` that is not an id of the listed objects is a 400, never the first page.
+    pub(super) fn list<T, I>(
         &self,
         path: &str,
         field: &str,
         items: Vec<T>,
-        id: impl Fn(&T) -> String,
+        id: impl Fn(&T) -> I,
         view: impl Fn(&T) -> Value,
-    ) -> Reply {
-        let (items, next) = page(items, id, &self.query);
+    ) -> Reply
+    where
+        I: std::str::FromStr + std::fmt::Display + Ord,
+    {
+        let before = self
+            .query
+            .before_id
+            .as_deref()
+            .map(|text| {
+                text.parse::<I>().map_err(|_| {
+                    ApiError::field(
+                        error::INVALID_QUERY,
+                        "before_id",
+                        format!("before_id is not the id of an object of {path}"),
+                    )
+                })
+            })
+            .transpose()?;
+        let (items, next) = page(items, id, before, self.query.limit);
         let next_page_uri = next.map(|before| {
             self.base.uri(&format!(
                 "{path}?before_id={before}&limit={}",
@@ -473,7 +491,7 @@ impl Ctx {
             "/users",
             "users",
             members,
-            |m| m.user.id.to_string(),
+            |m| m.user.id,
             |m| views::member(&self.base, m),
         )
     }
@@ -534,7 +552,7 @@ impl Ctx {
             "/bot_users",
             "bot_users",
             bots,
-            |b| b.id.to_string(),
+            |b| b.id,
             |b| views::bot(&self.base, b),
         )
     }
@@ -598,7 +616,7 @@ impl Ctx {
             &format!("/{collection}"),
             field,
             listed,
-            |(c, _)| c.id.to_string(),
+            |(c, _)| c.id,
             |(c, used)| views::credential(&self.base, c, None, *used),
         )
     }
@@ -936,7 +954,7 @@ impl Ctx {
             "/ip_policies",
             "ip_policies",
             policies,
-            |p| p.id.to_string(),
+            |p| p.id,
             |p| views::ip_policy(&self.base, p),
         )
     }
@@ -980,7 +998,7 @@ impl Ctx {
             "/ip_policy_rules",
             "ip_policy_rules",
             rules,
-            |r| r.id.to_string(),
+            |r| r.id,
             |r| views::ip_rule(&self.base, r),
         )
     }
@@ -1046,7 +1064,7 @@ impl Ctx {
             "/ip_restrictions",
             "ip_restrictions",
             restrictions,
-            |r| r.id.to_string(),
+            |r| r.id,
             |r| views::ip_restriction(&self.base, r),
         )
     }
@@ -1147,7 +1165,7 @@ impl Ctx {
             "/events",
             "events",
             events,
-            |e| e.id.to_string(),
+            |e| e.id,
             |e| views::event(&self.base, e),
         )
     }

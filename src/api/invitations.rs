@@ -80,7 +80,7 @@ impl Ctx {
             "/invitations",
             "invitations",
             all,
-            |i| i.id.to_string(),
+            |i| i.id,
             |i| view(&self.base, i, None, now),
         )
     }

@@ -186,23 +186,36 @@ impl Query {
     }
 }
 
-/// A JSON body as `T`; an empty body reads as `{}`.
+/// A JSON body as `T`; an empty body reads as `{}`. A refusal names the offending field
+/// by its path (`roles.developer`, `checks[2].action`), found by where deserialization
+/// stopped, never by text taken from the value.
 pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let bytes: &[u8] = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(bytes).map_err(|e| {
-        let msg = format!("the body is not valid for this endpoint: {e}");
-        match unknown_field(&e.to_string()) {
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let msg = format!("the body is not valid for this endpoint: {}", e.inner());
+        match field_path(&e) {
             Some(field) => ApiError::field(error::MALFORMED_BODY, &field, msg),
             None => ApiError::new(error::MALFORMED_BODY, msg),
         }
     })
 }
 
-/// serde's "unknown field `x`" or "invalid type ... for `x`" names the field.
-pub(super) fn unknown_field(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let end = start + message.get(start..)?.find('`')?;
-    message.get(start..end).map(str::to_owned)
+/// The path of the field a body was refused at. For a missing field the path is its
+/// parent's, and serde names the field itself (in backquotes).
+fn field_path(e: &serde_path_to_error::Error<serde_json::Error>) -> Option<String> {
+    let path = e.path().to_string();
+    let parent = (path != ".").then_some(path);
+    let message = e.inner().to_string();
+    let named = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    match (parent, named) {
+        (Some(parent), Some(name)) => Some(format!("{parent}.{name}")),
+        (None, Some(name)) => Some(name),
+        (parent, None) => parent,
+    }
 }
 
 /// A path id of the given type, or 404: an id that cannot exist is simply not found.
@@ -225,12 +238,13 @@ pub(super) fn path_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError> {
 /// One page of a newest-first list, and the `before_id` of the next page if any. The page
 /// starts right after the item `before_id` names; if that item is gone (deleted since),
 /// after the first item whose id sorts below it.
-pub(super) fn page<T>(
+pub(super) fn page<T, I: Ord>(
     items: Vec<T>,
-    id: impl Fn(&T) -> String,
-    query: &Query,
-) -> (Vec<T>, Option<String>) {
-    let start = match &query.before_id {
+    id: impl Fn(&T) -> I,
+    before: Option<I>,
+    limit: usize,
+) -> (Vec<T>, Option<I>) {
+    let start = match &before {
         None => 0,
         Some(before) => items
             .iter()
@@ -240,8 +254,8 @@ pub(super) fn page<T>(
             .unwrap_or(items.len()),
     };
     let mut items: Vec<T> = items.into_iter().skip(start).collect();
-    let more = items.len() > query.limit;
-    items.truncate(query.limit);
+    let more = items.len() > limit;
+    items.truncate(limit);
     let next = if more { items.last().map(&id) } else { None };
     (items, next)
 }

@@ -58,7 +58,7 @@ impl Ctx {
             "/tenants",
             "tenants",
             tenants,
-            |t| t.id.to_string(),
+            |t| t.id,
             |t| views::tenant(&self.base, t),
         )
     }
@@ -142,7 +142,7 @@ impl Ctx {
             "/roles",
             "roles",
             roles,
-            |r| r.id.to_string(),
+            |r| r.id,
             |r| views::role(&self.base, r),
         )
     }
@@ -220,7 +220,7 @@ impl Ctx {
             "/role_assignments",
             "role_assignments",
             found,
-            |a| a.assignment.id.to_string(),
+            |a| a.assignment.id,
             |a| views::role_assignment(&self.base, &a.assignment, Some(&a.role)),
         )
     }

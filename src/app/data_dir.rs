@@ -76,12 +76,40 @@ impl DataDir {
     }
 }
 
+/// Make `path` (and missing parents) a directory only its owner may enter: made 0700, or,
+/// when it exists already (an operator's `mkdir`), narrowed to 0700, since it is about to
+/// hold the server key, the database and the admin socket.
 fn create_private_dir(path: &Path) -> std::io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path)
+    builder.create(path)?;
+    #[cfg(unix)]
+    fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
+impl DataDir {
+    /// Keep the database file to its owner (0600): redb creates it with the process's
+    /// default mode. Called after every open, so a file copied in wider is narrowed too.
+    pub fn restrict_database(&self) -> Result<(), AppError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.database();
+            let mode = fs::metadata(&path)
+                .map_err(|e| AppError::DataDir(format!("cannot read {}: {e}", path.display())))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(|e| {
+                    AppError::DataDir(format!("cannot restrict {}: {e}", path.display()))
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Write a new file readable only by its owner, and make it durable before returning.

@@ -242,6 +242,7 @@ impl Latchkey {
         let dir = DataDir::new(&config.data_dir);
         let key = dir.server_key()?;
         let store = Store::open(&dir.database())?;
+        dir.restrict_database()?;
         Ok(Latchkey {
             store,
             hasher: SecretHasher::new(&key),

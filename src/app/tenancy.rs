@@ -9,6 +9,7 @@ use crate::domain::DomainError;
 use crate::domain::credential::Owner;
 use crate::domain::event::{Action, Actor, Change, Snapshot, TenancyObject};
 use crate::domain::id::{self, AccountId, RoleAssignmentId, RoleId, TenantId};
+use crate::domain::name::unique_key;
 use crate::domain::tenancy::{
     self, AddedPermission, CatalogEntry, CustomRole, Role, RoleAssignment, Tenant,
 };
@@ -174,20 +175,20 @@ fn assignment_in(
     in_account(tx.role_assignment(id)?, |a| a.account, account, id)
 }
 
-/// Role names are unique in the account, built-in names included (case-insensitive).
+/// Role names are unique in the account, built-in names included, compared by
+/// [`unique_key`] (so look-alikes collide).
 fn role_name_free(
     tx: &impl Reads,
     account: AccountId,
     name: &str,
     except: Option<RoleId>,
 ) -> Result<(), AppError> {
-    let taken = abi::BUILTIN_ROLES
-        .iter()
-        .any(|b| b.eq_ignore_ascii_case(name))
+    let key = unique_key(name);
+    let taken = abi::BUILTIN_ROLES.iter().any(|b| unique_key(b) == key)
         || tx
             .custom_roles(account)?
             .iter()
-            .any(|r| Some(r.id) != except && r.name.to_lowercase() == name.to_lowercase());
+            .any(|r| Some(r.id) != except && unique_key(&r.name) == key);
     if taken {
         return Err(DomainError::Conflict { what: "role name" }.into());
     }
@@ -200,10 +201,11 @@ fn tenant_name_free(
     name: &str,
     except: Option<TenantId>,
 ) -> Result<(), AppError> {
+    let key = unique_key(name);
     let taken = tx
         .tenants(account)?
         .iter()
-        .any(|t| Some(t.id) != except && t.name.to_lowercase() == name.to_lowercase());
+        .any(|t| Some(t.id) != except && unique_key(&t.name) == key);
     if taken {
         return Err(DomainError::Conflict {
             what: "tenant name",

@@ -60,9 +60,9 @@ impl Account {
         })
     }
 
-    /// The key under which the name is unique (case-insensitive).
+    /// The key under which the name is unique: names that look alike share it.
     pub fn name_key(name: &str) -> String {
-        name.trim().to_lowercase()
+        crate::domain::name::unique_key(name)
     }
 }
 
@@ -71,16 +71,12 @@ fn validate_name(name: &str) -> Result<String, DomainError> {
     if name.is_empty() || name.len() > 255 {
         return Err(DomainError::invalid("name", "must be 1 to 255 bytes"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            "name",
-            "must not contain control characters",
-        ));
-    }
+    crate::domain::name::check_visible("name", name)?;
     Ok(name.to_owned())
 }
 
-/// Validate a display name (of a user or bot): 1 to 255 bytes, no control characters.
+/// Validate a display name (of a user or bot): 1 to 255 bytes, no control, zero-width or
+/// bidirectional characters.
 pub fn validate_display_name(name: &str) -> Result<String, DomainError> {
     validate_name(name)
 }

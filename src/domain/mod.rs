@@ -14,6 +14,7 @@ pub mod event;
 pub mod id;
 pub mod invitation;
 pub mod ip;
+pub mod name;
 pub mod session;
 pub mod ssh;
 pub mod tenancy;

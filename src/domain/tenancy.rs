@@ -170,18 +170,14 @@ pub fn builtin_description(name: &str) -> &'static str {
     }
 }
 
-/// A tenant's or a role's name: trimmed, 1 to 100 characters.
+/// A tenant's or a role's name: trimmed, 1 to 100 characters, nothing invisible (unique
+/// names compare by [`crate::domain::name::unique_key`]).
 pub fn validate_name(name: &str) -> Result<String, DomainError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(DomainError::invalid("name", "must be 1 to 100 characters"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            "name",
-            "must not contain control characters",
-        ));
-    }
+    crate::domain::name::check_visible("name", name)?;
     Ok(name.to_owned())
 }
 

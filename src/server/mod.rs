@@ -126,6 +126,9 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     let shutdown = shutdown_signal()?;
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // The operator's socket answers before the server says it is up.
+    #[cfg(unix)]
+    let admin = admin::listen(&config.data_dir, Arc::clone(&lk))?;
     on_start(&Started {
         addr,
         cert_path: tls.cert_path.clone(),
@@ -140,8 +143,6 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
     }
     let api = Arc::new(api);
-    #[cfg(unix)]
-    let admin = admin::listen(&config.data_dir, Arc::clone(&lk))?;
     let handshake_timeout = config.client_timeout;
     let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -79,32 +79,73 @@ impl TlsSource {
     }
 }
 
-/// `dir/cert.pem` and `dir/key.pem`, made now if they do not exist yet.
+/// How long a self-signed certificate is valid: a year (the ceiling is two;
+/// browsers cap public certificates at 398 days, and a year keeps renewal routine).
+const SELF_SIGNED_DAYS: i64 = 365;
+/// A self-signed certificate with less than this left is renewed at start.
+const RENEW_BEFORE_DAYS: i64 = 30;
+
+/// `dir/cert.pem` and `dir/key.pem`, made now if they do not exist yet, or renewed (a new
+/// key and certificate) when the certificate expires within [`RENEW_BEFORE_DAYS`]. Its
+/// expiry is kept beside it in `dir/cert.expires` (RFC 3339); a certificate without one
+/// was made by an older latchkey, valid for centuries, and is renewed once.
 fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), ServeError> {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
-    if cert.exists() && key.exists() {
+    let expiry = dir.join("cert.expires");
+    let now = time::OffsetDateTime::now_utc();
+    let expires = std::fs::read_to_string(&expiry).ok().and_then(|text| {
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    let fresh = expires.is_some_and(|at| at - now > time::Duration::days(RENEW_BEFORE_DAYS));
+    if cert.exists() && key.exists() && fresh {
         return Ok((cert, key));
     }
     let io = |path: &Path, e: std::io::Error| ServeError::Tls(format!("{}: {e}", path.display()));
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let made = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| ServeError::Tls(format!("the self-signed certificate: {e}")))?;
-    write_private(&key, made.signing_key.serialize_pem().as_bytes()).map_err(|e| io(&key, e))?;
-    std::fs::write(&cert, made.cert.pem()).map_err(|e| io(&cert, e))?;
+    let failed = |e: rcgen::Error| ServeError::Tls(format!("the self-signed certificate: {e}"));
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(failed)?;
+    // A little slack before now, for clients whose clocks run behind.
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
+    let signing_key = rcgen::KeyPair::generate().map_err(failed)?;
+    let made = params.self_signed(&signing_key).map_err(failed)?;
+    let not_after = params
+        .not_after
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ServeError::Tls(format!("the certificate's expiry: {e}")))?;
+    // Each file is replaced whole (written aside, then renamed), so a crash leaves the
+    // old pair or the new one, and the key is never readable by others on the way.
+    replace_file(&key, signing_key.serialize_pem().as_bytes(), 0o600).map_err(|e| io(&key, e))?;
+    replace_file(&cert, made.pem().as_bytes(), 0o644).map_err(|e| io(&cert, e))?;
+    replace_file(&expiry, not_after.as_bytes(), 0o644).map_err(|e| io(&expiry, e))?;
+    match expires {
+        Some(_) => tracing::info!(expires = %not_after, "the self-signed certificate was renewed"),
+        None => tracing::info!(expires = %not_after, "a self-signed certificate was made"),
+    }
     Ok((cert, key))
 }
 
-/// Write a file only its owner can read (created so, never widened afterwards).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Replace `path` with `bytes`, created with `mode`: written to a new file beside it,
+/// synced, then renamed over it.
+fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let aside = path.with_file_name(format!("{name}.new"));
+    let _ = std::fs::remove_file(&aside);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
-    let mut file = options.open(path)?;
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(&aside)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    file.sync_all()?;
+    std::fs::rename(&aside, path)
 }

@@ -132,13 +132,39 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 5,
-        what: "create the email proof table (one-time links name their purpose from now on)",
-        run: create_email_proof_table,
+        what: "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
+        run: schema_5,
     },
 ];
 
-fn create_email_proof_table(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+fn schema_5(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EMAIL_PROOFS)?;
+    // Account names were unique by `to_lowercase`; now by `name::unique_key`, which
+    // folds more (full-width forms, `ß`, ligatures). Re-key the index; two names that now
+    // collide stop the migration, naming both, rather than silently losing one.
+    let accounts = txn.open_table(ACCOUNTS)?;
+    let mut keyed: Vec<(String, u128, String)> = Vec::new();
+    for row in accounts.iter()? {
+        let (id, bytes) = row?;
+        let account: crate::domain::account::Account = codec::decode(bytes.value())?;
+        keyed.push((
+            crate::domain::account::Account::name_key(&account.name),
+            id.value(),
+            account.name,
+        ));
+    }
+    keyed.sort();
+    if let Some(pair) = keyed.windows(2).find(|w| matches!(w, [a, b] if a.0 == b.0)) {
+        let names: Vec<&str> = pair.iter().map(|(_, _, name)| name.as_str()).collect();
+        return Err(StoreError::Storage(format!(
+            "the account names {names:?} now count as the same name; rename one with the previous latchkey before migrating"
+        )));
+    }
+    let mut names = txn.open_table(ACCOUNT_NAMES)?;
+    names.retain(|_, _| false)?;
+    for (key, id, _) in &keyed {
+        names.insert(key.as_str(), *id)?;
+    }
     Ok(())
 }
 

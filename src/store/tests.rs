@@ -185,7 +185,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
-            "create the email proof table (one-time links name their purpose from now on)",
+            "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -266,7 +266,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "create the IP policy, rule and restriction tables",
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
-            "create the email proof table (one-time links name their purpose from now on)",
+            "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -286,4 +286,67 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Write `names` as accounts the way schema 4 keyed them (`to_lowercase`), and mark the
+/// file schema 4.
+fn schema_4_accounts(path: &std::path::Path, names: &[&str]) {
+    let store = Store::open(path).unwrap();
+    drop(store);
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut accounts = txn.open_table(ACCOUNTS).unwrap();
+        let mut keys = txn.open_table(ACCOUNT_NAMES).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let now = Timestamp::from_millis(1_000 + i as i64);
+            let account = Account::new(AccountId::generate(now).unwrap(), name, now).unwrap();
+            accounts
+                .insert(account.id.0, codec::encode(&account).unwrap().as_slice())
+                .unwrap();
+            keys.insert(name.to_lowercase().as_str(), account.id.0)
+                .unwrap();
+        }
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 4)
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn schema_5_keys_account_names_so_look_alikes_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    schema_4_accounts(&path, &["Straße", "acme"]);
+    Store::migrate(&path).unwrap();
+    let store = Store::open(&path).unwrap();
+    let read = store.read().unwrap();
+    let found = read.account_by_name("STRASSE").unwrap().unwrap();
+    assert_eq!(found.name, "Straße");
+    assert!(read.account_by_name("ＡＣＭＥ").unwrap().is_some());
+    // A new account whose name only looks different is refused.
+    drop(read);
+    let now = Timestamp::from_millis(9_000);
+    let twin = Account::new(AccountId::generate(now).unwrap(), "strasse", now).unwrap();
+    let err = store.write(|tx| tx.insert_account(&twin)).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Domain(DomainError::Conflict { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_migration_that_would_merge_two_account_names_stops_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    schema_4_accounts(&path, &["Straße", "strasse"]);
+    let err = Store::migrate(&path).unwrap_err();
+    assert!(err.to_string().contains("Straße"), "{err}");
+    // Nothing was half-done: the file is still schema 4.
+    assert!(matches!(
+        Store::open(&path).unwrap_err(),
+        StoreError::NeedsMigration { found: 4, .. }
+    ));
 }
