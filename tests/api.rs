@@ -2068,18 +2068,89 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
     assert_eq!(routes, 90);
 }
 
+/// Make sure Python can import `module`, installing `requirement` from PyPI if not (so the
+/// README's test command works on a fresh machine; `.ci/run` installs both ahead).
+fn python_package(module: &str, requirement: &str) {
+    let importable = || {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !importable() {
+        let pip = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg(requirement)
+            .status();
+        assert!(
+            pip.is_ok_and(|s| s.success()) && importable(),
+            "this test needs {requirement} (python3 -m pip install {requirement})"
+        );
+    }
+}
+
+/// schemathesis, the schema-driven API fuzzer.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// schemathesis (PyPI; installed by `.ci/run`, or here when missing) runs `--checks all`
+/// against the document the real server serves, with a bounded example count and a fixed
+/// seed: every operation's answers must match what the document says, valid requests
+/// must be accepted and invalid ones refused, on every declared status, header and
+/// schema. `tests/schemathesis.toml` lists the few operations left out (they would
+/// delete, demote or lock out the caller itself) and the error statuses declared where
+/// validity depends on state a schema cannot know.
+#[test]
+fn schemathesis_finds_nothing_wrong_with_the_served_document() {
+    python_package("schemathesis", SCHEMATHESIS);
+    let (port, _inbox) = crate::support::smtp_inbox();
+    let smtp = format!("smtp://127.0.0.1:{port}");
+    let server = start_configured(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &policies_dir(),
+        None,
+        &[("LATCHKEY_SMTP_URL", &smtp)],
+    );
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
+    let out = Command::new("python3")
+        .args(["-m", "schemathesis.cli", "--config-file"])
+        .arg(&config)
+        .args([
+            "run",
+            &format!("{}/openapi.json", server.url),
+            "--checks",
+            "all",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {}", server.admin_key)])
+        .arg("--tls-verify")
+        .arg(&server.cert)
+        .args(["--max-examples", "10", "--workers", "1", "--seed", "1"])
+        .args(["--phases", "examples,coverage,fuzzing", "--no-color"])
+        // The server closes a kept-alive connection idle past its client timeout (10 s);
+        // a busy machine can make the client reuse one just closed: retry that.
+        .args(["--request-timeout", "30", "--request-retries", "2"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains(" passed"), "{report}");
+}
+
 /// ngrok's official Python API client (`ngrok-api` on PyPI, installed by `.ci/run`),
 /// unmodified, with its base URL set to the server and the certificate trusted, manages
 /// every ngrok-compatible resource (tests/compat/ngrok_client.py).
 #[test]
 fn the_official_ngrok_client_manages_every_compatible_resource() {
-    let probe = Command::new("python3")
-        .args(["-c", "import ngrok"])
-        .status();
-    assert!(
-        probe.is_ok_and(|s| s.success()),
-        "this test needs ngrok's client: python3 -m pip install ngrok-api==0.19.0 (.ci/run does)"
-    );
+    python_package("ngrok", "ngrok-api==0.19.0");
     let server = start_server();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/ngrok_client.py");
     let out = Command::new("python3")

@@ -74,7 +74,6 @@ struct BotCreate {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BotUpdate {
-    #[allow(dead_code)]
     id: Option<String>,
     name: Option<String>,
     active: Option<bool>,
@@ -105,7 +104,6 @@ struct SshCreate {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CredentialUpdate {
-    #[allow(dead_code)]
     id: Option<String>,
     description: Option<String>,
     metadata: Option<String>,
@@ -117,7 +115,6 @@ struct CredentialUpdate {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IpBody {
-    #[allow(dead_code)]
     id: Option<String>,
     description: Option<String>,
     metadata: Option<String>,
@@ -193,6 +190,19 @@ impl IpBody {
     }
 }
 
+/// ngrok's clients repeat the path's id in an update's body; another id there is a 400,
+/// never silently ignored.
+fn same_id(given: Option<&str>, path: impl std::fmt::Display) -> Result<(), ApiError> {
+    match given {
+        Some(given) if given != path.to_string() => Err(ApiError::field(
+            error::INVALID_FIELD,
+            "id",
+            "id in the body must be the id in the path (or be left out)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, ApiError> {
     value
         .ok_or_else(|| ApiError::field(error::INVALID_FIELD, field, format!("{field} is required")))
@@ -260,6 +270,12 @@ impl Ctx {
     /// Route a request to its handler by method and path segments.
     pub(super) async fn dispatch(self, method: &Method, segments: &[&str], path: &str) -> Reply {
         use Method as M;
+        let served = allowed_methods(segments)
+            .is_some_and(|allow| allow.split(", ").any(|m| m == method.as_str()));
+        if served {
+            let (list, accepted) = query_parameters(method, segments);
+            self.query.accept(list, accepted)?;
+        }
         match (method, segments) {
             (&M::GET, ["account"]) => self.get_account().await,
             (&M::PATCH, ["account"]) => self.update_account().await,
@@ -502,7 +518,15 @@ impl Ctx {
             .roles
             .as_ref()
             .map_or_else(Roles::default, |r| r.patch().apply(Roles::default()));
-        let name = body.name.unwrap_or_default();
+        // Without a name, the address's local part stands in, as for `latchkey init`.
+        let name = body.name.unwrap_or_else(|| {
+            body.email
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        });
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let joined =
             blocking(move || lk.add_member(actor, account, &body.email, &name, roles)).await?;
@@ -576,6 +600,7 @@ impl Ctx {
     async fn update_bot(self, id: &str) -> Reply {
         let bot: BotId = path_id(id)?;
         let body: BotUpdate = parse(&self.body)?;
+        same_id(body.id.as_deref(), bot)?;
         let patch = BotPatch {
             name: body.name,
             active: body.active,
@@ -674,6 +699,7 @@ impl Ctx {
     async fn update_credential(self, kind: Option<CredentialKind>, id: &str) -> Reply {
         let id = Ctx::credential_id(kind, id)?;
         let body: CredentialUpdate = parse(&self.body)?;
+        same_id(body.id.as_deref(), id)?;
         let patch = CredentialPatch {
             description: body.description,
             metadata: body.metadata,
@@ -977,6 +1003,7 @@ impl Ctx {
     async fn update_ip_policy(self, id: &str) -> Reply {
         let id: IpPolicyId = path_id(id)?;
         let body: IpBody = parse(&self.body)?;
+        same_id(body.id.as_deref(), id)?;
         body.only(&[])?;
         let patch = body.patch()?;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
@@ -1043,6 +1070,7 @@ impl Ctx {
     async fn update_ip_rule(self, id: &str) -> Reply {
         let id: IpRuleId = path_id(id)?;
         let body: IpBody = parse(&self.body)?;
+        same_id(body.id.as_deref(), id)?;
         body.only(&["cidr"])?;
         let patch = body.patch()?;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
@@ -1119,6 +1147,7 @@ impl Ctx {
     async fn update_ip_restriction(self, id: &str) -> Reply {
         let id: IpRestrictionId = path_id(id)?;
         let body: IpBody = parse(&self.body)?;
+        same_id(body.id.as_deref(), id)?;
         body.only(&["enforced", "ip_policy_ids", "confirm_lockout"])?;
         let mut patch = body.patch()?;
         // ngrok's clients send `ip_policy_ids: []` for "not given" (Go's omitempty, the
@@ -1147,6 +1176,16 @@ impl Ctx {
         let since = self.query.time("since")?;
         let until = self.query.time("until")?;
         let principal = self.query.filter("principal_id").map(str::to_owned);
+        if let Some(text) = &principal
+            && text != "system"
+            && Owner::parse(text).is_err()
+        {
+            return Err(ApiError::field(
+                error::INVALID_QUERY,
+                "principal_id",
+                "principal_id must be a usr_ or bot_ id, or system",
+            ));
+        }
         let action = self.query.filter("action").map(str::to_owned);
         let object = self.query.filter("object_id").map(str::to_owned);
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);

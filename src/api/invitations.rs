@@ -70,6 +70,15 @@ fn accept_url(link_base: &str, id: InvitationId, token: &Secret) -> String {
 impl Ctx {
     pub(super) async fn list_invitations(self) -> Reply {
         let state = self.query.filter("state").map(str::to_owned);
+        if let Some(state) = &state
+            && !["pending", "accepted", "revoked", "expired"].contains(&state.as_str())
+        {
+            return Err(ApiError::field(
+                error::INVALID_QUERY,
+                "state",
+                "state must be pending, accepted, revoked or expired",
+            ));
+        }
         let (lk, actor, account) = self.caller();
         let now = self.lk.now();
         let mut all = blocking(move || lk.invitations(actor, account)).await?;

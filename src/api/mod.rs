@@ -680,6 +680,26 @@ fn harden(headers: &mut hyper::HeaderMap, route: &str) {
     }
 }
 
+/// The query parameters an operation takes: whether it is a paged list (`before_id`,
+/// `limit`), and its filters. Anything else is a 400.
+fn query_parameters(method: &Method, segments: &[&str]) -> (bool, &'static [&'static str]) {
+    if method != Method::GET {
+        return (false, &[]);
+    }
+    match segments {
+        ["events"] => (
+            true,
+            &["principal_id", "action", "object_id", "since", "until"],
+        ),
+        ["invitations"] => (true, &["state"]),
+        ["role_assignments"] => (true, &["principal_id", "role_id", "tenant_id"]),
+        ["access_review"] => (false, &["format"]),
+        ["permissions" | "account" | "me" | "policies" | "metrics" | "healthz"] => (false, &[]),
+        [_] => (true, &[]),
+        _ => (false, &[]),
+    }
+}
+
 /// The methods a path takes (the `Allow` of a 405), or `None` for no such path.
 fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
     const COLLECTIONS: [&str; 13] = [

@@ -127,6 +127,8 @@ where
 pub(super) struct Query {
     pub(super) before_id: Option<String>,
     pub(super) limit: usize,
+    /// `limit` was given.
+    pub(super) limit_given: bool,
     /// Every other parameter, percent-decoded.
     pub(super) filters: Vec<(String, String)>,
 }
@@ -136,13 +138,26 @@ impl Query {
         let mut parsed = Query {
             before_id: None,
             limit: 100,
+            limit_given: false,
             filters: Vec::new(),
         };
+        let mut seen: Vec<String> = Vec::new();
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            // One value per parameter: which of two would count is not for the server to
+            // guess.
+            if seen.iter().any(|k| *k == key) {
+                return Err(ApiError::field(
+                    error::INVALID_QUERY,
+                    &key,
+                    format!("{key} is given more than once"),
+                ));
+            }
+            seen.push(key.clone().into_owned());
             match key.as_ref() {
                 "before_id" if !value.is_empty() => parsed.before_id = Some(value.into_owned()),
                 "before_id" => {}
                 "limit" => {
+                    parsed.limit_given = true;
                     parsed.limit = value
                         .parse::<usize>()
                         .ok()
@@ -162,11 +177,45 @@ impl Query {
         Ok(parsed)
     }
 
-    /// The filter `key`, if given (and not empty).
+    /// Refuse any parameter but `before_id`, `limit` (on a list) and `accepted`, and an
+    /// empty filter: an undocumented or empty value is a 400, never silently ignored.
+    pub(super) fn accept(&self, list: bool, accepted: &[&str]) -> Result<(), ApiError> {
+        if !list && (self.before_id.is_some() || self.limit_given) {
+            let field = if self.limit_given {
+                "limit"
+            } else {
+                "before_id"
+            };
+            return Err(ApiError::field(
+                error::INVALID_QUERY,
+                field,
+                format!("{field} is a parameter of lists only"),
+            ));
+        }
+        for (key, value) in &self.filters {
+            if !accepted.contains(&key.as_str()) {
+                return Err(ApiError::field(
+                    error::INVALID_QUERY,
+                    key,
+                    format!("{key:?} is not a parameter of this operation"),
+                ));
+            }
+            if value.is_empty() {
+                return Err(ApiError::field(
+                    error::INVALID_QUERY,
+                    key,
+                    format!("{key} is empty; leave it out instead"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The filter `key`, if given.
     pub(super) fn filter(&self, key: &str) -> Option<&str> {
         self.filters
             .iter()
-            .find(|(k, v)| k == key && !v.is_empty())
+            .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
@@ -191,6 +240,14 @@ impl Query {
 /// stopped, never by text taken from the value.
 pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let bytes: &[u8] = if body.is_empty() { b"{}" } else { body };
+    // serde reads a struct from a JSON array too (its fields in order): only an object
+    // is a request body here.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(
+            error::MALFORMED_BODY,
+            "the body must be a JSON object",
+        ));
+    }
     let mut reader = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut reader).map_err(|e| {
         let msg = format!("the body is not valid for this endpoint: {}", e.inner());

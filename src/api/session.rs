@@ -229,6 +229,8 @@ impl Api {
     ) -> Reply {
         let body: EmailBody = parse(&body)?;
         let email = required(body.email.as_deref(), "email")?.to_owned();
+        // A malformed address is refused alike whether or not some user has it: nobody has.
+        crate::domain::user::Email::parse(&email)?;
         let mailer = self.mailer.clone().ok_or_else(no_mail)?;
         self.lk
             .admit_link_request(&email, peer)
@@ -290,6 +292,20 @@ fn user_of(caller: &Caller) -> Result<UserId, ApiError> {
     }
 }
 
+/// A TOTP code as given: six digits (spaces around them allowed), else a 400.
+fn totp_code(code: &str) -> Result<&str, ApiError> {
+    let code = code.trim();
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(code)
+    } else {
+        Err(ApiError::field(
+            error::INVALID_FIELD,
+            "code",
+            "a TOTP code is six digits",
+        ))
+    }
+}
+
 /// The calling user acting on itself.
 fn me_of(caller: &Caller) -> Result<Me, ApiError> {
     Ok(Me {
@@ -330,7 +346,7 @@ impl Ctx {
     pub(super) async fn confirm_totp(self) -> Reply {
         let me = me_of(&self.caller)?;
         let body: CodeBody = parse(&self.body)?;
-        let code = required(body.code.as_deref(), "code")?.to_owned();
+        let code = totp_code(required(body.code.as_deref(), "code")?)?.to_owned();
         let lk = Arc::clone(&self.lk);
         let codes = blocking(move || lk.confirm_totp(me, &code)).await?;
         let codes: Vec<&str> = codes.iter().map(|c| c.expose()).collect();
@@ -340,6 +356,9 @@ impl Ctx {
     pub(super) async fn disable_totp(self) -> Reply {
         let me = me_of(&self.caller)?;
         let body: CodeBody = parse(&self.body)?;
+        if let Some(code) = &body.code {
+            totp_code(code)?;
+        }
         let lk = Arc::clone(&self.lk);
         blocking(move || {
             let factor = match (&body.code, &body.recovery_code) {

@@ -68,15 +68,15 @@ impl Account {
 
 fn validate_name(name: &str) -> Result<String, DomainError> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 255 {
-        return Err(DomainError::invalid("name", "must be 1 to 255 bytes"));
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(DomainError::invalid("name", "must be 1 to 255 characters"));
     }
     crate::domain::name::check_visible("name", name)?;
     Ok(name.to_owned())
 }
 
-/// Validate a display name (of a user or bot): 1 to 255 bytes, no control, zero-width or
-/// bidirectional characters.
+/// Validate a display name (of a user or bot): 1 to 255 characters, no control,
+/// zero-width or bidirectional characters.
 pub fn validate_display_name(name: &str) -> Result<String, DomainError> {
     validate_name(name)
 }
