@@ -377,6 +377,28 @@ fn set_password(server: &Server, key: &str) {
     assert_eq!(set.status, 204, "{:?}", set.body);
 }
 
+/// Accept the invitation `invited` (its create answer, with `accept_url`) from the
+/// session `session`.
+fn accept(server: &Server, invited: &Value, session: &str) -> Reply {
+    let token = invited["accept_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
+    reply(
+        server
+            .agent()
+            .post(&format!(
+                "{}/invitations/{}/accept",
+                server.url,
+                invited["id"].as_str().unwrap()
+            ))
+            .header("Cookie", &format!("latchkey_session={session}"))
+            .send_json(json!({"token": token})),
+    )
+}
+
 #[test]
 fn account_a_cannot_take_over_account_bs_administrator() {
     let two = two_accounts();
@@ -406,26 +428,11 @@ fn account_a_cannot_take_over_account_bs_administrator() {
     // Invited, it joins A by its own choice; it is now a member of both.
     let invited = s.post(&s.admin_key, "/invitations", json!({"email": B_ADMIN}));
     assert_eq!(invited.status, 201, "{:?}", invited.body);
-    let token = invited.body["accept_url"]
-        .as_str()
-        .unwrap()
-        .split("token=")
-        .nth(1)
-        .unwrap();
     let session = cookie_of(&login(
         s,
         json!({"email": B_ADMIN, "password": PASSWORD, "account_id": two.b_account}),
     ));
-    let accepted = reply(
-        s.agent()
-            .post(&format!(
-                "{}/invitations/{}/accept",
-                s.url,
-                invited.body["id"].as_str().unwrap()
-            ))
-            .header("Cookie", &format!("latchkey_session={session}"))
-            .send_json(json!({"token": token})),
-    );
+    let accepted = accept(s, &invited.body, &session);
     assert_eq!(accepted.status, 200, "{:?}", accepted.body);
 
     // A's administrator may not change what B relies on about it.
@@ -501,22 +508,7 @@ fn an_account_cannot_pre_register_someone_elses_email() {
     let invited = s.post(&two.b_key, "/invitations", json!({"email": VICTIM}));
     assert_eq!(invited.status, 201, "{:?}", invited.body);
     let invitation = invited.body["id"].as_str().unwrap().to_owned();
-    let b_token = invited.body["accept_url"]
-        .as_str()
-        .unwrap()
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let accept = |cookie: &str| {
-        reply(
-            s.agent()
-                .post(&format!("{}/invitations/{invitation}/accept", s.url))
-                .header("Cookie", &format!("latchkey_session={cookie}"))
-                .send_json(json!({"token": b_token})),
-        )
-    };
-    let stolen = accept(&hijacked);
+    let stolen = accept(s, &invited.body, &hijacked);
     refused_in_neither(&two, &stolen, 403, 123);
     assert_eq!(
         s.get(&two.b_key, &format!("/invitations/{invitation}"))
@@ -555,7 +547,7 @@ fn an_account_cannot_pre_register_someone_elses_email() {
     );
     // Now the person accepts B's invitation itself.
     let session = cookie_of(&login(s, json!({"email": VICTIM, "password": own})));
-    let joined = accept(&session);
+    let joined = accept(s, &invited.body, &session);
     assert_eq!(joined.status, 200, "{:?}", joined.body);
     // And A can no longer reset it.
     let reset = s.post(
@@ -657,22 +649,7 @@ fn a_change_to_a_shared_user_is_in_the_trail_of_every_account_and_proof_is_by_ma
         "/invitations",
         json!({"email": "sam@corp.example"}),
     );
-    let b_token = invited.body["accept_url"]
-        .as_str()
-        .unwrap()
-        .split("token=")
-        .nth(1)
-        .unwrap();
-    let accepted = reply(
-        s.agent()
-            .post(&format!(
-                "{}/invitations/{}/accept",
-                s.url,
-                invited.body["id"].as_str().unwrap()
-            ))
-            .header("Cookie", &format!("latchkey_session={session}"))
-            .send_json(json!({"token": b_token})),
-    );
+    let accepted = accept(s, &invited.body, &session);
     assert_eq!(accepted.status, 200, "{:?}", accepted.body);
     let renamed = with_cookie(
         s,
