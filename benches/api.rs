@@ -24,7 +24,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn verify(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let lk = Latchkey::open(Config::new(dir.path().join("data")).with_policies(policies)).unwrap();
+    let lk = Latchkey::open(
+        Config::new(dir.path().join("data"))
+            .with_policies(policies)
+            .creating(),
+    )
+    .unwrap();
     let init = lk.init("bench", "bench@example.com").unwrap();
     let key = init.api_key.expose().to_owned();
     let api = Arc::new(Api::new(Arc::new(lk), None));

@@ -34,7 +34,12 @@ struct Seeded {
 fn seed(count: usize) -> Seeded {
     let dir = tempfile::tempdir().unwrap();
     let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let lk = Latchkey::open(Config::new(dir.path().join("data")).with_policies(policies)).unwrap();
+    let lk = Latchkey::open(
+        Config::new(dir.path().join("data"))
+            .with_policies(policies)
+            .creating(),
+    )
+    .unwrap();
     let init = lk.init("bench", "bench@example.com").unwrap();
     let account = init.account.id;
     let owners: Vec<Owner> = (0..100)

@@ -260,7 +260,9 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             account,
             admin_email,
         } => {
-            let config = Config::new(&data.data_dir).with_policies(&policies.policies);
+            let config = Config::new(&data.data_dir)
+                .with_policies(&policies.policies)
+                .creating();
             let made = Latchkey::open(config)?.init(&account, &admin_email)?;
             let output = json!({
                 "account_id": made.account.id.to_string(),

@@ -479,3 +479,117 @@ fn recover_restores_a_locked_out_administrator_and_prints_a_one_time_key() {
         .unwrap();
     assert_eq!(recovered.actor, Actor::SYSTEM);
 }
+
+// ---- the right key and the right directory (issue 12, item 3) --------------------------
+
+/// `latchkey serve` on `dir`, on a free port: its exit status and stderr, when it exits
+/// by itself (within 20 s; a server that starts is stopped and reported as started).
+fn serve_exits(dir: &Path) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .arg("--policies")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return (status.code(), err);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, "the server started".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_server_key_replaced_by_other_bytes_is_refused_by_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let made = init(&dir, "acme");
+    std::fs::write(dir.join("server.key"), [7u8; 32]).unwrap();
+    let d = dir.to_str().unwrap();
+    let key = made["api_key"].as_str().unwrap();
+    for args in [
+        vec!["verify", "--data-dir", d, key],
+        vec!["audit", "verify", "--data-dir", d],
+    ] {
+        let out = latchkey(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("server.key is not the key"), "{err}");
+    }
+    let (code, err) = serve_exits(&dir);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("server.key is not the key"), "{err}");
+}
+
+#[test]
+fn an_empty_or_missing_database_beside_a_key_is_refused_and_nothing_is_bootstrapped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "acme");
+    std::fs::write(dir.join("latchkey.redb"), b"").unwrap();
+    let (code, err) = serve_exits(&dir);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is empty (0 bytes)"), "{err}");
+    assert_eq!(
+        std::fs::metadata(dir.join("latchkey.redb")).unwrap().len(),
+        0
+    );
+    std::fs::remove_file(dir.join("latchkey.redb")).unwrap();
+    let (code, err) = serve_exits(&dir);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is missing beside"), "{err}");
+    assert!(!dir.join("latchkey.redb").exists(), "a database was made");
+}
+
+#[test]
+fn offline_commands_on_a_missing_directory_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nowhere");
+    let d = dir.to_str().unwrap();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let p = policies.to_str().unwrap();
+    for args in [
+        vec!["audit", "verify", "--data-dir", d],
+        vec![
+            "verify",
+            "--data-dir",
+            d,
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        ],
+        vec!["migrate", "--data-dir", d],
+        vec![
+            "recover",
+            "--data-dir",
+            d,
+            "--account",
+            "acme",
+            "--email",
+            "a@example.com",
+            "--policies",
+            p,
+        ],
+    ] {
+        let out = latchkey(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no latchkey data directory"),
+            "{args:?}: {out:?}"
+        );
+        assert!(!dir.exists(), "{args:?} created {}", dir.display());
+    }
+    // `init` is the one that makes it.
+    init(&dir, "acme");
+    assert!(dir.join("server.key").exists() && dir.join("latchkey.redb").exists());
+}

@@ -37,14 +37,32 @@ impl DataDir {
         self.root.join(SERVER_KEY)
     }
 
-    /// The server key, made (with the directory) if neither it nor a database exists.
-    pub fn server_key(&self) -> Result<Zeroizing<[u8; SecretHasher::KEY_LEN]>, AppError> {
+    /// The server key. A data directory is whole (both files) or new (neither): with
+    /// `create`, a new one is made here; anything else, a missing file beside the other,
+    /// an empty database or no directory at all, is refused, and nothing is created.
+    /// (A database beside a fresh key, or a fresh database beside an old key, would
+    /// either verify no token or bootstrap a second first administrator.)
+    pub fn server_key(
+        &self,
+        create: bool,
+    ) -> Result<Zeroizing<[u8; SecretHasher::KEY_LEN]>, AppError> {
         let path = self.key_path();
+        let database = self.database();
         let fail = |what: &str, err: std::io::Error| {
             AppError::DataDir(format!("{what} {}: {err}", path.display()))
         };
-        match fs::read(&path) {
-            Ok(bytes) => {
+        let database_size = match fs::metadata(&database) {
+            Ok(meta) => Some(meta.len()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => {
+                return Err(AppError::DataDir(format!(
+                    "cannot read {}: {err}",
+                    database.display()
+                )));
+            }
+        };
+        match (fs::read(&path), database_size) {
+            (Ok(bytes), Some(size)) if size > 0 => {
                 let bytes = Zeroizing::new(bytes);
                 let mut key = Zeroizing::new([0u8; SecretHasher::KEY_LEN]);
                 if bytes.len() != key.len() {
@@ -57,12 +75,28 @@ impl DataDir {
                 key.copy_from_slice(&bytes);
                 Ok(key)
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if self.database().exists() {
+            (Ok(_), Some(_)) => Err(AppError::DataDir(format!(
+                "{} is empty (0 bytes): restore it from a backup; latchkey makes a new database only in a directory with neither it nor {}",
+                database.display(),
+                path.display()
+            ))),
+            (Ok(_), None) => Err(AppError::DataDir(format!(
+                "{} is missing beside {}: restore it from a backup; latchkey makes a new database only in a directory with neither",
+                database.display(),
+                path.display()
+            ))),
+            (Err(err), Some(_)) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(AppError::DataDir(format!(
+                    "{} is missing, but {} exists: restore the key from backup (without it no stored token can be verified)",
+                    path.display(),
+                    database.display()
+                )))
+            }
+            (Err(err), None) if err.kind() == std::io::ErrorKind::NotFound => {
+                if !create {
                     return Err(AppError::DataDir(format!(
-                        "{} is missing, but {} exists: restore the key from backup (without it no stored token can be verified)",
-                        path.display(),
-                        self.database().display()
+                        "no latchkey data directory at {} (neither server.key nor latchkey.redb): make one with `latchkey init` or `latchkey serve`",
+                        self.root.display()
                     )));
                 }
                 create_private_dir(&self.root)
@@ -71,7 +105,7 @@ impl DataDir {
                 write_private(&path, key.as_ref()).map_err(|e| fail("cannot write", e))?;
                 Ok(key)
             }
-            Err(err) => Err(fail("cannot read", err)),
+            (Err(err), _) => Err(fail("cannot read", err)),
         }
     }
 }

@@ -138,6 +138,10 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// The argon2id cost of new password hashes (existing ones keep theirs).
     pub password_cost: PasswordCost,
+    /// Whether a new data directory may be made here (`init`, `serve`): only where
+    /// neither `server.key` nor `latchkey.redb` exists. Otherwise a missing directory or
+    /// file is refused and nothing is created.
+    pub create: bool,
 }
 
 impl Config {
@@ -148,7 +152,15 @@ impl Config {
             policies: None,
             clock: Arc::new(SystemClock),
             password_cost: PasswordCost::default(),
+            create: false,
         }
+    }
+
+    /// May make a new data directory (where neither file exists).
+    #[must_use]
+    pub fn creating(mut self) -> Self {
+        self.create = true;
+        self
     }
 
     /// Authorize with the policies of `dir`.
@@ -240,12 +252,16 @@ impl Latchkey {
             None => None,
         };
         let dir = DataDir::new(&config.data_dir);
-        let key = dir.server_key()?;
+        let key = dir.server_key(config.create)?;
         let store = Store::open(&dir.database())?;
         dir.restrict_database()?;
+        let hasher = SecretHasher::new(&key);
+        // The database remembers which key it was made with: another 32 bytes in
+        // server.key would start a server that verifies no token and says nothing.
+        store.check_key_fingerprint(key_fingerprint(&hasher))?;
         Ok(Latchkey {
             store,
-            hasher: SecretHasher::new(&key),
+            hasher,
             policies,
             gates: ip::GateCache::default(),
             principals: authz::PrincipalCache::default(),
@@ -282,9 +298,12 @@ impl Latchkey {
         )
     }
 
-    /// Bring the database of `data_dir` to the current schema.
+    /// Bring the database of `data_dir` to the current schema (a whole data directory
+    /// only: nothing is created).
     pub fn migrate(data_dir: &Path) -> Result<Vec<&'static str>, AppError> {
-        Ok(Store::migrate(&DataDir::new(data_dir).database())?)
+        let dir = DataDir::new(data_dir);
+        dir.server_key(false)?;
+        Ok(Store::migrate(&dir.database())?)
     }
 
     /// The current time of this latchkey's clock.
@@ -1237,6 +1256,15 @@ impl Latchkey {
     pub fn live_credentials(&self) -> usize {
         self.store.index().len()
     }
+}
+
+/// What the database records of its server key: 64 bits of a keyed hash of a fixed label,
+/// enough to tell another key apart and nothing about the key itself.
+fn key_fingerprint(hasher: &SecretHasher) -> u64 {
+    let hash = hasher.hash(b"latchkey server key fingerprint v1").0;
+    let mut first = [0u8; 8];
+    first.copy_from_slice(hash.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(first)
 }
 
 /// OpenSSH public keys start with their algorithm name; tokens start with `lk_`.

@@ -106,7 +106,9 @@ pub fn run(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), S
 async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), ServeError> {
     let lk = Arc::new(Latchkey::open(Config {
         password_cost: config.password_cost,
-        ..Config::new(&config.data_dir).with_policies(&config.policies)
+        ..Config::new(&config.data_dir)
+            .with_policies(&config.policies)
+            .creating()
     })?);
     let bootstrapped = if lk.is_empty()? {
         Some(lk.init(&config.bootstrap_account, &config.bootstrap_admin_email)?)

@@ -61,6 +61,11 @@ pub enum StoreError {
     /// redb reported an error (I/O, corruption, space).
     #[error("storage error: {0}")]
     Storage(String),
+    /// The server key is not the one the database was made with.
+    #[error(
+        "server.key is not the key this database was made with: no stored token would verify; restore the key that belongs with this database"
+    )]
+    WrongKey,
     /// A rule the store checks (uniqueness, existence) refused the change.
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -288,6 +293,29 @@ impl Store {
             writer: Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Check that the server key is the one this database was made with (`fingerprint`
+    /// of it), recording it on first use: a database from before fingerprints learns it
+    /// once, from the key it is opened with.
+    pub fn check_key_fingerprint(&self, fingerprint: u64) -> Result<(), StoreError> {
+        const KEY: &str = "server_key_fingerprint";
+        let recorded = {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            meta.get(KEY)?.map(|v| v.value())
+        };
+        match recorded {
+            Some(found) if found == fingerprint => Ok(()),
+            Some(_) => Err(StoreError::WrongKey),
+            None => {
+                let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let txn = self.db.begin_write()?;
+                txn.open_table(META)?.insert(KEY, fingerprint)?;
+                txn.commit()?;
+                Ok(())
+            }
+        }
     }
 
     /// Bring an existing file to the current schema; returns the steps that ran.

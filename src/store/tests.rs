@@ -350,3 +350,15 @@ fn a_migration_that_would_merge_two_account_names_stops_and_names_them() {
         StoreError::NeedsMigration { found: 4, .. }
     ));
 }
+
+#[test]
+fn the_key_fingerprint_is_learned_once_and_then_held_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    store.check_key_fingerprint(41).unwrap();
+    store.check_key_fingerprint(41).unwrap();
+    assert!(matches!(
+        store.check_key_fingerprint(42),
+        Err(StoreError::WrongKey)
+    ));
+}
