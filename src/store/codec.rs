@@ -237,20 +237,57 @@ pub(crate) mod v1 {
     }
 }
 
-/// Encode `record` at its current version.
+/// The flag on a record's version byte that says a CRC-32 of everything before it ends
+/// the record. Records written before it have none and are read as they were.
+const CHECKED: u8 = 0x80;
+
+/// Encode `record` at its current version: the version byte (flagged [`CHECKED`]),
+/// postcard, and a CRC-32 (little-endian) of both, so a flipped byte anywhere is found
+/// on read instead of being served as another value.
 pub(crate) fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![R::VERSION];
+    let mut out = vec![R::VERSION | CHECKED];
     postcard::to_io(record, &mut out).map_err(|e| StoreError::corrupt(R::NAME, e.to_string()))?;
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
 }
 
-/// Decode a record of any version this build knows.
+/// Decode a record of any version this build knows. A checksum that does not match, a
+/// body that does not decode, or bytes left over after it, are damage: an error naming
+/// the record type, never a value.
 pub(crate) fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
-    let Some((&version, body)) = bytes.split_first() else {
+    let Some((&flagged, _)) = bytes.split_first() else {
         return Err(StoreError::corrupt(R::NAME, "empty record"));
     };
+    let body = if flagged & CHECKED != 0 {
+        let split = bytes.len().checked_sub(4).filter(|at| *at >= 1);
+        let Some((checked, crc)) = split.and_then(|at| bytes.split_at_checked(at)) else {
+            return Err(StoreError::corrupt(R::NAME, "truncated record"));
+        };
+        let stored = crc
+            .try_into()
+            .map(u32::from_le_bytes)
+            .map_err(|_| StoreError::corrupt(R::NAME, "truncated record"))?;
+        if crc32fast::hash(checked) != stored {
+            return Err(StoreError::corrupt(
+                R::NAME,
+                "checksum mismatch: the stored bytes are damaged",
+            ));
+        }
+        checked.get(1..).unwrap_or_default()
+    } else {
+        bytes.get(1..).unwrap_or_default()
+    };
+    let version = flagged & !CHECKED;
     if version == R::VERSION {
-        postcard::from_bytes(body).map_err(|e| StoreError::corrupt(R::NAME, e.to_string()))
+        let (record, rest) = postcard::take_from_bytes(body)
+            .map_err(|e| StoreError::corrupt(R::NAME, e.to_string()))?;
+        // Nothing is ever written after a record: bytes there are damage (a checksum
+        // flag flipped off leaves the checksum behind as such bytes).
+        if !rest.is_empty() {
+            return Err(StoreError::corrupt(R::NAME, "bytes after the record"));
+        }
+        Ok(record)
     } else {
         R::upgrade(version, body)
     }
@@ -262,11 +299,33 @@ mod tests {
     use crate::domain::id::AccountId;
     use crate::domain::time::Timestamp;
 
+    /// The audit's finding: one flipped byte inside a record was served as another value.
+    #[test]
+    fn a_flipped_byte_anywhere_in_a_record_is_damage_not_a_value() {
+        let account = Account::new(AccountId(5), "acme", Timestamp::from_millis(9)).unwrap();
+        let bytes = encode(&account).unwrap();
+        for at in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 1 << bit;
+                let read = decode::<Account>(&damaged);
+                assert!(
+                    matches!(read, Err(StoreError::Corrupt { .. })),
+                    "byte {at} bit {bit}: {read:?}"
+                );
+            }
+        }
+        // Unchecked records of older builds still read.
+        let mut old = vec![1u8];
+        old.extend(postcard::to_allocvec(&account).unwrap());
+        assert_eq!(decode::<Account>(&old).unwrap(), account);
+    }
+
     #[test]
     fn records_round_trip_and_unknown_versions_are_refused() {
         let account = Account::new(AccountId(5), "acme", Timestamp::from_millis(9)).unwrap();
         let bytes = encode(&account).unwrap();
-        assert_eq!(bytes[0], 1);
+        assert_eq!(bytes[0], 1 | CHECKED);
         assert_eq!(decode::<Account>(&bytes).unwrap(), account);
         let mut future = bytes.clone();
         future[0] = 9;
@@ -303,7 +362,7 @@ mod tests {
             (UserId(6), Timestamp::from_millis(10))
         );
         assert!(link.purpose.resets_password() && link.purpose.proves().is_none());
-        assert_eq!(encode(&link).unwrap()[0], 2);
+        assert_eq!(encode(&link).unwrap()[0], 2 | CHECKED);
     }
 
     /// A file written before credentials had scopes and networks still reads: the old
@@ -337,7 +396,7 @@ mod tests {
         assert!(upgraded.scopes.is_empty() && upgraded.allowed_cidrs.is_empty());
         // Written back, it is version 2 and round-trips.
         let again = encode(&upgraded).unwrap();
-        assert_eq!(again[0], 2);
+        assert_eq!(again[0], 2 | CHECKED);
         assert_eq!(decode::<Credential>(&again).unwrap(), upgraded);
 
         let event = v1::Event {

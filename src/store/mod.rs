@@ -78,6 +78,17 @@ impl StoreError {
             detail: detail.into(),
         }
     }
+
+    /// A damaged record's error, naming the key it is stored under.
+    pub(crate) fn at_key(self, key: u128) -> Self {
+        match self {
+            StoreError::Corrupt { table, detail } => StoreError::Corrupt {
+                table,
+                detail: format!("{detail} (key {key:#034x})"),
+            },
+            other => other,
+        }
+    }
 }
 
 macro_rules! storage_errors {

@@ -362,3 +362,30 @@ fn the_key_fingerprint_is_learned_once_and_then_held_to() {
         Err(StoreError::WrongKey)
     ));
 }
+
+/// The audit's finding: a flipped byte inside a stored bot was served as another name.
+#[test]
+fn a_damaged_record_is_read_as_an_error_naming_it_never_as_a_value() {
+    use crate::domain::bot::BotUser;
+    use crate::domain::id::BotId;
+    let (_dir, store, account) = store_with_events(0);
+    let now = Timestamp::from_millis(2_000);
+    let bot = BotUser::new(BotId::generate(now).unwrap(), account, "deploy", now).unwrap();
+    store.write(|tx| tx.put_bot(&bot)).unwrap();
+    // One bit of the name's first letter, flipped behind the store's back.
+    let txn = store.db.begin_write().unwrap();
+    {
+        let mut bots = txn.open_table(BOTS).unwrap();
+        let mut bytes = bots.get(bot.id.0).unwrap().unwrap().value().to_vec();
+        let at = bytes.windows(6).position(|w| w == b"deploy").unwrap();
+        bytes[at] ^= 0x01;
+        bots.insert(bot.id.0, bytes.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    let read = store.read().unwrap().bot(bot.id);
+    assert!(
+        matches!(&read, Err(StoreError::Corrupt { table: "bot user", detail })
+            if detail.contains("checksum") && detail.contains(&format!("{:#034x}", bot.id.0))),
+        "{read:?}"
+    );
+}

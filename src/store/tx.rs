@@ -46,7 +46,7 @@ fn get_record<R: Record>(
 ) -> Result<Option<R>, StoreError> {
     table
         .get(key)?
-        .map(|v| codec::decode(v.value()))
+        .map(|v| codec::decode(v.value()).map_err(|e| e.at_key(key)))
         .transpose()
 }
 
