@@ -593,3 +593,47 @@ fn offline_commands_on_a_missing_directory_create_nothing() {
     init(&dir, "acme");
     assert!(dir.join("server.key").exists() && dir.join("latchkey.redb").exists());
 }
+
+#[test]
+fn check_passes_an_intact_file_and_names_damage_in_a_flipped_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let made = init(&dir, "acme");
+    {
+        let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let lk = Latchkey::open(Config::new(&dir).with_policies(&policies)).unwrap();
+        let verified = lk.verify_token(made["api_key"].as_str().unwrap()).unwrap();
+        let admin = latchkey::api::actor_of(&verified);
+        lk.create_bot(admin, verified.account, "deploy-robot-7")
+            .unwrap();
+    }
+    let d = dir.to_str().unwrap();
+    let out = latchkey(&["check", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["problems"], serde_json::json!([]));
+    assert!(report["records"].as_u64().unwrap() > 5);
+    // The audit's experiment: one bit of the bot's stored name flipped in the file.
+    let file = dir.join("latchkey.redb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == b"deploy-robot-7")
+        .expect("the bot's name is in the file");
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let out = latchkey(&["check", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["ok"], false);
+    assert!(
+        !report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    // Nothing there to check: could not run.
+    let none = tmp.path().join("none");
+    let out = latchkey(&["check", "--data-dir", none.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!none.exists());
+}

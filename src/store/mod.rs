@@ -7,6 +7,7 @@
 //! inside a [`WriteTx`]. It knows nothing of HTTP or policies.
 
 pub(crate) mod audit;
+mod check;
 mod codec;
 mod index;
 mod tables;
@@ -27,6 +28,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
 use crate::domain::user::{MemberState, Membership};
 pub use audit::{AuditReport, ChainBreak};
+pub use check::{CheckReport, check};
 pub use index::CredentialIndex;
 use index::{IndexOp, LiveEntry};
 use tables::*;
