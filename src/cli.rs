@@ -235,7 +235,19 @@ struct PoliciesArg {
 /// Run the command line and return the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    // A panic (the storage library can panic on a damaged file) is one line on stderr,
+    // not a backtrace, and the command ends with exit 2 rather than 101.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("latchkey: internal failure: {info}")
+    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command)));
+    let Ok(outcome) = outcome else {
+        eprintln!(
+            "latchkey: stopped by an internal failure; a damaged data directory can cause one: `latchkey check` tells"
+        );
+        return ExitCode::from(2);
+    };
+    match outcome {
         Ok((output, code)) => {
             // A reader that went away (`| head`) is not an error worth a panic.
             let _ = writeln!(std::io::stdout(), "{output}");
@@ -331,7 +343,24 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
         Command::Audit {
             command: AuditCommand::Verify { data, expect_head },
         } => {
-            let report = open(&data)?.verify_audit_chain()?;
+            let read = quietly(|| open(&data)?.verify_audit_chain());
+            // A file the storage library cannot read, or panics on, is damage: a negative
+            // answer (exit 1), like a broken chain. A missing or locked one is not.
+            let damage = |detail: String| {
+                Ok((
+                    json!({"ok": false, "first_broken": null, "detail": detail}),
+                    1,
+                ))
+            };
+            let report = match read {
+                Ok(Ok(report)) => report,
+                Ok(Err(AppError::Store(
+                    err @ (crate::store::StoreError::Storage(_)
+                    | crate::store::StoreError::Corrupt { .. }),
+                ))) => return damage(err.to_string()),
+                Ok(Err(other)) => return Err(other),
+                Err(panic) => return damage(format!("the storage library failed: {panic}")),
+            };
             if let Some(broken) = report.broken {
                 let output = json!({
                     "ok": false,

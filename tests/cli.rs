@@ -637,3 +637,49 @@ fn check_passes_an_intact_file_and_names_damage_in_a_flipped_one() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!none.exists());
 }
+
+/// The audit's finding: 16 flipped bytes made `serve` and `audit verify` panic inside the
+/// storage library (exit 101, a backtrace). Now, for many such damaged files: `check` and
+/// `audit verify` answer intact (0) or damaged (1), and `verify` answers (0, 1) or could not
+/// run (2); none panics.
+#[test]
+fn no_damaged_file_makes_a_command_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine");
+    let made = init(&pristine, "acme");
+    let key = made["api_key"].as_str().unwrap();
+    let original = std::fs::read(pristine.join("latchkey.redb")).unwrap();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: usize| {
+        // xorshift64*: deterministic, so a failure names its trial.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound as u64) as usize
+    };
+    for trial in 0..24 {
+        let dir = tmp.path().join(format!("trial{trial}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(pristine.join("server.key"), dir.join("server.key")).unwrap();
+        let mut bytes = original.clone();
+        for _ in 0..16 {
+            let at = next(bytes.len());
+            bytes[at] ^= 1 << next(8);
+        }
+        std::fs::write(dir.join("latchkey.redb"), &bytes).unwrap();
+        let d = dir.to_str().unwrap();
+        for (args, allowed) in [
+            (vec!["check", "--data-dir", d], &[0, 1][..]),
+            (vec!["audit", "verify", "--data-dir", d], &[0, 1][..]),
+            (vec!["verify", "--data-dir", d, key], &[0, 1, 2][..]),
+        ] {
+            let out = latchkey(&args);
+            let code = out.status.code();
+            assert!(
+                code.is_some_and(|c| allowed.contains(&c)),
+                "trial {trial}, {args:?}: {out:?}"
+            );
+            assert!(!String::from_utf8_lossy(&out.stderr).contains("stack backtrace"));
+        }
+    }
+}
