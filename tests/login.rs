@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Reply, Server, assert_error, reply, start_server};
 use crate::support::Fixture;
-use latchkey::app::AppError;
+use latchkey::app::{AppError, Limited};
 
 pub const PASSWORD: &str = "copper kettle orbit 42 lantern";
 
@@ -342,7 +342,11 @@ fn a_locked_out_email_may_log_in_again_once_the_window_has_passed() {
         );
     }
     let locked = fx.lk.login(email, PASSWORD, None, None, None);
-    let Err(AppError::RateLimited { retry_after_secs }) = locked else {
+    let Err(AppError::RateLimited {
+        what: Limited::Logins,
+        retry_after_secs,
+    }) = locked
+    else {
         panic!("expected a lockout, got {locked:?}");
     };
     assert_eq!(retry_after_secs, 15 * 60);
@@ -350,6 +354,7 @@ fn a_locked_out_email_may_log_in_again_once_the_window_has_passed() {
     assert!(matches!(
         fx.lk.login(email, PASSWORD, None, None, None),
         Err(AppError::RateLimited {
+            what: Limited::Logins,
             retry_after_secs: 60
         })
     ));

@@ -8,7 +8,7 @@
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::app::AppError;
+use crate::app::{AppError, Limited};
 use crate::domain::DomainError;
 
 /// A stable error code: the number after `ERR_LATCHKEY_`, and its status.
@@ -229,11 +229,15 @@ impl From<AppError> for ApiError {
             AppError::IpRestricted(reason) => ApiError::new(IP_RESTRICTED, reason.clone())
                 .with("policy", "ip_restrictions")
                 .with("reason", reason),
-            AppError::RateLimited { retry_after_secs } => {
-                let mut limited = ApiError::new(
-                    RATE_LIMITED,
-                    format!("too many failed attempts; try again in {retry_after_secs} s"),
-                );
+            AppError::RateLimited {
+                what,
+                retry_after_secs,
+            } => {
+                let code = match what {
+                    Limited::Logins => RATE_LIMITED,
+                    Limited::LinkRequests => TOO_MANY_LINKS,
+                };
+                let mut limited = ApiError::new(code, err_text(what, retry_after_secs));
                 limited.header = Some(ErrorHeader::RetryAfter(retry_after_secs));
                 limited
             }
@@ -268,6 +272,15 @@ impl From<AppError> for ApiError {
             }
         }
     }
+}
+
+/// The sentence of a rate-limit answer (the same as `AppError`'s).
+fn err_text(what: Limited, retry_after_secs: u64) -> String {
+    AppError::RateLimited {
+        what,
+        retry_after_secs,
+    }
+    .to_string()
 }
 
 /// A 403 the host itself decides (not a policy): it still names `latchkey` as the deciding

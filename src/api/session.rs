@@ -68,19 +68,6 @@ fn no_mail() -> ApiError {
     )
 }
 
-/// Link requests over their limit answer with their own code.
-fn links_limited(err: ApiError) -> ApiError {
-    if err.code == error::RATE_LIMITED {
-        ApiError {
-            code: error::TOO_MANY_LINKS,
-            msg: err.msg.replace("failed attempts", "link requests").into(),
-            ..err
-        }
-    } else {
-        err
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
@@ -232,9 +219,7 @@ impl Api {
         // A malformed address is refused alike whether or not some user has it: nobody has.
         crate::domain::user::Email::parse(&email)?;
         let mailer = self.mailer.clone().ok_or_else(no_mail)?;
-        self.lk
-            .admit_link_request(&email, peer)
-            .map_err(|e| links_limited(e.into()))?;
+        self.lk.admit_link_request(&email, peer)?;
         let (lk, base) = (Arc::clone(&self.lk), Arc::clone(&self.link_base));
         tokio::spawn(async move {
             let made = tokio::task::spawn_blocking(move || lk.request_password_reset(&email)).await;
@@ -439,8 +424,7 @@ impl Ctx {
             lk.admit_link_request(user.email.as_str(), peer)?;
             lk.request_email_proof(me)
         })
-        .await
-        .map_err(links_limited)?;
+        .await?;
         let url = format!(
             "{}/email_verification?token={}",
             self.link_base,

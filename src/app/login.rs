@@ -13,7 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-use super::{AppError, Latchkey, Me, Member, SecondFactor, record};
+use super::{AppError, Latchkey, Limited, Me, Member, SecondFactor, record};
 use crate::domain::DomainError;
 use crate::domain::event::{Action, Actor, Principal, Snapshot};
 use crate::domain::id::{AccountId, SessionId, UserId};
@@ -143,6 +143,7 @@ impl Failures {
 /// address gets at most the limit through.
 #[derive(Debug)]
 pub(super) struct Limiter {
+    what: Limited,
     per_key: usize,
     per_address: usize,
     keys: Mutex<Failures>,
@@ -160,8 +161,9 @@ pub(super) struct Admitted {
 
 impl Limiter {
     /// A limiter allowing `per_key` attempts per key and `per_address` per address.
-    pub(super) fn new(per_key: usize, per_address: usize) -> Limiter {
+    pub(super) fn new(what: Limited, per_key: usize, per_address: usize) -> Limiter {
         Limiter {
+            what,
             per_key,
             per_address,
             keys: Mutex::default(),
@@ -171,7 +173,11 @@ impl Limiter {
 
     /// The limiter of password logins (and of current-password checks).
     pub(super) fn logins() -> Limiter {
-        Limiter::new(MAX_FAILURES_PER_EMAIL, MAX_FAILURES_PER_ADDRESS)
+        Limiter::new(
+            Limited::Logins,
+            MAX_FAILURES_PER_EMAIL,
+            MAX_FAILURES_PER_ADDRESS,
+        )
     }
 
     /// Count an attempt for `key` from `ip`, or refuse it with the time to wait when
@@ -184,6 +190,7 @@ impl Limiter {
     ) -> Result<Admitted, AppError> {
         let now = now.as_millis();
         let limited = |until: i64| AppError::RateLimited {
+            what: self.what,
             // Whole seconds, rounded up, and at least one.
             retry_after_secs: u64::try_from((until - now + 999) / 1000)
                 .unwrap_or(1)

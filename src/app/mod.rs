@@ -84,9 +84,11 @@ pub enum AppError {
     /// An enforced IP restriction refuses the source address.
     #[error("{0}")]
     IpRestricted(String),
-    /// Too many failed logins: try again after this many seconds.
-    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    /// Too many attempts of one kind: try again after this many seconds.
+    #[error("too many {}; try again in {retry_after_secs} s", what.plural())]
     RateLimited {
+        /// What was limited.
+        what: Limited,
         /// Seconds until the window passes.
         retry_after_secs: u64,
     },
@@ -123,6 +125,24 @@ impl From<StoreError> for AppError {
 impl From<DomainError> for AppError {
     fn from(err: DomainError) -> Self {
         AppError::Domain(err)
+    }
+}
+
+/// What a [`AppError::RateLimited`] limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// Failed logins (and failed current-password checks).
+    Logins,
+    /// Requests for a link mailed to a user.
+    LinkRequests,
+}
+
+impl Limited {
+    fn plural(self) -> &'static str {
+        match self {
+            Limited::Logins => "failed attempts",
+            Limited::LinkRequests => "link requests",
+        }
     }
 }
 
@@ -267,6 +287,7 @@ impl Latchkey {
             principals: authz::PrincipalCache::default(),
             logins: login::Limiter::logins(),
             links: login::Limiter::new(
+                Limited::LinkRequests,
                 identity::MAX_LINKS_PER_EMAIL,
                 identity::MAX_LINKS_PER_ADDRESS,
             ),
