@@ -61,17 +61,33 @@ pub fn start_configured(
     known: Option<(String, String, String)>,
     env: &[(&str, &str)],
 ) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command.envs(env.iter().copied());
     // `LATCHKEY_LISTEN` among `env` picks the address (the flag would win over it).
     let listen = env
         .iter()
         .find(|(k, _)| *k == "LATCHKEY_LISTEN")
         .map_or("127.0.0.1:0", |(_, v)| *v);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+    launch(command, dir, policies, listen, known, |cert| {
+        std::fs::read(cert).unwrap()
+    })
+}
+
+/// Start `latchkey serve` by `command` (the binary, or a program that runs it, such as
+/// `nsenter`), on `dir/data`; `read` reads a file the server wrote (its certificate).
+pub fn launch(
+    mut command: Command,
+    dir: Arc<TempDir>,
+    policies: &Path,
+    listen: &str,
+    known: Option<(String, String, String)>,
+    read: impl Fn(&Path) -> Vec<u8>,
+) -> Server {
+    let mut child = command
         .args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--policies")
         .arg(policies)
-        .envs(env.iter().copied())
         .env("LATCHKEY_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -90,8 +106,7 @@ pub fn start_configured(
         known.expect("a data directory that was not bootstrapped needs its admin key")
     };
     let cert = PathBuf::from(line["tls_cert"].as_str().unwrap());
-    let pem = std::fs::read(&cert).unwrap();
-    let agent = agent_trusting(&pem);
+    let agent = agent_trusting(&read(&cert));
     Server {
         child,
         stdout,
@@ -2065,7 +2080,7 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
             );
         }
     }
-    assert_eq!(routes, 90);
+    assert_eq!(routes, 91);
 }
 
 /// Make sure Python can import `module`, installing `requirement` from PyPI if not (so the

@@ -68,9 +68,12 @@ pub const CROSS_SITE: Code = Code(124, StatusCode::FORBIDDEN);
 pub const TOO_MANY_LINKS: Code = Code(125, StatusCode::TOO_MANY_REQUESTS);
 /// The appliance sends no mail, so no link can be sent.
 pub const NO_MAIL: Code = Code(126, StatusCode::SERVICE_UNAVAILABLE);
+/// The server cannot write (or read) its storage now (a full disk); nothing changed, and
+/// it recovers by itself once the cause clears. `Retry-After` says when to try again.
+pub const STORAGE_UNAVAILABLE: Code = Code(127, StatusCode::SERVICE_UNAVAILABLE);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 26] = [
+pub const ALL: [(Code, &str); 27] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -153,6 +156,10 @@ pub const ALL: [(Code, &str); 26] = [
     (
         NO_MAIL,
         "the appliance sends no mail (no --smtp-url), so no link can be sent",
+    ),
+    (
+        STORAGE_UNAVAILABLE,
+        "the server cannot use its storage now (a full disk); retry after Retry-After",
     ),
 ];
 
@@ -264,6 +271,14 @@ impl From<AppError> for ApiError {
                     .with("policy", named)
                     .with("reason", reason)
             }
+            AppError::Store(crate::store::StoreError::Unavailable(_)) => {
+                let mut unavailable = ApiError::new(
+                    STORAGE_UNAVAILABLE,
+                    "the server cannot write to its storage right now; try again later",
+                );
+                unavailable.header = Some(ErrorHeader::RetryAfter(STORAGE_RETRY_AFTER_SECS));
+                unavailable
+            }
             // Store, data directory and policy-loading failures are internal: their text
             // can name files and library errors, so it goes to the log, not the client.
             other => {
@@ -273,6 +288,10 @@ impl From<AppError> for ApiError {
         }
     }
 }
+
+/// How long a client is asked to wait while the storage recovers: the store retries its
+/// file at most this often.
+const STORAGE_RETRY_AFTER_SECS: u64 = 2;
 
 /// The sentence of a rate-limit answer (the same as `AppError`'s).
 fn err_text(what: Limited, retry_after_secs: u64) -> String {

@@ -81,8 +81,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text, with the policy faults of `engine`'s current set.
-    pub fn render(&self, engine: Option<&PolicyEngine>) -> String {
+    /// The exposition text, with the policy faults of `engine`'s current set and the
+    /// storage's I/O failures.
+    pub fn render(&self, engine: Option<&PolicyEngine>, storage_errors: u64) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         out.push_str(
@@ -145,6 +146,11 @@ impl Metrics {
             "latchkey_authorize_total{{decision=\"deny\"}} {}",
             load(&self.authorize_deny)
         );
+        out.push_str(
+            "# HELP latchkey_storage_errors_total Storage I/O failures (a full disk, a failing device) since the server started.\n",
+        );
+        out.push_str("# TYPE latchkey_storage_errors_total counter\n");
+        let _ = writeln!(out, "latchkey_storage_errors_total {storage_errors}");
         out.push_str(
             "# HELP latchkey_policy_faults_total Decisions a policy module failed (trap, fuel, memory, bad output), since its set was loaded.\n",
         );

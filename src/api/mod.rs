@@ -132,6 +132,22 @@ impl Warnings {
             })
             .collect()
     }
+
+    /// Put back a batch that could not be written, merged with what came since.
+    fn restore(&self, batch: WarningBatch) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (account, restriction, ip, count, first, last) in batch {
+            let entry = map
+                .entry((account, restriction, ip))
+                .or_insert((0, first, last));
+            entry.0 += count;
+            entry.1 = entry.1.min(first);
+            entry.2 = entry.2.max(last);
+        }
+    }
 }
 
 /// Who is calling: the key's owner in the key's account, or a session's user in the
@@ -262,7 +278,9 @@ impl Api {
         if segments == ["metrics"] {
             return match method {
                 Method::GET => {
-                    let text = self.metrics.render(self.lk.policies());
+                    let text = self
+                        .metrics
+                        .render(self.lk.policies(), self.lk.storage_errors());
                     let mut response = Response::new(Full::new(Bytes::from(text)));
                     response.headers_mut().insert(
                         header::CONTENT_TYPE,
@@ -292,6 +310,12 @@ impl Api {
                 Method::GET | Method::HEAD => {
                     Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
                 }
+                _ => Err(method_not_allowed("GET, HEAD")),
+            };
+        }
+        if segments == ["readyz"] {
+            return match method {
+                Method::GET | Method::HEAD => Ok(self.readiness()),
                 _ => Err(method_not_allowed("GET, HEAD")),
             };
         }
@@ -497,8 +521,28 @@ impl Api {
     pub fn flush_warnings(&self) -> Result<usize, AppError> {
         let batch = self.warnings.take();
         let count = batch.len();
-        self.lk.record_ip_warnings(&batch)?;
+        if let Err(err) = self.lk.record_ip_warnings(&batch) {
+            self.warnings.restore(batch);
+            return Err(err);
+        }
         Ok(count)
+    }
+
+    /// `/readyz`: 200 `ok` while the storage takes writes; 503 `degraded` with the reasons
+    /// while it does not (a full disk), with no secret and no file name in them.
+    fn readiness(&self) -> Response<Full<Bytes>> {
+        match self.lk.readiness() {
+            crate::store::Readiness::Ready => {
+                json_response(StatusCode::OK, &json!({"status": "ok", "reasons": []}))
+            }
+            crate::store::Readiness::Degraded { reason, since } => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({
+                    "status": "degraded",
+                    "reasons": [format!("storage writes are failing since {}: {reason}", since.to_rfc3339())],
+                }),
+            ),
+        }
     }
 
     /// A browser's state-changing request sent by another site, riding on the session
@@ -624,6 +668,7 @@ fn route_label(path: &str) -> &'static str {
         ["account"] => "/account",
         ["verify"] => "/verify",
         ["healthz"] => "/healthz",
+        ["readyz"] => "/readyz",
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
         ["access_review"] => "/access_review",
@@ -694,7 +739,9 @@ fn query_parameters(method: &Method, segments: &[&str]) -> (bool, &'static [&'st
         ["invitations"] => (true, &["state"]),
         ["role_assignments"] => (true, &["principal_id", "role_id", "tenant_id"]),
         ["access_review"] => (false, &["format"]),
-        ["permissions" | "account" | "me" | "policies" | "metrics" | "healthz"] => (false, &[]),
+        ["permissions" | "account" | "me" | "policies" | "metrics" | "healthz" | "readyz"] => {
+            (false, &[])
+        }
         [_] => (true, &[]),
         _ => (false, &[]),
     }
@@ -718,7 +765,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         "permissions",
     ];
     Some(match segments {
-        ["healthz"] => "GET, HEAD",
+        ["healthz" | "readyz"] => "GET, HEAD",
         ["metrics" | "openapi.json" | "access_review" | "policies" | "events"] => "GET",
         ["account"] => "GET, PATCH",
         ["me"] => "GET, PATCH",

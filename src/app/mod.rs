@@ -1032,6 +1032,21 @@ impl Latchkey {
         Ok(self.store.flush_last_used(self.now())?)
     }
 
+    /// Whether the storage takes writes, for the readiness probe.
+    pub fn readiness(&self) -> crate::store::Readiness {
+        self.store.readiness()
+    }
+
+    /// Storage I/O failures seen since the server started.
+    pub fn storage_errors(&self) -> u64 {
+        self.store.io_errors()
+    }
+
+    /// While writes fail, try one, so readiness recovers without a client's write.
+    pub fn probe_storage(&self) -> Result<(), AppError> {
+        Ok(self.store.probe()?)
+    }
+
     /// When a credential was last used (including uses not yet flushed).
     pub fn last_used(&self, id: CredentialId) -> Result<Option<Timestamp>, AppError> {
         match self.store.index().last_used(id.raw) {

@@ -233,8 +233,11 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     Ok(())
 }
 
-/// Write what is counted in memory: `last_used_at` uses and warn-only IP misses.
+/// Write what is counted in memory: `last_used_at` uses and warn-only IP misses; while
+/// the storage fails, try a write so readiness recovers once the cause clears. What
+/// cannot be written stays counted for the next flush.
 fn flush_once(api: &Api) -> Result<(), AppError> {
+    api.latchkey().probe_storage()?;
     api.latchkey().flush_usage()?;
     api.flush_warnings()?;
     Ok(())

@@ -353,6 +353,23 @@ impl CredentialIndex {
         }
     }
 
+    /// Take the maps of `rebuilt` (an index loaded from the file again), keeping every
+    /// use recorded here that is newer than the file's, so uses not yet flushed survive.
+    pub(crate) fn replace(&self, rebuilt: CredentialIndex) {
+        let mut fresh = rebuilt
+            .maps
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut maps = self.maps.write().unwrap_or_else(PoisonError::into_inner);
+        for slot in fresh.live.iter_mut() {
+            if let Some(old) = maps.slot(slot.id) {
+                let seen = old.last_used.load(Ordering::Relaxed);
+                slot.last_used.fetch_max(seen, Ordering::Relaxed);
+            }
+        }
+        *maps = fresh;
+    }
+
     /// Uses recorded since the last flush, as (credential, last use in ms), and the
     /// watermark to pass to `mark_flushed` once they are written. Uses that land while
     /// this scan runs are at or after `scan_started` and so go into the next flush.

@@ -15,8 +15,9 @@ mod tables;
 mod tests;
 mod tx;
 
-use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use rustc_hash::FxHashMap;
@@ -24,7 +25,7 @@ use rustc_hash::FxHashMap;
 use crate::domain::DomainError;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, OwnerStanding, RevokedCredential};
-use crate::domain::time::Timestamp;
+use crate::domain::time::{Clock, SystemClock, Timestamp};
 use crate::domain::token::SecretHash;
 use crate::domain::user::{MemberState, Membership};
 pub use audit::{AuditReport, ChainBreak};
@@ -32,6 +33,7 @@ pub use check::{CheckReport, check};
 pub use index::CredentialIndex;
 use index::{IndexOp, LiveEntry};
 use tables::*;
+use tx::meta;
 pub use tx::{ReadTx, Reads, WriteTx};
 
 /// The schema this build writes.
@@ -60,9 +62,14 @@ pub enum StoreError {
     /// A record could not be decoded.
     #[error("corrupt {table} record: {detail}")]
     Corrupt { table: &'static str, detail: String },
-    /// redb reported an error (I/O, corruption, space).
+    /// redb reported an error other than I/O.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The file could not be read or written (a full disk, a failing device), or the
+    /// store is reopening it after such a failure. Writes resume by themselves once the
+    /// cause clears (see [`Store::readiness`]).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The server key is not the one the database was made with.
     #[error(
         "server.key is not the key this database was made with: no stored token would verify; restore the key that belongs with this database"
@@ -93,11 +100,29 @@ impl StoreError {
     }
 }
 
+/// redb's storage error, I/O failures apart: after one, redb refuses every later
+/// operation until the file is reopened.
+impl From<redb::StorageError> for StoreError {
+    fn from(err: redb::StorageError) -> Self {
+        match err {
+            redb::StorageError::Io(_)
+            | redb::StorageError::PreviousIo
+            | redb::StorageError::DatabaseClosed => StoreError::Unavailable(err.to_string()),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
 macro_rules! storage_errors {
     ($($ty:ty),*) => {$(
         impl From<$ty> for StoreError {
             fn from(err: $ty) -> Self {
-                StoreError::Storage(err.to_string())
+                match err.into() {
+                    redb::Error::Io(io) => redb::StorageError::Io(io).into(),
+                    redb::Error::PreviousIo => redb::StorageError::PreviousIo.into(),
+                    redb::Error::DatabaseClosed => redb::StorageError::DatabaseClosed.into(),
+                    other => StoreError::Storage(other.to_string()),
+                }
             }
         }
     )*};
@@ -106,7 +131,6 @@ storage_errors!(
     redb::Error,
     redb::TransactionError,
     redb::TableError,
-    redb::StorageError,
     redb::CommitError
 );
 
@@ -114,6 +138,7 @@ impl From<redb::DatabaseError> for StoreError {
     fn from(err: redb::DatabaseError) -> Self {
         match err {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            redb::DatabaseError::Storage(err) => err.into(),
             other => StoreError::Storage(other.to_string()),
         }
     }
@@ -247,7 +272,7 @@ fn schema_version(db: &Database) -> Result<Option<u64>, StoreError> {
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
-    Ok(meta.get("schema_version")?.map(|v| v.value()))
+    Ok(meta.get(meta::SCHEMA_VERSION)?.map(|v| v.value()))
 }
 
 /// Run every migration step after `from`, and record the new version, in one transaction.
@@ -259,7 +284,7 @@ fn run_migrations(db: &Database, from: u64) -> Result<Vec<&'static str>, StoreEr
         done.push(step.what);
     }
     txn.open_table(META)?
-        .insert("schema_version", SCHEMA_VERSION)?;
+        .insert(meta::SCHEMA_VERSION, SCHEMA_VERSION)?;
     txn.commit()?;
     Ok(done)
 }
@@ -267,67 +292,213 @@ fn run_migrations(db: &Database, from: u64) -> Result<Vec<&'static str>, StoreEr
 /// An open latchkey database: the redb file plus the in-memory credential index.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// The open file; `None` only while a reopen after an I/O failure has not succeeded.
+    /// Replaced only with the writer lock held.
+    db: RwLock<Option<Database>>,
     index: CredentialIndex,
     /// Serialises writers from `begin_write` until the index reflects the commit, so the
     /// index sees commits in commit order (redb alone only serialises until commit).
+    /// Reopening the file after an I/O failure happens under it too.
     writer: Mutex<()>,
     /// Committed writes (see [`Store::generation`]).
     generation: std::sync::atomic::AtomicU64,
+    /// The file's commit counter (`meta::COMMITS`) as this store last committed it;
+    /// changed only under the writer lock.
+    commits: std::sync::atomic::AtomicU64,
+    health: Health,
+}
+
+/// How long after a reopen the next may be tried, doubling while writes keep failing up to
+/// [`REOPEN_BACKOFF_MAX`]: a full disk is not retried on every request (reopening repairs
+/// the file, which reads all of it), and a write answers at once while it waits.
+const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// Whether writes work, as the store last saw them.
+#[derive(Debug, Default)]
+struct Health {
+    /// I/O failures seen since the store was opened.
+    io_errors: std::sync::atomic::AtomicU64,
+    state: Mutex<HealthState>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    /// Why writes fail, and since when; `None` while the last write committed.
+    failing: Option<(String, Timestamp)>,
+    /// redb refuses everything after an I/O failure until the file is reopened.
+    needs_reopen: bool,
+    /// When the next reopen may be tried, and the wait after it.
+    next_reopen: Option<(Instant, Duration)>,
+}
+
+/// What the store can do now, for a readiness probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The last write committed.
+    Ready,
+    /// Writes fail: why, and since when. Reads of the in-memory index still answer;
+    /// writes resume by themselves once the cause clears.
+    Degraded {
+        /// The storage error, as the operating system gave it.
+        reason: String,
+        /// When writes began to fail.
+        since: Timestamp,
+    },
+}
+
+impl Health {
+    fn state(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Note `err` if it is an I/O failure; hand it back either way.
+    fn saw(&self, err: StoreError) -> StoreError {
+        if let StoreError::Unavailable(reason) = &err {
+            self.io_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut state = self.state();
+            state.needs_reopen = true;
+            if state.failing.is_none() {
+                tracing::error!(error = %reason, "storage failing: writes are refused until it recovers");
+                state.failing = Some((reason.clone(), SystemClock.now()));
+            }
+        }
+        err
+    }
+
+    fn committed(&self) {
+        let mut state = self.state();
+        state.next_reopen = None;
+        if let Some((reason, since)) = state.failing.take() {
+            tracing::info!(failing_since = %since.to_rfc3339(), was = %reason, "storage recovered: writes commit again");
+        }
+    }
 }
 
 impl Store {
     /// Open (or create) the database at `path`. A new file is initialised at the current
     /// schema; an older one is refused until `Store::migrate` has run.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
-        match schema_version(&db)? {
-            None => {
-                run_migrations(&db, 0)?;
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(found) if found > SCHEMA_VERSION => {
-                return Err(StoreError::TooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            Some(found) => {
-                return Err(StoreError::NeedsMigration {
-                    found,
-                    current: SCHEMA_VERSION,
-                });
-            }
-        }
+        let db = open_at_schema(path)?;
         let index = load_index(&db)?;
+        let commits = ReadTx::begin(&db)?.meta(meta::COMMITS)?.unwrap_or(0);
         Ok(Store {
-            db,
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(db)),
             index,
             writer: Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            commits: std::sync::atomic::AtomicU64::new(commits),
+            health: Health::default(),
         })
+    }
+
+    /// The open file, reopened first if an I/O failure requires it. Call with the writer
+    /// lock held.
+    fn usable_db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, StoreError> {
+        let reopen = {
+            let mut state = self.health.state();
+            let now = Instant::now();
+            let (due, wait) = state.next_reopen.unwrap_or((now, REOPEN_BACKOFF));
+            match (state.needs_reopen, now >= due) {
+                (false, _) => false,
+                (true, true) => {
+                    state.next_reopen = Some((now + wait, (wait * 2).min(REOPEN_BACKOFF_MAX)));
+                    true
+                }
+                (true, false) => {
+                    let reason = state.failing.as_ref().map_or("", |(r, _)| r.as_str());
+                    return Err(StoreError::Unavailable(format!(
+                        "{reason} (retrying in {} ms)",
+                        due.saturating_duration_since(now).as_millis()
+                    )));
+                }
+            }
+        };
+        if reopen {
+            self.reopen().map_err(|err| self.health.saw(err))?;
+            self.health.state().needs_reopen = false;
+        }
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        if db.is_none() {
+            return Err(StoreError::Unavailable(
+                "the database file is not open".into(),
+            ));
+        }
+        Ok(db)
+    }
+
+    /// Close the file and open it again. A commit that failed may still have reached the
+    /// file: if the file's commit counter says one did, the credential index is rebuilt
+    /// from the file (keeping the uses not yet flushed), so it stays exact. Call with the
+    /// writer lock held.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = slot.take() {
+            // Closing releases the file lock at once; read transactions still open on the
+            // old file fail from now on, which their requests report.
+            if let Err(err) = old.close() {
+                tracing::warn!(error = %err, "closing the failed database");
+            }
+        }
+        let db = open_at_schema(&self.path)?;
+        let on_file = ReadTx::begin(&db)?.meta(meta::COMMITS)?.unwrap_or(0);
+        let expected = self.commits.load(std::sync::atomic::Ordering::Relaxed);
+        if on_file != expected {
+            tracing::warn!(
+                on_file,
+                expected,
+                "a commit reported as failed reached the file: rebuilding the credential index"
+            );
+            self.index.replace(load_index(&db)?);
+            self.commits
+                .store(on_file, std::sync::atomic::Ordering::Relaxed);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+        *slot = Some(db);
+        tracing::info!("database reopened after a storage failure");
+        Ok(())
+    }
+
+    /// Whether writes work, as the last write (or [`Store::probe`]) found.
+    pub fn readiness(&self) -> Readiness {
+        match &self.health.state().failing {
+            None => Readiness::Ready,
+            Some((reason, since)) => Readiness::Degraded {
+                reason: reason.clone(),
+                since: *since,
+            },
+        }
+    }
+
+    /// I/O failures seen since the store was opened (the storage-error metric).
+    pub fn io_errors(&self) -> u64 {
+        self.health
+            .io_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// While writes fail, try one (a heartbeat in the metadata table), so readiness
+    /// recovers without waiting for a client's write. Does nothing while writes work.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        if self.health.state().failing.is_none() {
+            return Ok(());
+        }
+        let now = u64::try_from(SystemClock.now().as_millis()).unwrap_or_default();
+        self.write(|tx| tx.set_meta(meta::HEARTBEAT, now))
     }
 
     /// Check that the server key is the one this database was made with (`fingerprint`
     /// of it), recording it on first use: a database from before fingerprints learns it
     /// once, from the key it is opened with.
     pub fn check_key_fingerprint(&self, fingerprint: u64) -> Result<(), StoreError> {
-        const KEY: &str = "server_key_fingerprint";
-        let recorded = {
-            let txn = self.db.begin_read()?;
-            let meta = txn.open_table(META)?;
-            meta.get(KEY)?.map(|v| v.value())
-        };
-        match recorded {
+        match self.read()?.meta(meta::KEY_FINGERPRINT)? {
             Some(found) if found == fingerprint => Ok(()),
             Some(_) => Err(StoreError::WrongKey),
-            None => {
-                let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-                let txn = self.db.begin_write()?;
-                txn.open_table(META)?.insert(KEY, fingerprint)?;
-                txn.commit()?;
-                Ok(())
-            }
+            None => self.write(|tx| tx.set_meta(meta::KEY_FINGERPRINT, fingerprint)),
         }
     }
 
@@ -350,19 +521,29 @@ impl Store {
 
     /// Run `f` in one write transaction: everything it writes, including its audit events,
     /// commits together or not at all. The credential index is updated after the commit,
-    /// before this returns.
+    /// before this returns. An I/O failure is [`StoreError::Unavailable`]: the store
+    /// reopens the file before the next write, so writes resume once the cause clears.
     pub fn write<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut tx = WriteTx::begin(&self.db)?;
+        let db = self.usable_db()?;
+        let db = db
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable(String::new()))?;
+        let mut tx = WriteTx::begin(db).map_err(|err| self.health.saw(err))?;
         let out = f(&mut tx)?;
-        let (txn, ops) = tx.finish()?;
-        txn.commit().map_err(StoreError::from)?;
+        let commits = self.commits.load(std::sync::atomic::Ordering::Relaxed) + 1;
+        let (txn, ops) = tx.finish(commits).map_err(|err| self.health.saw(err))?;
+        txn.commit()
+            .map_err(|err| self.health.saw(StoreError::from(err)))?;
+        self.commits
+            .store(commits, std::sync::atomic::Ordering::Relaxed);
         self.index.apply(ops);
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.health.committed();
         Ok(out)
     }
 
@@ -374,35 +555,64 @@ impl Store {
 
     /// A consistent read-only snapshot.
     pub fn read(&self) -> Result<ReadTx, StoreError> {
-        ReadTx::begin(&self.db)
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        match db.as_ref() {
+            Some(db) => ReadTx::begin(db).map_err(|err| self.health.saw(err)),
+            None => Err(StoreError::Unavailable(
+                "the database file is not open".into(),
+            )),
+        }
     }
 
     /// Write the `last_used_at` of every credential used since the last flush, in one
     /// transaction; returns how many were written. Usage is a signal, not a change, so it
-    /// writes no audit event.
+    /// writes no audit event. Uses that could not be written stay pending for the next.
     pub fn flush_last_used(&self, now: Timestamp) -> Result<usize, StoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let (usage, watermark) = self.index.unflushed_usage(now.as_millis());
         if usage.is_empty() {
             self.index.mark_flushed(watermark);
             return Ok(0);
         }
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(LAST_USED)?;
-            for (raw, at) in &usage {
-                table.insert(*raw, *at)?;
-            }
-        }
-        txn.commit()?;
+        self.write(|tx| tx.put_last_used(&usage))?;
         self.index.mark_flushed(watermark);
         Ok(usage.len())
     }
 
     /// Check every account's audit chain.
     pub fn verify_audit_chain(&self) -> Result<AuditReport, StoreError> {
-        audit::verify(&self.db)
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        match db.as_ref() {
+            Some(db) => audit::verify(db),
+            None => Err(StoreError::Unavailable(
+                "the database file is not open".into(),
+            )),
+        }
     }
+}
+
+/// Open the file at `path` (creating it when missing) and bring a new one to the current
+/// schema; an older or newer one is refused.
+fn open_at_schema(path: &Path) -> Result<Database, StoreError> {
+    let db = Database::create(path)?;
+    match schema_version(&db)? {
+        None => {
+            run_migrations(&db, 0)?;
+        }
+        Some(SCHEMA_VERSION) => {}
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(found) => {
+            return Err(StoreError::NeedsMigration {
+                found,
+                current: SCHEMA_VERSION,
+            });
+        }
+    }
+    Ok(db)
 }
 
 /// The standing of every owner, keyed by (account, owner).

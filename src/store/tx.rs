@@ -390,6 +390,26 @@ impl Tables for ReadTx {
 
 impl Reads for ReadTx {}
 
+/// Keys of the metadata table.
+pub(crate) mod meta {
+    /// The schema the file is at.
+    pub const SCHEMA_VERSION: &str = "schema_version";
+    /// A fingerprint of the server key the file was made with.
+    pub const KEY_FINGERPRINT: &str = "server_key_fingerprint";
+    /// Write transactions committed to the file, ever: after a failed commit, whether it
+    /// reached the file anyway.
+    pub const COMMITS: &str = "commits";
+    /// When the store last proved it can write while recovering (ms).
+    pub const HEARTBEAT: &str = "heartbeat";
+}
+
+impl ReadTx {
+    /// A value of the metadata table.
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
+    }
+}
+
 /// One write transaction. Every method keeps the secondary indexes of what it writes;
 /// credentials and owners it touches are re-derived into the credential index at the end.
 pub struct WriteTx {
@@ -888,9 +908,28 @@ impl WriteTx {
         Ok(id)
     }
 
-    /// Derive the credential index changes of everything touched, and hand back the
-    /// transaction for commit.
-    pub(crate) fn finish(self) -> Result<(redb::WriteTransaction, Vec<IndexOp>), StoreError> {
+    /// Set a value of the metadata table.
+    pub(crate) fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
+        self.txn.open_table(META)?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Record when each of these credentials was last used (ms).
+    pub(crate) fn put_last_used(&mut self, usage: &[(u128, i64)]) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(LAST_USED)?;
+        for (raw, at) in usage {
+            table.insert(*raw, *at)?;
+        }
+        Ok(())
+    }
+
+    /// Derive the credential index changes of everything touched, record that the file
+    /// has seen `commits` commits once this one lands, and hand back the transaction.
+    pub(crate) fn finish(
+        mut self,
+        commits: u64,
+    ) -> Result<(redb::WriteTransaction, Vec<IndexOp>), StoreError> {
+        self.set_meta(meta::COMMITS, commits)?;
         let mut raws = self.touched_credentials.clone();
         for (account, owner) in &self.touched_owners {
             for credential in self.owner_credentials(AccountId(*account), *owner)? {
