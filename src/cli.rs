@@ -6,7 +6,7 @@
 //! refused request).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -73,6 +73,28 @@ enum Command {
     Check {
         #[command(flatten)]
         data: DataDirArg,
+    },
+    /// Take a consistent snapshot of the running server on the data directory (through
+    /// its admin socket) into FILE: every account, made in one read transaction while
+    /// writes go on. The server key is not in it: keep `server.key` apart.
+    Backup {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Where to write the snapshot (0600; replaced atomically if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a new data directory from a backup and the server key it was made with. The
+    /// backup is checked in full first, like `check`; a damaged one is refused (exit 1)
+    /// and nothing is made. Never overwrites a data directory.
+    Restore {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The server key of the backed-up data directory (its `server.key`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The backup file (from `latchkey backup`).
+        file: PathBuf,
     },
     /// Bring the database to this build's schema version.
     Migrate {
@@ -272,6 +294,29 @@ fn open(data: &DataDirArg) -> Result<Latchkey, AppError> {
 fn run(command: Command) -> Result<(Value, u8), AppError> {
     match command {
         Command::Policy { command } => run_policy(command),
+        Command::Backup { data, out } => backup(&data, &out),
+        Command::Restore { data, key, file } => {
+            let dir = crate::app::DataDir::new(&data.data_dir);
+            let restored = quietly(|| dir.restore(&file, &key))
+                .map_err(|panic| AppError::DataDir(format!("the restore failed: {panic}")))??;
+            Ok(match restored {
+                crate::app::Restore::Made { report, snapshot } => (
+                    json!({
+                        "ok": true,
+                        "data_dir": data.data_dir.display().to_string(),
+                        "records": report.records,
+                        "commits": snapshot.commits,
+                        "events": report.audit.as_ref().map(|a| a.events),
+                        "head": report.audit.as_ref().map(|a| a.head.clone()),
+                    }),
+                    0,
+                ),
+                crate::app::Restore::Refused(problems) => (
+                    json!({"ok": false, "restored": false, "problems": problems}),
+                    1,
+                ),
+            })
+        }
         Command::Check { data } => {
             let dir = crate::app::DataDir::new(&data.data_dir);
             dir.server_key(false)?;
@@ -492,6 +537,21 @@ fn operator_call(data: &DataDirArg, op: &str) -> Result<(Value, u8), AppError> {
     let ok = answer.get("ok").and_then(Value::as_bool) == Some(true);
     let code = if ok { 0 } else { 1 };
     Ok((answer, code))
+}
+
+/// `latchkey backup`: the snapshot through the admin socket, written to `out`.
+#[cfg(unix)]
+fn backup(data: &DataDirArg, out: &Path) -> Result<(Value, u8), AppError> {
+    let answer = crate::server::admin::backup(&data.data_dir, out).map_err(AppError::DataDir)?;
+    let ok = answer.get("ok").and_then(Value::as_bool) == Some(true);
+    Ok((answer, if ok { 0 } else { 1 }))
+}
+
+#[cfg(not(unix))]
+fn backup(_: &DataDirArg, _: &Path) -> Result<(Value, u8), AppError> {
+    Err(AppError::DataDir(
+        "the admin socket needs a Unix host".to_owned(),
+    ))
 }
 
 #[cfg(not(unix))]

@@ -20,6 +20,7 @@ mod invitations;
 mod isolation;
 mod login;
 mod members;
+mod operations;
 mod persistence;
 mod policies;
 mod support;

@@ -110,6 +110,140 @@ impl DataDir {
     }
 }
 
+/// What `latchkey restore` made, or why it refused.
+#[derive(Debug)]
+pub enum Restore {
+    /// The data directory was made from the backup, which the check found whole.
+    Made {
+        /// The full check of the restored file.
+        report: crate::store::CheckReport,
+        /// What the backup says of itself.
+        snapshot: crate::store::Snapshot,
+    },
+    /// The backup is damaged or is not this key's: nothing was made. Each problem in a
+    /// sentence.
+    Refused(Vec<String>),
+}
+
+impl DataDir {
+    /// Make this (new) data directory from the snapshot at `backup` and the server key at
+    /// `key`. The backup is copied in under a temporary name and checked in full there
+    /// (redb's integrity check, every record, the indexes, the chains), and the key must
+    /// be the one the backup records; only then do `latchkey.redb` and `server.key`
+    /// appear. A directory that holds either file already is refused: a restore never
+    /// overwrites a data directory.
+    pub fn restore(&self, backup: &Path, key: &Path) -> Result<Restore, AppError> {
+        let database = self.database();
+        let key_path = self.key_path();
+        for existing in [&database, &key_path] {
+            if existing.exists() {
+                return Err(AppError::DataDir(format!(
+                    "{} exists: restore makes a new data directory, it never overwrites one",
+                    existing.display()
+                )));
+            }
+        }
+        let key_bytes = Zeroizing::new(fs::read(key).map_err(|e| {
+            AppError::DataDir(format!("cannot read the server key {}: {e}", key.display()))
+        })?);
+        let mut key_material = Zeroizing::new([0u8; SecretHasher::KEY_LEN]);
+        if key_bytes.len() != key_material.len() {
+            return Err(AppError::DataDir(format!(
+                "{} is not a latchkey server key (expected {} bytes)",
+                key.display(),
+                key_material.len()
+            )));
+        }
+        key_material.copy_from_slice(&key_bytes);
+        let fingerprint = super::key_fingerprint(&SecretHasher::new(&key_material));
+        fs::metadata(backup)
+            .map_err(|e| AppError::DataDir(format!("cannot read {}: {e}", backup.display())))?;
+
+        let made_root = !self.root.exists();
+        create_private_dir(&self.root).map_err(|e| {
+            AppError::DataDir(format!("cannot create {}: {e}", self.root.display()))
+        })?;
+        let staging = self.root.join("latchkey.redb.restoring");
+        let copied = copy_private(backup, &staging)
+            .map_err(|e| AppError::DataDir(format!("cannot copy {}: {e}", backup.display())));
+        // A damaged file can make the storage library panic: that is damage too.
+        let judged = copied.and_then(|()| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                judge(&staging, fingerprint)
+            }))
+            .unwrap_or_else(|_| {
+                Ok(Restore::Refused(vec![
+                    "the storage library failed on this file: it is damaged".into(),
+                ]))
+            })
+        });
+        match judged {
+            Ok(Restore::Made { report, snapshot }) => {
+                write_private(&key_path, key_material.as_ref()).map_err(|e| {
+                    AppError::DataDir(format!("cannot write {}: {e}", key_path.display()))
+                })?;
+                fs::rename(&staging, &database).map_err(|e| {
+                    AppError::DataDir(format!("cannot write {}: {e}", database.display()))
+                })?;
+                fs::File::open(&self.root)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(|e| {
+                        AppError::DataDir(format!("cannot sync {}: {e}", self.root.display()))
+                    })?;
+                Ok(Restore::Made { report, snapshot })
+            }
+            other => {
+                let _ = fs::remove_file(&staging);
+                if made_root {
+                    let _ = fs::remove_dir(&self.root);
+                }
+                other
+            }
+        }
+    }
+}
+
+/// Check a staged backup in full and match its key fingerprint.
+fn judge(staging: &Path, fingerprint: u64) -> Result<Restore, AppError> {
+    let snapshot = match crate::store::describe(staging) {
+        Ok(snapshot) => snapshot,
+        Err(err) => {
+            return Ok(Restore::Refused(vec![format!(
+                "not a latchkey backup: {err}"
+            )]));
+        }
+    };
+    if snapshot.schema_version != crate::store::SCHEMA_VERSION {
+        return Err(AppError::DataDir(format!(
+            "the backup is at schema version {}, this latchkey writes {}: restore it with the latchkey that made it, then upgrade",
+            snapshot.schema_version,
+            crate::store::SCHEMA_VERSION
+        )));
+    }
+    if snapshot.key_fingerprint.is_some_and(|f| f != fingerprint) {
+        return Err(AppError::DataDir(
+            "the server key given is not the one this backup was made with: no stored token, session or TOTP seed would work; give the server.key of the backed-up data directory".into(),
+        ));
+    }
+    let report = crate::store::check(staging).map_err(AppError::Store)?;
+    if report.problems.is_empty() {
+        Ok(Restore::Made { report, snapshot })
+    } else {
+        Ok(Restore::Refused(report.problems))
+    }
+}
+
+/// Copy `from` to a new file `to` readable only by its owner, durably.
+fn copy_private(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut target = options.open(to)?;
+    std::io::copy(&mut fs::File::open(from)?, &mut target)?;
+    target.sync_all()
+}
+
 /// Make `path` (and missing parents) a directory only its owner may enter: made 0700, or,
 /// when it exists already (an operator's `mkdir`), narrowed to 0700, since it is about to
 /// hold the server key, the database and the admin socket.

@@ -37,7 +37,7 @@ use crate::domain::user::{
 use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
 use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
-pub use data_dir::DataDir;
+pub use data_dir::{DataDir, Restore};
 use identity::record_user_change;
 pub use identity::{MailedLink, Me};
 pub use invite::{Acceptor, Invited};
@@ -1030,6 +1030,12 @@ impl Latchkey {
     /// Write the `last_used_at` of credentials used since the last flush, in one batch.
     pub fn flush_usage(&self) -> Result<usize, AppError> {
         Ok(self.store.flush_last_used(self.now())?)
+    }
+
+    /// A consistent snapshot of every account into a new database file at `path`, for the
+    /// host operator's backup; writers go on meanwhile.
+    pub fn snapshot_into(&self, path: &Path) -> Result<crate::store::Snapshot, AppError> {
+        Ok(self.store.snapshot_into(path)?)
     }
 
     /// Whether the storage takes writes, for the readiness probe.

@@ -1,11 +1,13 @@
 //! The host operator's admin socket: `DATA_DIR/admin.sock`, a Unix socket of mode 0600
 //! answered only for a peer running as the socket's owner (the service user) or root.
 //! What acts on the whole appliance goes through it (and through signals), never through
-//! the network API, whose callers are accounts: today the live policy set (`latchkey
-//! policy list`, `latchkey policy reload`).
+//! the network API, whose callers are accounts: the live policy set (`latchkey policy
+//! list`, `latchkey policy reload`) and backups (`latchkey backup`: a snapshot holds every
+//! account).
 //!
 //! The protocol is one JSON line each way: `{"op": "policy.list"}` in, `{"ok": true, …}`
-//! or `{"ok": false, "error": "…"}` out, then the connection closes.
+//! or `{"ok": false, "error": "…"}` out, then the connection closes. A backup's answer
+//! line carries `bytes` and `sha256`, and exactly that many bytes of the snapshot follow.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sha2::Digest;
+use std::os::unix::net::UnixStream as UnixStreamStd;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -63,11 +67,12 @@ pub fn listen(data_dir: &Path, lk: Arc<Latchkey>) -> Result<AdminSocket, AppErro
     let owner = std::fs::metadata(&path)
         .map_err(|e| fail("cannot read", e))?
         .uid();
+    let data_dir = data_dir.to_path_buf();
     let accepting = tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(answer(stream, Arc::clone(&lk), owner));
+                    tokio::spawn(answer(stream, Arc::clone(&lk), owner, data_dir.clone()));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "admin socket accept failed");
@@ -79,12 +84,22 @@ pub fn listen(data_dir: &Path, lk: Arc<Latchkey>) -> Result<AdminSocket, AppErro
     Ok(AdminSocket { path, accepting })
 }
 
-/// Answer one peer: its request, run on the blocking pool, and the answer line.
-async fn answer(stream: UnixStream, lk: Arc<Latchkey>, owner: u32) {
+/// Answer one peer: its request, run on the blocking pool, and the answer line (and for
+/// a backup, the snapshot's bytes).
+async fn answer(stream: UnixStream, lk: Arc<Latchkey>, owner: u32, data_dir: PathBuf) {
     let peer = stream.peer_cred().ok().map(|c| c.uid());
     let (reader, mut writer) = stream.into_split();
     let reply = if peer.is_some_and(|uid| uid == owner || uid == 0) {
         match read_request(reader).await {
+            Ok(op) if op == "backup" => {
+                let snapshot = tokio::task::spawn_blocking(move || Snapshot::take(&lk, &data_dir))
+                    .await
+                    .unwrap_or_else(|_| Err("the backup did not complete".to_owned()));
+                match snapshot {
+                    Ok(snapshot) => return snapshot.send(writer).await,
+                    Err(why) => refused(&why),
+                }
+            }
             Ok(op) => tokio::task::spawn_blocking(move || run(&lk, &op))
                 .await
                 .unwrap_or_else(|_| refused("the operation did not complete")),
@@ -98,6 +113,92 @@ async fn answer(stream: UnixStream, lk: Arc<Latchkey>, owner: u32) {
     line.push('\n');
     let _ = writer.write_all(line.as_bytes()).await;
     let _ = writer.shutdown().await;
+}
+
+/// A backup made for one peer: a snapshot file in the data directory (so it is as
+/// private as the database), removed once sent or dropped.
+struct Snapshot {
+    path: PathBuf,
+    header: Value,
+    bytes: u64,
+}
+
+impl Snapshot {
+    fn take(lk: &Latchkey, data_dir: &Path) -> Result<Snapshot, String> {
+        let mut nonce = [0u8; 8];
+        crate::domain::id::os_random(&mut nonce).map_err(|e| e.to_string())?;
+        let path = data_dir.join(format!("backup-{}.redb.partial", hex(&nonce)));
+        let mut snapshot = Snapshot {
+            path,
+            header: Value::Null,
+            bytes: 0,
+        };
+        let made = lk
+            .snapshot_into(&snapshot.path)
+            .map_err(|e| format!("the snapshot could not be made: {e}"))?;
+        let (bytes, sha256) = digest(&snapshot.path)
+            .map_err(|e| format!("the snapshot could not be read back: {e}"))?;
+        tracing::info!(
+            commits = made.commits,
+            rows = made.rows,
+            bytes,
+            "backup taken by the operator"
+        );
+        snapshot.bytes = bytes;
+        snapshot.header = json!({
+            "ok": true,
+            "bytes": bytes,
+            "sha256": sha256,
+            "schema_version": made.schema_version,
+            "commits": made.commits,
+            "rows": made.rows,
+            "key_fingerprint": made.key_fingerprint.map(|f| format!("{f:016x}")),
+        });
+        Ok(snapshot)
+    }
+
+    async fn send(self, mut writer: tokio::net::unix::OwnedWriteHalf) {
+        let mut line = self.header.to_string();
+        line.push('\n');
+        let sent = async {
+            writer.write_all(line.as_bytes()).await?;
+            let mut file = tokio::fs::File::open(&self.path).await?;
+            let copied = tokio::io::copy(&mut file, &mut writer).await?;
+            writer.shutdown().await?;
+            Ok::<_, std::io::Error>(copied)
+        };
+        match sent.await {
+            Ok(copied) if copied == self.bytes => {}
+            Ok(copied) => tracing::warn!(copied, "the backup file changed while it was sent"),
+            Err(err) => tracing::warn!(error = %err, "the backup could not be sent"),
+        }
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The size and SHA-256 (hex) of a file.
+fn digest(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut bytes = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut chunk)?;
+        let Some(part) = chunk.get(..n).filter(|p| !p.is_empty()) else {
+            return Ok((bytes, hex(&hasher.finalize())));
+        };
+        hasher.update(part);
+        bytes += n as u64;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<String, String> {
@@ -140,7 +241,11 @@ fn run(lk: &Latchkey, op: &str) -> Value {
             }
             reloaded
         }
-        other => return refused(&format!("unknown op {other:?}: policy.list, policy.reload")),
+        other => {
+            return refused(&format!(
+                "unknown op {other:?}: policy.list, policy.reload, backup"
+            ));
+        }
     };
     match answer {
         Ok(set) => {
@@ -160,26 +265,109 @@ fn run(lk: &Latchkey, op: &str) -> Value {
 /// The operator's side (the `latchkey` CLI): send `op` to the server running on
 /// `data_dir` and return its answer. An error when no server answers there.
 pub fn call(data_dir: &Path, op: &str) -> Result<Value, String> {
+    let (answer, _) = request(data_dir, op)?;
+    Ok(answer)
+}
+
+/// Send `op` and read the answer line; the reader is left at what follows it.
+fn request(data_dir: &Path, op: &str) -> Result<(Value, BufReader<UnixStreamStd>), String> {
     let path = data_dir.join(SOCKET);
-    let stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+    let stream = UnixStreamStd::connect(&path).map_err(|e| {
         format!(
             "no latchkey server answers on {} ({e}): is `latchkey serve` running on this data directory, as this user?",
             path.display()
         )
     })?;
-    let talk = |stream: std::os::unix::net::UnixStream| -> std::io::Result<String> {
+    let talk = |stream: UnixStreamStd| -> std::io::Result<(String, BufReader<UnixStreamStd>)> {
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
         let mut writer = stream.try_clone()?;
         writer.write_all(format!("{}\n", json!({"op": op})).as_bytes())?;
+        let mut reader = BufReader::new(stream);
         let mut answer = String::new();
-        BufReader::new(stream).read_line(&mut answer)?;
-        Ok(answer)
+        reader.read_line(&mut answer)?;
+        Ok((answer, reader))
     };
-    let answer = talk(stream).map_err(|e| format!("the admin socket {}: {e}", path.display()))?;
-    serde_json::from_str(&answer).map_err(|_| {
+    let (answer, reader) =
+        talk(stream).map_err(|e| format!("the admin socket {}: {e}", path.display()))?;
+    let answer = serde_json::from_str(&answer).map_err(|_| {
         format!(
             "the admin socket {} did not answer with JSON",
             path.display()
         )
-    })
+    })?;
+    Ok((answer, reader))
+}
+
+/// `latchkey backup`: ask the server on `data_dir` for a snapshot and write it to `out`
+/// (0600, written beside it and renamed into place once its size and SHA-256 match the
+/// server's). Returns the server's answer, with `out`; a refusal is returned as is.
+pub fn backup(data_dir: &Path, out: &Path) -> Result<Value, String> {
+    let (mut answer, mut reader) = request(data_dir, "backup")?;
+    if answer.get("ok").and_then(Value::as_bool) != Some(true) {
+        return Ok(answer);
+    }
+    let bytes = answer.get("bytes").and_then(Value::as_u64);
+    let sha256 = answer
+        .get("sha256")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (Some(bytes), Some(sha256)) = (bytes, sha256) else {
+        return Err("the server's backup answer names no size and hash".to_owned());
+    };
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let written = (|| -> std::io::Result<(u64, String)> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&partial)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut limited = std::io::Read::take(&mut reader, bytes);
+        let mut chunk = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut limited, &mut chunk)?;
+            let Some(part) = chunk.get(..n).filter(|p| !p.is_empty()) else {
+                break;
+            };
+            hasher.update(part);
+            file.write_all(part)?;
+            total += n as u64;
+        }
+        file.sync_all()?;
+        Ok((total, hex(&hasher.finalize())))
+    })();
+    let fail = |why: String| {
+        let _ = std::fs::remove_file(&partial);
+        Err(why)
+    };
+    match written {
+        Ok((total, got)) if total == bytes && got == sha256 => {}
+        Ok((total, _)) if total != bytes => {
+            return fail(format!(
+                "the backup arrived cut short ({total} of {bytes} bytes); nothing was written"
+            ));
+        }
+        Ok(_) => {
+            return fail(
+                "the backup arrived damaged (SHA-256 mismatch); nothing was written".to_owned(),
+            );
+        }
+        Err(err) => return fail(format!("cannot write {}: {err}", partial.display())),
+    }
+    if let Err(err) = std::fs::rename(&partial, out) {
+        return fail(format!("cannot write {}: {err}", out.display()));
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(parent).and_then(|dir| dir.sync_all());
+    }
+    if let Some(fields) = answer.as_object_mut() {
+        fields.insert("out".into(), out.display().to_string().into());
+        fields.insert(
+            "key".into(),
+            "not included: keep server.key apart; `latchkey restore --key` needs it".into(),
+        );
+    }
+    Ok(answer)
 }

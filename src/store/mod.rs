@@ -7,6 +7,7 @@
 //! inside a [`WriteTx`]. It knows nothing of HTTP or policies.
 
 pub(crate) mod audit;
+mod backup;
 mod check;
 mod codec;
 mod index;
@@ -29,6 +30,7 @@ use crate::domain::time::{Clock, SystemClock, Timestamp};
 use crate::domain::token::SecretHash;
 use crate::domain::user::{MemberState, Membership};
 pub use audit::{AuditReport, ChainBreak};
+pub use backup::{Snapshot, describe};
 pub use check::{CheckReport, check};
 pub use index::CredentialIndex;
 use index::{IndexOp, LiveEntry};

@@ -404,6 +404,10 @@ pub(crate) mod meta {
 }
 
 impl ReadTx {
+    pub(crate) fn from_txn(txn: redb::ReadTransaction) -> ReadTx {
+        ReadTx { txn }
+    }
+
     /// A value of the metadata table.
     pub(crate) fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
