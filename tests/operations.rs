@@ -211,3 +211,70 @@ fn restore_refuses_damage_a_wrong_key_and_an_existing_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no latchkey server answers"));
     assert!(!work.path().join("none.redb").exists());
 }
+
+/// Crash trials: the real server is killed with SIGKILL while four writers create bot
+/// users; after each kill the file passes the full check (records, indexes, every audit
+/// chain) and the restarted server holds every write it acknowledged. 10 trials here;
+/// `LATCHKEY_CRASH_TRIALS=200 cargo test --release --test tests crash` runs a longer set.
+#[test]
+fn crash_trials_lose_no_acknowledged_write_and_keep_the_chain() {
+    let trials: usize = std::env::var("LATCHKEY_CRASH_TRIALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let mut server = start_server();
+    let dir = Arc::clone(&server.dir);
+    let data = dir.path().join("data");
+    let known = (
+        server.admin_key.clone(),
+        server.account_id.clone(),
+        server.admin_id.clone(),
+    );
+    let mut acknowledged: BTreeSet<String> = BTreeSet::new();
+    for trial in 0..trials {
+        let live = Arc::new(server);
+        let landed = Arc::new(Mutex::new(Vec::<String>::new()));
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let (live, landed) = (Arc::clone(&live), Arc::clone(&landed));
+                std::thread::spawn(move || {
+                    for n in 0.. {
+                        let name = format!("t{trial}-w{w}-{n}");
+                        let sent = live
+                            .agent()
+                            .post(format!("{}/bot_users", live.url))
+                            .header("Authorization", &format!("Bearer {}", live.admin_key))
+                            .send_json(json!({"name": name}));
+                        match sent {
+                            Ok(response) if response.status() == 201 => {
+                                landed.lock().unwrap().push(name);
+                            }
+                            // The kill: connection reset, refused, or cut short.
+                            _ => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Kill at a different point of the write stream each trial.
+        std::thread::sleep(Duration::from_millis(150 + 37 * (trial as u64 % 7)));
+        live.signal("KILL");
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        acknowledged.extend(landed.lock().unwrap().drain(..));
+        drop(Arc::try_unwrap(live).ok().unwrap());
+
+        let check = latchkey(&["check".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
+        assert!(check.status.success(), "trial {trial}: {check:?}");
+        server = start_in(Arc::clone(&dir), &policies_dir(), Some(known.clone()));
+        let held = bot_names(&server);
+        let lost: Vec<&String> = acknowledged.iter().filter(|n| !held.contains(*n)).collect();
+        assert!(lost.is_empty(), "trial {trial} lost {lost:?}");
+    }
+    assert!(
+        acknowledged.len() > trials * 4,
+        "the writers barely ran: {} writes",
+        acknowledged.len()
+    );
+}
