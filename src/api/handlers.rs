@@ -412,8 +412,17 @@ impl Ctx {
     where
         I: std::str::FromStr + std::fmt::Display + Ord,
     {
-        let before = self
-            .query
+        let before = self.before_id::<I>(path)?;
+        let (items, next) = page(items, id, before, self.query.limit);
+        self.page_reply(path, field, &items, next, view)
+    }
+
+    /// The `before_id` of the query, as an id of the listed objects.
+    pub(super) fn before_id<I: std::str::FromStr>(
+        &self,
+        path: &str,
+    ) -> Result<Option<I>, ApiError> {
+        self.query
             .before_id
             .as_deref()
             .map(|text| {
@@ -425,8 +434,19 @@ impl Ctx {
                     )
                 })
             })
-            .transpose()?;
-        let (items, next) = page(items, id, before, self.query.limit);
+            .transpose()
+    }
+
+    /// A page already cut (by an index): its items, and the id the next page starts
+    /// before.
+    pub(super) fn page_reply<T>(
+        &self,
+        path: &str,
+        field: &str,
+        items: &[T],
+        next: Option<impl std::fmt::Display>,
+        view: impl Fn(&T) -> Value,
+    ) -> Reply {
         let next_page_uri = next.map(|before| {
             self.base.uri(&format!(
                 "{path}?before_id={before}&limit={}",
@@ -619,31 +639,29 @@ impl Ctx {
 
     async fn list_credentials(self, kind: Option<CredentialKind>) -> Reply {
         let kind = kind.ok_or_else(|| ApiError::new(error::NO_ROUTE, "no such path"))?;
+        let path = format!("/{}", views::collection(kind));
+        let before = self
+            .before_id::<CredentialId>(&path)?
+            .filter(|id| id.kind == kind);
+        if self.query.before_id.is_some() && before.is_none() {
+            return Err(ApiError::field(
+                error::INVALID_QUERY,
+                "before_id",
+                format!("before_id is not the id of an object of {path}"),
+            ));
+        }
+        let limit = self.query.limit;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let listed = blocking(move || {
-            let credentials = lk.credentials(actor, account, kind)?;
-            credentials
-                .into_iter()
-                .map(|c| {
-                    let used = lk.last_used(c.id)?;
-                    Ok((c, used))
-                })
-                .collect::<Result<Vec<_>, AppError>>()
-        })
-        .await?;
-        let collection = views::collection(kind);
+        let page =
+            blocking(move || lk.credentials_page(actor, account, kind, before, limit)).await?;
         let field = match kind {
             CredentialKind::ApiKey => "keys",
             CredentialKind::Authtoken => "credentials",
             CredentialKind::SshKey => "ssh_credentials",
         };
-        self.list(
-            &format!("/{collection}"),
-            field,
-            listed,
-            |(c, _)| c.id,
-            |(c, used)| views::credential(&self.base, c, None, *used),
-        )
+        self.page_reply(&path, field, &page.items, page.next, |(c, used)| {
+            views::credential(&self.base, c, None, *used)
+        })
     }
 
     fn credential_id(kind: Option<CredentialKind>, id: &str) -> Result<CredentialId, ApiError> {
@@ -1186,38 +1204,43 @@ impl Ctx {
                 "principal_id must be a usr_ or bot_ id, or system",
             ));
         }
-        let action = self.query.filter("action").map(str::to_owned);
-        let object = self.query.filter("object_id").map(str::to_owned);
+        let query = crate::store::EventQuery {
+            principal: principal.as_deref().map(|text| match Owner::parse(text) {
+                Ok(owner) => owner.raw(),
+                Err(_) => 0,
+            }),
+            action: self.query.filter("action").map(str::to_owned),
+            object: self.query.filter("object_id").map(str::to_owned),
+            since,
+            until,
+            before: self.before_id("/events")?,
+            limit: self.query.limit,
+        };
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let mut events = blocking(move || lk.events(actor, account)).await?;
-        events.retain(|e| {
-            principal
-                .as_deref()
-                .is_none_or(|p| e.actor.principal.id_string() == p)
-                && action.as_deref().is_none_or(|a| e.action.name() == a)
-                && object.as_deref().is_none_or(|o| e.target == o)
-                && since.is_none_or(|t| e.at >= t)
-                && until.is_none_or(|t| e.at <= t)
-        });
-        events.reverse();
-        self.list(
-            "/events",
-            "events",
-            events,
-            |e| e.id,
-            |e| views::event(&self.base, e),
-        )
+        let found = blocking(move || match lk.events_page(actor, account, &query) {
+            Ok(page) => Ok(Some(page)),
+            // Only `before` can be missing: the caller's account is checked already.
+            Err(AppError::Domain(crate::domain::DomainError::NotFound(_))) => Ok(None),
+            Err(err) => Err(err),
+        })
+        .await?;
+        let Some((events, next)) = found else {
+            return Err(ApiError::field(
+                error::INVALID_QUERY,
+                "before_id",
+                "before_id is not the id of an event of this account",
+            ));
+        };
+        self.page_reply("/events", "events", &events, next, |e| {
+            views::event(&self.base, e)
+        })
     }
 
     async fn get_event(self, id: &str) -> Reply {
         let id: crate::domain::id::EventId = path_id(id)?;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let events = blocking(move || lk.events(actor, account)).await?;
-        let event = events
-            .iter()
-            .find(|e| e.id == id)
-            .ok_or_else(|| ApiError::new(error::NOT_FOUND, format!("{id} not found")))?;
-        self.ok(&views::event(&self.base, event))
+        let event = blocking(move || lk.event(actor, account, id)).await?;
+        self.ok(&views::event(&self.base, &event))
     }
 
     /// `GET /policies`: the live set's names, patterns, hashes and generation, for an

@@ -128,6 +128,15 @@ impl From<DomainError> for AppError {
     }
 }
 
+/// A page of credentials with their last uses, and where the next page starts.
+#[derive(Debug)]
+pub struct CredentialPage {
+    /// The credentials, newest first, each with its last use.
+    pub items: Vec<(Credential, Option<Timestamp>)>,
+    /// The `before` of the next page, if there is one.
+    pub next: Option<CredentialId>,
+}
+
 /// What a [`AppError::RateLimited`] limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limited {
@@ -1292,6 +1301,67 @@ impl Latchkey {
         let target = Target::new("events", "list", "event", account.to_string());
         self.authorize(&read, actor, account, target, self.now())?;
         Ok(read.events(account)?)
+    }
+
+    /// A page of an account's events, newest first, with the id that starts the next
+    /// page. A `before` that is not an event of the account is `NotFound`.
+    pub fn events_page(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        query: &crate::store::EventQuery,
+    ) -> Result<(Vec<Event>, Option<crate::domain::id::EventId>), AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("events", "list", "event", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        Ok(read.events_page(account, query)?)
+    }
+
+    /// One event of an account.
+    pub fn event(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        id: crate::domain::id::EventId,
+    ) -> Result<Event, AppError> {
+        let read = self.store.read()?;
+        // Reading one event is reading the trail: the same decision as the list.
+        let target = Target::new("events", "list", "event", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        read.event(account, id)?
+            .ok_or_else(|| DomainError::NotFound(id.into()).into())
+    }
+
+    /// A page of an account's credentials of one kind, newest first, each with its last
+    /// use, and the id that starts the next page.
+    pub fn credentials_page(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        kind: CredentialKind,
+        before: Option<CredentialId>,
+        limit: usize,
+    ) -> Result<CredentialPage, AppError> {
+        let read = self.store.read()?;
+        let (resource, object) = credential_resource(kind);
+        let target = Target::new(resource, "list", object, account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        let (credentials, next) =
+            read.credentials_page(account, kind, before.map(|id| id.raw), limit)?;
+        let items = credentials
+            .into_iter()
+            .map(|c| {
+                let used = match self.store.index().last_used(c.id.raw) {
+                    Some(at) => Some(at),
+                    None => read.flushed_last_used(c.id.raw)?,
+                };
+                Ok((c, used))
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        Ok(CredentialPage {
+            items,
+            next: next.map(|raw| CredentialId { kind, raw }),
+        })
     }
 
     /// Number of live credentials in the lookup index.

@@ -129,6 +129,12 @@ fn copy_every_table(
     copier.copy(INVITATIONS)?;
     copier.copy(ACCOUNT_INVITATIONS)?;
     copier.copy(EMAIL_PROOFS)?;
+    copier.copy(EVENT_IDS)?;
+    copier.copy(EVENTS_BY_PRINCIPAL)?;
+    copier.copy(EVENTS_BY_ACTION)?;
+    copier.copy(EVENTS_BY_OBJECT)?;
+    copier.copy(EVENTS_BY_TIME)?;
+    copier.copy(ACCOUNT_CREDENTIALS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 
 use super::codec::{self, Record};
 use super::tables::*;
@@ -137,7 +139,9 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
             ));
         }
     }
-    drop((users, accounts, user_accounts, members, txn));
+    drop((users, accounts, user_accounts, members));
+    list_indexes(&txn, &mut report)?;
+    drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
             if let Some(broken) = &chain.broken {
@@ -152,6 +156,81 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
         Err(err) => report.problems.push(format!("events: {err}")),
     }
     Ok(report)
+}
+
+/// The indexes that lists read: every event and every credential has its entries, and
+/// no index has more entries than there are records (none points at nothing).
+fn list_indexes(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    use super::tx::{kind_key, principal_key};
+    use crate::domain::event::Event;
+    let ids = txn.open_table(EVENT_IDS)?;
+    let principals = txn.open_table(EVENTS_BY_PRINCIPAL)?;
+    let actions = txn.open_table(EVENTS_BY_ACTION)?;
+    let objects = txn.open_table(EVENTS_BY_OBJECT)?;
+    let times = txn.open_table(EVENTS_BY_TIME)?;
+    let mut events = 0u64;
+    for row in txn.open_table(EVENTS)?.iter()? {
+        let (key, value) = row?;
+        events += 1;
+        // An event that does not decode is reported by the chain check.
+        let Ok(event) = codec::decode::<Event>(value.value()) else {
+            continue;
+        };
+        let (a, seq) = key.value();
+        let indexed = ids.get(event.id.0)?.is_some_and(|v| v.value() == (a, seq))
+            && principals
+                .get((a, principal_key(event.actor.principal), seq))?
+                .is_some()
+            && actions.get((a, event.action.name(), seq))?.is_some()
+            && objects.get((a, event.target.as_str(), seq))?.is_some()
+            && times.get((a, event.at.as_millis(), seq))?.is_some();
+        if !indexed {
+            report.problems.push(format!(
+                "event indexes: {} (#{seq} of {a:#034x}) is missing from one of them",
+                event.id
+            ));
+        }
+    }
+    for (name, entries) in [
+        ("event_ids", ids.len()?),
+        ("events_by_principal", principals.len()?),
+        ("events_by_action", actions.len()?),
+        ("events_by_object", objects.len()?),
+        ("events_by_time", times.len()?),
+    ] {
+        if entries != events {
+            report.problems.push(format!(
+                "{name}: {entries} entries for {events} events (an entry points at no event)"
+            ));
+        }
+    }
+    let by_account = txn.open_table(ACCOUNT_CREDENTIALS)?;
+    let mut credentials = 0u64;
+    for row in txn.open_table(CREDENTIALS)?.iter()? {
+        let (_, value) = row?;
+        credentials += 1;
+        let Ok(credential) = codec::decode::<Credential>(value.value()) else {
+            continue;
+        };
+        let key = (
+            credential.account.0,
+            kind_key(credential.id.kind),
+            credential.id.raw,
+        );
+        if by_account.get(key)?.is_none() {
+            report.problems.push(format!(
+                "account_credentials: {} is not indexed",
+                credential.id
+            ));
+        }
+    }
+    if by_account.len()? != credentials {
+        report.problems.push(format!(
+            "account_credentials: {} entries for {credentials} credentials",
+            by_account.len()?
+        ));
+    }
+    Ok(())
 }
 
 /// Decode every record of a table keyed by id, noting each that does not decode.

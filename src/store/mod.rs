@@ -36,10 +36,10 @@ pub use index::CredentialIndex;
 use index::{IndexOp, LiveEntry};
 use tables::*;
 use tx::meta;
-pub use tx::{ReadTx, Reads, WriteTx};
+pub use tx::{EventQuery, ReadTx, Reads, WriteTx};
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -180,7 +180,48 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
         run: schema_5,
     },
+    Migration {
+        to: 6,
+        what: "index events by id, principal, action, object and time, and credentials by account and kind, so every list page reads only itself",
+        run: schema_6,
+    },
 ];
+
+fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(EVENT_IDS)?;
+    txn.open_table(EVENTS_BY_PRINCIPAL)?;
+    txn.open_table(EVENTS_BY_ACTION)?;
+    txn.open_table(EVENTS_BY_OBJECT)?;
+    txn.open_table(EVENTS_BY_TIME)?;
+    txn.open_table(ACCOUNT_CREDENTIALS)?;
+    let events: Vec<crate::domain::event::Event> = {
+        let table = txn.open_table(EVENTS)?;
+        let rows = table.iter()?;
+        rows.map(|row| codec::decode(row?.1.value()))
+            .collect::<Result<_, StoreError>>()?
+    };
+    for event in &events {
+        tx::index_event(txn, event)?;
+    }
+    let credentials: Vec<Credential> = {
+        let table = txn.open_table(CREDENTIALS)?;
+        let rows = table.iter()?;
+        rows.map(|row| codec::decode(row?.1.value()))
+            .collect::<Result<_, StoreError>>()?
+    };
+    let mut index = txn.open_table(ACCOUNT_CREDENTIALS)?;
+    for credential in &credentials {
+        index.insert(
+            (
+                credential.account.0,
+                tx::kind_key(credential.id.kind),
+                credential.id.raw,
+            ),
+            (),
+        )?;
+    }
+    Ok(())
+}
 
 fn schema_5(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EMAIL_PROOFS)?;

@@ -113,3 +113,22 @@ pub(crate) const ACCOUNT_INVITATIONS: TableDefinition<(u128, u128), ()> =
 
 /// User id → `EmailProof`: the address the user has proven it controls.
 pub(crate) const EMAIL_PROOFS: TableDefinition<u128, &[u8]> = TableDefinition::new("email_proofs");
+
+/// Event id → (account, seq): an event by its id, and where a page before it ends.
+pub(crate) const EVENT_IDS: TableDefinition<u128, (u128, u64)> = TableDefinition::new("event_ids");
+/// (account, principal, seq) → (): an account's events by who did them (the system
+/// principal is 0).
+pub(crate) const EVENTS_BY_PRINCIPAL: TableDefinition<(u128, u128, u64), ()> =
+    TableDefinition::new("events_by_principal");
+/// (account, action name, seq) → ().
+pub(crate) const EVENTS_BY_ACTION: TableDefinition<(u128, &str, u64), ()> =
+    TableDefinition::new("events_by_action");
+/// (account, object id, seq) → ().
+pub(crate) const EVENTS_BY_OBJECT: TableDefinition<(u128, &str, u64), ()> =
+    TableDefinition::new("events_by_object");
+/// (account, time in ms, seq) → (): where a time range starts and ends in the chain.
+pub(crate) const EVENTS_BY_TIME: TableDefinition<(u128, i64, u64), ()> =
+    TableDefinition::new("events_by_time");
+/// (account, credential kind, credential) → (): an account's credentials of one kind.
+pub(crate) const ACCOUNT_CREDENTIALS: TableDefinition<(u128, u8, u128), ()> =
+    TableDefinition::new("account_credentials");

@@ -198,6 +198,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
             "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
+            "index events by id, principal, action, object and time, and credentials by account and kind, so every list page reads only itself",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -279,6 +280,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
             "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
+            "index events by id, principal, action, object and time, and credentials by account and kind, so every list page reads only itself",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -400,4 +402,166 @@ fn a_damaged_record_is_read_as_an_error_naming_it_never_as_a_value() {
             if detail.contains("checksum") && detail.contains(&format!("{:#034x}", bot.id.0))),
         "{read:?}"
     );
+}
+
+/// Every page of every filter combination, walked through `before`, is exactly the
+/// brute-force answer over all events, newest first.
+#[test]
+fn event_pages_from_the_indexes_are_the_filtered_trail_newest_first() {
+    use crate::domain::event::Principal;
+    use crate::domain::id::{BotId, UserId};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    let t0 = Timestamp::from_millis(1_000_000);
+    let account = Account::new(AccountId::generate(t0).unwrap(), "acme", t0).unwrap();
+    let other = Account::new(AccountId::generate(t0).unwrap(), "other", t0).unwrap();
+    let user = Principal::User(UserId::generate(t0).unwrap());
+    let bot = Principal::Bot(BotId::generate(t0).unwrap());
+    let principals = [Principal::System, user, bot];
+    let actions = [
+        Action::AccountCreated,
+        Action::BotCreated,
+        Action::MemberDisabled,
+    ];
+    store
+        .write(|tx| {
+            tx.insert_account(&account)?;
+            tx.insert_account(&other)?;
+            for i in 0..120u64 {
+                for acc in [account.id, other.id] {
+                    tx.record(
+                        acc,
+                        Timestamp::from_millis(1_000_000 + (i as i64 / 3) * 1_000),
+                        Actor {
+                            principal: principals[(i % 3) as usize],
+                            credential: None,
+                        },
+                        actions[(i / 2 % 3) as usize],
+                        format!("obj{}", i % 5),
+                        None,
+                        None,
+                    )?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let all: Vec<Event> = events(&store, account.id).into_iter().rev().collect();
+    let read = store.read().unwrap();
+    let times = [None, Some(Timestamp::from_millis(1_010_000))];
+    let untils = [None, Some(Timestamp::from_millis(1_030_000))];
+    for principal in [None, Some(tx::principal_key(user)), Some(0)] {
+        for action in [None, Some("iam.bot_users.create".to_owned())] {
+            for object in [None, Some("obj2".to_owned())] {
+                for since in times {
+                    for until in untils {
+                        let query = EventQuery {
+                            principal,
+                            action: action.clone(),
+                            object: object.clone(),
+                            since,
+                            until,
+                            before: None,
+                            limit: 7,
+                        };
+                        let expected: Vec<_> = all
+                            .iter()
+                            .filter(|e| {
+                                principal.is_none_or(|p| {
+                                    let raw = match e.actor.principal {
+                                        Principal::System => 0,
+                                        Principal::User(u) => u.0,
+                                        Principal::Bot(b) => b.0,
+                                    };
+                                    raw == p
+                                }) && action.as_deref().is_none_or(|a| e.action.name() == a)
+                                    && object.as_deref().is_none_or(|o| e.target == o)
+                                    && since.is_none_or(|t| e.at >= t)
+                                    && until.is_none_or(|t| e.at <= t)
+                            })
+                            .map(|e| e.id)
+                            .collect();
+                        let mut got = Vec::new();
+                        let mut before = None;
+                        loop {
+                            let (page, next) = read
+                                .events_page(
+                                    account.id,
+                                    &EventQuery {
+                                        before,
+                                        ..query.clone()
+                                    },
+                                )
+                                .unwrap();
+                            assert!(page.len() <= 7);
+                            got.extend(page.iter().map(|e| e.id));
+                            match next {
+                                Some(id) => before = Some(id),
+                                None => break,
+                            }
+                        }
+                        assert_eq!(got, expected, "{query:?}");
+                    }
+                }
+            }
+        }
+    }
+    // One event by id, only in its own account; a `before` of another account is refused.
+    let some = &all[3];
+    assert_eq!(
+        read.event(account.id, some.id).unwrap().unwrap().id,
+        some.id
+    );
+    assert!(read.event(other.id, some.id).unwrap().is_none());
+    let query = EventQuery {
+        before: Some(some.id),
+        limit: 5,
+        ..EventQuery::default()
+    };
+    assert!(matches!(
+        read.events_page(other.id, &query),
+        Err(StoreError::Domain(crate::domain::DomainError::NotFound(_)))
+    ));
+}
+
+/// A schema-5 file has events and credentials but none of the list indexes: the
+/// migration builds them, and the check agrees.
+#[test]
+fn the_schema_6_migration_indexes_what_is_already_there() {
+    let (dir, store, account) = store_with_events(30);
+    let path = dir.path().join("db.redb");
+    drop(store);
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for name in [
+            "event_ids",
+            "events_by_principal",
+            "events_by_action",
+            "events_by_object",
+            "events_by_time",
+            "account_credentials",
+        ] {
+            let _ = txn.delete_table(redb::TableDefinition::<u128, ()>::new(name));
+        }
+        txn.commit().unwrap();
+    }
+    set_schema(&path, 5);
+    Store::migrate(&path).unwrap();
+    assert_eq!(check(&path).unwrap().problems, Vec::<String>::new());
+    let store = Store::open(&path).unwrap();
+    let (page, next) = store
+        .read()
+        .unwrap()
+        .events_page(
+            account,
+            &EventQuery {
+                limit: 10,
+                ..EventQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(page.len(), 10);
+    assert_eq!(page[0].seq, 29);
+    assert_eq!(next, Some(page[9].id));
 }

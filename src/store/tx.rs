@@ -9,8 +9,10 @@ use redb::{Key, ReadableTable, ReadableTableMetadata, TableDefinition, Value};
 use crate::domain::DomainError;
 use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
-use crate::domain::credential::{Credential, Owner, OwnerStanding, RevokeCause, RevokedCredential};
-use crate::domain::event::{Action, Actor, Event, Snapshot};
+use crate::domain::credential::{
+    Credential, CredentialKind, Owner, OwnerStanding, RevokeCause, RevokedCredential,
+};
+use crate::domain::event::{Action, Actor, Event, Principal, Snapshot};
 use crate::domain::id::{
     AccountId, BotId, EventId, InvitationId, IpPolicyId, IpRestrictionId, IpRuleId,
     RoleAssignmentId, RoleId, TenantId, UserId,
@@ -67,6 +69,129 @@ fn account_records<R: Record, T: Tables + ?Sized>(
     ids.into_iter()
         .filter_map(|id| get_record(&data, id).transpose())
         .collect()
+}
+
+/// The byte that orders an account's credentials by kind in `ACCOUNT_CREDENTIALS`.
+pub(crate) fn kind_key(kind: CredentialKind) -> u8 {
+    match kind {
+        CredentialKind::Authtoken => 0,
+        CredentialKind::ApiKey => 1,
+        CredentialKind::SshKey => 2,
+    }
+}
+
+/// The key of an event's principal in `EVENTS_BY_PRINCIPAL` (0 for the system).
+pub(crate) fn principal_key(principal: Principal) -> u128 {
+    match principal {
+        Principal::System => 0,
+        Principal::User(user) => user.0,
+        Principal::Bot(bot) => bot.0,
+    }
+}
+
+/// Write the secondary index entries of an event (at append, and when a migration
+/// builds them).
+pub(crate) fn index_event(txn: &redb::WriteTransaction, event: &Event) -> Result<(), StoreError> {
+    let (account, seq) = (event.account.0, event.seq);
+    txn.open_table(EVENT_IDS)?
+        .insert(event.id.0, (account, seq))?;
+    txn.open_table(EVENTS_BY_PRINCIPAL)?
+        .insert((account, principal_key(event.actor.principal), seq), ())?;
+    txn.open_table(EVENTS_BY_ACTION)?
+        .insert((account, event.action.name(), seq), ())?;
+    txn.open_table(EVENTS_BY_OBJECT)?
+        .insert((account, event.target.as_str(), seq), ())?;
+    txn.open_table(EVENTS_BY_TIME)?
+        .insert((account, event.at.as_millis(), seq), ())?;
+    Ok(())
+}
+
+/// A page of an account's events, newest first: the filters, and where the page ends.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events by this principal (`principal_key`).
+    pub principal: Option<u128>,
+    /// Only events of this action.
+    pub action: Option<String>,
+    /// Only events on this object id.
+    pub object: Option<String>,
+    /// Only events at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Only events at or before this instant.
+    pub until: Option<Timestamp>,
+    /// Only events older than this one (the previous page's last).
+    pub before: Option<EventId>,
+    /// At most this many events.
+    pub limit: usize,
+}
+
+impl EventQuery {
+    fn admits(&self, event: &Event) -> bool {
+        self.principal
+            .is_none_or(|p| principal_key(event.actor.principal) == p)
+            && self
+                .action
+                .as_deref()
+                .is_none_or(|a| event.action.name() == a)
+            && self.object.as_deref().is_none_or(|o| event.target == o)
+            && self.since.is_none_or(|t| event.at >= t)
+            && self.until.is_none_or(|t| event.at <= t)
+    }
+}
+
+/// How many index keys are counted, per filter, to pick the narrowest index.
+const NARROWEST_PROBE: usize = 64;
+
+/// A filter of an event page that has an index.
+#[derive(Debug, Clone, Copy)]
+enum Filter<'q> {
+    Principal(u128),
+    Action(&'q str),
+    Object(&'q str),
+}
+
+/// The event indexes a page may read, open in one transaction.
+struct EventIndexes<P, A, O> {
+    principal: P,
+    action: A,
+    object: O,
+}
+
+type SeqRange<'t> = Box<dyn DoubleEndedIterator<Item = Result<u64, StoreError>> + 't>;
+
+impl<P, A, O> EventIndexes<P, A, O>
+where
+    P: ReadableTable<(u128, u128, u64), ()>,
+    A: ReadableTable<(u128, &'static str, u64), ()>,
+    O: ReadableTable<(u128, &'static str, u64), ()>,
+{
+    /// The sequence numbers in `seqs` of an account's events that match `filter`, oldest
+    /// first (reversible).
+    fn seqs<'t>(
+        &'t self,
+        filter: Filter<'_>,
+        account: u128,
+        seqs: std::ops::Range<u64>,
+    ) -> Result<SeqRange<'t>, StoreError> {
+        let (lo, hi) = (seqs.start, seqs.end);
+        Ok(match filter {
+            Filter::Principal(p) => Box::new(
+                self.principal
+                    .range((account, p, lo)..(account, p, hi))?
+                    .map(|row| Ok(row?.0.value().2)),
+            ),
+            Filter::Action(name) => Box::new(
+                self.action
+                    .range((account, name, lo)..(account, name, hi))?
+                    .map(|row| Ok(row?.0.value().2)),
+            ),
+            Filter::Object(id) => Box::new(
+                self.object
+                    .range((account, id, lo)..(account, id, hi))?
+                    .map(|row| Ok(row?.0.value().2)),
+            ),
+        })
+    }
 }
 
 /// Typed reads, the same inside a read or a write transaction.
@@ -286,6 +411,47 @@ pub trait Reads: Tables {
         self.credentials_in((a, o, 0)..=(a, o, u128::MAX))
     }
 
+    /// A page of an account's live credentials of one kind, newest first, from the
+    /// `(account, kind, credential)` index: only `limit` records are read, at any size.
+    /// Returns the page and the id to pass as `before` for the next one.
+    fn credentials_page(
+        &self,
+        account: AccountId,
+        kind: CredentialKind,
+        before: Option<u128>,
+        limit: usize,
+    ) -> Result<(Vec<Credential>, Option<u128>), StoreError> {
+        let k = kind_key(kind);
+        let end = before.unwrap_or(u128::MAX);
+        let ids: Vec<u128> = {
+            let index = self.table(ACCOUNT_CREDENTIALS)?;
+            let rows = index.range((account.0, k, 0)..(account.0, k, end))?.rev();
+            rows.take(limit.saturating_add(1))
+                .map(|row| Ok(row?.0.value().2))
+                .collect::<Result<_, StoreError>>()?
+        };
+        let more = ids.len() > limit;
+        let credentials = self.table(CREDENTIALS)?;
+        let page = ids
+            .into_iter()
+            .take(limit)
+            .map(|raw| {
+                get_record(&credentials, raw)?.ok_or_else(|| {
+                    StoreError::corrupt(
+                        "credential",
+                        "the account index names a missing credential",
+                    )
+                })
+            })
+            .collect::<Result<Vec<Credential>, StoreError>>()?;
+        let next = if more {
+            page.last().map(|c| c.id.raw)
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
     /// Every live credential of an account, grouped by owner.
     fn account_credentials(&self, account: AccountId) -> Result<Vec<Credential>, StoreError> {
         self.credentials_in((account.0, 0, 0)..=(account.0, u128::MAX, u128::MAX))
@@ -349,6 +515,129 @@ pub trait Reads: Tables {
                 }
             }),
         })
+    }
+
+    /// One event of an account, by id (through `EVENT_IDS`).
+    fn event(&self, account: AccountId, id: EventId) -> Result<Option<Event>, StoreError> {
+        let Some(at) = self.table(EVENT_IDS)?.get(id.0)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        if at.0 != account.0 {
+            return Ok(None);
+        }
+        self.table(EVENTS)?
+            .get(at)?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    /// A page of an account's events, newest first, and the id to pass as `before` for
+    /// the next page. It reads the narrowest index the filters allow (the one with the
+    /// fewest entries in the range, counted up to a small bound) and only as many
+    /// events as the page needs, so a page costs the same at a thousand events and at a
+    /// million. A `before` that is not an event of the account is a `NotFound`. Time
+    /// ranges are located through the time index and assume a clock that does not step
+    /// backwards.
+    fn events_page(
+        &self,
+        account: AccountId,
+        query: &EventQuery,
+    ) -> Result<(Vec<Event>, Option<EventId>), StoreError> {
+        let a = account.0;
+        let mut hi = u64::MAX;
+        if let Some(before) = query.before {
+            match self.table(EVENT_IDS)?.get(before.0)?.map(|v| v.value()) {
+                Some((owner, seq)) if owner == a => hi = seq,
+                _ => return Err(DomainError::NotFound(before.into()).into()),
+            }
+        }
+        let mut lo = 0;
+        {
+            let time = self.table(EVENTS_BY_TIME)?;
+            if let Some(until) = query.until {
+                let last = time
+                    .range((a, i64::MIN, 0)..=(a, until.as_millis(), u64::MAX))?
+                    .next_back()
+                    .transpose()?;
+                match last {
+                    Some((key, _)) => hi = hi.min(key.value().2.saturating_add(1)),
+                    None => return Ok((Vec::new(), None)),
+                }
+            }
+            if let Some(since) = query.since {
+                let first = time
+                    .range((a, since.as_millis(), 0)..=(a, i64::MAX, u64::MAX))?
+                    .next()
+                    .transpose()?;
+                match first {
+                    Some((key, _)) => lo = key.value().2,
+                    None => return Ok((Vec::new(), None)),
+                }
+            }
+        }
+        if lo >= hi {
+            return Ok((Vec::new(), None));
+        }
+        // The candidate sequence numbers, newest first, from the narrowest index: each
+        // filter's index is counted up to a bound, and the fewest entries win.
+        let indexes = EventIndexes {
+            principal: self.table(EVENTS_BY_PRINCIPAL)?,
+            action: self.table(EVENTS_BY_ACTION)?,
+            object: self.table(EVENTS_BY_OBJECT)?,
+        };
+        let events = self.table(EVENTS)?;
+        let filters: Vec<Filter<'_>> = [
+            query.principal.map(Filter::Principal),
+            query.action.as_deref().map(Filter::Action),
+            query.object.as_deref().map(Filter::Object),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut narrowest = None;
+        for filter in filters {
+            let count = indexes
+                .seqs(filter, a, lo..hi)?
+                .take(NARROWEST_PROBE)
+                .count();
+            if narrowest.is_none_or(|(_, fewest)| count < fewest) {
+                narrowest = Some((filter, count));
+            }
+        }
+        let seqs: Box<dyn Iterator<Item = Result<u64, StoreError>> + '_> = match narrowest {
+            Some((filter, _)) => Box::new(indexes.seqs(filter, a, lo..hi)?.rev()),
+            None => Box::new(
+                events
+                    .range((a, lo)..(a, hi))?
+                    .rev()
+                    .map(|row| Ok(row?.0.value().1)),
+            ),
+        };
+        let mut page = Vec::new();
+        for seq in seqs {
+            let seq = seq?;
+            let Some(bytes) = events.get((a, seq))? else {
+                return Err(StoreError::corrupt(
+                    "event",
+                    format!("an event index names the missing event #{seq}"),
+                ));
+            };
+            let event: Event = codec::decode(bytes.value())?;
+            if query.admits(&event) {
+                page.push(event);
+                if page.len() > query.limit {
+                    break;
+                }
+            }
+        }
+        let more = page.len() > query.limit;
+        page.truncate(query.limit);
+        let next = if more {
+            page.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok((page, next))
     }
 
     /// The audit events of an account, oldest first.
@@ -805,6 +1094,10 @@ impl WriteTx {
         self.txn
             .open_table(OWNER_CREDENTIALS)?
             .insert((credential.account.0, credential.owner.raw(), raw), ())?;
+        self.txn.open_table(ACCOUNT_CREDENTIALS)?.insert(
+            (credential.account.0, kind_key(credential.id.kind), raw),
+            (),
+        )?;
         self.txn
             .open_table(CREDENTIALS)?
             .insert(raw, codec::encode(credential)?.as_slice())?;
@@ -857,6 +1150,11 @@ impl WriteTx {
             credential.owner.raw(),
             raw,
         ))?;
+        self.txn.open_table(ACCOUNT_CREDENTIALS)?.remove((
+            credential.account.0,
+            kind_key(credential.id.kind),
+            raw,
+        ))?;
         self.txn.open_table(CREDENTIALS)?.remove(raw)?;
         let tombstone = RevokedCredential {
             id: credential.id,
@@ -900,6 +1198,7 @@ impl WriteTx {
             prev: head.hash,
         };
         let bytes = codec::encode(&event)?;
+        index_event(&self.txn, &event)?;
         let next = audit::AuditHead {
             next_seq: head.next_seq + 1,
             hash: audit::hash(&bytes),
