@@ -2237,3 +2237,62 @@ fn members_are_renamed_but_a_manager_cannot_rename_an_administrator() {
     );
     assert_eq!(events.body["events"][0]["after"]["name"], "Devon");
 }
+
+/// Filtered pages keep their filters in `next_page_uri`, so walking the links yields
+/// exactly the filtered list; a `before_id` of another kind of object is a 400.
+#[test]
+fn filtered_pages_link_to_the_next_page_with_the_same_filters() {
+    let server = start_server();
+    let key = &server.admin_key;
+    for i in 0..5 {
+        let made = server.post(key, "/bot_users", json!({"name": format!("b{i}")}));
+        assert_eq!(made.status, 201);
+        let made = server.post(key, "/tenants", json!({"name": format!("t{i}")}));
+        assert_eq!(made.status, 201, "{:?}", made.body);
+    }
+    let mut actions = Vec::new();
+    let mut next = Some("/events?action=iam.bot_users.create&limit=2".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next {
+        let page = server.get(key, &path);
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        pages += 1;
+        for event in page.body["events"].as_array().unwrap() {
+            actions.push(event["action"].as_str().unwrap().to_owned());
+        }
+        next = page.body["next_page_uri"].as_str().map(str::to_owned);
+        if let Some(uri) = &next {
+            assert!(uri.contains("action=iam.bot_users.create"), "{uri}");
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(actions, vec!["iam.bot_users.create"; 5]);
+
+    let bots = server.get(key, "/bot_users?limit=2");
+    let names: Vec<&str> = bots.body["bot_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b4", "b3"]);
+    let tenant = server.get(key, "/tenants?limit=1").body["tenants"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_error(
+        &server.get(key, &format!("/bot_users?before_id={tenant}")),
+        400,
+        112,
+    );
+    assert_error(
+        &server.get(key, &format!("/api_keys?before_id={tenant}")),
+        400,
+        112,
+    );
+    assert_error(
+        &server.get(key, &format!("/events?before_id={tenant}")),
+        400,
+        112,
+    );
+}

@@ -50,12 +50,24 @@ fn reopening_returns_exactly_what_was_committed_and_the_index_is_rebuilt() {
     let account = fx.account();
     let snapshot = move |lk: &Latchkey| {
         let read = lk.read().unwrap();
-        use latchkey::store::Reads;
+        use latchkey::domain::credential::CredentialKind;
+        use latchkey::store::{PageRequest, Reads};
         (
             read.account(account).unwrap(),
             read.members(account).unwrap(),
             read.bots(account).unwrap(),
-            read.account_credentials(account).unwrap(),
+            [
+                CredentialKind::Authtoken,
+                CredentialKind::ApiKey,
+                CredentialKind::SshKey,
+            ]
+            .map(|kind| {
+                let all = PageRequest {
+                    before: None,
+                    limit: usize::MAX - 1,
+                };
+                read.credentials_page(account, kind, all).unwrap().items
+            }),
             read.events(account).unwrap(),
             lk.verify_audit_chain().unwrap(),
             lk.live_credentials(),

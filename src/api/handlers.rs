@@ -2,6 +2,8 @@
 
 use super::request::*;
 use super::*;
+use crate::domain::id::RawId;
+use crate::store::{Page, PageRequest};
 
 /// One request's context.
 pub(super) struct Ctx {
@@ -414,7 +416,7 @@ impl Ctx {
     {
         let before = self.before_id::<I>(path)?;
         let (items, next) = page(items, id, before, self.query.limit);
-        self.page_reply(path, field, &items, next, view)
+        self.reply_list(path, field, &items, next, view)
     }
 
     /// The `before_id` of the query, as an id of the listed objects.
@@ -437,9 +439,33 @@ impl Ctx {
             .transpose()
     }
 
-    /// A page already cut (by an index): its items, and the id the next page starts
-    /// before.
-    pub(super) fn page_reply<T>(
+    /// The page the query asks for: before its `before_id` (an id of the listed kind,
+    /// else a 400), at most `limit`.
+    pub(super) fn page_request<I>(&self, path: &str) -> Result<PageRequest, ApiError>
+    where
+        I: std::str::FromStr + RawId,
+    {
+        Ok(PageRequest {
+            before: self.before_id::<I>(path)?.map(RawId::raw_id),
+            limit: self.query.limit,
+        })
+    }
+
+    /// A page cut by an index, in the contract's shape: its items under the list field,
+    /// and `next_page_uri` (before the last item) when more follow.
+    pub(super) fn page_reply<T, I: std::fmt::Display>(
+        &self,
+        path: &str,
+        field: &str,
+        page: &Page<T>,
+        id: impl Fn(&T) -> I,
+        view: impl Fn(&T) -> Value,
+    ) -> Reply {
+        let next = page.items.last().filter(|_| page.more).map(id);
+        self.reply_list(path, field, &page.items, next, view)
+    }
+
+    fn reply_list<T>(
         &self,
         path: &str,
         field: &str,
@@ -447,11 +473,16 @@ impl Ctx {
         next: Option<impl std::fmt::Display>,
         view: impl Fn(&T) -> Value,
     ) -> Reply {
+        // The next page keeps the filters of this one.
         let next_page_uri = next.map(|before| {
-            self.base.uri(&format!(
-                "{path}?before_id={before}&limit={}",
-                self.query.limit
-            ))
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query
+                .append_pair("before_id", &before.to_string())
+                .append_pair("limit", &self.query.limit.to_string());
+            for (key, value) in &self.query.filters {
+                query.append_pair(key, value);
+            }
+            self.base.uri(&format!("{path}?{}", query.finish()))
         });
         let views: Vec<Value> = items.iter().map(view).collect();
         self.ok(&json!({
@@ -522,11 +553,12 @@ impl Ctx {
 
     async fn list_users(self) -> Reply {
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let members = blocking(move || lk.members(actor, account)).await?;
-        self.list(
+        let page = self.page_request::<UserId>("/users")?;
+        let members = blocking(move || lk.members(actor, account, page)).await?;
+        self.page_reply(
             "/users",
             "users",
-            members,
+            &members,
             |m| m.user.id,
             |m| views::member(&self.base, m),
         )
@@ -590,12 +622,13 @@ impl Ctx {
     }
 
     async fn list_bots(self) -> Reply {
+        let page = self.page_request::<BotId>("/bot_users")?;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let bots = blocking(move || lk.bots(actor, account)).await?;
-        self.list(
+        let bots = blocking(move || lk.bots(actor, account, page)).await?;
+        self.page_reply(
             "/bot_users",
             "bot_users",
-            bots,
+            &bots,
             |b| b.id,
             |b| views::bot(&self.base, b),
         )
@@ -650,18 +683,24 @@ impl Ctx {
                 format!("before_id is not the id of an object of {path}"),
             ));
         }
-        let limit = self.query.limit;
+        let page = PageRequest {
+            before: before.map(|id| id.raw),
+            limit: self.query.limit,
+        };
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let page =
-            blocking(move || lk.credentials_page(actor, account, kind, before, limit)).await?;
+        let page = blocking(move || lk.credentials(actor, account, kind, page)).await?;
         let field = match kind {
             CredentialKind::ApiKey => "keys",
             CredentialKind::Authtoken => "credentials",
             CredentialKind::SshKey => "ssh_credentials",
         };
-        self.page_reply(&path, field, &page.items, page.next, |(c, used)| {
-            views::credential(&self.base, c, None, *used)
-        })
+        self.page_reply(
+            &path,
+            field,
+            &page,
+            |(c, _)| c.id,
+            |(c, used)| views::credential(&self.base, c, None, *used),
+        )
     }
 
     fn credential_id(kind: Option<CredentialKind>, id: &str) -> Result<CredentialId, ApiError> {
@@ -992,12 +1031,13 @@ impl Ctx {
     }
 
     async fn list_ip_policies(self) -> Reply {
+        let page = self.page_request::<IpPolicyId>("/ip_policies")?;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let policies = blocking(move || lk.ip_policies(actor, account)).await?;
-        self.list(
+        let policies = blocking(move || lk.ip_policies(actor, account, page)).await?;
+        self.page_reply(
             "/ip_policies",
             "ip_policies",
-            policies,
+            &policies,
             |p| p.id,
             |p| views::ip_policy(&self.base, p),
         )
@@ -1037,12 +1077,13 @@ impl Ctx {
     }
 
     async fn list_ip_rules(self) -> Reply {
+        let page = self.page_request::<IpRuleId>("/ip_policy_rules")?;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let rules = blocking(move || lk.ip_rules(actor, account)).await?;
-        self.list(
+        let rules = blocking(move || lk.ip_rules(actor, account, page)).await?;
+        self.page_reply(
             "/ip_policy_rules",
             "ip_policy_rules",
-            rules,
+            &rules,
             |r| r.id,
             |r| views::ip_rule(&self.base, r),
         )
@@ -1104,12 +1145,13 @@ impl Ctx {
     }
 
     async fn list_ip_restrictions(self) -> Reply {
+        let page = self.page_request::<IpRestrictionId>("/ip_restrictions")?;
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let restrictions = blocking(move || lk.ip_restrictions(actor, account)).await?;
-        self.list(
+        let restrictions = blocking(move || lk.ip_restrictions(actor, account, page)).await?;
+        self.page_reply(
             "/ip_restrictions",
             "ip_restrictions",
-            restrictions,
+            &restrictions,
             |r| r.id,
             |r| views::ip_restriction(&self.base, r),
         )
@@ -1224,16 +1266,20 @@ impl Ctx {
             Err(err) => Err(err),
         })
         .await?;
-        let Some((events, next)) = found else {
+        let Some(events) = found else {
             return Err(ApiError::field(
                 error::INVALID_QUERY,
                 "before_id",
                 "before_id is not the id of an event of this account",
             ));
         };
-        self.page_reply("/events", "events", &events, next, |e| {
-            views::event(&self.base, e)
-        })
+        self.page_reply(
+            "/events",
+            "events",
+            &events,
+            |e| e.id,
+            |e| views::event(&self.base, e),
+        )
     }
 
     async fn get_event(self, id: &str) -> Reply {

@@ -79,16 +79,15 @@ impl Ctx {
                 "state must be pending, accepted, revoked or expired",
             ));
         }
+        let page = self.page_request::<InvitationId>("/invitations")?;
         let (lk, actor, account) = self.caller();
         let now = self.lk.now();
-        let mut all = blocking(move || lk.invitations(actor, account)).await?;
-        if let Some(state) = &state {
-            all.retain(|i| i.state_name(now) == state);
-        }
-        self.list(
+        let found =
+            blocking(move || lk.invitations(actor, account, state.as_deref(), page)).await?;
+        self.page_reply(
             "/invitations",
             "invitations",
-            all,
+            &found,
             |i| i.id,
             |i| view(&self.base, i, None, now),
         )

@@ -52,12 +52,13 @@ impl Ctx {
     }
 
     pub(super) async fn list_tenants(self) -> Reply {
+        let page = self.page_request::<TenantId>("/tenants")?;
         let (lk, actor, account) = self.caller();
-        let tenants = blocking(move || lk.tenants(actor, account)).await?;
-        self.list(
+        let tenants = blocking(move || lk.tenants(actor, account, page)).await?;
+        self.page_reply(
             "/tenants",
             "tenants",
-            tenants,
+            &tenants,
             |t| t.id,
             |t| views::tenant(&self.base, t),
         )
@@ -214,12 +215,13 @@ impl Ctx {
                 .map(|t| t.parse().map_err(|_| invalid("tenant_id", &t)))
                 .transpose()?,
         };
+        let page = self.page_request::<RoleAssignmentId>("/role_assignments")?;
         let (lk, actor, account) = self.caller();
-        let found = blocking(move || lk.role_assignments(actor, account, filter)).await?;
-        self.list(
+        let found = blocking(move || lk.role_assignments(actor, account, filter, page)).await?;
+        self.page_reply(
             "/role_assignments",
             "role_assignments",
-            found,
+            &found,
             |a| a.assignment.id,
             |a| views::role_assignment(&self.base, &a.assignment, Some(&a.role)),
         )

@@ -15,7 +15,7 @@ use crate::domain::tenancy;
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 use crate::domain::user::{Email, Roles, User};
-use crate::store::Reads;
+use crate::store::{Page, PageRequest, Reads};
 
 /// An invitation with its token in clear, for those who may see it.
 #[derive(Debug)]
@@ -173,18 +173,22 @@ impl Latchkey {
         Ok(Invited { invitation, token })
     }
 
-    /// The account's invitations, newest first.
+    /// A page of the account's invitations, newest first; with `state`, only those in
+    /// it now (`pending`, `accepted`, `revoked`, `expired`).
     pub fn invitations(
         &self,
         actor: Actor,
         account: AccountId,
-    ) -> Result<Vec<Invitation>, AppError> {
+        state: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Invitation>, AppError> {
         let read = self.store.read()?;
+        let now = self.now();
         let target = Target::new("invitations", "list", "invitation", account.to_string());
-        self.authorize(&read, actor, account, target, self.now())?;
-        let mut all = read.invitations(account)?;
-        all.reverse();
-        Ok(all)
+        self.authorize(&read, actor, account, target, now)?;
+        Ok(read.invitations_page(account, page, |i| {
+            state.is_none_or(|s| i.state_name(now) == s)
+        })?)
     }
 
     /// Revoke a pending invitation.

@@ -17,7 +17,7 @@ use crate::domain::ip::{
     self, Gates, IpPolicy, IpPolicyRule, IpRestriction, Passage, RestrictionType, RuleAction,
 };
 use crate::domain::time::Timestamp;
-use crate::store::{Reads, WriteTx};
+use crate::store::{Page, PageRequest, Reads, WriteTx};
 
 /// The cache of compiled gates, by account.
 #[derive(Debug, Default)]
@@ -341,14 +341,17 @@ impl Latchkey {
         Ok(policy)
     }
 
-    /// Every IP policy of the account, newest first.
-    pub fn ip_policies(&self, actor: Actor, account: AccountId) -> Result<Vec<IpPolicy>, AppError> {
+    /// A page of the account's IP policies, newest first.
+    pub fn ip_policies(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<IpPolicy>, AppError> {
         let read = self.store.read()?;
         let target = policy_target("list", account.to_string(), false);
         self.authorize(&read, actor, account, target, self.now())?;
-        let mut policies = read.ip_policies(account)?;
-        policies.sort_by_key(|p| std::cmp::Reverse(p.id));
-        Ok(policies)
+        Ok(read.ip_policies_page(account, page)?)
     }
 
     /// Add a rule to an IP policy of the account.
@@ -502,18 +505,17 @@ impl Latchkey {
         Ok(rule)
     }
 
-    /// Every rule of the account, newest first.
+    /// A page of the account's IP policy rules, newest first.
     pub fn ip_rules(
         &self,
         actor: Actor,
         account: AccountId,
-    ) -> Result<Vec<IpPolicyRule>, AppError> {
+        page: PageRequest,
+    ) -> Result<Page<IpPolicyRule>, AppError> {
         let read = self.store.read()?;
         let target = rule_target("list", account.to_string(), false);
         self.authorize(&read, actor, account, target, self.now())?;
-        let mut rules = read.ip_rules(account)?;
-        rules.sort_by_key(|r| std::cmp::Reverse(r.id));
-        Ok(rules)
+        Ok(read.ip_rules_page(account, page)?)
     }
 
     /// Create an IP restriction of `kind` over `policies`.
@@ -659,12 +661,13 @@ impl Latchkey {
         Ok(restriction)
     }
 
-    /// Every restriction of the account, newest first.
+    /// A page of the account's IP restrictions, newest first.
     pub fn ip_restrictions(
         &self,
         actor: Actor,
         account: AccountId,
-    ) -> Result<Vec<IpRestriction>, AppError> {
+        page: PageRequest,
+    ) -> Result<Page<IpRestriction>, AppError> {
         let read = self.store.read()?;
         let target = Target::new(
             "ip_restrictions",
@@ -673,9 +676,7 @@ impl Latchkey {
             account.to_string(),
         );
         self.authorize(&read, actor, account, target, self.now())?;
-        let mut restrictions = read.ip_restrictions(account)?;
-        restrictions.sort_by_key(|r| std::cmp::Reverse(r.id));
-        Ok(restrictions)
+        Ok(read.ip_restrictions_page(account, page)?)
     }
 
     /// Judge a request of `kind` from `ip` against the account's restrictions of that

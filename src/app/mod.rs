@@ -35,7 +35,7 @@ use crate::domain::user::{
     self, Email, MemberChange, MemberState, Membership, Roles, RolesPatch, User,
 };
 use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
-use crate::store::{AuditReport, Reads, Store, StoreError, WriteTx};
+use crate::store::{AuditReport, Page, PageRequest, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::{DataDir, Restore};
 use identity::record_user_change;
@@ -126,15 +126,6 @@ impl From<DomainError> for AppError {
     fn from(err: DomainError) -> Self {
         AppError::Domain(err)
     }
-}
-
-/// A page of credentials with their last uses, and where the next page starts.
-#[derive(Debug)]
-pub struct CredentialPage {
-    /// The credentials, newest first, each with its last use.
-    pub items: Vec<(Credential, Option<Timestamp>)>,
-    /// The `before` of the next page, if there is one.
-    pub next: Option<CredentialId>,
 }
 
 /// What a [`AppError::RateLimited`] limits.
@@ -1164,20 +1155,28 @@ impl Latchkey {
         Ok(credential)
     }
 
-    /// Every member of an account, newest first.
-    pub fn members(&self, actor: Actor, account: AccountId) -> Result<Vec<Member>, AppError> {
+    /// A page of an account's members, newest user first.
+    pub fn members(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<Member>, AppError> {
         let read = self.store.read()?;
         let target = Target::new("users", "list", "user", account.to_string());
         self.authorize(&read, actor, account, target, self.now())?;
-        let mut members = Vec::new();
-        for membership in read.members(account)? {
+        let memberships = read.members_page(account, page)?;
+        let mut members = Vec::with_capacity(memberships.items.len());
+        for membership in memberships.items {
             let user = read
                 .user(membership.user)?
                 .ok_or_else(|| DomainError::NotFound(membership.user.into()))?;
             members.push(Member::read(&read, user, membership)?);
         }
-        members.sort_by_key(|m| std::cmp::Reverse(m.user.id));
-        Ok(members)
+        Ok(Page {
+            items: members,
+            more: memberships.more,
+        })
     }
 
     /// A bot user of an account.
@@ -1189,34 +1188,17 @@ impl Latchkey {
         Ok(bot)
     }
 
-    /// Every bot user of an account, newest first.
-    pub fn bots(&self, actor: Actor, account: AccountId) -> Result<Vec<BotUser>, AppError> {
-        let read = self.store.read()?;
-        let target = Target::new("bot_users", "list", "bot_user", account.to_string());
-        self.authorize(&read, actor, account, target, self.now())?;
-        let mut bots = read.bots(account)?;
-        bots.sort_by_key(|b| std::cmp::Reverse(b.id));
-        Ok(bots)
-    }
-
-    /// Every live credential of one kind in an account, newest first.
-    pub fn credentials(
+    /// A page of an account's bot users, newest first.
+    pub fn bots(
         &self,
         actor: Actor,
         account: AccountId,
-        kind: CredentialKind,
-    ) -> Result<Vec<Credential>, AppError> {
+        page: PageRequest,
+    ) -> Result<Page<BotUser>, AppError> {
         let read = self.store.read()?;
-        let (resource, object) = credential_resource(kind);
-        let target = Target::new(resource, "list", object, account.to_string());
+        let target = Target::new("bot_users", "list", "bot_user", account.to_string());
         self.authorize(&read, actor, account, target, self.now())?;
-        let mut credentials: Vec<Credential> = read
-            .account_credentials(account)?
-            .into_iter()
-            .filter(|c| c.id.kind == kind)
-            .collect();
-        credentials.sort_by_key(|c| std::cmp::Reverse(c.id.raw));
-        Ok(credentials)
+        Ok(read.bots_page(account, page)?)
     }
 
     /// May `actor` ask who a presented credential is, or what a principal may do
@@ -1310,7 +1292,7 @@ impl Latchkey {
         actor: Actor,
         account: AccountId,
         query: &crate::store::EventQuery,
-    ) -> Result<(Vec<Event>, Option<crate::domain::id::EventId>), AppError> {
+    ) -> Result<Page<Event>, AppError> {
         let read = self.store.read()?;
         let target = Target::new("events", "list", "event", account.to_string());
         self.authorize(&read, actor, account, target, self.now())?;
@@ -1333,34 +1315,30 @@ impl Latchkey {
     }
 
     /// A page of an account's credentials of one kind, newest first, each with its last
-    /// use, and the id that starts the next page.
-    pub fn credentials_page(
+    /// use.
+    pub fn credentials(
         &self,
         actor: Actor,
         account: AccountId,
         kind: CredentialKind,
-        before: Option<CredentialId>,
-        limit: usize,
-    ) -> Result<CredentialPage, AppError> {
+        page: PageRequest,
+    ) -> Result<Page<(Credential, Option<Timestamp>)>, AppError> {
         let read = self.store.read()?;
         let (resource, object) = credential_resource(kind);
         let target = Target::new(resource, "list", object, account.to_string());
         self.authorize(&read, actor, account, target, self.now())?;
-        let (credentials, next) =
-            read.credentials_page(account, kind, before.map(|id| id.raw), limit)?;
-        let items = credentials
-            .into_iter()
-            .map(|c| {
-                let used = match self.store.index().last_used(c.id.raw) {
-                    Some(at) => Some(at),
-                    None => read.flushed_last_used(c.id.raw)?,
-                };
-                Ok((c, used))
-            })
-            .collect::<Result<Vec<_>, AppError>>()?;
-        Ok(CredentialPage {
+        let credentials = read.credentials_page(account, kind, page)?;
+        let mut items = Vec::with_capacity(credentials.items.len());
+        for credential in credentials.items {
+            let used = match self.store.index().last_used(credential.id.raw) {
+                Some(at) => Some(at),
+                None => read.flushed_last_used(credential.id.raw)?,
+            };
+            items.push((credential, used));
+        }
+        Ok(Page {
             items,
-            next: next.map(|raw| CredentialId { kind, raw }),
+            more: credentials.more,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::domain::tenancy::{
     self, AddedPermission, CatalogEntry, CustomRole, Role, RoleAssignment, Tenant,
 };
 use crate::domain::time::Timestamp;
-use crate::store::{Reads, WriteTx};
+use crate::store::{Page, PageRequest, Reads, WriteTx};
 
 /// A change to a tenant or a role; `None` keeps the field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -430,14 +430,17 @@ impl Latchkey {
         Ok(tenant)
     }
 
-    /// Every tenant of the account, newest first.
-    pub fn tenants(&self, actor: Actor, account: AccountId) -> Result<Vec<Tenant>, AppError> {
+    /// A page of the account's tenants, newest first.
+    pub fn tenants(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<Tenant>, AppError> {
         let read = self.store.read()?;
         let list = target("tenants", "list", "tenant", account.to_string());
         self.authorize(&read, actor, account, list, self.now())?;
-        let mut tenants = read.tenants(account)?;
-        tenants.reverse();
-        Ok(tenants)
+        Ok(read.tenants_page(account, page)?)
     }
 
     /// Rename a tenant or change its description.
@@ -897,7 +900,8 @@ impl Latchkey {
         actor: Actor,
         account: AccountId,
         filter: AssignmentFilter,
-    ) -> Result<Vec<NamedAssignment>, AppError> {
+        page: PageRequest,
+    ) -> Result<Page<NamedAssignment>, AppError> {
         let read = self.store.read()?;
         let list = target(
             "role_assignments",
@@ -907,19 +911,14 @@ impl Latchkey {
         );
         self.authorize(&read, actor, account, list, self.now())?;
         let names = role_names(&read, account)?;
-        let mut found: Vec<NamedAssignment> = read
-            .role_assignments(account)?
-            .into_iter()
-            .filter(|a| filter.principal.is_none_or(|p| a.principal == p))
-            .filter(|a| filter.role.is_none_or(|r| a.role == r))
-            .filter(|a| filter.tenant.is_none_or(|t| a.tenant == Some(t)))
-            .map(|assignment| NamedAssignment {
-                role: names(assignment.role),
-                assignment,
-            })
-            .collect();
-        found.reverse();
-        Ok(found)
+        let found = read.role_assignments_page(account, filter.principal, page, |a| {
+            filter.role.is_none_or(|r| a.role == r)
+                && filter.tenant.is_none_or(|t| a.tenant == Some(t))
+        })?;
+        Ok(found.map(|assignment| NamedAssignment {
+            role: names(assignment.role),
+            assignment,
+        }))
     }
 
     /// Remove a role assignment.

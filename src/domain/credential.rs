@@ -77,6 +77,12 @@ pub struct CredentialId {
     pub raw: u128,
 }
 
+impl crate::domain::id::RawId for CredentialId {
+    fn raw_id(self) -> u128 {
+        self.raw
+    }
+}
+
 impl CredentialId {
     /// The id's text, without allocating.
     pub fn text(self) -> IdText {

@@ -158,6 +158,12 @@ fn parse_id(prefix: &str, text: &str) -> Option<u128> {
     decode_base62(body.as_bytes())
 }
 
+/// The number behind a typed id, which orders ids by creation (lists page by it).
+pub trait RawId: Copy {
+    /// The id's value.
+    fn raw_id(self) -> u128;
+}
+
 /// Declares a typed id with its prefix; the types cannot be mixed up at compile time.
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
@@ -198,6 +204,12 @@ macro_rules! typed_id {
                 parse_id($prefix, text).map(Self).ok_or_else(|| {
                     DomainError::invalid("id", format!("{text:?} is not a valid {} id", $prefix))
                 })
+            }
+        }
+
+        impl RawId for $name {
+            fn raw_id(self) -> u128 {
+                self.0
             }
         }
 

@@ -135,6 +135,7 @@ fn copy_every_table(
     copier.copy(EVENTS_BY_OBJECT)?;
     copier.copy(EVENTS_BY_TIME)?;
     copier.copy(ACCOUNT_CREDENTIALS)?;
+    copier.copy(PRINCIPAL_ROLE_ASSIGNMENTS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

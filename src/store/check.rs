@@ -224,6 +224,32 @@ fn list_indexes(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result
             ));
         }
     }
+    let by_principal = txn.open_table(PRINCIPAL_ROLE_ASSIGNMENTS)?;
+    let mut assignments = 0u64;
+    for row in txn.open_table(ROLE_ASSIGNMENTS)?.iter()? {
+        let (_, value) = row?;
+        assignments += 1;
+        let Ok(assignment) = codec::decode::<RoleAssignment>(value.value()) else {
+            continue;
+        };
+        let key = (
+            assignment.account.0,
+            assignment.principal.raw(),
+            assignment.id.0,
+        );
+        if by_principal.get(key)?.is_none() {
+            report.problems.push(format!(
+                "principal_role_assignments: {} is not indexed",
+                assignment.id
+            ));
+        }
+    }
+    if by_principal.len()? != assignments {
+        report.problems.push(format!(
+            "principal_role_assignments: {} entries for {assignments} role assignments",
+            by_principal.len()?
+        ));
+    }
     if by_account.len()? != credentials {
         report.problems.push(format!(
             "account_credentials: {} entries for {credentials} credentials",

@@ -36,7 +36,7 @@ pub use index::CredentialIndex;
 use index::{IndexOp, LiveEntry};
 use tables::*;
 use tx::meta;
-pub use tx::{EventQuery, ReadTx, Reads, WriteTx};
+pub use tx::{EventQuery, Page, PageRequest, ReadTx, Reads, WriteTx};
 
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u64 = 6;
@@ -182,7 +182,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 6,
-        what: "index events by id, principal, action, object and time, and credentials by account and kind, so every list page reads only itself",
+        what: "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself",
         run: schema_6,
     },
 ];
@@ -194,6 +194,24 @@ fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EVENTS_BY_OBJECT)?;
     txn.open_table(EVENTS_BY_TIME)?;
     txn.open_table(ACCOUNT_CREDENTIALS)?;
+    let assignments: Vec<crate::domain::tenancy::RoleAssignment> = {
+        let table = txn.open_table(ROLE_ASSIGNMENTS)?;
+        let rows = table.iter()?;
+        rows.map(|row| codec::decode(row?.1.value()))
+            .collect::<Result<_, StoreError>>()?
+    };
+    let mut by_principal = txn.open_table(PRINCIPAL_ROLE_ASSIGNMENTS)?;
+    for assignment in &assignments {
+        by_principal.insert(
+            (
+                assignment.account.0,
+                assignment.principal.raw(),
+                assignment.id.0,
+            ),
+            (),
+        )?;
+    }
+    drop(by_principal);
     let events: Vec<crate::domain::event::Event> = {
         let table = txn.open_table(EVENTS)?;
         let rows = table.iter()?;

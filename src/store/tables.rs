@@ -132,3 +132,6 @@ pub(crate) const EVENTS_BY_TIME: TableDefinition<(u128, i64, u64), ()> =
 /// (account, credential kind, credential) → (): an account's credentials of one kind.
 pub(crate) const ACCOUNT_CREDENTIALS: TableDefinition<(u128, u8, u128), ()> =
     TableDefinition::new("account_credentials");
+/// (account, principal, role assignment) → (): a principal's assignments in an account.
+pub(crate) const PRINCIPAL_ROLE_ASSIGNMENTS: TableDefinition<(u128, u128, u128), ()> =
+    TableDefinition::new("principal_role_assignments");

@@ -198,7 +198,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
             "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
-            "index events by id, principal, action, object and time, and credentials by account and kind, so every list page reads only itself",
+            "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -280,7 +280,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
             "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
-            "index events by id, principal, action, object and time, and credentials by account and kind, so every list page reads only itself",
+            "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -484,7 +484,7 @@ fn event_pages_from_the_indexes_are_the_filtered_trail_newest_first() {
                         let mut got = Vec::new();
                         let mut before = None;
                         loop {
-                            let (page, next) = read
+                            let page = read
                                 .events_page(
                                     account.id,
                                     &EventQuery {
@@ -493,10 +493,10 @@ fn event_pages_from_the_indexes_are_the_filtered_trail_newest_first() {
                                     },
                                 )
                                 .unwrap();
-                            assert!(page.len() <= 7);
-                            got.extend(page.iter().map(|e| e.id));
-                            match next {
-                                Some(id) => before = Some(id),
+                            assert!(page.items.len() <= 7);
+                            got.extend(page.items.iter().map(|e| e.id));
+                            match page.items.last().filter(|_| page.more) {
+                                Some(last) => before = Some(last.id),
                                 None => break,
                             }
                         }
@@ -541,6 +541,7 @@ fn the_schema_6_migration_indexes_what_is_already_there() {
             "events_by_object",
             "events_by_time",
             "account_credentials",
+            "principal_role_assignments",
         ] {
             let _ = txn.delete_table(redb::TableDefinition::<u128, ()>::new(name));
         }
@@ -550,7 +551,7 @@ fn the_schema_6_migration_indexes_what_is_already_there() {
     Store::migrate(&path).unwrap();
     assert_eq!(check(&path).unwrap().problems, Vec::<String>::new());
     let store = Store::open(&path).unwrap();
-    let (page, next) = store
+    let page = store
         .read()
         .unwrap()
         .events_page(
@@ -561,7 +562,7 @@ fn the_schema_6_migration_indexes_what_is_already_there() {
             },
         )
         .unwrap();
-    assert_eq!(page.len(), 10);
-    assert_eq!(page[0].seq, 29);
-    assert_eq!(next, Some(page[9].id));
+    assert_eq!(page.items.len(), 10);
+    assert_eq!(page.items[0].seq, 29);
+    assert!(page.more);
 }

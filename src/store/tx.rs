@@ -194,6 +194,76 @@ where
     }
 }
 
+/// Where a page of a list ends: only objects created before `before` (an id value),
+/// newest first, at most `limit` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    /// The id value the page starts before; `None` for the newest.
+    pub before: Option<u128>,
+    /// The most objects in the page.
+    pub limit: usize,
+}
+
+/// One page of a list, newest first.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The objects.
+    pub items: Vec<T>,
+    /// Whether more objects come after the last one (whose id starts the next page).
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// Cut `items` (the page's candidates, newest first, up to one more than the page)
+    /// at `limit`.
+    fn cut(mut items: Vec<T>, limit: usize) -> Page<T> {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Page { items, more }
+    }
+
+    /// The same page with each item changed.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            more: self.more,
+        }
+    }
+}
+
+/// A page of one account's records through its `(account, id)` index, newest first,
+/// keeping only those `keep` admits: reads the index backwards from `before` and stops
+/// once the page is full, so without a filter it reads exactly the page.
+fn account_page<R: Record, T: Tables + ?Sized>(
+    tx: &T,
+    index: TableDefinition<'static, (u128, u128), ()>,
+    data: TableDefinition<'static, u128, &'static [u8]>,
+    account: AccountId,
+    page: PageRequest,
+    keep: impl Fn(&R) -> bool,
+) -> Result<Page<R>, StoreError> {
+    let index = tx.table(index)?;
+    let data = tx.table(data)?;
+    let end = page.before.unwrap_or(u128::MAX);
+    let mut items = Vec::new();
+    for row in index.range((account.0, 0)..(account.0, end))?.rev() {
+        let id = row?.0.value().1;
+        let record: R = get_record(&data, id)?.ok_or_else(|| {
+            StoreError::corrupt(
+                R::NAME,
+                format!("an account index names the missing {id:#034x}"),
+            )
+        })?;
+        if keep(&record) {
+            items.push(record);
+            if items.len() > page.limit {
+                break;
+            }
+        }
+    }
+    Ok(Page::cut(items, page.limit))
+}
+
 /// Typed reads, the same inside a read or a write transaction.
 pub trait Reads: Tables {
     /// An account by id.
@@ -346,11 +416,6 @@ pub trait Reads: Tables {
         get_record(&self.table(INVITATIONS)?, id.0)
     }
 
-    /// Every invitation of an account, oldest first.
-    fn invitations(&self, account: AccountId) -> Result<Vec<Invitation>, StoreError> {
-        account_records(self, ACCOUNT_INVITATIONS, INVITATIONS, account)
-    }
-
     /// A user's TOTP enrollment.
     fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, StoreError> {
         get_record(&self.table(TOTP)?, user.0)
@@ -408,63 +473,9 @@ pub trait Reads: Tables {
         owner: Owner,
     ) -> Result<Vec<Credential>, StoreError> {
         let (a, o) = (account.0, owner.raw());
-        self.credentials_in((a, o, 0)..=(a, o, u128::MAX))
-    }
-
-    /// A page of an account's live credentials of one kind, newest first, from the
-    /// `(account, kind, credential)` index: only `limit` records are read, at any size.
-    /// Returns the page and the id to pass as `before` for the next one.
-    fn credentials_page(
-        &self,
-        account: AccountId,
-        kind: CredentialKind,
-        before: Option<u128>,
-        limit: usize,
-    ) -> Result<(Vec<Credential>, Option<u128>), StoreError> {
-        let k = kind_key(kind);
-        let end = before.unwrap_or(u128::MAX);
-        let ids: Vec<u128> = {
-            let index = self.table(ACCOUNT_CREDENTIALS)?;
-            let rows = index.range((account.0, k, 0)..(account.0, k, end))?.rev();
-            rows.take(limit.saturating_add(1))
-                .map(|row| Ok(row?.0.value().2))
-                .collect::<Result<_, StoreError>>()?
-        };
-        let more = ids.len() > limit;
-        let credentials = self.table(CREDENTIALS)?;
-        let page = ids
-            .into_iter()
-            .take(limit)
-            .map(|raw| {
-                get_record(&credentials, raw)?.ok_or_else(|| {
-                    StoreError::corrupt(
-                        "credential",
-                        "the account index names a missing credential",
-                    )
-                })
-            })
-            .collect::<Result<Vec<Credential>, StoreError>>()?;
-        let next = if more {
-            page.last().map(|c| c.id.raw)
-        } else {
-            None
-        };
-        Ok((page, next))
-    }
-
-    /// Every live credential of an account, grouped by owner.
-    fn account_credentials(&self, account: AccountId) -> Result<Vec<Credential>, StoreError> {
-        self.credentials_in((account.0, 0, 0)..=(account.0, u128::MAX, u128::MAX))
-    }
-
-    #[doc(hidden)]
-    fn credentials_in(
-        &self,
-        range: std::ops::RangeInclusive<(u128, u128, u128)>,
-    ) -> Result<Vec<Credential>, StoreError> {
         let ids: Vec<u128> = {
             let table = self.table(OWNER_CREDENTIALS)?;
-            let rows = table.range(range)?;
+            let rows = table.range((a, o, 0)..=(a, o, u128::MAX))?;
             rows.map(|row| Ok(row?.0.value().2))
                 .collect::<Result<_, StoreError>>()?
         };
@@ -476,6 +487,190 @@ pub trait Reads: Tables {
                 })
             })
             .collect()
+    }
+
+    /// A page of an account's live credentials of one kind, newest first, from the
+    /// `(account, kind, credential)` index: only the page's records are read, at any size.
+    fn credentials_page(
+        &self,
+        account: AccountId,
+        kind: CredentialKind,
+        page: PageRequest,
+    ) -> Result<Page<Credential>, StoreError> {
+        let k = kind_key(kind);
+        let end = page.before.unwrap_or(u128::MAX);
+        let ids: Vec<u128> = {
+            let index = self.table(ACCOUNT_CREDENTIALS)?;
+            let rows = index.range((account.0, k, 0)..(account.0, k, end))?.rev();
+            rows.take(page.limit.saturating_add(1))
+                .map(|row| Ok(row?.0.value().2))
+                .collect::<Result<_, StoreError>>()?
+        };
+        let credentials = self.table(CREDENTIALS)?;
+        let items = ids
+            .into_iter()
+            .map(|raw| {
+                get_record(&credentials, raw)?.ok_or_else(|| {
+                    StoreError::corrupt(
+                        "credential",
+                        "the account index names a missing credential",
+                    )
+                })
+            })
+            .collect::<Result<Vec<Credential>, StoreError>>()?;
+        Ok(Page::cut(items, page.limit))
+    }
+
+    /// A page of an account's bot users, newest first.
+    fn bots_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<BotUser>, StoreError> {
+        account_page(self, ACCOUNT_BOTS, BOTS, account, page, |_| true)
+    }
+
+    /// A page of an account's IP policies, newest first.
+    fn ip_policies_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<IpPolicy>, StoreError> {
+        account_page(
+            self,
+            ACCOUNT_IP_POLICIES,
+            IP_POLICIES,
+            account,
+            page,
+            |_| true,
+        )
+    }
+
+    /// A page of an account's IP policy rules, newest first.
+    fn ip_rules_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<IpPolicyRule>, StoreError> {
+        account_page(self, ACCOUNT_IP_RULES, IP_RULES, account, page, |_| true)
+    }
+
+    /// A page of an account's IP restrictions, newest first.
+    fn ip_restrictions_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<IpRestriction>, StoreError> {
+        account_page(
+            self,
+            ACCOUNT_IP_RESTRICTIONS,
+            IP_RESTRICTIONS,
+            account,
+            page,
+            |_| true,
+        )
+    }
+
+    /// A page of an account's tenants, newest first.
+    fn tenants_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<Tenant>, StoreError> {
+        account_page(self, ACCOUNT_TENANTS, TENANTS, account, page, |_| true)
+    }
+
+    /// A page of an account's invitations that `keep` admits, newest first.
+    fn invitations_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+        keep: impl Fn(&Invitation) -> bool,
+    ) -> Result<Page<Invitation>, StoreError> {
+        account_page(self, ACCOUNT_INVITATIONS, INVITATIONS, account, page, keep)
+    }
+
+    /// A page of an account's role assignments that `keep` admits, newest first; with
+    /// a principal, only that principal's, read through the by-principal index.
+    fn role_assignments_page(
+        &self,
+        account: AccountId,
+        principal: Option<Owner>,
+        page: PageRequest,
+        keep: impl Fn(&RoleAssignment) -> bool,
+    ) -> Result<Page<RoleAssignment>, StoreError> {
+        let Some(principal) = principal else {
+            return account_page(
+                self,
+                ACCOUNT_ROLE_ASSIGNMENTS,
+                ROLE_ASSIGNMENTS,
+                account,
+                page,
+                keep,
+            );
+        };
+        let (a, p) = (account.0, principal.raw());
+        let index = self.table(PRINCIPAL_ROLE_ASSIGNMENTS)?;
+        let data = self.table(ROLE_ASSIGNMENTS)?;
+        let end = page.before.unwrap_or(u128::MAX);
+        let mut items = Vec::new();
+        for row in index.range((a, p, 0)..(a, p, end))?.rev() {
+            let id = row?.0.value().2;
+            let assignment: RoleAssignment = get_record(&data, id)?.ok_or_else(|| {
+                StoreError::corrupt("role assignment", "the principal index names a missing one")
+            })?;
+            if keep(&assignment) {
+                items.push(assignment);
+                if items.len() > page.limit {
+                    break;
+                }
+            }
+        }
+        Ok(Page::cut(items, page.limit))
+    }
+
+    /// Every role assignment of one principal in an account, oldest first, through the
+    /// by-principal index: what deciding for that principal needs, at any account size.
+    fn principal_assignments(
+        &self,
+        account: AccountId,
+        principal: Owner,
+    ) -> Result<Vec<RoleAssignment>, StoreError> {
+        let (a, p) = (account.0, principal.raw());
+        let index = self.table(PRINCIPAL_ROLE_ASSIGNMENTS)?;
+        let data = self.table(ROLE_ASSIGNMENTS)?;
+        index
+            .range((a, p, 0)..=(a, p, u128::MAX))?
+            .map(|row| {
+                let id = row?.0.value().2;
+                get_record(&data, id)?.ok_or_else(|| {
+                    StoreError::corrupt(
+                        "role assignment",
+                        "the principal index names a missing one",
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// A page of an account's memberships, newest user first.
+    fn members_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<Membership>, StoreError> {
+        let table = self.table(MEMBERS)?;
+        let end = page.before.unwrap_or(u128::MAX);
+        let items = table
+            .range((account.0, 0)..(account.0, end))?
+            .rev()
+            .take(page.limit.saturating_add(1))
+            .map(|row| {
+                let (key, value) = row?;
+                codec::decode(value.value()).map_err(|e| e.at_key(key.value().1))
+            })
+            .collect::<Result<Vec<Membership>, StoreError>>()?;
+        Ok(Page::cut(items, page.limit))
     }
 
     /// The tombstone of a revoked credential.
@@ -542,7 +737,7 @@ pub trait Reads: Tables {
         &self,
         account: AccountId,
         query: &EventQuery,
-    ) -> Result<(Vec<Event>, Option<EventId>), StoreError> {
+    ) -> Result<Page<Event>, StoreError> {
         let a = account.0;
         let mut hi = u64::MAX;
         if let Some(before) = query.before {
@@ -561,7 +756,7 @@ pub trait Reads: Tables {
                     .transpose()?;
                 match last {
                     Some((key, _)) => hi = hi.min(key.value().2.saturating_add(1)),
-                    None => return Ok((Vec::new(), None)),
+                    None => return Ok(Page::cut(Vec::new(), 0)),
                 }
             }
             if let Some(since) = query.since {
@@ -571,12 +766,12 @@ pub trait Reads: Tables {
                     .transpose()?;
                 match first {
                     Some((key, _)) => lo = key.value().2,
-                    None => return Ok((Vec::new(), None)),
+                    None => return Ok(Page::cut(Vec::new(), 0)),
                 }
             }
         }
         if lo >= hi {
-            return Ok((Vec::new(), None));
+            return Ok(Page::cut(Vec::new(), 0));
         }
         // The candidate sequence numbers, newest first, from the narrowest index: each
         // filter's index is counted up to a bound, and the fewest entries win.
@@ -630,14 +825,7 @@ pub trait Reads: Tables {
                 }
             }
         }
-        let more = page.len() > query.limit;
-        page.truncate(query.limit);
-        let next = if more {
-            page.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok((page, next))
+        Ok(Page::cut(page, query.limit))
     }
 
     /// The audit events of an account, oldest first.
@@ -1011,6 +1199,14 @@ impl WriteTx {
 
     /// Store a role assignment.
     pub fn put_role_assignment(&mut self, assignment: &RoleAssignment) -> Result<(), StoreError> {
+        self.txn.open_table(PRINCIPAL_ROLE_ASSIGNMENTS)?.insert(
+            (
+                assignment.account.0,
+                assignment.principal.raw(),
+                assignment.id.0,
+            ),
+            (),
+        )?;
         self.put_account_record(
             ROLE_ASSIGNMENTS,
             ACCOUNT_ROLE_ASSIGNMENTS,
@@ -1025,6 +1221,11 @@ impl WriteTx {
         &mut self,
         assignment: &RoleAssignment,
     ) -> Result<(), StoreError> {
+        self.txn.open_table(PRINCIPAL_ROLE_ASSIGNMENTS)?.remove((
+            assignment.account.0,
+            assignment.principal.raw(),
+            assignment.id.0,
+        ))?;
         self.remove_account_record(
             ROLE_ASSIGNMENTS,
             ACCOUNT_ROLE_ASSIGNMENTS,
