@@ -4,9 +4,15 @@
 //! separate processes (the ceiling is this benchmark re-executed), both use the same
 //! TLS provider, and the same client drives them.
 //!
+//! Then a login flood: `POST /verify` at a fixed rate (`LATCHKEY_FLOOD_VERIFY_RATE`,
+//! default 5,000 requests/s, open loop: latency counts from when each request was due),
+//! in alternating rounds without and with a flood of failing logins
+//! (`LATCHKEY_FLOOD_LOGIN_RATE`, default 30/s, each from another 127.0.0.x address and
+//! email, so every one pays an argon2id hash), and the p99 of each.
+//!
 //! Run: `cargo bench --bench load`. Bounded: `LATCHKEY_LOAD_ROUNDS` (default 3)
 //! alternating rounds of `LATCHKEY_LOAD_SECONDS` (default 6) per server, each after a
-//! 2 s warm-up, over `LATCHKEY_LOAD_CONNECTIONS` (default 32) connections; 127.0.0.1
+//! 2 s warm-up, over `LATCHKEY_LOAD_CONNECTIONS` (default 32) connections; 127.0.0.0/8
 //! only; both servers are stopped at the end.
 
 #![allow(
@@ -90,6 +96,28 @@ fn main() {
     }
     let ceiling_result = Outcome::merge(ceiling_runs);
     let latchkey_result = Outcome::merge(latchkey_runs);
+
+    // The flood: the same fixed /verify rate, alternately without and with failing logins.
+    let verify_rate: u64 = env_or("LATCHKEY_FLOOD_VERIFY_RATE", 5_000);
+    let login_rate: u64 = env_or("LATCHKEY_FLOOD_LOGIN_RATE", 30);
+    eprintln!(
+        "flood: /verify at {verify_rate}/s, {rounds} alternating rounds of {seconds} s without and with {login_rate} failing logins/s"
+    );
+    let (mut calm_runs, mut flood_runs) = (Vec::new(), Vec::new());
+    let mut flood_logins = (0u64, 0u64);
+    for _ in 0..rounds {
+        calm_runs.push(
+            runtime
+                .block_on(fixed_rate(&target, verify_rate, seconds, 0))
+                .0,
+        );
+        let (outcome, logins) =
+            runtime.block_on(fixed_rate(&target, verify_rate, seconds, login_rate));
+        flood_runs.push(outcome);
+        flood_logins = (flood_logins.0 + logins.0, flood_logins.1 + logins.1);
+    }
+    let calm = Outcome::merge(calm_runs);
+    let flooded = Outcome::merge(flood_runs);
     latchkey.child.kill().ok();
     ceiling.child.kill().ok();
     latchkey.child.wait().ok();
@@ -113,6 +141,33 @@ fn main() {
     println!(
         "\nlatchkey reaches {:.0}% of the ceiling",
         100.0 * latchkey_result.per_second / ceiling_result.per_second
+    );
+    println!();
+    println!("| `POST /verify` at {verify_rate}/s | answered/s | p50 | p99 |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, r) in [
+        ("alone", &calm),
+        (
+            &*format!("with {login_rate} failing logins/s from rotating addresses"),
+            &flooded,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} µs | {:.0} µs |",
+            r.per_second, r.p50_micros, r.p99_micros
+        );
+    }
+    println!(
+        "\nunder the flood, /verify p99 is {:.2}x its p99 alone; {} logins answered 401, {} refused 429 (queue full)",
+        flooded.p99_micros / calm.p99_micros,
+        flood_logins.0,
+        flood_logins.1
+    );
+    assert!(
+        calm.errors == 0 && flooded.errors == 0,
+        "errors: alone {}, flooded {}",
+        calm.errors,
+        flooded.errors
     );
     assert!(
         latchkey_result.errors == 0 && ceiling_result.errors == 0,
@@ -292,9 +347,8 @@ impl Outcome {
     }
 }
 
-/// `connections` keep-alive HTTP/1.1 connections, each sending one request after the
-/// other for the warm-up and then `seconds`; latencies of the measured part only.
-async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
+/// A TLS client trusting exactly the target's certificate.
+fn connector(target: &Target) -> tokio_rustls::TlsConnector {
     let pem = std::fs::read(&target.cert).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
@@ -309,15 +363,151 @@ async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
         .with_root_certificates(roots)
         .with_no_client_auth(),
     );
-    let connector = tokio_rustls::TlsConnector::from(config);
+    tokio_rustls::TlsConnector::from(config)
+}
+
+/// An HTTP/1.1 connection to the target from the local address `from` (any of
+/// 127.0.0.0/8 on Linux).
+async fn connect(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    from: std::net::Ipv4Addr,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// The verify request of `target`.
+fn verify_request(target: &Target) -> Request<Full<Bytes>> {
+    Request::post(target.path)
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", target.key))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(target.body.clone())))
+        .unwrap()
+}
+
+/// `POST /verify` at `rate` per second for `seconds` (after a 2 s warm-up), open loop
+/// over 16 connections: each request is due at its slot, and its latency counts from
+/// then, so a stalled server is not hidden by a client that waits for it. Meanwhile,
+/// `logins` failing logins per second, each from another 127.0.0.x address and email.
+/// Returns the verify outcome and (logins answered 401, logins refused 429).
+async fn fixed_rate(
+    target: &Target,
+    rate: u64,
+    seconds: u64,
+    logins: u64,
+) -> (Outcome, (u64, u64)) {
+    const CONNECTIONS: u64 = 16;
+    let connector = connector(target);
+    let begin = tokio::time::Instant::now() + Duration::from_millis(200);
+    let warm = begin + Duration::from_secs(2);
+    let end = warm + Duration::from_secs(seconds);
+    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate as f64);
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let mut sender = connect(target.addr, &connector, std::net::Ipv4Addr::LOCALHOST).await;
+        let request = verify_request(target);
+        let mut due = begin + interval.mul_f64(c as f64 / CONNECTIONS as f64);
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut errors) = (Vec::new(), 0u64);
+            while due < end {
+                tokio::time::sleep_until(due).await;
+                let ok = match sender.send_request(request.clone()).await {
+                    Ok(response) => {
+                        let ok = response.status().is_success();
+                        let _ = response.into_body().collect().await;
+                        ok
+                    }
+                    Err(_) => false,
+                };
+                if due >= warm {
+                    latencies.push(tokio::time::Instant::now() - due);
+                    errors += u64::from(!ok);
+                }
+                due += interval;
+            }
+            (latencies, errors)
+        }));
+    }
+    let flood = tokio::spawn({
+        let (addr, connector) = (target.addr, connector.clone());
+        async move {
+            let mut counts = (0u64, 0u64);
+            if logins == 0 {
+                return counts;
+            }
+            let every = Duration::from_secs_f64(1.0 / logins as f64);
+            let mut due = begin;
+            let mut attempts = Vec::new();
+            for n in 0u32.. {
+                if due >= end {
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
+                let from = std::net::Ipv4Addr::from(0x7f00_0002 + n % 250);
+                let connector = connector.clone();
+                attempts.push(tokio::spawn(async move {
+                    let mut sender = connect(addr, &connector, from).await;
+                    let body = format!(
+                        "{{\"email\":\"flood-{n}@example.com\",\"password\":\"not the password at all\"}}"
+                    );
+                    let request = Request::post("/login")
+                        .header("host", "localhost")
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body)))
+                        .unwrap();
+                    match sender.send_request(request).await {
+                        Ok(response) => response.status().as_u16(),
+                        Err(_) => 0,
+                    }
+                }));
+                due += every;
+            }
+            for attempt in attempts {
+                match attempt.await.unwrap_or(0) {
+                    401 => counts.0 += 1,
+                    429 => counts.1 += 1,
+                    other => panic!("a flood login answered {other}"),
+                }
+            }
+            counts
+        }
+    });
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (latencies, e) = task.await.unwrap();
+        all.extend(latencies);
+        errors += e;
+    }
+    let counts = flood.await.unwrap();
+    (
+        Outcome::from(all, Duration::from_secs(seconds), errors),
+        counts,
+    )
+}
+
+/// `connections` keep-alive HTTP/1.1 connections, each sending one request after the
+/// other for the warm-up and then `seconds`; latencies of the measured part only.
+async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
+    let connector = connector(target);
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let connector = connector.clone();
         let (measuring, stop) = (Arc::clone(&measuring), Arc::clone(&stop));
-        let (addr, path) = (target.addr, target.path);
-        let (key, body) = (target.key.clone(), target.body.clone());
+        let addr = target.addr;
+        let request = verify_request(target);
         tasks.push(tokio::spawn(async move {
             let tcp = TcpStream::connect(addr).await.unwrap();
             tcp.set_nodelay(true).unwrap();
@@ -330,14 +520,8 @@ async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
             let mut latencies = Vec::with_capacity(200_000);
             let mut errors = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let request = Request::post(path)
-                    .header("host", "localhost")
-                    .header("authorization", format!("Bearer {key}"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body.clone())))
-                    .unwrap();
                 let started = Instant::now();
-                match sender.send_request(request).await {
+                match sender.send_request(request.clone()).await {
                     Ok(response) => {
                         let ok = response.status().is_success();
                         let _ = response.into_body().collect().await;

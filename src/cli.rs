@@ -219,6 +219,11 @@ struct ServeArgs {
     /// argon2id passes per new password hash [default: 2, OWASP's].
     #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS")]
     argon2_iterations: Option<u32>,
+    /// Password hashes (logins, password changes) computed at once; more wait in a
+    /// queue of 64, then are refused with 429 [default: the cores less one, at least 1,
+    /// so a flood of logins never takes every core from request handling].
+    #[arg(long, env = "LATCHKEY_PASSWORD_WORKERS")]
+    password_workers: Option<usize>,
 }
 
 impl ServeArgs {
@@ -242,6 +247,7 @@ impl ServeArgs {
             mail_from: self.mail_from,
             argon2_memory_kib: self.argon2_memory_kib,
             argon2_iterations: self.argon2_iterations,
+            password_workers: self.password_workers,
         };
         Ok(given.or(file))
     }

@@ -55,7 +55,7 @@ pub fn with_cookie(
 }
 
 /// The administrator sets its first password with its API key (it has none yet).
-fn admin_password(server: &Server) {
+pub fn admin_password(server: &Server) {
     let set = server.post(
         &server.admin_key,
         "/me/password",
@@ -64,7 +64,7 @@ fn admin_password(server: &Server) {
     assert_eq!(set.status, 204, "{:?}", set.body);
 }
 
-fn admin_email(server: &Server) -> String {
+pub fn admin_email(server: &Server) -> String {
     let me = server.get(&server.admin_key, "/me");
     me.body["email"].as_str().unwrap().to_owned()
 }
@@ -674,4 +674,68 @@ fn a_member_of_several_accounts_picks_one_to_log_in_to() {
     // A session belongs to the account it was opened in.
     let session = fx.lk.session(chosen.secret.expose()).unwrap();
     assert_eq!(session.account, globex);
+}
+
+/// The audit's finding: the brute-force counters lived in memory, so a restart reset
+/// them. Now they are written (coalesced, once a second) and come back after a restart,
+/// even one by SIGKILL: a locked-out email stays locked, and other emails do not.
+#[test]
+fn a_lockout_survives_a_restart_even_a_kill() {
+    let server = start_server();
+    admin_password(&server);
+    let email = admin_email(&server);
+    for _ in 0..5 {
+        assert_error(
+            &login(&server, json!({"email": email, "password": "nope nope"})),
+            401,
+            100,
+        );
+    }
+    assert_error(
+        &login(&server, json!({"email": email, "password": PASSWORD})),
+        429,
+        117,
+    );
+    // Past one flush, then no chance to write anything more.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    server.signal("KILL");
+    let known = (
+        server.admin_key.clone(),
+        server.account_id.clone(),
+        server.admin_id.clone(),
+    );
+    let dir = std::sync::Arc::clone(&server.dir);
+    drop(server);
+    let again = crate::api::start_in(dir, &crate::support::policies_dir(), Some(known));
+    let locked = login(&again, json!({"email": email, "password": PASSWORD}));
+    assert_error(&locked, 429, 117);
+    let retry: u64 = header(&locked, "retry-after").unwrap().parse().unwrap();
+    assert!((800..=900).contains(&retry), "{retry}");
+    // The lockout is this email's only: another user still logs in.
+    let (other, _) = again.member_with_key("second@example.com", json!({"admin": false}));
+    let set = again.post(
+        &again.admin_key,
+        &format!("/users/{other}/password_reset"),
+        json!({}),
+    );
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let token = set.body["reset_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let reset = reply(
+        again
+            .agent()
+            .post(&format!("{}/password_reset", again.url))
+            .send_json(json!({"token": token, "new_password": PASSWORD})),
+    );
+    assert_eq!(reset.status, 204, "{:?}", reset.body);
+    let other_login = login(
+        &again,
+        json!({"email": "second@example.com", "password": PASSWORD}),
+    );
+    assert_eq!(other_login.status, 200, "{:?}", other_login.body);
 }

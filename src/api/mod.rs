@@ -59,6 +59,9 @@ const DRAIN_LIMIT: usize = 4 * MAX_BODY;
 /// How long a client has to send a request's body, unless the server says otherwise.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Password hashes at once unless `with_password_workers` says otherwise.
+const DEFAULT_PASSWORD_WORKERS: usize = 1;
+
 /// The API over one open latchkey.
 #[derive(Debug)]
 pub struct Api {
@@ -178,7 +181,7 @@ impl Api {
                 .unwrap_or_else(|| Arc::from("https://localhost")),
             public_url,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
-            passwords: Arc::default(),
+            passwords: Arc::new(session::PasswordPool::new(DEFAULT_PASSWORD_WORKERS)),
             mailer: None,
             warnings: Arc::default(),
             metrics: Arc::default(),
@@ -190,6 +193,15 @@ impl Api {
     #[must_use]
     pub fn with_client_timeout(mut self, timeout: Duration) -> Api {
         self.client_timeout = timeout;
+        self
+    }
+
+    /// At most `workers` password hashes at once (logins, password changes), so a flood
+    /// of failing logins, each paying argon2, leaves the other cores to every other
+    /// request.
+    #[must_use]
+    pub fn with_password_workers(mut self, workers: usize) -> Api {
+        self.passwords = Arc::new(session::PasswordPool::new(workers));
         self
     }
 

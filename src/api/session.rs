@@ -97,9 +97,9 @@ fn set_cookie(secret: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> 
     .map_err(|_| ApiError::new(error::INTERNAL, "the session cookie could not be written"))
 }
 
-/// Password hashes (argon2id, 19 MiB each) running at once at most, and waiting at most:
-/// a flood of logins queues here, off the async workers, and past the queue is refused.
-pub(super) const PASSWORD_WORKERS: usize = 2;
+/// Password hashes (argon2id, 19 MiB each) waiting at most: a flood of logins queues
+/// here, off the async workers, and past the queue is refused. How many run at once is
+/// `serve`'s `password_workers`.
 const PASSWORD_QUEUE: usize = 64;
 
 /// Where password work waits for a slot.
@@ -109,18 +109,17 @@ pub(super) struct PasswordPool {
     queued: std::sync::atomic::AtomicUsize,
 }
 
-impl Default for PasswordPool {
-    fn default() -> Self {
+impl PasswordPool {
+    /// A pool running at most `workers` hashes at once.
+    pub(super) fn new(workers: usize) -> PasswordPool {
         PasswordPool {
-            slots: Arc::new(tokio::sync::Semaphore::new(PASSWORD_WORKERS)),
+            slots: Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
             queued: std::sync::atomic::AtomicUsize::new(0),
         }
     }
-}
 
-impl PasswordPool {
-    /// Run password work (hashing, verifying) on the blocking pool, at most
-    /// [`PASSWORD_WORKERS`] at a time; past [`PASSWORD_QUEUE`] waiting, refuse (429).
+    /// Run password work (hashing, verifying) on the blocking pool, at most the pool's
+    /// workers at a time; past [`PASSWORD_QUEUE`] waiting, refuse (429).
     pub(super) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> Result<T, AppError> + Send + 'static,

@@ -86,9 +86,12 @@ fn password_matches(stored: &str, password: &str) -> bool {
     })
 }
 
-/// Failures in the window, per key.
+/// Failures in the window, per key, and the keys changed since they were last written.
 #[derive(Debug, Default)]
-struct Failures(HashMap<String, VecDeque<i64>>);
+struct Failures {
+    queues: HashMap<String, VecDeque<i64>>,
+    dirty: std::collections::HashSet<String>,
+}
 
 impl Failures {
     fn prune(queue: &mut VecDeque<i64>, now: i64) {
@@ -99,7 +102,7 @@ impl Failures {
 
     /// When `key` may try again, if it is over `limit` now.
     fn locked_until(&mut self, key: &str, limit: usize, now: i64) -> Option<i64> {
-        let queue = self.0.get_mut(key)?;
+        let queue = self.queues.get_mut(key)?;
         Self::prune(queue, now);
         if queue.len() < limit {
             return None;
@@ -112,28 +115,60 @@ impl Failures {
 
     /// Take back the attempt counted at `at` for `key` (it turned out not to fail).
     fn forgive(&mut self, key: &str, at: i64) {
-        if let Some(queue) = self.0.get_mut(key)
+        if let Some(queue) = self.queues.get_mut(key)
             && let Some(position) = queue.iter().rposition(|t| *t == at)
         {
             queue.remove(position);
+            self.dirty.insert(key.to_owned());
         }
     }
 
     fn fail(&mut self, key: String, now: i64) {
-        if self.0.len() >= MAX_TRACKED && !self.0.contains_key(&key) {
-            self.0
-                .retain(|_, q| q.back().is_some_and(|at| now - at < WINDOW_MS));
-            if self.0.len() >= MAX_TRACKED {
-                self.0.clear();
+        if self.queues.len() >= MAX_TRACKED && !self.queues.contains_key(&key) {
+            self.sweep(now);
+            if self.queues.len() >= MAX_TRACKED {
+                self.dirty.extend(self.queues.drain().map(|(key, _)| key));
             }
         }
-        let queue = self.0.entry(key).or_default();
+        self.dirty.insert(key.clone());
+        let queue = self.queues.entry(key).or_default();
         Self::prune(queue, now);
         queue.push_back(now);
     }
 
     fn clear(&mut self, key: &str) {
-        self.0.remove(key);
+        if self.queues.remove(key).is_some() {
+            self.dirty.insert(key.to_owned());
+        }
+    }
+
+    /// Forget every key whose attempts have all aged out.
+    fn sweep(&mut self, now: i64) {
+        let dirty = &mut self.dirty;
+        self.queues.retain(|key, queue| {
+            let live = queue.back().is_some_and(|at| now - at < WINDOW_MS);
+            if !live {
+                dirty.insert(key.clone());
+            }
+            live
+        });
+    }
+
+    /// The keys changed since the last call, each with its attempts still in the window
+    /// (none: the key is to be forgotten).
+    fn take_dirty(&mut self, now: i64) -> Vec<(String, Vec<i64>)> {
+        self.sweep(now);
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|key| {
+                let at = self.queues.get_mut(&key).map_or_else(Vec::new, |queue| {
+                    Self::prune(queue, now);
+                    queue.iter().copied().collect()
+                });
+                (key, at)
+            })
+            .collect()
     }
 }
 
@@ -217,6 +252,82 @@ impl Limiter {
             ip,
             at: now,
         })
+    }
+
+    /// The name of this limiter's rows in the store.
+    fn prefix(&self) -> &'static str {
+        match self.what {
+            Limited::Logins => "logins",
+            Limited::LinkRequests => "links",
+        }
+    }
+
+    /// What changed since the last call, as the store keeps it: (`<prefix>/key/<key>` or
+    /// `<prefix>/ip/<address>`, the attempts in the window; none to forget the row).
+    pub(super) fn take_dirty(&self, now: Timestamp) -> Vec<(String, Vec<i64>)> {
+        let now = now.as_millis();
+        let prefix = self.prefix();
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut addresses = self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let by_key = keys
+            .take_dirty(now)
+            .into_iter()
+            .map(|(key, at)| (format!("{prefix}/key/{key}"), at));
+        let by_address = addresses
+            .take_dirty(now)
+            .into_iter()
+            .map(|(ip, at)| (format!("{prefix}/ip/{ip}"), at));
+        by_key.chain(by_address).collect()
+    }
+
+    /// Rows that could not be written: mark them changed again for the next flush.
+    pub(super) fn unwritten(&self, rows: &[(String, Vec<i64>)]) {
+        for (row, _) in rows {
+            self.with_row(row, |failures, key| {
+                failures.dirty.insert(key.to_owned());
+            });
+        }
+    }
+
+    /// Take back a row read from the store at start, if it is this limiter's.
+    pub(super) fn restore(&self, row: &str, at: &[i64], now: Timestamp) {
+        let now = now.as_millis();
+        self.with_row(row, |failures, key| {
+            let queue: VecDeque<i64> = at.iter().copied().filter(|t| now - t < WINDOW_MS).collect();
+            if queue.is_empty() {
+                // Aged out while the server was down: forget it at the next flush.
+                failures.dirty.insert(key.to_owned());
+            } else {
+                failures.queues.insert(key.to_owned(), queue);
+            }
+        });
+    }
+
+    /// Run `f` on the counts a store row belongs to (keys or addresses), with the key.
+    fn with_row(&self, row: &str, f: impl FnOnce(&mut Failures, &str)) {
+        let Some(rest) = row
+            .strip_prefix(self.prefix())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return;
+        };
+        if let Some(key) = rest.strip_prefix("key/") {
+            f(
+                &mut self.keys.lock().unwrap_or_else(PoisonError::into_inner),
+                key,
+            );
+        } else if let Some(ip) = rest.strip_prefix("ip/") {
+            f(
+                &mut self
+                    .addresses
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+                ip,
+            );
+        }
     }
 
     /// The admitted attempt succeeded: the key's failures are forgotten, and the

@@ -279,7 +279,7 @@ impl Latchkey {
         // The database remembers which key it was made with: another 32 bytes in
         // server.key would start a server that verifies no token and says nothing.
         store.check_key_fingerprint(key_fingerprint(&hasher))?;
-        Ok(Latchkey {
+        let lk = Latchkey {
             store,
             hasher,
             policies,
@@ -293,7 +293,32 @@ impl Latchkey {
             ),
             password_cost: config.password_cost,
             clock: config.clock,
-        })
+        };
+        // Lockouts survive a restart: the counts written before it come back.
+        let now = lk.now();
+        for (row, attempts) in lk.store.read()?.recent_attempts()? {
+            lk.logins.restore(&row, &attempts.at, now);
+            lk.links.restore(&row, &attempts.at, now);
+        }
+        Ok(lk)
+    }
+
+    /// Write the rate limiters' counts changed since the last call, in one transaction
+    /// (never one write per attempt); returns how many rows were written. What cannot be
+    /// written is kept for the next call.
+    pub fn flush_limits(&self) -> Result<usize, AppError> {
+        let now = self.now();
+        let mut rows = self.logins.take_dirty(now);
+        rows.extend(self.links.take_dirty(now));
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        if let Err(err) = self.store.write(|tx| tx.put_recent_attempts(&rows)) {
+            self.logins.unwritten(&rows);
+            self.links.unwritten(&rows);
+            return Err(err.into());
+        }
+        Ok(rows.len())
     }
 
     /// The policy engine (to decide application actions, or to reload it).

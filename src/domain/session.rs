@@ -127,6 +127,14 @@ pub struct EmailProof {
     pub at: Timestamp,
 }
 
+/// The recent attempts a rate limiter counts against one key (an email or an address),
+/// kept across restarts so a restart does not reset a lockout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentAttempts {
+    /// When each counted attempt was made (ms), oldest first.
+    pub at: Vec<i64>,
+}
+
 /// Check a new password: long enough, not too long, and strong by the zxcvbn estimator
 /// (score 3 or more of 4), judged also against the user's own email and name.
 pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), DomainError> {

@@ -42,6 +42,8 @@ pub struct ServeOptions {
     pub argon2_memory_kib: Option<u32>,
     /// argon2id passes (OWASP: 2).
     pub argon2_iterations: Option<u32>,
+    /// Password hashes computed at once (default: the cores less one, at least 1).
+    pub password_workers: Option<usize>,
 }
 
 /// How logs are written.
@@ -87,6 +89,7 @@ impl ServeOptions {
             mail_from: self.mail_from.or(lower.mail_from),
             argon2_memory_kib: self.argon2_memory_kib.or(lower.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(lower.argon2_iterations),
+            password_workers: self.password_workers.or(lower.password_workers),
         }
     }
 
@@ -148,6 +151,15 @@ impl ServeOptions {
                 password_cost.iterations
             ));
         }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let password_workers = self
+            .password_workers
+            .unwrap_or_else(|| cores.saturating_sub(1).max(1));
+        if !(1..=256).contains(&password_workers) {
+            return Err(format!(
+                "password_workers: {password_workers} is outside 1 to 256"
+            ));
+        }
         let smtp = match self.smtp_url {
             Some(url) => {
                 let from = self
@@ -171,6 +183,7 @@ impl ServeOptions {
                 .unwrap_or_else(|| "admin@latchkey.localhost".to_owned()),
             client_timeout: Duration::from_millis(client_timeout_ms),
             password_cost,
+            password_workers,
             smtp,
         };
         Ok((config, self.log_format.unwrap_or_default()))

@@ -74,6 +74,8 @@ pub struct ServeConfig {
     pub smtp: Option<(String, String)>,
     /// The argon2id cost of new password hashes.
     pub password_cost: crate::app::PasswordCost,
+    /// Password hashes computed at once.
+    pub password_workers: usize,
     /// How long a client has for the TLS handshake, each request's head (and the wait
     /// for it on a kept-alive connection), and each request's body.
     pub client_timeout: Duration,
@@ -140,6 +142,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
 
     let mut api = Api::new(Arc::clone(&lk), config.public_url.clone())
         .with_client_timeout(config.client_timeout)
+        .with_password_workers(config.password_workers)
         .with_link_base(&format!("https://{addr}"));
     if let Some((url, from)) = &config.smtp {
         api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
@@ -233,12 +236,14 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     Ok(())
 }
 
-/// Write what is counted in memory: `last_used_at` uses and warn-only IP misses; while
+/// Write what is counted in memory: `last_used_at` uses, rate limiters' counts and
+/// warn-only IP misses; while
 /// the storage fails, try a write so readiness recovers once the cause clears. What
 /// cannot be written stays counted for the next flush.
 fn flush_once(api: &Api) -> Result<(), AppError> {
     api.latchkey().probe_storage()?;
     api.latchkey().flush_usage()?;
+    api.latchkey().flush_limits()?;
     api.flush_warnings()?;
     Ok(())
 }

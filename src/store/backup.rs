@@ -136,6 +136,7 @@ fn copy_every_table(
     copier.copy(EVENTS_BY_TIME)?;
     copier.copy(ACCOUNT_CREDENTIALS)?;
     copier.copy(PRINCIPAL_ROLE_ASSIGNMENTS)?;
+    copier.copy(RECENT_ATTEMPTS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

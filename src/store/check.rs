@@ -17,7 +17,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{EmailProof, Session, TotpRecord, UserLink};
+use crate::domain::session::{EmailProof, RecentAttempts, Session, TotpRecord, UserLink};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 
@@ -71,6 +71,15 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
         report.records += 1;
         if let Err(err) = codec::decode::<Session>(value.value()) {
             report.problems.push(format!("sessions: {err}"));
+        }
+    }
+    for row in txn.open_table(RECENT_ATTEMPTS)?.iter()? {
+        let (key, value) = row?;
+        report.records += 1;
+        if let Err(err) = codec::decode::<RecentAttempts>(value.value()) {
+            report
+                .problems
+                .push(format!("recent_attempts: {err} (key {:?})", key.value()));
         }
     }
     for row in txn.open_table(PASSWORD_RESETS)?.iter()? {

@@ -11,7 +11,9 @@ use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::event::Event;
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{EmailProof, LinkPurpose, Session, TotpRecord, UserLink};
+use crate::domain::session::{
+    EmailProof, LinkPurpose, RecentAttempts, Session, TotpRecord, UserLink,
+};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
@@ -61,6 +63,7 @@ record! {
     TotpRecord => 1, "TOTP enrollment";
     EmailProof => 1, "email proof";
     Invitation => 1, "invitation";
+    RecentAttempts => 1, "recent attempts";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

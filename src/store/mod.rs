@@ -182,7 +182,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 6,
-        what: "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself",
+        what: "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts",
         run: schema_6,
     },
 ];
@@ -194,6 +194,7 @@ fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EVENTS_BY_OBJECT)?;
     txn.open_table(EVENTS_BY_TIME)?;
     txn.open_table(ACCOUNT_CREDENTIALS)?;
+    txn.open_table(RECENT_ATTEMPTS)?;
     let assignments: Vec<crate::domain::tenancy::RoleAssignment> = {
         let table = txn.open_table(ROLE_ASSIGNMENTS)?;
         let rows = table.iter()?;

@@ -135,3 +135,7 @@ pub(crate) const ACCOUNT_CREDENTIALS: TableDefinition<(u128, u8, u128), ()> =
 /// (account, principal, role assignment) → (): a principal's assignments in an account.
 pub(crate) const PRINCIPAL_ROLE_ASSIGNMENTS: TableDefinition<(u128, u128, u128), ()> =
     TableDefinition::new("principal_role_assignments");
+/// A rate limiter's key (`logins/key/<email>`, `logins/ip/<address>`, `links/…`) →
+/// `RecentAttempts`: lockouts survive a restart. Written in coalesced batches.
+pub(crate) const RECENT_ATTEMPTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("recent_attempts");

@@ -19,7 +19,7 @@ use crate::domain::id::{
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{EmailProof, Session, TotpRecord, UserLink};
+use crate::domain::session::{EmailProof, RecentAttempts, Session, TotpRecord, UserLink};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
@@ -710,6 +710,17 @@ pub trait Reads: Tables {
                 }
             }),
         })
+    }
+
+    /// Every rate limiter's recent attempts, by key.
+    fn recent_attempts(&self) -> Result<Vec<(String, RecentAttempts)>, StoreError> {
+        let table = self.table(RECENT_ATTEMPTS)?;
+        let rows = table.iter()?;
+        rows.map(|row| {
+            let (key, value) = row?;
+            Ok((key.value().to_owned(), codec::decode(value.value())?))
+        })
+        .collect()
     }
 
     /// One event of an account, by id (through `EVENT_IDS`).
@@ -1415,6 +1426,23 @@ impl WriteTx {
     /// Set a value of the metadata table.
     pub(crate) fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
         self.txn.open_table(META)?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Write a rate limiter's recent attempts per key; an empty list removes the key.
+    pub fn put_recent_attempts(
+        &mut self,
+        entries: &[(String, Vec<i64>)],
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(RECENT_ATTEMPTS)?;
+        for (key, at) in entries {
+            if at.is_empty() {
+                table.remove(key.as_str())?;
+            } else {
+                let record = RecentAttempts { at: at.clone() };
+                table.insert(key.as_str(), codec::encode(&record)?.as_slice())?;
+            }
+        }
         Ok(())
     }
 
