@@ -397,8 +397,9 @@ fn verify_request(target: &Target) -> Request<Full<Bytes>> {
 }
 
 /// `POST /verify` at `rate` per second for `seconds` (after a 2 s warm-up), open loop
-/// over 16 connections: each request is due at its slot, and its latency counts from
-/// then, so a stalled server is not hidden by a client that waits for it. Meanwhile,
+/// over 16 connections: each request is due at its slot, and when the server's previous
+/// answer on the connection kept it past its slot, its latency counts from the slot, so a
+/// stalled server is not hidden by a client that waits for it. Meanwhile,
 /// `logins` failing logins per second, each from another 127.0.0.x address and email.
 /// Returns the verify outcome and (logins answered 401, logins refused 429).
 async fn fixed_rate(
@@ -420,8 +421,17 @@ async fn fixed_rate(
         let mut due = begin + interval.mul_f64(c as f64 / CONNECTIONS as f64);
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
+            let mut free_at = begin;
             while due < end {
                 tokio::time::sleep_until(due).await;
+                // Late because the previous answer came after this request was due: the
+                // server's delay, counted from when it was due. Late only because the
+                // timer woke after `due` (1 ms granularity): the client's, not counted.
+                let started = if free_at > due {
+                    due
+                } else {
+                    tokio::time::Instant::now()
+                };
                 let ok = match sender.send_request(request.clone()).await {
                     Ok(response) => {
                         let ok = response.status().is_success();
@@ -430,8 +440,9 @@ async fn fixed_rate(
                     }
                     Err(_) => false,
                 };
+                free_at = tokio::time::Instant::now();
                 if due >= warm {
-                    latencies.push(tokio::time::Instant::now() - due);
+                    latencies.push(free_at - started);
                     errors += u64::from(!ok);
                 }
                 due += interval;

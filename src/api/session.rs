@@ -1,7 +1,5 @@
 //! `/login`, `/logout`, `/me` and `/me/password`: dashboard sessions over a cookie.
 
-use std::sync::atomic::Ordering;
-
 use super::handlers::{Ctx, required};
 use super::mail::Mail;
 use super::request::*;
@@ -102,49 +100,86 @@ fn set_cookie(secret: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> 
 /// `serve`'s `password_workers`.
 const PASSWORD_QUEUE: usize = 64;
 
-/// Where password work waits for a slot.
+/// The scheduling priority of the password threads, on the 0–99 scale of
+/// `thread-priority` (23 is nice 9 on Linux): when the cores are busy they get about a
+/// tenth of the share of a request handler, so a flood of logins slows logins, not
+/// `/verify`; when the cores are idle they run at full speed.
+const PASSWORD_PRIORITY: u8 = 23;
+
+type PasswordJob = Box<dyn FnOnce() + Send>;
+
+/// Where password work (argon2id: hashing, verifying) runs: its own threads, fewer than
+/// the cores and at a lower priority, fed by a bounded queue.
 #[derive(Debug)]
 pub(super) struct PasswordPool {
-    slots: Arc<tokio::sync::Semaphore>,
-    queued: std::sync::atomic::AtomicUsize,
+    jobs: std::sync::mpsc::SyncSender<PasswordJob>,
 }
 
 impl PasswordPool {
-    /// A pool running at most `workers` hashes at once.
+    /// A pool of `workers` threads (at least one).
     pub(super) fn new(workers: usize) -> PasswordPool {
-        PasswordPool {
-            slots: Arc::new(tokio::sync::Semaphore::new(workers.max(1))),
-            queued: std::sync::atomic::AtomicUsize::new(0),
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<PasswordJob>(PASSWORD_QUEUE);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..workers.max(1) {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("latchkey-password-{n}"))
+                .spawn(move || {
+                    let lowered = thread_priority::ThreadPriorityValue::try_from(PASSWORD_PRIORITY)
+                        .map_err(|e| e.to_string())
+                        .and_then(|value| {
+                            thread_priority::set_current_thread_priority(
+                                thread_priority::ThreadPriority::Crossplatform(value),
+                            )
+                            .map_err(|e| format!("{e:?}"))
+                        });
+                    if let Err(err) = lowered {
+                        tracing::warn!(error = %err, "password thread keeps the normal priority");
+                    }
+                    loop {
+                        let job = queue
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        match job {
+                            // A failure inside the work drops its answer (the request
+                            // fails), never the thread.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "a password thread could not start");
+            }
         }
+        PasswordPool { jobs }
     }
 
-    /// Run password work (hashing, verifying) on the blocking pool, at most the pool's
-    /// workers at a time; past [`PASSWORD_QUEUE`] waiting, refuse (429).
+    /// Run password work on the pool; past [`PASSWORD_QUEUE`] waiting, refuse (429).
     pub(super) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
-        let permit = if queued >= PASSWORD_QUEUE {
-            None
-        } else {
-            Arc::clone(&self.slots).acquire_owned().await.ok()
-        };
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-        let Some(permit) = permit else {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: PasswordJob = Box::new(move || {
+            let _ = done.send(work());
+        });
+        if self.jobs.try_send(job).is_err() {
             let mut busy = ApiError::new(
                 error::RATE_LIMITED,
                 "too many logins at once; try again in a second",
             );
             busy.header = Some(error::ErrorHeader::RetryAfter(1));
             return Err(busy);
-        };
-        blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
+        }
+        result
+            .await
+            .map_err(|_| ApiError::new(error::INTERNAL, "the operation did not complete"))?
+            .map_err(ApiError::from)
     }
 }
 

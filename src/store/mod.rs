@@ -38,6 +38,15 @@ use tables::*;
 use tx::meta;
 pub use tx::{EventQuery, Page, PageRequest, ReadTx, Reads, WriteTx};
 
+/// Entry points of the fuzz targets (`fuzz/`), built only under cargo-fuzz.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    /// Decode arbitrary bytes as every stored record type (see `codec`).
+    pub fn decode_every_record_type(bytes: &[u8]) {
+        super::codec::decode_as_every_type(bytes);
+    }
+}
+
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u64 = 6;
 
