@@ -108,6 +108,23 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The server key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Rotate the server key of the server running on the data directory (through its
+    /// admin socket): a new key version hashes and seals from now on, TOTP seeds and
+    /// invitation tokens are re-sealed under it, and what was made under older versions
+    /// keeps working. `server.key` then holds every version: back it up again.
+    Rotate {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +318,9 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
     match command {
         Command::Policy { command } => run_policy(command),
         Command::Backup { data, out } => backup(&data, &out),
+        Command::Key {
+            command: KeyCommand::Rotate { data },
+        } => operator_call(&data, "key.rotate"),
         Command::Restore { data, key, file } => {
             let dir = crate::app::DataDir::new(&data.data_dir);
             let restored = quietly(|| dir.restore(&file, &key))
@@ -325,7 +345,7 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
         }
         Command::Check { data } => {
             let dir = crate::app::DataDir::new(&data.data_dir);
-            dir.server_key(false)?;
+            dir.server_keys(false)?;
             let path = dir.database();
             let report = quietly(|| crate::store::check(&path));
             let (records, mut problems, audit) = match report {

@@ -739,3 +739,115 @@ fn a_lockout_survives_a_restart_even_a_kill() {
     );
     assert_eq!(other_login.status, 200, "{:?}", other_login.body);
 }
+
+fn rotate(server: &Server) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["key", "rotate", "--data-dir"])
+        .arg(server.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `latchkey key rotate`: a new key version from then on, and everything made under the
+/// old one keeps working (API keys, sessions, recovery codes), the TOTP seed re-sealed
+/// under the new key; across a restart too. The data directory then needs every version:
+/// the old 32-byte key alone is refused.
+#[test]
+fn a_rotated_server_key_keeps_old_material_working() {
+    let server = start_server();
+    admin_password(&server);
+    let email = admin_email(&server);
+    let key = server.admin_key.clone();
+    let seed = enroll(&server, None, &key);
+    let confirmed_at = unix_now();
+    let confirmed = server.post(
+        &key,
+        "/me/mfa/totp/confirm",
+        json!({"code": totp_at(&seed, confirmed_at)}),
+    );
+    assert_eq!(confirmed.status, 200, "{:?}", confirmed.body);
+    let recovery = confirmed.body["recovery_codes"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = cookie_of(&login(
+        &server,
+        json!({"email": email, "password": PASSWORD, "recovery_code": recovery}),
+    ));
+    let recovery = confirmed.body["recovery_codes"][1]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = server.dir.path().join("data");
+    let old_key = std::fs::read(data.join("server.key")).unwrap();
+    assert_eq!(old_key.len(), 32);
+
+    let rotated = rotate(&server);
+    assert_eq!(rotated["ok"], true, "{rotated}");
+    assert_eq!(rotated["version"], 2);
+    assert_eq!(rotated["versions"], json!([1, 2]));
+    assert_eq!(rotated["resealed_totp_seeds"], 1);
+    let file = std::fs::read_to_string(data.join("server.key")).unwrap();
+    assert!(
+        file.starts_with("latchkey-keyring v1\n1 "),
+        "{}",
+        file.len()
+    );
+    assert_eq!(file.lines().count(), 3);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("server.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let check_all = |server: &Server, new_key: &str| {
+        // Made before the rotation: the API key, the session, a recovery code.
+        assert_eq!(server.get(&key, "/me").status, 200);
+        assert_eq!(
+            with_cookie(server, "GET", "/me", &session, None).status,
+            200
+        );
+        // Made after: a key under the new version.
+        assert_eq!(server.get(new_key, "/me").status, 200);
+        let verified = server.post(&key, "/verify", json!({"token": new_key}));
+        assert_eq!(verified.body["valid"], true);
+    };
+    let made = server.post(&key, "/api_keys", json!({"description": "after"}));
+    let new_key = made.body["token"].as_str().unwrap().to_owned();
+    check_all(&server, &new_key);
+    // The re-sealed TOTP seed opens under the new key: a fresh code logs in.
+    let code = totp_at(&seed, confirmed_at + 30);
+    let ok = login(
+        &server,
+        json!({"email": email, "password": PASSWORD, "totp_code": code}),
+    );
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let rescue = json!({"email": email, "password": PASSWORD, "recovery_code": recovery});
+    assert_eq!(login(&server, rescue).status, 200);
+
+    let known = (
+        key.clone(),
+        server.account_id.clone(),
+        server.admin_id.clone(),
+    );
+    let dir = std::sync::Arc::clone(&server.dir);
+    let (status, _) = server.stop();
+    assert!(status.success());
+    // The old key alone does not open the database any more.
+    std::fs::write(data.join("server.key.rotated"), &file).unwrap();
+    std::fs::write(data.join("server.key"), &old_key).unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["verify", "--data-dir"])
+        .arg(&data)
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("lacks one of its versions"));
+    std::fs::rename(data.join("server.key.rotated"), data.join("server.key")).unwrap();
+    let again = crate::api::start_in(dir, &crate::support::policies_dir(), Some(known));
+    check_all(&again, &new_key);
+}

@@ -1,6 +1,8 @@
-//! The data directory: `latchkey.redb` (the database) and `server.key` (the HMAC key
-//! behind every stored token hash). The key is made once, before the first database, and
-//! a database whose key is gone is refused: its tokens could never verify again.
+//! The data directory: `latchkey.redb` (the database) and `server.key` (the HMAC keys
+//! behind every stored token hash and sealed seed). The first key is made once, before the
+//! first database, as 32 raw bytes (version 1); `latchkey key rotate` turns the file into
+//! a keyring of versioned keys. A database whose key is gone is refused: its tokens could
+//! never verify again.
 
 use std::fs;
 use std::io::Write;
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::app::AppError;
-use crate::domain::token::SecretHasher;
+use crate::domain::token::{Keyring, SecretHasher};
 
 const DATABASE: &str = "latchkey.redb";
 const SERVER_KEY: &str = "server.key";
@@ -42,10 +44,7 @@ impl DataDir {
     /// an empty database or no directory at all, is refused, and nothing is created.
     /// (A database beside a fresh key, or a fresh database beside an old key, would
     /// either verify no token or bootstrap a second first administrator.)
-    pub fn server_key(
-        &self,
-        create: bool,
-    ) -> Result<Zeroizing<[u8; SecretHasher::KEY_LEN]>, AppError> {
+    pub fn server_keys(&self, create: bool) -> Result<ServerKeys, AppError> {
         let path = self.key_path();
         let database = self.database();
         let fail = |what: &str, err: std::io::Error| {
@@ -62,19 +61,7 @@ impl DataDir {
             }
         };
         match (fs::read(&path), database_size) {
-            (Ok(bytes), Some(size)) if size > 0 => {
-                let bytes = Zeroizing::new(bytes);
-                let mut key = Zeroizing::new([0u8; SecretHasher::KEY_LEN]);
-                if bytes.len() != key.len() {
-                    return Err(AppError::DataDir(format!(
-                        "{} is not a latchkey server key (expected {} bytes)",
-                        path.display(),
-                        key.len()
-                    )));
-                }
-                key.copy_from_slice(&bytes);
-                Ok(key)
-            }
+            (Ok(bytes), Some(size)) if size > 0 => ServerKeys::parse(&Zeroizing::new(bytes), &path),
             (Ok(_), Some(_)) => Err(AppError::DataDir(format!(
                 "{} is empty (0 bytes): restore it from a backup; latchkey makes a new database only in a directory with neither it nor {}",
                 database.display(),
@@ -103,10 +90,121 @@ impl DataDir {
                     .map_err(|e| fail("cannot create the data directory for", e))?;
                 let key = SecretHasher::generate_key()?;
                 write_private(&path, key.as_ref()).map_err(|e| fail("cannot write", e))?;
-                Ok(key)
+                Ok(ServerKeys(vec![(1, key)]))
             }
             (Err(err), _) => Err(fail("cannot read", err)),
         }
+    }
+}
+
+/// The server keys of `server.key`, by version: 32 raw bytes are one key, version 1 (as
+/// every data directory starts); after a rotation the file is a keyring, a first line
+/// `latchkey-keyring v1` then one `<version> <64 hex digits>` line per key.
+pub struct ServerKeys(Vec<(u32, Zeroizing<[u8; SecretHasher::KEY_LEN]>)>);
+
+impl std::fmt::Debug for ServerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let versions: Vec<u32> = self.0.iter().map(|(v, _)| *v).collect();
+        write!(f, "ServerKeys({versions:?}, [redacted])")
+    }
+}
+
+const KEYRING_HEADER: &str = "latchkey-keyring v1";
+
+impl ServerKeys {
+    fn parse(bytes: &[u8], path: &Path) -> Result<ServerKeys, AppError> {
+        let bad = |why: &str| {
+            AppError::DataDir(format!(
+                "{} is not a latchkey server key ({why})",
+                path.display()
+            ))
+        };
+        if let Ok(raw) = <[u8; SecretHasher::KEY_LEN]>::try_from(bytes) {
+            return Ok(ServerKeys(vec![(1, Zeroizing::new(raw))]));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("expected 32 bytes or a keyring"))?;
+        let mut lines = text.lines();
+        if lines.next() != Some(KEYRING_HEADER) {
+            return Err(bad("expected 32 bytes or a keyring"));
+        }
+        let mut keys = Vec::new();
+        for line in lines.filter(|l| !l.trim().is_empty()) {
+            let (version, hex) = line
+                .split_once(' ')
+                .ok_or_else(|| bad("a keyring line is not `<version> <hex>`"))?;
+            let version: u32 = version
+                .parse()
+                .map_err(|_| bad("a keyring version is not a number"))?;
+            let mut key = Zeroizing::new([0u8; SecretHasher::KEY_LEN]);
+            if hex.len() != 2 * key.len() {
+                return Err(bad("a keyring key is not 64 hex digits"));
+            }
+            for (at, byte) in key.iter_mut().enumerate() {
+                *byte = hex
+                    .get(2 * at..2 * at + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .ok_or_else(|| bad("a keyring key is not 64 hex digits"))?;
+            }
+            keys.push((version, key));
+        }
+        let keys = ServerKeys(keys);
+        keys.keyring().map_err(|e| bad(&e.to_string()))?;
+        Ok(keys)
+    }
+
+    /// The keyring these keys make.
+    pub fn keyring(&self) -> Result<Keyring, AppError> {
+        Ok(Keyring::new(
+            self.0
+                .iter()
+                .map(|(version, key)| (*version, SecretHasher::new(key)))
+                .collect(),
+        )?)
+    }
+
+    /// The versions, ascending.
+    pub fn versions(&self) -> Vec<u32> {
+        let mut versions: Vec<u32> = self.0.iter().map(|(v, _)| *v).collect();
+        versions.sort_unstable();
+        versions
+    }
+
+    /// Add a fresh random key one version past the newest; returns its version.
+    pub fn add_new(&mut self) -> Result<u32, AppError> {
+        let version = self.0.iter().map(|(v, _)| *v).max().unwrap_or(0) + 1;
+        self.0.push((version, SecretHasher::generate_key()?));
+        Ok(version)
+    }
+
+    /// The keyring file's text.
+    fn text(&self) -> Zeroizing<String> {
+        let mut text = Zeroizing::new(format!("{KEYRING_HEADER}\n"));
+        let mut keys: Vec<&(u32, Zeroizing<[u8; SecretHasher::KEY_LEN]>)> = self.0.iter().collect();
+        keys.sort_by_key(|(v, _)| *v);
+        for (version, key) in keys {
+            text.push_str(&version.to_string());
+            text.push(' ');
+            for byte in key.iter() {
+                text.push_str(&format!("{byte:02x}"));
+            }
+            text.push('\n');
+        }
+        text
+    }
+}
+
+impl DataDir {
+    /// Replace `server.key` with `keys`, atomically and durably: written beside it
+    /// (0600), synced, renamed over it, and the directory synced. A crash leaves the old
+    /// file or the new one, never a part.
+    pub fn write_server_keys(&self, keys: &ServerKeys) -> Result<(), AppError> {
+        let path = self.key_path();
+        let staging = self.root.join("server.key.new");
+        let _ = fs::remove_file(&staging);
+        let written = write_private(&staging, keys.text().as_bytes())
+            .and_then(|()| fs::rename(&staging, &path))
+            .and_then(|()| fs::File::open(&self.root)?.sync_all());
+        written.map_err(|e| AppError::DataDir(format!("cannot write {}: {e}", path.display())))
     }
 }
 
@@ -146,16 +244,8 @@ impl DataDir {
         let key_bytes = Zeroizing::new(fs::read(key).map_err(|e| {
             AppError::DataDir(format!("cannot read the server key {}: {e}", key.display()))
         })?);
-        let mut key_material = Zeroizing::new([0u8; SecretHasher::KEY_LEN]);
-        if key_bytes.len() != key_material.len() {
-            return Err(AppError::DataDir(format!(
-                "{} is not a latchkey server key (expected {} bytes)",
-                key.display(),
-                key_material.len()
-            )));
-        }
-        key_material.copy_from_slice(&key_bytes);
-        let fingerprint = super::key_fingerprint(&SecretHasher::new(&key_material));
+        let keys = ServerKeys::parse(&key_bytes, key)?;
+        let fingerprints = super::fingerprints(&keys.keyring()?);
         fs::metadata(backup)
             .map_err(|e| AppError::DataDir(format!("cannot read {}: {e}", backup.display())))?;
 
@@ -169,7 +259,7 @@ impl DataDir {
         // A damaged file can make the storage library panic: that is damage too.
         let judged = copied.and_then(|()| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                judge(&staging, fingerprint)
+                judge(&staging, &fingerprints)
             }))
             .unwrap_or_else(|_| {
                 Ok(Restore::Refused(vec![
@@ -179,7 +269,7 @@ impl DataDir {
         });
         match judged {
             Ok(Restore::Made { report, snapshot }) => {
-                write_private(&key_path, key_material.as_ref()).map_err(|e| {
+                write_private(&key_path, &key_bytes).map_err(|e| {
                     AppError::DataDir(format!("cannot write {}: {e}", key_path.display()))
                 })?;
                 fs::rename(&staging, &database).map_err(|e| {
@@ -203,8 +293,9 @@ impl DataDir {
     }
 }
 
-/// Check a staged backup in full and match its key fingerprint.
-fn judge(staging: &Path, fingerprint: u64) -> Result<Restore, AppError> {
+/// Check a staged backup in full and match its key fingerprints: every key version the
+/// backup records must be in the key file, and be that key.
+fn judge(staging: &Path, fingerprints: &[(u32, u64)]) -> Result<Restore, AppError> {
     let snapshot = match crate::store::describe(staging) {
         Ok(snapshot) => snapshot,
         Err(err) => {
@@ -220,9 +311,14 @@ fn judge(staging: &Path, fingerprint: u64) -> Result<Restore, AppError> {
             crate::store::SCHEMA_VERSION
         )));
     }
-    if snapshot.key_fingerprint.is_some_and(|f| f != fingerprint) {
+    let matches = snapshot.key_fingerprints.iter().all(|(version, recorded)| {
+        fingerprints
+            .iter()
+            .any(|(v, f)| v == version && f == recorded)
+    });
+    if !matches {
         return Err(AppError::DataDir(
-            "the server key given is not the one this backup was made with: no stored token, session or TOTP seed would work; give the server.key of the backed-up data directory".into(),
+            "the server key given is not the one this backup was made with (or lacks one of its versions): no stored token, session or TOTP seed would work; give the server.key of the backed-up data directory".into(),
         ));
     }
     let report = crate::store::check(staging).map_err(AppError::Store)?;

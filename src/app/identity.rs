@@ -190,7 +190,12 @@ impl Latchkey {
     fn mailed_link(&self, found: &User, purpose: LinkPurpose) -> Result<MailedLink, AppError> {
         let now = self.now();
         let secret = random_secret()?;
-        let key = self.hasher.hash(secret.expose().as_bytes()).0;
+        let key = self
+            .keys
+            .load()
+            .current()
+            .hash(secret.expose().as_bytes())
+            .0;
         let expires_at = Timestamp::from_millis(now.as_millis() + session::RESET_LIFETIME_MS);
         let link = UserLink {
             user: found.id,
@@ -210,9 +215,9 @@ impl Latchkey {
     /// went to is still the user's.
     pub fn prove_email(&self, secret: &str) -> Result<(), AppError> {
         let now = self.now();
-        let key = self.hasher.hash(secret.as_bytes()).0;
         let invalid = || DomainError::invalid("token", "is not valid: used, expired or unknown");
         self.store.write(|tx| {
+            let key = self.stored_link_key(tx, secret)?.ok_or_else(invalid)?;
             let link = tx
                 .user_link(&key)?
                 .filter(|l| now < l.expires_at && !l.purpose.resets_password())

@@ -67,7 +67,7 @@ fn own_roles(tx: &impl Reads, account: AccountId, actor: Actor) -> Result<Option
 
 impl Latchkey {
     fn token_hash(&self, token: &str) -> [u8; 32] {
-        self.hasher.hash(token.as_bytes()).0
+        self.keys.load().current().hash(token.as_bytes()).0
     }
 
     /// Invite `email` to `account` with `roles` and tenant role `assignments`.
@@ -235,7 +235,9 @@ impl Latchkey {
         acceptor: Acceptor<'_>,
     ) -> Result<Joined, AppError> {
         let now = self.now();
-        let presented = self.token_hash(token);
+        // Under each key: an invitation made before a key rotation keeps its hash.
+        let keys = self.keys.load();
+        let presented: Vec<[u8; 32]> = keys.hashes(token.as_bytes()).map(|h| h.0).collect();
         let invalid = || DomainError::invalid("token", "is not valid for this invitation");
         // A new person's password is checked and hashed before the write (argon2 is slow).
         let new_password = match acceptor {
@@ -260,7 +262,10 @@ impl Latchkey {
         };
         self.store.write(|tx| {
             let mut invitation = tx.invitation(id)?.ok_or_else(invalid)?;
-            if !bool::from(invitation.token_hash.ct_eq(&presented)) {
+            if !presented
+                .iter()
+                .any(|hash| bool::from(invitation.token_hash.ct_eq(hash)))
+            {
                 return Err(invalid().into());
             }
             match invitation.state_name(now) {

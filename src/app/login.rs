@@ -439,9 +439,38 @@ pub(super) fn random_secret() -> Result<Secret, AppError> {
 }
 
 impl Latchkey {
-    /// The keyed hash a session or reset link is stored under.
+    /// The keyed hash a new session or link is stored under (the current key).
     fn secret_key(&self, secret: &str) -> [u8; 32] {
-        self.hasher.hash(secret.as_bytes()).0
+        self.keys.load().current().hash(secret.as_bytes()).0
+    }
+
+    /// The key a stored session of `secret` is under, if there is one: its hash under
+    /// each server key, newest first (one made before a key rotation is under an older).
+    fn stored_session_key(
+        &self,
+        tx: &impl Reads,
+        secret: &str,
+    ) -> Result<Option<[u8; 32]>, AppError> {
+        for hash in self.keys.load().hashes(secret.as_bytes()) {
+            if tx.session(&hash.0)?.is_some() {
+                return Ok(Some(hash.0));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The key a stored one-time link (reset, email proof) of `secret` is under.
+    pub(super) fn stored_link_key(
+        &self,
+        tx: &impl Reads,
+        secret: &str,
+    ) -> Result<Option<[u8; 32]>, AppError> {
+        for hash in self.keys.load().hashes(secret.as_bytes()) {
+            if tx.user_link(&hash.0)?.is_some() {
+                return Ok(Some(hash.0));
+            }
+        }
+        Ok(None)
     }
 
     /// Check `new` against the rules and `user`'s own words, and hash it.
@@ -509,10 +538,10 @@ impl Latchkey {
     /// any earlier proof. Recorded in every account the user belongs to.
     pub fn reset_password(&self, secret: &str, new: &str) -> Result<(), AppError> {
         let now = self.now();
-        let key = self.secret_key(secret);
         let invalid = || DomainError::invalid("token", "is not valid: used, expired or unknown");
-        let (link, user) = {
+        let (key, link, user) = {
             let read = self.store.read()?;
+            let key = self.stored_link_key(&read, secret)?.ok_or_else(invalid)?;
             let link = read
                 .user_link(&key)?
                 .filter(|l| now < l.expires_at && l.purpose.resets_password())
@@ -520,7 +549,7 @@ impl Latchkey {
             let user = read
                 .user(link.user)?
                 .ok_or_else(|| DomainError::NotFound(link.user.into()))?;
-            (link, user)
+            (key, link, user)
         };
         let phc = self.new_password_hash(&user, new)?;
         self.store.write(|tx| {
@@ -713,10 +742,12 @@ impl Latchkey {
 
     /// The live session whose cookie secret is `secret`.
     pub fn session(&self, secret: &str) -> Result<Session, AppError> {
-        let session = self
-            .store
-            .read()?
-            .session(&self.secret_key(secret))?
+        let read = self.store.read()?;
+        let key = self.stored_session_key(&read, secret)?;
+        let session = key
+            .map(|key| read.session(&key))
+            .transpose()?
+            .flatten()
             .filter(|s| s.live(self.now()))
             .ok_or_else(|| AppError::Unauthenticated("the session is not valid".into()))?;
         Ok(session)

@@ -18,6 +18,7 @@ use crate::domain::id::UserId;
 use crate::domain::session::TotpRecord;
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
+use crate::domain::token::{Keyring, SecretHasher};
 use crate::store::Reads;
 
 /// Recovery codes made at enrollment.
@@ -50,12 +51,13 @@ pub(super) enum Sealed {
     InvitationToken,
 }
 
-fn sealing_key(latchkey: &Latchkey, purpose: Sealed) -> Result<LessSafeKey, AppError> {
+/// The AES-256-GCM key for `purpose` derived from one server key.
+fn sealing_key(key: &SecretHasher, purpose: Sealed) -> Result<LessSafeKey, AppError> {
     let label: &[u8] = match purpose {
         Sealed::TotpSeed => b"latchkey totp seed sealing v1",
         Sealed::InvitationToken => b"latchkey invitation token sealing v1",
     };
-    let derived = Zeroizing::new(latchkey.hasher.hash(label).0);
+    let derived = Zeroizing::new(key.hash(label).0);
     let unbound = UnboundKey::new(&AES_256_GCM, derived.as_ref())
         .map_err(|_| AppError::DataDir("the seed sealing key could not be made".into()))?;
     Ok(LessSafeKey::new(unbound))
@@ -94,48 +96,78 @@ fn actor(user: UserId) -> Actor {
 }
 
 impl Latchkey {
-    /// Seal `seed` (AES-256-GCM, random nonce) under the key for `purpose`.
+    /// Seal `seed` (AES-256-GCM, random nonce) under the current key for `purpose`.
     pub(super) fn seal(&self, purpose: Sealed, seed: &[u8]) -> Result<Vec<u8>, AppError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| DomainError::RandomnessUnavailable)?;
-        let mut sealed = seed.to_vec();
-        sealing_key(self, purpose)?
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
-                &mut sealed,
-            )
-            .map_err(|_| AppError::DataDir("sealing the TOTP seed failed".into()))?;
-        Ok(nonce.iter().copied().chain(sealed).collect())
+        seal_under(self.keys.load().current(), purpose, seed)
     }
 
-    /// Open what [`Self::seal`] sealed for `purpose`.
+    /// Open what [`Self::seal`] sealed for `purpose`, under whichever server key it was
+    /// sealed with.
     pub(super) fn unseal(
         &self,
         purpose: Sealed,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, AppError> {
-        let (nonce, body) = sealed
-            .split_at_checked(NONCE_LEN)
-            .ok_or_else(|| AppError::DataDir("a sealed TOTP seed is truncated".into()))?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| AppError::DataDir("a sealed TOTP seed is truncated".into()))?;
-        let mut body = Zeroizing::new(body.to_vec());
-        let seed = sealing_key(self, purpose)?
-            .open_in_place(nonce, Aad::empty(), &mut body)
-            .map_err(|_| AppError::DataDir("a sealed TOTP seed does not open".into()))?;
-        Ok(Zeroizing::new(seed.to_vec()))
+        unseal_under(&self.keys.load(), purpose, sealed)
     }
 
     fn recovery_hash(&self, code: &str) -> [u8; 32] {
-        let normalized: String = code
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        self.hasher.hash(normalized.as_bytes()).0
+        self.keys
+            .load()
+            .current()
+            .hash(normalized_code(code).as_bytes())
+            .0
     }
+}
 
+/// Seal `seed` under `key` for `purpose`.
+pub(super) fn seal_under(
+    key: &SecretHasher,
+    purpose: Sealed,
+    seed: &[u8],
+) -> Result<Vec<u8>, AppError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|_| DomainError::RandomnessUnavailable)?;
+    let mut sealed = seed.to_vec();
+    sealing_key(key, purpose)?
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::empty(),
+            &mut sealed,
+        )
+        .map_err(|_| AppError::DataDir("sealing the TOTP seed failed".into()))?;
+    Ok(nonce.iter().copied().chain(sealed).collect())
+}
+
+/// Open what was sealed for `purpose` under any key of `keys` (newest first).
+pub(super) fn unseal_under(
+    keys: &Keyring,
+    purpose: Sealed,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    let (nonce, body) = sealed
+        .split_at_checked(NONCE_LEN)
+        .ok_or_else(|| AppError::DataDir("a sealed TOTP seed is truncated".into()))?;
+    for (_, key) in keys.newest_first() {
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| AppError::DataDir("a sealed TOTP seed is truncated".into()))?;
+        let mut body = Zeroizing::new(body.to_vec());
+        if let Ok(seed) = sealing_key(key, purpose)?.open_in_place(nonce, Aad::empty(), &mut body) {
+            return Ok(Zeroizing::new(seed.to_vec()));
+        }
+    }
+    Err(AppError::DataDir("a sealed TOTP seed does not open".into()))
+}
+
+/// A recovery code as it is hashed: its letters and digits, lower case.
+fn normalized_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+impl Latchkey {
     /// Whether `user` has a confirmed TOTP enrollment.
     pub fn mfa_enrolled(&self, user: UserId) -> Result<bool, AppError> {
         Ok(self.store.read()?.totp(user)?.is_some_and(|r| r.confirmed))
@@ -259,11 +291,15 @@ impl Latchkey {
                 None => Ok(false),
             },
             SecondFactor::Recovery(code) => {
-                let hash = self.recovery_hash(code);
+                // Under each key: codes made before a key rotation keep their hashes.
+                let keys = self.keys.load();
+                let normalized = normalized_code(code);
+                let hashes: Vec<[u8; 32]> =
+                    keys.hashes(normalized.as_bytes()).map(|h| h.0).collect();
                 let position = found
                     .recovery
                     .iter()
-                    .position(|stored| bool::from(stored.ct_eq(&hash)));
+                    .position(|stored| hashes.iter().any(|hash| bool::from(stored.ct_eq(hash))));
                 match position {
                     Some(i) => {
                         found.recovery.remove(i);

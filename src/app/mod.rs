@@ -11,6 +11,7 @@ mod data_dir;
 mod identity;
 mod invite;
 mod ip;
+mod keys;
 mod login;
 mod mfa;
 mod policies;
@@ -30,7 +31,7 @@ use crate::domain::event::{Action, Actor, Event, Snapshot};
 use crate::domain::id::{AccountId, BotId, UserId};
 use crate::domain::ssh::SshPublicKey;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
-use crate::domain::token::{self, Secret, SecretHasher, TokenFormatError, TokenKind};
+use crate::domain::token::{self, Keyring, Secret, SecretHasher, TokenFormatError, TokenKind};
 use crate::domain::user::{
     self, Email, MemberChange, MemberState, Membership, Roles, RolesPatch, User,
 };
@@ -42,6 +43,7 @@ use identity::record_user_change;
 pub use identity::{MailedLink, Me};
 pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
+pub use keys::KeyRotation;
 pub use login::{LoggedIn, PasswordCost, Recovered};
 pub use mfa::{Enrollment, SecondFactor};
 pub use policies::{LivePolicy, LiveSet};
@@ -244,11 +246,15 @@ pub struct Joined {
 /// or an application action would decide alone, widening what the built-ins grant.
 pub const REQUIRED_POLICIES: [&str; 2] = ["account-rbac", "tenant-roles"];
 
-/// An open latchkey: the store, the server's secret hasher, the policies and the clock.
+/// An open latchkey: the store, the server's keys, the policies and the clock.
 #[derive(Debug)]
 pub struct Latchkey {
     store: Store,
-    hasher: SecretHasher,
+    /// The server keys; replaced whole by a rotation.
+    keys: arc_swap::ArcSwap<Keyring>,
+    data_dir: DataDir,
+    /// One key rotation at a time.
+    rotation: std::sync::Mutex<()>,
     policies: Option<PolicyEngine>,
     gates: ip::GateCache,
     principals: authz::PrincipalCache,
@@ -272,16 +278,17 @@ impl Latchkey {
             None => None,
         };
         let dir = DataDir::new(&config.data_dir);
-        let key = dir.server_key(config.create)?;
+        let keyring = dir.server_keys(config.create)?.keyring()?;
         let store = Store::open(&dir.database())?;
         dir.restrict_database()?;
-        let hasher = SecretHasher::new(&key);
-        // The database remembers which key it was made with: another 32 bytes in
+        // The database remembers which keys it was made with: another 32 bytes in
         // server.key would start a server that verifies no token and says nothing.
-        store.check_key_fingerprint(key_fingerprint(&hasher))?;
+        store.check_key_fingerprints(&fingerprints(&keyring))?;
         let lk = Latchkey {
             store,
-            hasher,
+            keys: arc_swap::ArcSwap::from_pointee(keyring),
+            data_dir: dir,
+            rotation: std::sync::Mutex::new(()),
             policies,
             gates: ip::GateCache::default(),
             principals: authz::PrincipalCache::default(),
@@ -348,7 +355,7 @@ impl Latchkey {
     /// only: nothing is created).
     pub fn migrate(data_dir: &Path) -> Result<Vec<&'static str>, AppError> {
         let dir = DataDir::new(data_dir);
-        dir.server_key(false)?;
+        dir.server_keys(false)?;
         Ok(Store::migrate(&dir.database())?)
     }
 
@@ -871,7 +878,7 @@ impl Latchkey {
             .kind
             .token_kind()
             .ok_or(DomainError::NotApplicable("not a token credential"))?;
-        let (secret, hash) = self.hasher.mint(kind, credential.id.raw)?;
+        let (secret, hash) = self.keys.load().current().mint(kind, credential.id.raw)?;
         tx.insert_credential(credential, Some(hash))?;
         let action = Action::CredentialCreated(credential.id.kind);
         record(
@@ -988,7 +995,7 @@ impl Latchkey {
                 .kind
                 .token_kind()
                 .ok_or(DomainError::NotApplicable("not a token credential"))?;
-            let (secret, hash) = self.hasher.mint(kind, id.raw)?;
+            let (secret, hash) = self.keys.load().current().mint(kind, id.raw)?;
             tx.set_secret(&credential, hash)?;
             record(
                 tx,
@@ -1032,7 +1039,7 @@ impl Latchkey {
         })?;
         self.store
             .index()
-            .verify_token(&parsed, &self.hasher, self.now())
+            .verify_token(&parsed, &self.keys.load(), self.now())
     }
 
     /// Whose SSH public key is this?
@@ -1373,7 +1380,15 @@ impl Latchkey {
     }
 }
 
-/// What the database records of its server key: 64 bits of a keyed hash of a fixed label,
+/// What the database records of each server key: (version, fingerprint).
+pub(crate) fn fingerprints(keyring: &Keyring) -> Vec<(u32, u64)> {
+    keyring
+        .newest_first()
+        .map(|(version, key)| (version, key_fingerprint(key)))
+        .collect()
+}
+
+/// What the database records of a server key: 64 bits of a keyed hash of a fixed label,
 /// enough to tell another key apart and nothing about the key itself.
 fn key_fingerprint(hasher: &SecretHasher) -> u64 {
     let hash = hasher.hash(b"latchkey server key fingerprint v1").0;

@@ -258,6 +258,71 @@ impl fmt::Debug for SecretHasher {
     }
 }
 
+/// The server's keys by version: the newest hashes and seals everything made from now
+/// on; older ones (the keys before a rotation) still verify and unseal what was made
+/// under them, until it is rotated, re-sealed or expires.
+#[derive(Clone)]
+pub struct Keyring {
+    current: (u32, SecretHasher),
+    /// Descending by version.
+    older: Vec<(u32, SecretHasher)>,
+}
+
+impl Keyring {
+    /// The keyring of `keys` (version, key), in any order; versions must be distinct and
+    /// there must be at least one.
+    pub fn new(mut keys: Vec<(u32, SecretHasher)>) -> Result<Keyring, DomainError> {
+        keys.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+        if keys.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
+            return Err(DomainError::invalid(
+                "server key",
+                "two keys of the keyring have the same version",
+            ));
+        }
+        let mut keys = keys.into_iter();
+        let current = keys.next().ok_or_else(|| {
+            DomainError::invalid("server key", "a keyring needs at least one key")
+        })?;
+        Ok(Keyring {
+            current,
+            older: keys.collect(),
+        })
+    }
+
+    /// The key everything new is hashed and sealed under.
+    pub fn current(&self) -> &SecretHasher {
+        &self.current.1
+    }
+
+    /// The current key's version.
+    pub fn current_version(&self) -> u32 {
+        self.current.0
+    }
+
+    /// Every key with its version, newest first: where lookups of older material go.
+    pub fn newest_first(&self) -> impl Iterator<Item = (u32, &SecretHasher)> {
+        std::iter::once((self.current.0, &self.current.1))
+            .chain(self.older.iter().map(|(version, key)| (*version, key)))
+    }
+
+    /// The keyed hash of `secret` under each key, newest first: a stored hash made under
+    /// any of them is one of these.
+    pub fn hashes<'a>(&'a self, secret: &'a [u8]) -> impl Iterator<Item = SecretHash> + 'a {
+        self.newest_first().map(move |(_, key)| key.hash(secret))
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field(
+                "versions",
+                &self.newest_first().map(|(v, _)| v).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,8 @@
 //! answered only for a peer running as the socket's owner (the service user) or root.
 //! What acts on the whole appliance goes through it (and through signals), never through
 //! the network API, whose callers are accounts: the live policy set (`latchkey policy
-//! list`, `latchkey policy reload`) and backups (`latchkey backup`: a snapshot holds every
-//! account).
+//! list`, `latchkey policy reload`), backups (`latchkey backup`: a snapshot holds every
+//! account) and the server key (`latchkey key rotate`).
 //!
 //! The protocol is one JSON line each way: `{"op": "policy.list"}` in, `{"ok": true, …}`
 //! or `{"ok": false, "error": "…"}` out, then the connection closes. A backup's answer
@@ -152,7 +152,7 @@ impl Snapshot {
             "schema_version": made.schema_version,
             "commits": made.commits,
             "rows": made.rows,
-            "key_fingerprint": made.key_fingerprint.map(|f| format!("{f:016x}")),
+            "key_versions": made.key_fingerprints.iter().map(|(v, _)| v).collect::<Vec<_>>(),
         });
         Ok(snapshot)
     }
@@ -224,6 +224,22 @@ fn refused(why: &str) -> Value {
 
 /// Run one operation for the operator.
 fn run(lk: &Latchkey, op: &str) -> Value {
+    if op == "key.rotate" {
+        return match lk.rotate_key() {
+            Ok(done) => json!({
+                "ok": true,
+                "version": done.version,
+                "versions": done.versions,
+                "resealed_totp_seeds": done.resealed_totp,
+                "resealed_invitations": done.resealed_invitations,
+                "note": "new tokens, sessions, links and sealed secrets use the new key; those made before keep working under the older one until rotated or expired. Back up server.key again: it now holds every version",
+            }),
+            Err(err) => {
+                tracing::error!(error = %err, "the operator's key rotation failed");
+                refused(&format!("the key was not rotated: {err}"))
+            }
+        };
+    }
     let answer = match op {
         "policy.list" => lk.live_policies(),
         "policy.reload" => {
@@ -243,7 +259,7 @@ fn run(lk: &Latchkey, op: &str) -> Value {
         }
         other => {
             return refused(&format!(
-                "unknown op {other:?}: policy.list, policy.reload, backup"
+                "unknown op {other:?}: policy.list, policy.reload, backup, key.rotate"
             ));
         }
     };

@@ -22,9 +22,9 @@ pub struct Snapshot {
     pub commits: u64,
     /// Rows copied, over every table.
     pub rows: u64,
-    /// The fingerprint of the server key the database was made with: a restore needs
-    /// that key.
-    pub key_fingerprint: Option<u64>,
+    /// The fingerprints of the server keys the database was made with, by version: a
+    /// restore needs every one of them.
+    pub key_fingerprints: Vec<(u32, u64)>,
 }
 
 impl Store {
@@ -60,7 +60,7 @@ impl Store {
             schema_version: read.meta(meta::SCHEMA_VERSION)?.unwrap_or(0),
             commits: read.meta(meta::COMMITS)?.unwrap_or(0),
             rows,
-            key_fingerprint: read.meta(meta::KEY_FINGERPRINT)?,
+            key_fingerprints: read.key_fingerprints()?,
         })
     }
 }
@@ -74,7 +74,7 @@ pub fn describe(path: &Path) -> Result<Snapshot, StoreError> {
         schema_version: read.meta(meta::SCHEMA_VERSION)?.unwrap_or(0),
         commits: read.meta(meta::COMMITS)?.unwrap_or(0),
         rows: 0,
-        key_fingerprint: read.meta(meta::KEY_FINGERPRINT)?,
+        key_fingerprints: read.key_fingerprints()?,
     })
 }
 

@@ -83,7 +83,7 @@ pub enum StoreError {
     Unavailable(String),
     /// The server key is not the one the database was made with.
     #[error(
-        "server.key is not the key this database was made with: no stored token would verify; restore the key that belongs with this database"
+        "server.key is not the key this database was made with (or lacks one of its versions): no stored token would verify; restore the key that belongs with this database"
     )]
     WrongKey,
     /// A rule the store checks (uniqueness, existence) refused the change.
@@ -562,15 +562,31 @@ impl Store {
         self.write(|tx| tx.set_meta(meta::HEARTBEAT, now))
     }
 
-    /// Check that the server key is the one this database was made with (`fingerprint`
-    /// of it), recording it on first use: a database from before fingerprints learns it
-    /// once, from the key it is opened with.
-    pub fn check_key_fingerprint(&self, fingerprint: u64) -> Result<(), StoreError> {
-        match self.read()?.meta(meta::KEY_FINGERPRINT)? {
-            Some(found) if found == fingerprint => Ok(()),
-            Some(_) => Err(StoreError::WrongKey),
-            None => self.write(|tx| tx.set_meta(meta::KEY_FINGERPRINT, fingerprint)),
+    /// Check that the server keys are the ones this database was made with: every key
+    /// version it records must be among `keys` (version, fingerprint) with that
+    /// fingerprint. Versions it does not record yet are recorded (a database from before
+    /// fingerprints, or a rotation that wrote the key file but not yet the database).
+    pub fn check_key_fingerprints(&self, keys: &[(u32, u64)]) -> Result<(), StoreError> {
+        let recorded = self.read()?.key_fingerprints()?;
+        for (version, fingerprint) in &recorded {
+            if !keys.contains(&(*version, *fingerprint)) {
+                return Err(StoreError::WrongKey);
+            }
         }
+        let new: Vec<(u32, u64)> = keys
+            .iter()
+            .filter(|(v, _)| !recorded.iter().any(|(r, _)| r == v))
+            .copied()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            for (version, fingerprint) in &new {
+                tx.set_key_fingerprint(*version, *fingerprint)?;
+            }
+            Ok(())
+        })
     }
 
     /// Bring an existing file to the current schema; returns the steps that ran.

@@ -369,12 +369,25 @@ fn a_migration_that_would_merge_two_account_names_stops_and_names_them() {
 fn the_key_fingerprint_is_learned_once_and_then_held_to() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
-    store.check_key_fingerprint(41).unwrap();
-    store.check_key_fingerprint(41).unwrap();
+    store.check_key_fingerprints(&[(1, 41)]).unwrap();
+    store.check_key_fingerprints(&[(1, 41)]).unwrap();
     assert!(matches!(
-        store.check_key_fingerprint(42),
+        store.check_key_fingerprints(&[(1, 42)]),
         Err(StoreError::WrongKey)
     ));
+    // A rotated keyring: the new version is learned, and from then on needed.
+    store.check_key_fingerprints(&[(2, 77), (1, 41)]).unwrap();
+    assert!(matches!(
+        store.check_key_fingerprints(&[(1, 41)]),
+        Err(StoreError::WrongKey)
+    ));
+    assert!(matches!(
+        store.check_key_fingerprints(&[(2, 78), (1, 41)]),
+        Err(StoreError::WrongKey)
+    ));
+    store
+        .check_key_fingerprints(&[(1, 41), (2, 77), (3, 5)])
+        .unwrap();
 }
 
 /// The audit's finding: a flipped byte inside a stored bot was served as another name.

@@ -882,8 +882,18 @@ impl Reads for ReadTx {}
 pub(crate) mod meta {
     /// The schema the file is at.
     pub const SCHEMA_VERSION: &str = "schema_version";
-    /// A fingerprint of the server key the file was made with.
+    /// A fingerprint of the server key the file was made with (version 1); a later
+    /// version `n` is recorded under this name with `_v<n>` after it.
     pub const KEY_FINGERPRINT: &str = "server_key_fingerprint";
+
+    /// The name a key version's fingerprint is recorded under.
+    pub fn key_fingerprint(version: u32) -> String {
+        if version == 1 {
+            KEY_FINGERPRINT.to_owned()
+        } else {
+            format!("{KEY_FINGERPRINT}_v{version}")
+        }
+    }
     /// Write transactions committed to the file, ever: after a failed commit, whether it
     /// reached the file anyway.
     pub const COMMITS: &str = "commits";
@@ -899,6 +909,27 @@ impl ReadTx {
     /// A value of the metadata table.
     pub(crate) fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
+    }
+
+    /// The server key fingerprints the file records, by key version.
+    pub(crate) fn key_fingerprints(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let table = self.txn.open_table(META)?;
+        let mut found = Vec::new();
+        for row in table.range(meta::KEY_FINGERPRINT..)? {
+            let (key, value) = row?;
+            let Some(rest) = key.value().strip_prefix(meta::KEY_FINGERPRINT) else {
+                break;
+            };
+            let version = match rest.strip_prefix("_v") {
+                None if rest.is_empty() => Some(1),
+                Some(n) => n.parse().ok(),
+                None => None,
+            };
+            if let Some(version) = version {
+                found.push((version, value.value()));
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -1427,6 +1458,33 @@ impl WriteTx {
     pub(crate) fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
         self.txn.open_table(META)?.insert(key, value)?;
         Ok(())
+    }
+
+    /// Record the fingerprint of server key `version`.
+    pub fn set_key_fingerprint(
+        &mut self,
+        version: u32,
+        fingerprint: u64,
+    ) -> Result<(), StoreError> {
+        self.set_meta(&meta::key_fingerprint(version), fingerprint)
+    }
+
+    /// Every user's TOTP enrollment (to re-seal the seeds under a new key).
+    pub fn all_totp(&self) -> Result<Vec<(UserId, TotpRecord)>, StoreError> {
+        let table = self.txn.open_table(TOTP)?;
+        let rows = table.iter()?;
+        rows.map(|row| {
+            let (key, value) = row?;
+            Ok((UserId(key.value()), codec::decode(value.value())?))
+        })
+        .collect()
+    }
+
+    /// Every invitation of every account (to re-seal their tokens under a new key).
+    pub fn all_invitations(&self) -> Result<Vec<Invitation>, StoreError> {
+        let table = self.txn.open_table(INVITATIONS)?;
+        let rows = table.iter()?;
+        rows.map(|row| codec::decode(row?.1.value())).collect()
     }
 
     /// Write a rate limiter's recent attempts per key; an empty list removes the key.
