@@ -278,3 +278,125 @@ fn crash_trials_lose_no_acknowledged_write_and_keep_the_chain() {
         acknowledged.len()
     );
 }
+
+/// Audit retention: the operator exports the events before a time (JSON lines that
+/// verify on their own, a damaged copy does not), prunes exactly those, and the rest of
+/// each chain stays verifiable from the anchored checkpoint. Pruning the same export
+/// twice, or an export that does not verify, removes nothing.
+#[test]
+fn old_events_are_exported_verified_pruned_and_the_chain_still_verifies() {
+    let server = start_server();
+    let _keep = Arc::clone(&server.dir);
+    let data = server.dir.path().join("data");
+    let key = server.admin_key.clone();
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            server
+                .post(&key, "/bot_users", json!({"name": name}))
+                .status,
+            201
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1_100));
+    let cut = latchkey::domain::time::Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    for name in ["d", "e"] {
+        assert_eq!(
+            server
+                .post(&key, "/bot_users", json!({"name": name}))
+                .status,
+            201
+        );
+    }
+    let before_prune = server.get(&key, "/events?limit=100").body["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    let work = tempfile::tempdir().unwrap();
+    let export = work.path().join("export.jsonl");
+    let out = latchkey(&[
+        "audit".as_ref(),
+        "export".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--before".as_ref(),
+        cut.to_rfc3339().as_ref(),
+        "--out".as_ref(),
+        export.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let said = answer(&out);
+    assert_eq!(said["verified"], true, "{said}");
+    let exported = said["events"].as_u64().unwrap();
+    assert_eq!(exported as usize, before_prune - 2, "{said}");
+
+    // A damaged copy does not verify, and is not pruned.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let damaged = work.path().join("damaged.jsonl");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut event: Value = serde_json::from_str(&lines[2]).unwrap();
+    let bytes = event["bytes"].as_str().unwrap().to_owned();
+    let flipped = if bytes.starts_with('A') { "B" } else { "A" };
+    event["bytes"] = Value::String(format!("{flipped}{}", &bytes[1..]));
+    lines[2] = event.to_string();
+    std::fs::write(&damaged, lines.join("\n")).unwrap();
+    let check = latchkey(&[
+        "audit".as_ref(),
+        "verify-export".as_ref(),
+        damaged.as_os_str(),
+    ]);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let prune = |file: &Path| {
+        latchkey(&[
+            "audit".as_ref(),
+            "prune".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            file.as_os_str(),
+        ])
+    };
+    assert_eq!(prune(&damaged).status.code(), Some(1));
+    assert_eq!(
+        server.get(&key, "/events?limit=100").body["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        before_prune
+    );
+
+    let pruned = prune(&export);
+    assert!(pruned.status.success(), "{pruned:?}");
+    assert_eq!(answer(&pruned)["pruned"], exported);
+    let left = server.get(&key, "/events?limit=100").body;
+    let actions: Vec<&str> = left["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["iam.bot_users.create", "iam.bot_users.create"]);
+    // The same export again: it no longer starts where the chain does.
+    let again = prune(&export);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let verified = latchkey(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert!(verified.status.success(), "{verified:?}");
+    assert_eq!(answer(&verified)["events"], 2);
+    let checked = latchkey(&["check".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
+    assert!(checked.status.success(), "{checked:?}");
+}

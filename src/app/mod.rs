@@ -1070,6 +1070,21 @@ impl Latchkey {
         Ok(self.store.snapshot_into(path)?)
     }
 
+    /// Every account's audit events before `before`, as an export's JSON lines, for the
+    /// host operator (see `store::verify_export`).
+    pub fn export_events(
+        &self,
+        before: Timestamp,
+        out: &mut impl std::io::Write,
+    ) -> Result<Vec<crate::store::ExportedChain>, AppError> {
+        Ok(self.store.export_events(before, out)?)
+    }
+
+    /// Prune exactly what a verified export holds, for the host operator.
+    pub fn prune_events(&self, chains: &[crate::store::ExportedChain]) -> Result<u64, AppError> {
+        Ok(self.store.prune_events(chains)?)
+    }
+
     /// Whether the storage takes writes, for the readiness probe.
     pub fn readiness(&self) -> crate::store::Readiness {
         self.store.readiness()

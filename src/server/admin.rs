@@ -91,16 +91,22 @@ async fn answer(stream: UnixStream, lk: Arc<Latchkey>, owner: u32, data_dir: Pat
     let (reader, mut writer) = stream.into_split();
     let reply = if peer.is_some_and(|uid| uid == owner || uid == 0) {
         match read_request(reader).await {
-            Ok(op) if op == "backup" => {
-                let snapshot = tokio::task::spawn_blocking(move || Snapshot::take(&lk, &data_dir))
-                    .await
-                    .unwrap_or_else(|_| Err("the backup did not complete".to_owned()));
-                match snapshot {
-                    Ok(snapshot) => return snapshot.send(writer).await,
+            Ok((op, request)) if op == "backup" || op == "audit.export" => {
+                let made = tokio::task::spawn_blocking(move || {
+                    if op == "backup" {
+                        Download::snapshot(&lk, &data_dir)
+                    } else {
+                        Download::export(&lk, &data_dir, &request)
+                    }
+                })
+                .await
+                .unwrap_or_else(|_| Err("the operation did not complete".to_owned()));
+                match made {
+                    Ok(download) => return download.send(writer).await,
                     Err(why) => refused(&why),
                 }
             }
-            Ok(op) => tokio::task::spawn_blocking(move || run(&lk, &op))
+            Ok((op, request)) => tokio::task::spawn_blocking(move || run(&lk, &op, &request))
                 .await
                 .unwrap_or_else(|_| refused("the operation did not complete")),
             Err(why) => refused(&why),
@@ -115,46 +121,86 @@ async fn answer(stream: UnixStream, lk: Arc<Latchkey>, owner: u32, data_dir: Pat
     let _ = writer.shutdown().await;
 }
 
-/// A backup made for one peer: a snapshot file in the data directory (so it is as
-/// private as the database), removed once sent or dropped.
-struct Snapshot {
+/// A file made for one peer (a backup's snapshot, an audit export) in the data directory,
+/// so it is as private as the database; streamed after its answer line, and removed once
+/// sent or dropped.
+struct Download {
     path: PathBuf,
     header: Value,
     bytes: u64,
 }
 
-impl Snapshot {
-    fn take(lk: &Latchkey, data_dir: &Path) -> Result<Snapshot, String> {
+impl Download {
+    /// A new, empty download named for `what`.
+    fn new(data_dir: &Path, what: &str) -> Result<Download, String> {
         let mut nonce = [0u8; 8];
         crate::domain::id::os_random(&mut nonce).map_err(|e| e.to_string())?;
-        let path = data_dir.join(format!("backup-{}.redb.partial", hex(&nonce)));
-        let mut snapshot = Snapshot {
-            path,
+        Ok(Download {
+            path: data_dir.join(format!("{what}-{}.partial", hex(&nonce))),
             header: Value::Null,
             bytes: 0,
-        };
+        })
+    }
+
+    /// Seal the file with its size and SHA-256 in the answer line, beside `fields`.
+    fn finish(mut self, fields: Value) -> Result<Download, String> {
+        let (bytes, sha256) =
+            digest(&self.path).map_err(|e| format!("the file could not be read back: {e}"))?;
+        let mut header = json!({"ok": true, "bytes": bytes, "sha256": sha256});
+        if let (Some(header), Value::Object(fields)) = (header.as_object_mut(), fields) {
+            header.extend(fields);
+        }
+        self.bytes = bytes;
+        self.header = header;
+        Ok(self)
+    }
+
+    fn snapshot(lk: &Latchkey, data_dir: &Path) -> Result<Download, String> {
+        let download = Download::new(data_dir, "backup")?;
         let made = lk
-            .snapshot_into(&snapshot.path)
+            .snapshot_into(&download.path)
             .map_err(|e| format!("the snapshot could not be made: {e}"))?;
-        let (bytes, sha256) = digest(&snapshot.path)
-            .map_err(|e| format!("the snapshot could not be read back: {e}"))?;
         tracing::info!(
             commits = made.commits,
             rows = made.rows,
-            bytes,
             "backup taken by the operator"
         );
-        snapshot.bytes = bytes;
-        snapshot.header = json!({
-            "ok": true,
-            "bytes": bytes,
-            "sha256": sha256,
+        download.finish(json!({
             "schema_version": made.schema_version,
             "commits": made.commits,
             "rows": made.rows,
             "key_versions": made.key_fingerprints.iter().map(|(v, _)| v).collect::<Vec<_>>(),
-        });
-        Ok(snapshot)
+        }))
+    }
+
+    /// `{"before": RFC 3339}`: every account's events before then, as an export.
+    fn export(lk: &Latchkey, data_dir: &Path, request: &Value) -> Result<Download, String> {
+        let before = request
+            .get("before")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "audit.export needs before (an RFC 3339 time)".to_owned())
+            .and_then(|text| {
+                crate::domain::time::Timestamp::parse_rfc3339("before", text)
+                    .map_err(|e| e.to_string())
+            })?;
+        let download = Download::new(data_dir, "audit-export")?;
+        let chains = (|| {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&download.path).map_err(|e| e.to_string())?;
+            let mut out = std::io::BufWriter::new(file);
+            lk.export_events(before, &mut out)
+                .map_err(|e| e.to_string())
+        })()
+        .map_err(|e| format!("the export could not be made: {e}"))?;
+        let events: u64 = chains.iter().map(|c| c.next_seq - c.from_seq).sum();
+        tracing::info!(
+            accounts = chains.len(),
+            events,
+            "audit events exported by the operator"
+        );
+        download.finish(json!({"accounts": chains.len(), "events": events}))
     }
 
     async fn send(self, mut writer: tokio::net::unix::OwnedWriteHalf) {
@@ -175,10 +221,53 @@ impl Snapshot {
     }
 }
 
-impl Drop for Snapshot {
+impl Drop for Download {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// The chains of an `audit.prune` request, as `chain_json` writes them.
+fn chains_of(request: &Value) -> Result<Vec<crate::store::ExportedChain>, String> {
+    let list = request
+        .get("chains")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "audit.prune needs chains".to_owned())?;
+    list.iter()
+        .map(|chain| {
+            let text = |name: &str| chain.get(name).and_then(Value::as_str);
+            let number = |name: &str| chain.get(name).and_then(Value::as_u64);
+            let digest = |name: &str| -> Option<[u8; 32]> {
+                let text = text(name)?;
+                let mut out = [0u8; 32];
+                for (i, byte) in out.iter_mut().enumerate() {
+                    *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                (text.len() == 64).then_some(out)
+            };
+            let parsed = || {
+                Some(crate::store::ExportedChain {
+                    account: text("account")?.parse().ok()?,
+                    from_seq: number("from_seq")?,
+                    prev: digest("prev")?,
+                    next_seq: number("next_seq")?,
+                    hash: digest("hash")?,
+                })
+            };
+            parsed().ok_or_else(|| "a chain of audit.prune is malformed".to_owned())
+        })
+        .collect()
+}
+
+/// A chain of an export as `audit.prune` takes it.
+pub fn chain_json(chain: &crate::store::ExportedChain) -> Value {
+    json!({
+        "account": chain.account.to_string(),
+        "from_seq": chain.from_seq,
+        "prev": hex(&chain.prev),
+        "next_seq": chain.next_seq,
+        "hash": hex(&chain.hash),
+    })
 }
 
 /// The size and SHA-256 (hex) of a file.
@@ -201,7 +290,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<String, String> {
+async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<(String, Value), String> {
     let mut line = Vec::new();
     let mut limited =
         tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(reader, MAX_REQUEST as u64));
@@ -211,11 +300,12 @@ async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<String,
         .map_err(|e| format!("the request could not be read: {e}"))?;
     let request: Value =
         serde_json::from_slice(&line).map_err(|e| format!("the request is not JSON: {e}"))?;
-    request
+    let op = request
         .get("op")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| "the request names no op".to_owned())
+        .ok_or_else(|| "the request names no op".to_owned())?;
+    Ok((op, request))
 }
 
 fn refused(why: &str) -> Value {
@@ -223,7 +313,18 @@ fn refused(why: &str) -> Value {
 }
 
 /// Run one operation for the operator.
-fn run(lk: &Latchkey, op: &str) -> Value {
+fn run(lk: &Latchkey, op: &str, request: &Value) -> Value {
+    if op == "audit.prune" {
+        return match chains_of(request)
+            .and_then(|chains| lk.prune_events(&chains).map_err(|e| e.to_string()))
+        {
+            Ok(pruned) => {
+                tracing::info!(pruned, "audit events pruned by the operator");
+                json!({"ok": true, "pruned": pruned})
+            }
+            Err(why) => refused(&format!("nothing was pruned: {why}")),
+        };
+    }
     if op == "key.rotate" {
         return match lk.rotate_key() {
             Ok(done) => json!({
@@ -259,7 +360,7 @@ fn run(lk: &Latchkey, op: &str) -> Value {
         }
         other => {
             return refused(&format!(
-                "unknown op {other:?}: policy.list, policy.reload, backup, key.rotate"
+                "unknown op {other:?}: policy.list, policy.reload, backup, key.rotate, audit.export, audit.prune"
             ));
         }
     };
@@ -287,6 +388,15 @@ pub fn call(data_dir: &Path, op: &str) -> Result<Value, String> {
 
 /// Send `op` and read the answer line; the reader is left at what follows it.
 fn request(data_dir: &Path, op: &str) -> Result<(Value, BufReader<UnixStreamStd>), String> {
+    send(data_dir, &json!({"op": op}))
+}
+
+/// Send a request with parameters (`{"op", …}`) and return the answer.
+pub fn call_with(data_dir: &Path, request: &Value) -> Result<Value, String> {
+    send(data_dir, request).map(|(answer, _)| answer)
+}
+
+fn send(data_dir: &Path, request: &Value) -> Result<(Value, BufReader<UnixStreamStd>), String> {
     let path = data_dir.join(SOCKET);
     let stream = UnixStreamStd::connect(&path).map_err(|e| {
         format!(
@@ -297,7 +407,7 @@ fn request(data_dir: &Path, op: &str) -> Result<(Value, BufReader<UnixStreamStd>
     let talk = |stream: UnixStreamStd| -> std::io::Result<(String, BufReader<UnixStreamStd>)> {
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
         let mut writer = stream.try_clone()?;
-        writer.write_all(format!("{}\n", json!({"op": op})).as_bytes())?;
+        writer.write_all(format!("{request}\n").as_bytes())?;
         let mut reader = BufReader::new(stream);
         let mut answer = String::new();
         reader.read_line(&mut answer)?;
@@ -318,7 +428,22 @@ fn request(data_dir: &Path, op: &str) -> Result<(Value, BufReader<UnixStreamStd>
 /// (0600, written beside it and renamed into place once its size and SHA-256 match the
 /// server's). Returns the server's answer, with `out`; a refusal is returned as is.
 pub fn backup(data_dir: &Path, out: &Path) -> Result<Value, String> {
-    let (mut answer, mut reader) = request(data_dir, "backup")?;
+    let mut answer = download(data_dir, &json!({"op": "backup"}), out)?;
+    if answer.get("ok").and_then(Value::as_bool) == Some(true)
+        && let Some(fields) = answer.as_object_mut()
+    {
+        fields.insert(
+            "key".into(),
+            "not included: keep server.key apart; `latchkey restore --key` needs it".into(),
+        );
+    }
+    Ok(answer)
+}
+
+/// Send `request`, whose answer line is followed by a file, and write the file to `out`
+/// (0600, beside it first, renamed into place once its size and SHA-256 match).
+pub fn download(data_dir: &Path, request: &Value, out: &Path) -> Result<Value, String> {
+    let (mut answer, mut reader) = send(data_dir, request)?;
     if answer.get("ok").and_then(Value::as_bool) != Some(true) {
         return Ok(answer);
     }
@@ -380,10 +505,6 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<Value, String> {
     }
     if let Some(fields) = answer.as_object_mut() {
         fields.insert("out".into(), out.display().to_string().into());
-        fields.insert(
-            "key".into(),
-            "not included: keep server.key apart; `latchkey restore --key` needs it".into(),
-        );
     }
     Ok(answer)
 }

@@ -15,7 +15,7 @@ use crate::domain::event::Event;
 use crate::domain::id::{AccountId, EventId};
 use crate::store::StoreError;
 use crate::store::codec;
-use crate::store::tables::{AUDIT_HEADS, EVENTS};
+use crate::store::tables::{AUDIT_CHECKPOINTS, AUDIT_HEADS, EVENTS};
 
 /// The end of one account's chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +23,27 @@ pub(crate) struct AuditHead {
     pub(crate) next_seq: u64,
     pub(crate) hash: [u8; 32],
     pub(crate) last_event: Option<EventId>,
+}
+
+/// Where an account's retained chain starts once older events were exported and pruned:
+/// the first retained sequence number and the hash of the last pruned event's bytes,
+/// which the first retained event links to (the anchored checkpoint).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AuditCheckpoint {
+    pub(crate) from_seq: u64,
+    pub(crate) prev: [u8; 32],
+}
+
+/// The checkpoint of `account`'s chain (the genesis when nothing was pruned).
+pub(crate) fn checkpoint(
+    table: &impl ReadableTable<u128, &'static [u8]>,
+    account: u128,
+) -> Result<AuditCheckpoint, StoreError> {
+    table
+        .get(account)?
+        .map(|v| codec::decode(v.value()))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// SHA-256 of an event's stored bytes.
@@ -62,6 +83,7 @@ pub(crate) fn verify(db: &Database) -> Result<AuditReport, StoreError> {
     let txn = db.begin_read()?;
     let heads = txn.open_table(AUDIT_HEADS)?;
     let events = txn.open_table(EVENTS)?;
+    let checkpoints = txn.open_table(AUDIT_CHECKPOINTS)?;
     let mut combined = Sha256::new();
     let mut count = 0u64;
     let mut broken = None;
@@ -74,9 +96,11 @@ pub(crate) fn verify(db: &Database) -> Result<AuditReport, StoreError> {
         if broken.is_some() {
             continue;
         }
-        let mut prev = [0u8; 32];
+        // From the anchored checkpoint: the genesis, or where a prune left the chain.
+        let start = checkpoint(&checkpoints, account.0)?;
+        let mut prev = start.prev;
         let mut prev_id: Option<EventId> = None;
-        let mut expected_seq = 0u64;
+        let mut expected_seq = start.from_seq;
         for row in events.range((account.0, 0)..=(account.0, u64::MAX))? {
             let (key, value) = row?;
             let bytes = value.value();

@@ -137,6 +137,7 @@ fn copy_every_table(
     copier.copy(ACCOUNT_CREDENTIALS)?;
     copier.copy(PRINCIPAL_ROLE_ASSIGNMENTS)?;
     copier.copy(RECENT_ATTEMPTS)?;
+    copier.copy(AUDIT_CHECKPOINTS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

@@ -66,6 +66,7 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     every::<Invitation>(&txn, INVITATIONS, &mut report)?;
     every::<EmailProof>(&txn, EMAIL_PROOFS, &mut report)?;
     every::<audit::AuditHead>(&txn, AUDIT_HEADS, &mut report)?;
+    every::<audit::AuditCheckpoint>(&txn, AUDIT_CHECKPOINTS, &mut report)?;
     for row in txn.open_table(SESSIONS)?.iter()? {
         let (_, value) = row?;
         report.records += 1;

@@ -17,7 +17,7 @@ use crate::domain::session::{
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 use crate::store::StoreError;
-use crate::store::audit::AuditHead;
+use crate::store::audit::{AuditCheckpoint, AuditHead};
 
 /// A type stored as a versioned record.
 pub(crate) trait Record: Serialize + DeserializeOwned {
@@ -52,6 +52,7 @@ record! {
     BotUser => 1, "bot user";
     RevokedCredential => 1, "revoked credential";
     AuditHead => 1, "audit head";
+    AuditCheckpoint => 1, "audit checkpoint";
     IpPolicy => 1, "IP policy";
     IpPolicyRule => 1, "IP policy rule";
     IpRestriction => 1, "IP restriction";
@@ -337,6 +338,7 @@ pub(crate) fn decode_as_every_type(bytes: &[u8]) {
     one::<RevokedCredential>(bytes);
     one::<Event>(bytes);
     one::<AuditHead>(bytes);
+    one::<AuditCheckpoint>(bytes);
     one::<IpPolicy>(bytes);
     one::<IpPolicyRule>(bytes);
     one::<IpRestriction>(bytes);

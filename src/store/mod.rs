@@ -11,6 +11,7 @@ mod backup;
 mod check;
 mod codec;
 mod index;
+mod retention;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ pub use backup::{Snapshot, describe};
 pub use check::{CheckReport, check};
 pub use index::CredentialIndex;
 use index::{IndexOp, LiveEntry};
+pub use retention::{ExportedChain, verify_export};
 use tables::*;
 use tx::meta;
 pub use tx::{EventQuery, Page, PageRequest, ReadTx, Reads, WriteTx};
@@ -191,7 +193,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 6,
-        what: "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts",
+        what: "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts; anchor pruned audit chains",
         run: schema_6,
     },
 ];
@@ -204,6 +206,7 @@ fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EVENTS_BY_TIME)?;
     txn.open_table(ACCOUNT_CREDENTIALS)?;
     txn.open_table(RECENT_ATTEMPTS)?;
+    txn.open_table(AUDIT_CHECKPOINTS)?;
     let assignments: Vec<crate::domain::tenancy::RoleAssignment> = {
         let table = txn.open_table(ROLE_ASSIGNMENTS)?;
         let rows = table.iter()?;

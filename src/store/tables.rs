@@ -139,3 +139,6 @@ pub(crate) const PRINCIPAL_ROLE_ASSIGNMENTS: TableDefinition<(u128, u128, u128),
 /// `RecentAttempts`: lockouts survive a restart. Written in coalesced batches.
 pub(crate) const RECENT_ATTEMPTS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("recent_attempts");
+/// account id → `AuditCheckpoint`: where the retained chain starts after a prune.
+pub(crate) const AUDIT_CHECKPOINTS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("audit_checkpoints");

@@ -198,7 +198,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
             "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
-            "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts",
+            "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts; anchor pruned audit chains",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -280,7 +280,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "create the tenant, role, role assignment and permission tables",
             "create the password, session, TOTP, password reset and invitation tables",
             "create the email proof table (one-time links name their purpose from now on); key account names by NFKC and case folding",
-            "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts",
+            "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts; anchor pruned audit chains",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -556,6 +556,7 @@ fn the_schema_6_migration_indexes_what_is_already_there() {
             "account_credentials",
             "principal_role_assignments",
             "recent_attempts",
+            "audit_checkpoints",
         ] {
             let _ = txn.delete_table(redb::TableDefinition::<u128, ()>::new(name));
         }

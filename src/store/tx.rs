@@ -106,6 +106,24 @@ pub(crate) fn index_event(txn: &redb::WriteTransaction, event: &Event) -> Result
     Ok(())
 }
 
+/// Remove an event's secondary index entries (when it is pruned).
+pub(crate) fn unindex_event(txn: &redb::WriteTransaction, event: &Event) -> Result<(), StoreError> {
+    let (account, seq) = (event.account.0, event.seq);
+    txn.open_table(EVENT_IDS)?.remove(event.id.0)?;
+    txn.open_table(EVENTS_BY_PRINCIPAL)?.remove((
+        account,
+        principal_key(event.actor.principal),
+        seq,
+    ))?;
+    txn.open_table(EVENTS_BY_ACTION)?
+        .remove((account, event.action.name(), seq))?;
+    txn.open_table(EVENTS_BY_OBJECT)?
+        .remove((account, event.target.as_str(), seq))?;
+    txn.open_table(EVENTS_BY_TIME)?
+        .remove((account, event.at.as_millis(), seq))?;
+    Ok(())
+}
+
 /// A page of an account's events, newest first: the filters, and where the page ends.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -906,6 +924,11 @@ impl ReadTx {
         ReadTx { txn }
     }
 
+    /// The redb transaction, for the store's own modules.
+    pub(crate) fn raw(&self) -> &redb::ReadTransaction {
+        &self.txn
+    }
+
     /// A value of the metadata table.
     pub(crate) fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
@@ -1452,6 +1475,11 @@ impl WriteTx {
             .insert((account.0, event.seq), bytes.as_slice())?;
         heads.insert(account.0, codec::encode(&next)?.as_slice())?;
         Ok(id)
+    }
+
+    /// The redb transaction, for the store's own modules.
+    pub(crate) fn raw(&self) -> &redb::WriteTransaction {
+        &self.txn
     }
 
     /// Set a value of the metadata table.
