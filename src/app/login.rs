@@ -22,7 +22,7 @@ use crate::domain::session::{self, LinkPurpose, Session, UserLink};
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 use crate::domain::user::{Email, MemberState, User};
-use crate::store::{Reads, WriteTx};
+use crate::store::{Reads, StoreError, WriteTx};
 
 /// Failed logins allowed per email within [`WINDOW_MS`].
 pub const MAX_FAILURES_PER_EMAIL: usize = 5;
@@ -444,19 +444,29 @@ impl Latchkey {
         self.keys.load().current().hash(secret.as_bytes()).0
     }
 
-    /// The key a stored session of `secret` is under, if there is one: its hash under
-    /// each server key, newest first (one made before a key rotation is under an older).
+    /// The key something stored for `secret` is under, if `stored` finds it under one:
+    /// its hash under each server key, newest first (what was made before a key
+    /// rotation is under an older key).
+    fn stored_key(
+        &self,
+        secret: &str,
+        stored: impl Fn(&[u8; 32]) -> Result<bool, StoreError>,
+    ) -> Result<Option<[u8; 32]>, AppError> {
+        for hash in self.keys.load().hashes(secret.as_bytes()) {
+            if stored(&hash.0)? {
+                return Ok(Some(hash.0));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The key a stored session of `secret` is under.
     fn stored_session_key(
         &self,
         tx: &impl Reads,
         secret: &str,
     ) -> Result<Option<[u8; 32]>, AppError> {
-        for hash in self.keys.load().hashes(secret.as_bytes()) {
-            if tx.session(&hash.0)?.is_some() {
-                return Ok(Some(hash.0));
-            }
-        }
-        Ok(None)
+        self.stored_key(secret, |key| Ok(tx.session(key)?.is_some()))
     }
 
     /// The key a stored one-time link (reset, email proof) of `secret` is under.
@@ -465,12 +475,7 @@ impl Latchkey {
         tx: &impl Reads,
         secret: &str,
     ) -> Result<Option<[u8; 32]>, AppError> {
-        for hash in self.keys.load().hashes(secret.as_bytes()) {
-            if tx.user_link(&hash.0)?.is_some() {
-                return Ok(Some(hash.0));
-            }
-        }
-        Ok(None)
+        self.stored_key(secret, |key| Ok(tx.user_link(key)?.is_some()))
     }
 
     /// Check `new` against the rules and `user`'s own words, and hash it.

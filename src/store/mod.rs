@@ -198,6 +198,16 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Every record of a table, in key order (for a migration).
+fn every_record<K: redb::Key + 'static, R: codec::Record>(
+    txn: &redb::WriteTransaction,
+    table: redb::TableDefinition<'static, K, &'static [u8]>,
+) -> Result<Vec<R>, StoreError> {
+    let table = txn.open_table(table)?;
+    let rows = table.iter()?;
+    rows.map(|row| codec::decode(row?.1.value())).collect()
+}
+
 fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EVENT_IDS)?;
     txn.open_table(EVENTS_BY_PRINCIPAL)?;
@@ -207,12 +217,8 @@ fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ACCOUNT_CREDENTIALS)?;
     txn.open_table(RECENT_ATTEMPTS)?;
     txn.open_table(AUDIT_CHECKPOINTS)?;
-    let assignments: Vec<crate::domain::tenancy::RoleAssignment> = {
-        let table = txn.open_table(ROLE_ASSIGNMENTS)?;
-        let rows = table.iter()?;
-        rows.map(|row| codec::decode(row?.1.value()))
-            .collect::<Result<_, StoreError>>()?
-    };
+    let assignments: Vec<crate::domain::tenancy::RoleAssignment> =
+        every_record(txn, ROLE_ASSIGNMENTS)?;
     let mut by_principal = txn.open_table(PRINCIPAL_ROLE_ASSIGNMENTS)?;
     for assignment in &assignments {
         by_principal.insert(
@@ -225,21 +231,11 @@ fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
         )?;
     }
     drop(by_principal);
-    let events: Vec<crate::domain::event::Event> = {
-        let table = txn.open_table(EVENTS)?;
-        let rows = table.iter()?;
-        rows.map(|row| codec::decode(row?.1.value()))
-            .collect::<Result<_, StoreError>>()?
-    };
+    let events: Vec<crate::domain::event::Event> = every_record(txn, EVENTS)?;
     for event in &events {
         tx::index_event(txn, event)?;
     }
-    let credentials: Vec<Credential> = {
-        let table = txn.open_table(CREDENTIALS)?;
-        let rows = table.iter()?;
-        rows.map(|row| codec::decode(row?.1.value()))
-            .collect::<Result<_, StoreError>>()?
-    };
+    let credentials: Vec<Credential> = every_record(txn, CREDENTIALS)?;
     let mut index = txn.open_table(ACCOUNT_CREDENTIALS)?;
     for credential in &credentials {
         index.insert(
