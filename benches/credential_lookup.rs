@@ -11,11 +11,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod support;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use latchkey::app::{Config, Latchkey};
+use latchkey::app::Latchkey;
 use latchkey::domain::credential::Owner;
 use latchkey::domain::event::Actor;
 use latchkey::domain::token::{Secret, TokenKind, mint};
@@ -32,15 +34,7 @@ struct Seeded {
 }
 
 fn seed(count: usize) -> Seeded {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let lk = Latchkey::open(
-        Config::new(dir.path().join("data"))
-            .with_policies(policies)
-            .creating(),
-    )
-    .unwrap();
-    let init = lk.init("bench", "bench@example.com").unwrap();
+    let (dir, lk, init) = support::fresh();
     let account = init.account.id;
     let owners: Vec<Owner> = (0..100)
         .map(|i| {

@@ -10,16 +10,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod support;
+
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
-use latchkey::api::{Api, PeerAddr};
-use latchkey::app::{Config, Latchkey};
+use latchkey::api::Api;
 use latchkey::domain::credential::Owner;
 use latchkey::domain::event::Actor;
 use latchkey::domain::token::TokenKind;
@@ -38,15 +38,7 @@ struct Seeded {
 }
 
 fn seed(count: usize) -> Seeded {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let lk = Latchkey::open(
-        Config::new(dir.path().join("data"))
-            .with_policies(policies)
-            .creating(),
-    )
-    .unwrap();
-    let init = lk.init("bench", "bench@example.com").unwrap();
+    let (dir, lk, init) = support::fresh();
     let account = init.account.id;
     let bot = lk.create_bot(Actor::SYSTEM, account, "seeded").unwrap();
     let started = Instant::now();
@@ -93,15 +85,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn request(seeded: &Seeded, path: &str) -> hyper::Request<Full<Bytes>> {
-    let mut request = hyper::Request::get(path)
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {}", seeded.key))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(PeerAddr("127.0.0.1:40000".parse().unwrap()));
-    request
+    support::request("GET", path, &seeded.key, Bytes::new())
 }
 
 async fn get(seeded: &Seeded, path: &str) -> serde_json::Value {
