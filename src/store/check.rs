@@ -151,6 +151,20 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     }
     drop((users, accounts, user_accounts, members));
     list_indexes(&txn, &mut report)?;
+    account_index::<BotUser>(&txn, ACCOUNT_BOTS, BOTS, &mut report)?;
+    account_index::<IpPolicy>(&txn, ACCOUNT_IP_POLICIES, IP_POLICIES, &mut report)?;
+    account_index::<IpPolicyRule>(&txn, ACCOUNT_IP_RULES, IP_RULES, &mut report)?;
+    account_index::<IpRestriction>(&txn, ACCOUNT_IP_RESTRICTIONS, IP_RESTRICTIONS, &mut report)?;
+    account_index::<Tenant>(&txn, ACCOUNT_TENANTS, TENANTS, &mut report)?;
+    account_index::<CustomRole>(&txn, ACCOUNT_ROLES, ROLES, &mut report)?;
+    account_index::<RoleAssignment>(
+        &txn,
+        ACCOUNT_ROLE_ASSIGNMENTS,
+        ROLE_ASSIGNMENTS,
+        &mut report,
+    )?;
+    account_index::<AddedPermission>(&txn, ACCOUNT_PERMISSIONS, PERMISSIONS, &mut report)?;
+    account_index::<Invitation>(&txn, ACCOUNT_INVITATIONS, INVITATIONS, &mut report)?;
     drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
@@ -265,6 +279,74 @@ fn list_indexes(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result
             "account_credentials: {} entries for {credentials} credentials",
             by_account.len()?
         ));
+    }
+    Ok(())
+}
+
+/// A record listed per account through an `(account, id)` index.
+trait InAccount {
+    fn account(&self) -> u128;
+}
+
+macro_rules! in_account {
+    ($($ty:ty),*) => {$(
+        impl InAccount for $ty {
+            fn account(&self) -> u128 {
+                self.account.0
+            }
+        }
+    )*};
+}
+in_account!(
+    BotUser,
+    IpPolicy,
+    IpPolicyRule,
+    IpRestriction,
+    Tenant,
+    CustomRole,
+    RoleAssignment,
+    AddedPermission,
+    Invitation
+);
+
+/// An `(account, id)` index against its records, both ways: every entry names a record
+/// of that account, and every record that decodes has its entry.
+fn account_index<R: Record + InAccount>(
+    txn: &redb::ReadTransaction,
+    index: TableDefinition<(u128, u128), ()>,
+    data: TableDefinition<u128, &[u8]>,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let name = index.name().to_owned();
+    let index = txn.open_table(index)?;
+    let data = txn.open_table(data)?;
+    for row in index.iter()? {
+        let (key, _) = row?;
+        let (account, id) = key.value();
+        let owner = data
+            .get(id)?
+            .map(|v| codec::decode::<R>(v.value()).map(|r| r.account()));
+        match owner {
+            Some(Ok(found)) if found == account => {}
+            // A record that does not decode is reported with its table.
+            Some(Err(_)) => {}
+            _ => report.problems.push(format!(
+                "{name}: ({account:#034x}, {id:#034x}) names no record of that account"
+            )),
+        }
+    }
+    for row in data.iter()? {
+        let (key, value) = row?;
+        let Ok(record) = codec::decode::<R>(value.value()) else {
+            continue;
+        };
+        if index.get((record.account(), key.value()))?.is_none() {
+            report.problems.push(format!(
+                "{name}: the {} {:#034x} is not indexed",
+                R::NAME,
+                key.value()
+            ));
+        }
     }
     Ok(())
 }

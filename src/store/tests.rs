@@ -581,3 +581,38 @@ fn the_schema_6_migration_indexes_what_is_already_there() {
     assert_eq!(page.items[0].seq, 29);
     assert!(page.more);
 }
+
+/// `check` holds every `(account, id)` index to its records both ways: a record whose
+/// entry is gone, and an entry that names nothing, are each named.
+#[test]
+fn check_finds_an_account_index_out_of_step_with_its_records() {
+    use crate::domain::bot::BotUser;
+    use crate::domain::id::BotId;
+    let (dir, store, account) = store_with_events(0);
+    let now = Timestamp::from_millis(2_000);
+    let bot = BotUser::new(BotId::generate(now).unwrap(), account, "deploy", now).unwrap();
+    store.write(|tx| tx.put_bot(&bot)).unwrap();
+    let txn = behind_its_back(&store);
+    {
+        let mut index = txn.open_table(ACCOUNT_BOTS).unwrap();
+        index.remove((account.0, bot.id.0)).unwrap();
+        index.insert((account.0, 42), ()).unwrap();
+    }
+    txn.commit().unwrap();
+    let path = dir.path().join("db.redb");
+    drop(store);
+    let problems = check(&path).unwrap().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("account_bots: the bot user") && p.ends_with("is not indexed")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("names no record of that account")),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
