@@ -94,6 +94,9 @@ fuzz_target!(|input: &[u8]| {
             .unwrap()
             .to_bytes();
         let text = String::from_utf8_lossy(&body);
-        assert!(text.contains("ERR_LATCHKEY_"), "{method} {path}: {status} {text}");
+        assert!(
+            text.contains("ERR_LATCHKEY_"),
+            "{method} {path}: {status} {text}"
+        );
     }
 });
