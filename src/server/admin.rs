@@ -3,11 +3,14 @@
 //! What acts on the whole appliance goes through it (and through signals), never through
 //! the network API, whose callers are accounts: the live policy set (`latchkey policy
 //! list`, `latchkey policy reload`), backups (`latchkey backup`: a snapshot holds every
-//! account) and the server key (`latchkey key rotate`).
+//! account), the server key (`latchkey key rotate`) and audit retention (`latchkey audit
+//! export`, `latchkey audit prune`: events are never deleted through the API).
 //!
 //! The protocol is one JSON line each way: `{"op": "policy.list"}` in, `{"ok": true, …}`
-//! or `{"ok": false, "error": "…"}` out, then the connection closes. A backup's answer
-//! line carries `bytes` and `sha256`, and exactly that many bytes of the snapshot follow.
+//! or `{"ok": false, "error": "…"}` out, then the connection closes; an op's parameters
+//! ride in the same object (`{"op": "audit.export", "before": …}`). A backup's or an
+//! export's answer line carries `bytes` and `sha256`, and exactly that many bytes of the
+//! file follow.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
