@@ -267,6 +267,11 @@ struct ServeArgs {
     /// so a flood of logins never takes every core from request handling].
     #[arg(long, env = "LATCHKEY_PASSWORD_WORKERS")]
     password_workers: Option<usize>,
+    /// Let event destinations be on loopback, private, link-local and other non-public
+    /// addresses (refused by default: an account administrator could otherwise make the
+    /// appliance reach services only it can reach).
+    #[arg(long, env = "LATCHKEY_ALLOW_PRIVATE_DESTINATIONS")]
+    allow_private_destinations: bool,
 }
 
 impl ServeArgs {
@@ -291,6 +296,7 @@ impl ServeArgs {
             argon2_memory_kib: self.argon2_memory_kib,
             argon2_iterations: self.argon2_iterations,
             password_workers: self.password_workers,
+            allow_private_destinations: self.allow_private_destinations.then_some(true),
         };
         Ok(given.or(file))
     }

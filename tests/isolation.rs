@@ -279,7 +279,7 @@ struct TwoAccounts {
 const A_ADMIN: &str = "admin@acme.example";
 const B_ADMIN: &str = "admin@globex.example";
 
-fn init(data: &Path, account: &str, email: &str) -> Value {
+pub fn init(data: &Path, account: &str, email: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["init", "--data-dir"])
         .arg(data)

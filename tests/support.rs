@@ -207,6 +207,7 @@ pub fn open(dir: &TempDir, policies: &Path, clock: &ManualClock) -> Latchkey {
         clock: Arc::new(clock.clone()),
         password_cost: Default::default(),
         create: true,
+        allow_private_destinations: false,
     })
     .unwrap()
 }

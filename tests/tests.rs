@@ -15,6 +15,7 @@ mod authorization;
 mod bots;
 mod cli;
 mod credentials;
+mod destinations;
 mod faults;
 mod invitations;
 mod isolation;

@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/role_assignments"),
     ("POST", "/permissions"),
     ("POST", "/invitations"),
+    ("POST", "/event_destinations"),
     ("POST", "/verify"),
     ("POST", "/authorize"),
     ("POST", "/authorize/batch"),

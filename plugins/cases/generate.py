@@ -74,6 +74,10 @@ VERBS["invitations"] = ["list", "get", "create", "delete"]
 VERBS["billing"] = ["get", "update"]
 VERBS["account"] = ["get", "update"]
 VERBS["events"] = ["list", "get"]
+# Event destinations stream the audit trail, so they are as restricted as reading it: a
+# developer (seed 002 lists "Event Destinations" among developer features, for ngrok's
+# traffic events) would otherwise read through a destination what GET /events refuses.
+VERBS["event_destinations"] = ["list", "get", "create", "update", "delete"]
 for r in ("tenants", "roles", "role_assignments"):
     VERBS[r] = ["list", "get", "create", "update", "delete"]
 VERBS["permissions"] = ["list", "get", "create", "delete"]
@@ -81,7 +85,8 @@ VERBS["access_review"] = ["get"]
 VERBS["policies"] = ["list"]  # the live set, read-only; changing it is the host operator's
 TENANCY = ["tenants", "roles", "role_assignments", "permissions", "access_review"]
 KIND = dict(DEVELOPER_RESOURCES, users="user", invitations="invitation", billing="billing",
-            account="account", events="event", tenants="tenant", roles="role",
+            account="account", events="event", event_destinations="event_destination",
+            tenants="tenant", roles="role",
             role_assignments="role_assignment", permissions="permission",
             access_review="access_review", policies="policy_set")
 ALL = {(r, v) for r, vs in VERBS.items() for v in vs}

@@ -194,7 +194,7 @@ impl IpBody {
 
 /// ngrok's clients repeat the path's id in an update's body; another id there is a 400,
 /// never silently ignored.
-fn same_id(given: Option<&str>, path: impl std::fmt::Display) -> Result<(), ApiError> {
+pub(super) fn same_id(given: Option<&str>, path: impl std::fmt::Display) -> Result<(), ApiError> {
     match given {
         Some(given) if given != path.to_string() => Err(ApiError::field(
             error::INVALID_FIELD,
@@ -329,6 +329,11 @@ impl Ctx {
 
             (&M::GET, ["events"]) => self.list_events().await,
             (&M::GET, ["events", id]) => self.get_event(id).await,
+            (&M::GET, ["event_destinations"]) => self.list_event_destinations().await,
+            (&M::POST, ["event_destinations"]) => self.create_event_destination().await,
+            (&M::GET, ["event_destinations", id]) => self.get_event_destination(id).await,
+            (&M::PATCH, ["event_destinations", id]) => self.update_event_destination(id).await,
+            (&M::DELETE, ["event_destinations", id]) => self.delete_event_destination(id).await,
             (&M::POST, ["verify"]) => self.verify().await,
             (&M::POST, ["authorize"]) => self.authorize(false).await,
             (&M::POST, ["authorize", "batch"]) => self.authorize(true).await,

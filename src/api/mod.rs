@@ -7,6 +7,8 @@
 //! the operation's own transaction). Store work runs on the blocking pool, never on the
 //! async workers, and nothing holds a lock across an `.await`.
 
+pub mod delivery;
+mod destinations;
 pub mod error;
 mod handlers;
 mod invitations;
@@ -639,7 +641,7 @@ pub fn actor_of(verified: &Verified) -> Actor {
 
 /// The route a path matches, as a metrics label (ids replaced by `{id}`).
 fn route_label(path: &str) -> &'static str {
-    const ROUTES: [(&str, &str, &str); 16] = [
+    const ROUTES: [(&str, &str, &str); 17] = [
         ("tenants", "/tenants", "/tenants/{id}"),
         ("permissions", "/permissions", "/permissions/{name}"),
         ("roles", "/roles", "/roles/{id}"),
@@ -670,6 +672,11 @@ fn route_label(path: &str) -> &'static str {
         ("users", "/users", "/users/{id}"),
         ("invitations", "/invitations", "/invitations/{id}"),
         ("events", "/events", "/events/{id}"),
+        (
+            "event_destinations",
+            "/event_destinations",
+            "/event_destinations/{id}",
+        ),
         ("authorize", "/authorize", "/authorize/batch"),
         ("policies", "/policies", "/policies/{id}"),
     ];
@@ -761,7 +768,7 @@ fn query_parameters(method: &Method, segments: &[&str]) -> (bool, &'static [&'st
 
 /// The methods a path takes (the `Allow` of a 405), or `None` for no such path.
 fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
-    const COLLECTIONS: [&str; 13] = [
+    const COLLECTIONS: [&str; 14] = [
         "users",
         "invitations",
         "tenants",
@@ -775,6 +782,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         "ip_policy_rules",
         "ip_restrictions",
         "permissions",
+        "event_destinations",
     ];
     Some(match segments {
         ["healthz" | "readyz"] => "GET, HEAD",

@@ -10,6 +10,7 @@ use crate::app::Member;
 use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialKind};
+use crate::domain::destination::{DeliveryStatus, EventDestination, Target};
 use crate::domain::event::{Event, Principal, Snapshot};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::tenancy::{CatalogEntry, Role, RoleAssignment, Tenant};
@@ -235,6 +236,7 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             json!({"id": id, "email": email, "roles": roles})
         }
         Snapshot::Login { ip, refused } => json!({"ip": ip, "refused": refused}),
+        Snapshot::EventDestination(d) => event_destination(base, d, None),
         Snapshot::Permission(p) => permission(&CatalogEntry {
             name: p.name.clone(),
             description: p.description.clone(),
@@ -305,6 +307,53 @@ pub fn ip_policy(base: &Base, policy: &IpPolicy) -> Value {
         "description": policy.description,
         "metadata": policy.metadata,
     })
+}
+
+/// `/event_destinations/{id}`: ngrok's shape (`id`, `uri`, `created_at`, `description`,
+/// `metadata`, `format`, `target`) with latchkey's `enabled` and the delivery `status`
+/// (absent from event snapshots). The signing secret is never shown here.
+pub fn event_destination(
+    base: &Base,
+    destination: &EventDestination,
+    status: Option<&DeliveryStatus>,
+) -> Value {
+    let target = match &destination.target {
+        Target::Https {
+            url,
+            trusted_ca_pem,
+        } => json!({"https": {"url": url, "trusted_ca_pem": trusted_ca_pem}}),
+        Target::Syslog {
+            address,
+            trusted_ca_pem,
+        } => json!({"syslog": {"address": address, "trusted_ca_pem": trusted_ca_pem}}),
+    };
+    let mut view = json!({
+        "id": destination.id.to_string(),
+        "uri": base.uri(&format!("/event_destinations/{}", destination.id)),
+        "created_at": time(destination.created_at),
+        "description": destination.description,
+        "metadata": destination.metadata,
+        "format": "json",
+        "enabled": destination.enabled,
+        "target": target,
+    });
+    if let (Some(status), Some(fields)) = (status, view.as_object_mut()) {
+        fields.insert(
+            "status".into(),
+            json!({
+                "state": status.state(destination.enabled),
+                "delivered": status.delivered,
+                "next_seq": status.next_seq,
+                "last_delivered_event_id": status.last_delivered.map(|e| e.to_string()),
+                "last_attempt_at": status.last_attempt_at.map(time),
+                "last_success_at": status.last_success_at.map(time),
+                "last_error": status.last_error,
+                "failures": status.failures,
+                "retry_at": status.retry_at.map(time),
+            }),
+        );
+    }
+    view
 }
 
 /// `/ip_policy_rules/{id}`.

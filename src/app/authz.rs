@@ -88,7 +88,7 @@ impl Target {
 }
 
 /// Every `iam` resource the appliance serves, its object kind, and its verbs.
-pub const IAM_ACTIONS: [(&str, &str, &[&str]); 16] = [
+pub const IAM_ACTIONS: [(&str, &str, &[&str]); 17] = [
     ("account", "account", &["get", "update"]),
     (
         "users",
@@ -118,6 +118,7 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 16] = [
     ("ip_policy_rules", "ip_policy_rule", CRUD),
     ("ip_restrictions", "ip_restriction", CRUD),
     ("events", "event", &["list"]),
+    ("event_destinations", "event_destination", CRUD),
     ("policies", "policy_set", &["list"]),
     ("tenants", "tenant", CRUD),
     ("roles", "role", CRUD),

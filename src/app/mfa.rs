@@ -49,6 +49,8 @@ pub(super) enum Sealed {
     TotpSeed,
     /// An invitation token.
     InvitationToken,
+    /// An event destination's signing secret.
+    DestinationSecret,
 }
 
 /// The AES-256-GCM key for `purpose` derived from one server key.
@@ -56,6 +58,7 @@ fn sealing_key(key: &SecretHasher, purpose: Sealed) -> Result<LessSafeKey, AppEr
     let label: &[u8] = match purpose {
         Sealed::TotpSeed => b"latchkey totp seed sealing v1",
         Sealed::InvitationToken => b"latchkey invitation token sealing v1",
+        Sealed::DestinationSecret => b"latchkey event destination secret sealing v1",
     };
     let derived = Zeroizing::new(key.hash(label).0);
     let unbound = UnboundKey::new(&AES_256_GCM, derived.as_ref())

@@ -8,6 +8,7 @@
 
 mod authz;
 mod data_dir;
+mod destinations;
 mod identity;
 mod invite;
 mod ip;
@@ -39,6 +40,7 @@ use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
 use crate::store::{AuditReport, Page, PageRequest, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::{DataDir, Restore};
+pub use destinations::{Batch, DestinationPatch, DestinationSpec, trust_roots};
 use identity::record_user_change;
 pub use identity::{MailedLink, Me};
 pub use invite::{Acceptor, Invited};
@@ -164,6 +166,10 @@ pub struct Config {
     /// neither `server.key` nor `latchkey.redb` exists. Otherwise a missing directory or
     /// file is refused and nothing is created.
     pub create: bool,
+    /// Event destinations may be on loopback, private and link-local addresses (off by
+    /// default: an account administrator could otherwise make the appliance reach
+    /// services that only it can reach).
+    pub allow_private_destinations: bool,
 }
 
 impl Config {
@@ -175,6 +181,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             password_cost: PasswordCost::default(),
             create: false,
+            allow_private_destinations: false,
         }
     }
 
@@ -261,6 +268,7 @@ pub struct Latchkey {
     logins: login::Limiter,
     links: login::Limiter,
     password_cost: PasswordCost,
+    allow_private_destinations: bool,
     clock: Arc<dyn Clock>,
 }
 
@@ -299,6 +307,7 @@ impl Latchkey {
                 identity::MAX_LINKS_PER_ADDRESS,
             ),
             password_cost: config.password_cost,
+            allow_private_destinations: config.allow_private_destinations,
             clock: config.clock,
         };
         // Lockouts survive a restart: the counts written before it come back.

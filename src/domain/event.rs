@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialId, CredentialKind};
+use crate::domain::destination::EventDestination;
 use crate::domain::id::{AccountId, BotId, EventId, UserId};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
@@ -121,6 +122,8 @@ pub enum Action {
     /// A user's email proof was dropped: an administrator's reset link, which the
     /// administrator saw, set its password.
     EmailProofRemoved,
+    /// An event destination was created, changed or deleted.
+    EventDestination(Change),
 }
 
 /// The tenancy resources.
@@ -212,6 +215,9 @@ impl Action {
             Action::InvitationAccepted => "iam.invitations.accept",
             Action::EmailProven => "iam.users.prove_email",
             Action::EmailProofRemoved => "iam.users.unprove_email",
+            Action::EventDestination(Change::Created) => "iam.event_destinations.create",
+            Action::EventDestination(Change::Updated) => "iam.event_destinations.update",
+            Action::EventDestination(Change::Deleted) => "iam.event_destinations.delete",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -285,6 +291,8 @@ pub enum Snapshot {
         /// Why it was refused.
         refused: Option<String>,
     },
+    /// An event destination (its signing secret is never part of it).
+    EventDestination(EventDestination),
 }
 
 /// One audit event, exactly as it is hashed and stored.

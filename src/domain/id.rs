@@ -245,6 +245,8 @@ typed_id!(/// A dashboard session.
     SessionId, "ses");
 typed_id!(/// An invitation to join an account.
     InvitationId, "inv");
+typed_id!(/// Where an account's events are streamed.
+    EventDestinationId, "ed");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

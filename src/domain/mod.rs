@@ -9,6 +9,7 @@ pub mod acl;
 pub mod action;
 pub mod bot;
 pub mod credential;
+pub mod destination;
 mod error;
 pub mod event;
 pub mod id;

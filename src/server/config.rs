@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub argon2_iterations: Option<u32>,
     /// Password hashes computed at once (default: the cores less one, at least 1).
     pub password_workers: Option<usize>,
+    /// Event destinations may be on non-public addresses (default: false).
+    pub allow_private_destinations: Option<bool>,
 }
 
 /// How logs are written.
@@ -90,6 +92,9 @@ impl ServeOptions {
             argon2_memory_kib: self.argon2_memory_kib.or(lower.argon2_memory_kib),
             argon2_iterations: self.argon2_iterations.or(lower.argon2_iterations),
             password_workers: self.password_workers.or(lower.password_workers),
+            allow_private_destinations: self
+                .allow_private_destinations
+                .or(lower.allow_private_destinations),
         }
     }
 
@@ -185,6 +190,7 @@ impl ServeOptions {
             password_cost,
             password_workers,
             smtp,
+            allow_private_destinations: self.allow_private_destinations.unwrap_or(false),
         };
         Ok((config, self.log_format.unwrap_or_default()))
     }

@@ -4,7 +4,8 @@
 //! its request headers too (a slow client cannot hold a connection open), and watched for
 //! graceful shutdown: on SIGTERM or ctrl-c the listener closes, in-flight requests finish
 //! (up to a grace period), coalesced `last_used_at` uses are flushed, and the process
-//! exits. SIGHUP reloads the policies folder.
+//! exits. SIGHUP reloads the policies folder. Event destinations are fed by their own
+//! task (`api::delivery`).
 
 #[cfg(unix)]
 pub mod admin;
@@ -24,6 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::api::delivery::Deliverer;
 use crate::api::{Api, PeerAddr};
 use crate::app::{AppError, Config, Initialized, Latchkey};
 pub use tls::{Tls, TlsSource};
@@ -83,6 +85,8 @@ pub struct ServeConfig {
     pub bootstrap_account: String,
     /// Its first administrator's email.
     pub bootstrap_admin_email: String,
+    /// Event destinations may be on non-public addresses.
+    pub allow_private_destinations: bool,
 }
 
 /// What the server reports once it listens.
@@ -108,6 +112,7 @@ pub fn run(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), S
 async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), ServeError> {
     let lk = Arc::new(Latchkey::open(Config {
         password_cost: config.password_cost,
+        allow_private_destinations: config.allow_private_destinations,
         ..Config::new(&config.data_dir)
             .with_policies(&config.policies)
             .creating()
@@ -165,6 +170,18 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let flusher = tokio::spawn(flush_usage(Arc::clone(&api)));
+    let (stop_delivery, delivery_stopped) = tokio::sync::watch::channel(false);
+    let delivery = tokio::spawn(
+        Deliverer::new(
+            Arc::clone(&lk),
+            &config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("https://{addr}")),
+            config.allow_private_destinations,
+        )
+        .run(delivery_stopped),
+    );
     #[cfg(unix)]
     let reloader = tokio::spawn(reload_on_hangup(Arc::clone(&lk), hangups));
     tokio::pin!(shutdown);
@@ -220,6 +237,11 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         .is_err()
     {
         tracing::warn!("some connections did not finish within the grace period");
+    }
+    // Batches under way finish (bounded), so a restart does not send them twice.
+    let _ = stop_delivery.send(true);
+    if let Err(err) = delivery.await {
+        tracing::error!(error = %err, "event delivery did not stop cleanly");
     }
     #[cfg(unix)]
     reloader.abort();

@@ -138,6 +138,10 @@ fn copy_every_table(
     copier.copy(PRINCIPAL_ROLE_ASSIGNMENTS)?;
     copier.copy(RECENT_ATTEMPTS)?;
     copier.copy(AUDIT_CHECKPOINTS)?;
+    copier.copy(DESTINATIONS)?;
+    copier.copy(ACCOUNT_DESTINATIONS)?;
+    copier.copy(DESTINATION_SECRETS)?;
+    copier.copy(DELIVERY_STATUS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

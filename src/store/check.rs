@@ -15,6 +15,7 @@ use super::{AuditReport, StoreError, audit};
 use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
+use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::session::{EmailProof, RecentAttempts, Session, TotpRecord, UserLink};
@@ -65,6 +66,8 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     every::<TotpRecord>(&txn, TOTP, &mut report)?;
     every::<Invitation>(&txn, INVITATIONS, &mut report)?;
     every::<EmailProof>(&txn, EMAIL_PROOFS, &mut report)?;
+    every::<EventDestination>(&txn, DESTINATIONS, &mut report)?;
+    every::<DeliveryStatus>(&txn, DELIVERY_STATUS, &mut report)?;
     every::<audit::AuditHead>(&txn, AUDIT_HEADS, &mut report)?;
     every::<audit::AuditCheckpoint>(&txn, AUDIT_CHECKPOINTS, &mut report)?;
     for row in txn.open_table(SESSIONS)?.iter()? {
@@ -165,6 +168,8 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     )?;
     account_index::<AddedPermission>(&txn, ACCOUNT_PERMISSIONS, PERMISSIONS, &mut report)?;
     account_index::<Invitation>(&txn, ACCOUNT_INVITATIONS, INVITATIONS, &mut report)?;
+    account_index::<EventDestination>(&txn, ACCOUNT_DESTINATIONS, DESTINATIONS, &mut report)?;
+    destination_parts(&txn, &mut report)?;
     drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
@@ -306,7 +311,8 @@ in_account!(
     CustomRole,
     RoleAssignment,
     AddedPermission,
-    Invitation
+    Invitation,
+    EventDestination
 );
 
 /// An `(account, id)` index against its records, both ways: every entry names a record
@@ -346,6 +352,36 @@ fn account_index<R: Record + InAccount>(
                 R::NAME,
                 key.value()
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Every event destination has its signing secret, and no secret or cursor outlives its
+/// destination.
+fn destination_parts(
+    txn: &redb::ReadTransaction,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let destinations = txn.open_table(DESTINATIONS)?;
+    let secrets = txn.open_table(DESTINATION_SECRETS)?;
+    for row in destinations.iter()? {
+        let id = row?.0.value();
+        if secrets.get(id)?.is_none() {
+            report.problems.push(format!(
+                "event_destination_secrets: the event destination {id:#034x} has no secret"
+            ));
+        }
+    }
+    for table in [DESTINATION_SECRETS, DELIVERY_STATUS] {
+        for row in txn.open_table(table)?.iter()? {
+            let id = row?.0.value();
+            if destinations.get(id)?.is_none() {
+                report.problems.push(format!(
+                    "{}: {id:#034x} names no event destination",
+                    table.name()
+                ));
+            }
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
+use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::Event;
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
@@ -65,6 +66,8 @@ record! {
     EmailProof => 1, "email proof";
     Invitation => 1, "invitation";
     RecentAttempts => 1, "recent attempts";
+    EventDestination => 1, "event destination";
+    DeliveryStatus => 1, "delivery status";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential
@@ -352,6 +355,8 @@ pub(crate) fn decode_as_every_type(bytes: &[u8]) {
     one::<Invitation>(bytes);
     one::<RecentAttempts>(bytes);
     one::<UserLink>(bytes);
+    one::<EventDestination>(bytes);
+    one::<DeliveryStatus>(bytes);
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub mod fuzzing {
 }
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -196,6 +196,11 @@ const MIGRATIONS: &[Migration] = &[
         what: "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts; anchor pruned audit chains",
         run: schema_6,
     },
+    Migration {
+        to: 7,
+        what: "create the event destination tables (destinations, their sealed signing secrets and delivery cursors)",
+        run: schema_7,
+    },
 ];
 
 /// Every record of a table, in key order (for a migration).
@@ -206,6 +211,14 @@ fn every_record<K: redb::Key + 'static, R: codec::Record>(
     let table = txn.open_table(table)?;
     let rows = table.iter()?;
     rows.map(|row| codec::decode(row?.1.value())).collect()
+}
+
+fn schema_7(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(DESTINATIONS)?;
+    txn.open_table(ACCOUNT_DESTINATIONS)?;
+    txn.open_table(DESTINATION_SECRETS)?;
+    txn.open_table(DELIVERY_STATUS)?;
+    Ok(())
 }
 
 fn schema_6(txn: &redb::WriteTransaction) -> Result<(), StoreError> {

@@ -142,3 +142,16 @@ pub(crate) const RECENT_ATTEMPTS: TableDefinition<&str, &[u8]> =
 /// account id → `AuditCheckpoint`: where the retained chain starts after a prune.
 pub(crate) const AUDIT_CHECKPOINTS: TableDefinition<u128, &[u8]> =
     TableDefinition::new("audit_checkpoints");
+/// Event destination id → `EventDestination`.
+pub(crate) const DESTINATIONS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("event_destinations");
+/// (account, event destination) → ().
+pub(crate) const ACCOUNT_DESTINATIONS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_event_destinations");
+/// Event destination id → its signing secret, sealed under the server key. Kept apart
+/// from the record, so no event snapshot or view can carry it.
+pub(crate) const DESTINATION_SECRETS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("event_destination_secrets");
+/// Event destination id → `DeliveryStatus`: the durable cursor and the last attempt.
+pub(crate) const DELIVERY_STATUS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("delivery_status");

@@ -12,10 +12,11 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{
     Credential, CredentialKind, Owner, OwnerStanding, RevokeCause, RevokedCredential,
 };
+use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::{Action, Actor, Event, Principal, Snapshot};
 use crate::domain::id::{
-    AccountId, BotId, EventId, InvitationId, IpPolicyId, IpRestrictionId, IpRuleId,
-    RoleAssignmentId, RoleId, TenantId, UserId,
+    AccountId, BotId, EventDestinationId, EventId, InvitationId, IpPolicyId, IpRestrictionId,
+    IpRuleId, RoleAssignmentId, RoleId, TenantId, UserId,
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
@@ -863,6 +864,78 @@ pub trait Reads: Tables {
         let rows = table.range((account.0, 0)..=(account.0, u64::MAX))?;
         rows.map(|row| codec::decode(row?.1.value())).collect()
     }
+
+    /// Up to `limit` events of an account from chain position `from` on, in order (the
+    /// first may come later than `from` when older events were pruned).
+    fn events_from(
+        &self,
+        account: AccountId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let table = self.table(EVENTS)?;
+        let rows = table.range((account.0, from)..=(account.0, u64::MAX))?;
+        rows.take(limit)
+            .map(|row| {
+                let (key, value) = row?;
+                codec::decode(value.value()).map_err(|e| e.at_key(u128::from(key.value().1)))
+            })
+            .collect()
+    }
+
+    /// The chain position the account's next event will take.
+    fn next_event_seq(&self, account: AccountId) -> Result<u64, StoreError> {
+        let head: Option<audit::AuditHead> = get_record(&self.table(AUDIT_HEADS)?, account.0)?;
+        Ok(head.map_or(0, |h| h.next_seq))
+    }
+
+    /// An event destination by id.
+    fn event_destination(
+        &self,
+        id: EventDestinationId,
+    ) -> Result<Option<EventDestination>, StoreError> {
+        get_record(&self.table(DESTINATIONS)?, id.0)
+    }
+
+    /// A page of an account's event destinations, newest first.
+    fn event_destinations_page(
+        &self,
+        account: AccountId,
+        page: PageRequest,
+    ) -> Result<Page<EventDestination>, StoreError> {
+        account_page(
+            self,
+            ACCOUNT_DESTINATIONS,
+            DESTINATIONS,
+            account,
+            page,
+            |_| true,
+        )
+    }
+
+    /// Every event destination of every account (the delivery loop's round).
+    fn all_event_destinations(&self) -> Result<Vec<EventDestination>, StoreError> {
+        let table = self.table(DESTINATIONS)?;
+        let rows = table.iter()?;
+        rows.map(|row| {
+            let (key, value) = row?;
+            codec::decode(value.value()).map_err(|e| e.at_key(key.value()))
+        })
+        .collect()
+    }
+
+    /// A destination's cursor and last attempt.
+    fn delivery_status(&self, id: EventDestinationId) -> Result<DeliveryStatus, StoreError> {
+        Ok(get_record(&self.table(DELIVERY_STATUS)?, id.0)?.unwrap_or_default())
+    }
+
+    /// A destination's sealed signing secret.
+    fn destination_secret(&self, id: EventDestinationId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .table(DESTINATION_SECRETS)?
+            .get(id.0)?
+            .map(|v| v.value().to_vec()))
+    }
 }
 
 /// A read-only snapshot of the database.
@@ -1495,6 +1568,70 @@ impl WriteTx {
         fingerprint: u64,
     ) -> Result<(), StoreError> {
         self.set_meta(&meta::key_fingerprint(version), fingerprint)
+    }
+
+    /// Store an event destination (new or changed).
+    pub fn put_event_destination(
+        &mut self,
+        destination: &EventDestination,
+    ) -> Result<(), StoreError> {
+        self.put_account_record(
+            DESTINATIONS,
+            ACCOUNT_DESTINATIONS,
+            destination.account,
+            destination.id.0,
+            destination,
+        )
+    }
+
+    /// Delete an event destination with its secret and cursor.
+    pub fn remove_event_destination(
+        &mut self,
+        destination: &EventDestination,
+    ) -> Result<(), StoreError> {
+        let id = destination.id.0;
+        self.remove_account_record(DESTINATIONS, ACCOUNT_DESTINATIONS, destination.account, id)?;
+        self.txn.open_table(DESTINATION_SECRETS)?.remove(id)?;
+        self.txn.open_table(DELIVERY_STATUS)?.remove(id)?;
+        Ok(())
+    }
+
+    /// Store a destination's sealed signing secret.
+    pub fn put_destination_secret(
+        &mut self,
+        id: EventDestinationId,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(DESTINATION_SECRETS)?
+            .insert(id.0, sealed)?;
+        Ok(())
+    }
+
+    /// Every destination's sealed secret (to re-seal them under a new key).
+    pub fn all_destination_secrets(
+        &self,
+    ) -> Result<Vec<(EventDestinationId, Vec<u8>)>, StoreError> {
+        let table = self.txn.open_table(DESTINATION_SECRETS)?;
+        let rows = table.iter()?;
+        rows.map(|row| {
+            let (key, value) = row?;
+            Ok((EventDestinationId(key.value()), value.value().to_vec()))
+        })
+        .collect()
+    }
+
+    /// Store a destination's cursor and last attempt. Delivery progress is a signal, not
+    /// a change: no audit event.
+    pub fn put_delivery_status(
+        &mut self,
+        id: EventDestinationId,
+        status: &DeliveryStatus,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(DELIVERY_STATUS)?
+            .insert(id.0, codec::encode(status)?.as_slice())?;
+        Ok(())
     }
 
     /// Every user's TOTP enrollment (to re-seal the seeds under a new key).

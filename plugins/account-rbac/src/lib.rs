@@ -102,7 +102,10 @@ enum Family {
     /// Account settings: administrators only (seed: "the only role that grants access to
     /// configure Account settings").
     Account,
-    /// The audit trail. The seeds are silent; least privilege: administrators only.
+    /// The audit trail, and the destinations it is streamed to. The seeds are silent on
+    /// the trail; least privilege: administrators only. Seed 002 counts ngrok's event
+    /// destinations (traffic events) among developer features, but here they carry the
+    /// audit trail: a developer would read through one what `GET /events` refuses it.
     Events,
     /// Tenants, tenant roles, role assignments, the permission catalog and the access
     /// review: administrators and team managers (api.md); bots never.
@@ -119,7 +122,7 @@ fn family(resource: &str) -> Option<Family> {
         "users" | "invitations" => Some(Family::Team),
         "billing" => Some(Family::Billing),
         "account" => Some(Family::Account),
-        "events" => Some(Family::Events),
+        "events" | "event_destinations" => Some(Family::Events),
         "tenants" | "roles" | "role_assignments" | "permissions" | "access_review" => {
             Some(Family::Tenancy)
         }
@@ -201,7 +204,10 @@ fn member(
         Family::Account => {
             Decision::deny(format!("only administrators may {verb} account settings"))
         }
-        Family::Events => Decision::deny(format!("only administrators may {verb} events")),
+        Family::Events => Decision::deny(format!(
+            "only administrators may {verb} {}",
+            resource.replace('_', " ")
+        )),
         Family::Policies => Decision::deny(format!(
             "only administrators may {verb} the live policy set"
         )),
