@@ -589,6 +589,9 @@ fn an_https_destination_receives_every_event_exactly_once_signed_retried_and_acr
         Some(known),
         &[ALLOW_PRIVATE, PUBLIC_URL],
     );
+    // A server key rotation re-seals the signing secret: the receiver's copy still verifies.
+    let rotated = crate::login::rotate(&server);
+    assert_eq!(rotated["resealed_destination_secrets"], 1, "{rotated}");
     for n in 8..10 {
         server.post(&key, "/bot_users", json!({"name": format!("bot {n}")}));
     }

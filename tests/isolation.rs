@@ -470,6 +470,36 @@ fn account_a_cannot_take_over_account_bs_administrator() {
     assert_eq!(s.get(&two.b_key, "/me").body["name"], "admin");
 }
 
+/// One account's trail is invisible from another: an event id of A is not found from B
+/// (nor through any filter), and a page of B's cannot start before A's event.
+#[test]
+fn account_b_cannot_read_account_as_trail() {
+    let two = two_accounts();
+    let s = &two.server;
+    let made = s.post(&s.admin_key, "/bot_users", json!({"name": "a-only"}));
+    assert_eq!(made.status, 201);
+    let a_event = newest_event(s);
+    let a_id = a_event.as_str().unwrap();
+    let heads = two.heads();
+    let from_b = s.get(&two.b_key, &format!("/events/{a_id}"));
+    assert_error(&from_b, 404, 102);
+    assert!(!from_b.body.to_string().contains("a-only"));
+    let before = s.get(&two.b_key, &format!("/events?before_id={a_id}"));
+    assert_error(&before, 400, 112);
+    for filter in [
+        format!("object_id={}", made.body["id"].as_str().unwrap()),
+        format!("principal_id={}", s.admin_id),
+        "action=iam.bot_users.create".to_owned(),
+    ] {
+        let page = s.get(&two.b_key, &format!("/events?{filter}"));
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        assert_eq!(page.body["events"], json!([]), "{filter}");
+    }
+    // A sees its own; reading changed neither trail.
+    assert_eq!(s.get(&s.admin_key, &format!("/events/{a_id}")).status, 200);
+    assert_eq!(two.heads(), heads);
+}
+
 #[test]
 fn an_account_cannot_pre_register_someone_elses_email() {
     let two = two_accounts();

@@ -740,7 +740,7 @@ fn a_lockout_survives_a_restart_even_a_kill() {
     assert_eq!(other_login.status, 200, "{:?}", other_login.body);
 }
 
-fn rotate(server: &Server) -> Value {
+pub fn rotate(server: &Server) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["key", "rotate", "--data-dir"])
         .arg(server.dir.path().join("data"))
