@@ -1,8 +1,12 @@
-//! Loopback load: `POST /verify` with a valid API key, over TLS with keep-alive, against
-//! the real `latchkey serve`, and in the same run against a minimal hyper + rustls server
-//! that answers `200 {}` (the ceiling of this stack on this machine). Both servers are
-//! separate processes (the ceiling is this benchmark re-executed), both use the same
-//! TLS provider, and the same client drives them.
+//! Loopback load: `POST /verify` with a valid API key and `POST /authorize` (a tenant
+//! decision: may a Technician of tenant T1 run maintenance on a computer of T1), over TLS
+//! with keep-alive, against the real `latchkey serve`, and in the same run against a
+//! minimal hyper + rustls server that answers `200 {}` (the ceiling of this stack on this
+//! machine). Both servers are separate processes (the ceiling is this benchmark
+//! re-executed), both use the same TLS provider, and the same client drives them. Each
+//! round runs the ceiling, `/verify` and `/authorize` one after the other; each ratio is
+//! the median of the rounds' ratios. Then `/authorize/batch` of 100 checks against 100
+//! single calls.
 //!
 //! Then a login flood: `POST /verify` at a fixed rate (`LATCHKEY_FLOOD_VERIFY_RATE`,
 //! default 5,000 requests/s, open loop: latency counts from when each request was due),
@@ -84,18 +88,43 @@ fn main() {
         key: latchkey.key.clone(),
         body,
     };
+    let check = runtime.block_on(tenant_check(&target));
+    let authorize_target = Target {
+        path: "/authorize",
+        body: check.to_string(),
+        ..target.clone()
+    };
+    let batch_target = Target {
+        path: "/authorize/batch",
+        body: serde_json::json!({"checks": vec![check; 100]}).to_string(),
+        ..target.clone()
+    };
     eprintln!(
         "load: {connections} connections, {rounds} alternating rounds of {seconds} s per server after 2 s warm-up each, {} CPUs",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    // Alternate, so drift on a shared machine falls on both alike.
-    let (mut ceiling_runs, mut latchkey_runs) = (Vec::new(), Vec::new());
+    // Alternate, so drift on a shared machine falls on all alike.
+    let (mut ceiling_runs, mut verify_runs, mut authorize_runs) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut verify_ratios, mut authorize_ratios) = (Vec::new(), Vec::new());
+    let (mut single_runs, mut batch_runs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        ceiling_runs.push(runtime.block_on(run(&ceiling_target, connections, seconds)));
-        latchkey_runs.push(runtime.block_on(run(&target, connections, seconds)));
+        let ceiling_round = runtime.block_on(run(&ceiling_target, connections, seconds));
+        let verify_round = runtime.block_on(run(&target, connections, seconds));
+        let authorize_round = runtime.block_on(run(&authorize_target, connections, seconds));
+        verify_ratios.push(verify_round.per_second / ceiling_round.per_second);
+        authorize_ratios.push(authorize_round.per_second / ceiling_round.per_second);
+        ceiling_runs.push(ceiling_round);
+        verify_runs.push(verify_round);
+        authorize_runs.push(authorize_round);
+        single_runs.push(runtime.block_on(run(&authorize_target, connections, seconds)));
+        batch_runs.push(runtime.block_on(run(&batch_target, connections, seconds)));
     }
     let ceiling_result = Outcome::merge(ceiling_runs);
-    let latchkey_result = Outcome::merge(latchkey_runs);
+    let latchkey_result = Outcome::merge(verify_runs);
+    let authorize_result = Outcome::merge(authorize_runs);
+    let singles = Outcome::merge(single_runs);
+    let batches = Outcome::merge(batch_runs);
 
     // The flood: the same fixed /verify rate, alternately without and with failing logins.
     let verify_rate: u64 = env_or("LATCHKEY_FLOOD_VERIFY_RATE", 5_000);
@@ -124,23 +153,40 @@ fn main() {
     ceiling.child.wait().ok();
 
     println!();
-    println!("| server | requests/s | p50 | p99 |");
-    println!("| --- | ---: | ---: | ---: |");
-    for (name, r) in [
+    println!("| server | requests/s | p50 | p99 | of the ceiling (median of rounds) |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| hyper + rustls answering `200 {{}}` (ceiling) | {:.0} | {:.0} µs | {:.0} µs | 100% |",
+        ceiling_result.per_second, ceiling_result.p50_micros, ceiling_result.p99_micros
+    );
+    for (name, r, ratios) in [
         (
-            "hyper + rustls answering `200 {}` (ceiling)",
-            &ceiling_result,
+            "latchkey `POST /verify`",
+            &latchkey_result,
+            &mut verify_ratios,
         ),
-        ("latchkey `POST /verify`", &latchkey_result),
+        (
+            "latchkey `POST /authorize` (tenant decision)",
+            &authorize_result,
+            &mut authorize_ratios,
+        ),
     ] {
         println!(
-            "| {name} | {:.0} | {:.0} µs | {:.0} µs |",
-            r.per_second, r.p50_micros, r.p99_micros
+            "| {name} | {:.0} | {:.0} µs | {:.0} µs | {:.0}% |",
+            r.per_second,
+            r.p50_micros,
+            r.p99_micros,
+            100.0 * median(ratios)
         );
     }
+    let per_check_ratio = singles.per_second / (100.0 * batches.per_second);
     println!(
-        "\nlatchkey reaches {:.0}% of the ceiling",
-        100.0 * latchkey_result.per_second / ceiling_result.per_second
+        "\n`POST /authorize/batch` of 100 checks: {:.0} batches/s (p50 {:.0} µs, p99 {:.0} µs) against {:.0} single calls/s: one batch costs {:.2}x of 100 single calls",
+        batches.per_second,
+        batches.p50_micros,
+        batches.p99_micros,
+        singles.per_second,
+        per_check_ratio
     );
     println!();
     println!("| `POST /verify` at {verify_rate}/s | answered/s | p50 | p99 |");
@@ -170,11 +216,95 @@ fn main() {
         flooded.errors
     );
     assert!(
-        latchkey_result.errors == 0 && ceiling_result.errors == 0,
-        "errors: latchkey {}, ceiling {}",
+        latchkey_result.errors == 0
+            && ceiling_result.errors == 0
+            && authorize_result.errors == 0
+            && batches.errors == 0,
+        "errors: verify {}, ceiling {}, authorize {}, batch {}",
         latchkey_result.errors,
-        ceiling_result.errors
+        ceiling_result.errors,
+        authorize_result.errors,
+        batches.errors
     );
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// One JSON call to the target's server as its administrator; the answer's body.
+async fn call(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let mut sender = connect(
+        target.addr,
+        &connector(target),
+        std::net::Ipv4Addr::LOCALHOST,
+    )
+    .await;
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", target.key))
+        .header("content-type", "application/json")
+        .body(Full::new(if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(body.to_string())
+        }))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(status.is_success(), "{method} {path}: {status} {bytes:?}");
+    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+}
+
+/// A member made a Technician of a new tenant, and the `/authorize` check that asks
+/// whether it may run maintenance on a computer of that tenant (an allow).
+async fn tenant_check(target: &Target) -> serde_json::Value {
+    let tenant = call(
+        target,
+        "POST",
+        "/tenants",
+        serde_json::json!({"name": "T1"}),
+    )
+    .await;
+    let member = call(
+        target,
+        "POST",
+        "/users",
+        serde_json::json!({"email": "technician@example.com", "name": "Tech"}),
+    )
+    .await;
+    let roles = call(target, "GET", "/roles", serde_json::Value::Null).await;
+    let technician = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Technician")
+        .unwrap()["id"]
+        .clone();
+    call(
+        target,
+        "POST",
+        "/role_assignments",
+        serde_json::json!({"principal_id": member["id"], "role_id": technician, "tenant_id": tenant["id"]}),
+    )
+    .await;
+    let check = serde_json::json!({
+        "principal": {"id": member["id"]},
+        "action": "computers.run_maintenance",
+        "resource": {"type": "computer", "id": "c-42", "tenant_id": tenant["id"]},
+    });
+    let answer = call(target, "POST", "/authorize", check.clone()).await;
+    assert_eq!(answer["decision"], "allow", "{answer}");
+    check
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -303,6 +433,7 @@ fn ceiling_server(dir: &Path) {
     });
 }
 
+#[derive(Clone)]
 struct Target {
     addr: SocketAddr,
     cert: PathBuf,

@@ -654,3 +654,116 @@ fn the_access_review_matches_the_assignments_exactly() {
     assert_eq!(rows, expected_sorted);
     assert_error(&server.get(key, "/access_review?format=xml"), 400, 112);
 }
+
+/// `/authorize` decides from principals cached in memory, but never from a stale one:
+/// each change that could alter a decision (account roles, a custom role's permissions, an
+/// assignment removed, a member disabled, a key revoked) changes the very next decision,
+/// after the same question was asked (and so cached) before it.
+#[test]
+fn a_cached_principal_is_never_stale() {
+    let server = start_server();
+    let key = server.admin_key.clone();
+    let (a, b) = (tenant(&server, "Contoso"), tenant(&server, "Fabrikam"));
+    let (tech, tech_key) = server.member_with_key("tech@example.com", json!({}));
+    let technician = assign(&server, &tech, &builtin(&server, "Technician"), Some(&a));
+    let custom = id(&server.post(
+        &key,
+        "/roles",
+        json!({"name": "Licenses", "permissions": ["system.manage_licenses"]}),
+    ));
+    assign(&server, &tech, &custom, Some(&b));
+    let iam = |principal: Value| {
+        let answer = server.post(
+            &key,
+            "/authorize",
+            json!({"principal": principal, "action": "iam.bot_users.create", "resource": {"type": "bot_user"}}),
+        );
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        answer.body["decision"].as_str().unwrap().to_owned()
+    };
+    let twice = |f: &dyn Fn() -> bool| {
+        let first = f();
+        assert_eq!(
+            f(),
+            first,
+            "the same question, asked again, got another answer"
+        );
+        first
+    };
+
+    // Account roles: read-only, then read/write.
+    assert!(!twice(&|| iam(json!({"id": tech})) == "allow"));
+    let changed = server.patch(
+        &key,
+        &format!("/users/{tech}"),
+        json!({"roles": {"developer": "read_write"}}),
+    );
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert_eq!(iam(json!({"id": tech})), "allow");
+
+    // A custom role loses a permission.
+    assert!(twice(&|| allowed(
+        &server,
+        &tech,
+        "system.manage_licenses",
+        &b
+    )));
+    let narrowed = server.patch(
+        &key,
+        &format!("/roles/{custom}"),
+        json!({"permissions": ["reports.view"]}),
+    );
+    assert_eq!(narrowed.status, 200, "{:?}", narrowed.body);
+    assert!(!allowed(&server, &tech, "system.manage_licenses", &b));
+    assert!(allowed(&server, &tech, "reports.view", &b));
+
+    // An assignment is removed.
+    assert!(twice(&|| allowed(
+        &server,
+        &tech,
+        "computers.run_maintenance",
+        &a
+    )));
+    assert_eq!(
+        server
+            .delete(&key, &format!("/role_assignments/{technician}"))
+            .status,
+        204
+    );
+    assert!(!allowed(&server, &tech, "computers.run_maintenance", &a));
+
+    // The member is disabled: every decision about it is a deny naming latchkey.
+    assert!(twice(&|| iam(json!({"token": tech_key})) == "allow"));
+    let disabled = server.patch(
+        &key,
+        &format!("/users/{tech}"),
+        json!({"state": "disabled"}),
+    );
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    let (decision, reason) = decide(&server, &tech, "reports.view", &b);
+    assert_eq!(decision, "deny");
+    assert!(reason.contains("disabled"), "{reason}");
+    assert_eq!(iam(json!({"id": tech})), "deny");
+    let enabled = server.patch(&key, &format!("/users/{tech}"), json!({"state": "active"}));
+    assert_eq!(enabled.status, 200, "{:?}", enabled.body);
+
+    // Its key is revoked: the key as a principal is refused at once.
+    assert!(twice(&|| iam(json!({"token": tech_key})) == "allow"));
+    let keys = server.get(&key, "/api_keys");
+    let tech_key_id = keys.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["owner_id"] == tech.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        server
+            .delete(&key, &format!("/api_keys/{tech_key_id}"))
+            .status,
+        204
+    );
+    assert_eq!(iam(json!({"token": tech_key})), "deny");
+}

@@ -946,8 +946,18 @@ impl Ctx {
         }
         let explain_any = explains.iter().any(|e| *e);
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let verdicts =
-            blocking(move || lk.check_permissions(actor, account, questions, explain_any)).await?;
+        // Decided here, on the async worker, when every principal is already resolved in
+        // memory (as `/verify` does); otherwise on the blocking pool, which reads the store.
+        let in_memory = lk.decidable_in_memory(
+            actor,
+            account,
+            questions.iter().map(|(p, t)| (*p, t.action.as_str())),
+        );
+        let verdicts = if in_memory {
+            lk.check_permissions(actor, account, questions, explain_any)?
+        } else {
+            blocking(move || lk.check_permissions(actor, account, questions, explain_any)).await?
+        };
         let answers: Vec<Value> = verdicts
             .into_iter()
             .zip(explains)

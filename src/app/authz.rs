@@ -203,7 +203,25 @@ pub(super) fn decide(
     now: Timestamp,
     explain: bool,
 ) -> Result<Verdict, AppError> {
-    match request(tx, principal, account, target, now) {
+    let permission = permission_index(tx, account, &target.action)?;
+    match resolve(tx, principal, account) {
+        Ok(resolved) => decide_resolved(policies, Ok(&resolved), target, permission, now, explain),
+        Err(err) => decide_resolved(policies, Err(err), target, permission, now, explain),
+    }
+}
+
+/// The verdict for `target` by a principal as resolving it went (a refusal to resolve is
+/// a deny naming `latchkey`).
+pub(super) fn decide_resolved(
+    policies: &PolicyEngine,
+    resolved: Result<&Resolved, AppError>,
+    target: Target,
+    permission: Option<u32>,
+    now: Timestamp,
+    explain: bool,
+) -> Result<Verdict, AppError> {
+    let request = resolved.and_then(|resolved| request_for(resolved, target, permission, now));
+    match request {
         Ok(request) if explain => Ok(policies.explain(&request)),
         Ok(request) => Ok(policies.decide(&request)),
         Err(AppError::Forbidden { reason, .. }) => Ok(Verdict {
@@ -214,6 +232,26 @@ pub(super) fn decide(
         }),
         Err(other) => Err(other),
     }
+}
+
+/// Whether deciding `action` needs the account's catalog from the store: only an
+/// application action that is not a built-in permission does.
+pub(super) fn needs_catalog(action: &str) -> bool {
+    !(action.starts_with("iam.")
+        || action == "agent.bind"
+        || abi::builtin_permission(action).is_some())
+}
+
+/// The catalog index the tenant-roles policy judges for `action` (none for `iam.*`).
+pub(super) fn permission_index(
+    tx: &impl Reads,
+    account: AccountId,
+    action: &str,
+) -> Result<Option<u32>, AppError> {
+    if action.starts_with("iam.") || action == "agent.bind" {
+        return Ok(None);
+    }
+    super::tenancy::catalog_index(tx, account, action)
 }
 
 fn refused(reason: String) -> AppError {
@@ -397,17 +435,14 @@ pub(super) fn request(
     target: Target,
     now: Timestamp,
 ) -> Result<abi::Request, AppError> {
-    let permission = if target.action.starts_with("iam.") || target.action == "agent.bind" {
-        None
-    } else {
-        super::tenancy::catalog_index(tx, account, &target.action)?
-    };
+    let permission = permission_index(tx, account, &target.action)?;
     request_for(&resolve(tx, actor, account)?, target, permission, now)
 }
 
-/// Resolved principals, kept until the next committed write (any write: the generation
-/// of the store moves), so a hot caller's roles and credential are not read again for
-/// every request. Bounded: it is emptied when it grows past `MAX_CACHED`.
+/// Resolved principals, kept until the next write that could change the model (the
+/// store's generation moves; signals such as uses do not move it), so a hot caller's
+/// roles, assignments and credential are not read again for every request. Bounded: it
+/// is emptied when it grows past `MAX_CACHED`.
 #[derive(Debug, Default)]
 pub(super) struct PrincipalCache {
     entries: RwLock<FxHashMap<(AccountId, Actor), Cached>>,
@@ -419,30 +454,50 @@ type Cached = (u64, Arc<Resolved>);
 const MAX_CACHED: usize = 10_000;
 
 impl PrincipalCache {
-    /// The resolved principal for `actor`, from the cache if it is of `generation`, else
-    /// from `read` (a snapshot begun after `generation` was read).
-    pub(super) fn get_or_resolve<T: Reads>(
+    /// The resolved principal for `actor`, if one of `generation` is cached.
+    pub(super) fn get(
         &self,
         actor: Actor,
         account: AccountId,
         generation: u64,
-        read: impl FnOnce() -> Result<T, AppError>,
-    ) -> Result<Arc<Resolved>, AppError> {
-        if let Some((at, resolved)) = self
-            .entries
+    ) -> Option<Arc<Resolved>> {
+        self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&(account, actor))
-            && *at == generation
-        {
-            return Ok(Arc::clone(resolved));
-        }
-        let resolved = Arc::new(resolve(&read()?, actor, account)?);
+            .filter(|(at, _)| *at == generation)
+            .map(|(_, resolved)| Arc::clone(resolved))
+    }
+
+    /// Keep `resolved`, read from a snapshot begun after `generation` was read.
+    pub(super) fn put(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        generation: u64,
+        resolved: &Arc<Resolved>,
+    ) {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_CACHED {
             entries.clear();
         }
-        entries.insert((account, actor), (generation, Arc::clone(&resolved)));
+        entries.insert((account, actor), (generation, Arc::clone(resolved)));
+    }
+
+    /// The resolved principal for `actor`, from the cache if it is of `generation`, else
+    /// from `tx` (a snapshot begun after `generation` was read), then cached.
+    pub(super) fn get_or_resolve(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        generation: u64,
+        tx: impl FnOnce() -> Result<crate::store::ReadTx, AppError>,
+    ) -> Result<Arc<Resolved>, AppError> {
+        if let Some(resolved) = self.get(actor, account, generation) {
+            return Ok(resolved);
+        }
+        let resolved = Arc::new(resolve(&tx()?, actor, account)?);
+        self.put(actor, account, generation, &resolved);
         Ok(resolved)
     }
 }

@@ -334,7 +334,7 @@ impl Latchkey {
             return Ok(());
         };
         let now = self.now();
-        self.store.write(|tx| {
+        self.store.write_signals(|tx| {
             if tx.event_destination(id)?.is_none() {
                 return Ok(());
             }
@@ -352,7 +352,7 @@ impl Latchkey {
     /// Note a failed attempt for destination `id`: why, and when to try again.
     pub fn delivery_failed(&self, id: EventDestinationId, error: String) -> Result<(), AppError> {
         let now = self.now();
-        self.store.write(|tx| {
+        self.store.write_signals(|tx| {
             if tx.event_destination(id)?.is_none() {
                 return Ok(());
             }

@@ -37,7 +37,7 @@ use crate::domain::user::{
     self, Email, MemberChange, MemberState, Membership, Roles, RolesPatch, User,
 };
 use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
-use crate::store::{AuditReport, Page, PageRequest, Reads, Store, StoreError, WriteTx};
+use crate::store::{AuditReport, Page, PageRequest, ReadTx, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::{DataDir, Restore};
 pub use destinations::{Batch, DestinationPatch, DestinationSpec, trust_roots};
@@ -329,7 +329,7 @@ impl Latchkey {
         if rows.is_empty() {
             return Ok(0);
         }
-        if let Err(err) = self.store.write(|tx| tx.put_recent_attempts(&rows)) {
+        if let Err(err) = self.store.write_signals(|tx| tx.put_recent_attempts(&rows)) {
             self.logins.unwritten(&rows);
             self.links.unwritten(&rows);
             return Err(err.into());
@@ -1270,7 +1270,9 @@ impl Latchkey {
 
     /// Answer "may each principal do this?" for a caller allowed to ask, which is the
     /// same right as asking who a credential is (`iam.credentials.verify`: administrators,
-    /// developers, bots). All checks are decided in one snapshot.
+    /// developers, bots). Principals come from the cache of resolved principals (read
+    /// again only after a write that could change them); the store is read only for what
+    /// the cache lacks, in one snapshot.
     pub fn check_permissions(
         &self,
         caller: Actor,
@@ -1279,15 +1281,64 @@ impl Latchkey {
         explain: bool,
     ) -> Result<Vec<Verdict>, AppError> {
         self.authorize_verify(caller, account)?;
-        let read = self.store.read()?;
+        let generation = self.store.generation();
         let now = self.now();
         let policies = self.engine()?;
-        checks
-            .into_iter()
-            .map(|(principal, target)| {
-                authz::decide(policies, &read, principal, account, target, now, explain)
-            })
-            .collect()
+        let mut snapshot: Option<ReadTx> = None;
+        let mut verdicts = Vec::with_capacity(checks.len());
+        for (principal, target) in checks {
+            let permission = if authz::needs_catalog(&target.action) {
+                let read = open_once(&mut snapshot, &self.store)?;
+                authz::permission_index(read, account, &target.action)?
+            } else {
+                latchkey_policy_abi::builtin_permission(&target.action)
+            };
+            let resolved = match self.principals.get(principal, account, generation) {
+                Some(resolved) => Ok(resolved),
+                None => {
+                    let read = open_once(&mut snapshot, &self.store)?;
+                    let resolved = authz::resolve(read, principal, account).map(Arc::new);
+                    if let Ok(resolved) = &resolved {
+                        self.principals
+                            .put(principal, account, generation, resolved);
+                    }
+                    resolved
+                }
+            };
+            let verdict = match resolved {
+                Ok(resolved) => authz::decide_resolved(
+                    policies,
+                    Ok(&resolved),
+                    target,
+                    permission,
+                    now,
+                    explain,
+                ),
+                Err(err) => {
+                    authz::decide_resolved(policies, Err(err), target, permission, now, explain)
+                }
+            };
+            verdicts.push(verdict?);
+        }
+        Ok(verdicts)
+    }
+
+    /// Whether [`Self::check_permissions`] would read nothing from the store for these
+    /// checks now: the caller and every principal are cached for the current generation
+    /// and every action is an `iam` action or a built-in permission. The API then decides
+    /// on its async workers instead of the blocking pool.
+    pub fn decidable_in_memory<'a>(
+        &self,
+        caller: Actor,
+        account: AccountId,
+        checks: impl IntoIterator<Item = (Actor, &'a str)>,
+    ) -> bool {
+        let generation = self.store.generation();
+        let cached = |actor| self.principals.get(actor, account, generation).is_some();
+        cached(caller)
+            && checks
+                .into_iter()
+                .all(|(principal, action)| cached(principal) && !authz::needs_catalog(action))
     }
 
     /// What a member may do in the account, as the policies decide it: every `iam` action
@@ -1402,6 +1453,15 @@ impl Latchkey {
     pub fn live_credentials(&self) -> usize {
         self.store.index().len()
     }
+}
+
+/// The snapshot in `slot`, begun now if there is none yet.
+fn open_once<'a>(slot: &'a mut Option<ReadTx>, store: &Store) -> Result<&'a ReadTx, AppError> {
+    if slot.is_none() {
+        *slot = Some(store.read()?);
+    }
+    slot.as_ref()
+        .ok_or_else(|| AppError::DataDir("no snapshot".into()))
 }
 
 /// What the database records of each server key: (version, fingerprint).

@@ -252,11 +252,9 @@ pub(super) fn remove_assignments_of(
     principal: Owner,
     now: Timestamp,
 ) -> Result<(), AppError> {
-    let theirs: Vec<RoleAssignment> = tx
-        .role_assignments(account)?
-        .into_iter()
-        .filter(|a| a.principal == principal)
-        .collect();
+    // Through the by-principal index: the principal's own assignments, whatever the
+    // account's size.
+    let theirs = tx.principal_assignments(account, principal)?;
     remove_assignments(tx, actor, account, theirs, now)
 }
 
@@ -323,11 +321,9 @@ pub(super) fn policy_assignments(
     account: AccountId,
     principal: Owner,
 ) -> Result<Vec<abi::Assignment>, AppError> {
-    let theirs: Vec<RoleAssignment> = tx
-        .role_assignments(account)?
-        .into_iter()
-        .filter(|a| a.principal == principal)
-        .collect();
+    // Through the by-principal index: the principal's own assignments, whatever the
+    // account's size.
+    let theirs = tx.principal_assignments(account, principal)?;
     if theirs.is_empty() {
         return Ok(Vec::new());
     }
@@ -847,35 +843,67 @@ impl Latchkey {
         tenant: Option<TenantId>,
     ) -> Result<NamedAssignment, AppError> {
         let now = self.now();
-        self.store.write(|tx| {
-            require_account(tx, account)?;
-            let create = target("role_assignments", "create", "role_assignment", "new");
-            self.authorize(tx, actor, account, create, now)?;
-            if tx.standing(account, principal)?.is_none() {
-                return Err(DomainError::NotFound(id::AnyId(principal.id_string())).into());
-            }
-            let found = role_in(tx, account, role)?;
-            if let Some(tenant) = tenant {
-                tenant_in(tx, account, tenant)?;
-            }
-            if found.builtin {
-                tenancy::check_scope(&found.name, tenant)?;
-            }
-            let exists = tx
-                .role_assignments(account)?
-                .iter()
-                .any(|a| a.principal == principal && a.role == role && a.tenant == tenant);
-            if exists {
-                return Err(DomainError::Conflict {
-                    what: "this role assignment",
+        self.store
+            .write(|tx| self.insert_assignment(tx, actor, account, (principal, role, tenant), now))
+    }
+
+    /// Make many role assignments in batched transactions (each still checked, authorized
+    /// and recorded as an event); for imports and seeding.
+    pub fn assign_roles_bulk(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        assignments: &[(Owner, RoleId, Option<TenantId>)],
+        batch: usize,
+    ) -> Result<usize, AppError> {
+        for chunk in assignments.chunks(batch.max(1)) {
+            let now = self.now();
+            self.store.write(|tx| {
+                for wanted in chunk {
+                    self.insert_assignment(tx, actor, account, *wanted, now)?;
                 }
-                .into());
+                Ok::<_, AppError>(())
+            })?;
+        }
+        Ok(assignments.len())
+    }
+
+    fn insert_assignment(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        (principal, role, tenant): (Owner, RoleId, Option<TenantId>),
+        now: Timestamp,
+    ) -> Result<NamedAssignment, AppError> {
+        require_account(tx, account)?;
+        let create = target("role_assignments", "create", "role_assignment", "new");
+        self.authorize(tx, actor, account, create, now)?;
+        if tx.standing(account, principal)?.is_none() {
+            return Err(DomainError::NotFound(id::AnyId(principal.id_string())).into());
+        }
+        let found = role_in(tx, account, role)?;
+        if let Some(tenant) = tenant {
+            tenant_in(tx, account, tenant)?;
+        }
+        if found.builtin {
+            tenancy::check_scope(&found.name, tenant)?;
+        }
+        // The principal's own assignments, through its index: at any account size.
+        let exists = tx
+            .principal_assignments(account, principal)?
+            .iter()
+            .any(|a| a.role == role && a.tenant == tenant);
+        if exists {
+            return Err(DomainError::Conflict {
+                what: "this role assignment",
             }
-            let assignment = put_assignment(tx, actor, account, principal, role, tenant, now)?;
-            Ok(NamedAssignment {
-                assignment,
-                role: found.name,
-            })
+            .into());
+        }
+        let assignment = put_assignment(tx, actor, account, principal, role, tenant, now)?;
+        Ok(NamedAssignment {
+            assignment,
+            role: found.name,
         })
     }
 

@@ -38,7 +38,7 @@ use index::{IndexOp, LiveEntry};
 pub use retention::{ExportedChain, verify_export};
 use tables::*;
 use tx::meta;
-pub use tx::{EventQuery, Page, PageRequest, ReadTx, Reads, WriteTx};
+pub use tx::{EventQuery, Page, PageRequest, ReadTx, Reads, SignalTx, WriteTx};
 
 /// Entry points of the fuzz targets (`fuzz/`), built only under cargo-fuzz.
 #[cfg(fuzzing)]
@@ -571,7 +571,7 @@ impl Store {
             return Ok(());
         }
         let now = u64::try_from(SystemClock.now().as_millis()).unwrap_or_default();
-        self.write(|tx| tx.set_meta(meta::HEARTBEAT, now))
+        self.write_signals(|tx| tx.heartbeat(now))
     }
 
     /// Check that the server keys are the ones this database was made with: every key
@@ -626,6 +626,25 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.commit(f, true)
+    }
+
+    /// Run `f` in one write transaction that records only signals: credential uses,
+    /// rate-limiter counts, delivery cursors, the recovery heartbeat. They change nothing
+    /// a decision reads, so the [`Store::generation`] stays and caches derived from the
+    /// model stay warm (a flush a second would otherwise empty them every second).
+    pub fn write_signals<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut SignalTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.commit(|tx| f(&mut SignalTx::new(tx)), false)
+    }
+
+    fn commit<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+        model: bool,
+    ) -> Result<T, E> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let db = self.usable_db()?;
         let db = db
@@ -640,14 +659,17 @@ impl Store {
         self.commits
             .store(commits, std::sync::atomic::Ordering::Relaxed);
         self.index.apply(ops);
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        if model {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         self.health.committed();
         Ok(out)
     }
 
-    /// How many write transactions have committed since the store was opened; anything
-    /// derived from a snapshot is current while this has not moved.
+    /// How many write transactions that could change the model (every write but
+    /// [`Store::write_signals`]) have committed since the store was opened; anything
+    /// derived from a snapshot of the model is current while this has not moved.
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
@@ -672,7 +694,7 @@ impl Store {
             self.index.mark_flushed(watermark);
             return Ok(0);
         }
-        self.write(|tx| tx.put_last_used(&usage))?;
+        self.write_signals(|tx| tx.put_last_used(&usage))?;
         self.index.mark_flushed(watermark);
         Ok(usage.len())
     }

@@ -1054,6 +1054,56 @@ impl Tables for WriteTx {
 
 impl Reads for WriteTx {}
 
+/// A write transaction that records only signals (uses, limiter counts, delivery cursors,
+/// the heartbeat): nothing a decision or a cached principal reads. See
+/// `Store::write_signals`.
+#[derive(Debug)]
+pub struct SignalTx<'a>(&'a mut WriteTx);
+
+impl<'a> SignalTx<'a> {
+    pub(crate) fn new(tx: &'a mut WriteTx) -> Self {
+        SignalTx(tx)
+    }
+
+    /// Record when each of these credentials was last used (ms).
+    pub(crate) fn put_last_used(&mut self, usage: &[(u128, i64)]) -> Result<(), StoreError> {
+        self.0.put_last_used(usage)
+    }
+
+    /// Write a rate limiter's recent attempts per key; an empty list removes the key.
+    pub fn put_recent_attempts(
+        &mut self,
+        entries: &[(String, Vec<i64>)],
+    ) -> Result<(), StoreError> {
+        self.0.put_recent_attempts(entries)
+    }
+
+    /// Store a destination's cursor and last attempt.
+    pub fn put_delivery_status(
+        &mut self,
+        id: EventDestinationId,
+        status: &DeliveryStatus,
+    ) -> Result<(), StoreError> {
+        self.0.put_delivery_status(id, status)
+    }
+
+    /// Prove the file takes writes (ms since the epoch).
+    pub(crate) fn heartbeat(&mut self, now: u64) -> Result<(), StoreError> {
+        self.0.set_meta(meta::HEARTBEAT, now)
+    }
+}
+
+impl Tables for SignalTx<'_> {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
+        self.0.table(def)
+    }
+}
+
+impl Reads for SignalTx<'_> {}
+
 impl WriteTx {
     pub(crate) fn begin(db: &redb::Database) -> Result<WriteTx, StoreError> {
         Ok(WriteTx {
