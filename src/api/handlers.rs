@@ -5,6 +5,38 @@ use super::*;
 use crate::domain::id::RawId;
 use crate::store::{Page, PageRequest};
 
+/// One `/authorize` answer, written straight to the response (no intermediate map).
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    decision: &'static str,
+    policy: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluated: Option<Vec<Evaluated<'a>>>,
+}
+
+/// One consulted policy's own answer, in an explained `/authorize` answer.
+#[derive(serde::Serialize)]
+struct Evaluated<'a> {
+    policy: &'a str,
+    decision: &'static str,
+    reason: &'a str,
+}
+
+/// `/authorize/batch`'s answer.
+#[derive(serde::Serialize)]
+struct Decisions<'a> {
+    decisions: Vec<Answer<'a>>,
+}
+
+fn outcome(outcome: crate::policy::Outcome) -> &'static str {
+    match outcome {
+        crate::policy::Outcome::Allow => "allow",
+        crate::policy::Outcome::Deny => "deny",
+        crate::policy::Outcome::NotApplicable => "not_applicable",
+    }
+}
+
 /// One request's context.
 pub(super) struct Ctx {
     pub(super) lk: Arc<Latchkey>,
@@ -948,56 +980,58 @@ impl Ctx {
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         // Decided here, on the async worker, when every principal is already resolved in
         // memory (as `/verify` does); otherwise on the blocking pool, which reads the store.
-        let in_memory = lk.decidable_in_memory(
-            actor,
-            account,
-            questions.iter().map(|(p, t)| (*p, t.action.as_str())),
-        );
-        let verdicts = if in_memory {
-            lk.check_permissions(actor, account, questions, explain_any)?
-        } else {
-            blocking(move || lk.check_permissions(actor, account, questions, explain_any)).await?
-        };
-        let answers: Vec<Value> = verdicts
-            .into_iter()
+        let verdicts =
+            match lk.check_permissions_in_memory(actor, account, questions, explain_any)? {
+                Ok(verdicts) => verdicts,
+                Err(questions) => {
+                    blocking(move || lk.check_permissions(actor, account, questions, explain_any))
+                        .await?
+                }
+            };
+        let answers: Vec<Answer<'_>> = verdicts
+            .iter()
             .zip(explains)
             .zip(invalid)
             .map(|((verdict, explain), invalid)| {
                 self.metrics.decided(verdict.allowed && !invalid);
-                let mut answer = if invalid {
-                    json!({"decision": "deny", "policy": "latchkey", "reason": "the principal's token is not valid"})
-                } else {
-                    json!({
-                        "decision": if verdict.allowed { "allow" } else { "deny" },
-                        "policy": verdict.policy,
-                        "reason": verdict.reason,
-                    })
-                };
-                if explain && let Some(fields) = answer.as_object_mut() {
-                    let evaluated: Vec<Value> = verdict
+                let evaluated = explain.then(|| {
+                    verdict
                         .evaluated
                         .iter()
-                        .map(|e| {
-                            json!({
-                                "policy": e.policy,
-                                "decision": match e.outcome {
-                                    crate::policy::Outcome::Allow => "allow",
-                                    crate::policy::Outcome::Deny => "deny",
-                                    crate::policy::Outcome::NotApplicable => "not_applicable",
-                                },
-                                "reason": e.reason,
-                            })
+                        .map(|e| Evaluated {
+                            policy: &e.policy,
+                            decision: outcome(e.outcome),
+                            reason: &e.reason,
                         })
-                        .collect();
-                    fields.insert("evaluated".into(), evaluated.into());
+                        .collect()
+                });
+                if invalid {
+                    Answer {
+                        decision: "deny",
+                        policy: "latchkey",
+                        reason: "the principal's token is not valid",
+                        evaluated,
+                    }
+                } else {
+                    Answer {
+                        decision: if verdict.allowed { "allow" } else { "deny" },
+                        policy: &verdict.policy,
+                        reason: &verdict.reason,
+                        evaluated,
+                    }
                 }
-                answer
             })
             .collect();
         if batch {
-            self.ok(&json!({"decisions": answers}))
+            Ok(json_response(
+                StatusCode::OK,
+                &Decisions { decisions: answers },
+            ))
         } else {
-            self.ok(answers.first().unwrap_or(&Value::Null))
+            match answers.first() {
+                Some(answer) => Ok(json_response(StatusCode::OK, answer)),
+                None => self.ok(&Value::Null),
+            }
         }
     }
 

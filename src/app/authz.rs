@@ -211,7 +211,8 @@ pub(super) fn decide(
 }
 
 /// The verdict for `target` by a principal as resolving it went (a refusal to resolve is
-/// a deny naming `latchkey`).
+/// a deny naming `latchkey`). The principal's encoding is made once per resolved
+/// principal; each decision encodes only its action, resource and context after it.
 pub(super) fn decide_resolved(
     policies: &PolicyEngine,
     resolved: Result<&Resolved, AppError>,
@@ -220,18 +221,37 @@ pub(super) fn decide_resolved(
     now: Timestamp,
     explain: bool,
 ) -> Result<Verdict, AppError> {
-    let request = resolved.and_then(|resolved| request_for(resolved, target, permission, now));
-    match request {
-        Ok(request) if explain => Ok(policies.explain(&request)),
-        Ok(request) => Ok(policies.decide(&request)),
-        Err(AppError::Forbidden { reason, .. }) => Ok(Verdict {
-            allowed: false,
-            policy: "latchkey".to_owned(),
-            reason,
-            evaluated: Vec::new(),
-        }),
-        Err(other) => Err(other),
-    }
+    let resolved = match resolved.and_then(|r| r.live(now).map(|()| r)) {
+        Ok(resolved) => resolved,
+        Err(AppError::Forbidden { reason, .. }) => {
+            return Ok(Verdict {
+                allowed: false,
+                policy: "latchkey".to_owned(),
+                reason,
+                evaluated: Vec::new(),
+            });
+        }
+        Err(other) => return Err(other),
+    };
+    let principal = resolved.encoded.get_or_init(|| {
+        // Encoding owned strings into a Vec cannot fail; an empty encoding would make the
+        // request undecodable, which every policy refuses.
+        crate::policy::encode_principal(&resolved.principal).unwrap_or_default()
+    });
+    let resource = abi::Resource {
+        kind: target.kind,
+        id: target.id,
+        account: resolved.principal.account.clone(),
+        tenant: target.tenant,
+        owner: target.owner,
+        permission,
+        attributes: target.attributes,
+    };
+    let context = abi::Context {
+        time_ms: now.as_millis(),
+        values: target.context,
+    };
+    Ok(policies.decide_parts(principal, &target.action, &resource, &context, explain))
 }
 
 /// Whether deciding `action` needs the account's catalog from the store: only an
@@ -270,6 +290,8 @@ pub(super) struct Resolved {
     /// The encoded head of this principal's `iam.credentials.verify` request, made on
     /// first use: `/verify` asks it on every call.
     verify_head: OnceLock<Vec<u8>>,
+    /// The principal encoded as the head of any request, made on first use.
+    encoded: OnceLock<Vec<u8>>,
     /// The generation of the policy set that allowed that request, when every module
     /// deciding it declares it does not read the clock (0: none). A store write drops
     /// the whole `Resolved`, a reload changes the generation: either asks again.
@@ -393,6 +415,7 @@ pub(super) fn resolve(
         },
         expires_at,
         verify_head: OnceLock::new(),
+        encoded: OnceLock::new(),
         verify_allowed_in: AtomicU64::new(0),
     })
 }

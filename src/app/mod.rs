@@ -1323,22 +1323,46 @@ impl Latchkey {
         Ok(verdicts)
     }
 
-    /// Whether [`Self::check_permissions`] would read nothing from the store for these
-    /// checks now: the caller and every principal are cached for the current generation
-    /// and every action is an `iam` action or a built-in permission. The API then decides
-    /// on its async workers instead of the blocking pool.
-    pub fn decidable_in_memory<'a>(
+    /// [`Self::check_permissions`] when it needs nothing from the store: the caller and
+    /// every principal are resolved in memory for the current generation and every action
+    /// is an `iam` action or a built-in permission. Otherwise the checks come back
+    /// untouched (`Err`), for [`Self::check_permissions`] on a thread that may block. The
+    /// API decides on its async workers this way, as for `/verify`.
+    #[allow(clippy::type_complexity)]
+    pub fn check_permissions_in_memory(
         &self,
         caller: Actor,
         account: AccountId,
-        checks: impl IntoIterator<Item = (Actor, &'a str)>,
-    ) -> bool {
+        checks: Vec<(Actor, Target)>,
+        explain: bool,
+    ) -> Result<Result<Vec<Verdict>, Vec<(Actor, Target)>>, AppError> {
         let generation = self.store.generation();
-        let cached = |actor| self.principals.get(actor, account, generation).is_some();
-        cached(caller)
-            && checks
-                .into_iter()
-                .all(|(principal, action)| cached(principal) && !authz::needs_catalog(action))
+        let Some(asker) = self.principals.get(caller, account, generation) else {
+            return Ok(Err(checks));
+        };
+        let mut resolved = Vec::with_capacity(checks.len());
+        for (principal, target) in &checks {
+            match self.principals.get(*principal, account, generation) {
+                Some(found) if !authz::needs_catalog(&target.action) => resolved.push(found),
+                _ => return Ok(Err(checks)),
+            }
+        }
+        let now = self.now();
+        let policies = self.engine()?;
+        authz::may_verify(policies, &asker, now)?;
+        let mut verdicts = Vec::with_capacity(checks.len());
+        for ((_, target), principal) in checks.into_iter().zip(resolved) {
+            let permission = latchkey_policy_abi::builtin_permission(&target.action);
+            verdicts.push(authz::decide_resolved(
+                policies,
+                Ok(&principal),
+                target,
+                permission,
+                now,
+                explain,
+            )?);
+        }
+        Ok(Ok(verdicts))
     }
 
     /// What a member may do in the account, as the policies decide it: every `iam` action

@@ -149,6 +149,23 @@ impl PolicySet {
         })
     }
 
+    /// As [`Self::decide`] (or [`Self::explain`]) for a request given in parts: its
+    /// principal already encoded (see [`encode_principal`]), then its action, resource
+    /// and context. The bytes are those of the whole request encoded at once, so a
+    /// caller that decides for the same principal again and again encodes it once.
+    pub fn decide_parts(
+        &self,
+        principal: &[u8],
+        action: &str,
+        resource: &Resource,
+        context: &Context,
+        explain: bool,
+    ) -> Verdict {
+        self.evaluate_with(action, explain, |buffer| {
+            encode_after_principal(buffer, principal, action, resource, context)
+        })
+    }
+
     fn evaluate(&self, request: &Request, explain: bool) -> Verdict {
         self.evaluate_with(&request.action, explain, |buffer| {
             postcard::to_extend(request, buffer)
@@ -204,6 +221,27 @@ pub fn encode_head(
     resource: &Resource,
 ) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_allocvec(&(principal, action, resource))
+}
+
+/// A principal encoded as the head of every request it makes (see
+/// [`PolicySet::decide_parts`]).
+pub fn encode_principal(principal: &Principal) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(principal)
+}
+
+/// `principal` (encoded), then `action`, `resource` and `context`: a [`Request`]'s
+/// fields in order, which is how postcard encodes the whole struct.
+fn encode_after_principal(
+    mut buffer: Vec<u8>,
+    principal: &[u8],
+    action: &str,
+    resource: &Resource,
+    context: &Context,
+) -> Result<Vec<u8>, postcard::Error> {
+    buffer.extend_from_slice(principal);
+    let buffer = postcard::to_extend(action, buffer)?;
+    let buffer = postcard::to_extend(resource, buffer)?;
+    postcard::to_extend(context, buffer)
 }
 
 /// Largest encode buffer kept for the next decision on a thread.
@@ -388,6 +426,20 @@ impl PolicyEngine {
         self.current.load().explain(request)
     }
 
+    /// [`PolicySet::decide_parts`] with the current set.
+    pub fn decide_parts(
+        &self,
+        principal: &[u8],
+        action: &str,
+        resource: &Resource,
+        context: &Context,
+        explain: bool,
+    ) -> Verdict {
+        self.current
+            .load()
+            .decide_parts(principal, action, resource, context, explain)
+    }
+
     /// The current set (kept alive by the caller even if a reload replaces it).
     pub fn current(&self) -> Arc<PolicySet> {
         self.current.load_full()
@@ -402,5 +454,71 @@ impl PolicyEngine {
     /// The folder the set is loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_policy_abi::{
+        AccountRoles, Assignment, Billing, CredentialInfo, CredentialKind, Developer, Mfa,
+        PrincipalKind, Team,
+    };
+
+    use super::*;
+
+    #[test]
+    fn a_request_encoded_in_parts_is_the_request_encoded_whole() {
+        let request = Request {
+            principal: Principal {
+                kind: PrincipalKind::User,
+                id: "usr_1".into(),
+                account: "ac_1".into(),
+                roles: Some(AccountRoles {
+                    developer: Developer::ReadWrite,
+                    team: Team::Invite,
+                    billing: Billing::None,
+                    admin: false,
+                }),
+                assignments: vec![Assignment {
+                    role: "Helpdesk".into(),
+                    builtin: false,
+                    tenant: Some("tnt_1".into()),
+                    permissions: vec![0b1011, u64::MAX],
+                }],
+                mfa: Mfa::default(),
+                credential: Some(CredentialInfo {
+                    kind: CredentialKind::ApiKey,
+                    id: "ak_1".into(),
+                    personal: false,
+                    acl: vec!["bind:*.example.com".into()],
+                    scopes: vec!["iam.*".into()],
+                }),
+                source_ip: Some(latchkey_policy_abi::IpAddress::V4([192, 0, 2, 1])),
+            },
+            action: "computers.run_maintenance".into(),
+            resource: Resource {
+                kind: "computer".into(),
+                id: "c-42".into(),
+                account: "ac_1".into(),
+                tenant: Some("tnt_1".into()),
+                owner: None,
+                permission: Some(4),
+                attributes: vec![("type".into(), "api".into())],
+            },
+            context: Context {
+                time_ms: 1_795_341_600_000,
+                values: vec![("k".into(), "v".into())],
+            },
+        };
+        let principal = encode_principal(&request.principal).unwrap();
+        let parts = encode_after_principal(
+            Vec::new(),
+            &principal,
+            &request.action,
+            &request.resource,
+            &request.context,
+        )
+        .unwrap();
+        assert_eq!(parts, postcard::to_allocvec(&request).unwrap());
     }
 }

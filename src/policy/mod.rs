@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use check::{CaseReport, CaseResult, Expected, ModuleReport, check_module, run_cases};
-pub use engine::{Evaluated, PolicyEngine, PolicySet, Verdict, encode_head};
+pub use engine::{Evaluated, PolicyEngine, PolicySet, Verdict, encode_head, encode_principal};
 pub use latchkey_policy_abi::{Decision, Outcome, Request};
 pub use manifest::{ActionPattern, Isolation, Kind, Manifest, ManifestLimits};
 pub use sandbox::{LoadedPolicy, Sandbox, UnverifiedModule};
