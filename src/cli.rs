@@ -96,6 +96,28 @@ enum Command {
         /// The backup file (from `latchkey backup`).
         file: PathBuf,
     },
+    /// Bulk-load a stopped data directory. `--mint-api-keys N` makes N API keys owned by
+    /// a bot user of the account (for benchmarks and load tests), in batched
+    /// transactions with their events, and writes their one-time secrets to
+    /// `--secrets-out`, one per line (0600).
+    Import {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[command(flatten)]
+        policies: PoliciesArg,
+        /// The account's name.
+        #[arg(long)]
+        account: String,
+        /// How many API keys to make.
+        #[arg(long)]
+        mint_api_keys: usize,
+        /// The bot user that owns them (made if the account has none of that name).
+        #[arg(long, default_value = "imported")]
+        owner_bot: String,
+        /// Where to write the secrets (a new file).
+        #[arg(long)]
+        secrets_out: PathBuf,
+    },
     /// Bring the database to this build's schema version.
     Migrate {
         #[command(flatten)]
@@ -272,6 +294,10 @@ struct ServeArgs {
     /// appliance reach services only it can reach).
     #[arg(long, env = "LATCHKEY_ALLOW_PRIVATE_DESTINATIONS")]
     allow_private_destinations: bool,
+    /// redb's page cache in MiB [default: 32]. Credential lookups never read it (the
+    /// in-memory index answers them); it serves list pages, writes and startup.
+    #[arg(long, env = "LATCHKEY_DB_CACHE_MIB")]
+    db_cache_mib: Option<u64>,
 }
 
 impl ServeArgs {
@@ -297,6 +323,7 @@ impl ServeArgs {
             argon2_iterations: self.argon2_iterations,
             password_workers: self.password_workers,
             allow_private_destinations: self.allow_private_destinations.then_some(true),
+            db_cache_mib: self.db_cache_mib,
         };
         Ok(given.or(file))
     }
@@ -560,6 +587,48 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
                 "ip_restrictions_made_warn_only": relaxed,
             });
             Ok((output, 0))
+        }
+        Command::Import {
+            data,
+            policies,
+            account,
+            mint_api_keys,
+            owner_bot,
+            secrets_out,
+        } => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let started = std::time::Instant::now();
+            let config = Config::new(&data.data_dir).with_policies(&policies.policies);
+            let lk = Latchkey::open(config)?;
+            let account_id = lk.account_named(&account)?;
+            // Made before any key, so a bad path costs nothing.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&secrets_out)
+                .map_err(|e| {
+                    AppError::DataDir(format!("cannot create {}: {e}", secrets_out.display()))
+                })?;
+            let secrets = lk.mint_api_keys(account_id, &owner_bot, mint_api_keys)?;
+            let mut out = std::io::BufWriter::new(file);
+            for secret in &secrets {
+                writeln!(out, "{}", secret.expose())
+                    .map_err(|e| AppError::DataDir(format!("writing the secrets: {e}")))?;
+            }
+            out.flush()
+                .map_err(|e| AppError::DataDir(format!("writing the secrets: {e}")))?;
+            Ok((
+                json!({
+                    "ok": true,
+                    "account_id": account_id.to_string(),
+                    "api_keys": secrets.len(),
+                    "secrets_out": secrets_out.display().to_string(),
+                    "seconds": started.elapsed().as_secs_f64(),
+                }),
+                0,
+            ))
         }
         Command::Migrate { data } => {
             let steps = Latchkey::migrate(&data.data_dir)?;

@@ -683,3 +683,63 @@ fn no_damaged_file_makes_a_command_panic() {
         }
     }
 }
+
+/// `latchkey import --mint-api-keys`: N keys of a bot user in batched transactions, each
+/// with its event, their secrets written once to a new 0600 file; an existing file or an
+/// unknown account is refused with nothing made.
+#[test]
+fn import_mints_api_keys_that_verify_and_writes_their_secrets_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "acme");
+    let data = dir.to_str().unwrap();
+    let secrets = tmp.path().join("secrets.txt");
+    let mint = |account: &str, out: &Path| {
+        latchkey(&[
+            "import",
+            "--data-dir",
+            data,
+            "--account",
+            account,
+            "--mint-api-keys",
+            "25",
+            "--secrets-out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let events_before = json(&latchkey(&["audit", "verify", "--data-dir", data]))["events"]
+        .as_u64()
+        .unwrap();
+    let out = mint("acme", &secrets);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["api_keys"], 25);
+    let text = std::fs::read_to_string(&secrets).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 25);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&secrets).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for secret in [lines[0], lines[24]] {
+        let verified = latchkey(&["verify", "--data-dir", data, secret]);
+        assert!(verified.status.success(), "{verified:?}");
+        assert_eq!(json(&verified)["kind"], "api_key");
+        assert_eq!(json(&verified)["owner_kind"], "bot");
+    }
+    // The bot and every key are in the trail.
+    let events_after = json(&latchkey(&["audit", "verify", "--data-dir", data]))["events"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(events_after, events_before + 1 + 25);
+    // Refusals make nothing: an existing secrets file, an unknown account.
+    let again = mint("acme", &secrets);
+    assert_eq!(again.status.code(), Some(2), "{again:?}");
+    assert_eq!(std::fs::read_to_string(&secrets).unwrap(), text);
+    let unknown = mint("nobody", &tmp.path().join("other.txt"));
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+    assert!(!tmp.path().join("other.txt").exists());
+    let unchanged = json(&latchkey(&["audit", "verify", "--data-dir", data]))["events"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(unchanged, events_after);
+}

@@ -208,6 +208,7 @@ pub fn open(dir: &TempDir, policies: &Path, clock: &ManualClock) -> Latchkey {
         password_cost: Default::default(),
         create: true,
         allow_private_destinations: false,
+        db_cache_bytes: latchkey::store::DEFAULT_CACHE_BYTES,
     })
     .unwrap()
 }

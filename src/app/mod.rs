@@ -170,6 +170,8 @@ pub struct Config {
     /// default: an account administrator could otherwise make the appliance reach
     /// services that only it can reach).
     pub allow_private_destinations: bool,
+    /// redb's page cache, in bytes (see `Store::open_with_cache`).
+    pub db_cache_bytes: usize,
 }
 
 impl Config {
@@ -182,6 +184,7 @@ impl Config {
             password_cost: PasswordCost::default(),
             create: false,
             allow_private_destinations: false,
+            db_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
         }
     }
 
@@ -287,7 +290,7 @@ impl Latchkey {
         };
         let dir = DataDir::new(&config.data_dir);
         let keyring = dir.server_keys(config.create)?.keyring()?;
-        let store = Store::open(&dir.database())?;
+        let store = Store::open_with_cache(&dir.database(), config.db_cache_bytes)?;
         dir.restrict_database()?;
         // The database remembers which keys it was made with: another 32 bytes in
         // server.key would start a server that verifies no token and says nothing.
@@ -848,6 +851,49 @@ impl Latchkey {
             })?;
         }
         Ok(made)
+    }
+
+    /// The id of the account named `name` (for the operator's commands).
+    pub fn account_named(&self, name: &str) -> Result<AccountId, AppError> {
+        Ok(self
+            .store
+            .read()?
+            .account_by_name(name)?
+            .ok_or_else(|| {
+                DomainError::invalid("account", format!("no account is named {name:?}"))
+            })?
+            .id)
+    }
+
+    /// `latchkey import --mint-api-keys`: `count` API keys in `account`, owned by its bot
+    /// user `owner` (made if the account has none of that name), in batched transactions
+    /// with their events, as the system principal; for benchmarks and load tests.
+    /// Returns the one-time secrets.
+    pub fn mint_api_keys(
+        &self,
+        account: AccountId,
+        owner: &str,
+        count: usize,
+    ) -> Result<Vec<Secret>, AppError> {
+        let existing = self
+            .store
+            .read()?
+            .bots(account)?
+            .into_iter()
+            .find(|b| b.name == owner);
+        let bot = match existing {
+            Some(bot) => bot,
+            None => self.create_bot(Actor::SYSTEM, account, owner)?,
+        };
+        let made = self.create_token_credentials_bulk(
+            Actor::SYSTEM,
+            account,
+            TokenKind::ApiKey,
+            &[Owner::Bot(bot.id)],
+            count,
+            20_000,
+        )?;
+        Ok(made.into_iter().map(|(_, secret)| secret).collect())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub password_workers: Option<usize>,
     /// Event destinations may be on non-public addresses (default: false).
     pub allow_private_destinations: Option<bool>,
+    /// redb's page cache in MiB (default: 32).
+    pub db_cache_mib: Option<u64>,
 }
 
 /// How logs are written.
@@ -95,6 +97,7 @@ impl ServeOptions {
             allow_private_destinations: self
                 .allow_private_destinations
                 .or(lower.allow_private_destinations),
+            db_cache_mib: self.db_cache_mib.or(lower.db_cache_mib),
         }
     }
 
@@ -165,6 +168,14 @@ impl ServeOptions {
                 "password_workers: {password_workers} is outside 1 to 256"
             ));
         }
+        let db_cache_mib = self
+            .db_cache_mib
+            .unwrap_or((crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024)) as u64);
+        if !(8..=65_536).contains(&db_cache_mib) {
+            return Err(format!(
+                "db_cache_mib: {db_cache_mib} is outside 8 to 65536 (8 MiB to 64 GiB)"
+            ));
+        }
         let smtp = match self.smtp_url {
             Some(url) => {
                 let from = self
@@ -191,6 +202,7 @@ impl ServeOptions {
             password_workers,
             smtp,
             allow_private_destinations: self.allow_private_destinations.unwrap_or(false),
+            db_cache_bytes: usize::try_from(db_cache_mib * 1024 * 1024).unwrap_or(usize::MAX),
         };
         Ok((config, self.log_format.unwrap_or_default()))
     }

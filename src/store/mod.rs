@@ -49,6 +49,9 @@ pub mod fuzzing {
     }
 }
 
+/// redb's page cache unless configured: 32 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u64 = 7;
 
@@ -376,6 +379,8 @@ fn run_migrations(db: &Database, from: u64) -> Result<Vec<&'static str>, StoreEr
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
+    /// redb's page cache bound, kept for reopening.
+    cache_bytes: usize,
     /// The open file; `None` only while a reopen after an I/O failure has not succeeded.
     /// Replaced only with the writer lock held.
     db: RwLock<Option<Database>>,
@@ -464,11 +469,20 @@ impl Store {
     /// Open (or create) the database at `path`. A new file is initialised at the current
     /// schema; an older one is refused until `Store::migrate` has run.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = open_at_schema(path)?;
+        Store::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with redb's page cache bounded to `cache_bytes`. Lookups never
+    /// read redb (the credential index answers them), so the cache serves list pages,
+    /// writes and startup; redb's own default (1 GiB) would keep most of a large file
+    /// resident after the index is loaded from it.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
+        let db = open_at_schema(path, cache_bytes)?;
         let index = load_index(&db)?;
         let commits = ReadTx::begin(&db)?.meta(meta::COMMITS)?.unwrap_or(0);
         Ok(Store {
             path: path.to_path_buf(),
+            cache_bytes,
             db: RwLock::new(Some(db)),
             index,
             writer: Mutex::new(()),
@@ -526,7 +540,7 @@ impl Store {
                 tracing::warn!(error = %err, "closing the failed database");
             }
         }
-        let db = open_at_schema(&self.path)?;
+        let db = open_at_schema(&self.path, self.cache_bytes)?;
         let on_file = ReadTx::begin(&db)?.meta(meta::COMMITS)?.unwrap_or(0);
         let expected = self.commits.load(std::sync::atomic::Ordering::Relaxed);
         if on_file != expected {
@@ -713,8 +727,10 @@ impl Store {
 
 /// Open the file at `path` (creating it when missing) and bring a new one to the current
 /// schema; an older or newer one is refused.
-fn open_at_schema(path: &Path) -> Result<Database, StoreError> {
-    let db = Database::create(path)?;
+fn open_at_schema(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    let db = Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)?;
     match schema_version(&db)? {
         None => {
             run_migrations(&db, 0)?;
@@ -763,21 +779,58 @@ fn owner_standings(
     Ok(standings)
 }
 
-/// Build the in-memory index from the file, reading each table once in key order.
+/// Index operations applied at once while loading: bounds what loading holds besides
+/// the index itself.
+const LOAD_CHUNK: usize = 16_384;
+
+/// The value stored under `id` in `rows` (a table keyed like `CREDENTIALS`, read in key
+/// order alongside it), skipping keys below `id`; `None` when there is none. `seen` is
+/// called with every value passed over or taken.
+fn value_for<V: redb::Value + 'static, T>(
+    rows: &mut std::iter::Peekable<redb::Range<'_, u128, V>>,
+    id: u128,
+    read: impl Fn(&redb::AccessGuard<'_, V>) -> T,
+    mut seen: impl FnMut(&T),
+) -> Result<Option<T>, StoreError> {
+    loop {
+        let key = match rows.peek() {
+            None => return Ok(None),
+            Some(Ok((key, _))) => key.value(),
+            Some(Err(_)) => {
+                return match rows.next() {
+                    Some(Err(err)) => Err(err.into()),
+                    _ => Ok(None),
+                };
+            }
+        };
+        if key > id {
+            return Ok(None);
+        }
+        let Some(row) = rows.next() else {
+            return Ok(None);
+        };
+        let value = read(&row?.1);
+        seen(&value);
+        if key == id {
+            return Ok(Some(value));
+        }
+    }
+}
+
+/// Build the in-memory index from the file, reading each table once in key order: the
+/// credentials, and beside them (merged by id, not collected into maps) their secrets'
+/// hashes and last uses; applied in chunks, so loading a million credentials holds little
+/// more than the index itself.
 fn load_index(db: &Database) -> Result<CredentialIndex, StoreError> {
     let txn = db.begin_read()?;
     let standings = owner_standings(&txn)?;
-    let mut secrets: FxHashMap<u128, SecretHash> = FxHashMap::default();
-    for row in txn.open_table(CREDENTIAL_SECRETS)?.iter()? {
-        let (key, value) = row?;
-        secrets.insert(key.value(), SecretHash(*value.value()));
-    }
-    let mut last_used: FxHashMap<u128, i64> = FxHashMap::default();
-    for row in txn.open_table(LAST_USED)?.iter()? {
-        let (key, value) = row?;
-        last_used.insert(key.value(), value.value());
-    }
-    let mut ops = Vec::new();
+    let secrets_table = txn.open_table(CREDENTIAL_SECRETS)?;
+    let used_table = txn.open_table(LAST_USED)?;
+    let mut secrets = secrets_table.iter()?.peekable();
+    let mut used = used_table.iter()?.peekable();
+    let mut newest_use = i64::MIN;
+    let index = CredentialIndex::default();
+    let mut ops = Vec::with_capacity(LOAD_CHUNK);
     for row in txn.open_table(CREDENTIALS)?.iter()? {
         let (key, value) = row?;
         let raw = key.value();
@@ -791,28 +844,36 @@ fn load_index(db: &Database) -> Result<CredentialIndex, StoreError> {
                     format!("{} has no owner in its account", credential.id),
                 )
             })?;
-        let entry = LiveEntry::new(
-            &credential,
-            secrets.get(&raw).copied(),
-            standing,
-            last_used.get(&raw).copied(),
-        );
+        let secret = value_for(&mut secrets, raw, |v| SecretHash(*v.value()), |_| {})?;
+        let last_used = value_for(
+            &mut used,
+            raw,
+            |v| v.value(),
+            |at| {
+                newest_use = newest_use.max(*at);
+            },
+        )?;
+        let entry = LiveEntry::new(&credential, secret, standing, last_used);
         let fingerprint = credential.ssh_key.as_ref().map(|key| key.fingerprint());
         ops.push(IndexOp::Put(raw, entry, fingerprint));
+        if ops.len() == LOAD_CHUNK {
+            index.apply(std::mem::replace(&mut ops, Vec::with_capacity(LOAD_CHUNK)));
+        }
+    }
+    // Uses of credentials revoked since count toward the watermark too.
+    for row in used {
+        newest_use = newest_use.max(row?.1.value());
     }
     for row in txn.open_table(REVOKED)?.iter()? {
         let (key, value) = row?;
         let revoked: RevokedCredential = codec::decode(value.value())?;
         ops.push(IndexOp::Revoke(key.value(), revoked.cause));
+        if ops.len() == LOAD_CHUNK {
+            index.apply(std::mem::replace(&mut ops, Vec::with_capacity(LOAD_CHUNK)));
+        }
     }
-    let index = CredentialIndex::default();
     index.apply(ops);
     // What was loaded is already in redb.
-    index.mark_flushed(
-        last_used
-            .values()
-            .max()
-            .map_or(i64::MIN, |max| max.saturating_add(1)),
-    );
+    index.mark_flushed(newest_use.saturating_add(1));
     Ok(index)
 }
