@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::api::{Reply, Server, assert_error, start_configured, start_server};
-use crate::isolation::init;
+use crate::isolation::two_accounts_with;
 use crate::support::policies_dir;
 
 const ALLOW_PRIVATE: (&str, &str) = ("LATCHKEY_ALLOW_PRIVATE_DESTINATIONS", "true");
@@ -312,23 +312,10 @@ fn event_destinations_are_administrators_only_validated_and_isolated() {
     }
     drop(strict);
 
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let data = dir.path().join("data");
-    let a = init(&data, "acme", "admin@acme.example");
-    let b = init(&data, "globex", "admin@globex.example");
-    let text = |v: &Value, k: &str| v[k].as_str().unwrap().to_owned();
-    let server = start_configured(
-        dir,
-        &policies_dir(),
-        Some((
-            text(&a, "api_key"),
-            text(&a, "account_id"),
-            text(&a, "user_id"),
-        )),
-        &[ALLOW_PRIVATE],
-    );
+    let two = two_accounts_with(&[ALLOW_PRIVATE]);
+    let server = &two.server;
     let key = server.admin_key.clone();
-    let b_key = text(&b, "api_key");
+    let b_key = two.b_key.clone();
 
     // Bad bodies: each a 400 naming its field, and nothing changes.
     let long = "x".repeat(256);
@@ -378,7 +365,7 @@ fn event_destinations_are_administrators_only_validated_and_isolated() {
         ),
     ] {
         let refused = refused_unchanged(
-            &server,
+            server,
             || server.post(&key, "/event_destinations", body.clone()),
             400,
             105,
@@ -390,7 +377,7 @@ fn event_destinations_are_administrators_only_validated_and_isolated() {
         );
     }
     let unknown = refused_unchanged(
-        &server,
+        server,
         || {
             server.post(
                 &key,
@@ -452,36 +439,36 @@ fn event_destinations_are_administrators_only_validated_and_isolated() {
     let body = json!({"target": {"https": {"url": "https://127.0.0.1:9/other"}}});
     for caller in [&developer, &manager, &bot_key, &scoped] {
         refused_unchanged(
-            &server,
+            server,
             || server.post(caller, "/event_destinations", body.clone()),
             403,
             101,
         );
         refused_unchanged(
-            &server,
+            server,
             || server.get(caller, "/event_destinations"),
             403,
             101,
         );
-        refused_unchanged(&server, || server.get(caller, &path), 403, 101);
+        refused_unchanged(server, || server.get(caller, &path), 403, 101);
         refused_unchanged(
-            &server,
+            server,
             || server.patch(caller, &path, json!({"enabled": false})),
             403,
             101,
         );
-        refused_unchanged(&server, || server.delete(caller, &path), 403, 101);
+        refused_unchanged(server, || server.delete(caller, &path), 403, 101);
     }
     // Another account's administrator cannot see, change or delete it: it does not exist
     // from there; and B's list is empty.
-    refused_unchanged(&server, || server.get(&b_key, &path), 404, 102);
+    refused_unchanged(server, || server.get(&b_key, &path), 404, 102);
     refused_unchanged(
-        &server,
+        server,
         || server.patch(&b_key, &path, json!({"enabled": false})),
         404,
         102,
     );
-    refused_unchanged(&server, || server.delete(&b_key, &path), 404, 102);
+    refused_unchanged(server, || server.delete(&b_key, &path), 404, 102);
     assert_eq!(
         server.get(&b_key, "/event_destinations").body["event_destinations"],
         json!([])

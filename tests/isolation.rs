@@ -267,19 +267,19 @@ fn a_read_write_developer_cannot_change_an_administrators_credentials() {
 
 /// One server over a data directory holding two accounts made by the host operator
 /// (`latchkey init` twice), mailing through an inbox on loopback.
-struct TwoAccounts {
+pub struct TwoAccounts {
     /// Acts as account A's administrator (`admin_key`, `account_id`, `admin_id`).
-    server: Server,
-    b_key: String,
-    b_account: String,
-    b_admin: String,
+    pub server: Server,
+    pub b_key: String,
+    pub b_account: String,
+    pub b_admin: String,
     inbox: Receiver<String>,
 }
 
 const A_ADMIN: &str = "admin@acme.example";
 const B_ADMIN: &str = "admin@globex.example";
 
-pub fn init(data: &Path, account: &str, email: &str) -> Value {
+fn init(data: &Path, account: &str, email: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["init", "--data-dir"])
         .arg(data)
@@ -292,6 +292,11 @@ pub fn init(data: &Path, account: &str, email: &str) -> Value {
 }
 
 fn two_accounts() -> TwoAccounts {
+    two_accounts_with(&[])
+}
+
+/// [`two_accounts`], with more settings given as environment variables.
+pub fn two_accounts_with(env: &[(&str, &str)]) -> TwoAccounts {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let data = dir.path().join("data");
     let a = init(&data, "acme", A_ADMIN);
@@ -307,7 +312,7 @@ fn two_accounts() -> TwoAccounts {
             text(&a, "account_id"),
             text(&a, "user_id"),
         )),
-        &[("LATCHKEY_SMTP_URL", &smtp)],
+        &[&[("LATCHKEY_SMTP_URL", smtp.as_str())], env].concat(),
     );
     TwoAccounts {
         server,
