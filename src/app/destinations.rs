@@ -1,7 +1,7 @@
 //! Event destinations: their management (administrators only, decided by account-rbac
 //! like every `iam` action, audited), and the store side of delivery: which destinations
 //! have events waiting, the next batch, and the durable cursor. The network side (HTTPS
-//! and syslog over TLS) is `server::delivery`.
+//! and syslog over TLS) is `api::delivery`.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use zeroize::Zeroizing;
