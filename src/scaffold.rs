@@ -16,6 +16,10 @@ const VENDORED: &[(&str, &str)] = &[
         include_str!("../plugins/abi/src/lib.rs"),
     ),
     (
+        "sdk/latchkey-policy-abi/src/view.rs",
+        include_str!("../plugins/abi/src/view.rs"),
+    ),
+    (
         "sdk/latchkey-policy-sdk/src/lib.rs",
         include_str!("../plugins/sdk/src/lib.rs"),
     ),

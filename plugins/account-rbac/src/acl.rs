@@ -27,12 +27,12 @@ enum Target<'a> {
 }
 
 /// True when the ACL places no restriction: no rules, or `*` / `bind:*` among them.
-pub fn is_unrestricted(rules: &[String]) -> bool {
-    rules.is_empty() || rules.iter().any(|r| r == "*" || r == "bind:*")
+pub fn is_unrestricted(rules: &[&str]) -> bool {
+    rules.is_empty() || rules.iter().any(|r| *r == "*" || *r == "bind:*")
 }
 
 /// May a credential with `rules` bind `target` (a host name, `host:port`, or `key=value`)?
-pub fn allows_bind(rules: &[String], target: &str) -> bool {
+pub fn allows_bind(rules: &[&str], target: &str) -> bool {
     if is_unrestricted(rules) {
         return true;
     }
@@ -144,12 +144,10 @@ fn valid_domain(domain: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec::Vec;
 
     fn check(rules: &[&str], target: &str, expected: bool) {
-        let rules: Vec<String> = rules.iter().map(|r| String::from(*r)).collect();
         assert_eq!(
-            allows_bind(&rules, target),
+            allows_bind(rules, target),
             expected,
             "rules {rules:?}, target {target:?}"
         );

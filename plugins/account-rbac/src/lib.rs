@@ -14,7 +14,7 @@ use alloc::format;
 
 use latchkey_policy_sdk::{
     AccountRoles, Billing, CredentialKind, Decision, Developer, Policy, PrincipalKind, Request,
-    Team, concat, export_policy, first_uncovered, scope_denial,
+    Team, concat, export_policy, first_uncovered, same, scope_denial,
 };
 
 /// The action whose resource is a host name, address or label an agent asks to bind.
@@ -39,7 +39,8 @@ impl Policy for AccountRbac {
         let principal = &request.principal;
         // The host answers 404 for other accounts' objects; deciding so here too means a
         // host bug that mixes accounts fails closed instead of trusting foreign roles.
-        if principal.kind != PrincipalKind::System && request.resource.account != principal.account
+        if principal.kind != PrincipalKind::System
+            && !same(request.resource.account, principal.account)
         {
             return Decision::deny(format!(
                 "{} belongs to account {}, not to the principal's account {}",
@@ -62,7 +63,7 @@ export_policy!(AccountRbac);
 /// scope `*`); a request that does not state them is refused.
 fn scope_ceiling(request: &Request) -> Option<Decision> {
     if !matches!(
-        request.action.as_str(),
+        request.action,
         "iam.api_keys.create" | "iam.api_keys.update"
     ) {
         return None;
@@ -246,7 +247,10 @@ fn developer(request: &Request, actor: Actor, resource: &str, verb: &str) -> Dec
     }
     if resource == "credentials" && is_personal_authtoken(request) {
         let own = matches!(actor, Actor::Member(_))
-            && request.resource.owner.as_deref() == Some(request.principal.id.as_str());
+            && request
+                .resource
+                .owner
+                .is_some_and(|owner| same(owner, request.principal.id));
         // Seed 002: a read-only developer "can still see their personal authtoken"; api.md:
         // rotating it is open to its owner whatever its developer role.
         if own && matches!(verb, "get" | "list" | "rotate") {
@@ -293,7 +297,10 @@ fn developer(request: &Request, actor: Actor, resource: &str, verb: &str) -> Dec
 fn changes_an_administrators_credential(request: &Request, resource: &str, verb: &str) -> bool {
     matches!(resource, "api_keys" | "credentials" | "ssh_credentials")
         && matches!(verb, "update" | "delete" | "rotate")
-        && request.resource.owner.as_deref() != Some(request.principal.id.as_str())
+        && !request
+            .resource
+            .owner
+            .is_some_and(|owner| same(owner, request.principal.id))
         && attribute_restricts(request, "owner_admin")
 }
 
@@ -319,9 +326,10 @@ fn used_by_dashboard(request: &Request, resource: &str) -> bool {
 /// administrators; naming a bot user is open to read/write developers.
 fn names_another_user_as_owner(request: &Request, resource: &str) -> bool {
     matches!(resource, "api_keys" | "credentials" | "ssh_credentials")
-        && request.resource.owner.as_deref().is_some_and(|owner| {
-            owner != request.principal.id.as_str() && !owner.starts_with("bot_")
-        })
+        && request
+            .resource
+            .owner
+            .is_some_and(|owner| !same(owner, request.principal.id) && !owner.starts_with("bot_"))
 }
 
 fn team_name(team: Team) -> &'static str {

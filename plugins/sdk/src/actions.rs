@@ -4,7 +4,8 @@
 
 use alloc::format;
 
-use latchkey_policy_abi::{Decision, Request};
+use latchkey_policy_abi::Decision;
+use latchkey_policy_abi::view::Request;
 
 /// Whether action `pattern` matches `action`.
 ///
@@ -57,10 +58,7 @@ pub fn pattern_covers(outer: &str, inner: &str) -> bool {
 
 /// The first of `requested` that no pattern of `ceiling` covers; `None` when each is
 /// covered. An empty `ceiling` means no limit, so it covers everything.
-pub fn first_uncovered<'a>(
-    ceiling: &[alloc::string::String],
-    requested: &[&'a str],
-) -> Option<&'a str> {
+pub fn first_uncovered<'a>(ceiling: &[&str], requested: &[&'a str]) -> Option<&'a str> {
     if ceiling.is_empty() {
         return None;
     }
@@ -72,7 +70,7 @@ pub fn first_uncovered<'a>(
 
 /// Whether the credential's scopes let it attempt `request.action`: true when it has no
 /// credential, no scopes (no limit beyond its owner's rights), or a scope that matches.
-pub fn scopes_allow(request: &Request) -> bool {
+pub fn scopes_allow(request: &Request<'_>) -> bool {
     match &request.principal.credential {
         None => true,
         Some(credential) => {
@@ -80,22 +78,18 @@ pub fn scopes_allow(request: &Request) -> bool {
                 || credential
                     .scopes
                     .iter()
-                    .any(|scope| action_matches(scope, &request.action))
+                    .any(|scope| action_matches(scope, request.action))
         }
     }
 }
 
 /// The deny a policy returns when [`scopes_allow`] is false, naming the credential and
 /// the action; `None` when the scopes allow the action.
-pub fn scope_denial(request: &Request) -> Option<Decision> {
+pub fn scope_denial(request: &Request<'_>) -> Option<Decision> {
     if scopes_allow(request) {
         return None;
     }
-    let id = request
-        .principal
-        .credential
-        .as_ref()
-        .map_or("", |c| c.id.as_str());
+    let id = request.principal.credential.as_ref().map_or("", |c| c.id);
     Some(Decision::deny(format!(
         "the scopes of credential {id} do not include {}",
         request.action
@@ -105,12 +99,10 @@ pub fn scope_denial(request: &Request) -> Option<Decision> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::String;
     use alloc::vec;
     use alloc::vec::Vec;
-    use latchkey_policy_abi::{
-        Context, CredentialInfo, CredentialKind, Mfa, Outcome, Principal, PrincipalKind, Resource,
-    };
+    use latchkey_policy_abi::view::{Context, CredentialInfo, Principal, Resource};
+    use latchkey_policy_abi::{CredentialKind, Mfa, Outcome, PrincipalKind};
 
     #[test]
     fn pattern_table() {
@@ -146,29 +138,29 @@ mod tests {
         }
     }
 
-    fn request(action: &str, scopes: Option<Vec<&str>>) -> Request {
+    fn request<'a>(action: &'a str, scopes: Option<Vec<&'a str>>) -> Request<'a> {
         Request {
             principal: Principal {
                 kind: PrincipalKind::User,
-                id: "usr_a".into(),
-                account: "ac_1".into(),
+                id: "usr_a",
+                account: "ac_1",
                 roles: None,
                 assignments: vec![],
                 mfa: Mfa::default(),
                 credential: scopes.map(|s| CredentialInfo {
                     kind: CredentialKind::ApiKey,
-                    id: "ak_1".into(),
+                    id: "ak_1",
                     personal: false,
                     acl: vec![],
-                    scopes: s.into_iter().map(String::from).collect(),
+                    scopes: s,
                 }),
                 source_ip: None,
             },
-            action: action.into(),
+            action,
             resource: Resource {
-                kind: "user".into(),
-                id: "usr_b".into(),
-                account: "ac_1".into(),
+                kind: "user",
+                id: "usr_b",
+                account: "ac_1",
                 tenant: None,
                 owner: None,
                 permission: None,
@@ -207,10 +199,7 @@ mod tests {
                 "{outer:?} covers {inner:?}"
             );
         }
-        let ceiling = vec![
-            String::from("iam.bot_users.*"),
-            String::from("iam.api_keys.get"),
-        ];
+        let ceiling = vec!["iam.bot_users.*", "iam.api_keys.get"];
         assert_eq!(first_uncovered(&ceiling, &["iam.bot_users.get"]), None);
         assert_eq!(
             first_uncovered(&ceiling, &["iam.bot_users.*", "iam.api_keys.*"]),

@@ -6,7 +6,7 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-use latchkey_policy_abi::{Outcome, Request};
+use latchkey_policy_abi::{Outcome, Request, encode, view};
 use serde::Deserialize;
 
 use crate::Policy;
@@ -57,7 +57,13 @@ pub fn run<P: Policy>(json: &str) -> Result<usize, String> {
     let cases = parse(json).map_err(|e| format!("case file does not parse: {e}"))?;
     let mut failures = Vec::new();
     for case in &cases {
-        let decision = P::decide(&case.request);
+        // Through the bytes, as a module reads them: encoded as the host does, decoded
+        // into the borrowed view.
+        let bytes = encode(&case.request)
+            .map_err(|e| format!("{}: the request does not encode: {e}", case.name))?;
+        let request = view::Request::decode(&bytes)
+            .map_err(|e| format!("{}: the request does not decode: {e:?}", case.name))?;
+        let decision = P::decide(&request);
         if decision.outcome != case.expect.outcome() {
             failures.push(format!(
                 "{}: expected {:?}, got {:?} ({})",

@@ -9,7 +9,8 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use latchkey_policy_abi::{ABI_VERSION, Decision, Request, encode};
+use latchkey_policy_abi::view::Request;
+use latchkey_policy_abi::{ABI_VERSION, Decision};
 
 use crate::Policy;
 
@@ -176,33 +177,26 @@ pub fn alloc(heap: &BumpAllocator, len: i32) -> i32 {
     heap.allocate(len, 1).map_or(0, |addr| addr as i32)
 }
 
-/// `lk_evaluate`: decode the request at `ptr..ptr+len`, decide it, and return
+/// `lk_evaluate`: decode the request at `ptr..ptr+len` (borrowing its strings in place),
+/// decide it, and return
 /// `(decision_ptr << 32) | decision_len` of the encoded decision, which stays valid until
 /// the next `lk_reset`. Bytes that were not handed out by `lk_alloc`, are not a request,
-/// or carry trailing garbage get `Decision::deny("undecodable request")`. 0 means the
-/// decision could not be encoded (out of memory); the host treats it as a failure.
+/// or carry trailing garbage get `Decision::deny("undecodable request")`. Running out of
+/// memory traps, and the host fails closed.
 pub fn evaluate<P: Policy>(heap: &BumpAllocator, ptr: i32, len: i32) -> i64 {
     // i32 is how wasm passes addresses; reinterpret as the u32 they are.
     let bytes = heap.handed_out(ptr as u32 as usize, len as u32 as usize);
-    let request = bytes.and_then(|b| match postcard::take_from_bytes::<Request>(b) {
-        Ok((request, [])) => Some(request),
-        _ => None,
-    });
+    let request = bytes.and_then(|b| Request::decode(b).ok());
     let decision = match request {
         Some(request) => {
             let decision = P::decide(&request);
             // `lk_reset` frees the whole heap before the next decision; walking the
-            // request to free each string first would be wasted work.
+            // request to free each of its lists first would be wasted work.
             core::mem::forget(request);
             decision
         }
         None => Decision::deny("undecodable request"),
     };
-    match encode(&decision) {
-        Ok(bytes) => {
-            let bytes = bytes.leak();
-            ((bytes.as_ptr() as u32 as u64) << 32 | bytes.len() as u32 as u64) as i64
-        }
-        Err(_) => 0,
-    }
+    let bytes = decision.to_bytes().leak();
+    ((bytes.as_ptr() as u32 as u64) << 32 | bytes.len() as u32 as u64) as i64
 }

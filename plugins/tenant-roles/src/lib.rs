@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use latchkey_policy_sdk::{
     Assignment, BUILTIN_CATALOG, Decision, Policy, Request, RoleScope, action_matches,
-    builtin_role_grants, builtin_role_scope, concat, export_policy, scope_denial,
+    builtin_role_grants, builtin_role_scope, concat, export_policy, same, scope_denial,
 };
 
 /// The tenant-roles policy.
@@ -23,7 +23,7 @@ pub struct TenantRoles;
 
 impl Policy for TenantRoles {
     fn decide(request: &Request) -> Decision {
-        if action_matches("iam.*", &request.action) || request.action == "agent.bind" {
+        if action_matches("iam.*", request.action) || request.action == "agent.bind" {
             return Decision::not_applicable(
                 "tenant-roles does not decide iam.* or agent.bind (account-rbac does)",
             );
@@ -36,7 +36,7 @@ impl Policy for TenantRoles {
         // As in account-rbac: the host never mixes accounts, so if it did, fail closed.
         // This holds for the system principal too: it has no tenant roles, so it is judged
         // like everyone else (it decides nothing here by being the system).
-        if resource.account != principal.account {
+        if !same(resource.account, principal.account) {
             return Decision::deny(format!(
                 "{} belongs to account {}, not to the principal's account {}",
                 resource.id, resource.account, principal.account
@@ -45,21 +45,23 @@ impl Policy for TenantRoles {
         let Some(permission) = resource.permission else {
             return Decision::deny("action is not in the permission catalog");
         };
-        let tenant = resource.tenant.as_deref();
+        let tenant = resource.tenant;
         // A tenant's resource is judged by that tenant's assignments and the all-tenant
         // ones; a resource outside any tenant only by the all-tenant ones.
-        let applicable: Vec<&Assignment> = principal
-            .assignments
-            .iter()
-            .filter(|a| a.tenant.is_none() || a.tenant.as_deref() == tenant)
-            .collect();
-        if let Some(granting) = applicable.iter().find(|a| grants(a, permission)) {
-            // The path every allowed request takes: no `core::fmt`, one allocation.
-            let (scope, tenant) = scope_parts(granting.tenant.as_deref());
+        let applies = |a: &&Assignment| match (a.tenant, tenant) {
+            (None, _) => true,
+            (Some(a), Some(t)) => same(a, t),
+            (Some(_), None) => false,
+        };
+        let mut applicable = principal.assignments.iter().filter(applies);
+        if let Some(granting) = applicable.find(|a| grants(a, permission)) {
+            // The path every allowed request takes: no `core::fmt`, no list, one
+            // allocation.
+            let (scope, tenant) = scope_parts(granting.tenant);
             let permission = permission_name(permission);
             return Decision::allow(concat(&[
                 "role ",
-                &granting.role,
+                granting.role,
                 " ",
                 scope,
                 tenant,
@@ -67,6 +69,7 @@ impl Policy for TenantRoles {
                 &permission,
             ]));
         }
+        let applicable: Vec<&Assignment> = principal.assignments.iter().filter(applies).collect();
         match (applicable.as_slice(), tenant) {
             ([], Some(tenant)) => Decision::deny(format!("no role assignment for tenant {tenant}")),
             ([], None) => Decision::deny(format!(
@@ -76,18 +79,18 @@ impl Policy for TenantRoles {
             ([only], _) if !in_scope(only) => Decision::deny(format!(
                 "built-in role {} cannot be assigned {}, so it grants nothing",
                 only.role,
-                scope_phrase(only.tenant.as_deref())
+                scope_phrase(only.tenant)
             )),
             ([only], _) => Decision::deny(format!(
                 "role {} {} does not grant {}",
                 only.role,
-                scope_phrase(only.tenant.as_deref()),
+                scope_phrase(only.tenant),
                 permission_name(permission)
             )),
             (several, _) => {
                 let roles: Vec<String> = several
                     .iter()
-                    .map(|a| format!("{} {}", a.role, scope_phrase(a.tenant.as_deref())))
+                    .map(|a| format!("{} {}", a.role, scope_phrase(a.tenant)))
                     .collect();
                 Decision::deny(format!(
                     "no role grants {}: roles {}",
@@ -106,13 +109,13 @@ fn grants(a: &Assignment, permission: u32) -> bool {
     if !a.builtin {
         return a.grants(permission);
     }
-    in_scope(a) && builtin_grants(&a.role, permission)
+    in_scope(a) && builtin_grants(a.role, permission)
 }
 
 /// api.md's scope column: a built-in assignment outside its scope cannot be created (400);
 /// if one arrives anyway it grants nothing rather than more than intended.
 fn in_scope(a: &Assignment) -> bool {
-    match builtin_role_scope(&a.role) {
+    match builtin_role_scope(a.role) {
         _ if !a.builtin => true,
         Some(RoleScope::AllTenants) => a.tenant.is_none(),
         Some(RoleScope::OneTenant) => a.tenant.is_some(),
@@ -251,10 +254,10 @@ mod tests {
     #[test]
     fn scope_column_is_enforced() {
         let view = builtin_permission("computers.view").unwrap();
-        let a = |role: &str, tenant: Option<&str>| Assignment {
-            role: role.into(),
+        let a = |role: &'static str, tenant: Option<&'static str>| Assignment {
+            role,
             builtin: true,
-            tenant: tenant.map(String::from),
+            tenant,
             permissions: Vec::new(),
         };
         assert!(grants(&a(GLOBAL_ADMINISTRATOR, None), view));
