@@ -16,10 +16,14 @@ use latchkey_policy_abi::{
 pub const TENANT_B: &str = "tnt_0352CHaAAk2xHzkECETRb2";
 
 /// The built-in modules (`policies/`, or `LK_POLICIES`), loaded with default limits.
+#[allow(dead_code)] // The Cedar comparison, in its own crate, names the folder itself.
 pub fn engine() -> PolicyEngine {
-    let dir = std::env::var_os("LK_POLICIES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
+    engine_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+}
+
+/// The modules in `dir` (or `LK_POLICIES`), loaded with default limits.
+pub fn engine_in(dir: &Path) -> PolicyEngine {
+    let dir = std::env::var_os("LK_POLICIES").map_or_else(|| dir.to_path_buf(), PathBuf::from);
     PolicyEngine::load(&dir, Limits::default(), &latchkey::app::REQUIRED_POLICIES).unwrap()
 }
 
@@ -33,6 +37,7 @@ pub fn app() -> Request {
     request("computers.run_maintenance", "computer", Some(TENANT_B))
 }
 
+/// The member: developer read/write, team invite, and the three tenant assignments.
 pub fn principal() -> Principal {
     // A custom role of 20 catalog permissions, as a bit set.
     let custom: u64 = (0..20u32).fold(0, |bits, i| bits | (1 << i));
@@ -78,6 +83,7 @@ pub fn principal() -> Principal {
     }
 }
 
+/// `action` on resource `kind` `c-42` of the account, in `tenant`.
 pub fn request(action: &str, kind: &str, tenant: Option<&str>) -> Request {
     Request {
         principal: principal(),

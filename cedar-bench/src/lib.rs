@@ -1,0 +1,1 @@
+//! Nothing here: the crate holds `benches/side_by_side.rs`.
