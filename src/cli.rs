@@ -96,10 +96,13 @@ enum Command {
         /// The backup file (from `latchkey backup`).
         file: PathBuf,
     },
-    /// Bulk-load a stopped data directory. `--mint-api-keys N` makes N API keys owned by
-    /// a bot user of the account (for benchmarks and load tests), in batched
-    /// transactions with their events, and writes their one-time secrets to
-    /// `--secrets-out`, one per line (0600).
+    /// Bulk-load a stopped data directory, as the system principal, with an event for
+    /// every change. `--jsonl FILE` (`-` for stdin) reads users, bots, tenants, custom
+    /// roles, role assignments and SSH public keys, one JSON record per line (README:
+    /// "Importing"), in transactions of `--batch` lines; the first bad line stops the
+    /// import, and the report names it and how many lines are in. `--mint-api-keys N`
+    /// makes N API keys owned by a bot user of the account (for benchmarks and load
+    /// tests) and writes their one-time secrets to `--secrets-out`, one per line (0600).
     Import {
         #[command(flatten)]
         data: DataDirArg,
@@ -108,15 +111,21 @@ enum Command {
         /// The account's name.
         #[arg(long)]
         account: String,
+        /// JSON lines to import (`-`: standard input).
+        #[arg(long, required_unless_present = "mint_api_keys")]
+        jsonl: Option<PathBuf>,
+        /// Lines per transaction.
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
         /// How many API keys to make.
-        #[arg(long)]
-        mint_api_keys: usize,
+        #[arg(long, requires = "secrets_out")]
+        mint_api_keys: Option<usize>,
         /// The bot user that owns them (made if the account has none of that name).
         #[arg(long, default_value = "imported")]
         owner_bot: String,
         /// Where to write the secrets (a new file).
-        #[arg(long)]
-        secrets_out: PathBuf,
+        #[arg(long, requires = "mint_api_keys")]
+        secrets_out: Option<PathBuf>,
     },
     /// Bring the database to this build's schema version.
     Migrate {
@@ -592,43 +601,61 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             data,
             policies,
             account,
+            jsonl,
+            batch,
             mint_api_keys,
             owner_bot,
             secrets_out,
         } => {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt as _;
             let started = std::time::Instant::now();
             let config = Config::new(&data.data_dir).with_policies(&policies.policies);
             let lk = Latchkey::open(config)?;
             let account_id = lk.account_named(&account)?;
-            // Made before any key, so a bad path costs nothing.
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&secrets_out)
-                .map_err(|e| {
-                    AppError::DataDir(format!("cannot create {}: {e}", secrets_out.display()))
-                })?;
-            let secrets = lk.mint_api_keys(account_id, &owner_bot, mint_api_keys)?;
-            let mut out = std::io::BufWriter::new(file);
-            for secret in &secrets {
-                writeln!(out, "{}", secret.expose())
-                    .map_err(|e| AppError::DataDir(format!("writing the secrets: {e}")))?;
+            let mut output = serde_json::Map::new();
+            output.insert("ok".into(), json!(true));
+            output.insert("account_id".into(), json!(account_id.to_string()));
+            if let Some(path) = jsonl {
+                let report = if path.as_os_str() == "-" {
+                    lk.import_jsonl(account_id, std::io::stdin().lock(), batch)
+                } else {
+                    let file = std::fs::File::open(&path).map_err(|e| {
+                        AppError::DataDir(format!("cannot open {}: {e}", path.display()))
+                    })?;
+                    lk.import_jsonl(account_id, std::io::BufReader::new(file), batch)
+                };
+                match report {
+                    Ok(report) => {
+                        output.insert("records".into(), json!(report.records));
+                        output.insert("batches".into(), json!(report.batches));
+                        let by_type = report
+                            .by_type
+                            .iter()
+                            .map(|(kind, n)| (kind.to_string(), json!(n)));
+                        output.insert("by_type".into(), Value::Object(by_type.collect()));
+                    }
+                    Err(failure) => {
+                        return Ok((
+                            json!({
+                                "ok": false,
+                                "line": failure.line,
+                                "imported": failure.imported,
+                                "error": failure.error.to_string(),
+                            }),
+                            1,
+                        ));
+                    }
+                }
             }
-            out.flush()
-                .map_err(|e| AppError::DataDir(format!("writing the secrets: {e}")))?;
-            Ok((
-                json!({
-                    "ok": true,
-                    "account_id": account_id.to_string(),
-                    "api_keys": secrets.len(),
-                    "secrets_out": secrets_out.display().to_string(),
-                    "seconds": started.elapsed().as_secs_f64(),
-                }),
-                0,
-            ))
+            if let (Some(count), Some(secrets_out)) = (mint_api_keys, secrets_out) {
+                let made = mint(&lk, account_id, &owner_bot, count, &secrets_out)?;
+                output.insert("api_keys".into(), json!(made));
+                output.insert(
+                    "secrets_out".into(),
+                    json!(secrets_out.display().to_string()),
+                );
+            }
+            output.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+            Ok((Value::Object(output), 0))
         }
         Command::Migrate { data } => {
             let steps = Latchkey::migrate(&data.data_dir)?;
@@ -638,6 +665,34 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             ))
         }
     }
+}
+
+/// `import --mint-api-keys`: `count` API keys owned by bot `owner`, their secrets written
+/// to `secrets_out` (a new file, 0600, made before any key so a bad path costs nothing).
+fn mint(
+    lk: &Latchkey,
+    account: crate::domain::id::AccountId,
+    owner: &str,
+    count: usize,
+    secrets_out: &Path,
+) -> Result<usize, AppError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(secrets_out)
+        .map_err(|e| AppError::DataDir(format!("cannot create {}: {e}", secrets_out.display())))?;
+    let secrets = lk.mint_api_keys(account, owner, count)?;
+    let mut out = std::io::BufWriter::new(file);
+    for secret in &secrets {
+        writeln!(out, "{}", secret.expose())
+            .map_err(|e| AppError::DataDir(format!("writing the secrets: {e}")))?;
+    }
+    out.flush()
+        .map_err(|e| AppError::DataDir(format!("writing the secrets: {e}")))?;
+    Ok(secrets.len())
 }
 
 /// `latchkey serve`: runs until SIGTERM or ctrl-c. On stdout, one JSON line with the

@@ -743,3 +743,192 @@ fn import_mints_api_keys_that_verify_and_writes_their_secrets_once() {
         .unwrap();
     assert_eq!(unchanged, events_after);
 }
+
+/// `import --jsonl`: every record type lands through the batched path with its event,
+/// names resolve to what the account holds and to earlier lines (across batches), and
+/// a bad line stops the import with its whole batch rolled back, naming the line.
+#[test]
+fn import_reads_json_lines_in_batches_with_events_and_stops_at_a_bad_line() {
+    use latchkey::app::AssignmentFilter;
+    use latchkey::domain::credential::CredentialKind;
+    use latchkey::domain::event::Actor;
+    use latchkey::store::PageRequest;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    init(&dir, "acme");
+    let data = dir.to_str().unwrap();
+    let events = || {
+        json(&latchkey(&["audit", "verify", "--data-dir", data]))["events"]
+            .as_u64()
+            .unwrap()
+    };
+    let import = |lines: &str, batch: &str| {
+        let file = tmp
+            .path()
+            .join(format!("import-{batch}-{}.jsonl", lines.len()));
+        std::fs::write(&file, lines).unwrap();
+        latchkey(&[
+            "import",
+            "--data-dir",
+            data,
+            "--account",
+            "acme",
+            "--jsonl",
+            file.to_str().unwrap(),
+            "--batch",
+            batch,
+        ])
+    };
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGmAQJl2CVY6yK1oCQv1kz5hY3qVyfE4ppmg3DCjmj0Q ana@laptop";
+    let good = format!(
+        r#"{{"type": "user", "email": "ana@example.com", "name": "Ana", "roles": {{"developer": "read_write", "team": "invite", "billing": "none", "admin": false}}}}
+{{"type": "user", "email": "bo@example.com", "name": "Bo"}}
+
+{{"type": "bot", "name": "ci"}}
+{{"type": "tenant", "name": "Contoso", "description": "first customer"}}
+{{"type": "role", "name": "Helpdesk", "permissions": ["computers.view", "computers.edit"]}}
+{{"type": "assignment", "user": "ana@example.com", "role": "technician", "tenant": "contoso"}}
+{{"type": "assignment", "bot": "CI", "role": "Read-Only"}}
+{{"type": "assignment", "user": "bo@example.com", "role": "Helpdesk", "tenant": "Contoso"}}
+{{"type": "ssh_key", "user": "ana@example.com", "public_key": "{key}", "description": "laptop"}}
+"#
+    );
+    let before = events();
+    // Batches of 3: names made in one batch resolve in the next.
+    let out = import(&good, "3");
+    assert!(out.status.success(), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["records"], 9, "{report}");
+    assert_eq!(report["batches"], 3);
+    assert_eq!(report["by_type"]["assignment"], 3);
+    assert_eq!(report["by_type"]["user"], 2);
+    // Users add the member and its personal authtoken (two events each); the rest one.
+    assert_eq!(events(), before + 2 * 2 + 7);
+
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let state = || {
+        let lk = Latchkey::open(Config::new(&dir).with_policies(&policies)).unwrap();
+        let account = lk.account_named("acme").unwrap();
+        let all = || PageRequest {
+            before: None,
+            limit: 1000,
+        };
+        let members = lk.members(Actor::SYSTEM, account, all()).unwrap().items;
+        let ana = members
+            .iter()
+            .find(|m| m.user.email.as_str() == "ana@example.com")
+            .map(|m| (m.user.name.clone(), m.membership.roles));
+        let bots = lk.bots(Actor::SYSTEM, account, all()).unwrap().items.len();
+        let tenants = lk
+            .tenants(Actor::SYSTEM, account, all())
+            .unwrap()
+            .items
+            .len();
+        let mut assignments: Vec<String> = lk
+            .role_assignments(Actor::SYSTEM, account, AssignmentFilter::default(), all())
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|a| format!("{} {}", a.role, a.assignment.tenant.is_some()))
+            .collect();
+        assignments.sort();
+        let ssh = lk
+            .credentials(Actor::SYSTEM, account, CredentialKind::SshKey, all())
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|(c, _)| c.description)
+            .collect::<Vec<_>>();
+        format!(
+            "{} {ana:?} {bots} {tenants} {assignments:?} {ssh:?}",
+            members.len()
+        )
+    };
+    let imported = state();
+    assert!(imported.starts_with("3 Some((\"Ana\""), "{imported}");
+    assert!(
+        imported.contains("ReadWrite") && imported.contains("Invite"),
+        "{imported}"
+    );
+    assert!(
+        imported.ends_with(
+            r#" 1 1 ["Helpdesk true", "Read-Only false", "Technician true"] ["laptop"]"#
+        ),
+        "{imported}"
+    );
+
+    // Refusals: each stops at its line, its batch rolled back, earlier batches kept,
+    // and nothing else changes. Line 2 of each file is the bad one; batch 2 holds lines 1
+    // and 2, so the good first line goes back with it.
+    let after = events();
+    for (bad, why) in [
+        (
+            r#"{"type": "bot", "name": "x", "colour": "red"}"#,
+            "unknown field",
+        ),
+        (
+            r#"{"type": "user", "email": "ana@example.com", "name": "Ana"}"#,
+            "already",
+        ),
+        (
+            r#"{"type": "user", "email": "cy@example.com"}"#,
+            "missing field `name`",
+        ),
+        (
+            r#"{"type": "assignment", "user": "nobody@example.com", "role": "Technician"}"#,
+            "nobody@example.com",
+        ),
+        (
+            r#"{"type": "assignment", "bot": "ci", "role": "Janitor"}"#,
+            "Janitor",
+        ),
+        (
+            r#"{"type": "assignment", "bot": "ci", "user": "ana@example.com", "role": "Technician"}"#,
+            "exactly one",
+        ),
+        (
+            r#"{"type": "assignment", "bot": "ci", "role": "Tenant Administrator"}"#,
+            "tenant",
+        ),
+        (
+            r#"{"type": "ssh_key", "bot": "ci", "public_key": "ssh-rsa nonsense"}"#,
+            "public_key",
+        ),
+        (
+            &format!(r#"{{"type": "ssh_key", "bot": "ci", "public_key": "{key}"}}"#),
+            "already",
+        ),
+        (r#"{"type": "tenant", "name": "CONTOSO"}"#, "already in use"),
+        ("not json", "record"),
+    ] {
+        let lines = format!(
+            "{{\"type\": \"bot\", \"name\": \"kept-{}\"}}\n{bad}\n",
+            bad.len()
+        );
+        let out = import(&lines, "2");
+        assert_eq!(out.status.code(), Some(1), "{bad}: {out:?}");
+        let report = json(&out);
+        assert_eq!(report["ok"], false);
+        assert_eq!(report["line"], 2, "{bad}: {report}");
+        assert_eq!(report["imported"], 0, "{bad}: {report}");
+        let error = report["error"].as_str().unwrap();
+        assert!(
+            error.to_lowercase().contains(&why.to_lowercase()),
+            "{bad}: {error}"
+        );
+        assert_eq!(state(), imported, "{bad} changed the account");
+        assert_eq!(events(), after, "{bad} changed the trail");
+    }
+    // With batches of one, the good line before a bad one stays, and the report says so.
+    let out = import(
+        "{\"type\": \"bot\", \"name\": \"kept\"}\n{\"type\": \"nope\"}\n",
+        "1",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        (json(&out)["line"].clone(), json(&out)["imported"].clone()),
+        (2.into(), 1.into())
+    );
+    assert_eq!(events(), after + 1);
+}

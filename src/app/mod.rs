@@ -10,6 +10,7 @@ mod authz;
 mod data_dir;
 mod destinations;
 mod identity;
+mod import;
 mod invite;
 mod ip;
 mod keys;
@@ -43,6 +44,7 @@ pub use data_dir::{DataDir, Restore};
 pub use destinations::{Batch, DestinationPatch, DestinationSpec, trust_roots};
 use identity::record_user_change;
 pub use identity::{MailedLink, Me};
+pub use import::{ImportFailure, ImportReport};
 pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use keys::KeyRotation;
@@ -455,19 +457,33 @@ impl Latchkey {
     ) -> Result<Joined, AppError> {
         let now = self.now();
         let email = Email::parse(email)?;
-        self.store.write(|tx| {
-            require_account(tx, account)?;
-            let target = Target::new("users", "create", "user", "new")
-                .with("grants_admin", roles.admin)
-                .with("target_admin", false);
-            self.authorize(tx, actor, account, target, now)?;
-            if let Some(existing) = tx.user_by_email(&email)?
-                && tx.membership(account, existing.id)?.is_none()
-            {
-                return Err(DomainError::ExistingUser.into());
-            }
-            self.join(tx, actor, account, &email, name, roles, now)
-        })
+        self.store
+            .write(|tx| self.add_member_in(tx, actor, account, &email, name, roles, now))
+    }
+
+    /// [`Self::add_member`] inside a write transaction (for imports).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_member_in(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        email: &Email,
+        name: &str,
+        roles: Roles,
+        now: Timestamp,
+    ) -> Result<Joined, AppError> {
+        require_account(tx, account)?;
+        let target = Target::new("users", "create", "user", "new")
+            .with("grants_admin", roles.admin)
+            .with("target_admin", false);
+        self.authorize(tx, actor, account, target, now)?;
+        if let Some(existing) = tx.user_by_email(email)?
+            && tx.membership(account, existing.id)?.is_none()
+        {
+            return Err(DomainError::ExistingUser.into());
+        }
+        self.join(tx, actor, account, email, name, roles, now)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -712,25 +728,37 @@ impl Latchkey {
         active: bool,
     ) -> Result<BotUser, AppError> {
         let now = self.now();
-        self.store.write(|tx| {
-            require_account(tx, account)?;
-            let target = Target::new("bot_users", "create", "bot_user", "new");
-            self.authorize(tx, actor, account, target, now)?;
-            let mut bot = BotUser::new(BotId::generate(now)?, account, name, now)?;
-            bot.active = active;
-            tx.put_bot(&bot)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                Action::BotCreated,
-                bot.id.to_string(),
-                None,
-                Some(Snapshot::Bot(bot.clone())),
-            )?;
-            Ok(bot)
-        })
+        self.store
+            .write(|tx| self.create_bot_in(tx, actor, account, name, active, now))
+    }
+
+    /// [`Self::create_bot_as`] inside a write transaction (for imports).
+    pub(crate) fn create_bot_in(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        name: &str,
+        active: bool,
+        now: Timestamp,
+    ) -> Result<BotUser, AppError> {
+        require_account(tx, account)?;
+        let target = Target::new("bot_users", "create", "bot_user", "new");
+        self.authorize(tx, actor, account, target, now)?;
+        let mut bot = BotUser::new(BotId::generate(now)?, account, name, now)?;
+        bot.active = active;
+        tx.put_bot(&bot)?;
+        record(
+            tx,
+            &account,
+            now,
+            actor,
+            Action::BotCreated,
+            bot.id.to_string(),
+            None,
+            Some(Snapshot::Bot(bot.clone())),
+        )?;
+        Ok(bot)
     }
 
     /// Rename a bot user or change its `active` flag. An inactive bot keeps its
@@ -962,29 +990,43 @@ impl Latchkey {
         let now = self.now();
         let key = SshPublicKey::parse(public_key)
             .map_err(|e| DomainError::invalid("public_key", e.to_string()))?;
-        self.store.write(|tx| {
-            let id = CredentialId {
-                kind: CredentialKind::SshKey,
-                raw: crate::domain::id::new_raw(now)?,
-            };
-            let (ceiling, stated) = bounded(tx, actor, account, id.kind, spec)?;
-            let credential = Credential::new(id, account, owner, stated.spec, Some(key), now)?;
-            self.authorize(tx, actor, account, creation_target(&credential), now)?;
-            require_owner(tx, account, owner)?;
-            within(ceiling.as_ref(), &credential, &stated.fields)?;
-            tx.insert_credential(&credential, None)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                Action::CredentialCreated(CredentialKind::SshKey),
-                id.to_string(),
-                None,
-                Some(Snapshot::Credential(Box::new(credential.clone()))),
-            )?;
-            Ok(credential)
-        })
+        self.store
+            .write(|tx| self.create_ssh_credential_in(tx, actor, account, owner, key, spec, now))
+    }
+
+    /// [`Self::create_ssh_credential`] inside a write transaction (for imports).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create_ssh_credential_in(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        owner: Owner,
+        key: SshPublicKey,
+        spec: CredentialSpec,
+        now: Timestamp,
+    ) -> Result<Credential, AppError> {
+        let id = CredentialId {
+            kind: CredentialKind::SshKey,
+            raw: crate::domain::id::new_raw(now)?,
+        };
+        let (ceiling, stated) = bounded(tx, actor, account, id.kind, spec)?;
+        let credential = Credential::new(id, account, owner, stated.spec, Some(key), now)?;
+        self.authorize(tx, actor, account, creation_target(&credential), now)?;
+        require_owner(tx, account, owner)?;
+        within(ceiling.as_ref(), &credential, &stated.fields)?;
+        tx.insert_credential(&credential, None)?;
+        record(
+            tx,
+            &account,
+            now,
+            actor,
+            Action::CredentialCreated(CredentialKind::SshKey),
+            id.to_string(),
+            None,
+            Some(Snapshot::Credential(Box::new(credential.clone()))),
+        )?;
+        Ok(credential)
     }
 
     /// Change a credential's description, metadata or bind rules.

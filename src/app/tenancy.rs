@@ -373,38 +373,51 @@ impl Latchkey {
         description: &str,
     ) -> Result<Tenant, AppError> {
         let now = self.now();
-        self.store.write(|tx| {
-            require_account(tx, account)?;
-            self.authorize(
-                tx,
-                actor,
-                account,
-                target("tenants", "create", "tenant", "new"),
-                now,
-            )?;
-            let name = tenancy::validate_name(name)?;
-            tenancy::validate_description(description)?;
-            tenant_name_free(tx, account, &name, None)?;
-            let tenant = Tenant {
-                id: TenantId::generate(now)?,
-                account,
-                name,
-                description: description.to_owned(),
-                created_at: now,
-            };
-            tx.put_tenant(&tenant)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                event(TenancyObject::Tenant, Change::Created),
-                tenant.id.to_string(),
-                None,
-                Some(Snapshot::Tenant(tenant.clone())),
-            )?;
-            Ok(tenant)
-        })
+        self.store
+            .write(|tx| self.create_tenant_in(tx, actor, account, name, description, now))
+    }
+
+    /// [`Self::create_tenant`] inside a write transaction (for imports).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create_tenant_in(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        name: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> Result<Tenant, AppError> {
+        require_account(tx, account)?;
+        self.authorize(
+            tx,
+            actor,
+            account,
+            target("tenants", "create", "tenant", "new"),
+            now,
+        )?;
+        let name = tenancy::validate_name(name)?;
+        tenancy::validate_description(description)?;
+        tenant_name_free(tx, account, &name, None)?;
+        let tenant = Tenant {
+            id: TenantId::generate(now)?,
+            account,
+            name,
+            description: description.to_owned(),
+            created_at: now,
+        };
+        tx.put_tenant(&tenant)?;
+        record(
+            tx,
+            &account,
+            now,
+            actor,
+            event(TenancyObject::Tenant, Change::Created),
+            tenant.id.to_string(),
+            None,
+            Some(Snapshot::Tenant(tenant.clone())),
+        )?;
+        Ok(tenant)
     }
 
     /// A tenant of the account.
@@ -705,39 +718,54 @@ impl Latchkey {
     ) -> Result<Role, AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            require_account(tx, account)?;
-            self.authorize(
-                tx,
-                actor,
-                account,
-                target("roles", "create", "role", "new"),
-                now,
-            )?;
-            let name = tenancy::validate_name(name)?;
-            tenancy::validate_description(description)?;
-            role_name_free(tx, account, &name, None)?;
-            let permissions = known_permissions(&catalog(tx, account)?, permissions)?;
-            let role = CustomRole {
-                id: RoleId::generate(now)?,
-                account,
-                name,
-                description: description.to_owned(),
-                permissions,
-                created_at: now,
-            };
-            tx.put_custom_role(&role)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                event(TenancyObject::Role, Change::Created),
-                role.id.to_string(),
-                None,
-                Some(Snapshot::Role(role.clone())),
-            )?;
-            Ok(custom_view(&role))
+            self.create_role_in(tx, actor, account, name, description, permissions, now)
         })
+    }
+
+    /// [`Self::create_role`] inside a write transaction (for imports).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create_role_in(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        name: &str,
+        description: &str,
+        permissions: &[String],
+        now: Timestamp,
+    ) -> Result<Role, AppError> {
+        require_account(tx, account)?;
+        self.authorize(
+            tx,
+            actor,
+            account,
+            target("roles", "create", "role", "new"),
+            now,
+        )?;
+        let name = tenancy::validate_name(name)?;
+        tenancy::validate_description(description)?;
+        role_name_free(tx, account, &name, None)?;
+        let permissions = known_permissions(&catalog(tx, account)?, permissions)?;
+        let role = CustomRole {
+            id: RoleId::generate(now)?,
+            account,
+            name,
+            description: description.to_owned(),
+            permissions,
+            created_at: now,
+        };
+        tx.put_custom_role(&role)?;
+        record(
+            tx,
+            &account,
+            now,
+            actor,
+            event(TenancyObject::Role, Change::Created),
+            role.id.to_string(),
+            None,
+            Some(Snapshot::Role(role.clone())),
+        )?;
+        Ok(custom_view(&role))
     }
 
     /// Change a custom role's name, description or permissions; the next decision sees it.
@@ -868,7 +896,7 @@ impl Latchkey {
         Ok(assignments.len())
     }
 
-    fn insert_assignment(
+    pub(crate) fn insert_assignment(
         &self,
         tx: &mut WriteTx,
         actor: Actor,
