@@ -388,16 +388,8 @@ impl Latchkey {
         description: &str,
         now: Timestamp,
     ) -> Result<Tenant, AppError> {
-        require_account(tx, account)?;
-        self.authorize(
-            tx,
-            actor,
-            account,
-            target("tenants", "create", "tenant", "new"),
-            now,
-        )?;
-        let name = tenancy::validate_name(name)?;
-        tenancy::validate_description(description)?;
+        let create = target("tenants", "create", "tenant", "new");
+        let name = self.start_create(tx, actor, account, create, name, description, now)?;
         tenant_name_free(tx, account, &name, None)?;
         let tenant = Tenant {
             id: TenantId::generate(now)?,
@@ -418,6 +410,26 @@ impl Latchkey {
             Some(Snapshot::Tenant(tenant.clone())),
         )?;
         Ok(tenant)
+    }
+
+    /// What creating a tenant or a custom role starts with: the account exists, the
+    /// policies allow `create`, and the name and description are valid. The name to store.
+    #[allow(clippy::too_many_arguments)]
+    fn start_create(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        create: Target,
+        name: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> Result<String, AppError> {
+        require_account(tx, account)?;
+        self.authorize(tx, actor, account, create, now)?;
+        let name = tenancy::validate_name(name)?;
+        tenancy::validate_description(description)?;
+        Ok(name)
     }
 
     /// A tenant of the account.
@@ -734,16 +746,8 @@ impl Latchkey {
         permissions: &[String],
         now: Timestamp,
     ) -> Result<Role, AppError> {
-        require_account(tx, account)?;
-        self.authorize(
-            tx,
-            actor,
-            account,
-            target("roles", "create", "role", "new"),
-            now,
-        )?;
-        let name = tenancy::validate_name(name)?;
-        tenancy::validate_description(description)?;
+        let create = target("roles", "create", "role", "new");
+        let name = self.start_create(tx, actor, account, create, name, description, now)?;
         role_name_free(tx, account, &name, None)?;
         let permissions = known_permissions(&catalog(tx, account)?, permissions)?;
         let role = CustomRole {
