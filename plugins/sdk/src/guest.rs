@@ -178,9 +178,8 @@ pub fn alloc(heap: &BumpAllocator, len: i32) -> i32 {
 }
 
 /// `lk_evaluate`: decode the request at `ptr..ptr+len` (borrowing its strings in place),
-/// decide it, and return
-/// `(decision_ptr << 32) | decision_len` of the encoded decision, which stays valid until
-/// the next `lk_reset`. Bytes that were not handed out by `lk_alloc`, are not a request,
+/// decide it, and return `(decision_ptr << 32) | decision_len` of the encoded decision,
+/// which stays valid until the next `lk_reset`. Bytes that were not handed out by `lk_alloc`, are not a request,
 /// or carry trailing garbage get `Decision::deny("undecodable request")`. Running out of
 /// memory traps, and the host fails closed.
 pub fn evaluate<P: Policy>(heap: &BumpAllocator, ptr: i32, len: i32) -> i64 {
