@@ -1113,3 +1113,109 @@ fn the_self_signed_certificate_lives_a_year_and_is_renewed_near_its_end() {
     // Clients trusting the new certificate are served.
     assert_eq!(renewed.get(&renewed.admin_key, "/account").status, 200);
 }
+
+/// `/authorize` decides from principals cached in memory (keyed by account): once A's
+/// member is cached by A's own questions, B still cannot learn anything about it, by id
+/// or by its token, single or batched, first call or cached; and a key whose scopes do
+/// not include `iam.credentials.verify` cannot ask, however warm the cache. Refusals
+/// change neither trail.
+#[test]
+fn authorize_from_cached_principals_never_crosses_accounts_or_widens_a_scoped_key() {
+    let two = two_accounts();
+    let s = &two.server;
+    let (dana, dana_key) =
+        s.member_with_key("dana@acme.example", json!({"developer": "read_write"}));
+    let ask = |key: &str, principal: Value| {
+        s.post(
+            key,
+            "/authorize",
+            json!({"principal": principal, "action": "iam.api_keys.create", "resource": {"type": "api_key", "id": "new"}}),
+        )
+    };
+    // A warms its cache with dana, by id and by token: allowed both times.
+    for _ in 0..2 {
+        assert_eq!(
+            ask(&s.admin_key, json!({"id": dana})).body["decision"],
+            "allow"
+        );
+        assert_eq!(
+            ask(&s.admin_key, json!({"token": dana_key})).body["decision"],
+            "allow"
+        );
+    }
+    let heads = two.heads();
+    for _ in 0..2 {
+        let by_id = ask(&two.b_key, json!({"id": dana}));
+        assert_eq!(by_id.status, 200, "{:?}", by_id.body);
+        assert_eq!(by_id.body["decision"], "deny", "{:?}", by_id.body);
+        assert!(
+            by_id.body["reason"]
+                .as_str()
+                .unwrap()
+                .contains("is not a member"),
+            "{:?}",
+            by_id.body
+        );
+        let by_token = ask(&two.b_key, json!({"token": dana_key}));
+        assert_eq!(
+            (
+                by_token.body["decision"].as_str(),
+                by_token.body["policy"].as_str()
+            ),
+            (Some("deny"), Some("latchkey")),
+            "{:?}",
+            by_token.body
+        );
+        let batch = s.post(
+            &two.b_key,
+            "/authorize/batch",
+            json!({"checks": [
+                {"principal": {"id": dana}, "action": "iam.api_keys.create", "resource": {"type": "api_key"}, "explain": true},
+                {"principal": {"token": dana_key}, "action": "computers.view", "resource": {"type": "computer", "id": "c-1"}, "explain": true},
+            ]}),
+        );
+        let decisions = batch.body["decisions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{:?}", batch.body));
+        assert!(
+            decisions.iter().all(|d| d["decision"] == "deny"),
+            "{:?}",
+            batch.body
+        );
+        // Nothing of A's member leaks into the explanation either.
+        assert!(
+            !batch.body.to_string().contains("read_write"),
+            "{:?}",
+            batch.body
+        );
+    }
+
+    // A key of A's administrator scoped to listing users may not ask /authorize.
+    let scoped = s.post(
+        &s.admin_key,
+        "/api_keys",
+        json!({"scopes": ["iam.users.list"]}),
+    );
+    assert_eq!(scoped.status, 201, "{:?}", scoped.body);
+    let scoped = scoped.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.get(&scoped, "/users").status,
+        200,
+        "the scope itself works (and caches the key)"
+    );
+    // Making the key was a write: warm dana again, so the key's second attempt finds
+    // everything in memory (its first one caches the key itself, then is refused).
+    assert_eq!(ask(&s.admin_key, json!({"id": dana})).body["decision"], "allow");
+    let heads_a = two.heads();
+    for _ in 0..2 {
+        assert_error(&ask(&scoped, json!({"id": dana})), 403, 101);
+        let batch = s.post(
+            &scoped,
+            "/authorize/batch",
+            json!({"checks": [{"principal": {"id": dana}, "action": "iam.users.list", "resource": {"type": "user"}}]}),
+        );
+        assert_error(&batch, 403, 101);
+    }
+    assert_eq!(two.heads(), heads_a);
+    assert_eq!(heads.1, heads_a.1, "B's trail is untouched");
+}
