@@ -238,20 +238,8 @@ pub(super) fn decide_resolved(
         // request undecodable, which every policy refuses.
         crate::policy::encode_principal(&resolved.principal).unwrap_or_default()
     });
-    let resource = abi::Resource {
-        kind: target.kind,
-        id: target.id,
-        account: resolved.principal.account.clone(),
-        tenant: target.tenant,
-        owner: target.owner,
-        permission,
-        attributes: target.attributes,
-    };
-    let context = abi::Context {
-        time_ms: now.as_millis(),
-        values: target.context,
-    };
-    Ok(policies.decide_parts(principal, &target.action, &resource, &context, explain))
+    let (action, resource, context) = request_parts(resolved, target, permission, now);
+    Ok(policies.decide_parts(principal, &action, &resource, &context, explain))
 }
 
 /// Whether deciding `action` needs the account's catalog from the store: only an
@@ -429,25 +417,38 @@ fn request_for(
     now: Timestamp,
 ) -> Result<abi::Request, AppError> {
     resolved.live(now)?;
-    let account = resolved.principal.account.clone();
+    let (action, resource, context) = request_parts(resolved, target, permission, now);
     Ok(abi::Request {
         principal: resolved.principal.clone(),
-        resource: abi::Resource {
-            kind: target.kind,
-            id: target.id,
-            account,
-            tenant: target.tenant,
-            owner: target.owner,
-            // The catalog index the tenant-roles policy judges (none for `iam.*`).
-            permission,
-            attributes: target.attributes,
-        },
-        action: target.action,
-        context: abi::Context {
-            time_ms: now.as_millis(),
-            values: target.context,
-        },
+        action,
+        resource,
+        context,
     })
+}
+
+/// A request's action, resource and context for `target` by a resolved principal: all
+/// of it but the principal.
+fn request_parts(
+    resolved: &Resolved,
+    target: Target,
+    permission: Option<u32>,
+    now: Timestamp,
+) -> (String, abi::Resource, abi::Context) {
+    let resource = abi::Resource {
+        kind: target.kind,
+        id: target.id,
+        account: resolved.principal.account.clone(),
+        tenant: target.tenant,
+        owner: target.owner,
+        // The catalog index the tenant-roles policy judges (none for `iam.*`).
+        permission,
+        attributes: target.attributes,
+    };
+    let context = abi::Context {
+        time_ms: now.as_millis(),
+        values: target.context,
+    };
+    (target.action, resource, context)
 }
 
 /// The request for `target` by `actor`, resolved in `tx`'s snapshot.
