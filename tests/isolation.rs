@@ -1205,7 +1205,10 @@ fn authorize_from_cached_principals_never_crosses_accounts_or_widens_a_scoped_ke
     );
     // Making the key was a write: warm dana again, so the key's second attempt finds
     // everything in memory (its first one caches the key itself, then is refused).
-    assert_eq!(ask(&s.admin_key, json!({"id": dana})).body["decision"], "allow");
+    assert_eq!(
+        ask(&s.admin_key, json!({"id": dana})).body["decision"],
+        "allow"
+    );
     let heads_a = two.heads();
     for _ in 0..2 {
         assert_error(&ask(&scoped, json!({"id": dana})), 403, 101);

@@ -115,6 +115,14 @@ pub struct ImportFailure {
     pub error: AppError,
 }
 
+/// What the committed batches did, and the names they know.
+#[derive(Debug, Default)]
+struct Progress {
+    report: ImportReport,
+    counts: HashMap<&'static str, usize>,
+    names: Option<Names>,
+}
+
 /// A failure on line `.0` (0: not on a line: storage, or the account itself).
 struct LineError(usize, AppError);
 
@@ -174,76 +182,77 @@ impl Latchkey {
         input: impl BufRead,
         batch: usize,
     ) -> Result<ImportReport, ImportFailure> {
-        let mut report = ImportReport::default();
-        let mut counts: HashMap<&'static str, usize> = HashMap::new();
-        let mut names: Option<Names> = None;
+        let mut progress = Progress::default();
         let mut pending: Vec<(usize, Record)> = Vec::new();
-        let mut lines = input.lines().enumerate();
-        loop {
-            let next = lines.next();
-            let at_end = next.is_none();
-            if let Some((index, line)) = next {
-                let number = index + 1;
-                let fail = |error| ImportFailure {
-                    line: number,
-                    imported: report.records,
-                    error,
-                };
-                let line = line.map_err(|e| fail(AppError::DataDir(format!("reading: {e}"))))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let record = serde_json::from_str::<Record>(&line)
-                    .map_err(|e| fail(DomainError::invalid("record", e.to_string()).into()))?;
-                pending.push((number, record));
-                if pending.len() < batch.max(1) {
-                    continue;
-                }
+        for (index, line) in input.lines().enumerate() {
+            let number = index + 1;
+            let fail = |error| ImportFailure {
+                line: number,
+                imported: progress.report.records,
+                error,
+            };
+            let line = line.map_err(|e| fail(AppError::DataDir(format!("reading: {e}"))))?;
+            if line.trim().is_empty() {
+                continue;
             }
-            if pending.is_empty() {
-                break;
-            }
-            let now = self.now();
-            let known = names.take();
-            let committed = self
-                .store
-                .write(|tx| {
-                    let mut names = match known {
-                        Some(known) => known,
-                        None => Names::load(tx, account)?,
-                    };
-                    require_account(tx, account)?;
-                    for (number, record) in &pending {
-                        self.apply(tx, account, &mut names, record, now)
-                            .map_err(|e| LineError(*number, e))?;
-                    }
-                    Ok::<_, LineError>(names)
-                })
-                .map_err(|LineError(line, error)| ImportFailure {
-                    // A failure outside any line (storage) is put on the batch's first.
-                    line: if line == 0 {
-                        pending.first().map_or(0, |(n, _)| *n)
-                    } else {
-                        line
-                    },
-                    imported: report.records,
-                    error,
-                })?;
-            names = Some(committed);
-            for (_, record) in &pending {
-                *counts.entry(record.kind()).or_default() += 1;
-            }
-            report.records += pending.len();
-            report.batches += 1;
-            pending.clear();
-            if at_end {
-                break;
+            let record = serde_json::from_str::<Record>(&line)
+                .map_err(|e| fail(DomainError::invalid("record", e.to_string()).into()))?;
+            pending.push((number, record));
+            if pending.len() >= batch.max(1) {
+                self.commit_batch(account, &mut pending, &mut progress)?;
             }
         }
-        let mut by_type: Vec<_> = counts.into_iter().collect();
-        by_type.sort_unstable();
-        report.by_type = by_type;
+        if !pending.is_empty() {
+            self.commit_batch(account, &mut pending, &mut progress)?;
+        }
+        let mut report = progress.report;
+        report.by_type = progress.counts.into_iter().collect();
+        report.by_type.sort_unstable();
         Ok(report)
+    }
+
+    /// Apply `pending` in one transaction and empty it; the names it made are kept only
+    /// once it commits.
+    fn commit_batch(
+        &self,
+        account: AccountId,
+        pending: &mut Vec<(usize, Record)>,
+        progress: &mut Progress,
+    ) -> Result<(), ImportFailure> {
+        let now = self.now();
+        let known = progress.names.take();
+        let names = self
+            .store
+            .write(|tx| {
+                let mut names = match known {
+                    Some(known) => known,
+                    None => Names::load(tx, account)?,
+                };
+                require_account(tx, account)?;
+                for (number, record) in pending.iter() {
+                    self.apply(tx, account, &mut names, record, now)
+                        .map_err(|e| LineError(*number, e))?;
+                }
+                Ok::<_, LineError>(names)
+            })
+            .map_err(|LineError(line, error)| ImportFailure {
+                // A failure outside any line (storage) is put on the batch's first.
+                line: if line == 0 {
+                    pending.first().map_or(0, |(n, _)| *n)
+                } else {
+                    line
+                },
+                imported: progress.report.records,
+                error,
+            })?;
+        progress.names = Some(names);
+        for (_, record) in pending.iter() {
+            *progress.counts.entry(record.kind()).or_default() += 1;
+        }
+        progress.report.records += pending.len();
+        progress.report.batches += 1;
+        pending.clear();
+        Ok(())
     }
 
     fn apply(
@@ -343,11 +352,12 @@ fn owner(
 ) -> Result<Owner, AppError> {
     match (user, bot) {
         (Some(email), None) => {
-            let parsed = Email::parse(email)?;
             let user = tx
-                .user_by_email(&parsed)?
-                .filter(|u| matches!(tx.membership(account, u.id), Ok(Some(_))))
+                .user_by_email(&Email::parse(email)?)?
                 .ok_or_else(|| not_found("member", email))?;
+            if tx.membership(account, user.id)?.is_none() {
+                return Err(not_found("member", email));
+            }
             Ok(Owner::User(user.id))
         }
         (None, Some(name)) => match names.bots.get(&unique_key(name)) {
