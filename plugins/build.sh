@@ -10,7 +10,8 @@
 # and every absolute path that could reach the binary (this checkout, the cargo home, the
 # target directory) is remapped to a fixed name, so two checkouts anywhere build the same
 # bytes. Each module is also checked to import nothing and to export the ABI v1 functions
-# (plugins/inspect_wasm.py). Needs: cargo (via rustup) and python3.
+# (plugins/inspect_wasm.py). Needs: rustup (scripts/toolchain adds the wasm32 target
+# when missing) and python3.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd -P)"
@@ -45,6 +46,7 @@ export CARGO_INCREMENTAL=0 SOURCE_DATE_EPOCH=0
 
 packages=()
 for m in "${modules[@]}"; do packages+=(-p "$m"); done
+"$root/scripts/toolchain"
 (cd "$root" && cargo build --locked --profile policy --target wasm32-unknown-unknown \
   --target-dir "$target_dir" "${packages[@]}")
 
