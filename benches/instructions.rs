@@ -6,14 +6,18 @@
 //! `iam` and `app` decide a whole `Request` (encoded each time, as `benches/authorize.rs`
 //! does); `iam-cached` and `app-cached` decide it the way the server does, with the
 //! principal encoded once when it is resolved and cached (`PolicyEngine::decide_parts`).
+//! `api-verify` and `api-authorize` answer a whole `POST /verify` and `POST /authorize`
+//! (a Technician of tenant T1 running maintenance on a computer of T1) through
+//! `Api::handle`, without the network or TLS: everything latchkey adds to a request.
 //!
-//! Run: `cargo bench --bench instructions -- {iam|app}[-cached] N`.
+//! Run: `cargo bench --bench instructions -- {iam|app}[-cached] N` or `-- api-{verify|authorize} N`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 
 mod scenario;
+mod support;
 
 fn main() {
     // cargo bench passes `--bench` to harness-less targets; skip flags.
@@ -23,8 +27,11 @@ fn main() {
         .collect();
     let (which, n) = match args.as_slice() {
         [which, n] => (which.as_str(), n.parse::<u64>().unwrap()),
-        _ => panic!("usage: instructions {{iam|app}}[-cached] N"),
+        _ => panic!("usage: instructions {{iam|app}}[-cached] N | api-{{verify|authorize}} N"),
     };
+    if let Some(route) = which.strip_prefix("api-") {
+        return through_api(route, n);
+    }
     let (scenario, cached) = match which.strip_suffix("-cached") {
         Some(scenario) => (scenario, true),
         None => (which, false),
@@ -53,4 +60,69 @@ fn main() {
     }
     assert_eq!(allowed, n, "every decision allows");
     println!("{which}: {n} decisions allowed");
+}
+
+/// `n` requests to `route` (`verify` or `authorize`) through `Api::handle`, each answered
+/// 200 with `allowed: true` where it decides.
+fn through_api(route: &str, n: u64) {
+    use latchkey::domain::credential::Owner;
+    use latchkey::domain::event::Actor;
+    use latchkey::domain::tenancy::builtin_roles;
+    use latchkey::domain::user::Roles;
+
+    let (_dir, lk, init) = support::fresh();
+    let key = init.api_key.expose().to_owned();
+    let account = init.account.id;
+    let body = match route {
+        "verify" => format!("{{\"token\":\"{key}\"}}"),
+        "authorize" => {
+            let t1 = lk
+                .create_tenant(Actor::SYSTEM, account, "T1", "")
+                .unwrap()
+                .id;
+            let member = lk
+                .add_member(
+                    Actor::SYSTEM,
+                    account,
+                    "m@example.com",
+                    "M",
+                    Roles::default(),
+                )
+                .unwrap()
+                .member
+                .user
+                .id;
+            let technician = builtin_roles()
+                .find(|(_, name, _)| *name == "Technician")
+                .unwrap()
+                .0;
+            lk.assign_roles_bulk(
+                Actor::SYSTEM,
+                account,
+                &[(Owner::User(member), technician, Some(t1))],
+                10,
+            )
+            .unwrap();
+            serde_json::json!({
+                "principal": {"id": member.to_string()},
+                "action": "computers.run_maintenance",
+                "resource": {"type": "computer", "id": "c-42", "tenant_id": t1.to_string()},
+            })
+            .to_string()
+        }
+        other => panic!("unknown route {other}"),
+    };
+    let api = std::sync::Arc::new(latchkey::api::Api::new(std::sync::Arc::new(lk), None));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = format!("/{route}");
+    let body = bytes::Bytes::from(body);
+    for _ in 0..n {
+        let request = support::request("POST", &path, &key, body.clone());
+        let response = runtime.block_on(std::sync::Arc::clone(&api).handle(black_box(request)));
+        assert_eq!(response.status(), 200);
+    }
+    println!("api-{route}: {n} requests answered");
 }

@@ -48,7 +48,7 @@ pub use import::{ImportFailure, ImportReport};
 pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use keys::KeyRotation;
-pub use login::{LoggedIn, PasswordCost, Recovered};
+pub use login::{LoggedIn, PasswordCost, Recovered, keep_password_memory};
 pub use mfa::{Enrollment, SecondFactor};
 pub use policies::{LivePolicy, LiveSet};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
