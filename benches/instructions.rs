@@ -19,6 +19,10 @@ use std::hint::black_box;
 mod scenario;
 mod support;
 
+// The binary's allocator, so a request costs here what it costs in `latchkey serve`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // cargo bench passes `--bench` to harness-less targets; skip flags.
     let args: Vec<String> = std::env::args()
