@@ -16,7 +16,7 @@ use crate::app::{AppError, Config, Latchkey, looks_like_ssh_key};
 use crate::domain::credential::Rejection;
 use crate::domain::token;
 use crate::policy;
-use crate::server::config::{LogFormat, ServeOptions};
+use crate::server::config::{LogFormat, Logging, ServeOptions};
 
 /// latchkey: a self-hosted identity and access appliance.
 #[derive(Debug, Parser)]
@@ -274,6 +274,10 @@ struct ServeArgs {
     /// Log format on stderr [default: text].
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// What is logged: error, warn, info, debug or trace, or tracing directives such as
+    /// info,latchkey::api=debug [default: info].
+    #[arg(long, env = "LATCHKEY_LOG")]
+    log_level: Option<String>,
     /// Milliseconds a client has for the TLS handshake, each request's head (also the
     /// idle wait between requests on a kept-alive connection) and each request's body
     /// [default: 10000].
@@ -325,6 +329,7 @@ impl ServeArgs {
             account: self.account,
             admin_email: self.admin_email,
             log_format: self.log_format,
+            log_level: self.log_level,
             client_timeout_ms: self.client_timeout_ms,
             smtp_url: self.smtp_url,
             mail_from: self.mail_from,
@@ -699,8 +704,8 @@ fn mint(
 /// bootstrap account and API key (only on a fresh data directory), then one with the
 /// address and the certificate to trust; logs go to stderr.
 fn serve(args: ServeArgs) -> Result<(Value, u8), AppError> {
-    let (config, log_format) = args.options()?.resolve().map_err(AppError::DataDir)?;
-    init_logging(log_format);
+    let (config, logging) = args.options()?.resolve().map_err(AppError::DataDir)?;
+    init_logging(&logging);
     crate::server::run(config, |started| {
         let mut out = std::io::stdout().lock();
         if let Some(made) = &started.bootstrapped {
@@ -733,14 +738,17 @@ fn serve(args: ServeArgs) -> Result<(Value, u8), AppError> {
     Ok((json!({"stopped": true}), 0))
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(logging: &Logging) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LATCHKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Checked when the settings were resolved.
+    let filter = EnvFilter::builder()
+        .parse(&logging.level)
+        .unwrap_or_else(|_| EnvFilter::new(crate::server::config::DEFAULT_LOG_LEVEL));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let _ = match format {
+    let _ = match logging.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };

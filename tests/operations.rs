@@ -400,3 +400,185 @@ fn old_events_are_exported_verified_pruned_and_the_chain_still_verifies() {
     let checked = latchkey(&["check".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
     assert!(checked.status.success(), "{checked:?}");
 }
+
+/// A self-signed certificate and its key for localhost and 127.0.0.1, as PEM.
+fn certificate_pair() -> (String, String) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    (made.cert.pem(), made.signing_key.serialize_pem())
+}
+
+/// A TLS connection to `addr` that trusts only `pem`; the handshake's error if the server
+/// presents anything else.
+fn connect_trusting(
+    addr: &str,
+    pem: &str,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut socket = std::net::TcpStream::connect(addr)?;
+    socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket)?;
+    }
+    Ok(rustls::StreamOwned::new(connection, socket))
+}
+
+/// `GET /healthz` on an open connection, kept alive; the status line.
+fn health_over(
+    stream: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+) -> String {
+    use std::io::{Read, Write};
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // `{"status":"ok"}` ends the answer.
+    while !seen.ends_with(b"}") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the connection closed");
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    let text = String::from_utf8(seen).unwrap();
+    text.lines().next().unwrap().to_owned()
+}
+
+#[test]
+fn sighup_serves_a_rotated_certificate_to_new_connections_and_keeps_open_ones() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (first_cert, first_key) = certificate_pair();
+    std::fs::write(&cert_file, &first_cert).unwrap();
+    std::fs::write(&key_file, &first_key).unwrap();
+    let server = crate::api::start_configured(
+        Arc::clone(&dir),
+        &policies_dir(),
+        None,
+        &[
+            ("LATCHKEY_TLS_CERT", cert_file.to_str().unwrap()),
+            ("LATCHKEY_TLS_KEY", key_file.to_str().unwrap()),
+        ],
+    );
+    let addr = server.url.trim_start_matches("https://").to_owned();
+    let mut open = connect_trusting(&addr, &first_cert).unwrap();
+    assert_eq!(health_over(&mut open), "HTTP/1.1 200 OK");
+
+    // The operator renews: new files in place, then SIGHUP.
+    let (second_cert, second_key) = certificate_pair();
+    std::fs::write(&key_file, &second_key).unwrap();
+    std::fs::write(&cert_file, &second_cert).unwrap();
+    assert!(
+        connect_trusting(&addr, &second_cert).is_err(),
+        "nothing changes before the signal"
+    );
+    server.signal("HUP");
+    let started = std::time::Instant::now();
+    while connect_trusting(&addr, &second_cert).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the renewed certificate is not served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(connect_trusting(&addr, &first_cert).is_err());
+    // The connection made before the reload is still served.
+    assert_eq!(health_over(&mut open), "HTTP/1.1 200 OK");
+
+    // A key that does not belong to the certificate: refused, and the current pair stays.
+    let (_, stray_key) = certificate_pair();
+    std::fs::write(&key_file, &stray_key).unwrap();
+    server.signal("HUP");
+    let log = dir.path().join("serve.log");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("TLS certificate not reloaded")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the refused reload is not logged"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut after = connect_trusting(&addr, &second_cert).unwrap();
+    assert_eq!(health_over(&mut after), "HTTP/1.1 200 OK");
+    assert_eq!(health_over(&mut open), "HTTP/1.1 200 OK");
+}
+
+/// `deploy/latchkey.service`, with its `ExecStart` pointing at the binary under test.
+fn unit_for_this_binary(dir: &Path) -> PathBuf {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/latchkey.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/latchkey serve"));
+    let path = dir.join("latchkey.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/latchkey", env!("CARGO_BIN_EXE_latchkey")),
+    )
+    .unwrap();
+    path
+}
+
+fn systemd_analyze(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .output()
+        .expect("systemd-analyze runs (scripts/test installs systemd where it is missing)")
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = unit_for_this_binary(dir.path());
+    let verified = systemd_analyze(&["verify".as_ref(), unit.as_os_str()]);
+    assert!(
+        verified.status.success() && verified.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // systemd's exposure score, 0 (locked down) to 10: README's table shows it.
+    let scored = systemd_analyze(&[
+        "security".as_ref(),
+        "--offline=true".as_ref(),
+        unit.as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&scored.stdout);
+    let exposure: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for latchkey.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {text}"));
+    assert!(exposure <= 2.0, "exposure {exposure}:\n{text}");
+    // The settings the operator relies on.
+    let unit = std::fs::read_to_string(&unit).unwrap();
+    for line in [
+        "User=latchkey",
+        "StateDirectory=latchkey",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}");
+    }
+}

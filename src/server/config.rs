@@ -31,6 +31,9 @@ pub struct ServeOptions {
     pub admin_email: Option<String>,
     /// `text` or `json` logs on stderr.
     pub log_format: Option<LogFormat>,
+    /// What is logged: a level (`error`, `warn`, `info`, `debug`, `trace`) or
+    /// `tracing` directives such as `info,latchkey::api=debug`.
+    pub log_level: Option<String>,
     /// Milliseconds a client has for the TLS handshake, for each request's head (and so
     /// between requests on a kept-alive connection), and for each request's body.
     pub client_timeout_ms: Option<u64>,
@@ -61,6 +64,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the server logs, on stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// One line of text or one JSON object per event.
+    pub format: LogFormat,
+    /// `tracing` filter directives (checked by [`ServeOptions::resolve`]).
+    pub level: String,
+}
+
+/// A level, or `tracing` directives. A bare word must be a level: `tracing` would read
+/// `inf` as "everything from the module `inf`", which is never what was meant.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let bad = |why: String| format!("log_level: {level:?} {why}");
+    for directive in level.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(bad(format!(
+                "is not a level: {directive:?} is none of {}",
+                LEVELS.join(", ")
+            )));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(level)
+        .map(drop)
+        .map_err(|e| bad(format!("is not a filter: {e}")))
+}
+
+/// The log level unless one is given.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
 /// Defaults: `./latchkey-data`, `./policies`, `127.0.0.1:8443`, a self-signed certificate,
 /// and the account `default` with `admin@latchkey.localhost` on a fresh data directory.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -88,6 +122,7 @@ impl ServeOptions {
             account: self.account.or(lower.account),
             admin_email: self.admin_email.or(lower.admin_email),
             log_format: self.log_format.or(lower.log_format),
+            log_level: self.log_level.or(lower.log_level),
             client_timeout_ms: self.client_timeout_ms.or(lower.client_timeout_ms),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             mail_from: self.mail_from.or(lower.mail_from),
@@ -102,7 +137,7 @@ impl ServeOptions {
     }
 
     /// The final configuration, with defaults filled in; every error names its setting.
-    pub fn resolve(self) -> Result<(ServeConfig, LogFormat), String> {
+    pub fn resolve(self) -> Result<(ServeConfig, Logging), String> {
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from("./latchkey-data"));
@@ -204,7 +239,15 @@ impl ServeOptions {
             allow_private_destinations: self.allow_private_destinations.unwrap_or(false),
             db_cache_bytes: usize::try_from(db_cache_mib * 1024 * 1024).unwrap_or(usize::MAX),
         };
-        Ok((config, self.log_format.unwrap_or_default()))
+        let level = self
+            .log_level
+            .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+        check_log_level(&level)?;
+        let logging = Logging {
+            format: self.log_format.unwrap_or_default(),
+            level,
+        };
+        Ok((config, logging))
     }
 }
 
@@ -220,11 +263,33 @@ mod tests {
             listen: Some("127.0.0.1:9100".into()),
             ..Default::default()
         };
-        let (config, format) = flags.or(file).resolve().unwrap();
+        let (config, logging) = flags.or(file).resolve().unwrap();
         assert_eq!(config.listen.port(), 9100);
         assert_eq!(config.bootstrap_account, "filed");
         assert_eq!(config.data_dir, PathBuf::from("./latchkey-data"));
-        assert_eq!(format, LogFormat::Text);
+        assert_eq!(
+            logging,
+            Logging {
+                format: LogFormat::Text,
+                level: "info".into()
+            }
+        );
+    }
+
+    #[test]
+    fn log_levels_are_levels_or_directives() {
+        for good in [
+            "debug",
+            "WARN",
+            "info,latchkey::api=debug",
+            "latchkey=trace",
+            "off",
+        ] {
+            assert_eq!(check_log_level(good), Ok(()), "{good}");
+        }
+        for bad in ["loud", "inf", "info,verbose", "latchkey=loudest", ""] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -265,6 +330,13 @@ mod tests {
                 ..Default::default()
             })
             .starts_with("mail_from:")
+        );
+        assert!(
+            bad(ServeOptions {
+                log_level: Some("loud".into()),
+                ..Default::default()
+            })
+            .starts_with("log_level:")
         );
         assert!(
             bad(ServeOptions {

@@ -4,7 +4,7 @@
 //! its request headers too (a slow client cannot hold a connection open), and watched for
 //! graceful shutdown: on SIGTERM or ctrl-c the listener closes, in-flight requests finish
 //! (up to a grace period), coalesced `last_used_at` uses are flushed, and the process
-//! exits. SIGHUP reloads the policies folder. Event destinations are fed by their own
+//! exits. SIGHUP reloads the policies folder and the TLS certificate. Event destinations are fed by their own
 //! task (`api::delivery`).
 
 #[cfg(unix)]
@@ -200,7 +200,11 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         .run(delivery_stopped),
     );
     #[cfg(unix)]
-    let reloader = tokio::spawn(reload_on_hangup(Arc::clone(&lk), hangups));
+    let reloader = tokio::spawn(reload_on_hangup(
+        Arc::clone(&lk),
+        Arc::clone(&tls.certificate),
+        hangups,
+    ));
     tokio::pin!(shutdown);
 
     loop {
@@ -302,22 +306,40 @@ async fn flush_usage(api: Arc<Api>) {
     }
 }
 
-/// SIGHUP: reload the policies folder; an invalid set is reported and the current stays.
+/// SIGHUP: reload the policies folder and the TLS certificate, each on its own: one that
+/// does not load is reported and the current one stays.
 #[cfg(unix)]
-async fn reload_on_hangup(lk: Arc<Latchkey>, mut hangups: tokio::signal::unix::Signal) {
+async fn reload_on_hangup(
+    lk: Arc<Latchkey>,
+    certificate: Arc<tls::Certificate>,
+    mut hangups: tokio::signal::unix::Signal,
+) {
     while hangups.recv().await.is_some() {
         let lk = Arc::clone(&lk);
+        let certificate = Arc::clone(&certificate);
         let reloaded = tokio::task::spawn_blocking(move || {
-            lk.policies().map(crate::policy::PolicyEngine::reload)
+            (
+                lk.policies().map(crate::policy::PolicyEngine::reload),
+                certificate.reload(),
+            )
         })
         .await;
-        match reloaded {
-            Ok(Some(Ok(count))) => tracing::info!(policies = count, "policies reloaded"),
-            Ok(Some(Err(err))) => {
+        let Ok((policies, certificate)) = reloaded else {
+            tracing::error!("the reload did not run");
+            continue;
+        };
+        match policies {
+            Some(Ok(count)) => tracing::info!(policies = count, "policies reloaded"),
+            Some(Err(err)) => {
                 tracing::error!(error = %err, "policies not reloaded; the current set stays");
             }
-            Ok(None) => tracing::error!("no policy set to reload"),
-            Err(err) => tracing::error!(error = %err, "policy reload did not run"),
+            None => tracing::error!("no policy set to reload"),
+        }
+        match certificate {
+            Ok(()) => tracing::info!("TLS certificate reloaded: new connections get it"),
+            Err(err) => {
+                tracing::error!(error = %err, "TLS certificate not reloaded; the current one stays");
+            }
         }
     }
 }

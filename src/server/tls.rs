@@ -1,13 +1,18 @@
 //! The server's TLS configuration: a configured certificate and key, or a self-signed
 //! certificate made on first start and kept in `DIR/tls/`, so a client can trust exactly it.
+//! Either is read again on SIGHUP (a renewed certificate is served without a restart).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use super::ServeError;
 
@@ -36,13 +41,66 @@ pub enum TlsSource {
 pub struct Tls {
     /// The certificate's PEM file.
     pub cert_path: PathBuf,
-    /// HTTP/2 and HTTP/1.1 by ALPN, TLS 1.2 and 1.3, ring's safe defaults.
+    /// HTTP/2 and HTTP/1.1 by ALPN, TLS 1.2 and 1.3, ring's safe defaults; each
+    /// handshake takes the certificate [`Tls::certificate`] holds at that moment.
     pub config: Arc<ServerConfig>,
+    /// The certificate being served, replaced by [`Certificate::reload`].
+    pub certificate: Arc<Certificate>,
+}
+
+/// The certificate and key new handshakes get: read from the source at start and again
+/// at each reload (SIGHUP), swapped whole, so connections already open keep theirs and
+/// a pair that does not load (a key that does not match, a file half written) leaves
+/// the current one in place.
+#[derive(Debug)]
+pub struct Certificate {
+    source: TlsSource,
+    provider: Arc<CryptoProvider>,
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl Certificate {
+    /// Read the source again (renewing a self-signed certificate that is due) and serve
+    /// it from the next handshake on; on any error the current certificate stays.
+    pub fn reload(&self) -> Result<(), ServeError> {
+        let (_, key) = self.source.certified(&self.provider)?;
+        self.current.store(Arc::new(key));
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for Certificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
 }
 
 impl TlsSource {
     /// Load (or make, for a self-signed source) the certificate and key.
     pub fn load(&self) -> Result<Tls, ServeError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (cert_path, key) = self.certified(&provider)?;
+        let certificate = Arc::new(Certificate {
+            source: self.clone(),
+            provider: Arc::clone(&provider),
+            current: ArcSwap::from_pointee(key),
+        });
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ServeError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&certificate) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Tls {
+            cert_path,
+            config: Arc::new(config),
+            certificate,
+        })
+    }
+
+    /// The certificate file and the chain and key read from the source, checked to
+    /// belong together.
+    fn certified(&self, provider: &CryptoProvider) -> Result<(PathBuf, CertifiedKey), ServeError> {
         let (cert, key) = match self {
             TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
             TlsSource::SelfSigned { dir, names } => self_signed(dir, names)?,
@@ -58,24 +116,14 @@ impl TlsSource {
         }
         let private = PrivateKeyDer::from_pem_file(&key)
             .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ServeError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(chain, private)
-            .map_err(|e| {
-                ServeError::Tls(format!(
-                    "{} and {} do not make a usable certificate: {e}",
-                    cert.display(),
-                    key.display()
-                ))
-            })?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Tls {
-            cert_path: cert,
-            config: Arc::new(config),
-        })
+        let certified = CertifiedKey::from_der(chain, private, provider).map_err(|e| {
+            ServeError::Tls(format!(
+                "{} and {} do not make a usable certificate: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        Ok((cert, certified))
     }
 }
 
