@@ -192,6 +192,15 @@ enum PolicyCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Write this binary's built-in policies (account-rbac, tenant-roles: module and
+    /// manifest) into the policies folder, replacing the copies there, and say which
+    /// differed; a running server uses them after `policy reload` (or SIGHUP).
+    InstallBuiltins {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[command(flatten)]
+        policies: PoliciesArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,9 +354,19 @@ impl ServeArgs {
 
 #[derive(Debug, Args)]
 struct PoliciesArg {
-    /// The policies folder: the built-in modules and any custom ones, with manifests.
-    #[arg(long, env = "LATCHKEY_POLICIES", default_value = "./policies")]
-    policies: PathBuf,
+    /// The policies folder: the built-in modules and any custom ones, with manifests
+    /// [default: DATA_DIR/policies].
+    #[arg(long, env = "LATCHKEY_POLICIES")]
+    policies: Option<PathBuf>,
+}
+
+impl PoliciesArg {
+    /// The folder given, or the data directory's own.
+    fn folder(&self, data: &DataDirArg) -> PathBuf {
+        self.policies
+            .clone()
+            .unwrap_or_else(|| data.data_dir.join(crate::server::config::DEFAULT_POLICIES))
+    }
 }
 
 /// Run the command line and return the process exit code.
@@ -451,8 +470,12 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             account,
             admin_email,
         } => {
+            // A data directory without a policies folder of its own gets the built-ins.
+            let folder = policies.folder(&data);
+            policy::builtin::prepare(&folder, policies.policies.is_none())
+                .map_err(|e| AppError::DataDir(format!("{}: {e}", folder.display())))?;
             let config = Config::new(&data.data_dir)
-                .with_policies(&policies.policies)
+                .with_policies(&folder)
                 .creating();
             let made = Latchkey::open(config)?.init(&account, &admin_email)?;
             let output = json!({
@@ -588,7 +611,7 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             account,
             email,
         } => {
-            let config = Config::new(&data.data_dir).with_policies(&policies.policies);
+            let config = Config::new(&data.data_dir).with_policies(policies.folder(&data));
             let done = Latchkey::open(config)?.recover(&account, &email)?;
             let relaxed: Vec<String> = done.relaxed.iter().map(ToString::to_string).collect();
             let output = json!({
@@ -613,7 +636,7 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             secrets_out,
         } => {
             let started = std::time::Instant::now();
-            let config = Config::new(&data.data_dir).with_policies(&policies.policies);
+            let config = Config::new(&data.data_dir).with_policies(policies.folder(&data));
             let lk = Latchkey::open(config)?;
             let account_id = lk.account_named(&account)?;
             let mut output = serde_json::Map::new();
@@ -835,6 +858,34 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
         },
         PolicyCommand::List { data } => return operator_call(&data, "policy.list"),
         PolicyCommand::Reload { data } => return operator_call(&data, "policy.reload"),
+        PolicyCommand::InstallBuiltins { data, policies } => {
+            let folder = policies.folder(&data);
+            // Into the data directory's own folder only when the directory exists: an
+            // offline command never makes a data directory.
+            if policies.policies.is_none() && !data.data_dir.is_dir() {
+                return Err(AppError::DataDir(format!(
+                    "{}: no data directory here",
+                    data.data_dir.display()
+                )));
+            }
+            let before = policy::builtin::install(&folder)
+                .map_err(|e| AppError::DataDir(format!("{}: {e}", folder.display())))?;
+            let builtins: Vec<Value> = before
+                .iter()
+                .map(|(name, was)| json!({"name": name, "was": was.as_str()}))
+                .collect();
+            let changed = before
+                .iter()
+                .any(|(_, was)| *was != policy::builtin::Installed::Same);
+            (
+                json!({
+                    "folder": folder.display().to_string(),
+                    "builtins": builtins,
+                    "changed": changed,
+                }),
+                0,
+            )
+        }
         PolicyCommand::Test { module, cases } => {
             let report = std::fs::read_to_string(&cases)
                 .map_err(|e| format!("cannot read {}: {e}", cases.display()))

@@ -932,3 +932,135 @@ fn import_reads_json_lines_in_batches_with_events_and_stops_at_a_bad_line() {
     );
     assert_eq!(events(), after + 1);
 }
+
+/// `latchkey serve` run from `cwd` with no policies folder, until its `listening` line;
+/// returns the child, the first lines (bootstrap object when fresh, then `listening`).
+fn serve_without_policies(cwd: &Path) -> (std::process::Child, Vec<Value>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .current_dir(cwd)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "data"])
+        .env_remove("LATCHKEY_POLICIES")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(cwd.join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Ok(value) = serde_json::from_str::<Value>(&line) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{line:?}: {}",
+                std::fs::read_to_string(cwd.join("serve.log")).unwrap_or_default()
+            );
+        };
+        let done = value.get("listening").is_some();
+        lines.push(value);
+        if done {
+            return (child, lines);
+        }
+    }
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn serve_from_an_empty_directory_installs_the_builtins_and_says_when_they_differ() {
+    let cwd = tempfile::tempdir().unwrap();
+    let (child, lines) = serve_without_policies(cwd.path());
+    let key = lines[0]["api_key"].as_str().unwrap().to_owned();
+    let listening = &lines[1];
+    let folder = cwd.path().join("data/policies");
+    for file in [
+        "account-rbac.wasm",
+        "account-rbac.toml",
+        "tenant-roles.wasm",
+        "tenant-roles.toml",
+    ] {
+        let installed = std::fs::read(folder.join(file)).unwrap();
+        let shipped = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .join(file),
+        )
+        .unwrap();
+        assert!(installed == shipped, "{file}");
+    }
+    // The installed set decides: the administrator reads the account, and a decision
+    // names the built-in policy.
+    let agent = crate::api::agent_trusting(
+        &std::fs::read(cwd.path().join(listening["tls_cert"].as_str().unwrap())).unwrap(),
+    );
+    let url = listening["listening"].as_str().unwrap();
+    let account = crate::api::reply(
+        agent
+            .get(&format!("{url}/account"))
+            .header("Authorization", &format!("Bearer {key}"))
+            .call(),
+    );
+    assert_eq!(account.status, 200, "{:?}", account.body);
+    stop(child);
+
+    // An operator (or an older binary) changed a built-in: the next start says so and
+    // loads what is there.
+    let manifest = folder.join("tenant-roles.toml");
+    let edited = format!(
+        "{}\n# edited\n",
+        std::fs::read_to_string(&manifest).unwrap()
+    );
+    std::fs::write(&manifest, &edited).unwrap();
+    let (child, _) = serve_without_policies(cwd.path());
+    stop(child);
+    let log = std::fs::read_to_string(cwd.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains("differs from this binary's") && log.contains("tenant-roles"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), edited);
+
+    // `policy install-builtins` puts this binary's back and says what it replaced.
+    let data = cwd.path().join("data");
+    let install = || {
+        latchkey(&[
+            "policy",
+            "install-builtins",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+    };
+    let out = install();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let answer = json(&out);
+    assert_eq!(answer["changed"], true);
+    assert_eq!(
+        answer["builtins"][0],
+        serde_json::json!({"name": "account-rbac", "was": "same"})
+    );
+    assert_eq!(
+        answer["builtins"][1],
+        serde_json::json!({"name": "tenant-roles", "was": "differs"})
+    );
+    assert_eq!(json(&install())["changed"], false);
+
+    // Never into a data directory that is not there.
+    let nowhere = cwd.path().join("nowhere");
+    let out = latchkey(&[
+        "policy",
+        "install-builtins",
+        "--data-dir",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data directory"));
+    assert!(!nowhere.exists());
+}

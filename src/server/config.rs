@@ -95,7 +95,10 @@ fn check_log_level(level: &str) -> Result<(), String> {
 /// The log level unless one is given.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
-/// Defaults: `./latchkey-data`, `./policies`, `127.0.0.1:8443`, a self-signed certificate,
+/// The policies folder inside the data directory, used unless another is given.
+pub const DEFAULT_POLICIES: &str = "policies";
+
+/// Defaults: `./latchkey-data`, `DATA_DIR/policies`, `127.0.0.1:8443`, a self-signed certificate,
 /// and the account `default` with `admin@latchkey.localhost` on a fresh data directory.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 /// How long a client has for each step, by default: 10 s.
@@ -223,7 +226,9 @@ impl ServeOptions {
             None => None,
         };
         let config = ServeConfig {
-            policies: self.policies.unwrap_or_else(|| PathBuf::from("./policies")),
+            policies: self
+                .policies
+                .unwrap_or_else(|| data_dir.join(DEFAULT_POLICIES)),
             data_dir,
             listen,
             tls,

@@ -112,6 +112,13 @@ pub fn run(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), S
 }
 
 async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), ServeError> {
+    let own_folder = config.policies == config.data_dir.join(config::DEFAULT_POLICIES);
+    crate::policy::builtin::prepare(&config.policies, own_folder).map_err(|e| {
+        AppError::DataDir(format!(
+            "the built-in policies could not be installed in {}: {e}",
+            config.policies.display()
+        ))
+    })?;
     let open = Config {
         password_cost: config.password_cost,
         allow_private_destinations: config.allow_private_destinations,
