@@ -1974,6 +1974,10 @@ fn metrics_count_requests_decisions_and_policy_faults_without_authentication() {
         assert_eq!(server.get(key, "/bot_users").status, 200);
     }
     assert_eq!(server.get(key, "/bot_users/bot_nope").status, 404);
+    // Paths nobody serves are counted as such, never as a route that exists.
+    for path in ["/policies/x", "/authorize/x", "/nowhere", "/users/x/y/z"] {
+        assert_eq!(server.get(key, path).status, 404, "{path}");
+    }
     server.post(key, "/verify", json!({"token": key}));
     server.post(key, "/verify", json!({"token": "lk_at_nope"}));
     let faulted = server.post(
@@ -2001,6 +2005,7 @@ fn metrics_count_requests_decisions_and_policy_faults_without_authentication() {
     for line in [
         "latchkey_http_requests_total{route=\"/bot_users\",status=\"200\"} 3",
         "latchkey_http_requests_total{route=\"/bot_users/{id}\",status=\"404\"} 1",
+        "latchkey_http_requests_total{route=\"other\",status=\"404\"} 4",
         "latchkey_verify_total{result=\"valid\"} 1",
         "latchkey_verify_total{result=\"invalid\"} 1",
         "latchkey_authorize_total{decision=\"deny\"} 1",
@@ -2295,4 +2300,49 @@ fn filtered_pages_link_to_the_next_page_with_the_same_filters() {
         400,
         112,
     );
+}
+
+#[test]
+fn every_path_of_the_contract_is_in_the_openapi_document() {
+    let contract =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api.md")).unwrap();
+    let document: Value = serde_json::from_str(latchkey::api::OPENAPI).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    // The first column of the contract's table of latchkey resources.
+    let table = contract
+        .split("## latchkey resources")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    let mut named = Vec::new();
+    for row in table.lines().filter(|l| l.starts_with("| `/")) {
+        let first = row.split(" | ").next().unwrap();
+        named.extend(
+            first
+                .split('`')
+                .filter(|p| p.starts_with('/'))
+                .map(str::to_owned),
+        );
+    }
+    assert!(named.len() >= 15, "{named:?}");
+    for path in &named {
+        assert!(
+            paths.contains_key(path),
+            "{path} is in docs/api.md but not in openapi.json"
+        );
+    }
+    // And the ngrok-compatible resources it names.
+    for path in [
+        "/bot_users",
+        "/credentials",
+        "/api_keys",
+        "/ssh_credentials",
+        "/ip_policies",
+        "/ip_policy_rules",
+        "/ip_restrictions",
+        "/credentials/{id}/rotate",
+    ] {
+        assert!(contract.contains(path), "{path}");
+        assert!(paths.contains_key(path), "{path}");
+    }
 }

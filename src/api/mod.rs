@@ -639,9 +639,10 @@ pub fn actor_of(verified: &Verified) -> Actor {
     }
 }
 
-/// The route a path matches, as a metrics label (ids replaced by `{id}`).
+/// The route a path matches, as a metrics label (ids replaced by `{id}`); a path no route
+/// serves is `other`, never the label of a route that exists.
 fn route_label(path: &str) -> &'static str {
-    const ROUTES: [(&str, &str, &str); 17] = [
+    const ROUTES: [(&str, &str, &str); 15] = [
         ("tenants", "/tenants", "/tenants/{id}"),
         ("permissions", "/permissions", "/permissions/{name}"),
         ("roles", "/roles", "/roles/{id}"),
@@ -677,8 +678,6 @@ fn route_label(path: &str) -> &'static str {
             "/event_destinations",
             "/event_destinations/{id}",
         ),
-        ("authorize", "/authorize", "/authorize/batch"),
-        ("policies", "/policies", "/policies/{id}"),
     ];
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let collection = |name: &str| ROUTES.iter().find(|(n, _, _)| *n == name);
@@ -703,6 +702,9 @@ fn route_label(path: &str) -> &'static str {
         ["me", "password"] => "/me/password",
         ["me", "mfa", "totp"] => "/me/mfa/totp",
         ["me", "mfa", "totp", "confirm"] => "/me/mfa/totp/confirm",
+        ["authorize"] => "/authorize",
+        ["authorize", "batch"] => "/authorize/batch",
+        ["policies"] => "/policies",
         [one] => collection(one).map_or("other", |(_, list, _)| list),
         [one, _] => collection(one).map_or("other", |(_, _, item)| item),
         ["credentials", _, "rotate"] => "/credentials/{id}/rotate",
