@@ -839,10 +839,12 @@ fn operator_call(_: &DataDirArg, _: &str) -> Result<(Value, u8), AppError> {
 fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
     let limits = policy::Limits::default();
     Ok(match command {
-        PolicyCommand::New { name, dir } => match crate::scaffold::new_policy(&dir, &name) {
-            Ok(root) => (json!({"ok": true, "path": root.display().to_string()}), 0),
-            Err(err) => (json!({"ok": false, "error": err.to_string()}), 1),
-        },
+        // A name or folder that does not work is a command that could not run (exit 2).
+        PolicyCommand::New { name, dir } => {
+            let root = crate::scaffold::new_policy(&dir, &name)
+                .map_err(|err| AppError::DataDir(err.to_string()))?;
+            (json!({"ok": true, "path": root.display().to_string()}), 0)
+        }
         PolicyCommand::Check { module } => match policy::check_module(&module, &limits) {
             Ok(report) => (
                 json!({
@@ -854,6 +856,10 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
                 }),
                 0,
             ),
+            // A file that cannot be read was not checked (exit 2).
+            Err(err @ policy::PolicyError::Io { .. }) => {
+                return Err(AppError::DataDir(err.to_string()));
+            }
             Err(err) => (json!({"ok": false, "error": err.to_string()}), 1),
         },
         PolicyCommand::List { data } => return operator_call(&data, "policy.list"),
@@ -887,11 +893,19 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
             )
         }
         PolicyCommand::Test { module, cases } => {
-            let report = std::fs::read_to_string(&cases)
-                .map_err(|e| format!("cannot read {}: {e}", cases.display()))
-                .and_then(|json| {
-                    policy::run_cases(&module, &json, &limits).map_err(|e| e.to_string())
-                });
+            // A cases file that cannot be read or is not a list of cases means the test
+            // could not run (exit 2); a module that fails to load fails its cases (exit 1).
+            let json = std::fs::read_to_string(&cases)
+                .map_err(|e| AppError::DataDir(format!("cannot read {}: {e}", cases.display())))?;
+            let report = match policy::run_cases(&module, &json, &limits) {
+                Err(err @ policy::PolicyError::Cases { .. }) => {
+                    return Err(AppError::DataDir(format!("{}: {err}", cases.display())));
+                }
+                Err(err @ policy::PolicyError::Io { .. }) => {
+                    return Err(AppError::DataDir(err.to_string()));
+                }
+                other => other.map_err(|e| e.to_string()),
+            };
             match report {
                 Ok(report) => {
                     // A table for people on stderr; the JSON summary stays on stdout.

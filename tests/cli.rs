@@ -340,7 +340,8 @@ fn policy_new_scaffolds_a_crate_that_builds_offline_outside_the_repository() {
         "--dir",
         tmp.path().to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty());
     let out = latchkey(&[
         "policy",
         "new",
@@ -348,12 +349,8 @@ fn policy_new_scaffolds_a_crate_that_builds_offline_outside_the_repository() {
         "--dir",
         tmp.path().to_str().unwrap(),
     ]);
-    assert!(
-        json(&out)["error"]
-            .as_str()
-            .unwrap()
-            .contains("already exists")
-    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
 
 #[test]
@@ -1063,4 +1060,209 @@ fn serve_from_an_empty_directory_installs_the_builtins_and_says_when_they_differ
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no data directory"));
     assert!(!nowhere.exists());
+}
+
+/// Every subcommand's refusals follow README's rule: 2 and a reason on stderr (nothing on
+/// stdout) when it could not run, 1 with a JSON answer on stdout when the answer is no;
+/// and none of them makes a data directory it was not asked to.
+#[test]
+fn every_subcommand_exits_by_the_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let made = init(&data, "acme");
+    let key = made["api_key"].as_str().unwrap();
+    let absent = tmp.path().join("absent");
+    let text = tmp.path().join("notes.txt");
+    std::fs::write(&text, "not what was asked for\n").unwrap();
+    let bad_cases = tmp.path().join("bad.json");
+    std::fs::write(&bad_cases, "[{").unwrap();
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/account-rbac.wasm");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/account-rbac.toml");
+    let (d, a, t) = (
+        data.to_str().unwrap(),
+        absent.to_str().unwrap(),
+        text.to_str().unwrap(),
+    );
+    let (w, m, c) = (
+        wasm.to_str().unwrap(),
+        manifest.to_str().unwrap(),
+        bad_cases.to_str().unwrap(),
+    );
+    let out_file = tmp.path().join("out").to_str().unwrap().to_owned();
+    let good_cases = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("policies/account-rbac.cases.json")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // (arguments, exit code, what stderr (2) or stdout (1) says)
+    let rows: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec![
+                "init",
+                "--data-dir",
+                d,
+                "--account",
+                "acme",
+                "--admin-email",
+                "x@example.com",
+            ],
+            2,
+            "already in use",
+        ),
+        (
+            vec![
+                "init",
+                "--data-dir",
+                a,
+                "--policies",
+                a,
+                "--account",
+                "b",
+                "--admin-email",
+                "x@example.com",
+            ],
+            2,
+            "policies folder",
+        ),
+        (vec!["verify", "--data-dir", a, key], 2, ""),
+        (
+            vec!["verify", "--data-dir", d, "lk_at_nope"],
+            1,
+            "malformed",
+        ),
+        (vec!["audit", "verify", "--data-dir", a], 2, ""),
+        (
+            vec!["audit", "verify", "--data-dir", d, "--expect-head", "00"],
+            1,
+            "\"ok\":false",
+        ),
+        (
+            vec![
+                "audit",
+                "export",
+                "--data-dir",
+                d,
+                "--before",
+                "2020-01-01T00:00:00Z",
+                "--out",
+                &out_file,
+            ],
+            2,
+            "admin.sock",
+        ),
+        (
+            vec![
+                "audit",
+                "export",
+                "--data-dir",
+                d,
+                "--before",
+                "yesterday",
+                "--out",
+                &out_file,
+            ],
+            2,
+            "",
+        ),
+        (vec!["audit", "verify-export", t], 1, "\"ok\":false"),
+        (vec!["audit", "verify-export", a], 2, ""),
+        (
+            vec![
+                "recover",
+                "--data-dir",
+                d,
+                "--account",
+                "nope",
+                "--email",
+                "x@example.com",
+            ],
+            2,
+            "nope",
+        ),
+        (
+            vec![
+                "recover",
+                "--data-dir",
+                a,
+                "--account",
+                "acme",
+                "--email",
+                "x@example.com",
+            ],
+            2,
+            "",
+        ),
+        (vec!["check", "--data-dir", a], 2, ""),
+        (
+            vec!["backup", "--data-dir", d, "--out", &out_file],
+            2,
+            "admin.sock",
+        ),
+        (vec!["restore", "--data-dir", a, "--key", t, t], 2, ""),
+        (
+            vec!["import", "--data-dir", d, "--account", "acme", "--jsonl", a],
+            2,
+            "",
+        ),
+        (
+            vec!["import", "--data-dir", a, "--account", "acme", "--jsonl", t],
+            2,
+            "",
+        ),
+        (vec!["migrate", "--data-dir", a], 2, ""),
+        (
+            vec!["serve", "--data-dir", d, "--listen", "nowhere"],
+            2,
+            "listen",
+        ),
+        (
+            vec!["serve", "--data-dir", d, "--log-level", "loud"],
+            2,
+            "log_level",
+        ),
+        (vec!["key", "rotate", "--data-dir", d], 2, "admin.sock"),
+        (
+            vec!["policy", "new", "BadName", "--dir", a],
+            2,
+            "not a valid policy name",
+        ),
+        (vec!["policy", "check", m], 1, "not a WebAssembly binary"),
+        (vec!["policy", "check", a], 2, "No such file"),
+        (vec!["policy", "test", w, c], 2, "decision cases"),
+        (vec!["policy", "test", w, a], 2, "cannot read"),
+        (vec!["policy", "test", m, &good_cases], 1, "\"ok\":false"),
+        (vec!["policy", "list", "--data-dir", d], 2, "admin.sock"),
+        (vec!["policy", "reload", "--data-dir", d], 2, "admin.sock"),
+        (
+            vec!["policy", "install-builtins", "--data-dir", a],
+            2,
+            "no data directory",
+        ),
+        (vec!["no-such-command"], 2, "unrecognized subcommand"),
+    ];
+    let mut wrong = Vec::new();
+    for (args, code, says) in rows {
+        let out = latchkey(&args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        let right = out.status.code() == Some(code)
+            && !stderr.contains("panicked")
+            && match code {
+                2 => stdout.is_empty() && !stderr.trim().is_empty() && stderr.contains(says),
+                _ => serde_json::from_str::<Value>(stdout.trim()).is_ok() && stdout.contains(says),
+            };
+        if !right {
+            wrong.push(format!(
+                "{args:?}: exit {:?}, stdout {stdout:?}, stderr {stderr:?}",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(
+        !absent.exists(),
+        "no command made the directory it was pointed at"
+    );
 }

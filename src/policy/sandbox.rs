@@ -97,6 +97,14 @@ impl UnverifiedModule {
     /// Check the module against ABI v1 and make it ready to decide.
     pub fn verify(self, sandbox: &Sandbox) -> Result<LoadedPolicy, PolicyError> {
         let policy = self.manifest.name.clone();
+        // Anything else (a manifest, a text file, an empty file) gets a sentence, not the
+        // parser's dump of the bytes it expected.
+        if !self.bytes.starts_with(b"\0asm") {
+            return Err(PolicyError::Compile {
+                policy,
+                message: "the file is not a WebAssembly binary (it does not start with \\0asm): give the compiled .wasm".to_owned(),
+            });
+        }
         let module = Module::from_binary(&sandbox.engine, &self.bytes).map_err(|e| {
             PolicyError::Compile {
                 policy: policy.clone(),
