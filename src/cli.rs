@@ -1,5 +1,6 @@
 //! The command line: offline operator commands on a data directory. Each prints one JSON
-//! object on stdout; errors go to stderr as one sentence.
+//! object on stdout (`completions` and `man` print their script or page); errors go to
+//! stderr as one sentence.
 //!
 //! Exit codes: 0 success (valid / intact); 1 a negative answer (invalid credential, broken
 //! chain, head mismatch); 2 the command could not run (bad arguments, locked database,
@@ -143,6 +144,19 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell), e.g.
+    /// `latchkey completions bash > /etc/bash_completion.d/latchkey`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff, from the same definitions as --help): `latchkey man |
+    /// man -l -`. With --dir, write latchkey.1 and one page per subcommand there.
+    Man {
+        /// Where to write every page.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -386,8 +400,12 @@ pub fn main() -> ExitCode {
     };
     match outcome {
         Ok((output, code)) => {
-            // A reader that went away (`| head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout(), "{output}");
+            // A reader that went away (`| head`) is not an error worth a panic. Text (a
+            // completion script, a manual page) is printed as it is.
+            let _ = match output {
+                Value::String(text) => write!(std::io::stdout(), "{text}"),
+                output => writeln!(std::io::stdout(), "{output}"),
+            };
             ExitCode::from(code)
         }
         Err(err) => {
@@ -464,6 +482,14 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             Ok((output, u8::from(!ok)))
         }
         Command::Serve(args) => serve(*args),
+        // Both print their text as it is, not a JSON object: it is what they are for.
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "latchkey", &mut out);
+            Ok((Value::String(String::from_utf8_lossy(&out).into_owned()), 0))
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Init {
             data,
             policies,
@@ -937,4 +963,31 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
             }
         }
     })
+}
+
+/// `latchkey man`: the top page on stdout, or every page (`latchkey.1`,
+/// `latchkey-serve.1`, `latchkey-policy-check.1`, …) written into `dir`.
+fn man(dir: Option<&Path>) -> Result<(Value, u8), AppError> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .render(&mut page)
+            .map_err(|e| AppError::DataDir(format!("the manual page: {e}")))?;
+        return Ok((
+            Value::String(String::from_utf8_lossy(&page).into_owned()),
+            0,
+        ));
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| AppError::DataDir(format!("{}: {e}", dir.display())))?;
+    clap_mangen::generate_to(command, dir)
+        .map_err(|e| AppError::DataDir(format!("{}: {e}", dir.display())))?;
+    let mut pages: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| AppError::DataDir(format!("{}: {e}", dir.display())))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".1"))
+        .collect();
+    pages.sort();
+    Ok((json!({"dir": dir.display().to_string(), "pages": pages}), 0))
 }

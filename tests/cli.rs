@@ -1266,3 +1266,72 @@ fn every_subcommand_exits_by_the_rule() {
         "no command made the directory it was pointed at"
     );
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_same_definitions() {
+    let bash = latchkey(&["completions", "bash"]);
+    assert_eq!(bash.status.code(), Some(0));
+    let script = String::from_utf8(bash.stdout).unwrap();
+    assert!(script.contains("install-builtins") && script.contains("--log-level"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("latchkey.bash"), &script).unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(dir.path().join("latchkey.bash"))
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{syntax:?}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = latchkey(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("serve"),
+            "{shell}"
+        );
+    }
+    assert_eq!(latchkey(&["completions", "tcsh"]).status.code(), Some(2));
+
+    // The manual renders without a warning, on stdout and as one page per subcommand.
+    let render = |page: &Path| {
+        let out = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(page)
+            .output()
+            .expect("groff runs (scripts/test installs groff-base where it is missing)");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}: {}",
+            page.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let top = latchkey(&["man"]);
+    assert_eq!(top.status.code(), Some(0));
+    let text = String::from_utf8(top.stdout).unwrap();
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH latchkey 1"),
+        "{text:.200}"
+    );
+    std::fs::write(dir.path().join("top.1"), &text).unwrap();
+    render(&dir.path().join("top.1"));
+    let pages = dir.path().join("man");
+    let out = latchkey(&["man", "--dir", pages.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let written: Vec<String> = json(&out)["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    for page in [
+        "latchkey.1",
+        "latchkey-serve.1",
+        "latchkey-policy-install-builtins.1",
+        "latchkey-audit-verify.1",
+    ] {
+        assert!(written.iter().any(|w| w == page), "{page} in {written:?}");
+    }
+    for page in &written {
+        render(&pages.join(page));
+    }
+}
