@@ -145,6 +145,19 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Offline administration of an account's members, on a stopped server's data
+    /// directory, as the system principal (every change an event), for when the API is
+    /// not reachable.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Offline administration of an account's credentials (authtokens, API keys, SSH
+    /// keys), on a stopped server's data directory, as the system principal.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell), e.g.
     /// `latchkey completions bash > /etc/bash_completion.d/latchkey`.
     Completions {
@@ -157,6 +170,66 @@ enum Command {
         /// Where to write every page.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+/// The account an offline command acts in, and where its data is.
+#[derive(Debug, Args)]
+struct AccountArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    #[command(flatten)]
+    policies: PoliciesArg,
+    /// The account's name.
+    #[arg(long)]
+    account: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Every member of the account, newest first, as the API shows them.
+    List {
+        #[command(flatten)]
+        on: AccountArgs,
+    },
+    /// One member, by user id (usr_…) or email.
+    Show {
+        #[command(flatten)]
+        on: AccountArgs,
+        /// The member's user id or email.
+        user: String,
+    },
+    /// Disable a member: none of its credentials in the account verify until it is
+    /// enabled again (the last active administrator cannot be disabled).
+    Disable {
+        #[command(flatten)]
+        on: AccountArgs,
+        /// The member's user id or email.
+        user: String,
+    },
+    /// Enable a disabled member again.
+    Enable {
+        #[command(flatten)]
+        on: AccountArgs,
+        /// The member's user id or email.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Every credential of the account (authtokens, API keys, SSH keys), newest first,
+    /// without secrets.
+    List {
+        #[command(flatten)]
+        on: AccountArgs,
+    },
+    /// Revoke and delete a credential by id (cr_…, ak_…, sshcr_…).
+    Revoke {
+        #[command(flatten)]
+        on: AccountArgs,
+        /// The credential's id.
+        id: String,
     },
 }
 
@@ -431,6 +504,8 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
         Command::Key {
             command: KeyCommand::Rotate { data },
         } => operator_call(&data, "key.rotate"),
+        Command::Users { command } => run_users(command),
+        Command::Keys { command } => run_keys(command),
         Command::Restore { data, key, file } => {
             let dir = crate::app::DataDir::new(&data.data_dir);
             let restored = quietly(|| dir.restore(&file, &key))
@@ -990,4 +1065,118 @@ fn man(dir: Option<&Path>) -> Result<(Value, u8), AppError> {
         .collect();
     pages.sort();
     Ok((json!({"dir": dir.display().to_string(), "pages": pages}), 0))
+}
+
+/// The latchkey of an offline command's data directory, never made here, and its account.
+fn open_account(on: &AccountArgs) -> Result<(Latchkey, crate::domain::id::AccountId), AppError> {
+    let lk =
+        Latchkey::open(Config::new(&on.data.data_dir).with_policies(on.policies.folder(&on.data)))?;
+    let account = lk.account_named(&on.account)?;
+    Ok((lk, account))
+}
+
+/// An API view without its `uri`: the command line has no server to point at.
+fn offline_view(mut view: Value) -> Value {
+    if let Some(object) = view.as_object_mut() {
+        object.remove("uri");
+    }
+    view
+}
+
+/// Every item of a paged list, page after page.
+fn every<T>(
+    mut page: impl FnMut(crate::store::PageRequest) -> Result<crate::store::Page<T>, AppError>,
+    id: impl Fn(&T) -> u128,
+) -> Result<Vec<T>, AppError> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let next = page(crate::store::PageRequest { before, limit: 100 })?;
+        before = next.items.last().map(&id);
+        all.extend(next.items);
+        if !next.more || before.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+fn run_users(command: UsersCommand) -> Result<(Value, u8), AppError> {
+    use crate::domain::user::MemberState;
+    let system = crate::domain::event::Actor::SYSTEM;
+    let base = crate::api::views::Base::Public(std::sync::Arc::from(""));
+    let member_view =
+        |member: &crate::app::Member| offline_view(crate::api::views::member(&base, member));
+    let (on, user, state) = match command {
+        UsersCommand::List { on } => {
+            let (lk, account) = open_account(&on)?;
+            let members = every(
+                |page| lk.members(system, account, page),
+                |member| crate::domain::id::RawId::raw_id(member.user.id),
+            )?;
+            let users: Vec<Value> = members.iter().map(member_view).collect();
+            return Ok((
+                json!({"account_id": account.to_string(), "users": users}),
+                0,
+            ));
+        }
+        UsersCommand::Show { on, user } => (on, user, None),
+        UsersCommand::Disable { on, user } => (on, user, Some(MemberState::Disabled)),
+        UsersCommand::Enable { on, user } => (on, user, Some(MemberState::Active)),
+    };
+    let (lk, account) = open_account(&on)?;
+    let id = lk.member_named(account, &user)?;
+    let member = match state {
+        None => lk.member(system, account, id)?,
+        Some(state) => lk.set_member_state(system, account, id, state)?,
+    };
+    Ok((member_view(&member), 0))
+}
+
+fn run_keys(command: KeysCommand) -> Result<(Value, u8), AppError> {
+    use crate::domain::credential::{CredentialId, CredentialKind};
+    let system = crate::domain::event::Actor::SYSTEM;
+    let base = crate::api::views::Base::Public(std::sync::Arc::from(""));
+    match command {
+        KeysCommand::List { on } => {
+            let (lk, account) = open_account(&on)?;
+            let mut credentials = Vec::new();
+            for kind in [
+                CredentialKind::Authtoken,
+                CredentialKind::ApiKey,
+                CredentialKind::SshKey,
+            ] {
+                let page = every(
+                    |page| lk.credentials(system, account, kind, page),
+                    |(credential, _)| credential.id.raw,
+                )?;
+                credentials.extend(page.into_iter().map(|(credential, used)| {
+                    let mut view = offline_view(crate::api::views::credential(
+                        &base,
+                        &credential,
+                        None,
+                        used,
+                    ));
+                    if let Some(object) = view.as_object_mut() {
+                        let name = match kind {
+                            CredentialKind::Authtoken => "authtoken",
+                            CredentialKind::ApiKey => "api_key",
+                            CredentialKind::SshKey => "ssh_key",
+                        };
+                        object.insert("kind".into(), json!(name));
+                    }
+                    view
+                }));
+            }
+            Ok((
+                json!({"account_id": account.to_string(), "credentials": credentials}),
+                0,
+            ))
+        }
+        KeysCommand::Revoke { on, id } => {
+            let (lk, account) = open_account(&on)?;
+            let id: CredentialId = id.parse()?;
+            lk.delete_credential(system, account, id)?;
+            Ok((json!({"revoked": id.to_string()}), 0))
+        }
+    }
 }

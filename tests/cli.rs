@@ -1335,3 +1335,173 @@ fn completions_and_manual_pages_come_from_the_same_definitions() {
         render(&pages.join(page));
     }
 }
+
+#[test]
+fn offline_users_and_keys_commands_act_as_the_system_principal_with_events() {
+    use latchkey::domain::event::{Actor, Principal};
+    use latchkey::domain::user::Roles;
+
+    let dir = tempfile::tempdir().unwrap();
+    let made = init(dir.path(), "acme");
+    let key = made["api_key"].as_str().unwrap().to_owned();
+    let (member, member_key) = {
+        let lk = Latchkey::open(Config::new(dir.path()).with_policies(dir.path().join("policies")))
+            .unwrap();
+        let account = lk.account_named("acme").unwrap();
+        let member = lk
+            .add_member(
+                Actor::SYSTEM,
+                account,
+                "dana@example.com",
+                "Dana",
+                Roles::default(),
+            )
+            .unwrap()
+            .member
+            .user
+            .id;
+        let (credential, secret) = lk
+            .create_token_credential(
+                Actor::SYSTEM,
+                account,
+                latchkey::domain::token::TokenKind::ApiKey,
+                latchkey::domain::credential::Owner::User(member),
+                Default::default(),
+            )
+            .unwrap();
+        (
+            member,
+            (credential.id.to_string(), secret.expose().to_owned()),
+        )
+    };
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", d, "--account", "acme"]);
+        latchkey(&all)
+    };
+
+    let listed = run(&["users", "list"]);
+    assert_eq!(listed.status.code(), Some(0), "{listed:?}");
+    let users = json(&listed)["users"].as_array().unwrap().clone();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["email"], "dana@example.com", "newest first");
+    assert!(users.iter().all(|u| u.get("uri").is_none()));
+    let shown = json(&run(&["users", "show", &member.to_string()]));
+    assert_eq!(shown["email"], "dana@example.com");
+    assert_eq!(
+        json(&run(&["users", "show", "DANA@example.com"]))["id"],
+        member.to_string()
+    );
+
+    // Disabled: the member's key stops verifying; enabled: it verifies again.
+    let disabled = run(&["users", "disable", "dana@example.com"]);
+    assert_eq!(json(&disabled)["state"], "disabled", "{disabled:?}");
+    assert_eq!(
+        latchkey(&["verify", "--data-dir", d, &member_key.1])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        json(&run(&["users", "enable", "dana@example.com"]))["state"],
+        "active"
+    );
+    assert_eq!(
+        latchkey(&["verify", "--data-dir", d, &member_key.1])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    // Refusals change nothing: the last administrator, someone not in the account, a
+    // credential of another account, an id that is none.
+    let trail = || json(&latchkey(&["audit", "verify", "--data-dir", d]))["events"].clone();
+    let other_made = init(dir.path(), "other");
+    let other = json(&latchkey(&[
+        "keys",
+        "list",
+        "--data-dir",
+        d,
+        "--account",
+        "other",
+    ]));
+    let foreign = other["credentials"][1]["id"].as_str().unwrap().to_owned();
+    let before = trail();
+    let last = run(&["users", "disable", "ops@example.com"]);
+    assert_eq!(last.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&last.stderr).contains("at least one active administrator"));
+    for refused in [
+        run(&["users", "disable", "nobody@example.com"]),
+        run(&["keys", "revoke", &foreign]),
+        run(&["keys", "revoke", "ak_nonsense"]),
+    ] {
+        assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    }
+    assert_eq!(trail(), before, "a refusal records nothing");
+    let other_key = other_made["api_key"].as_str().unwrap();
+    assert_eq!(
+        latchkey(&["verify", "--data-dir", d, other_key])
+            .status
+            .code(),
+        Some(0),
+        "the other account's key still verifies"
+    );
+
+    // Keys: listed without secrets, revoked by id, and then refused.
+    let keys = json(&run(&["keys", "list"]));
+    let credentials = keys["credentials"].as_array().unwrap();
+    assert!(credentials.iter().all(|c| c["token"].is_null()));
+    assert!(
+        credentials
+            .iter()
+            .any(|c| c["id"] == member_key.0.as_str() && c["kind"] == "api_key")
+    );
+    assert!(!keys.to_string().contains(&member_key.1));
+    let revoked = run(&["keys", "revoke", &member_key.0]);
+    assert_eq!(
+        json(&revoked)["revoked"],
+        member_key.0.as_str(),
+        "{revoked:?}"
+    );
+    assert_eq!(
+        latchkey(&["verify", "--data-dir", d, &member_key.1])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        latchkey(&["verify", "--data-dir", d, &key]).status.code(),
+        Some(0)
+    );
+
+    // Every change is an event of the system principal, and the chain holds.
+    let lk =
+        Latchkey::open(Config::new(dir.path()).with_policies(dir.path().join("policies"))).unwrap();
+    let account = lk.account_named("acme").unwrap();
+    let verified = lk.verify_token(&key).unwrap();
+    let admin = latchkey::api::actor_of(&verified);
+    let events = lk.events(admin, account).unwrap();
+    let by_system: Vec<String> = events
+        .iter()
+        .filter(|e| e.actor.principal == Principal::System)
+        .map(|e| e.action.name().to_owned())
+        .collect();
+    for action in [
+        "iam.users.disable",
+        "iam.users.enable",
+        "iam.api_keys.delete",
+    ] {
+        assert!(
+            by_system.iter().any(|a| a == action),
+            "{action} in {by_system:?}"
+        );
+    }
+    drop(lk);
+    assert_eq!(
+        latchkey(&["audit", "verify", "--data-dir", d])
+            .status
+            .code(),
+        Some(0)
+    );
+}

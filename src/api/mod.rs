@@ -17,7 +17,7 @@ pub mod metrics;
 mod request;
 mod session;
 mod tenancy;
-mod views;
+pub(crate) mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -893,6 +893,24 @@ impl Latchkey {
             .id)
     }
 
+    /// The member of `account` named by `who`, a user id (`usr_…`) or an email (for the
+    /// operator's commands); anyone else is not found.
+    pub fn member_named(&self, account: AccountId, who: &str) -> Result<UserId, AppError> {
+        let read = self.store.read()?;
+        let user = match who.parse::<UserId>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                let email = Email::parse(who)?;
+                read.user_by_email(&email)?.map(|user| user.id)
+            }
+        };
+        user.filter(|id| matches!(read.membership(account, *id), Ok(Some(_))))
+            .ok_or_else(|| {
+                DomainError::invalid("user", format!("{who:?} is not a member of the account"))
+                    .into()
+            })
+    }
+
     /// `latchkey import --mint-api-keys`: `count` API keys in `account`, owned by its bot
     /// user `owner` (made if the account has none of that name), in batched transactions
     /// with their events, as the system principal; for benchmarks and load tests.
