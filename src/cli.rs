@@ -58,12 +58,7 @@ enum Command {
     /// and print a one-time API key for it. Run on the host with the server stopped.
     Recover {
         #[command(flatten)]
-        data: DataDirArg,
-        #[command(flatten)]
-        policies: PoliciesArg,
-        /// The account's name.
-        #[arg(long)]
-        account: String,
+        on: AccountArgs,
         /// The administrator's email.
         #[arg(long)]
         email: String,
@@ -106,12 +101,7 @@ enum Command {
     /// tests) and writes their one-time secrets to `--secrets-out`, one per line (0600).
     Import {
         #[command(flatten)]
-        data: DataDirArg,
-        #[command(flatten)]
-        policies: PoliciesArg,
-        /// The account's name.
-        #[arg(long)]
-        account: String,
+        on: AccountArgs,
         /// JSON lines to import (`-`: standard input).
         #[arg(long, required_unless_present = "mint_api_keys")]
         jsonl: Option<PathBuf>,
@@ -706,14 +696,9 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             let ok = answer.get("ok").and_then(Value::as_bool) == Some(true);
             Ok((answer, u8::from(!ok)))
         }
-        Command::Recover {
-            data,
-            policies,
-            account,
-            email,
-        } => {
-            let config = Config::new(&data.data_dir).with_policies(policies.folder(&data));
-            let done = Latchkey::open(config)?.recover(&account, &email)?;
+        Command::Recover { on, email } => {
+            let config = Config::new(&on.data.data_dir).with_policies(on.policies.folder(&on.data));
+            let done = Latchkey::open(config)?.recover(&on.account, &email)?;
             let relaxed: Vec<String> = done.relaxed.iter().map(ToString::to_string).collect();
             let output = json!({
                 "account_id": done.account.to_string(),
@@ -727,9 +712,7 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             Ok((output, 0))
         }
         Command::Import {
-            data,
-            policies,
-            account,
+            on,
             jsonl,
             batch,
             mint_api_keys,
@@ -737,9 +720,7 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
             secrets_out,
         } => {
             let started = std::time::Instant::now();
-            let config = Config::new(&data.data_dir).with_policies(policies.folder(&data));
-            let lk = Latchkey::open(config)?;
-            let account_id = lk.account_named(&account)?;
+            let (lk, account_id) = open_account(&on)?;
             let mut output = serde_json::Map::new();
             output.insert("ok".into(), json!(true));
             output.insert("account_id".into(), json!(account_id.to_string()));

@@ -1291,10 +1291,11 @@ fn completions_and_manual_pages_come_from_the_same_definitions() {
     }
     assert_eq!(latchkey(&["completions", "tcsh"]).status.code(), Some(2));
 
-    // The manual renders without a warning, on stdout and as one page per subcommand.
+    // The manual renders without a warning (UTF-8 input through preconv, as man(1) reads
+    // it), on stdout and as one page per subcommand.
     let render = |page: &Path| {
         let out = Command::new("groff")
-            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
             .arg(page)
             .output()
             .expect("groff runs (scripts/test installs groff-base where it is missing)");
