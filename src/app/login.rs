@@ -104,6 +104,10 @@ fn password_matches(stored: &str, password: &str) -> bool {
         && argon2::password_hash::Output::new(&computed).is_ok_and(|c| c == expected)
 }
 
+/// The most argon2 memory a password thread keeps: 256 MiB in 1 KiB blocks, the largest
+/// `argon2_memory_kib` that `serve` accepts.
+const KEPT_BLOCKS_MAX: usize = 256 * 1024;
+
 thread_local! {
     /// A password thread's argon2 memory, kept from one hash to the next.
     static MEMORY: std::cell::RefCell<Option<Vec<argon2::Block>>> =
@@ -133,13 +137,15 @@ fn argon2_into(
     let blocks = hasher.params().block_count();
     MEMORY.with(|memory| match memory.try_borrow_mut() {
         Ok(mut kept) => match kept.as_mut() {
-            Some(kept) => {
+            // Kept up to the largest cost `serve` accepts; a stored hash asking for more
+            // (an older configuration) gets memory of its own, given back after.
+            Some(kept) if blocks <= KEPT_BLOCKS_MAX => {
                 if kept.len() < blocks {
                     kept.resize(blocks, argon2::Block::default());
                 }
                 hasher.hash_password_into_with_memory(password, salt, out, kept.as_mut_slice())
             }
-            None => hasher.hash_password_into(password, salt, out),
+            _ => hasher.hash_password_into(password, salt, out),
         },
         Err(_) => hasher.hash_password_into(password, salt, out),
     })
@@ -1085,9 +1091,13 @@ mod tests {
         std::thread::spawn(move || {
             keep_password_memory();
             check();
-            let kept = MEMORY.with(|m| m.borrow().as_ref().map(Vec::len));
+            let kept = || MEMORY.with(|m| m.borrow().as_ref().map(Vec::len));
             // Grown once to the largest cost (256 KiB is 256 blocks), then reused.
-            assert_eq!(kept, Some(256));
+            assert_eq!(kept(), Some(256));
+            // A cost past what serve accepts is checked in memory of its own.
+            let huge = hash_password(cost(KEPT_BLOCKS_MAX as u32 + 1024, 1, 1), "p").unwrap();
+            assert!(password_matches(&huge, "p"));
+            assert_eq!(kept(), Some(256));
         })
         .join()
         .unwrap();
