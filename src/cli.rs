@@ -442,7 +442,7 @@ impl PoliciesArg {
     fn folder(&self, data: &DataDirArg) -> PathBuf {
         self.policies
             .clone()
-            .unwrap_or_else(|| data.data_dir.join(crate::server::config::DEFAULT_POLICIES))
+            .unwrap_or_else(|| data.data_dir.join(policy::builtin::DEFAULT_FOLDER))
     }
 }
 
@@ -563,7 +563,7 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
         } => {
             // A data directory without a policies folder of its own gets the built-ins.
             let folder = policies.folder(&data);
-            policy::builtin::prepare(&folder, policies.policies.is_none())
+            policy::builtin::prepare(&data.data_dir, &folder)
                 .map_err(|e| AppError::DataDir(format!("{}: {e}", folder.display())))?;
             let config = Config::new(&data.data_dir)
                 .with_policies(&folder)

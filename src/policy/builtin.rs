@@ -94,11 +94,14 @@ pub fn install(folder: &Path) -> std::io::Result<Vec<(&'static str, Installed)>>
     Ok(before)
 }
 
-/// At start: when `folder` does not exist and it is the data directory's own, install
-/// the built-ins there; otherwise name, in the log, any built-in whose copy differs from
-/// the binary's.
-pub fn prepare(folder: &Path, default_location: bool) -> std::io::Result<()> {
-    if default_location && !folder.exists() {
+/// The data directory's own policies folder, used unless another is given.
+pub const DEFAULT_FOLDER: &str = "policies";
+
+/// At start (`serve`, `init`): when `folder` is `data_dir`'s own and does not exist,
+/// install the built-ins there; otherwise name, in the log, any built-in whose copy
+/// differs from the binary's. Any other folder is never written.
+pub fn prepare(data_dir: &Path, folder: &Path) -> std::io::Result<()> {
+    if folder == data_dir.join(DEFAULT_FOLDER) && !folder.exists() {
         install(folder)?;
         tracing::info!(folder = %folder.display(), "built-in policies installed");
         return Ok(());
@@ -132,13 +135,13 @@ mod tests {
     #[test]
     fn install_fills_a_folder_that_then_compares_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = dir.path().join("policies");
+        let folder = dir.path().join(DEFAULT_FOLDER);
         assert!(
             compare(&folder)
                 .iter()
                 .all(|(_, s)| *s == Installed::Missing)
         );
-        prepare(&folder, true).unwrap();
+        prepare(dir.path(), &folder).unwrap();
         assert!(compare(&folder).iter().all(|(_, s)| *s == Installed::Same));
         // The repository's copies are the binary's.
         let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -171,8 +174,8 @@ mod tests {
     #[test]
     fn an_existing_folder_elsewhere_is_never_written() {
         let dir = tempfile::tempdir().unwrap();
-        prepare(dir.path(), false).unwrap();
-        prepare(&dir.path().join("absent"), false).unwrap();
+        prepare(dir.path(), dir.path()).unwrap();
+        prepare(dir.path(), &dir.path().join("absent")).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -95,9 +95,6 @@ fn check_log_level(level: &str) -> Result<(), String> {
 /// The log level unless one is given.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
-/// The policies folder inside the data directory, used unless another is given.
-pub const DEFAULT_POLICIES: &str = "policies";
-
 /// Defaults: `./latchkey-data`, `DATA_DIR/policies`, `127.0.0.1:8443`, a self-signed certificate,
 /// and the account `default` with `admin@latchkey.localhost` on a fresh data directory.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -228,7 +225,7 @@ impl ServeOptions {
         let config = ServeConfig {
             policies: self
                 .policies
-                .unwrap_or_else(|| data_dir.join(DEFAULT_POLICIES)),
+                .unwrap_or_else(|| data_dir.join(crate::policy::builtin::DEFAULT_FOLDER)),
             data_dir,
             listen,
             tls,

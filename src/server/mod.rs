@@ -4,8 +4,8 @@
 //! its request headers too (a slow client cannot hold a connection open), and watched for
 //! graceful shutdown: on SIGTERM or ctrl-c the listener closes, in-flight requests finish
 //! (up to a grace period), coalesced `last_used_at` uses are flushed, and the process
-//! exits. SIGHUP reloads the policies folder and the TLS certificate. Event destinations are fed by their own
-//! task (`api::delivery`).
+//! exits. SIGHUP reloads the policies folder and the TLS certificate. Event destinations
+//! are fed by their own task (`api::delivery`).
 
 #[cfg(unix)]
 pub mod admin;
@@ -112,8 +112,7 @@ pub fn run(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), S
 }
 
 async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(), ServeError> {
-    let own_folder = config.policies == config.data_dir.join(config::DEFAULT_POLICIES);
-    crate::policy::builtin::prepare(&config.policies, own_folder).map_err(|e| {
+    crate::policy::builtin::prepare(&config.data_dir, &config.policies).map_err(|e| {
         AppError::DataDir(format!(
             "the built-in policies could not be installed in {}: {e}",
             config.policies.display()
