@@ -245,9 +245,11 @@ enum PolicyCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
-    /// Validate a module against ABI v1 and the sandbox rules, as the server does at load.
+    /// Validate a module against ABI v1 and the sandbox rules, and its manifest against the
+    /// actions latchkey knows, as the server does at load.
     Check {
-        /// The compiled module.
+        /// The compiled module (`.wasm`), or its manifest (`.toml`). A module is checked
+        /// with the manifest of the same name beside it, when there is one.
         module: PathBuf,
     },
     /// Run decision cases (a JSON array of {name, request, expect}) against a module.
@@ -260,6 +262,13 @@ enum PolicyCommand {
     /// Show the live policy set of the server running on the data directory (through its
     /// admin socket): modules, routed patterns, limits, hashes and the generation.
     List {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Show the appliance trail of the server running on the data directory (through its
+    /// admin socket): every start and reload of the policy set, refused ones with their
+    /// reason, newest first (the last 100), with the modules and hashes before and after.
+    History {
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -935,6 +944,7 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
                     "abi_version": report.abi_version,
                     "bytes": report.bytes,
                     "memory_pages": report.memory_min_pages,
+                    "manifest": report.manifest.map(|m| m.display().to_string()),
                 }),
                 0,
             ),
@@ -946,6 +956,7 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
         },
         PolicyCommand::List { data } => return operator_call(&data, "policy.list"),
         PolicyCommand::Reload { data } => return operator_call(&data, "policy.reload"),
+        PolicyCommand::History { data } => return operator_call(&data, "policy.history"),
         PolicyCommand::InstallBuiltins { data, policies } => {
             let folder = policies.folder(&data);
             // Into the data directory's own folder only when the directory exists: an

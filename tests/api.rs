@@ -580,8 +580,14 @@ fn the_policy_set_is_the_operators_signals_and_the_admin_socket_reload_it() {
     );
     assert_eq!(server.delete(&server.admin_key, &bot_path).status, 403);
 
-    std::fs::remove_file(policies.path().join("broken.toml")).unwrap();
-    std::fs::remove_file(policies.path().join("no-bot-deletes.toml")).unwrap();
+    for file in [
+        "broken.toml",
+        "broken.wasm",
+        "no-bot-deletes.toml",
+        "no-bot-deletes.wasm",
+    ] {
+        std::fs::remove_file(policies.path().join(file)).unwrap();
+    }
     let (code, reloaded) = operator(&server, "reload");
     assert_eq!(code, 0, "{reloaded}");
     assert_eq!(reloaded["policies"].as_array().unwrap().len(), 2);
@@ -1965,7 +1971,7 @@ fn metrics_count_requests_decisions_and_policy_faults_without_authentication() {
     std::fs::write(policies.path().join("trap.wasm"), trap).unwrap();
     std::fs::write(
         policies.path().join("trap.toml"),
-        "name = \"trap\"\nmodule = \"trap.wasm\"\nkind = \"custom\"\nactions = [\"iam.lab.*\"]\n",
+        "name = \"trap\"\nmodule = \"trap.wasm\"\nkind = \"custom\"\nactions = [\"iam.access_review.get\"]\n",
     )
     .unwrap();
     let server = start_server_with(policies.path());
@@ -1983,7 +1989,7 @@ fn metrics_count_requests_decisions_and_policy_faults_without_authentication() {
     let faulted = server.post(
         key,
         "/authorize",
-        json!({"principal": {"id": server.admin_id}, "action": "iam.lab.run", "resource": {"type": "lab"}}),
+        json!({"principal": {"id": server.admin_id}, "action": "iam.access_review.get", "resource": {"type": "access_review"}}),
     );
     assert_eq!(faulted.body["decision"], "deny");
     assert_eq!(faulted.body["policy"], "trap");
@@ -2085,7 +2091,7 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
             );
         }
     }
-    assert_eq!(routes, 96);
+    assert_eq!(routes, 97);
 }
 
 /// Make sure Python can import `module`, installing `requirement` from PyPI if not (so the

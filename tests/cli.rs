@@ -1078,6 +1078,15 @@ fn every_subcommand_exits_by_the_rule() {
     std::fs::write(&bad_cases, "[{").unwrap();
     let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/account-rbac.wasm");
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/account-rbac.toml");
+    // A manifest with a misspelled action, beside its (valid) module.
+    let typo = tmp.path().join("typo.toml");
+    std::fs::copy(&wasm, tmp.path().join("typo.wasm")).unwrap();
+    std::fs::write(
+        &typo,
+        "name = \"typo\"\nmodule = \"typo.wasm\"\nkind = \"custom\"\nactions = [\"computers.remote_controll\"]\n",
+    )
+    .unwrap();
+    let typo = typo.to_str().unwrap();
     let (d, a, t) = (
         data.to_str().unwrap(),
         absent.to_str().unwrap(),
@@ -1226,7 +1235,12 @@ fn every_subcommand_exits_by_the_rule() {
             2,
             "not a valid policy name",
         ),
-        (vec!["policy", "check", m], 1, "not a WebAssembly binary"),
+        (vec!["policy", "check", t], 1, "not a WebAssembly binary"),
+        (
+            vec!["policy", "check", typo],
+            1,
+            "did you mean computers.remote_control?",
+        ),
         (vec!["policy", "check", a], 2, "No such file"),
         (vec!["policy", "test", w, c], 2, "decision cases"),
         (vec!["policy", "test", w, a], 2, "cannot read"),

@@ -298,7 +298,9 @@ fn a_set_without_a_required_builtin_is_refused_and_a_custom_module_cannot_stand_
     assert!(!engine.decide(&create).allowed);
 
     // Take the account RBAC away and let a custom module claim its namespace.
-    std::fs::remove_file(dir.path().join("account-rbac.toml")).unwrap();
+    for file in ["account-rbac.toml", "account-rbac.wasm"] {
+        std::fs::remove_file(dir.path().join(file)).unwrap();
+    }
     drop_in(dir.path(), "yes-man", Outcome::Allow, "sure", "\"iam.*\"");
     let err = engine.reload().unwrap_err();
     assert!(err.to_string().contains("account-rbac"), "{err}");

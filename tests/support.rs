@@ -206,6 +206,7 @@ pub fn open(dir: &TempDir, policies: &Path, clock: &ManualClock) -> Latchkey {
         policies: Some(policies.to_owned()),
         clock: Arc::new(clock.clone()),
         password_cost: Default::default(),
+        password_threads: 0,
         create: true,
         allow_private_destinations: false,
         db_cache_bytes: latchkey::store::DEFAULT_CACHE_BYTES,

@@ -11,6 +11,7 @@
 
 mod api;
 mod audit;
+mod authoring;
 mod authorization;
 mod bots;
 mod cli;

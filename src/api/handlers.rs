@@ -42,7 +42,7 @@ pub(super) struct Ctx {
     pub(super) lk: Arc<Latchkey>,
     pub(super) warnings: Arc<Warnings>,
     pub(super) metrics: Arc<metrics::Metrics>,
-    pub(super) passwords: Arc<super::session::PasswordPool>,
+    pub(super) passwords: Arc<super::session::PasswordGate>,
     pub(super) mailer: Option<Arc<super::mail::Mailer>>,
     /// Where mailed links point (the appliance's own address).
     pub(super) link_base: Arc<str>,
@@ -373,6 +373,7 @@ impl Ctx {
                 self.effective_permissions(id).await
             }
             (&M::GET, ["policies"]) => self.list_policies().await,
+            (&M::GET, ["policies", "events"]) => self.list_policy_events().await,
             (_, ["policies", "reload"]) => Err(ApiError::new(
                 error::NO_ROUTE,
                 "no such path: the policy set acts for every account, so it is reloaded by the host operator (latchkey policy reload, or SIGHUP), not through the API",
@@ -1348,6 +1349,37 @@ impl Ctx {
             fields.insert("uri".into(), self.base.uri("/policies").into());
         }
         self.ok(&view)
+    }
+
+    /// `GET /policies/events`: the appliance trail (every start and reload of the live
+    /// set, refused ones included), newest first, for an account's administrators.
+    async fn list_policy_events(self) -> Reply {
+        let query = crate::store::EventQuery {
+            before: self.before_id("/policies/events")?,
+            limit: self.query.limit,
+            ..crate::store::EventQuery::default()
+        };
+        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
+        let found = blocking(move || match lk.policy_events(actor, account, &query) {
+            Ok(page) => Ok(Some(page)),
+            Err(AppError::Domain(crate::domain::DomainError::NotFound(_))) => Ok(None),
+            Err(err) => Err(err),
+        })
+        .await?;
+        let Some(events) = found else {
+            return Err(ApiError::field(
+                error::INVALID_QUERY,
+                "before_id",
+                "before_id is not the id of an event of the appliance trail",
+            ));
+        };
+        self.page_reply(
+            "/policies/events",
+            "events",
+            &events,
+            |e| e.id,
+            |e| views::appliance_event(e, false),
+        )
     }
 }
 

@@ -48,7 +48,7 @@ use error::ApiError;
 use handlers::Ctx;
 use request::*;
 use views::Base;
-pub use views::live_set;
+pub use views::{appliance_event, live_set};
 
 /// The OpenAPI document of this API (`openapi.json` at the repository root), served at
 /// `/openapi.json`.
@@ -61,16 +61,13 @@ const DRAIN_LIMIT: usize = 4 * MAX_BODY;
 /// How long a client has to send a request's body, unless the server says otherwise.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Password hashes at once unless `with_password_workers` says otherwise.
-const DEFAULT_PASSWORD_WORKERS: usize = 1;
-
 /// The API over one open latchkey.
 #[derive(Debug)]
 pub struct Api {
     lk: Arc<Latchkey>,
     public_url: Option<Arc<str>>,
     client_timeout: Duration,
-    passwords: Arc<session::PasswordPool>,
+    passwords: Arc<session::PasswordGate>,
     mailer: Option<Arc<mail::Mailer>>,
     /// `https://host:port` of the appliance itself, for links that go out by mail: never
     /// a request's `Host`, which a client chooses (a reset link pointing elsewhere would
@@ -183,7 +180,7 @@ impl Api {
                 .unwrap_or_else(|| Arc::from("https://localhost")),
             public_url,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
-            passwords: Arc::new(session::PasswordPool::new(DEFAULT_PASSWORD_WORKERS)),
+            passwords: Arc::default(),
             mailer: None,
             warnings: Arc::default(),
             metrics: Arc::default(),
@@ -195,15 +192,6 @@ impl Api {
     #[must_use]
     pub fn with_client_timeout(mut self, timeout: Duration) -> Api {
         self.client_timeout = timeout;
-        self
-    }
-
-    /// At most `workers` password hashes at once (logins, password changes), so a flood
-    /// of failing logins, each paying argon2, leaves the other cores to every other
-    /// request.
-    #[must_use]
-    pub fn with_password_workers(mut self, workers: usize) -> Api {
-        self.passwords = Arc::new(session::PasswordPool::new(workers));
         self
     }
 
@@ -705,6 +693,7 @@ fn route_label(path: &str) -> &'static str {
         ["authorize"] => "/authorize",
         ["authorize", "batch"] => "/authorize/batch",
         ["policies"] => "/policies",
+        ["policies", "events"] => "/policies/events",
         [one] => collection(one).map_or("other", |(_, list, _)| list),
         [one, _] => collection(one).map_or("other", |(_, _, item)| item),
         ["credentials", _, "rotate"] => "/credentials/{id}/rotate",
@@ -758,6 +747,7 @@ fn query_parameters(method: &Method, segments: &[&str]) -> (bool, &'static [&'st
             &["principal_id", "action", "object_id", "since", "until"],
         ),
         ["invitations"] => (true, &["state"]),
+        ["policies", "events"] => (true, &[]),
         ["role_assignments"] => (true, &["principal_id", "role_id", "tenant_id"]),
         ["access_review"] => (false, &["format"]),
         ["permissions" | "account" | "me" | "policies" | "metrics" | "healthz" | "readyz"] => {
@@ -802,7 +792,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         | ["users", _, "password_reset"]
         | ["invitations", _, "accept"] => "POST",
         ["me", "mfa", "totp"] => "POST, DELETE",
-        ["events", _] | ["users", _, "effective_permissions"] => "GET",
+        ["events", _] | ["users", _, "effective_permissions"] | ["policies", "events"] => "GET",
         [one] if COLLECTIONS.contains(one) => "GET, POST",
         ["invitations" | "permissions" | "role_assignments", _] => "GET, DELETE",
         [one, _] if COLLECTIONS.contains(one) => "GET, PATCH, DELETE",

@@ -95,103 +95,49 @@ fn set_cookie(secret: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> 
     .map_err(|_| ApiError::new(error::INTERNAL, "the session cookie could not be written"))
 }
 
-/// Password hashes (argon2id, 19 MiB each) waiting at most: a flood of logins queues
-/// here, off the async workers, and past the queue is refused. How many run at once is
-/// `serve`'s `password_workers`.
-const PASSWORD_QUEUE: usize = 64;
+/// Password requests (logins, password changes, acceptances) in progress at most: a
+/// flood of logins waits here, off the async workers, for the password threads
+/// (`serve`'s `password_workers`), and past it is refused.
+const PASSWORD_REQUESTS: usize = 64;
 
-type PasswordJob = Box<dyn FnOnce() + Send>;
-
-/// Put the calling thread in Linux's idle scheduling class (`SCHED_IDLE`; elsewhere, the
-/// lowest priority): it runs on cores nothing else wants, and any other thread that
-/// wakes takes its core at once. At nice 9 (measured on Linux 6.18, whose EEVDF
-/// scheduler lets the running thread finish its slice before a woken one runs), each
-/// hash held a core for up to a few milliseconds against request handlers, and
-/// `/verify`'s p99 under a login flood rose 5 to 14 times; idle, it stays where it was.
-/// Under full load a hash then waits for a free moment: logins slow down (and past the
-/// queue, 429), requests do not.
-fn lower_priority() -> Result<(), thread_priority::Error> {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::unix::{
-            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
-            thread_native_id,
-        };
-        set_thread_priority_and_policy(
-            thread_native_id(),
-            thread_priority::ThreadPriority::Min,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-        )
-    }
-    #[cfg(not(target_os = "linux"))]
-    thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-}
-
-/// Where password work (argon2id: hashing, verifying) runs: its own threads, fewer than
-/// the cores and in the idle scheduling class, fed by a bounded queue.
+/// Admits password work: at most [`PASSWORD_REQUESTS`] at once, each on the blocking
+/// pool (at normal priority: it reads and writes the store there, and only the argon2
+/// inside it goes to the password threads).
 #[derive(Debug)]
-pub(super) struct PasswordPool {
-    jobs: std::sync::mpsc::SyncSender<PasswordJob>,
+pub(super) struct PasswordGate {
+    admitted: Arc<tokio::sync::Semaphore>,
 }
 
-impl PasswordPool {
-    /// A pool of `workers` threads (at least one).
-    pub(super) fn new(workers: usize) -> PasswordPool {
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<PasswordJob>(PASSWORD_QUEUE);
-        let queue = Arc::new(std::sync::Mutex::new(queue));
-        for n in 0..workers.max(1) {
-            let queue = Arc::clone(&queue);
-            let spawned = std::thread::Builder::new()
-                .name(format!("latchkey-password-{n}"))
-                .spawn(move || {
-                    if let Err(err) = lower_priority() {
-                        tracing::warn!(error = ?err, "password thread keeps the normal priority");
-                    }
-                    crate::app::keep_password_memory();
-                    loop {
-                        let job = queue
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .recv();
-                        match job {
-                            // A failure inside the work drops its answer (the request
-                            // fails), never the thread.
-                            Ok(job) => {
-                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(err) = spawned {
-                tracing::error!(error = %err, "a password thread could not start");
-            }
+impl Default for PasswordGate {
+    fn default() -> Self {
+        PasswordGate {
+            admitted: Arc::new(tokio::sync::Semaphore::new(PASSWORD_REQUESTS)),
         }
-        PasswordPool { jobs }
     }
+}
 
-    /// Run password work on the pool; past [`PASSWORD_QUEUE`] waiting, refuse (429).
+impl PasswordGate {
+    /// Run password work on the blocking pool; past [`PASSWORD_REQUESTS`], refuse (429).
     pub(super) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: PasswordJob = Box::new(move || {
-            let _ = done.send(work());
-        });
-        if self.jobs.try_send(job).is_err() {
+        let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
             let mut busy = ApiError::new(
                 error::RATE_LIMITED,
                 "too many logins at once; try again in a second",
             );
             busy.header = Some(error::ErrorHeader::RetryAfter(1));
             return Err(busy);
-        }
-        result
-            .await
-            .map_err(|_| ApiError::new(error::INTERNAL, "the operation did not complete"))?
-            .map_err(ApiError::from)
+        };
+        tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            work()
+        })
+        .await
+        .map_err(|_| ApiError::new(error::INTERNAL, "the operation did not complete"))?
+        .map_err(ApiError::from)
     }
 }
 
@@ -483,27 +429,5 @@ impl Ctx {
             &link.expires_at.to_rfc3339(),
         );
         Ok(accepted())
-    }
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use thread_priority::unix::{
-        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
-    };
-
-    #[tokio::test]
-    async fn password_work_runs_in_the_idle_class() {
-        let pool = super::PasswordPool::new(1);
-        let policy = pool.run(|| Ok(thread_schedule_policy())).await.unwrap();
-        assert_eq!(
-            policy.unwrap(),
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
-        );
-        // The caller's own thread is left as it was.
-        assert_eq!(
-            thread_schedule_policy().unwrap(),
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
-        );
     }
 }

@@ -237,6 +237,7 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
         }
         Snapshot::Login { ip, refused } => json!({"ip": ip, "refused": refused}),
         Snapshot::EventDestination(d) => event_destination(base, d, None),
+        Snapshot::PolicySet(state) => policy_set_state(state, true),
         Snapshot::Permission(p) => permission(&CatalogEntry {
             name: p.name.clone(),
             description: p.description.clone(),
@@ -391,6 +392,37 @@ pub fn ip_restriction(base: &Base, restriction: &IpRestriction) -> Value {
 
 /// The live policy set: names, kinds, patterns, hashes and the generation for every
 /// reader; for the host operator (`operator`), also how each module runs.
+/// An event of the appliance trail: what happened to the live policy set, what asked for
+/// it (`start`, `signal`, `operator`), and the set before and after. Over the network a
+/// refused reload says only that it was refused: its reason names files of the host.
+pub fn appliance_event(event: &Event, operator: bool) -> Value {
+    let state = |s: &Option<Snapshot>| match s {
+        Some(Snapshot::PolicySet(state)) => policy_set_state(state, operator),
+        _ => Value::Null,
+    };
+    json!({
+        "id": event.id.to_string(),
+        "created_at": time(event.at),
+        "seq": event.seq,
+        "action": event.action.name(),
+        "trigger": event.target,
+        "before": state(&event.before),
+        "after": state(&event.after),
+    })
+}
+
+fn policy_set_state(state: &crate::domain::event::PolicySetState, operator: bool) -> Value {
+    let refused = match (&state.refused, operator) {
+        (Some(why), true) => Value::from(why.as_str()),
+        (refused, _) => Value::from(refused.is_some()),
+    };
+    json!({
+        "generation": state.generation,
+        "policies": state.policies.iter().map(|p| json!({"name": p.name, "kind": p.kind, "sha256": p.sha256})).collect::<Vec<_>>(),
+        "refused": refused,
+    })
+}
+
 pub fn live_set(set: &crate::app::LiveSet, operator: bool) -> Value {
     let policies: Vec<Value> = set
         .policies

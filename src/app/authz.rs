@@ -5,6 +5,7 @@
 use latchkey_policy_abi as abi;
 
 use super::AppError;
+pub use crate::domain::action::IAM_ACTIONS;
 use crate::domain::credential::{Credential, CredentialKind, Owner, OwnerStanding};
 use crate::domain::event::{Actor, Principal};
 use crate::domain::id::AccountId;
@@ -86,56 +87,6 @@ impl Target {
         Target::new("users", verb, "user", user).with("target_admin", roles.admin)
     }
 }
-
-/// Every `iam` resource the appliance serves, its object kind, and its verbs.
-pub const IAM_ACTIONS: [(&str, &str, &[&str]); 17] = [
-    ("account", "account", &["get", "update"]),
-    (
-        "users",
-        "user",
-        &[
-            "list",
-            "get",
-            "create",
-            "update",
-            "update_roles",
-            "disable",
-            "enable",
-            "delete",
-        ],
-    ),
-    ("bot_users", "bot_user", CRUD),
-    ("api_keys", "api_key", CRUD),
-    (
-        "credentials",
-        "credential",
-        &[
-            "list", "get", "create", "update", "delete", "rotate", "verify",
-        ],
-    ),
-    ("ssh_credentials", "ssh_credential", CRUD),
-    ("ip_policies", "ip_policy", CRUD),
-    ("ip_policy_rules", "ip_policy_rule", CRUD),
-    ("ip_restrictions", "ip_restriction", CRUD),
-    ("events", "event", &["list"]),
-    ("event_destinations", "event_destination", CRUD),
-    ("policies", "policy_set", &["list"]),
-    ("tenants", "tenant", CRUD),
-    ("roles", "role", CRUD),
-    (
-        "role_assignments",
-        "role_assignment",
-        &["list", "get", "create", "delete"],
-    ),
-    (
-        "permissions",
-        "permission",
-        &["list", "get", "create", "delete"],
-    ),
-    ("access_review", "access_review", &["get"]),
-];
-
-const CRUD: &[&str] = &["list", "get", "create", "update", "delete"];
 
 /// One target per `iam` action and per catalog permission, on an ordinary object: not an
 /// administrator, granting nothing above, owned by `owner`, not used by a dashboard

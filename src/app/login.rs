@@ -9,11 +9,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-use super::{AppError, Latchkey, Limited, Me, Member, SecondFactor, record};
+use super::passwords::{hash_password, password_matches};
+use super::{AppError, Latchkey, Limited, Me, Member, PasswordCost, SecondFactor, record};
 use crate::domain::DomainError;
 use crate::domain::event::{Action, Actor, Principal, Snapshot};
 use crate::domain::id::{AccountId, SessionId, UserId};
@@ -33,123 +32,6 @@ pub const WINDOW_MS: i64 = 15 * 60 * 1000;
 /// Keys tracked at most per map; past it the oldest expired entries go first, then all
 /// (a flood of distinct keys cannot grow memory without bound).
 const MAX_TRACKED: usize = 100_000;
-
-/// argon2id cost: OWASP's recommendation (19 MiB, 2 passes, 1 lane).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PasswordCost {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    /// Passes.
-    pub iterations: u32,
-    /// Lanes.
-    pub parallelism: u32,
-}
-
-impl Default for PasswordCost {
-    fn default() -> Self {
-        PasswordCost {
-            memory_kib: 19 * 1024,
-            iterations: 2,
-            parallelism: 1,
-        }
-    }
-}
-
-impl PasswordCost {
-    fn hasher(self) -> Result<Argon2<'static>, AppError> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|e| AppError::DataDir(format!("invalid argon2 parameters: {e}")))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-    }
-}
-
-/// Hash `password` with a fresh salt from the OS CSPRNG.
-fn hash_password(cost: PasswordCost, password: &str) -> Result<String, AppError> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|_| DomainError::RandomnessUnavailable)?;
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| AppError::DataDir(format!("salt encoding failed: {e}")))?;
-    Ok(cost
-        .hasher()?
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| AppError::DataDir(format!("password hashing failed: {e}")))?
-        .to_string())
-}
-
-/// Whether `password` matches the PHC string `stored` (its own parameters apply; the
-/// comparison is `Output`'s, constant-time). Computed in this thread's kept memory when
-/// it has some (see [`keep_password_memory`]).
-fn password_matches(stored: &str, password: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return false;
-    };
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return false;
-    };
-    let hasher = (|| {
-        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
-        let version = match parsed.version {
-            Some(v) => Version::try_from(v).ok()?,
-            None => Version::default(),
-        };
-        let params = Params::try_from(&parsed).ok()?;
-        Some(Argon2::new(algorithm, version, params))
-    })();
-    let mut salt_bytes = [0u8; 64];
-    let (Some(hasher), Ok(salt)) = (hasher, salt.decode_b64(&mut salt_bytes)) else {
-        return false;
-    };
-    let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
-    argon2_into(&hasher, password.as_bytes(), salt, &mut computed).is_ok()
-        && argon2::password_hash::Output::new(&computed).is_ok_and(|c| c == expected)
-}
-
-/// The most argon2 memory a password thread keeps: 256 MiB in 1 KiB blocks, the largest
-/// `argon2_memory_kib` that `serve` accepts.
-const KEPT_BLOCKS_MAX: usize = 256 * 1024;
-
-thread_local! {
-    /// A password thread's argon2 memory, kept from one hash to the next.
-    static MEMORY: std::cell::RefCell<Option<Vec<argon2::Block>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Keep this thread's argon2 memory from one password check to the next (grown to the
-/// largest cost seen, 19 MiB by default), for the threads that do nothing else: each
-/// check then works in memory already mapped, instead of mapping, faulting in and
-/// returning 19 MiB, which costs the whole process page faults and TLB flushes.
-pub fn keep_password_memory() {
-    MEMORY.with(|memory| {
-        if let Ok(mut memory) = memory.try_borrow_mut() {
-            memory.get_or_insert_with(Vec::new);
-        }
-    });
-}
-
-/// argon2 of `password` and `salt` into `out`, in the thread's kept memory if it keeps
-/// some, else in memory of its own.
-fn argon2_into(
-    hasher: &Argon2<'_>,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-) -> Result<(), argon2::Error> {
-    let blocks = hasher.params().block_count();
-    MEMORY.with(|memory| match memory.try_borrow_mut() {
-        Ok(mut kept) => match kept.as_mut() {
-            // Kept up to the largest cost `serve` accepts; a stored hash asking for more
-            // (an older configuration) gets memory of its own, given back after.
-            Some(kept) if blocks <= KEPT_BLOCKS_MAX => {
-                if kept.len() < blocks {
-                    kept.resize(blocks, argon2::Block::default());
-                }
-                hasher.hash_password_into_with_memory(password, salt, out, kept.as_mut_slice())
-            }
-            _ => hasher.hash_password_into(password, salt, out),
-        },
-        Err(_) => hasher.hash_password_into(password, salt, out),
-    })
-}
 
 /// Failures in the window, per key, and the keys changed since they were last written.
 #[derive(Debug, Default)]
@@ -553,7 +435,15 @@ impl Latchkey {
             .filter(|w| !w.is_empty())
             .collect();
         session::check_password(new, &words)?;
-        hash_password(self.password_cost, new)
+        let (cost, new) = (self.password_cost, Zeroizing::new(new.to_owned()));
+        self.passwords.run(move || hash_password(cost, &new))?
+    }
+
+    /// Whether `password` matches the stored PHC string, checked where password work runs.
+    fn password_matches(&self, stored: &str, password: &str) -> Result<bool, AppError> {
+        let (stored, password) = (stored.to_owned(), Zeroizing::new(password.to_owned()));
+        self.passwords
+            .run(move || password_matches(&stored, &password))
     }
 
     /// Issue a one-time password reset link secret for member `user` (administrators
@@ -664,12 +554,12 @@ impl Latchkey {
             .map(|u| read.password(u.id))
             .transpose()?
             .flatten();
-        let matches = password_matches(
+        let matches = self.password_matches(
             stored
                 .as_deref()
                 .unwrap_or_else(|| dummy_hash(self.password_cost)),
             password,
-        ) && stored.is_some();
+        )? && stored.is_some();
         let user = match user {
             Some(user) if matches => user,
             other => {
@@ -891,7 +781,7 @@ impl Latchkey {
             })?;
             let key = found.email.as_str().to_lowercase();
             let attempt = self.logins.admit(&key, None, now)?;
-            if !password_matches(stored, given) {
+            if !self.password_matches(stored, given)? {
                 return Err(DomainError::invalid("current_password", "is not correct").into());
             }
             self.logins.succeeded(attempt);
@@ -1045,61 +935,5 @@ mod tests {
             failures.locked_until("a@example.com", 5, start + WINDOW_MS),
             None
         );
-    }
-
-    #[test]
-    fn a_hash_verifies_its_password_only() {
-        let cost = PasswordCost {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
-        let phc = hash_password(cost, "copper kettle orbit").unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert!(password_matches(&phc, "copper kettle orbit"));
-        assert!(!password_matches(&phc, "copper kettle orbiT"));
-        assert!(!password_matches("not a hash", "copper kettle orbit"));
-    }
-
-    #[test]
-    fn kept_memory_checks_hashes_of_any_cost_alike() {
-        let cost = |memory_kib, iterations, parallelism| PasswordCost {
-            memory_kib,
-            iterations,
-            parallelism,
-        };
-        let small = hash_password(cost(64, 1, 1), "copper kettle orbit").unwrap();
-        let large = hash_password(cost(256, 2, 2), "copper kettle orbit").unwrap();
-        // A hash made elsewhere (argon2's reference vector format, argon2i and a 16-byte
-        // output included) checks the same with and without kept memory.
-        let other = Argon2::new(Algorithm::Argon2i, Version::V0x10, {
-            Params::new(32, 3, 1, Some(16)).unwrap()
-        })
-        .hash_password(
-            b"copper kettle orbit",
-            &SaltString::encode_b64(b"sixteen byte slt").unwrap(),
-        )
-        .unwrap()
-        .to_string();
-        let check = move || {
-            for phc in [&small, &large, &other, &small] {
-                assert!(password_matches(phc, "copper kettle orbit"), "{phc}");
-                assert!(!password_matches(phc, "copper kettle orbiT"), "{phc}");
-            }
-        };
-        check();
-        std::thread::spawn(move || {
-            keep_password_memory();
-            check();
-            let kept = || MEMORY.with(|m| m.borrow().as_ref().map(Vec::len));
-            // Grown once to the largest cost (256 KiB is 256 blocks), then reused.
-            assert_eq!(kept(), Some(256));
-            // A cost past what serve accepts is checked in memory of its own.
-            let huge = hash_password(cost(KEPT_BLOCKS_MAX as u32 + 1024, 1, 1), "p").unwrap();
-            assert!(password_matches(&huge, "p"));
-            assert_eq!(kept(), Some(256));
-        })
-        .join()
-        .unwrap();
     }
 }

@@ -16,6 +16,7 @@ mod ip;
 mod keys;
 mod login;
 mod mfa;
+mod passwords;
 mod policies;
 mod tenancy;
 
@@ -48,8 +49,9 @@ pub use import::{ImportFailure, ImportReport};
 pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use keys::KeyRotation;
-pub use login::{LoggedIn, PasswordCost, Recovered, keep_password_memory};
+pub use login::{LoggedIn, Recovered};
 pub use mfa::{Enrollment, SecondFactor};
+pub use passwords::PasswordCost;
 pub use policies::{LivePolicy, LiveSet};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 
@@ -164,6 +166,9 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// The argon2id cost of new password hashes (existing ones keep theirs).
     pub password_cost: PasswordCost,
+    /// Threads of their own for password work (argon2), in the idle scheduling class;
+    /// with none (0, the default) it runs in the calling thread.
+    pub password_threads: usize,
     /// Whether a new data directory may be made here (`init`, `serve`): only where
     /// neither `server.key` nor `latchkey.redb` exists. Otherwise a missing directory or
     /// file is refused and nothing is created.
@@ -184,6 +189,7 @@ impl Config {
             policies: None,
             clock: Arc::new(SystemClock),
             password_cost: PasswordCost::default(),
+            password_threads: 0,
             create: false,
             allow_private_destinations: false,
             db_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
@@ -273,6 +279,7 @@ pub struct Latchkey {
     logins: login::Limiter,
     links: login::Limiter,
     password_cost: PasswordCost,
+    passwords: passwords::PasswordThreads,
     allow_private_destinations: bool,
     clock: Arc<dyn Clock>,
 }
@@ -312,6 +319,7 @@ impl Latchkey {
                 identity::MAX_LINKS_PER_ADDRESS,
             ),
             password_cost: config.password_cost,
+            passwords: passwords::PasswordThreads::new(config.password_threads),
             allow_private_destinations: config.allow_private_destinations,
             clock: config.clock,
         };

@@ -1,11 +1,14 @@
 //! The live policy set. It decides for every account at once, so changing it is the host
 //! operator's (the admin socket in the data directory, or SIGHUP), never an account's;
 //! over the network an account's administrators may read its names, patterns and hashes.
+//! Every start and every reload, refused ones included, is logged and recorded in the
+//! appliance trail ([`AccountId::APPLIANCE`]) with the set before and after.
 
 use super::{AppError, Latchkey, Target};
-use crate::domain::event::Actor;
+use crate::domain::event::{Action, Actor, Event, PolicyDigest, PolicySetState, Snapshot};
 use crate::domain::id::AccountId;
 use crate::policy::{Isolation, Kind, LoadedPolicy, PolicySet};
+use crate::store::{EventQuery, Page, Reads};
 
 /// One loaded module, as its operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,10 +94,135 @@ impl Latchkey {
         self.live_policies()
     }
 
-    /// Reload the policies folder, for the host operator; on any invalid module the
-    /// current set stays and the error is returned.
-    pub fn reload_policies(&self) -> Result<LiveSet, AppError> {
-        self.engine()?.reload()?;
+    /// Reload the policies folder, for the host operator (`trigger`: what asked, as the
+    /// trail records it: `signal` or `operator`); on any invalid module the current set
+    /// stays and the error is returned. Either way the outcome is logged and recorded in
+    /// the appliance trail.
+    pub fn reload_policies(&self, trigger: &str) -> Result<LiveSet, AppError> {
+        let engine = self.engine()?;
+        let reloaded = engine.reload_with(|current, new| {
+            let (before, after) = (state_of(current, None), state_of(new, None));
+            tracing::info!(trigger, generation = after.generation, policies = %digests(&after), "policies reloaded");
+            self.record_appliance(Action::PolicySetReloaded, trigger, Some(before), after)
+        });
+        if let Err(err) = &reloaded {
+            let why = err.to_string();
+            tracing::error!(trigger, error = %why, "policies not reloaded; the current set stays");
+            let before = state_of(&engine.current(), None);
+            let after = state_of(&engine.current(), Some(why));
+            // The refusal is the answer; a trail that cannot take it is only logged.
+            if let Err(trail) =
+                self.record_appliance(Action::PolicySetRefused, trigger, Some(before), after)
+            {
+                tracing::error!(error = %trail, "the refused reload could not be recorded");
+            }
+        }
+        reloaded?;
         self.live_policies()
     }
+
+    /// Log the set `serve` starts with and record it in the appliance trail, with the set
+    /// the trail last recorded as before (so a folder changed while the server was down
+    /// shows as a change).
+    pub fn record_policy_start(&self) -> Result<(), AppError> {
+        let after = state_of(&self.engine()?.current(), None);
+        tracing::info!(generation = after.generation, policies = %digests(&after), "policies loaded");
+        let before = {
+            let read = self.store.read()?;
+            let query = EventQuery {
+                limit: 1,
+                ..EventQuery::default()
+            };
+            read.events_page(AccountId::APPLIANCE, &query)?
+                .items
+                .into_iter()
+                .next()
+                .and_then(|last| match last.after {
+                    Some(Snapshot::PolicySet(state)) => Some(state),
+                    _ => None,
+                })
+        };
+        self.record_appliance(Action::PolicySetLoaded, "start", before, after)
+    }
+
+    /// The appliance trail, newest first (at most `limit` events), for the host operator.
+    pub fn appliance_trail(&self, limit: usize) -> Result<Vec<Event>, AppError> {
+        let query = EventQuery {
+            limit,
+            ..EventQuery::default()
+        };
+        Ok(self
+            .store
+            .read()?
+            .events_page(AccountId::APPLIANCE, &query)?
+            .items)
+    }
+
+    /// A page of the appliance trail, for `actor` of `account` (`iam.policies.list`, as
+    /// the set itself: administrators). A `before` that is not an event of the appliance
+    /// trail is `NotFound`.
+    pub fn policy_events(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        query: &EventQuery,
+    ) -> Result<Page<Event>, AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("policies", "list", "policy_set", "policies");
+        self.authorize(&read, actor, account, target, self.now())?;
+        Ok(read.events_page(AccountId::APPLIANCE, query)?)
+    }
+
+    fn record_appliance(
+        &self,
+        action: Action,
+        trigger: &str,
+        before: Option<PolicySetState>,
+        after: PolicySetState,
+    ) -> Result<(), AppError> {
+        let actor = Actor::SYSTEM;
+        let now = self.now();
+        self.store.write(|tx| {
+            tx.record(
+                AccountId::APPLIANCE,
+                now,
+                actor,
+                action,
+                trigger.to_owned(),
+                before.map(Snapshot::PolicySet),
+                Some(Snapshot::PolicySet(after)),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// A set as the trail records it.
+fn state_of(set: &PolicySet, refused: Option<String>) -> PolicySetState {
+    PolicySetState {
+        generation: set.generation(),
+        policies: set
+            .policies()
+            .iter()
+            .map(|p| {
+                let live = LivePolicy::of(p);
+                PolicyDigest {
+                    name: live.name,
+                    kind: live.kind.to_owned(),
+                    sha256: live.sha256,
+                }
+            })
+            .collect(),
+        refused,
+    }
+}
+
+/// `name=sha256-prefix` of each module, for the log.
+fn digests(state: &PolicySetState) -> String {
+    state
+        .policies
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.sha256.get(..16).unwrap_or(&p.sha256)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

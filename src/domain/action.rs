@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use latchkey_policy_abi as abi;
+
 use serde::{Deserialize, Serialize};
 
 /// One action pattern: `*`, `namespace.*` or an exact action.
@@ -98,4 +100,187 @@ mod tests {
             "iam.bot_users.*"
         );
     }
+}
+
+/// Every `iam` resource the appliance serves, its object kind, and its verbs.
+pub const IAM_ACTIONS: [(&str, &str, &[&str]); 18] = [
+    ("account", "account", &["get", "update"]),
+    (
+        "users",
+        "user",
+        &[
+            "list",
+            "get",
+            "create",
+            "update",
+            "update_roles",
+            "disable",
+            "enable",
+            "delete",
+        ],
+    ),
+    (
+        "invitations",
+        "invitation",
+        &["list", "get", "create", "delete"],
+    ),
+    ("bot_users", "bot_user", CRUD),
+    ("api_keys", "api_key", CRUD),
+    (
+        "credentials",
+        "credential",
+        &[
+            "list", "get", "create", "update", "delete", "rotate", "verify",
+        ],
+    ),
+    ("ssh_credentials", "ssh_credential", CRUD),
+    ("ip_policies", "ip_policy", CRUD),
+    ("ip_policy_rules", "ip_policy_rule", CRUD),
+    ("ip_restrictions", "ip_restriction", CRUD),
+    ("events", "event", &["list"]),
+    ("event_destinations", "event_destination", CRUD),
+    ("policies", "policy_set", &["list"]),
+    ("tenants", "tenant", CRUD),
+    ("roles", "role", CRUD),
+    (
+        "role_assignments",
+        "role_assignment",
+        &["list", "get", "create", "delete"],
+    ),
+    (
+        "permissions",
+        "permission",
+        &["list", "get", "create", "delete"],
+    ),
+    ("access_review", "access_review", &["get"]),
+];
+
+const CRUD: &[&str] = &["list", "get", "create", "update", "delete"];
+
+/// The actions latchkey asks policies about outside [`IAM_ACTIONS`]: making an account
+/// (bootstrap and import), the host operator's recovery of a member, and an agent's bind
+/// (decided from the credential's ACL).
+const OTHER_ACTIONS: [&str; 3] = ["iam.account.create", "iam.users.recover", "agent.bind"];
+
+/// Every action latchkey itself asks policies about: the API's `iam` actions, the others
+/// above and the built-in catalog's permissions. A manifest's patterns must match one of
+/// these or lie in a namespace the manifest declares (see [`Vocabulary`]).
+pub fn known_actions() -> impl Iterator<Item = String> {
+    IAM_ACTIONS
+        .into_iter()
+        .flat_map(|(resource, _, verbs)| {
+            verbs
+                .iter()
+                .map(move |verb| format!("iam.{resource}.{verb}"))
+        })
+        .chain(OTHER_ACTIONS.map(str::to_owned))
+        .chain(abi::BUILTIN_CATALOG.map(str::to_owned))
+}
+
+/// The actions a policy may be routed: latchkey's own ([`known_actions`]) and the
+/// namespaces an author declares for actions of their own (application actions,
+/// permissions an operator adds to an account's catalog).
+#[derive(Debug, Clone)]
+pub struct Vocabulary {
+    known: Vec<String>,
+}
+
+impl Default for Vocabulary {
+    fn default() -> Self {
+        Vocabulary {
+            known: known_actions().collect(),
+        }
+    }
+}
+
+impl Vocabulary {
+    /// Check a namespace an author declares: action segments, covering none of
+    /// latchkey's own actions (`iam`, or `computers` of the catalog, would let a
+    /// misspelling of one of them through), and not a near miss of one.
+    pub fn check_namespace(&self, namespace: &str) -> Result<(), String> {
+        let valid = ActionPattern::try_from(namespace.to_owned())
+            .is_ok_and(|p| matches!(p, ActionPattern::Exact(_)));
+        if !valid {
+            return Err(format!(
+                "namespace {namespace:?}: use segments of letters, digits, _ and -, \
+                     separated by dots (as in \"acme\" or \"tickets.escalate\")"
+            ));
+        }
+        let below = format!("{namespace}.");
+        if let Some(known) = self
+            .known
+            .iter()
+            .find(|a| *a == namespace || a.starts_with(&below))
+        {
+            return Err(format!(
+                "namespace {namespace:?} covers latchkey's own action {known}: \
+                 declare only namespaces of actions of your own"
+            ));
+        }
+        if let Some(near) = nearest(namespace, self.known.iter().map(String::as_str)) {
+            return Err(format!(
+                "namespace {namespace:?} is a near miss of latchkey's action {near}: \
+                 route {near} in actions instead"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check a routed (or excluded) pattern: it must match one of latchkey's actions or
+    /// lie in one of `namespaces`; otherwise the error says which known action or
+    /// namespace comes nearest.
+    pub fn check_pattern(
+        &self,
+        pattern: &ActionPattern,
+        namespaces: &[String],
+    ) -> Result<(), String> {
+        let declared = |text: &str| {
+            namespaces
+                .iter()
+                .any(|ns| text == ns || text.starts_with(&format!("{ns}.")))
+        };
+        let ok = match pattern {
+            ActionPattern::Any => true,
+            ActionPattern::Namespace(prefix) => {
+                declared(prefix.trim_end_matches('.'))
+                    || self.known.iter().any(|a| pattern.matches(a))
+            }
+            ActionPattern::Exact(action) => declared(action) || self.known.contains(action),
+        };
+        if ok {
+            return Ok(());
+        }
+        let text = pattern.to_string();
+        let suggestion = match pattern {
+            ActionPattern::Namespace(_) => {
+                let prefixes = self.known.iter().flat_map(|a| {
+                    a.match_indices('.')
+                        .map(move |(at, _)| a.get(..at).unwrap_or(a))
+                });
+                let declared = namespaces.iter().map(String::as_str);
+                nearest(text.trim_end_matches(".*"), prefixes.chain(declared))
+                    .map(|near| format!("{near}.*"))
+            }
+            _ => nearest(&text, self.known.iter().map(String::as_str)).map(str::to_owned),
+        };
+        let hint = match suggestion {
+            Some(near) => format!("did you mean {near}?"),
+            None => "latchkey decides iam.* (the API), agent.bind and the catalog's \
+                     permissions; declare actions of your own under `namespaces`"
+                .to_owned(),
+        };
+        Err(format!("{text} matches no action latchkey knows: {hint}"))
+    }
+}
+
+/// The candidate nearest `text` by edit distance, when it is near enough to be what was
+/// meant (at most a third of the text's length, and at most 3 edits).
+fn nearest<'a>(text: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (text.chars().count() / 3).clamp(1, 3);
+    candidates
+        .filter(|c| *c != text)
+        .map(|c| (strsim::levenshtein(text, c), c))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, c)| c)
 }

@@ -124,6 +124,13 @@ pub enum Action {
     EmailProofRemoved,
     /// An event destination was created, changed or deleted.
     EventDestination(Change),
+    /// The appliance trail: `serve` started with a policy set (before: the set the trail
+    /// last recorded).
+    PolicySetLoaded,
+    /// The appliance trail: the policy set was reloaded (a signal or the operator).
+    PolicySetReloaded,
+    /// The appliance trail: a reload was refused and the set before it stays.
+    PolicySetRefused,
 }
 
 /// The tenancy resources.
@@ -218,6 +225,9 @@ impl Action {
             Action::EventDestination(Change::Created) => "iam.event_destinations.create",
             Action::EventDestination(Change::Updated) => "iam.event_destinations.update",
             Action::EventDestination(Change::Deleted) => "iam.event_destinations.delete",
+            Action::PolicySetLoaded => "appliance.policies.load",
+            Action::PolicySetReloaded => "appliance.policies.reload",
+            Action::PolicySetRefused => "appliance.policies.refuse",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -293,6 +303,31 @@ pub enum Snapshot {
     },
     /// An event destination (its signing secret is never part of it).
     EventDestination(EventDestination),
+    /// The live policy set (the appliance trail).
+    PolicySet(PolicySetState),
+}
+
+/// The live policy set as the appliance trail records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySetState {
+    /// Which load of the running server's set (from 1; 0 when a reload was refused
+    /// before any set was made of the folder).
+    pub generation: u64,
+    /// Its modules, in evaluation order.
+    pub policies: Vec<PolicyDigest>,
+    /// Why the folder was refused (a refused reload's after), else `None`.
+    pub refused: Option<String>,
+}
+
+/// One module of a recorded set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyDigest {
+    /// The policy's name.
+    pub name: String,
+    /// `builtin` or `custom`.
+    pub kind: String,
+    /// SHA-256 of the module, hex.
+    pub sha256: String,
 }
 
 /// One audit event, exactly as it is hashed and stored.

@@ -225,6 +225,13 @@ typed_id!(/// An account (the tenant of record).
     AccountId, "ac");
 typed_id!(/// A person, global to the appliance.
     UserId, "usr");
+
+impl AccountId {
+    /// The appliance's own trail (the live policy set's loads and reloads), kept and
+    /// checked like an account's; no account has this id (a generated id carries its
+    /// creation time in its high bits).
+    pub const APPLIANCE: AccountId = AccountId(0);
+}
 typed_id!(/// A bot user (service account) of one account.
     BotId, "bot");
 typed_id!(/// An audit event.

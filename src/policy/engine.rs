@@ -84,17 +84,41 @@ impl PolicySet {
             path: dir.to_owned(),
             source,
         };
-        let mut manifests = Vec::new();
+        let (mut manifests, mut modules) = (Vec::new(), Vec::new());
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
-            if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
-                manifests.push(path);
+            if !path.is_file() {
+                continue;
+            }
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("toml") => manifests.push(path),
+                Some("wasm") => modules.push(path),
+                _ => {}
             }
         }
         manifests.sort();
-        let policies = manifests
+        let unverified = manifests
             .iter()
-            .map(|path| UnverifiedModule::read(path)?.verify(sandbox))
+            .map(|path| UnverifiedModule::read(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A module no manifest names would never run: an author who dropped it in
+        // believes it decides, so the folder is refused until it has its manifest.
+        modules.sort();
+        for module in &modules {
+            let named = unverified.iter().any(|u| {
+                module
+                    .file_name()
+                    .is_some_and(|f| f == u.manifest().module.as_str())
+            });
+            if !named {
+                return Err(PolicyError::Orphan {
+                    path: module.clone(),
+                });
+            }
+        }
+        let policies = unverified
+            .into_iter()
+            .map(|module| module.verify(sandbox))
             .collect::<Result<Vec<_>, _>>()?;
         let set = PolicySet::new(policies)?;
         for name in required {
@@ -400,12 +424,24 @@ impl PolicyEngine {
     /// Rebuild the set from the same folder and swap it in; on any error the current set
     /// stays and the error is returned. Returns how many policies are now loaded.
     pub fn reload(&self) -> Result<usize, PolicyError> {
+        self.reload_with(|_, _| Ok::<(), PolicyError>(()))
+    }
+
+    /// As [`Self::reload`], calling `approve` with the current set and the new one before
+    /// the swap: an error from it keeps the current set (so a reload and its record in
+    /// the trail happen together or not at all).
+    pub fn reload_with<E: From<PolicyError>>(
+        &self,
+        approve: impl FnOnce(&PolicySet, &PolicySet) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let _serial = self
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut set = PolicySet::load(&self.dir, &self.sandbox, &self.required)?;
-        set.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        set.generation = self.generations.load(Ordering::Relaxed) + 1;
+        approve(&self.current.load(), &set)?;
+        self.generations.store(set.generation, Ordering::Relaxed);
         let count = set.policies.len();
         self.current.store(Arc::new(set));
         Ok(count)

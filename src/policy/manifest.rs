@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::PolicyError;
 pub use crate::domain::action::ActionPattern;
+use crate::domain::action::Vocabulary;
 
 /// A module's manifest, e.g.
 ///
@@ -16,8 +17,9 @@ pub use crate::domain::action::ActionPattern;
 /// name = "account-rbac"
 /// module = "account_rbac.wasm"
 /// kind = "builtin"
-/// actions = ["iam.*"]
-/// exclude = ["iam.debug.*"]
+/// actions = ["iam.*", "acme.*"]
+/// exclude = ["iam.events.list"]
+/// namespaces = ["acme"]
 /// isolation = "reuse"
 /// reads_clock = false
 /// [limits]
@@ -38,6 +40,12 @@ pub struct Manifest {
     /// Actions it does not decide even though `actions` matches them.
     #[serde(default)]
     pub exclude: Vec<ActionPattern>,
+    /// Namespaces of actions of the author's own (an application's actions, permissions
+    /// an operator adds to a catalog): `acme` admits `acme.*` patterns. Every other
+    /// pattern must match an action latchkey knows, so a misspelling is an error rather
+    /// than a module that never runs.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
     /// Whether instances are reused between decisions.
     #[serde(default)]
     pub isolation: Isolation,
@@ -124,6 +132,20 @@ impl Manifest {
             return Err(invalid(
                 "actions is empty: the policy would decide nothing".into(),
             ));
+        }
+        let vocabulary = Vocabulary::default();
+        for namespace in &manifest.namespaces {
+            vocabulary.check_namespace(namespace).map_err(invalid)?;
+        }
+        for (field, patterns) in [
+            ("actions", &manifest.actions),
+            ("exclude", &manifest.exclude),
+        ] {
+            for pattern in patterns {
+                vocabulary
+                    .check_pattern(pattern, &manifest.namespaces)
+                    .map_err(|message| invalid(format!("{field}: {message}")))?;
+            }
         }
         Ok(manifest)
     }

@@ -107,6 +107,15 @@ pub enum PolicyError {
         /// What is wrong, with its position when the TOML parser gives one.
         message: String,
     },
+    /// A module in the policies folder that no manifest names.
+    #[error(
+        "{}: no manifest names this module, so it would never decide: add its manifest (see `latchkey policy new`) or remove it",
+        path.display()
+    )]
+    Orphan {
+        /// The module file.
+        path: PathBuf,
+    },
     /// Two manifests use the same policy name.
     #[error("two manifests name the policy {name}")]
     DuplicateName {

@@ -85,7 +85,19 @@ impl UnverifiedModule {
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .join(&manifest.module);
-        let bytes = std::fs::read(&module_path).map_err(io(&module_path))?;
+        let bytes = std::fs::read(&module_path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                PolicyError::Manifest {
+                    path: manifest_path.to_owned(),
+                    message: format!(
+                        "names the module {:?}, which is not beside it (build it, or copy it in)",
+                        manifest.module
+                    ),
+                }
+            } else {
+                io(&module_path)(source)
+            }
+        })?;
         Ok(UnverifiedModule { manifest, bytes })
     }
 

@@ -77,10 +77,21 @@ impl Folder {
         self.dir.path()
     }
 
-    /// Write `name.toml` and `name.wasm`; `extra` is appended to the manifest.
+    /// Write `name.toml` and `name.wasm`; `extra` is appended to the manifest. A pattern
+    /// outside latchkey's own actions (`acme.*`) has its namespace declared.
     fn add(&self, name: &str, kind: &str, actions: &[&str], extra: &str, wat: &str) {
+        let own = crate::domain::action::known_actions()
+            .filter_map(|a| a.split('.').next().map(str::to_owned))
+            .collect::<std::collections::BTreeSet<_>>();
+        let namespaces: Vec<&str> = actions
+            .iter()
+            .filter_map(|a| a.split('.').next())
+            .filter(|first| *first != "*" && !own.contains(*first))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let manifest = format!(
-            "name = \"{name}\"\nmodule = \"{name}.wasm\"\nkind = \"{kind}\"\nactions = {actions:?}\n{extra}\n"
+            "name = \"{name}\"\nmodule = \"{name}.wasm\"\nkind = \"{kind}\"\nactions = {actions:?}\nnamespaces = {namespaces:?}\n{extra}\n"
         );
         std::fs::write(self.path().join(format!("{name}.toml")), manifest).unwrap();
         self.put_wasm(name, wat);
@@ -627,21 +638,21 @@ fn exclude_patterns_take_actions_out_of_a_module() {
         "rbac",
         "builtin",
         &["iam.*", "agent.bind"],
-        "exclude = [\"iam.debug.*\", \"iam.ping\"]",
+        "exclude = [\"iam.events.*\", \"iam.account.get\"]",
         GOOD,
     );
     let engine = folder.engine(Limits::default());
     for (action, routed) in [
-        ("iam.users.add", true),
+        ("iam.users.list", true),
         ("agent.bind", true),
         ("agent.bind.more", false),
         ("agent", false),
         ("iam", false),
         ("iam.", false),
-        ("iam.ping", false),
-        ("iam.ping.pong", true),
-        ("iam.debug.dump", false),
-        ("iam.debug", true),
+        ("iam.account.get", false),
+        ("iam.account.get.more", true),
+        ("iam.events.list", false),
+        ("iam.events", true),
         ("iamx.users", false),
     ] {
         let verdict = engine.decide(&request(action));
@@ -682,8 +693,17 @@ fn reload_swaps_in_a_valid_set_and_keeps_the_last_good_one_otherwise() {
     );
     assert_eq!(engine.current().policies().len(), 2);
 
-    // Fixed, it loads.
+    // Its manifest gone, the module left behind would never run: refused too.
     std::fs::remove_file(folder.path().join("bad.toml")).unwrap();
+    let error = engine.reload().unwrap_err().to_string();
+    assert!(
+        error.ends_with("bad.wasm: no manifest names this module, so it would never decide: add its manifest (see `latchkey policy new`) or remove it"),
+        "{error}"
+    );
+    assert_eq!(engine.current().policies().len(), 2);
+
+    // Fixed, it loads.
+    std::fs::remove_file(folder.wasm_path("bad")).unwrap();
     assert_eq!(engine.reload().unwrap(), 2);
     assert!(engine.decide(&request("iam.x")).allowed);
 }

@@ -32,6 +32,8 @@ pub const SOCKET: &str = "admin.sock";
 const MAX_REQUEST: usize = 64 * 1024;
 /// How long a peer has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events of the appliance trail `policy.history` answers with, newest first.
+const HISTORY: usize = 100;
 
 /// The listening socket; its file is removed when this is dropped.
 #[derive(Debug)]
@@ -347,24 +349,19 @@ fn run(lk: &Latchkey, op: &str, request: &Value) -> Value {
     }
     let answer = match op {
         "policy.list" => lk.live_policies(),
-        "policy.reload" => {
-            let reloaded = lk.reload_policies();
-            match &reloaded {
-                Ok(set) => tracing::info!(
-                    generation = set.generation,
-                    policies = ?set.policies.iter().map(|p| (&p.name, &p.sha256)).collect::<Vec<_>>(),
-                    "policies reloaded by the operator"
-                ),
-                Err(err) => tracing::error!(
-                    error = %err,
-                    "the operator's policy reload was refused; the current set stays"
-                ),
-            }
-            reloaded
+        "policy.reload" => lk.reload_policies("operator"),
+        "policy.history" => {
+            return match lk.appliance_trail(HISTORY) {
+                Ok(events) => json!({
+                    "ok": true,
+                    "events": events.iter().map(|e| crate::api::appliance_event(e, true)).collect::<Vec<_>>(),
+                }),
+                Err(err) => refused(&err.to_string()),
+            };
         }
         other => {
             return refused(&format!(
-                "unknown op {other:?}: policy.list, policy.reload, backup, key.rotate, audit.export, audit.prune"
+                "unknown op {other:?}: policy.list, policy.reload, policy.history, backup, key.rotate, audit.export, audit.prune"
             ));
         }
     };

@@ -120,6 +120,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     })?;
     let open = Config {
         password_cost: config.password_cost,
+        password_threads: config.password_workers,
         allow_private_destinations: config.allow_private_destinations,
         db_cache_bytes: config.db_cache_bytes,
         ..Config::new(&config.data_dir)
@@ -140,6 +141,12 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         })?
         .map_err(|_| AppError::DataDir("opening the data directory panicked".into()))??,
     );
+    // The set it starts with goes in the appliance trail beside the one recorded last. A
+    // trail that cannot be written (a full disk) does not keep the appliance down: the
+    // set is in the log either way.
+    if let Err(err) = lk.record_policy_start() {
+        tracing::error!(error = %err, "the starting policy set could not be recorded in the appliance trail");
+    }
     let bootstrapped = if lk.is_empty()? {
         Some(lk.init(&config.bootstrap_account, &config.bootstrap_admin_email)?)
     } else {
@@ -170,7 +177,6 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
 
     let mut api = Api::new(Arc::clone(&lk), config.public_url.clone())
         .with_client_timeout(config.client_timeout)
-        .with_password_workers(config.password_workers)
         .with_link_base(&format!("https://{addr}"));
     if let Some((url, from)) = &config.smtp {
         api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
@@ -324,23 +330,14 @@ async fn reload_on_hangup(
         let lk = Arc::clone(&lk);
         let certificate = Arc::clone(&certificate);
         let reloaded = tokio::task::spawn_blocking(move || {
-            (
-                lk.policies().map(crate::policy::PolicyEngine::reload),
-                certificate.reload(),
-            )
+            // Logged and recorded in the appliance trail either way.
+            (lk.reload_policies("signal"), certificate.reload())
         })
         .await;
-        let Ok((policies, certificate)) = reloaded else {
+        let Ok((_policies, certificate)) = reloaded else {
             tracing::error!("the reload did not run");
             continue;
         };
-        match policies {
-            Some(Ok(count)) => tracing::info!(policies = count, "policies reloaded"),
-            Some(Err(err)) => {
-                tracing::error!(error = %err, "policies not reloaded; the current set stays");
-            }
-            None => tracing::error!("no policy set to reload"),
-        }
         match certificate {
             Ok(()) => tracing::info!("TLS certificate reloaded: new connections get it"),
             Err(err) => {

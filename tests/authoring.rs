@@ -1,0 +1,284 @@
+//! Policy authoring through the real binary: a manifest that routes nothing, a module no
+//! manifest names and a manifest whose module is missing are refused at `policy check`,
+//! at start and at reload; every start and reload, refused ones included, is in the
+//! appliance trail that `audit verify` checks.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::api::{Server, assert_error, start_in, start_server_with};
+use crate::support::{copy_builtins, drop_in};
+use latchkey_policy_abi::Outcome;
+
+/// `latchkey policy VERB --data-dir` against `server`: (exit code, JSON answer).
+fn operator(server: &Server, verb: &str) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["policy", verb, "--data-dir"])
+        .arg(server.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let answer = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), answer)
+}
+
+/// A way a folder can hold a control that would never run: what it is, how to write it
+/// into a folder, and what the refusal must say.
+type NoOp = (&'static str, fn(&Path), &'static str);
+
+/// The three of them.
+fn silent_no_ops() -> [NoOp; 3] {
+    [
+        (
+            "a misspelled action",
+            |dir| {
+                drop_in(
+                    dir,
+                    "remote",
+                    Outcome::Deny,
+                    "no",
+                    "\"computers.remote_controll\"",
+                );
+            },
+            "did you mean computers.remote_control?",
+        ),
+        (
+            "an orphan module",
+            |dir| {
+                drop_in(dir, "stray", Outcome::Deny, "no", "\"*\"");
+                std::fs::remove_file(dir.join("stray.toml")).unwrap();
+            },
+            "stray.wasm: no manifest names this module",
+        ),
+        (
+            "a manifest for a missing module",
+            |dir| {
+                drop_in(dir, "ghost", Outcome::Deny, "no", "\"*\"");
+                std::fs::remove_file(dir.join("ghost.wasm")).unwrap();
+            },
+            "names the module \"ghost.wasm\", which is not beside it",
+        ),
+    ]
+}
+
+/// Take back what [`silent_no_ops`] wrote.
+fn clean(dir: &Path) {
+    for name in ["remote", "stray", "ghost"] {
+        for ext in ["toml", "wasm"] {
+            let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
+        }
+    }
+}
+
+#[test]
+fn a_control_that_would_never_run_is_refused_at_check_start_and_reload() {
+    let policies = copy_builtins();
+    let server = start_server_with(policies.path());
+    let before = server.get(&server.admin_key, "/policies").body;
+    let bot = server.post(&server.admin_key, "/bot_users", json!({"name": "ci"}));
+    assert_eq!(bot.status, 201);
+
+    for (what, write, says) in silent_no_ops() {
+        write(policies.path());
+        // Reload: refused, the set before stays and keeps deciding.
+        let (code, refused) = operator(&server, "reload");
+        assert_eq!(code, 1, "{what}: {refused}");
+        let error = refused["error"].as_str().unwrap();
+        assert!(error.contains(says), "{what}: {error}");
+        let now = server.get(&server.admin_key, "/policies").body;
+        assert_eq!(now, before, "{what}: the set stays");
+        assert_eq!(server.get(&server.admin_key, "/bot_users").status, 200);
+
+        // Check: given the manifest, or the module with its manifest beside it.
+        for file in ["remote.toml", "remote.wasm", "ghost.toml"] {
+            let path = policies.path().join(file);
+            if !path.exists() {
+                continue;
+            }
+            let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+                .args(["policy", "check"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{what}: {out:?}");
+            let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(
+                answer["error"].as_str().unwrap().contains(says),
+                "{what}: {answer}"
+            );
+        }
+        clean(policies.path());
+    }
+    // A valid custom module joins, and the trail holds the whole story, newest first.
+    drop_in(
+        policies.path(),
+        "night-watch",
+        Outcome::NotApplicable,
+        "daytime",
+        "\"computers.remote_control\"",
+    );
+    let (code, reloaded) = operator(&server, "reload");
+    assert_eq!(code, 0, "{reloaded}");
+    assert_eq!(reloaded["policies"].as_array().unwrap().len(), 3);
+
+    let trail = server.get(&server.admin_key, "/policies/events");
+    assert_eq!(trail.status, 200, "{:?}", trail.body);
+    let events = trail.body["events"].as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "appliance.policies.reload",
+            "appliance.policies.refuse",
+            "appliance.policies.refuse",
+            "appliance.policies.refuse",
+            "appliance.policies.load",
+        ]
+    );
+    let names = |state: &Value| -> Vec<String> {
+        state["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (reload, refuse, load) = (&events[0], &events[1], &events[4]);
+    assert_eq!(reload["trigger"], "operator");
+    assert_eq!(names(&reload["before"]), ["account-rbac", "tenant-roles"]);
+    assert_eq!(
+        names(&reload["after"]),
+        ["account-rbac", "tenant-roles", "night-watch"]
+    );
+    assert_eq!(reload["after"]["generation"], reloaded["generation"]);
+    assert_eq!(
+        reload["after"]["policies"][2]["sha256"],
+        reloaded["policies"][2]["sha256"]
+    );
+    // Over the network a refusal says only that it was: its reason names host files.
+    assert_eq!(refuse["after"]["refused"], true);
+    assert_eq!(refuse["before"], refuse["after"].clone().tap_refused(false));
+    assert_eq!(
+        (load["trigger"].as_str(), &load["before"]),
+        (Some("start"), &Value::Null)
+    );
+    assert_eq!(
+        load["after"]["policies"],
+        before["policies"].clone().digests()
+    );
+    // Paged like every list.
+    let first = server.get(&server.admin_key, "/policies/events?limit=2");
+    assert_eq!(first.body["events"].as_array().unwrap().len(), 2);
+    let next = first.body["next_page_uri"].as_str().unwrap();
+    let rest = server.get(&server.admin_key, &next[server.url.len()..]);
+    assert_eq!(rest.body["events"][0]["id"], events[2]["id"]);
+
+    // The operator's history gives each refusal's reason.
+    let (code, history) = operator(&server, "history");
+    assert_eq!(code, 0, "{history}");
+    let reasons: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["after"]["refused"].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{history}");
+    assert!(reasons[2].contains("did you mean computers.remote_control?"));
+
+    // Only administrators read it; an account's trail never shows the appliance's.
+    let (_, developer) = server.member_with_key(
+        "dev@example.com",
+        json!({"developer": "read_write", "team": "manager"}),
+    );
+    assert_error(&server.get(&developer, "/policies/events"), 403, 101);
+    let own = server.get(&server.admin_key, "/events?limit=100").body;
+    assert!(
+        own["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| !e["action"].as_str().unwrap().starts_with("appliance.")),
+        "{own}"
+    );
+    let foreign = events[0]["id"].as_str().unwrap();
+    assert_eq!(
+        server
+            .get(&server.admin_key, &format!("/events/{foreign}"))
+            .status,
+        404
+    );
+
+    // Start: each refused with the same words, nothing served; the trail verifies.
+    let known = (
+        server.admin_key.clone(),
+        server.account_id.clone(),
+        server.admin_id.clone(),
+    );
+    let dir = Arc::clone(&server.dir);
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let data = dir.path().join("data");
+    for (what, write, says) in silent_no_ops() {
+        write(policies.path());
+        let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .arg("--policies")
+            .arg(policies.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        clean(policies.path());
+    }
+    let verified = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{verified:?}");
+
+    // A restart records the set it starts with against the one recorded last: the
+    // module taken out while the server was down shows as a change.
+    std::fs::remove_file(policies.path().join("night-watch.toml")).unwrap();
+    std::fs::remove_file(policies.path().join("night-watch.wasm")).unwrap();
+    let again = start_in(dir, policies.path(), Some(known));
+    let latest = &again.get(&again.admin_key, "/policies/events?limit=1").body["events"][0];
+    assert_eq!(latest["action"], "appliance.policies.load");
+    assert_eq!(
+        names(&latest["before"]),
+        ["account-rbac", "tenant-roles", "night-watch"]
+    );
+    assert_eq!(names(&latest["after"]), ["account-rbac", "tenant-roles"]);
+}
+
+/// Small helpers on JSON views of a set.
+trait SetView {
+    /// The same state with `refused` set to `refused`.
+    fn tap_refused(self, refused: bool) -> Value;
+    /// The `GET /policies` modules as the trail records them (name, kind, hash).
+    fn digests(self) -> Value;
+}
+
+impl SetView for Value {
+    fn tap_refused(mut self, refused: bool) -> Value {
+        self["refused"] = refused.into();
+        self
+    }
+
+    fn digests(self) -> Value {
+        Value::Array(
+            self.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| json!({"name": p["name"], "kind": p["kind"], "sha256": p["sha256"]}))
+                .collect(),
+        )
+    }
+}
