@@ -282,3 +282,119 @@ impl SetView for Value {
         )
     }
 }
+
+/// RFC 3339 of now plus `seconds`.
+fn from_now(seconds: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let at = i64::try_from(now).unwrap() + seconds * 1000;
+    latchkey::domain::time::Timestamp::from_millis(at).to_rfc3339()
+}
+
+#[test]
+fn authorize_answers_what_if_questions_and_explains_the_request_it_built() {
+    let policies = copy_builtins();
+    let server = start_server_with(policies.path());
+    let key = &server.admin_key;
+    let made = server.post(
+        key,
+        "/api_keys",
+        json!({"description": "expires in an hour", "expires_at": from_now(3600)}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let token = made.body["token"].as_str().unwrap();
+    let ask = |context: Value, explain: bool| {
+        server.post(
+            key,
+            "/authorize",
+            json!({
+                "principal": {"token": token},
+                "action": "iam.bot_users.list",
+                "resource": {"type": "bot_user"},
+                "context": context,
+                "explain": explain,
+            }),
+        )
+    };
+
+    // Now, and in half an hour: allowed; in two hours the key has expired.
+    let now = ask(json!({}), false);
+    assert_eq!(now.body["decision"], "allow", "{:?}", now.body);
+    assert!(now.body.get("time").is_none(), "{:?}", now.body);
+    let soon = from_now(1800);
+    let later = from_now(7200);
+    let in_time = ask(json!({"time": soon}), false);
+    assert_eq!(in_time.body["decision"], "allow", "{:?}", in_time.body);
+    assert_eq!(in_time.body["time"], soon.as_str());
+    let too_late = ask(json!({"time": later}), false);
+    assert_eq!(
+        (&too_late.body["decision"], &too_late.body["policy"]),
+        (&json!("deny"), &json!("latchkey")),
+        "{:?}",
+        too_late.body
+    );
+    assert_eq!(too_late.body["time"], later.as_str());
+
+    // Explained: every module's answer and the exact request they saw, which pastes
+    // into a case file that `policy test` runs against the module.
+    let explained = ask(json!({"time": soon, "ticket": "T-1"}), true);
+    let request = &explained.body["request"];
+    assert_eq!(
+        request["action"], "iam.bot_users.list",
+        "{:?}",
+        explained.body
+    );
+    assert_eq!(request["principal"]["kind"], "User");
+    assert_eq!(request["principal"]["credential"]["kind"], "ApiKey");
+    let millis = latchkey::domain::time::Timestamp::parse_rfc3339("t", &soon)
+        .unwrap()
+        .as_millis();
+    assert_eq!(request["context"]["time_ms"], millis);
+    assert_eq!(request["context"]["values"], json!([["ticket", "T-1"]]));
+    assert_eq!(explained.body["evaluated"][0]["policy"], "account-rbac");
+    let cases = policies.path().join("pasted.cases.json");
+    std::fs::write(
+        &cases,
+        json!([{"name": "pasted", "request": request, "expect": "allow"}]).to_string(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["policy", "test"])
+        .arg(policies.path().join("account-rbac.wasm"))
+        .arg(&cases)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // A time that is not one, and fields nobody reads, are refused rather than ignored.
+    for (body, field) in [
+        (
+            json!({"principal": {"id": server.admin_id}, "action": "iam.account.get", "resource": {"type": "account"}, "context": {"time": "tomorrow"}}),
+            "context.time",
+        ),
+        (
+            json!({"principal": {"id": server.admin_id}, "action": "iam.account.get", "resource": {"type": "account"}, "context": {"time": 1_800_000_000}}),
+            "context.time",
+        ),
+    ] {
+        let refused = server.post(key, "/authorize", body);
+        assert_error(&refused, 400, 105);
+        assert_eq!(
+            refused.body["details"]["field"], field,
+            "{:?}",
+            refused.body
+        );
+    }
+    for body in [
+        json!({"principal": {"id": server.admin_id}, "action": "", "resource": {"type": "account"}}),
+        json!({"principal": {"id": server.admin_id}, "action": "a".repeat(256), "resource": {"type": "account"}}),
+        json!({"principal": {"id": server.admin_id}, "action": "iam.account.get", "resource": {"type": "account"}, "when": "now"}),
+        json!({"principal": {"id": server.admin_id, "roles": ["admin"]}, "action": "iam.account.get", "resource": {"type": "account"}}),
+        json!({"principal": {"id": server.admin_id}, "action": "iam.account.get", "resource": {"type": "account", "tenant": "tnt_x"}}),
+    ] {
+        let refused = server.post(key, "/authorize", body);
+        assert_eq!(refused.status, 400, "{:?}", refused.body);
+    }
+}

@@ -11,8 +11,15 @@ struct Answer<'a> {
     decision: &'static str,
     policy: &'a str,
     reason: &'a str,
+    /// The time a what-if question was decided at (its `context.time`, echoed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     evaluated: Option<Vec<Evaluated<'a>>>,
+    /// With `explain`: the request exactly as the modules saw it (ABI v1, as JSON), to
+    /// paste into a decision case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<&'a latchkey_policy_abi::Request>,
 }
 
 /// One consulted policy's own answer, in an explained `/authorize` answer.
@@ -283,6 +290,9 @@ struct Batch {
 
 /// At most this many checks in one `/authorize/batch`.
 const MAX_BATCH: usize = 100;
+
+/// The longest action `/authorize` takes, in bytes.
+const MAX_ACTION: usize = 255;
 
 /// A JSON value as the text a policy sees: strings as they are, anything else as JSON.
 fn as_text(value: Value) -> String {
@@ -957,7 +967,29 @@ impl Ctx {
         // A principal given by a token that does not verify (or belongs elsewhere) gets an
         // answer too: deny, naming latchkey.
         let mut invalid = Vec::with_capacity(checks.len());
-        for check in checks {
+        let mut times: Vec<Option<String>> = Vec::with_capacity(checks.len());
+        for mut check in checks {
+            if check.action.is_empty() || check.action.len() > MAX_ACTION {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "action",
+                    format!("action must be 1 to {MAX_ACTION} bytes"),
+                ));
+            }
+            let at = match check.context.remove("time") {
+                None => None,
+                Some(Value::String(text)) => {
+                    Some(Timestamp::parse_rfc3339("context.time", &text).map_err(ApiError::from)?)
+                }
+                Some(_) => {
+                    return Err(ApiError::field(
+                        error::INVALID_FIELD,
+                        "context.time",
+                        "context.time must be an RFC 3339 time, as in 2026-12-01T09:30:00Z",
+                    ));
+                }
+            };
+            times.push(at.map(Timestamp::to_rfc3339));
             let (principal, valid) = self.principal(&check.principal)?;
             invalid.push(!valid);
             let mut target =
@@ -975,6 +1007,7 @@ impl Ctx {
                 .into_iter()
                 .map(|(k, v)| (k, as_text(v)))
                 .collect();
+            target.at = at;
             questions.push((principal, target));
         }
         let explain_any = explains.iter().any(|e| *e);
@@ -993,7 +1026,8 @@ impl Ctx {
             .iter()
             .zip(explains)
             .zip(invalid)
-            .map(|((verdict, explain), invalid)| {
+            .zip(&times)
+            .map(|(((verdict, explain), invalid), time)| {
                 self.metrics.decided(verdict.allowed && !invalid);
                 let evaluated = explain.then(|| {
                     verdict
@@ -1006,19 +1040,24 @@ impl Ctx {
                         })
                         .collect()
                 });
+                let time = time.as_deref();
                 if invalid {
                     Answer {
                         decision: "deny",
                         policy: "latchkey",
                         reason: "the principal's token is not valid",
+                        time,
                         evaluated,
+                        request: None,
                     }
                 } else {
                     Answer {
                         decision: if verdict.allowed { "allow" } else { "deny" },
                         policy: &verdict.policy,
                         reason: &verdict.reason,
+                        time,
                         evaluated,
+                        request: verdict.request.as_deref().filter(|_| explain),
                     }
                 }
             })

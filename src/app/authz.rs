@@ -35,6 +35,8 @@ pub struct Target {
     pub attributes: Vec<(String, String)>,
     /// Caller-supplied context values.
     pub context: Vec<(String, String)>,
+    /// The time the question is about (a what-if of `POST /authorize`); now when `None`.
+    pub at: Option<Timestamp>,
 }
 
 impl Target {
@@ -53,6 +55,7 @@ impl Target {
             tenant: None,
             attributes: Vec::new(),
             context: Vec::new(),
+            at: None,
         }
     }
 
@@ -172,6 +175,7 @@ pub(super) fn decide_resolved(
     now: Timestamp,
     explain: bool,
 ) -> Result<Verdict, AppError> {
+    let now = target.at.unwrap_or(now);
     let resolved = match resolved.and_then(|r| r.live(now).map(|()| r)) {
         Ok(resolved) => resolved,
         Err(AppError::Forbidden { reason, .. }) => {
@@ -180,6 +184,7 @@ pub(super) fn decide_resolved(
                 policy: "latchkey".to_owned(),
                 reason,
                 evaluated: Vec::new(),
+                request: None,
             });
         }
         Err(other) => return Err(other),
@@ -190,7 +195,16 @@ pub(super) fn decide_resolved(
         crate::policy::encode_principal(&resolved.principal).unwrap_or_default()
     });
     let (action, resource, context) = request_parts(resolved, target, permission, now);
-    Ok(policies.decide_parts(principal, &action, &resource, &context, explain))
+    let mut verdict = policies.decide_parts(principal, &action, &resource, &context, explain);
+    if explain {
+        verdict.request = Some(Box::new(abi::Request {
+            principal: resolved.principal.clone(),
+            action,
+            resource,
+            context,
+        }));
+    }
+    Ok(verdict)
 }
 
 /// Whether deciding `action` needs the account's catalog from the store: only an

@@ -25,6 +25,9 @@ pub struct Verdict {
     pub reason: String,
     /// Every module called, in call order, with its own answer.
     pub evaluated: Vec<Evaluated>,
+    /// The request as the modules saw it, when the host was asked to explain (the host
+    /// fills it: the engine decides encoded requests).
+    pub request: Option<Box<Request>>,
 }
 
 /// One module's answer within a verdict.
@@ -358,6 +361,7 @@ impl Answer<'_> {
             policy: self.policy.name().to_owned(),
             reason: self.reason,
             evaluated,
+            request: None,
         }
     }
 
@@ -369,6 +373,7 @@ impl Answer<'_> {
             policy: name.to_owned(),
             reason: format!("{why}{name} abstained: {}", self.reason),
             evaluated,
+            request: None,
         }
     }
 }
@@ -381,6 +386,7 @@ impl Verdict {
             policy: String::new(),
             reason,
             evaluated,
+            request: None,
         }
     }
 }

@@ -143,6 +143,7 @@ fn a_good_module_allows_with_its_reason() {
                 outcome: Outcome::Allow,
                 reason: "ok".into(),
             }],
+            request: None,
         }
     );
 }
