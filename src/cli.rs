@@ -252,9 +252,11 @@ enum PolicyCommand {
         /// with the manifest of the same name beside it, when there is one.
         module: PathBuf,
     },
-    /// Run decision cases (a JSON array of {name, request, expect}) against a module.
+    /// Run decision cases against a policies folder (its modules combined as the server
+    /// combines them) or one module, and report each module's coverage. Cases are in the
+    /// API's shape with fixtures, or a JSON array of {name, request, expect}.
     Test {
-        /// The compiled module.
+        /// The policies folder, or one compiled module.
         module: PathBuf,
         /// The cases file.
         cases: PathBuf,
@@ -990,7 +992,14 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
             // could not run (exit 2); a module that fails to load fails its cases (exit 1).
             let json = std::fs::read_to_string(&cases)
                 .map_err(|e| AppError::DataDir(format!("cannot read {}: {e}", cases.display())))?;
-            let report = match policy::run_cases(&module, &json, &limits) {
+            // A folder is tested as the server loads it: its modules combined, the
+            // built-ins required.
+            let subject = if module.is_dir() {
+                policy::Subject::Folder(&module, &crate::app::REQUIRED_POLICIES)
+            } else {
+                policy::Subject::Module(&module)
+            };
+            let report = match policy::run(subject, &json, &limits) {
                 Err(err @ policy::PolicyError::Cases { .. }) => {
                     return Err(AppError::DataDir(format!("{}: {err}", cases.display())));
                 }
@@ -1021,8 +1030,38 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
                         .collect();
                     let code = u8::from(!failures.is_empty());
                     eprintln!("{} passed, {} failed", report.passed(), report.failed());
+                    // Coverage: what each module was routed and what it answered.
+                    eprintln!("\ncoverage  allow  deny  n/a  actions routed");
+                    for c in &report.coverage {
+                        eprintln!(
+                            "{:<8}  {:>5}  {:>4}  {:>3}  {} ({})",
+                            c.policy,
+                            c.allow,
+                            c.deny,
+                            c.not_applicable,
+                            c.actions.len(),
+                            if c.actions.is_empty() {
+                                "no case reached it".to_owned()
+                            } else {
+                                c.actions.join(", ")
+                            }
+                        );
+                    }
+                    let coverage: Vec<Value> = report
+                        .coverage
+                        .iter()
+                        .map(|c| {
+                            json!({
+                                "policy": c.policy,
+                                "actions": c.actions,
+                                "allow": c.allow,
+                                "deny": c.deny,
+                                "not_applicable": c.not_applicable,
+                            })
+                        })
+                        .collect();
                     (
-                        json!({"ok": code == 0, "passed": report.passed(), "failed": report.failed(), "failures": failures}),
+                        json!({"ok": code == 0, "passed": report.passed(), "failed": report.failed(), "failures": failures, "coverage": coverage}),
                         code,
                     )
                 }

@@ -398,3 +398,139 @@ fn authorize_answers_what_if_questions_and_explains_the_request_it_built() {
         assert_eq!(refused.status, 400, "{:?}", refused.body);
     }
 }
+
+#[test]
+fn policy_test_runs_fixture_cases_against_a_whole_folder_and_reports_coverage() {
+    let policies = copy_builtins();
+    drop_in(
+        policies.path(),
+        "freeze",
+        Outcome::Deny,
+        "change freeze until Monday",
+        "\"computers.remote_control\"",
+    );
+    let cases = policies.path().join("set.cases.json");
+    let write = |extra: &str| {
+        let text = format!(
+            r#"{{
+              "tenants": ["contoso", "fabrikam"],
+              "catalog": ["tickets.close"],
+              "roles": {{"Helpdesk": ["computers.view", "tickets.close"]}},
+              "principals": {{
+                "tess": {{"assignments": [{{"role": "Technician", "tenant": "contoso"}}]}},
+                "hal": {{"assignments": [{{"role": "Helpdesk", "tenant": "contoso"}}]}},
+                "ada": {{"roles": {{"admin": true}}}}
+              }},
+              "cases": [
+                {{"name": "a technician views its tenant's computers", "principal": "tess",
+                  "action": "computers.view", "resource": {{"type": "computer", "id": "c-1", "tenant_id": "contoso"}},
+                  "expect": "allow", "policy": "tenant-roles"}},
+                {{"name": "not another tenant's", "principal": {{"id": "tess"}},
+                  "action": "computers.view", "resource": {{"type": "computer", "tenant_id": "fabrikam"}},
+                  "expect": "deny", "policy": "tenant-roles"}},
+                {{"name": "the freeze narrows what the built-in allows", "principal": "tess",
+                  "action": "computers.remote_control", "resource": {{"type": "computer", "tenant_id": "contoso"}},
+                  "expect": "deny", "policy": "freeze", "reason": "change freeze"}},
+                {{"name": "an added permission through a custom role", "principal": "hal",
+                  "action": "tickets.close", "resource": {{"type": "ticket", "tenant_id": "contoso"}},
+                  "expect": "allow"}},
+                {{"name": "an administrator lists bots", "principal": "ada",
+                  "action": "iam.bot_users.list", "resource": {{"type": "bot_user"}},
+                  "expect": "allow", "policy": "account-rbac"}}{extra}
+              ]
+            }}"#
+        );
+        std::fs::write(&cases, text).unwrap();
+    };
+    let test = || {
+        Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["policy", "test"])
+            .arg(policies.path())
+            .arg(&cases)
+            .output()
+            .unwrap()
+    };
+    write("");
+    let out = test();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passed"], 5, "{report}");
+    let coverage = |policy: &str| {
+        report["coverage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["policy"] == policy)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        coverage("freeze"),
+        json!({"policy": "freeze", "actions": ["computers.remote_control"], "allow": 0, "deny": 1, "not_applicable": 0})
+    );
+    assert_eq!(
+        coverage("tenant-roles")["actions"],
+        json!([
+            "computers.remote_control",
+            "computers.view",
+            "tickets.close"
+        ])
+    );
+    assert_eq!(
+        (
+            coverage("tenant-roles")["allow"].as_u64(),
+            coverage("tenant-roles")["deny"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        coverage("account-rbac")["actions"],
+        json!(["iam.bot_users.list"])
+    );
+    let table = String::from_utf8_lossy(&out.stderr);
+    assert!(table.contains("5 passed, 0 failed"), "{table}");
+    assert!(table.contains("freeze"), "{table}");
+
+    // A wrong expectation fails with the set's answer, naming who decided and why.
+    write(
+        r#",
+        {"name": "wrongly expected", "principal": "tess", "action": "computers.remote_control",
+         "resource": {"type": "computer", "tenant_id": "contoso"}, "expect": "allow"},
+        {"name": "wrong policy", "principal": "tess", "action": "computers.view",
+         "resource": {"type": "computer", "tenant_id": "contoso"}, "expect": "allow", "policy": "freeze"},
+        {"name": "a set never abstains", "principal": "tess", "action": "computers.view",
+         "resource": {"type": "computer", "tenant_id": "contoso"}, "expect": "not_applicable"}"#,
+    );
+    let out = test();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failures: Vec<&str> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(failures.len(), 3, "{report}");
+    assert!(
+        failures[0].starts_with("expected allow, got deny from freeze: change freeze"),
+        "{failures:?}"
+    );
+    assert!(
+        failures[1].contains("by freeze, but tenant-roles decided"),
+        "{failures:?}"
+    );
+    assert!(failures[2].contains("never not_applicable"), "{failures:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FAIL"));
+
+    // A case naming a fixture that is not there could not run: exit 2, naming it.
+    std::fs::write(
+        &cases,
+        r#"{"cases": [{"name": "n", "principal": "ghost", "action": "computers.view", "resource": {"type": "computer"}, "expect": "deny"}]}"#,
+    )
+    .unwrap();
+    let out = test();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no principal fixture is named \"ghost\"")
+    );
+}

@@ -52,13 +52,19 @@ fn the_builtins_decide_every_case_the_same_at_any_time_as_their_manifests_promis
         let manifest = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
         assert!(manifest.contains("\nreads_clock = false\n"), "{name}");
         let json = std::fs::read_to_string(dir.join(format!("{name}.cases.json"))).unwrap();
-        let mut cases: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        let mut cases = latchkey_policy_sdk::cases::parse(&json).unwrap();
         // The epoch, a Sunday night, a weekday 03:00 in 2100, and a day before 1970.
         for time_ms in [0_i64, 1_795_917_600_000, 4_102_455_600_000, -86_400_000] {
-            for case in &mut cases {
-                case["request"]["context"]["time_ms"] = time_ms.into();
-            }
-            let shifted = serde_json::to_string(&cases).unwrap();
+            // Written back as whole requests, at the shifted time.
+            let shifted: Vec<serde_json::Value> = cases
+                .iter_mut()
+                .map(|case| {
+                    case.request.context.time_ms = time_ms;
+                    let expect = latchkey::policy::outcome_name(case.expect.outcome());
+                    serde_json::json!({"name": case.name, "request": case.request, "expect": expect})
+                })
+                .collect();
+            let shifted = serde_json::to_string(&shifted).unwrap();
             let report = run_cases(
                 &dir.join(format!("{name}.wasm")),
                 &shifted,

@@ -47,6 +47,11 @@ def resource(kind, id, tenant=None, owner=None, permission=None, attributes=(),
             "permission": permission, "attributes": [list(a) for a in attributes]}
 
 
+def catalog_index(action):
+    """The catalog index the host gives an application action (none when not listed)."""
+    return CATALOG.index(action) if action in CATALOG else None
+
+
 def request(who, action, res, time_ms=T0):
     return {"principal": who, "action": action, "resource": res,
             "context": {"time_ms": time_ms, "values": []}}
@@ -183,7 +188,8 @@ def account_rbac_cases():
                                 plain_resource(res)), want))
         for action in ("computers.view", "reports.view", "iamx.users.get", "iam", "agent"):
             out.append(case(f"{name}: {action} is not account-rbac's",
-                            request(who, action, resource("computer", "c-1", "tnt_a")),
+                            request(who, action, resource("computer", "c-1", "tnt_a",
+                                                          permission=catalog_index(action))),
                             "not_applicable"))
         # Unknown iam resources: only "all actions" principals pass.
         unknown = "allow" if name in ("administrator", "system") else "deny"
@@ -330,7 +336,8 @@ def account_rbac_cases():
     rq(keyed("developer read_only", ["iam.*"]), "iam.api_keys.create", plain_resource("api_keys"),
        "deny", "developer read_only, key scoped to iam.*: create api_keys (scopes never widen)")
     rq(keyed("administrator", ["iam.users.get"]), "computers.view",
-       resource("computer", "c-1", "tnt_a"), "not_applicable",
+       resource("computer", "c-1", "tnt_a", permission=catalog_index("computers.view")),
+       "not_applicable",
        "administrator, scoped key: computers.view is not account-rbac's")
     bot_key = principal("Bot", "bot_ci", None, cred=credential("ApiKey", "ak_b", scopes=["iam.ip_policies.*"]))
     rq(bot_key, "iam.ip_policies.update", plain_resource("ip_policies"), "allow",
@@ -656,19 +663,227 @@ def business_hours_cases():
 
 
 # ---------------------------------------------------------------- output
+#
+# The cases are made above as whole requests, then written in the API-shaped format of
+# `latchkey policy test` (src/policy/cases.rs): fixtures declared once (tenants, added
+# catalog entries, custom roles, principals), cases naming them. Each written case is
+# built back into its request here, by the rules the Rust reader follows, and must give
+# the request it came from: the conversion loses nothing.
 
-def render(cases):
+BUILTIN_CATALOG_LEN = 28
+CREDENTIAL_KINDS = {"Authtoken": ("authtoken", "cr"), "ApiKey": ("api_key", "ak"),
+                    "SshKey": ("ssh_key", "sshcr"), "Session": ("session", "ses")}
+PRINCIPAL_KINDS = {"User": ("user", "usr_"), "Bot": ("bot", "bot_"), "System": ("system", None)}
+ROLE_VALUES = {"ReadWrite": "read_write", "ReadOnly": "read_only", "Manager": "manager",
+               "Invite": "invite", "Access": "access", "None": "none"}
+LEAST = {"developer": "ReadOnly", "team": "ReadOnly", "billing": "None", "admin": False}
+
+
+def rfc3339(ms):
+    import datetime
+    at = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + ("" if ms % 1000 == 0 else f".{ms % 1000:03d}") + "Z"
+
+
+def tenant_name(tenant):
+    assert tenant.startswith("tnt_"), tenant
+    return tenant[len("tnt_"):]
+
+
+def fixture(p, name):
+    """The fixture describing ABI principal `p`, named `name`."""
+    kind, prefix = PRINCIPAL_KINDS[p["kind"]]
+    spec = {}
+    if kind != "user":
+        spec["kind"] = kind
+    default_id = "system" if prefix is None else prefix + name
+    if p["id"] != default_id:
+        spec["id"] = p["id"]
+    if p["roles"] is not None:
+        changed = {k: (ROLE_VALUES[v] if isinstance(v, str) else v)
+                   for k, v in p["roles"].items() if v != LEAST[k]}
+        if changed:
+            spec["roles"] = changed
+    elif kind == "user":
+        spec["member"] = False
+    if p["assignments"]:
+        spec["assignments"] = [
+            {"role": a["role"], **({"tenant": tenant_name(a["tenant"])} if a["tenant"] else {})}
+            for a in p["assignments"]]
+    if p["mfa"] != {"enrolled": False, "verified": False}:
+        spec["mfa"] = p["mfa"]
+    if p["credential"] is not None:
+        c = p["credential"]
+        ckind, cprefix = CREDENTIAL_KINDS[c["kind"]]
+        cred = {"kind": ckind}
+        if c["id"] != f"{cprefix}_{name}":
+            cred["id"] = c["id"]
+        for field in ("personal", "acl", "scopes"):
+            if c[field]:
+                cred[field] = c[field]
+        spec["credential"] = cred
+    assert p["source_ip"] is None, p
+    return spec
+
+
+def build(f, case):
+    """The ABI request the reader builds from written case `case` of file `f`."""
+    catalog = CATALOG + f.get("catalog", [])
+    name = case["principal"]
+    spec = f["principals"][name]
+    kind = spec.get("kind", "user")
+    prefix = {"user": "usr_", "bot": "bot_"}.get(kind)
+    roles = None
+    if kind == "user" and spec.get("member", True):
+        roles = dict(LEAST)
+        back = {v: k for k, v in ROLE_VALUES.items()}
+        for k, v in spec.get("roles", {}).items():
+            roles[k] = back[v] if isinstance(v, str) else v
+    tenant = lambda t: None if t is None else ("tnt_" + t if t in f.get("tenants", []) else t)
+    assignments = []
+    for a in spec.get("assignments", []):
+        custom = f.get("roles", {}).get(a["role"])
+        if custom is None:
+            assignments.append({"role": a["role"], "builtin": True,
+                                "tenant": tenant(a.get("tenant")), "permissions": []})
+        else:
+            words = [0] * ((len(catalog) + 63) // 64)
+            for i, entry in enumerate(catalog):
+                if entry in custom:
+                    words[i // 64] |= 1 << (i % 64)
+            assignments.append({"role": a["role"], "builtin": False,
+                                "tenant": tenant(a.get("tenant")), "permissions": words})
+    cred = None
+    if "credential" in spec:
+        c = spec["credential"]
+        abi_kind = {v[0]: k for k, v in CREDENTIAL_KINDS.items()}[c["kind"]]
+        cred = {"kind": abi_kind,
+                "id": c.get("id", f"{CREDENTIAL_KINDS[abi_kind][1]}_{name}"),
+                "personal": c.get("personal", False), "acl": c.get("acl", []),
+                "scopes": c.get("scopes", [])}
+    principal = {"kind": {"user": "User", "bot": "Bot", "system": "System"}[kind],
+                 "id": spec.get("id", "system" if prefix is None else prefix + name),
+                 "account": f["account"], "roles": roles, "assignments": assignments,
+                 "mfa": spec.get("mfa", {"enrolled": False, "verified": False}),
+                 "credential": cred, "source_ip": None}
+    r = case["resource"]
+    action = case["action"]
+    permission = None
+    if not (action.startswith("iam.") or action == "agent.bind") and action in catalog:
+        permission = catalog.index(action)
+    owner = r.get("owner_id")
+    if owner in f["principals"]:
+        o = f["principals"][owner]
+        p = {"user": "usr_", "bot": "bot_"}.get(o.get("kind", "user"))
+        owner = o.get("id", "system" if p is None else p + owner)
+    ctx = dict(case.get("context", {}))
+    time = ctx.pop("time", f["time"])
+    import datetime
+    ms = int(datetime.datetime.strptime(time.replace("Z", "+0000"),
+             "%Y-%m-%dT%H:%M:%S%z" if "." not in time else "%Y-%m-%dT%H:%M:%S.%f%z")
+             .timestamp() * 1000 + 0.5)
+    return {"principal": principal, "action": action,
+            "resource": {"kind": r["type"], "id": r.get("id", ""),
+                         "account": r.get("account", f["account"]),
+                         "tenant": tenant(r.get("tenant_id")), "owner": owner,
+                         "permission": permission,
+                         "attributes": [[k, v] for k, v in r.get("attributes", {}).items()]},
+            "context": {"time_ms": ms, "values": [[k, v] for k, v in ctx.items()]}}
+
+
+def render(cases, added=(), custom=None):
     names = [c["name"] for c in cases]
     dupes = {n for n in names if names.count(n) > 1}
     assert not dupes, f"duplicate case names: {sorted(dupes)}"
-    lines = [json.dumps(c, separators=(",", ":"), ensure_ascii=False) for c in cases]
-    return "[\n" + ",\n".join(lines) + "\n]\n"
+    f = {"account": ACCOUNT, "time": rfc3339(T0)}
+    tenants = sorted({t for c in cases for t in
+                      [c["request"]["resource"]["tenant"]] +
+                      [a["tenant"] for a in c["request"]["principal"]["assignments"]]
+                      if t is not None})
+    if tenants:
+        f["tenants"] = [tenant_name(t) for t in tenants]
+    if added:
+        f["catalog"] = list(added)
+    used = {a["role"] for c in cases for a in c["request"]["principal"]["assignments"]
+            if not a["builtin"] and a["role"] not in BUILTIN}
+    if used:
+        f["roles"] = {r: sorted(CATALOG[p] if isinstance(p, int) and p < len(CATALOG) else
+                                (added[p - len(CATALOG)] if isinstance(p, int) else p)
+                                for p in custom[r]) for r in sorted(used)}
+    principals, names_of = {}, {}
+    for c in cases:
+        p = c["request"]["principal"]
+        key = json.dumps(p, sort_keys=True)
+        if key in names_of:
+            continue
+        assert p["account"] == ACCOUNT, p
+        prefix = PRINCIPAL_KINDS[p["kind"]][1]
+        base = p["id"][len(prefix):] if prefix and p["id"].startswith(prefix) else p["id"]
+        name, n = base, 2
+        while name in principals:
+            name, n = f"{base}-{n}", n + 1
+        principals[name] = fixture(p, name)
+        names_of[key] = name
+    f["principals"] = principals
+    out = []
+    for c in cases:
+        req = c["request"]
+        r = req["resource"]
+        res = {"type": r["kind"]}
+        if r["id"]:
+            res["id"] = r["id"]
+        if r["account"] != ACCOUNT:
+            res["account"] = r["account"]
+        if r["tenant"] is not None:
+            res["tenant_id"] = tenant_name(r["tenant"]) if r["tenant"] in tenants else r["tenant"]
+        if r["owner"] is not None:
+            res["owner_id"] = r["owner"]
+        if r["attributes"]:
+            res["attributes"] = dict(r["attributes"])
+            assert len(res["attributes"]) == len(r["attributes"]), r
+        case_out = {"name": c["name"], "principal": names_of[json.dumps(req["principal"], sort_keys=True)],
+                    "action": req["action"], "resource": res}
+        ctx = {}
+        if req["context"]["time_ms"] != T0:
+            ctx["time"] = rfc3339(req["context"]["time_ms"])
+        ctx.update(dict(req["context"]["values"]))
+        if ctx:
+            case_out["context"] = ctx
+        case_out["expect"] = c["expect"]
+        out.append(case_out)
+    # A request the host would never build (a custom role named like a built-in one, a
+    # built-in assignment carrying bits) stays a whole request; only those may.
+    whole = []
+    for i, (c, written) in enumerate(zip(cases, out)):
+        if build(f, written) != c["request"]:
+            out[i] = {"name": c["name"], "request": c["request"], "expect": c["expect"]}
+            whole.append(c["name"])
+    assert len(whole) <= 3, f"cases that do not convert: {whole}"
+    referenced = {c["principal"] for c in out if "principal" in c}
+    principals = {n: p for n, p in principals.items() if n in referenced}
+    f["principals"] = principals
+    f["cases"] = out
+    head = {k: v for k, v in f.items() if k not in ("principals", "cases")}
+    lines = ["{"]
+    for k, v in head.items():
+        lines.append(f'  "{k}": {json.dumps(v, ensure_ascii=False)},')
+    lines.append('  "principals": {')
+    lines.append(",\n".join(f'    "{n}": {json.dumps(s, ensure_ascii=False)}'
+                            for n, s in principals.items()))
+    lines.append("  },")
+    lines.append('  "cases": [')
+    lines.append(",\n".join("    " + json.dumps(c, ensure_ascii=False) for c in out))
+    lines.append("  ]")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 OUTPUTS = {
-    "policies/account-rbac.cases.json": account_rbac_cases,
-    "policies/tenant-roles.cases.json": tenant_roles_cases,
-    "plugins/examples/business-hours/business-hours.cases.json": business_hours_cases,
+    "policies/account-rbac.cases.json": lambda: render(account_rbac_cases()),
+    "policies/tenant-roles.cases.json":
+        lambda: render(tenant_roles_cases(), ["backups.restore"], CUSTOM),
+    "plugins/examples/business-hours/business-hours.cases.json":
+        lambda: render(business_hours_cases()),
 }
 
 
@@ -677,7 +892,7 @@ def main(argv):
     stale = False
     for rel, make in OUTPUTS.items():
         path = os.path.join(ROOT, rel)
-        text = render(make())
+        text = make()
         if check:
             try:
                 with open(path, encoding="utf-8") as f:
@@ -690,7 +905,7 @@ def main(argv):
         else:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
-            print(f"{rel}: {text.count(chr(10)) - 2} cases")
+            print(f"{rel}: {text.count(chr(10))} lines")
     return 1 if stale else 0
 
 

@@ -10,7 +10,7 @@ use crate::domain::credential::{Credential, CredentialKind, Owner, OwnerStanding
 use crate::domain::event::{Actor, Principal};
 use crate::domain::id::AccountId;
 use crate::domain::time::Timestamp;
-use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Membership, Roles, TeamRole};
+use crate::domain::user::{MemberState, Membership, Roles};
 use crate::policy::{PolicyEngine, Verdict};
 use crate::store::Reads;
 use rustc_hash::FxHashMap;
@@ -329,7 +329,7 @@ pub(super) fn resolve(
                     state: MemberState::Active,
                     roles,
                     ..
-                }) => (abi::PrincipalKind::User, Some(account_roles(roles))),
+                }) => (abi::PrincipalKind::User, Some(roles.for_policies())),
                 Some(_) => return Err(refused(format!("{user} is disabled in {account}"))),
                 None => return Err(refused(format!("{user} is not a member of {account}"))),
             }
@@ -510,24 +510,5 @@ fn credential_info(credential: &Credential) -> abi::CredentialInfo {
         personal: credential.personal,
         acl: credential.acl.rules().to_vec(),
         scopes: credential.scopes.iter().map(ToString::to_string).collect(),
-    }
-}
-
-fn account_roles(roles: Roles) -> abi::AccountRoles {
-    abi::AccountRoles {
-        developer: match roles.developer {
-            DeveloperRole::ReadWrite => abi::Developer::ReadWrite,
-            DeveloperRole::ReadOnly => abi::Developer::ReadOnly,
-        },
-        team: match roles.team {
-            TeamRole::Manager => abi::Team::Manager,
-            TeamRole::Invite => abi::Team::Invite,
-            TeamRole::ReadOnly => abi::Team::ReadOnly,
-        },
-        billing: match roles.billing {
-            BillingRole::Access => abi::Billing::Access,
-            BillingRole::None => abi::Billing::None,
-        },
-        admin: roles.admin,
     }
 }

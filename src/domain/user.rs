@@ -139,6 +139,29 @@ pub struct Roles {
     pub admin: bool,
 }
 
+impl Roles {
+    /// The roles as the policies see them (ABI v1).
+    pub fn for_policies(self) -> latchkey_policy_abi::AccountRoles {
+        use latchkey_policy_abi as abi;
+        abi::AccountRoles {
+            developer: match self.developer {
+                DeveloperRole::ReadWrite => abi::Developer::ReadWrite,
+                DeveloperRole::ReadOnly => abi::Developer::ReadOnly,
+            },
+            team: match self.team {
+                TeamRole::Manager => abi::Team::Manager,
+                TeamRole::Invite => abi::Team::Invite,
+                TeamRole::ReadOnly => abi::Team::ReadOnly,
+            },
+            billing: match self.billing {
+                BillingRole::Access => abi::Billing::Access,
+                BillingRole::None => abi::Billing::None,
+            },
+            admin: self.admin,
+        }
+    }
+}
+
 impl Default for Roles {
     fn default() -> Self {
         Roles {
@@ -164,6 +187,7 @@ impl Roles {
 
 /// A change to some of the roles; fields left `None` keep their value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RolesPatch {
     /// New developer role.
     pub developer: Option<DeveloperRole>,

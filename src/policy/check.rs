@@ -1,12 +1,11 @@
 //! Offline tools for policy authors: `latchkey policy check` and `latchkey policy test`.
 //!
-//! `check` takes a module or its manifest; `test` works on a module file alone, and its
-//! cases see the module's raw answer, not the combined verdict of a set.
+//! `latchkey policy check`: a module or its manifest, as the server would load it (the
+//! cases of `policy test` are in `cases`).
 
 use std::path::Path;
 
-use latchkey_policy_abi::{ABI_VERSION, Outcome, Request};
-use serde::Deserialize;
+use latchkey_policy_abi::ABI_VERSION;
 
 use super::{
     ActionPattern, Isolation, Kind, Limits, LoadedPolicy, Manifest, ManifestLimits, PolicyError,
@@ -71,119 +70,8 @@ pub fn check_module(path: &Path, limits: &Limits) -> Result<ModuleReport, Policy
     })
 }
 
-/// The outcome a case expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Expected {
-    /// `"allow"`.
-    Allow,
-    /// `"deny"`.
-    Deny,
-    /// `"not_applicable"`.
-    NotApplicable,
-}
-
-impl Expected {
-    fn outcome(self) -> Outcome {
-        match self {
-            Expected::Allow => Outcome::Allow,
-            Expected::Deny => Outcome::Deny,
-            Expected::NotApplicable => Outcome::NotApplicable,
-        }
-    }
-}
-
-/// One entry of a cases file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    request: Request,
-    expect: Expected,
-}
-
-/// The result of one case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseResult {
-    /// The case's name.
-    pub name: String,
-    /// Whether the module answered as expected.
-    pub passed: bool,
-    /// Why not, when it did not ("expected allow, got deny: …", or the fault).
-    pub failure: Option<String>,
-}
-
-/// The results of a cases file, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseReport {
-    /// The module's name (its file stem).
-    pub module: String,
-    /// One per case.
-    pub results: Vec<CaseResult>,
-}
-
-impl CaseReport {
-    /// How many cases passed.
-    pub fn passed(&self) -> usize {
-        self.results.iter().filter(|r| r.passed).count()
-    }
-
-    /// How many failed.
-    pub fn failed(&self) -> usize {
-        self.results.len() - self.passed()
-    }
-}
-
-/// Run a JSON array of `{"name", "request", "expect"}` cases against the module at `path`.
-///
-/// A fault fails its case even when the case expects a deny: the server would deny too,
-/// but an author who expects a deny wants their rule to be the reason, not a trap.
-pub fn run_cases(
-    path: &Path,
-    cases_json: &str,
-    limits: &Limits,
-) -> Result<CaseReport, PolicyError> {
-    let cases: Vec<Case> = serde_json::from_str(cases_json).map_err(|e| PolicyError::Cases {
-        message: e.to_string(),
-    })?;
-    let policy = load_alone(path, limits)?;
-    let results = cases
-        .into_iter()
-        .map(|case| {
-            let expected = case.expect.outcome();
-            let failure = match policy.evaluate(&case.request) {
-                Ok(d) if d.outcome == expected => None,
-                Ok(d) => Some(format!(
-                    "expected {}, got {}: {}",
-                    outcome_name(expected),
-                    outcome_name(d.outcome),
-                    d.reason
-                )),
-                Err(e) => Some(format!("expected {}, but {e}", outcome_name(expected))),
-            };
-            CaseResult {
-                name: case.name,
-                passed: failure.is_none(),
-                failure,
-            }
-        })
-        .collect();
-    Ok(CaseReport {
-        module: policy.name().to_owned(),
-        results,
-    })
-}
-
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Allow => "allow",
-        Outcome::Deny => "deny",
-        Outcome::NotApplicable => "not_applicable",
-    }
-}
-
 /// Verify a module file under a stand-in manifest named after the file.
-fn load_alone(path: &Path, limits: &Limits) -> Result<LoadedPolicy, PolicyError> {
+pub(super) fn load_alone(path: &Path, limits: &Limits) -> Result<LoadedPolicy, PolicyError> {
     let bytes = std::fs::read(path).map_err(|source| PolicyError::Io {
         path: path.to_owned(),
         source,

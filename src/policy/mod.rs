@@ -6,6 +6,7 @@
 //! wasmtime; it makes no I/O beyond reading the folder, and never fails open.
 
 pub mod builtin;
+mod cases;
 mod check;
 mod engine;
 mod manifest;
@@ -17,7 +18,10 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use check::{CaseReport, CaseResult, Expected, ModuleReport, check_module, run_cases};
+pub use cases::{
+    CaseReport, CaseResult, Coverage, Expected, Subject, outcome_name, run, run_cases,
+};
+pub use check::{ModuleReport, check_module};
 pub use engine::{Evaluated, PolicyEngine, PolicySet, Verdict, encode_head, encode_principal};
 pub use latchkey_policy_abi::{Decision, Outcome, Request};
 pub use manifest::{ActionPattern, Isolation, Kind, Manifest, ManifestLimits};

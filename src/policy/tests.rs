@@ -754,11 +754,15 @@ fn run_cases_reports_each_pass_and_failure() {
         failures,
         [
             ("allows", true, None),
-            ("should deny", false, Some("expected deny, got allow: ok")),
+            (
+                "should deny",
+                false,
+                Some("expected deny, got allow from good: ok")
+            ),
             (
                 "should abstain",
                 false,
-                Some("expected not_applicable, got allow: ok")
+                Some("expected not_applicable, got allow from good: ok")
             ),
         ]
     );
