@@ -37,6 +37,12 @@ const VENDORED: &[(&str, &str)] = &[
     ),
 ];
 const SDK_MANIFEST: &str = include_str!("../plugins/sdk/Cargo.toml");
+/// The lock of a scaffolded crate named `policy-crate`: the versions this latchkey builds
+/// and tests the SDK with (a test holds them to the repository's `Cargo.lock`).
+const LOCK_TEMPLATE: &str = include_str!("../plugins/sdk/policy-crate.Cargo.lock");
+/// Where the crate's dependencies are vendored, and the cargo configuration that builds
+/// from there and never from the registry.
+const VENDOR_CONFIG: &str = "# Written by `latchkey policy new`: build from ../vendor, never from a registry.\n[source.crates-io]\nreplace-with = \"vendored-sources\"\n\n[source.vendored-sources]\ndirectory = \"vendor\"\n";
 /// The worked example is the template: a real policy with tests, ready to edit.
 const EXAMPLE_LIB: &str = include_str!("../plugins/examples/business-hours/src/lib.rs");
 const EXAMPLE_CASES: &str =
@@ -60,6 +66,11 @@ pub enum ScaffoldError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The crate is written but its dependencies could not be vendored.
+    #[error(
+        "{0} is written, but its dependencies could not be vendored ({1}): run `cargo vendor --locked vendor` there once with registry access, and it builds offline from then on"
+    )]
+    Vendor(PathBuf, String),
 }
 
 /// Write a new policy crate named `name` into `parent/name`; returns its directory.
@@ -97,6 +108,7 @@ pub fn new_policy(parent: &Path, name: &str) -> Result<PathBuf, ScaffoldError> {
     files.push((format!("{name}.toml"), manifest(name)));
     files.push(("README.md".to_owned(), readme(name, &crate_ident)));
     files.push((".gitignore".to_owned(), "/target\n".to_owned()));
+    files.push(("Cargo.lock".to_owned(), lock_file(name)));
     for (relative, contents) in files {
         let path = root.join(relative);
         let io = |source| ScaffoldError::Io {
@@ -108,7 +120,83 @@ pub fn new_policy(parent: &Path, name: &str) -> Result<PathBuf, ScaffoldError> {
         }
         fs::write(&path, contents).map_err(io)?;
     }
+    vendor(&root)?;
     Ok(root)
+}
+
+/// The crate's `Cargo.lock`: the template's, for a crate called `name` (packages stay in
+/// cargo's order, by name then version, so `--locked` finds nothing to change).
+fn lock_file(name: &str) -> String {
+    let mut sections: Vec<&str> = LOCK_TEMPLATE.split("\n[[package]]\n").collect();
+    let head = if sections.is_empty() {
+        ""
+    } else {
+        sections.remove(0)
+    };
+    let mut packages: Vec<String> = sections
+        .into_iter()
+        .map(|p| p.replacen("name = \"policy-crate\"", &format!("name = \"{name}\""), 1))
+        .collect();
+    // Cargo's order: by name, then version (numerically, part by part).
+    let key = |p: &String| -> (String, Vec<u64>) {
+        let field = |f: &str| {
+            p.lines()
+                .find_map(|l| l.strip_prefix(f))
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_owned()
+        };
+        let version = field("version = ")
+            .split(['.', '-', '+'])
+            .map(|part| part.parse().unwrap_or(0))
+            .collect();
+        (field("name = "), version)
+    };
+    packages.sort_by_key(key);
+    let mut out = head.to_owned();
+    for package in packages {
+        out.push_str("\n[[package]]\n");
+        out.push_str(package.trim_end_matches('\n'));
+        out.push('\n');
+    }
+    out
+}
+
+/// Copy the locked dependencies into `root/vendor` with `cargo vendor`: from cargo's
+/// cache when it has them, else from the registry, once. Afterwards the crate builds with
+/// no registry access (`.cargo/config.toml` points cargo there).
+fn vendor(root: &Path) -> Result<(), ScaffoldError> {
+    let run = |offline: bool| {
+        let mut command = std::process::Command::new("cargo");
+        command
+            .args(["vendor", "--locked", "--quiet"])
+            .args(offline.then_some("--offline"))
+            .arg("vendor")
+            .current_dir(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command.output()
+    };
+    let failed = |why: String| ScaffoldError::Vendor(root.to_owned(), why);
+    let outcome = match run(true) {
+        Ok(out) if out.status.success() => Ok(()),
+        _ => match run(false) {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(failed(
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            )),
+            Err(err) => Err(failed(format!("cargo could not run: {err}"))),
+        },
+    };
+    outcome?;
+    // Written once the sources are there: before, it would point cargo at nothing.
+    let config = root.join(".cargo/config.toml");
+    let io = |source| ScaffoldError::Io {
+        path: config.clone(),
+        source,
+    };
+    fs::create_dir_all(root.join(".cargo")).map_err(io)?;
+    fs::write(&config, VENDOR_CONFIG).map_err(io)
 }
 
 const TOOLCHAIN: &str = "[toolchain]\nchannel = \"1.95.0\"\ntargets = [\"wasm32-unknown-unknown\"]\nprofile = \"minimal\"\n";
@@ -184,16 +272,115 @@ fn readme(name: &str, ident: &str) -> String {
 A latchkey policy (ABI v1). It starts as the business-hours example: edit `src/lib.rs`,
 the cases in `{name}.cases.json`, and the action patterns in `{name}.toml`.
 
-```sh
-cargo test                                                   # the policy, natively
-cargo build --release --target wasm32-unknown-unknown        # the module
-cp target/wasm32-unknown-unknown/release/{ident}.wasm {name}.wasm
-latchkey policy check {name}.wasm                            # as the server will load it
-latchkey policy test {name}.wasm {name}.cases.json           # the cases, through the sandbox
-```
+It builds with no registry access: `Cargo.lock` pins every dependency to the versions
+this latchkey was built and tested with, `vendor/` holds their sources, and
+`.cargo/config.toml` makes cargo use them. `sdk/` holds the SDK and ABI sources this
+latchkey speaks; do not edit them.
 
-Then copy `{name}.wasm` and `{name}.toml` into the server's policies folder and reload.
-`sdk/` holds the SDK and ABI sources this latchkey speaks; do not edit them.
+1. **Test** the policy natively, its unit tests and its decision cases:
+
+   ```sh
+   cargo test --offline
+   ```
+
+2. **Build** the module:
+
+   ```sh
+   cargo build --offline --release --target wasm32-unknown-unknown
+   cp target/wasm32-unknown-unknown/release/{ident}.wasm {name}.wasm
+   ```
+
+3. **Check** it as the server will load it (the manifest beside it is checked too: every
+   action pattern must match an action latchkey knows, or a namespace the manifest
+   declares under `namespaces`):
+
+   ```sh
+   latchkey policy check {name}.toml
+   ```
+
+4. **Test** the cases through the sandbox, alone and with the server's whole set:
+
+   ```sh
+   latchkey policy test {name}.wasm {name}.cases.json
+   cp -r /var/lib/latchkey/policies trial && cp {name}.wasm {name}.toml trial/
+   latchkey policy test trial {name}.cases.json
+   ```
+
+   The second runs the cases against the whole set, combined exactly as the server will
+   combine it, and reports what each module decided (expect `allow` or `deny` there:
+   a set never abstains).
+
+5. **Install** into the folder the server loads (`DATA_DIR/policies` unless `serve` was
+   given `--policies`):
+
+   ```sh
+   cp {name}.wasm {name}.toml /var/lib/latchkey/policies/
+   ```
+
+6. **Reload**, as the host's operator, through the running server's admin socket, or
+   with a signal:
+
+   ```sh
+   latchkey policy reload --data-dir /var/lib/latchkey   # prints the new set, or why not
+   systemctl reload latchkey                              # or: kill -HUP <pid>
+   ```
+
+   A refused set leaves the current one in force. `latchkey policy history` shows every
+   reload, refused ones with their reason; `POST /authorize` with `"explain": true` shows
+   which modules decided a question, and the request they saw.
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Name and version of every registry package of a `Cargo.lock`.
+    fn registry_packages(lock: &str) -> Vec<(String, String)> {
+        lock.split("\n[[package]]\n")
+            .skip(1)
+            .filter(|p| p.contains("source = \"registry+"))
+            .map(|p| {
+                let field = |f: &str| {
+                    p.lines()
+                        .find_map(|l| l.strip_prefix(f))
+                        .unwrap_or("")
+                        .trim_matches('"')
+                        .to_owned()
+                };
+                (field("name = "), field("version = "))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_scaffold_pins_the_versions_latchkey_builds_the_sdk_with() {
+        let ours = registry_packages(include_str!("../Cargo.lock"));
+        let pinned = registry_packages(LOCK_TEMPLATE);
+        assert!(pinned.iter().any(|(n, _)| n == "serde"));
+        for package in &pinned {
+            assert!(
+                ours.contains(package),
+                "{package:?} is pinned for policy crates but not in Cargo.lock: scaffold a crate \
+                 named policy-crate, run `cargo generate-lockfile --offline` in it and copy its \
+                 Cargo.lock to plugins/sdk/policy-crate.Cargo.lock"
+            );
+        }
+    }
+
+    #[test]
+    fn the_lock_names_the_crate_and_keeps_cargos_order() {
+        let lock = lock_file("alpha-watch");
+        let names: Vec<&str> = lock
+            .lines()
+            .filter_map(|l| l.strip_prefix("name = "))
+            .collect();
+        assert!(names.contains(&"\"alpha-watch\""), "{lock}");
+        assert!(!lock.contains("policy-crate"));
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert_eq!(lock_file("policy-crate"), LOCK_TEMPLATE);
+    }
 }

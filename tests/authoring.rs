@@ -392,6 +392,7 @@ fn authorize_answers_what_if_questions_and_explains_the_request_it_built() {
         json!({"principal": {"id": server.admin_id}, "action": "a".repeat(256), "resource": {"type": "account"}}),
         json!({"principal": {"id": server.admin_id}, "action": "iam.account.get", "resource": {"type": "account"}, "when": "now"}),
         json!({"principal": {"id": server.admin_id, "roles": ["admin"]}, "action": "iam.account.get", "resource": {"type": "account"}}),
+        json!({"principal": {"id": null, "token": "lk_ak_x"}, "action": "iam.account.get", "resource": {"type": "account"}}),
         json!({"principal": {"id": server.admin_id}, "action": "iam.account.get", "resource": {"type": "account", "tenant": "tnt_x"}}),
     ] {
         let refused = server.post(key, "/authorize", body);

@@ -302,26 +302,39 @@ fn policy_new_scaffolds_a_crate_that_builds_offline_outside_the_repository() {
     let root = tmp.path().join("night-watch");
     assert_eq!(json(&out)["path"], root.to_str().unwrap());
 
+    // Pinned and vendored: it builds and tests with an empty cargo home (no registry
+    // cache, no network), `--locked`.
+    assert!(root.join("vendor/serde/Cargo.toml").is_file());
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    assert!(lock.contains("name = \"night-watch\""), "{lock}");
+    let empty_home = tmp.path().join("empty-cargo-home");
+    std::fs::create_dir(&empty_home).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let build = Command::new(cargo)
-        .args([
-            "build",
-            "--offline",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-        ])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", root.join("target"))
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
+    let offline = |args: &[&str]| {
+        let out = Command::new(&cargo)
+            .args(args)
+            .args(["--offline", "--locked"])
+            .current_dir(&root)
+            .env("CARGO_HOME", &empty_home)
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cargo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    offline(&["build", "--release", "--target", "wasm32-unknown-unknown"]);
+    offline(&["test"]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("Cargo.lock")).unwrap(),
+        lock
     );
     let module = root.join("target/wasm32-unknown-unknown/release/night_watch.wasm");
-    let out = latchkey(&["policy", "check", module.to_str().unwrap()]);
+    std::fs::copy(&module, root.join("night-watch.wasm")).unwrap();
+    let manifest = root.join("night-watch.toml");
+    let out = latchkey(&["policy", "check", manifest.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let cases = root.join("night-watch.cases.json");
     let out = latchkey(&[
@@ -331,6 +344,16 @@ fn policy_new_scaffolds_a_crate_that_builds_offline_outside_the_repository() {
         cases.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for step in [
+        "**Test**",
+        "**Build**",
+        "**Check**",
+        "**Install**",
+        "**Reload**",
+    ] {
+        assert!(readme.contains(step), "{step}");
+    }
 
     // Names are checked, and an existing directory is never overwritten.
     let out = latchkey(&[

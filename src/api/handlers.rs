@@ -265,8 +265,16 @@ struct Check {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CheckPrincipal {
+    #[serde(default, deserialize_with = "present")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     token: Option<String>,
+}
+
+/// A field that, when given, is a string: `null` is not a way to leave it out (exactly
+/// one of `id` and `token` is given).
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(field).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
