@@ -1031,10 +1031,17 @@ fn run_policy(command: PolicyCommand) -> Result<(Value, u8), AppError> {
                     let code = u8::from(!failures.is_empty());
                     eprintln!("{} passed, {} failed", report.passed(), report.failed());
                     // Coverage: what each module was routed and what it answered.
-                    eprintln!("\ncoverage  allow  deny  n/a  actions routed");
+                    let named = report
+                        .coverage
+                        .iter()
+                        .map(|c| c.policy.len())
+                        .max()
+                        .unwrap_or(0)
+                        .max("coverage".len());
+                    eprintln!("\n{:named$}  allow  deny  n/a  actions routed", "coverage");
                     for c in &report.coverage {
                         eprintln!(
-                            "{:<8}  {:>5}  {:>4}  {:>3}  {} ({})",
+                            "{:named$}  {:>5}  {:>4}  {:>3}  {} ({})",
                             c.policy,
                             c.allow,
                             c.deny,
