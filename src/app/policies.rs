@@ -102,9 +102,12 @@ impl Latchkey {
         let engine = self.engine()?;
         let reloaded = engine.reload_with(|current, new| {
             let (before, after) = (state_of(current, None), state_of(new, None));
-            tracing::info!(trigger, generation = after.generation, policies = %digests(&after), "policies reloaded");
             self.record_appliance(Action::PolicySetReloaded, trigger, Some(before), after)
         });
+        if reloaded.is_ok() {
+            let now = state_of(&engine.current(), None);
+            tracing::info!(trigger, generation = now.generation, policies = %digests(&now), "policies reloaded");
+        }
         if let Err(err) = &reloaded {
             let why = err.to_string();
             tracing::error!(trigger, error = %why, "policies not reloaded; the current set stays");
@@ -127,21 +130,14 @@ impl Latchkey {
     pub fn record_policy_start(&self) -> Result<(), AppError> {
         let after = state_of(&self.engine()?.current(), None);
         tracing::info!(generation = after.generation, policies = %digests(&after), "policies loaded");
-        let before = {
-            let read = self.store.read()?;
-            let query = EventQuery {
-                limit: 1,
-                ..EventQuery::default()
-            };
-            read.events_page(AccountId::APPLIANCE, &query)?
-                .items
-                .into_iter()
-                .next()
-                .and_then(|last| match last.after {
-                    Some(Snapshot::PolicySet(state)) => Some(state),
-                    _ => None,
-                })
-        };
+        let before = self
+            .appliance_trail(1)?
+            .into_iter()
+            .next()
+            .and_then(|last| match last.after {
+                Some(Snapshot::PolicySet(state)) => Some(state),
+                _ => None,
+            });
         self.record_appliance(Action::PolicySetLoaded, "start", before, after)
     }
 

@@ -81,27 +81,6 @@ impl From<ActionPattern> for String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_three_forms_parse_and_match_and_nothing_else_parses() {
-        let parse = |t: &str| ActionPattern::try_from(t.to_owned());
-        assert!(parse("*").unwrap().matches("iam.users.get"));
-        let iam = parse("iam.*").unwrap();
-        assert!(iam.matches("iam.users.get") && !iam.matches("iam") && !iam.matches("iamx.y"));
-        assert!(parse("agent.bind").unwrap().matches("agent.bind"));
-        for bad in ["", "iam*", "*.get", "iam..x", "iam.*.get", "iam. x"] {
-            assert!(parse(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(
-            parse("iam.bot_users.*").unwrap().to_string(),
-            "iam.bot_users.*"
-        );
-    }
-}
-
 /// Every `iam` resource the appliance serves, its object kind, and its verbs.
 pub const IAM_ACTIONS: [(&str, &str, &[&str]); 18] = [
     ("account", "account", &["get", "update"]),
@@ -117,6 +96,7 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 18] = [
             "disable",
             "enable",
             "delete",
+            "password_reset",
         ],
     ),
     (
@@ -217,7 +197,8 @@ impl Vocabulary {
                  declare only namespaces of actions of your own"
             ));
         }
-        if let Some(near) = nearest(namespace, self.known.iter().map(String::as_str)) {
+        // Stricter than a hint: one or two edits from latchkey's own is a misspelling.
+        if let Some(near) = nearest(namespace, self.known.iter().map(String::as_str), 2) {
             return Err(format!(
                 "namespace {namespace:?} is a near miss of latchkey's action {near}: \
                  route {near} in actions instead"
@@ -258,10 +239,10 @@ impl Vocabulary {
                         .map(move |(at, _)| a.get(..at).unwrap_or(a))
                 });
                 let declared = namespaces.iter().map(String::as_str);
-                nearest(text.trim_end_matches(".*"), prefixes.chain(declared))
+                nearest(text.trim_end_matches(".*"), prefixes.chain(declared), 3)
                     .map(|near| format!("{near}.*"))
             }
-            _ => nearest(&text, self.known.iter().map(String::as_str)).map(str::to_owned),
+            _ => nearest(&text, self.known.iter().map(String::as_str), 3).map(str::to_owned),
         };
         let hint = match suggestion {
             Some(near) => format!("did you mean {near}?"),
@@ -274,13 +255,102 @@ impl Vocabulary {
 }
 
 /// The candidate nearest `text` by edit distance, when it is near enough to be what was
-/// meant (at most a third of the text's length, and at most 3 edits).
-fn nearest<'a>(text: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (text.chars().count() / 3).clamp(1, 3);
+/// meant: at most a third of the text's length, and at most `most` edits.
+fn nearest<'a>(
+    text: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    most: usize,
+) -> Option<&'a str> {
+    let limit = (text.chars().count() / 3).clamp(1, most);
     candidates
         .filter(|c| *c != text)
         .map(|c| (strsim::levenshtein(text, c), c))
         .filter(|(distance, _)| *distance <= limit)
         .min()
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_forms_parse_and_match_and_nothing_else_parses() {
+        let parse = |t: &str| ActionPattern::try_from(t.to_owned());
+        assert!(parse("*").unwrap().matches("iam.users.get"));
+        let iam = parse("iam.*").unwrap();
+        assert!(iam.matches("iam.users.get") && !iam.matches("iam") && !iam.matches("iamx.y"));
+        assert!(parse("agent.bind").unwrap().matches("agent.bind"));
+        for bad in ["", "iam*", "*.get", "iam..x", "iam.*.get", "iam. x"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse("iam.bot_users.*").unwrap().to_string(),
+            "iam.bot_users.*"
+        );
+    }
+
+    #[test]
+    fn a_pattern_must_match_a_known_action_or_a_declared_namespace() {
+        let vocabulary = Vocabulary::default();
+        let check = |pattern: &str, namespaces: &[&str]| {
+            let namespaces: Vec<String> = namespaces.iter().map(|n| (*n).to_owned()).collect();
+            vocabulary.check_pattern(
+                &ActionPattern::try_from(pattern.to_owned()).unwrap(),
+                &namespaces,
+            )
+        };
+        for known in [
+            "*",
+            "iam.*",
+            "iam.users.*",
+            "iam.api_keys.create",
+            "iam.users.password_reset",
+            "agent.bind",
+            "computers.remote_control",
+            "computers.*",
+        ] {
+            assert_eq!(check(known, &[]), Ok(()), "{known}");
+        }
+        for (typo, hint) in [
+            (
+                "computers.remote_controll",
+                "did you mean computers.remote_control?",
+            ),
+            ("iam.api_key.create", "did you mean iam.api_keys.create?"),
+            ("iam.user.*", "did you mean iam.users.*?"),
+            (
+                "tickets.close",
+                "declare actions of your own under `namespaces`",
+            ),
+        ] {
+            let error = check(typo, &[]).unwrap_err();
+            assert!(error.ends_with(hint), "{typo}: {error}");
+        }
+        assert_eq!(check("tickets.close", &["tickets"]), Ok(()));
+        assert_eq!(check("tickets.*", &["tickets"]), Ok(()));
+        assert_eq!(check("acme.billing.export", &["acme.billing"]), Ok(()));
+        assert!(check("acme.other", &["acme.billing"]).is_err());
+    }
+
+    #[test]
+    fn a_namespace_of_ones_own_may_not_cover_or_shadow_latchkeys_actions() {
+        let vocabulary = Vocabulary::default();
+        assert_eq!(vocabulary.check_namespace("tickets"), Ok(()));
+        assert_eq!(vocabulary.check_namespace("computers.wipe"), Ok(()));
+        for (namespace, says) in [
+            ("iam", "covers latchkey's own action"),
+            ("computers", "covers latchkey's own action"),
+            ("agent.bind", "covers latchkey's own action"),
+            (
+                "computers.remote_controll",
+                "near miss of latchkey's action computers.remote_control",
+            ),
+            ("acme.*", "use segments"),
+            ("", "use segments"),
+        ] {
+            let error = vocabulary.check_namespace(namespace).unwrap_err();
+            assert!(error.contains(says), "{namespace}: {error}");
+        }
+    }
 }
