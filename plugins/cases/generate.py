@@ -191,10 +191,14 @@ def account_rbac_cases():
                             request(who, action, resource("computer", "c-1", "tnt_a",
                                                           permission=catalog_index(action))),
                             "not_applicable"))
-        # Unknown iam resources: only "all actions" principals pass.
+        # Unknown iam resources, and iam actions that are not resource.verb: only "all
+        # actions" principals pass.
         unknown = "allow" if name in ("administrator", "system") else "deny"
         out.append(case(f"{name}: unknown iam.widgets.list",
                         request(who, "iam.widgets.list", resource("widget", "w1")), unknown))
+        for malformed in ("iam.users.list.all", "iam.users.", "iam..list"):
+            out.append(case(f"{name}: {malformed} is not resource.verb",
+                            request(who, malformed, resource("user", "usr_x")), unknown))
 
     def rq(who, action, res, want, name):
         out.append(case(name, request(who, action, res), want))
@@ -282,6 +286,18 @@ def account_rbac_cases():
     rq(mgr, "iam.invitations.create",
        resource("invitation", "inv_1", attributes=higher + [("grants_admin", "false")]),
        "allow", "team manager: invite with any non-administrator roles")
+    # Each of the two rules on its own, the other stated harmless: both must hold.
+    rq(inv, "iam.invitations.create",
+       resource("invitation", "inv_1", attributes=grants_admin + [("exceeds_own_roles", "false")]),
+       "deny", "team invite: invite an administrator, roles otherwise within its own")
+    rq(inv, "iam.invitations.create",
+       resource("invitation", "inv_1", attributes=higher + [("grants_admin", "false")]),
+       "deny", "team invite: invite with roles above its own, no administrator")
+    # Granting administrator is about roles: verbs that grant none are not held to it.
+    for verb in ("list", "get", "update", "disable"):
+        rq(mgr, f"iam.users.{verb}",
+           resource("user", "usr_x", attributes=grants_admin + [("target_admin", "false")]),
+           "allow", f"team manager: {verb} a non-administrator (grants_admin is about roles)")
 
     # A restriction the host did not state is read the restrictive way: the policy fails
     # closed when an attribute is missing, and only administrators are unaffected.
@@ -333,6 +349,15 @@ def account_rbac_cases():
        "administrator, key scoped to *: update account")
     rq(keyed("administrator", []), "iam.account.update", plain_resource("account"), "allow",
        "administrator, key without scopes: update account")
+    # Only a key with scopes is held to a ceiling: a session or an unrestricted key
+    # creates keys of any scope its owner's roles allow.
+    stated = resource("api_key", "new", owner=member("developer read_write")["id"],
+                      attributes=[("owner_admin", "false"), ("scopes", "iam.*")])
+    for cred, how in ((credential("Session", "ses_1"), "a session"),
+                      (credential("ApiKey", "ak_1"), "an unrestricted key")):
+        for verb in ("create", "update"):
+            rq(member("developer read_write", cred), f"iam.api_keys.{verb}", stated, "allow",
+               f"developer read_write, {how}: {verb} api_keys scoped to iam.*")
     rq(keyed("developer read_only", ["iam.*"]), "iam.api_keys.create", plain_resource("api_keys"),
        "deny", "developer read_only, key scoped to iam.*: create api_keys (scopes never widen)")
     rq(keyed("administrator", ["iam.users.get"]), "computers.view",
@@ -662,6 +687,50 @@ def business_hours_cases():
     return [case(n, request(tech, a, r, t), e) for n, a, r, t, e in rows]
 
 
+# ---------------------------------------------------------------- reasons
+
+# A part of the reason some cases must give (the policy's words, where an answer's
+# explanation is part of what it promises): mutation testing showed that the outcome
+# alone leaves a wrong explanation unnoticed.
+REASONS = {
+    "developer read_write: iam.account.update": "only administrators may update account settings",
+    "developer read_write: iam.events.list": "only administrators may list events",
+    "developer read_write: iam.event_destinations.list":
+        "only administrators may list event destinations",
+    "developer read_write: iam.policies.list": "only administrators may list the live policy set",
+    "developer read_write: iam.api_keys.list": "developer read_write may list api_keys",
+    "developer read_only: iam.api_keys.list": "developer read_only may list api_keys",
+    "bot: iam.api_keys.list": "bot user (a read/write developer) may list api_keys",
+    "team invite: iam.tenants.create":
+        "only administrators and team managers may create tenants, not team invite",
+    "team read_only: iam.tenants.create":
+        "only administrators and team managers may create tenants, not team read_only",
+    "Technician of tnt_a: computers.view in tnt_a":
+        "role Technician in tenant tnt_a grants computers.view",
+    "Global Administrator (all tenants): computers.view in tnt_a":
+        "role Global Administrator for all tenants grants computers.view",
+    "Read-Only of tnt_a: computers.delete in tnt_a":
+        "role Read-Only in tenant tnt_a does not grant computers.delete",
+    "custom Helpdesk of tnt_a: computers.delete in tnt_a":
+        "role Helpdesk in tenant tnt_a does not grant computers.delete",
+    "Global Administrator scoped to tnt_a: computers.view in tnt_a":
+        "built-in role Global Administrator cannot be assigned in tenant tnt_a",
+    "Tenant Administrator for all tenants: computers.view in tnt_a":
+        "built-in role Tenant Administrator cannot be assigned for all tenants",
+}
+
+
+REASONED = set()
+
+
+def with_reasons(cases):
+    for c in cases:
+        if c["name"] in REASONS:
+            c["reason"] = REASONS[c["name"]]
+            REASONED.add(c["name"])
+    return cases
+
+
 # ---------------------------------------------------------------- output
 #
 # The cases are made above as whole requests, then written in the API-shaped format of
@@ -850,13 +919,16 @@ def render(cases, added=(), custom=None):
         if ctx:
             case_out["context"] = ctx
         case_out["expect"] = c["expect"]
+        if "reason" in c:
+            case_out["reason"] = c["reason"]
         out.append(case_out)
     # A request the host would never build (a custom role named like a built-in one, a
     # built-in assignment carrying bits) stays a whole request; only those may.
     whole = []
     for i, (c, written) in enumerate(zip(cases, out)):
         if build(f, written) != c["request"]:
-            out[i] = {"name": c["name"], "request": c["request"], "expect": c["expect"]}
+            out[i] = {"name": c["name"], "request": c["request"], "expect": c["expect"],
+                      **({"reason": c["reason"]} if "reason" in c else {})}
             whole.append(c["name"])
     assert len(whole) <= 3, f"cases that do not convert: {whole}"
     referenced = {c["principal"] for c in out if "principal" in c}
@@ -879,9 +951,9 @@ def render(cases, added=(), custom=None):
 
 
 OUTPUTS = {
-    "policies/account-rbac.cases.json": lambda: render(account_rbac_cases()),
+    "policies/account-rbac.cases.json": lambda: render(with_reasons(account_rbac_cases())),
     "policies/tenant-roles.cases.json":
-        lambda: render(tenant_roles_cases(), ["backups.restore"], CUSTOM),
+        lambda: render(with_reasons(tenant_roles_cases()), ["backups.restore"], CUSTOM),
     "plugins/examples/business-hours/business-hours.cases.json":
         lambda: render(business_hours_cases()),
 }
@@ -906,6 +978,8 @@ def main(argv):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
             print(f"{rel}: {text.count(chr(10))} lines")
+    unused = set(REASONS) - REASONED
+    assert not unused, f"REASONS names no case: {sorted(unused)}"
     return 1 if stale else 0
 
 

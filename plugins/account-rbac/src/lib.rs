@@ -56,9 +56,10 @@ impl Policy for AccountRbac {
 
 export_policy!(AccountRbac);
 
-/// A credential never grants more than the credential that made it: an API key with
-/// scopes creates or changes API keys only within them, whatever its owner's roles (an
-/// administrator's scoped key included). The host states the resulting key's scopes in
+/// A credential never grants more than the credential that made it: a credential with
+/// scopes (only API keys carry them, and `scopes_allow` holds any that does) creates or
+/// changes API keys only within them, whatever its owner's roles (an administrator's
+/// scoped key included). The host states the resulting key's scopes in
 /// the attribute `scopes` (space-separated; empty for an unrestricted key, which is the
 /// scope `*`); a request that does not state them is refused.
 fn scope_ceiling(request: &Request) -> Option<Decision> {
@@ -72,7 +73,7 @@ fn scope_ceiling(request: &Request) -> Option<Decision> {
         .principal
         .credential
         .as_ref()
-        .filter(|c| c.kind == CredentialKind::ApiKey && !c.scopes.is_empty())?;
+        .filter(|c| !c.scopes.is_empty())?;
     let id = &caller.id;
     let Some(stated) = request.resource.attribute("scopes") else {
         return Some(Decision::deny(format!(
