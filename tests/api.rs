@@ -558,6 +558,16 @@ fn the_policy_set_is_the_operators_signals_and_the_admin_socket_reload_it() {
     };
     assert_error(&refused, 403, 101);
     assert_eq!(refused.body["details"]["policy"], "no-bot-deletes");
+    // The signal's reload is in the appliance trail, as the operator's are.
+    let trail = server.get(&server.admin_key, "/policies/events?limit=1");
+    let reload = &trail.body["events"][0];
+    assert_eq!(
+        (&reload["action"], &reload["trigger"]),
+        (&json!("appliance.policies.reload"), &json!("signal")),
+        "{:?}",
+        trail.body
+    );
+    assert_eq!(reload["after"]["policies"].as_array().unwrap().len(), 3);
     assert_eq!(
         refused.body["details"]["reason"],
         "bots are retired, not deleted"

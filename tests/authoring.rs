@@ -243,6 +243,12 @@ fn a_control_that_would_never_run_is_refused_at_check_start_and_reload() {
         .output()
         .unwrap();
     assert!(verified.status.success(), "{verified:?}");
+    let checked = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["check", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
 
     // A restart records the set it starts with against the one recorded last: the
     // module taken out while the server was down shows as a change.
