@@ -139,18 +139,11 @@ fn lock_file(name: &str) -> String {
         .collect();
     // Cargo's order: by name, then version (numerically, part by part).
     let key = |p: &String| -> (String, Vec<u64>) {
-        let field = |f: &str| {
-            p.lines()
-                .find_map(|l| l.strip_prefix(f))
-                .unwrap_or("")
-                .trim_matches('"')
-                .to_owned()
-        };
-        let version = field("version = ")
+        let version = lock_field(p, "version")
             .split(['.', '-', '+'])
             .map(|part| part.parse().unwrap_or(0))
             .collect();
-        (field("name = "), version)
+        (lock_field(p, "name"), version)
     };
     packages.sort_by_key(key);
     let mut out = head.to_owned();
@@ -160,6 +153,17 @@ fn lock_file(name: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The value of `field` in one `[[package]]` section of a `Cargo.lock`.
+fn lock_field(package: &str, field: &str) -> String {
+    let prefix = format!("{field} = ");
+    package
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_owned()
 }
 
 /// Copy the locked dependencies into `root/vendor` with `cargo vendor`: from cargo's
@@ -341,16 +345,7 @@ mod tests {
         lock.split("\n[[package]]\n")
             .skip(1)
             .filter(|p| p.contains("source = \"registry+"))
-            .map(|p| {
-                let field = |f: &str| {
-                    p.lines()
-                        .find_map(|l| l.strip_prefix(f))
-                        .unwrap_or("")
-                        .trim_matches('"')
-                        .to_owned()
-                };
-                (field("name = "), field("version = "))
-            })
+            .map(|p| (lock_field(p, "name"), lock_field(p, "version")))
             .collect()
     }
 

@@ -475,7 +475,7 @@ fn a_slow_client_is_cut_off_at_every_step_and_others_are_served() {
 use rustls::pki_types::pem::PemObject;
 
 /// `latchkey policy <verb> --data-dir` against the running `server`: (exit code, answer).
-fn operator(server: &Server, verb: &str) -> (i32, Value) {
+pub fn operator(server: &Server, verb: &str) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["policy", verb, "--data-dir"])
         .arg(server.dir.path().join("data"))

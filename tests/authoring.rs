@@ -9,20 +9,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::api::{Server, assert_error, start_in, start_server_with};
+use crate::api::{assert_error, operator, start_in, start_server_with};
 use crate::support::{copy_builtins, drop_in};
 use latchkey_policy_abi::Outcome;
-
-/// `latchkey policy VERB --data-dir` against `server`: (exit code, JSON answer).
-fn operator(server: &Server, verb: &str) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["policy", verb, "--data-dir"])
-        .arg(server.dir.path().join("data"))
-        .output()
-        .unwrap();
-    let answer = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap(), answer)
-}
 
 /// A way a folder can hold a control that would never run: what it is, how to write it
 /// into a folder, and what the refusal must say.

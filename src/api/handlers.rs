@@ -1355,10 +1355,34 @@ impl Ctx {
             before: self.before_id("/events")?,
             limit: self.query.limit,
         };
+        self.events_reply(
+            "/events",
+            "an event of this account",
+            move |lk, actor, account| lk.events_page(actor, account, &query),
+            views::event,
+        )
+        .await
+    }
+
+    /// A page of a trail fetched by `fetch` (on the blocking pool), served at `path`. A
+    /// `before_id` that is not `what` is a 400: the caller's account is checked already,
+    /// so only `before` can be missing.
+    async fn events_reply(
+        self,
+        path: &str,
+        what: &str,
+        fetch: impl FnOnce(
+            Arc<Latchkey>,
+            Actor,
+            AccountId,
+        ) -> Result<Page<crate::domain::event::Event>, AppError>
+        + Send
+        + 'static,
+        render: impl Fn(&Base, &crate::domain::event::Event) -> Value,
+    ) -> Reply {
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let found = blocking(move || match lk.events_page(actor, account, &query) {
+        let found = blocking(move || match fetch(lk, actor, account) {
             Ok(page) => Ok(Some(page)),
-            // Only `before` can be missing: the caller's account is checked already.
             Err(AppError::Domain(crate::domain::DomainError::NotFound(_))) => Ok(None),
             Err(err) => Err(err),
         })
@@ -1367,16 +1391,10 @@ impl Ctx {
             return Err(ApiError::field(
                 error::INVALID_QUERY,
                 "before_id",
-                "before_id is not the id of an event of this account",
+                format!("before_id is not the id of {what}"),
             ));
         };
-        self.page_reply(
-            "/events",
-            "events",
-            &events,
-            |e| e.id,
-            |e| views::event(&self.base, e),
-        )
+        self.page_reply(path, "events", &events, |e| e.id, |e| render(&self.base, e))
     }
 
     async fn get_event(self, id: &str) -> Reply {
@@ -1406,27 +1424,13 @@ impl Ctx {
             limit: self.query.limit,
             ..crate::store::EventQuery::default()
         };
-        let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
-        let found = blocking(move || match lk.policy_events(actor, account, &query) {
-            Ok(page) => Ok(Some(page)),
-            Err(AppError::Domain(crate::domain::DomainError::NotFound(_))) => Ok(None),
-            Err(err) => Err(err),
-        })
-        .await?;
-        let Some(events) = found else {
-            return Err(ApiError::field(
-                error::INVALID_QUERY,
-                "before_id",
-                "before_id is not the id of an event of the appliance trail",
-            ));
-        };
-        self.page_reply(
+        self.events_reply(
             "/policies/events",
-            "events",
-            &events,
-            |e| e.id,
-            |e| views::appliance_event(e, false),
+            "an event of the appliance trail",
+            move |lk, actor, account| lk.policy_events(actor, account, &query),
+            |_, e| views::appliance_event(e, false),
         )
+        .await
     }
 }
 
