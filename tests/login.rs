@@ -851,3 +851,131 @@ fn a_rotated_server_key_keeps_old_material_working() {
     let again = crate::api::start_in(dir, &crate::support::policies_dir(), Some(known));
     check_all(&again, &new_key);
 }
+
+/// The seed in an `otpauth://` URI.
+fn seed_of(uri: &str) -> Vec<u8> {
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .unwrap();
+    base32_decode(secret)
+}
+
+#[test]
+fn a_login_in_steps_asks_for_the_second_factor_and_the_account_with_a_sealed_ticket() {
+    use latchkey::app::{LoginStep, SecondFactor};
+    use latchkey::domain::user::Roles;
+    const PASSWORD: &str = "copper kettle orbit lantern";
+    let fx = Fixture::new();
+    let (tess, _) = fx.member("tess@example.com", Roles::default());
+    let me = fx.me(tess.id);
+    fx.lk.change_password(me, None, PASSWORD).unwrap();
+    use latchkey::domain::time::Clock;
+    let now_unix = || u64::try_from(fx.clock.now().as_millis() / 1000).unwrap();
+
+    // Without a second factor, one step.
+    let step = fx
+        .lk
+        .start_login("tess@example.com", PASSWORD, None, None)
+        .unwrap();
+    assert!(matches!(step, LoginStep::Done(_)), "{step:?}");
+    assert!(matches!(
+        fx.lk
+            .start_login("tess@example.com", "wrong horse battery", None, None),
+        Err(AppError::Unauthenticated(_))
+    ));
+
+    // With TOTP: the password gives a ticket, the ticket and a code a session.
+    let enrolled = fx.lk.enroll_totp(me).unwrap();
+    let seed = seed_of(enrolled.otpauth_uri.expose());
+    fx.lk.confirm_totp(me, &totp_at(&seed, now_unix())).unwrap();
+    fx.clock.advance(30_000);
+    let LoginStep::SecondFactor(ticket) = fx
+        .lk
+        .start_login("tess@example.com", PASSWORD, None, None)
+        .unwrap()
+    else {
+        panic!("a second factor is asked for");
+    };
+    assert!(!ticket.0.contains("tess"), "the ticket is sealed");
+    let (state, events) = fx.state();
+    let wrong = fx
+        .lk
+        .resume_login(&ticket.0, Some(SecondFactor::Code("000000")), None, None);
+    assert!(
+        matches!(wrong, Err(AppError::Unauthenticated(_))),
+        "{wrong:?}"
+    );
+    assert_ne!(
+        fx.state(),
+        (state, events),
+        "a wrong code is a recorded failure"
+    );
+    let code = totp_at(&seed, now_unix());
+    let LoginStep::Done(done) = fx
+        .lk
+        .resume_login(&ticket.0, Some(SecondFactor::Code(&code)), None, None)
+        .unwrap()
+    else {
+        panic!("signed in");
+    };
+    assert_eq!(done.session.user, tess.id);
+    assert!(done.session.mfa_verified);
+
+    // A damaged ticket, and one five minutes old, are refused and say to start again.
+    let mut damaged = ticket.0.clone();
+    damaged.replace_range(..1, if damaged.starts_with('A') { "B" } else { "A" });
+    fx.clock.advance(30_000);
+    let code = totp_at(&seed, now_unix());
+    for bad in [damaged.as_str(), "", "not a ticket"] {
+        let refused = fx
+            .lk
+            .resume_login(bad, Some(SecondFactor::Code(&code)), None, None);
+        assert!(
+            matches!(&refused, Err(AppError::Unauthenticated(why)) if why.contains("start again")),
+            "{refused:?}"
+        );
+    }
+    fx.clock.advance(5 * 60 * 1000);
+    let code = totp_at(&seed, now_unix());
+    let late = fx
+        .lk
+        .resume_login(&ticket.0, Some(SecondFactor::Code(&code)), None, None);
+    assert!(
+        matches!(late, Err(AppError::Unauthenticated(_))),
+        "{late:?}"
+    );
+
+    // A member of two accounts picks one (here with no second factor: a new user).
+    let (casey, _) = fx.member("casey@example.com", Roles::default());
+    fx.lk
+        .change_password(fx.me(casey.id), None, PASSWORD)
+        .unwrap();
+    let (globex, _) = fx.also_member_elsewhere("casey@example.com");
+    let LoginStep::ChooseAccount(ticket, accounts) = fx
+        .lk
+        .start_login("casey@example.com", PASSWORD, None, None)
+        .unwrap()
+    else {
+        panic!("an account is asked for");
+    };
+    assert!(accounts.contains(&globex) && accounts.contains(&fx.account()));
+    let elsewhere = latchkey::domain::id::AccountId(7);
+    assert!(matches!(
+        fx.lk.resume_login(&ticket.0, None, Some(elsewhere), None),
+        Err(AppError::Forbidden { .. })
+    ));
+    let LoginStep::Done(done) = fx
+        .lk
+        .resume_login(&ticket.0, None, Some(globex), None)
+        .unwrap()
+    else {
+        panic!("signed in to globex");
+    };
+    assert_eq!(
+        (done.session.user, done.session.account),
+        (casey.id, globex)
+    );
+    // A ticket is its user's: tess's cannot sign casey in, nor the other way round.
+    assert_ne!(done.session.user, tess.id);
+}

@@ -9,8 +9,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use base64ct::{Base64UrlUnpadded, Encoding};
 use zeroize::Zeroizing;
 
+use super::mfa::Sealed;
 use super::passwords::{hash_password, password_matches};
 use super::{AppError, Latchkey, Limited, Me, Member, PasswordCost, SecondFactor, record};
 use crate::domain::DomainError;
@@ -313,6 +315,37 @@ pub struct LoggedIn {
     pub secret: Secret,
 }
 
+/// How long a [`LoginTicket`] is good for: five minutes.
+const LOGIN_TICKET_MS: i64 = 5 * 60 * 1000;
+
+/// Where a login in steps stands.
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Signed in.
+    Done(LoggedIn),
+    /// The password was right; the user's second factor is needed (a TOTP or recovery
+    /// code), with this ticket.
+    SecondFactor(LoginTicket),
+    /// The password was right; the user is a member of these accounts and picks one, with
+    /// this ticket.
+    ChooseAccount(LoginTicket, Vec<AccountId>),
+}
+
+/// A login half done, sealed under the server key (AES-256-GCM): who, the email its
+/// failures count against, the account chosen if any, and when it expires. It proves a
+/// right password, so it is kept like a session secret (an HttpOnly cookie), never in a
+/// page or a URL.
+#[derive(Debug)]
+pub struct LoginTicket(pub String);
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct TicketBody {
+    user: u128,
+    key: String,
+    account: Option<u128>,
+    expires_ms: i64,
+}
+
 /// The one answer for a wrong email or password, so neither is revealed.
 fn wrong() -> AppError {
     AppError::Unauthenticated("the email or password is not correct".into())
@@ -539,6 +572,98 @@ impl Latchkey {
         account: Option<AccountId>,
         ip: Option<IpAddr>,
     ) -> Result<LoggedIn, AppError> {
+        let (user, attempt) = self.check_password(email, password, ip)?;
+        self.complete_login(&user, attempt, factor, account, ip)
+    }
+
+    /// The first step of a login in two (the dashboard's): email and password. What it
+    /// still needs (a second factor, or the account among several) comes back as a
+    /// [`LoginTicket`], so the password is never asked for again nor carried in a page.
+    pub fn start_login(
+        &self,
+        email: &str,
+        password: &str,
+        account: Option<AccountId>,
+        ip: Option<IpAddr>,
+    ) -> Result<LoginStep, AppError> {
+        let (user, attempt) = self.check_password(email, password, ip)?;
+        let key = email.trim().to_lowercase();
+        let completed = self.complete_login(&user, attempt, None, account, ip);
+        self.step(completed, &user, &key, account)
+    }
+
+    /// The next step of a login [`Self::start_login`] began: the ticket it gave, and the
+    /// second factor or the account it asked for. A ticket is good for five minutes and
+    /// for its user only; a wrong code counts as a failed login, as in one step.
+    pub fn resume_login(
+        &self,
+        ticket: &str,
+        factor: Option<SecondFactor<'_>>,
+        account: Option<AccountId>,
+        ip: Option<IpAddr>,
+    ) -> Result<LoginStep, AppError> {
+        let now = self.now();
+        let expired = || AppError::Unauthenticated("the sign-in expired; start again".into());
+        let sealed = Base64UrlUnpadded::decode_vec(ticket).map_err(|_| expired())?;
+        let body: TicketBody = self
+            .unseal(Sealed::LoginTicket, &sealed)
+            .ok()
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .ok_or_else(expired)?;
+        if body.expires_ms <= now.as_millis() {
+            return Err(expired());
+        }
+        let attempt = self.logins.admit(&body.key, ip, now)?;
+        let user = self
+            .store
+            .read()?
+            .user(UserId(body.user))?
+            .ok_or_else(expired)?;
+        let account = account.or(body.account.map(AccountId));
+        let completed = self.complete_login(&user, attempt, factor, account, ip);
+        self.step(completed, &user, &body.key, account)
+    }
+
+    /// A login's outcome as a step: done, or a ticket for what it still needs.
+    fn step(
+        &self,
+        completed: Result<LoggedIn, AppError>,
+        user: &User,
+        key: &str,
+        account: Option<AccountId>,
+    ) -> Result<LoginStep, AppError> {
+        let ticket = |account: Option<AccountId>| -> Result<LoginTicket, AppError> {
+            let body = TicketBody {
+                user: user.id.0,
+                key: key.to_owned(),
+                account: account.map(|a| a.0),
+                expires_ms: self.now().as_millis() + LOGIN_TICKET_MS,
+            };
+            let bytes = Zeroizing::new(
+                postcard::to_allocvec(&body)
+                    .map_err(|e| AppError::DataDir(format!("a login ticket: {e}")))?,
+            );
+            let sealed = self.seal(Sealed::LoginTicket, &bytes)?;
+            Ok(LoginTicket(Base64UrlUnpadded::encode_string(&sealed)))
+        };
+        match completed {
+            Ok(done) => Ok(LoginStep::Done(done)),
+            Err(AppError::MfaRequired) => Ok(LoginStep::SecondFactor(ticket(account)?)),
+            Err(AppError::ChooseAccount(accounts)) => {
+                Ok(LoginStep::ChooseAccount(ticket(None)?, accounts))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The password step: the user, and the attempt counted against its email (taken
+    /// back when the login succeeds).
+    fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(User, Admitted), AppError> {
         let now = self.now();
         let key = email.trim().to_lowercase();
         // Counted now, before any password is checked; taken back if it succeeds.
@@ -576,6 +701,21 @@ impl Latchkey {
                 return Err(wrong());
             }
         };
+        Ok((user, attempt))
+    }
+
+    /// Everything after the password: the account, the dashboard IP restriction, the
+    /// second factor, and the session.
+    fn complete_login(
+        &self,
+        user: &User,
+        attempt: Admitted,
+        factor: Option<SecondFactor<'_>>,
+        account: Option<AccountId>,
+        ip: Option<IpAddr>,
+    ) -> Result<LoggedIn, AppError> {
+        let now = self.now();
+        let read = self.store.read()?;
         let active: Vec<AccountId> = read
             .user_accounts(user.id)?
             .into_iter()
@@ -612,7 +752,7 @@ impl Latchkey {
                 "IP restriction {restriction} does not allow dashboard sessions from {shown}"
             );
             self.logins.forgive(attempt);
-            self.record_attempt(&user, &[chosen], ip, Some(&reason))?;
+            self.record_attempt(user, &[chosen], ip, Some(&reason))?;
             return Err(AppError::IpRestricted(reason));
         }
         // The second factor, when the user has one: missing is asked for (nothing counts
@@ -634,7 +774,7 @@ impl Latchkey {
                 .store
                 .write(|tx| self.use_second_factor(tx, user.id, factor, now))?;
             if !passed {
-                self.record_attempt(&user, &[chosen], ip, Some("wrong second factor"))?;
+                self.record_attempt(user, &[chosen], ip, Some("wrong second factor"))?;
                 return Err(AppError::Unauthenticated(
                     "the second factor is not correct (a code is accepted once)".into(),
                 ));

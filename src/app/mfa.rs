@@ -51,6 +51,8 @@ pub(super) enum Sealed {
     InvitationToken,
     /// An event destination's signing secret.
     DestinationSecret,
+    /// A login in steps, half done (`login::LoginTicket`).
+    LoginTicket,
 }
 
 /// The AES-256-GCM key for `purpose` derived from one server key.
@@ -59,6 +61,7 @@ fn sealing_key(key: &SecretHasher, purpose: Sealed) -> Result<LessSafeKey, AppEr
         Sealed::TotpSeed => b"latchkey totp seed sealing v1",
         Sealed::InvitationToken => b"latchkey invitation token sealing v1",
         Sealed::DestinationSecret => b"latchkey event destination secret sealing v1",
+        Sealed::LoginTicket => b"latchkey login ticket sealing v1",
     };
     let derived = Zeroizing::new(key.hash(label).0);
     let unbound = UnboundKey::new(&AES_256_GCM, derived.as_ref())

@@ -49,7 +49,7 @@ pub use import::{ImportFailure, ImportReport};
 pub use invite::{Acceptor, Invited};
 pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use keys::KeyRotation;
-pub use login::{LoggedIn, Recovered};
+pub use login::{LoggedIn, LoginStep, LoginTicket, Recovered};
 pub use mfa::{Enrollment, SecondFactor};
 pub use passwords::PasswordCost;
 pub use policies::{LivePolicy, LiveSet};
