@@ -26,3 +26,4 @@ pub mod policy;
 pub mod scaffold;
 pub mod server;
 pub mod store;
+pub mod web;

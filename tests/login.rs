@@ -387,7 +387,7 @@ fn base32_decode(text: &str) -> Vec<u8> {
 }
 
 /// RFC 6238 TOTP (SHA-1, 6 digits, 30 s), written here from the RFC: not totp-rs.
-fn totp_at(seed: &[u8], unix: u64) -> String {
+pub fn totp_at(seed: &[u8], unix: u64) -> String {
     use hmac::{KeyInit, Mac};
     let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(seed).unwrap();
     mac.update(&(unix / 30).to_be_bytes());
@@ -402,7 +402,7 @@ fn totp_at(seed: &[u8], unix: u64) -> String {
     format!("{:06}", binary % 1_000_000)
 }
 
-fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -410,7 +410,7 @@ fn unix_now() -> u64 {
 }
 
 /// Enroll TOTP for whoever `auth` is (a cookie or an API key) and return the seed.
-fn enroll(server: &Server, cookie: Option<&str>, key: &str) -> Vec<u8> {
+pub fn enroll(server: &Server, cookie: Option<&str>, key: &str) -> Vec<u8> {
     let enrolled = match cookie {
         Some(cookie) => with_cookie(server, "POST", "/me/mfa/totp", cookie, Some(json!({}))),
         None => server.post(key, "/me/mfa/totp", json!({})),

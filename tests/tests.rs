@@ -28,3 +28,4 @@ mod policies;
 mod support;
 mod tenancy;
 mod verify;
+mod web;

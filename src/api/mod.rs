@@ -14,8 +14,8 @@ mod handlers;
 mod invitations;
 pub mod mail;
 pub mod metrics;
-mod request;
-mod session;
+pub(crate) mod request;
+pub(crate) mod session;
 mod tenancy;
 pub(crate) mod views;
 
@@ -185,6 +185,11 @@ impl Api {
             warnings: Arc::default(),
             metrics: Arc::default(),
         }
+    }
+
+    /// The bound on password work, shared with the dashboard.
+    pub(crate) fn password_gate(&self) -> Arc<session::PasswordGate> {
+        Arc::clone(&self.passwords)
     }
 
     /// How long a client may take to send a request's body (the server gives it the

@@ -55,7 +55,38 @@ pub(super) fn no_content() -> Response<Full<Bytes>> {
 
 /// The body of a POST or PATCH: at most [`MAX_BODY`] bytes of `application/json` (an
 /// empty body is allowed and reads as `{}`); other methods' bodies are not read.
-pub(super) async fn read_body<B>(
+pub(crate) async fn read_body<B>(
+    headers: &hyper::HeaderMap,
+    method: &Method,
+    body: B,
+) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let bytes = read_bounded(headers, method, body).await?;
+    if !bytes.is_empty() && !is_content_type(headers, "application/json") {
+        return Err(ApiError::new(
+            error::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/json",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Whether the request's `Content-Type` is `kind` (parameters aside).
+pub(crate) fn is_content_type(headers: &hyper::HeaderMap, kind: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(kind))
+}
+
+/// The body of a POST, PATCH or DELETE, of any type: at most [`MAX_BODY`] bytes (past it,
+/// a 413 once up to `DRAIN_LIMIT` was read and dropped); other methods' bodies are not
+/// read.
+pub(crate) async fn read_bounded<B>(
     headers: &hyper::HeaderMap,
     method: &Method,
     body: B,
@@ -105,21 +136,7 @@ where
     if over {
         return Err(too_large());
     }
-    let bytes = Bytes::from(bytes);
-    if !bytes.is_empty() {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return Err(ApiError::new(
-                error::UNSUPPORTED_MEDIA_TYPE,
-                "the body must be application/json",
-            ));
-        }
-    }
-    Ok(bytes)
+    Ok(Bytes::from(bytes))
 }
 
 /// The query string: `before_id` and `limit` of a list, and any filters.

@@ -74,21 +74,26 @@ struct PasswordBody {
 }
 
 /// The session secret of a request's `Cookie` headers, if it carries one.
-pub(super) fn session_cookie(headers: &hyper::HeaderMap) -> Option<&str> {
+pub(crate) fn session_cookie(headers: &hyper::HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of cookie `wanted` (the first one, non-empty), if the request carries it.
+pub(crate) fn cookie<'a>(headers: &'a hyper::HeaderMap, wanted: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
 }
 
 /// `Set-Cookie` for a session secret: sent over HTTPS only, invisible to scripts, never
 /// sent by another site's requests, and gone when the session ends.
-fn set_cookie(secret: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> {
+pub(crate) fn set_cookie(secret: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={secret}; Path=/; Max-Age={max_age_secs}; Secure; HttpOnly; SameSite=Strict"
     ))
@@ -104,7 +109,7 @@ const PASSWORD_REQUESTS: usize = 64;
 /// pool (at normal priority: it reads and writes the store there, and only the argon2
 /// inside it goes to the password threads).
 #[derive(Debug)]
-pub(super) struct PasswordGate {
+pub(crate) struct PasswordGate {
     admitted: Arc<tokio::sync::Semaphore>,
 }
 
@@ -118,7 +123,7 @@ impl Default for PasswordGate {
 
 impl PasswordGate {
     /// Run password work on the blocking pool; past [`PASSWORD_REQUESTS`], refuse (429).
-    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,

@@ -624,6 +624,23 @@ impl Latchkey {
         self.step(completed, &user, &body.key, account)
     }
 
+    /// The names of `accounts`, for the account picker of a login in steps (after a
+    /// right password: [`LoginStep::ChooseAccount`] names them); one that is gone is left
+    /// out.
+    pub fn account_names(
+        &self,
+        accounts: &[AccountId],
+    ) -> Result<Vec<(AccountId, String)>, AppError> {
+        let read = self.store.read()?;
+        let mut named = Vec::with_capacity(accounts.len());
+        for id in accounts {
+            if let Some(account) = read.account(*id)? {
+                named.push((*id, account.name));
+            }
+        }
+        Ok(named)
+    }
+
     /// A login's outcome as a step: done, or a ticket for what it still needs.
     fn step(
         &self,

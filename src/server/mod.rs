@@ -182,6 +182,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
     }
     let api = Arc::new(api);
+    let web = Arc::new(crate::web::Web::new(Arc::clone(&lk), api.password_gate()));
     let handshake_timeout = config.client_timeout;
     let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -236,6 +237,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         let acceptor = acceptor.clone();
         let builder = Arc::clone(&builder);
         let api = Arc::clone(&api);
+        let web = Arc::clone(&web);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -251,8 +253,20 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
             };
             let service = service_fn(move |mut request: hyper::Request<_>| {
                 request.extensions_mut().insert(PeerAddr(peer));
-                let api = Arc::clone(&api);
-                async move { Ok::<_, Infallible>(api.handle(request).await) }
+                let (api, web) = (Arc::clone(&api), Arc::clone(&web));
+                async move {
+                    // The dashboard's pages, or the API.
+                    let dashboard = crate::web::Web::wants(
+                        request.method(),
+                        request.uri().path(),
+                        request.headers(),
+                    );
+                    Ok::<_, Infallible>(if dashboard {
+                        web.handle(request, Some(peer.ip())).await
+                    } else {
+                        api.handle(request).await
+                    })
+                }
             });
             let connection = builder
                 .serve_connection(TokioIo::new(tls), service)
