@@ -580,10 +580,13 @@ fn run(command: Command) -> Result<(Value, u8), AppError> {
                 .with_policies(&folder)
                 .creating();
             let made = Latchkey::open(config)?.init(&account, &admin_email)?;
+            // Offline, the server's address is not known: the default one.
+            let base = format!("https://{}", crate::server::config::DEFAULT_LISTEN);
             let output = json!({
                 "account_id": made.account.id.to_string(),
                 "user_id": made.user.id.to_string(),
                 "api_key": made.api_key.expose(),
+                "setup_url": format!("{base}/password_reset?token={}", made.setup_link.expose()),
             });
             Ok((output, 0))
         }
@@ -832,10 +835,11 @@ fn serve(args: ServeArgs) -> Result<(Value, u8), AppError> {
                     "account_id": made.account.id.to_string(),
                     "user_id": made.user.id.to_string(),
                     "api_key": made.api_key.expose(),
+                    "setup_url": started.setup_url(),
                 })
             );
             eprintln!(
-                "latchkey: bootstrapped account {} with administrator {}; the api_key above is shown this once",
+                "latchkey: bootstrapped account {} with administrator {}; the api_key and the setup_url above (where the administrator sets its password, for a day) are shown this once",
                 made.account.name,
                 made.user.email.as_str()
             );

@@ -31,6 +31,8 @@ pub struct Server {
     pub cert: PathBuf,
     /// Whether this start bootstrapped the data directory.
     pub bootstrapped: bool,
+    /// The first administrator's one-time setup link, when it did.
+    pub setup_url: Option<String>,
     agent: Agent,
 }
 
@@ -97,10 +99,12 @@ pub fn launch(
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = read_json_line(&mut stdout, &dir.path().join("serve.log"));
     let bootstrapped = line.get("api_key").is_some();
+    let mut setup_url = None;
     let (admin_key, account_id, admin_id) = if bootstrapped {
         let next = read_json_line(&mut stdout, &dir.path().join("serve.log"));
         let boot = std::mem::replace(&mut line, next);
         let text = |k: &str| boot[k].as_str().unwrap().to_owned();
+        setup_url = Some(text("setup_url"));
         (text("api_key"), text("account_id"), text("user_id"))
     } else {
         known.expect("a data directory that was not bootstrapped needs its admin key")
@@ -117,6 +121,7 @@ pub fn launch(
         admin_id,
         cert,
         bootstrapped,
+        setup_url,
         agent,
     }
 }

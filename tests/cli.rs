@@ -42,9 +42,15 @@ fn init_prints_the_ids_and_a_key_that_verifies() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["account_id", "user_id", "api_key"]);
+    assert_eq!(keys, ["account_id", "user_id", "api_key", "setup_url"]);
     let key = made["api_key"].as_str().unwrap();
     assert!(key.starts_with("lk_ak_"));
+    // Offline the server's address is unknown: the link names the default one.
+    let setup = made["setup_url"].as_str().unwrap();
+    assert!(
+        setup.starts_with("https://127.0.0.1:8443/password_reset?token="),
+        "{setup}"
+    );
 
     let out = latchkey(&["verify", "--data-dir", dir.to_str().unwrap(), key]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");

@@ -353,3 +353,88 @@ fn a_member_with_totp_gives_its_code_on_a_second_page_and_never_its_password_aga
     assert!(forged.html.contains("start again"), "{}", forged.html);
     assert!(!other.cookies.contains_key("latchkey_session"));
 }
+
+#[test]
+fn the_first_administrator_sets_its_password_from_the_setup_link_once_and_signs_in() {
+    let server = start_server();
+    let setup = server
+        .setup_url
+        .clone()
+        .expect("a bootstrap prints its setup link");
+    let path = setup.strip_prefix(&server.url).unwrap().to_owned();
+    assert!(path.starts_with("/password_reset?token="), "{setup}");
+    let mut browser = Browser::new(&server);
+
+    // The link's secret leaves the URL at once, for a cookie of the reset page.
+    let opened = browser.get(&path);
+    assert_eq!(
+        (opened.status, opened.location.as_str()),
+        (303, "/ui/reset-password")
+    );
+    let link = browser.cookies["latchkey_link"].clone();
+    assert!(path.ends_with(&link));
+    let form = browser.get("/ui/reset-password");
+    assert_eq!(form.status, 200);
+    assert!(!form.html.contains(&link), "the secret is never in a page");
+    let csrf = form.field("csrf");
+
+    // Refusals keep the link: different passwords, a weak one.
+    let differ = browser.post(
+        "/ui/reset-password",
+        &[
+            ("csrf", &csrf),
+            ("new_password", PASSWORD),
+            ("confirm_password", "something else entirely"),
+        ],
+    );
+    assert_eq!(differ.status, 400);
+    assert!(differ.html.contains("not the same"));
+    let weak = browser.post(
+        "/ui/reset-password",
+        &[
+            ("csrf", &csrf),
+            ("new_password", "password1234"),
+            ("confirm_password", "password1234"),
+        ],
+    );
+    assert_eq!(weak.status, 400);
+    assert!(browser.cookies.contains_key("latchkey_link"));
+
+    let set = browser.post(
+        "/ui/reset-password",
+        &[
+            ("csrf", &csrf),
+            ("new_password", PASSWORD),
+            ("confirm_password", PASSWORD),
+        ],
+    );
+    assert_eq!(set.status, 200, "{}", set.html);
+    assert!(set.html.contains("Your password is set"));
+    assert!(!browser.cookies.contains_key("latchkey_link"));
+
+    // Once: the same link again sets nothing.
+    let mut again = Browser::new(&server);
+    again.get(&path);
+    let csrf2 = again.get("/ui/reset-password").field("csrf");
+    let reused = again.post(
+        "/ui/reset-password",
+        &[
+            ("csrf", &csrf2),
+            ("new_password", "another long passphrase here"),
+            ("confirm_password", "another long passphrase here"),
+        ],
+    );
+    assert_eq!(reused.status, 400, "{}", reused.html);
+
+    // And the administrator signs in with the password it chose.
+    let email = crate::login::admin_email(&server);
+    let signed_in = browser.post(
+        "/ui/sign-in",
+        &[("csrf", &csrf), ("email", &email), ("password", PASSWORD)],
+    );
+    assert_eq!(
+        (signed_in.status, signed_in.location.as_str()),
+        (303, "/ui/")
+    );
+    assert!(browser.get("/ui/").html.contains("administrator"));
+}

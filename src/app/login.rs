@@ -420,7 +420,7 @@ pub(super) fn random_secret() -> Result<Secret, AppError> {
 
 impl Latchkey {
     /// The keyed hash a new session or link is stored under (the current key).
-    fn secret_key(&self, secret: &str) -> [u8; 32] {
+    pub(super) fn secret_key(&self, secret: &str) -> [u8; 32] {
         self.keys.load().current().hash(secret.as_bytes()).0
     }
 

@@ -222,6 +222,9 @@ pub struct Initialized {
     pub api_key: Secret,
     /// The administrator's personal authtoken, shown once.
     pub personal_authtoken: Secret,
+    /// The one-time secret of the administrator's setup link (a day), where it sets its
+    /// password in the dashboard (`/password_reset?token=`), shown once.
+    pub setup_link: Secret,
 }
 
 /// A member as the API shows it: the user and its membership.
@@ -443,11 +446,24 @@ impl Latchkey {
                 spec,
                 now,
             )?;
+            let setup_link = login::random_secret()?;
+            tx.put_user_link(
+                &self.secret_key(setup_link.expose()),
+                &crate::domain::session::UserLink {
+                    user: joined.member.user.id,
+                    purpose: crate::domain::session::LinkPurpose::Setup,
+                    created_at: now,
+                    expires_at: Timestamp::from_millis(
+                        now.as_millis() + crate::domain::session::SETUP_LIFETIME_MS,
+                    ),
+                },
+            )?;
             Ok(Initialized {
                 account,
                 user: joined.member.user,
                 api_key,
                 personal_authtoken: joined.personal_authtoken,
+                setup_link,
             })
         })
     }

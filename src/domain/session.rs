@@ -62,6 +62,8 @@ pub struct TotpRecord {
 
 /// How long a password reset link works: one hour.
 pub const RESET_LIFETIME_MS: i64 = 60 * 60 * 1000;
+/// How long the first administrator's setup link lives: a day.
+pub const SETUP_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A one-time link for one user: a password reset an administrator issued, or a link
 /// mailed to the user's own address (a reset it asked for, or a proof of its email). The
@@ -98,6 +100,10 @@ pub enum LinkPurpose {
         /// The address it went to.
         email: String,
     },
+    /// The first administrator's setup link, printed to the host operator when a data
+    /// directory is made: it sets the first password and leaves the email as the
+    /// operator vouched for it.
+    Setup,
 }
 
 impl LinkPurpose {
@@ -109,7 +115,7 @@ impl LinkPurpose {
     /// The address using this link proves the user controls, if any.
     pub fn proves(&self) -> Option<&str> {
         match self {
-            LinkPurpose::AdminReset { .. } => None,
+            LinkPurpose::AdminReset { .. } | LinkPurpose::Setup => None,
             LinkPurpose::MailedReset { email } | LinkPurpose::EmailProof { email } => Some(email),
         }
     }

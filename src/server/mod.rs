@@ -100,6 +100,22 @@ pub struct Started {
     pub cert_path: PathBuf,
     /// The account and key made on a fresh data directory, shown this once.
     pub bootstrapped: Option<Initialized>,
+    /// Where links to this server start: the public URL, else `https://` and the bound
+    /// address.
+    pub base_url: String,
+}
+
+impl Started {
+    /// The first administrator's one-time setup link, when this start made the account.
+    pub fn setup_url(&self) -> Option<String> {
+        self.bootstrapped.as_ref().map(|made| {
+            format!(
+                "{}/password_reset?token={}",
+                self.base_url,
+                made.setup_link.expose()
+            )
+        })
+    }
 }
 
 /// Run the server until SIGTERM or ctrl-c; `on_start` is told where it listens.
@@ -172,6 +188,10 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         addr,
         cert_path: tls.cert_path.clone(),
         bootstrapped,
+        base_url: config.public_url.clone().map_or_else(
+            || format!("https://{addr}"),
+            |url| url.trim_end_matches('/').to_owned(),
+        ),
     });
     tracing::info!(%addr, "listening");
 

@@ -121,6 +121,12 @@ impl StoreError {
 impl From<redb::StorageError> for StoreError {
     fn from(err: redb::StorageError) -> Self {
         match err {
+            // A read past the end of the file: its structure points at pages that are not
+            // there. That is damage (a flipped pointer, a truncated copy), not an I/O
+            // failure that clears by itself.
+            redb::StorageError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                StoreError::Storage(format!("the file is damaged: {err}"))
+            }
             redb::StorageError::Io(_)
             | redb::StorageError::PreviousIo
             | redb::StorageError::DatabaseClosed => StoreError::Unavailable(err.to_string()),

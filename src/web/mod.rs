@@ -35,6 +35,9 @@ use crate::domain::session::{SESSION_LIFETIME_MS, Session};
 const CSRF_COOKIE: &str = "latchkey_csrf";
 /// A login in steps' ticket.
 const TICKET_COOKIE: &str = "latchkey_login";
+/// A one-time link's secret (password reset, first administrator's setup), moved out of
+/// the link's URL at once.
+const LINK_COOKIE: &str = "latchkey_link";
 /// The stylesheet, embedded.
 const APP_CSS: &str = include_str!("app.css");
 
@@ -61,7 +64,7 @@ impl Web {
         path == "/ui"
             || path.starts_with("/ui/")
             || (method == Method::GET
-                && path == "/"
+                && (path == "/" || path == "/password_reset")
                 && headers
                     .get(header::ACCEPT)
                     .and_then(|v| v.to_str().ok())
@@ -82,6 +85,8 @@ impl Web {
         let path = parts.uri.path().to_owned();
         let answer = match (&parts.method, path.as_str()) {
             (&Method::GET, "/" | "/ui") => Ok(redirect("/ui/")),
+            (&Method::GET, "/password_reset") => Ok(take_link(parts.uri.query())),
+            (&Method::GET, "/ui/reset-password") => Ok(self.reset_page(&parts.headers, None)),
             (&Method::GET, "/ui/static/app.css") => Ok(asset(APP_CSS, "text/css; charset=utf-8")),
             (&Method::GET, "/ui/") => self.home(&parts.headers).await,
             (&Method::GET, "/ui/sign-in") => Ok(self.sign_in_page(&parts.headers, None, "")),
@@ -89,12 +94,17 @@ impl Web {
             (&Method::GET, "/ui/sign-in/account") => self.account_page(&parts.headers, peer).await,
             (
                 &Method::POST,
-                "/ui/sign-in" | "/ui/sign-in/code" | "/ui/sign-in/account" | "/ui/sign-out",
+                "/ui/sign-in"
+                | "/ui/sign-in/code"
+                | "/ui/sign-in/account"
+                | "/ui/sign-out"
+                | "/ui/reset-password",
             ) => match self.form(&parts, body).await {
                 Ok(form) => match path.as_str() {
                     "/ui/sign-in" => self.sign_in(&parts.headers, &form, peer).await,
                     "/ui/sign-in/code" => self.code(&parts.headers, &form, peer).await,
                     "/ui/sign-in/account" => self.choose(&parts.headers, &form, peer).await,
+                    "/ui/reset-password" => self.reset(&parts.headers, &form).await,
                     _ => self.sign_out(&parts.headers).await,
                 },
                 Err(refused) => Err(refused),
@@ -303,6 +313,62 @@ impl Web {
         }
     }
 
+    /// The new-password form of a one-time link (its secret in the link cookie).
+    fn reset_page(&self, headers: &hyper::HeaderMap, error: Option<&str>) -> Response<Full<Bytes>> {
+        if cookie(headers, LINK_COOKIE).is_none() {
+            return page(
+                StatusCode::BAD_REQUEST,
+                pages::message(
+                    "Link needed",
+                    "Open the link you were given again: this page works from it.",
+                ),
+            );
+        }
+        let csrf = csrf_token(headers);
+        let status = if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let mut response = page(status, pages::new_password(&csrf.value, error));
+        csrf.keep(&mut response);
+        response
+    }
+
+    /// `POST /ui/reset-password`: the link's secret and the new password.
+    async fn reset(&self, headers: &hyper::HeaderMap, form: &Form) -> Answer {
+        let Some(link) = cookie(headers, LINK_COOKIE).map(str::to_owned) else {
+            return Ok(self.reset_page(headers, None));
+        };
+        let new = zeroize::Zeroizing::new(form.get("new_password").to_owned());
+        if form.get("confirm_password") != new.as_str() {
+            return Err(Box::new(
+                self.reset_page(headers, Some("The two passwords are not the same.")),
+            ));
+        }
+        let lk = Arc::clone(&self.lk);
+        match self
+            .passwords
+            .run(move || lk.reset_password(&link, &new))
+            .await
+        {
+            Ok(()) => {
+                let mut response = page(
+                    StatusCode::OK,
+                    pages::message_ok("Password set", "Your password is set: sign in with it."),
+                );
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, expire(LINK_COOKIE));
+                Ok(response)
+            }
+            Err(refused) => {
+                let why = refused.msg.to_string();
+                Err(Box::new(self.reset_page(headers, Some(&why))))
+            }
+        }
+    }
+
     /// `POST /ui/sign-out`: the session ends here and on the server.
     async fn sign_out(&self, headers: &hyper::HeaderMap) -> Answer {
         if let Some(session) = self.session(headers).await {
@@ -482,6 +548,29 @@ fn same_origin(headers: &hyper::HeaderMap) -> bool {
         (Some(origin), Some(host)) => origin == format!("https://{host}"),
         _ => false,
     }
+}
+
+/// `GET /password_reset?token=…` (the link a person was given): the secret moves into an
+/// HttpOnly cookie for the reset page, and the browser goes on to a URL without it. The
+/// cookie is `SameSite=Lax`: the link is opened from elsewhere (a mail, a terminal).
+fn take_link(query: Option<&str>) -> Response<Full<Bytes>> {
+    let token = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .filter(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    let mut response = redirect("/ui/reset-password");
+    if let Some(token) = token
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{LINK_COOKIE}={token}; Path=/ui/reset-password; Max-Age=3600; Secure; HttpOnly; SameSite=Lax"
+        ))
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// A short-lived (five minutes, as the ticket) HttpOnly cookie for the sign-in pages.

@@ -127,6 +127,40 @@ pub fn home(member: &Member, session: &Session, csrf: &str) -> Markup {
     )
 }
 
+/// A new password, from a one-time link.
+pub fn new_password(csrf: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Set your password",
+        false,
+        csrf,
+        html! {
+            (error_line(error))
+            p { "At least 12 characters; a few unrelated words make a strong one." }
+            form method="post" action="/ui/reset-password" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="new_password" { "New password" }
+                input #new_password type="password" name="new_password" autocomplete="new-password" minlength="12" required autofocus;
+                label for="confirm_password" { "The same again" }
+                input #confirm_password type="password" name="confirm_password" autocomplete="new-password" minlength="12" required;
+                button type="submit" { "Set password" }
+            }
+        },
+    )
+}
+
+/// A page that says something went well, with the way to sign in.
+pub fn message_ok(title: &str, text: &str) -> Markup {
+    layout(
+        title,
+        false,
+        "",
+        html! {
+            p role="status" { (text) }
+            p { a href="/ui/sign-in" { "Sign in" } }
+        },
+    )
+}
+
 /// A page that only says something (a refusal, a missing page).
 pub fn message(title: &str, text: &str) -> Markup {
     layout(
