@@ -420,11 +420,7 @@ pub fn enroll(server: &Server, cookie: Option<&str>, key: &str) -> Vec<u8> {
     assert!(uri.starts_with("otpauth://totp/latchkey:"), "{uri}");
     let png = enrolled.body["qr_png_base64"].as_str().unwrap();
     assert!(png.starts_with("iVBORw0KGgo"), "a PNG in base64");
-    let secret = uri
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("secret="))
-        .unwrap();
-    base32_decode(secret)
+    seed_of(uri)
 }
 
 #[test]

@@ -181,11 +181,34 @@ impl Web {
         headers: &hyper::HeaderMap,
         peer: Option<std::net::IpAddr>,
     ) -> Answer {
+        self.resume(headers, None, None, peer).await
+    }
+
+    /// The next step of the login whose ticket the browser holds, with the code or the
+    /// account it gives (or nothing, to be asked again); without a ticket, the start.
+    async fn resume(
+        &self,
+        headers: &hyper::HeaderMap,
+        code: Option<String>,
+        account: Option<AccountId>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Answer {
         let Some(ticket) = cookie(headers, TICKET_COOKIE).map(str::to_owned) else {
             return Ok(redirect("/ui/sign-in"));
         };
         let lk = Arc::clone(&self.lk);
-        let step = blocking(move || lk.resume_login(&ticket, None, None, peer)).await;
+        let step = blocking(move || {
+            // Six digits are a TOTP code; anything else is tried as a recovery code.
+            let factor = code.as_deref().map(|code| {
+                if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+                    SecondFactor::Code(code)
+                } else {
+                    SecondFactor::Recovery(code)
+                }
+            });
+            lk.resume_login(&ticket, factor, account, peer)
+        })
+        .await;
         self.after(headers, step, None)
     }
 
@@ -215,22 +238,8 @@ impl Web {
         form: &Form,
         peer: Option<std::net::IpAddr>,
     ) -> Answer {
-        let Some(ticket) = cookie(headers, TICKET_COOKIE).map(str::to_owned) else {
-            return Ok(redirect("/ui/sign-in"));
-        };
         let code = form.get("code").trim().to_owned();
-        let lk = Arc::clone(&self.lk);
-        let step = blocking(move || {
-            // Six digits are a TOTP code; anything else is tried as a recovery code.
-            let factor = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-                SecondFactor::Code(&code)
-            } else {
-                SecondFactor::Recovery(&code)
-            };
-            lk.resume_login(&ticket, Some(factor), None, peer)
-        })
-        .await;
-        self.after(headers, step, None)
+        self.resume(headers, Some(code), None, peer).await
     }
 
     /// `POST /ui/sign-in/account`: the account picked, with the ticket.
@@ -240,15 +249,10 @@ impl Web {
         form: &Form,
         peer: Option<std::net::IpAddr>,
     ) -> Answer {
-        let Some(ticket) = cookie(headers, TICKET_COOKIE).map(str::to_owned) else {
-            return Ok(redirect("/ui/sign-in"));
-        };
         let Ok(account) = form.get("account_id").parse::<AccountId>() else {
             return Ok(redirect("/ui/sign-in/account"));
         };
-        let lk = Arc::clone(&self.lk);
-        let step = blocking(move || lk.resume_login(&ticket, None, Some(account), peer)).await;
-        self.after(headers, step, None)
+        self.resume(headers, None, Some(account), peer).await
     }
 
     /// Where a login step leads: home with a session, the next step with a ticket, or
