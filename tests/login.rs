@@ -302,6 +302,19 @@ fn dashboard_restrictions_on(server: &Server, office: &str, here: &str) {
     assert_error(&refused, 403, 115);
     // The live session is held to it too; the API key is not (it is an `api` request).
     assert_error(&with_cookie(server, "GET", "/me", &cookie, None), 403, 115);
+    // So are the dashboard's pages with that session: a page that says why.
+    let page = server
+        .agent()
+        .get(format!("{}/ui/", server.url))
+        .header("Cookie", format!("latchkey_session={cookie}"))
+        .call()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 403);
+    let html = page.into_body().read_to_string().unwrap();
+    assert!(
+        html.contains("does not allow dashboard sessions from"),
+        "{html}"
+    );
     assert_eq!(server.get(key, "/me").status, 200);
     let events = server.get(key, "/events?action=iam.sessions.refuse");
     assert_eq!(events.body["events"][0]["after"]["ip"], here);

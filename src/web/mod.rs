@@ -29,6 +29,7 @@ use crate::api::request::{is_content_type, read_bounded};
 use crate::api::session::{PasswordGate, cookie, session_cookie, set_cookie};
 use crate::app::{AppError, Latchkey, LoginStep, SecondFactor};
 use crate::domain::id::AccountId;
+use crate::domain::ip::{Passage, RestrictionType};
 use crate::domain::session::{SESSION_LIFETIME_MS, Session};
 
 /// The double-submit token's cookie.
@@ -88,7 +89,7 @@ impl Web {
             (&Method::GET, "/password_reset") => Ok(take_link(parts.uri.query())),
             (&Method::GET, "/ui/reset-password") => Ok(self.reset_page(&parts.headers, None)),
             (&Method::GET, "/ui/static/app.css") => Ok(asset(APP_CSS, "text/css; charset=utf-8")),
-            (&Method::GET, "/ui/") => self.home(&parts.headers).await,
+            (&Method::GET, "/ui/") => self.home(&parts.headers, peer).await,
             (&Method::GET, "/ui/sign-in") => Ok(self.sign_in_page(&parts.headers, None, "")),
             (&Method::GET, "/ui/sign-in/code") => Ok(self.code_page(&parts.headers, None)),
             (&Method::GET, "/ui/sign-in/account") => self.account_page(&parts.headers, peer).await,
@@ -131,8 +132,8 @@ impl Web {
     }
 
     /// `/ui/`: the signed-in member's home, or the way to sign in.
-    async fn home(&self, headers: &hyper::HeaderMap) -> Answer {
-        let Some(session) = self.session(headers).await else {
+    async fn home(&self, headers: &hyper::HeaderMap, peer: Option<std::net::IpAddr>) -> Answer {
+        let Some(session) = self.signed_in(headers, peer).await? else {
             return Ok(redirect("/ui/sign-in"));
         };
         let lk = Arc::clone(&self.lk);
@@ -387,6 +388,38 @@ impl Web {
     }
 
     /// The request's session, if its cookie names a live one.
+    /// The request's session, held to the account's dashboard IP restrictions from
+    /// `peer` as every session request is (a refusal is a page saying which and why).
+    async fn signed_in(
+        &self,
+        headers: &hyper::HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Option<Session>, Box<Response<Full<Bytes>>>> {
+        let Some(session) = self.session(headers).await else {
+            return Ok(None);
+        };
+        let lk = Arc::clone(&self.lk);
+        let account = session.account;
+        let passage =
+            blocking(move || lk.check_ip(account, RestrictionType::Dashboard, peer)).await?;
+        match passage {
+            Passage::Denied(restriction) => {
+                let shown =
+                    peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+                Err(Box::new(page(
+                    StatusCode::FORBIDDEN,
+                    pages::message(
+                        "Not from this address",
+                        &format!(
+                            "IP restriction {restriction} of this account does not allow dashboard sessions from {shown}."
+                        ),
+                    ),
+                )))
+            }
+            _ => Ok(Some(session)),
+        }
+    }
+
     async fn session(&self, headers: &hyper::HeaderMap) -> Option<Session> {
         let secret = session_cookie(headers)?.to_owned();
         let lk = Arc::clone(&self.lk);
