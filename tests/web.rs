@@ -212,6 +212,19 @@ fn a_member_signs_in_and_out_through_forms_that_only_this_origin_can_post() {
         "no login was attempted"
     );
 
+    // A hostile body: far past the API's body limit, refused unread.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let oversized = browser.post(
+        "/ui/sign-in",
+        &[
+            ("csrf", &csrf),
+            ("email", "tess@example.com"),
+            ("password", &huge),
+        ],
+    );
+    assert_eq!(oversized.status, 400);
+    assert!(!browser.cookies.contains_key("latchkey_session"));
+
     // A wrong password: the form again, with the reason and the email kept.
     let wrong = browser.post(
         "/ui/sign-in",
