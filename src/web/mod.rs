@@ -138,10 +138,9 @@ impl Web {
         };
         let lk = Arc::clone(&self.lk);
         let (member, _) = blocking(move || lk.whoami(session.user, session.account)).await?;
-        let csrf = csrf_token(headers);
-        let mut response = page(StatusCode::OK, pages::home(&member, &session, &csrf.value));
-        csrf.keep(&mut response);
-        Ok(response)
+        Ok(form_page(headers, StatusCode::OK, |csrf| {
+            pages::home(&member, &session, csrf)
+        }))
     }
 
     fn sign_in_page(
@@ -150,30 +149,24 @@ impl Web {
         error: Option<&str>,
         email: &str,
     ) -> Response<Full<Bytes>> {
-        let csrf = csrf_token(headers);
         let status = if error.is_some() {
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::OK
         };
-        let mut response = page(status, pages::sign_in(&csrf.value, error, email));
-        csrf.keep(&mut response);
-        response
+        form_page(headers, status, |csrf| pages::sign_in(csrf, error, email))
     }
 
     fn code_page(&self, headers: &hyper::HeaderMap, error: Option<&str>) -> Response<Full<Bytes>> {
         if cookie(headers, TICKET_COOKIE).is_none() {
             return redirect("/ui/sign-in");
         }
-        let csrf = csrf_token(headers);
         let status = if error.is_some() {
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::OK
         };
-        let mut response = page(status, pages::second_factor(&csrf.value, error));
-        csrf.keep(&mut response);
-        response
+        form_page(headers, status, |csrf| pages::second_factor(csrf, error))
     }
 
     /// The account picker: the accounts come from the ticket's login, asked again.
@@ -284,12 +277,12 @@ impl Web {
             Ok(LoginStep::ChooseAccount(ticket, accounts)) => {
                 let lk = Arc::clone(&self.lk);
                 let named = lk.account_names(&accounts).unwrap_or_default();
-                let csrf = csrf_token(headers);
-                let mut response = page(StatusCode::OK, pages::choose_account(&csrf.value, &named));
+                let mut response = form_page(headers, StatusCode::OK, |csrf| {
+                    pages::choose_account(csrf, &named)
+                });
                 response
                     .headers_mut()
                     .append(header::SET_COOKIE, short_cookie(TICKET_COOKIE, &ticket.0));
-                csrf.keep(&mut response);
                 Ok(response)
             }
             Err(refused) => {
@@ -329,15 +322,12 @@ impl Web {
                 ),
             );
         }
-        let csrf = csrf_token(headers);
         let status = if error.is_some() {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
         };
-        let mut response = page(status, pages::new_password(&csrf.value, error));
-        csrf.keep(&mut response);
-        response
+        form_page(headers, status, |csrf| pages::new_password(csrf, error))
     }
 
     /// `POST /ui/reset-password`: the link's secret and the new password.
@@ -554,6 +544,19 @@ impl Csrf {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
+}
+
+/// A page with a form: rendered with the browser's double-submit token (or a new one,
+/// which the answer then sets).
+fn form_page(
+    headers: &hyper::HeaderMap,
+    status: StatusCode,
+    render: impl FnOnce(&str) -> maud::Markup,
+) -> Response<Full<Bytes>> {
+    let csrf = csrf_token(headers);
+    let mut response = page(status, render(&csrf.value));
+    csrf.keep(&mut response);
+    response
 }
 
 fn csrf_token(headers: &hyper::HeaderMap) -> Csrf {
