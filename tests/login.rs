@@ -383,7 +383,7 @@ fn a_locked_out_email_may_log_in_again_once_the_window_has_passed() {
 // ------------------------------------------------------------------ TOTP, independently
 
 /// RFC 4648 base32 (no padding), as authenticator apps read the `secret` of a URI.
-fn base32_decode(text: &str) -> Vec<u8> {
+pub fn base32_decode(text: &str) -> Vec<u8> {
     const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0);
     for c in text.trim_end_matches('=').chars() {

@@ -15,6 +15,7 @@ mod authoring;
 mod authorization;
 mod bots;
 mod cli;
+mod console;
 mod credentials;
 mod destinations;
 mod faults;

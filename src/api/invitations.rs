@@ -1,7 +1,7 @@
 //! `/invitations`: invite by email, the outbox link, revoke, accept.
 
 use super::handlers::{Ctx, RolesBody, required};
-use super::mail::Mail;
+use super::mail::{Mail, Mailer};
 use super::request::*;
 use super::*;
 use crate::app::{Acceptor, Invited};
@@ -62,9 +62,25 @@ fn accept_path(id: InvitationId, token: &Secret) -> String {
     format!("/invitations/{id}/accept?token={}", token.expose())
 }
 
-/// The accept link an invitation mail carries, on the appliance's own address.
-fn accept_url(link_base: &str, id: InvitationId, token: &Secret) -> String {
-    format!("{link_base}{}", accept_path(id, token))
+/// The accept link of a new invitation whose token the maker may see, on the
+/// appliance's own address (never a request's `Host`), mailed to its person when a mail
+/// server is configured.
+fn send_invitation(mailer: Option<&Mailer>, link_base: &str, invited: &Invited) -> Option<String> {
+    let token = invited.token.as_ref()?;
+    let invitation = &invited.invitation;
+    let url = format!("{link_base}{}", accept_path(invitation.id, token));
+    if let Some(mailer) = mailer {
+        let expires = invitation.expires_at.to_rfc3339();
+        mailer.send_link(invitation.email.as_str(), Mail::Invitation, &url, &expires);
+    }
+    Some(url)
+}
+
+impl Api {
+    /// [`send_invitation`] for the dashboard: the link to show, mailed when it can be.
+    pub(crate) fn send_invitation(&self, invited: &Invited) -> Option<String> {
+        send_invitation(self.mailer.as_deref(), &self.link_base, invited)
+    }
 }
 
 impl Ctx {
@@ -118,12 +134,9 @@ impl Ctx {
         let now = self.lk.now();
         let Invited { invitation, token } =
             blocking(move || lk.invite(actor, account, &email, roles, assignments)).await?;
-        if let (Some(mailer), Some(token)) = (&self.mailer, &token) {
-            // Mailed links use the appliance's own address, never the request's Host.
-            let url = accept_url(&self.link_base, invitation.id, token);
-            let expires = invitation.expires_at.to_rfc3339();
-            mailer.send_link(invitation.email.as_str(), Mail::Invitation, &url, &expires);
-        }
+        let invited = Invited { invitation, token };
+        send_invitation(self.mailer.as_deref(), &self.link_base, &invited);
+        let Invited { invitation, token } = invited;
         self.created(&view(&self.base, &invitation, token.as_ref(), now))
     }
 

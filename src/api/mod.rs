@@ -484,7 +484,7 @@ impl Api {
     /// Check the caller's address against the account's `api` IP restrictions: an
     /// enforced one that refuses it is a 403; warn-only ones let it through, flag the
     /// response and count the miss (recorded in batches, see [`Api::flush_warnings`]).
-    fn gate(
+    pub(crate) fn gate(
         &self,
         account: AccountId,
         kind: RestrictionType,

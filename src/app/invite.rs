@@ -223,6 +223,43 @@ impl Latchkey {
         })
     }
 
+    /// The pending invitation `id` as its token's holder sees it before accepting: the
+    /// invitation, its account's name, and whether a user with its email exists already
+    /// (then that user signs in to accept; else the person picks a name and password).
+    /// A wrong token, or an invitation no longer pending, is refused as acceptance is.
+    pub fn invitation_for(
+        &self,
+        id: InvitationId,
+        token: &str,
+    ) -> Result<(Invitation, String, bool), AppError> {
+        let read = self.store.read()?;
+        let invitation = read.invitation(id)?;
+        let invitation = self.holding(invitation, token)?;
+        let account = require_account(&read, invitation.account)?;
+        let exists = read.user_by_email(&invitation.email)?.is_some();
+        Ok((invitation, account.name, exists))
+    }
+
+    /// `found` when `token` is its token and it is pending, else the refusal.
+    fn holding(&self, found: Option<Invitation>, token: &str) -> Result<Invitation, AppError> {
+        let invalid = || DomainError::invalid("token", "is not valid for this invitation");
+        let invitation = found.ok_or_else(invalid)?;
+        // Under each key: an invitation made before a key rotation keeps its hash.
+        let keys = self.keys.load();
+        if !keys
+            .hashes(token.as_bytes())
+            .any(|hash| bool::from(invitation.token_hash.ct_eq(&hash.0)))
+        {
+            return Err(invalid().into());
+        }
+        match invitation.state_name(self.now()) {
+            "pending" => Ok(invitation),
+            other => {
+                Err(DomainError::invalid("token", format!("the invitation is {other}")).into())
+            }
+        }
+    }
+
     /// Accept invitation `id` with its `token`: once, before it expires, and only by its
     /// person — a logged-in user whose email it names and who has proven that email, or a
     /// new person (no user has the email yet) who gives a name and password (and is not
@@ -235,9 +272,6 @@ impl Latchkey {
         acceptor: Acceptor<'_>,
     ) -> Result<Joined, AppError> {
         let now = self.now();
-        // Under each key: an invitation made before a key rotation keeps its hash.
-        let keys = self.keys.load();
-        let presented: Vec<[u8; 32]> = keys.hashes(token.as_bytes()).map(|h| h.0).collect();
         let invalid = || DomainError::invalid("token", "is not valid for this invitation");
         // A new person's password is checked and hashed before the write (argon2 is slow).
         let new_password = match acceptor {
@@ -261,23 +295,7 @@ impl Latchkey {
             Acceptor::User(_) => None,
         };
         self.store.write(|tx| {
-            let mut invitation = tx.invitation(id)?.ok_or_else(invalid)?;
-            if !presented
-                .iter()
-                .any(|hash| bool::from(invitation.token_hash.ct_eq(hash)))
-            {
-                return Err(invalid().into());
-            }
-            match invitation.state_name(now) {
-                "pending" => {}
-                other => {
-                    return Err(DomainError::invalid(
-                        "token",
-                        format!("the invitation is {other}"),
-                    )
-                    .into());
-                }
-            }
+            let mut invitation = self.holding(tx.invitation(id)?, token)?;
             let existing = tx.user_by_email(&invitation.email)?;
             let (actor, name) = match (acceptor, &existing) {
                 // An existing user joins another account only once it has proven its

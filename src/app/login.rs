@@ -898,6 +898,85 @@ impl Latchkey {
         })
     }
 
+    /// `user`'s live sessions, in every account, oldest first (its own list: no
+    /// permission needed).
+    pub fn sessions_of(&self, user: UserId) -> Result<Vec<Session>, AppError> {
+        let read = self.store.read()?;
+        let now = self.now();
+        let mut sessions = Vec::new();
+        for (_, key) in read.user_sessions(user)? {
+            if let Some(session) = read.session(&key)?.filter(|s| s.live(now)) {
+                sessions.push(session);
+            }
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(sessions)
+    }
+
+    /// End every session of `me`'s user but its own (in every account; each ending is a
+    /// `LoggedOut` event in the session's account). How many ended.
+    pub fn logout_others(&self, me: Me) -> Result<usize, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            let mut ended = 0;
+            for (id, key) in tx.user_sessions(me.user)? {
+                if me.session.is_some_and(|keep| keep.0 == id) {
+                    continue;
+                }
+                if let Some(session) = tx.session(&key)? {
+                    tx.remove_session(&key, &session)?;
+                    record(
+                        tx,
+                        &session.account,
+                        now,
+                        actor(me.user),
+                        Action::LoggedOut,
+                        session.id.to_string(),
+                        None,
+                        None,
+                    )?;
+                    ended += 1;
+                }
+            }
+            Ok(ended)
+        })
+    }
+
+    /// Ask a signed-in user to prove it is still at the keyboard before a sensitive
+    /// change: its current TOTP code when it has one confirmed, else its password.
+    /// Counted against the same failure limit as logins; a wrong proof is a refusal
+    /// naming the field.
+    pub fn reauthenticate(&self, user: UserId, proof: &str) -> Result<(), AppError> {
+        let now = self.now();
+        let (found, stored, totp) = {
+            let read = self.store.read()?;
+            let found = read
+                .user(user)?
+                .ok_or_else(|| DomainError::NotFound(user.into()))?;
+            let totp = read.totp(user)?.is_some_and(|t| t.confirmed);
+            (found, read.password(user)?, totp)
+        };
+        let attempt = self
+            .logins
+            .admit(&found.email.as_str().to_lowercase(), None, now)?;
+        let proven = if totp {
+            self.store.write(|tx| {
+                self.use_second_factor(tx, user, SecondFactor::Code(proof.trim()), now)
+            })?
+        } else {
+            match &stored {
+                Some(stored) => self.password_matches(stored, proof)?,
+                None => false,
+            }
+        };
+        if !proven {
+            let field = if totp { "code" } else { "password" };
+            return Err(DomainError::invalid(field, "is not correct: confirm it is you").into());
+        }
+        self.logins.succeeded(attempt);
+        Ok(())
+    }
+
     /// The calling user as it sees itself in `account`, and whether it has a password.
     /// Needs no permission: everyone may see who they are.
     pub fn whoami(&self, user: UserId, account: AccountId) -> Result<(Member, bool), AppError> {

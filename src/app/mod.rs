@@ -1511,6 +1511,30 @@ impl Latchkey {
             .ok_or_else(|| DomainError::NotFound(user.into()))?;
         let target = Target::member("get", user.to_string(), &membership.roles);
         self.authorize(&read, caller, account, target, now)?;
+        self.permissions_in(&read, account, user, now)
+    }
+
+    /// What the user `user` may do in `account` (as [`Self::effective_permissions`]), for
+    /// itself: everyone may know what they may do, so no permission is needed. The
+    /// dashboard shows only the controls these allow.
+    pub fn own_permissions(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Vec<String>, AppError> {
+        let read = self.store.read()?;
+        read.membership(account, user)?
+            .ok_or_else(|| DomainError::NotFound(user.into()))?;
+        self.permissions_in(&read, account, user, self.now())
+    }
+
+    fn permissions_in(
+        &self,
+        read: &crate::store::ReadTx,
+        account: AccountId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<String>, AppError> {
         let policies = self.engine()?;
         let principal = Actor {
             principal: crate::domain::event::Principal::User(user),
@@ -1519,7 +1543,7 @@ impl Latchkey {
         let mut allowed = Vec::new();
         for target in authz::ordinary_targets(Owner::User(user)) {
             let action = target.action.clone();
-            if authz::decide(policies, &read, principal, account, target, now, false)?.allowed {
+            if authz::decide(policies, read, principal, account, target, now, false)?.allowed {
                 allowed.push(action);
             }
         }
@@ -1601,6 +1625,39 @@ impl Latchkey {
             items,
             more: credentials.more,
         })
+    }
+
+    /// The credentials `owner` holds in `account`, of the kinds the caller may list
+    /// (the dashboard names them before a removal revokes them), newest first.
+    pub fn credentials_of(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        owner: Owner,
+    ) -> Result<Vec<Credential>, AppError> {
+        let read = self.store.read()?;
+        let now = self.now();
+        let mut visible = Vec::new();
+        for kind in [
+            CredentialKind::Authtoken,
+            CredentialKind::ApiKey,
+            CredentialKind::SshKey,
+        ] {
+            let (resource, object) = credential_resource(kind);
+            let target = Target::new(resource, "list", object, account.to_string());
+            match self.authorize(&read, actor, account, target, now) {
+                Ok(()) => visible.push(kind),
+                Err(AppError::Forbidden { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        let mut owned: Vec<Credential> = read
+            .owner_credentials(account, owner)?
+            .into_iter()
+            .filter(|c| visible.contains(&c.id.kind))
+            .collect();
+        owned.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        Ok(owned)
     }
 
     /// Number of live credentials in the lookup index.

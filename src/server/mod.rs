@@ -202,7 +202,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         api = api.with_mailer(crate::api::mail::Mailer::new(url, from).map_err(AppError::DataDir)?);
     }
     let api = Arc::new(api);
-    let web = Arc::new(crate::web::Web::new(Arc::clone(&lk), api.password_gate()));
+    let web = Arc::new(crate::web::Web::new(Arc::clone(&api)));
     let handshake_timeout = config.client_timeout;
     let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());

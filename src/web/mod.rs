@@ -2,18 +2,33 @@
 //! people an account holds (issue 16). Each page turns a form into calls of `app`, so the
 //! policies decide for it exactly as for the API; nothing here reads the store.
 //!
-//! This first part is the door: sign-in in steps (email and password, then the second
-//! factor or the account, carried by a sealed login ticket, never by the password
-//! again), sign-out, and the signed-in home. Its rules hold for every page that follows:
+//! - `door`: the way in: sign-in in steps (email and password, then the second factor or
+//!   the account, carried by a sealed login ticket, never by the password again),
+//!   sign-out, one-time links (password reset, first administrator's setup), invitation
+//!   acceptance;
+//! - `console`: a signed-in member's frame: its session, who it is, and what the
+//!   policies let it do (the controls it may not use are not shown; the server refuses
+//!   them anyway);
+//! - `profile`, `team`: the pages.
+//!
+//! Rules every page follows:
 //! - every state change is a `POST` carrying the double-submit token (a random cookie,
 //!   `SameSite=Strict`, and the same value in the form, compared in constant time) from
 //!   a page of this origin (`Origin` must be this server's); anything else is refused
 //!   and changes nothing;
-//! - every page is sent with a strict Content-Security-Policy (no script at all yet, no
-//!   inline anything, no framing), `no-store`, `nosniff` and no referrer;
-//! - secrets travel in `HttpOnly` cookies only, never in a URL or a page.
+//! - every page is sent with a strict Content-Security-Policy (scripts only from this
+//!   origin's one embedded file, no inline anything, no framing), `no-store`, `nosniff`
+//!   and no referrer;
+//! - secrets travel in `HttpOnly` cookies only, never in a URL; a secret made for the
+//!   person (a new key, recovery codes) is in the answer to the post that made it, once;
+//! - a change that succeeds redirects (303) to its page with a fixed notice key, so a
+//!   reload never repeats it.
 
+mod console;
+mod door;
 mod pages;
+mod profile;
+mod team;
 
 use std::sync::Arc;
 
@@ -24,48 +39,50 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use subtle::ConstantTimeEq;
 
+use crate::api::Api;
 use crate::api::error::ApiError;
 use crate::api::request::{is_content_type, read_bounded};
-use crate::api::session::{PasswordGate, cookie, session_cookie, set_cookie};
-use crate::app::{AppError, Latchkey, LoginStep, SecondFactor};
-use crate::domain::id::AccountId;
-use crate::domain::ip::{Passage, RestrictionType};
-use crate::domain::session::{SESSION_LIFETIME_MS, Session};
+use crate::app::{AppError, Latchkey};
 
 /// The double-submit token's cookie.
 const CSRF_COOKIE: &str = "latchkey_csrf";
-/// A login in steps' ticket.
-const TICKET_COOKIE: &str = "latchkey_login";
-/// A one-time link's secret (password reset, first administrator's setup), moved out of
-/// the link's URL at once.
-const LINK_COOKIE: &str = "latchkey_link";
 /// The stylesheet, embedded.
 const APP_CSS: &str = include_str!("app.css");
+/// The one script: progressive enhancement only (copy buttons); every page works
+/// without it.
+const APP_JS: &str = include_str!("app.js");
 
 /// The dashboard of one server.
 #[derive(Debug)]
 pub struct Web {
-    lk: Arc<Latchkey>,
-    passwords: Arc<PasswordGate>,
+    api: Arc<Api>,
 }
 
-/// What a handler answers: a page, a redirect, or a refusal page.
+/// What a handler answers: a page or a redirect, or a refusal page.
 type Answer = Result<Response<Full<Bytes>>, Box<Response<Full<Bytes>>>>;
 
 impl Web {
-    /// The dashboard of `lk`, sharing the API's password gate (one bound on argon2 work
-    /// for both).
-    pub(crate) fn new(lk: Arc<Latchkey>, passwords: Arc<PasswordGate>) -> Web {
-        Web { lk, passwords }
+    /// The dashboard beside `api`: its latchkey, its password gate (one bound on argon2
+    /// work for both), its IP-restriction gate (warn-only misses counted together) and
+    /// its mailer.
+    pub(crate) fn new(api: Arc<Api>) -> Web {
+        Web { api }
     }
 
-    /// Whether a request is the dashboard's: anything under `/ui`, and `GET /` from a
-    /// browser (it asks for HTML), which is sent there.
+    fn lk(&self) -> Arc<Latchkey> {
+        Arc::clone(self.api.latchkey())
+    }
+
+    /// Whether a request is the dashboard's: anything under `/ui`, and from a browser (it
+    /// asks for HTML) `GET /` (sent there) and the one-time links the appliance hands out
+    /// (`/password_reset?token=`, `/invitations/{id}/accept?token=`).
     pub fn wants(method: &Method, path: &str, headers: &hyper::HeaderMap) -> bool {
         path == "/ui"
             || path.starts_with("/ui/")
             || (method == Method::GET
-                && (path == "/" || path == "/password_reset")
+                && (path == "/"
+                    || path == "/password_reset"
+                    || door::invitation_link(path).is_some())
                 && headers
                     .get(header::ACCEPT)
                     .and_then(|v| v.to_str().ok())
@@ -84,46 +101,25 @@ impl Web {
     {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path().to_owned();
+        let segments: Vec<&str> = match path.strip_prefix("/ui/") {
+            Some(rest) => rest.split('/').collect(),
+            None => Vec::new(),
+        };
+        let query = parts.uri.query();
         let answer = match (&parts.method, path.as_str()) {
             (&Method::GET, "/" | "/ui") => Ok(redirect("/ui/")),
-            (&Method::GET, "/password_reset") => Ok(take_link(parts.uri.query())),
-            (&Method::GET, "/ui/reset-password") => Ok(self.reset_page(&parts.headers, None)),
-            (&Method::GET, "/ui/static/app.css") => Ok(asset(APP_CSS, "text/css; charset=utf-8")),
-            (&Method::GET, "/ui/") => self.home(&parts.headers, peer).await,
-            (&Method::GET, "/ui/sign-in") => Ok(self.sign_in_page(&parts.headers, None, "")),
-            (&Method::GET, "/ui/sign-in/code") => Ok(self.code_page(&parts.headers, None)),
-            (&Method::GET, "/ui/sign-in/account") => self.account_page(&parts.headers, peer).await,
-            (
-                &Method::POST,
-                "/ui/sign-in"
-                | "/ui/sign-in/code"
-                | "/ui/sign-in/account"
-                | "/ui/sign-out"
-                | "/ui/reset-password",
-            ) => match self.form(&parts, body).await {
-                Ok(form) => match path.as_str() {
-                    "/ui/sign-in" => self.sign_in(&parts.headers, &form, peer).await,
-                    "/ui/sign-in/code" => self.code(&parts.headers, &form, peer).await,
-                    "/ui/sign-in/account" => self.choose(&parts.headers, &form, peer).await,
-                    "/ui/reset-password" => self.reset(&parts.headers, &form).await,
-                    _ => self.sign_out(&parts.headers).await,
-                },
+            (&Method::GET, "/password_reset") => Ok(door::take_link(query)),
+            (&Method::GET, _) if !path.starts_with("/ui/") => {
+                Ok(door::take_invitation(&path, query))
+            }
+            (&Method::GET, _) => self.get(&parts.headers, &segments, query, peer).await,
+            (&Method::POST, _) => match self.form(&parts, body).await {
+                Ok(form) => self.post(&parts.headers, &segments, &form, peer).await,
                 Err(refused) => Err(refused),
             },
-            (
-                _,
-                "/ui/sign-in"
-                | "/ui/sign-in/code"
-                | "/ui/sign-in/account"
-                | "/ui/sign-out"
-                | "/ui/",
-            ) => Err(Box::new(page(
+            _ => Err(Box::new(page(
                 StatusCode::METHOD_NOT_ALLOWED,
                 pages::message("Not allowed", "That page does not take this request."),
-            ))),
-            _ => Err(Box::new(page(
-                StatusCode::NOT_FOUND,
-                pages::message("Not found", "There is no such page."),
             ))),
         };
         let mut response = answer.unwrap_or_else(|refused| *refused);
@@ -131,289 +127,75 @@ impl Web {
         response
     }
 
-    /// `/ui/`: the signed-in member's home, or the way to sign in.
-    async fn home(&self, headers: &hyper::HeaderMap, peer: Option<std::net::IpAddr>) -> Answer {
-        let Some(session) = self.signed_in(headers, peer).await? else {
-            return Ok(redirect("/ui/sign-in"));
-        };
-        let lk = Arc::clone(&self.lk);
-        let (member, _) = blocking(move || lk.whoami(session.user, session.account)).await?;
-        Ok(form_page(headers, StatusCode::OK, |csrf| {
-            pages::home(&member, &session, csrf)
-        }))
-    }
-
-    fn sign_in_page(
+    /// A page.
+    async fn get(
         &self,
         headers: &hyper::HeaderMap,
-        error: Option<&str>,
-        email: &str,
-    ) -> Response<Full<Bytes>> {
-        let status = if error.is_some() {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::OK
-        };
-        form_page(headers, status, |csrf| pages::sign_in(csrf, error, email))
-    }
-
-    fn code_page(&self, headers: &hyper::HeaderMap, error: Option<&str>) -> Response<Full<Bytes>> {
-        if cookie(headers, TICKET_COOKIE).is_none() {
-            return redirect("/ui/sign-in");
-        }
-        let status = if error.is_some() {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::OK
-        };
-        form_page(headers, status, |csrf| pages::second_factor(csrf, error))
-    }
-
-    /// The account picker: the accounts come from the ticket's login, asked again.
-    async fn account_page(
-        &self,
-        headers: &hyper::HeaderMap,
+        segments: &[&str],
+        query: Option<&str>,
         peer: Option<std::net::IpAddr>,
     ) -> Answer {
-        self.resume(headers, None, None, peer).await
-    }
-
-    /// The next step of the login whose ticket the browser holds, with the code or the
-    /// account it gives (or nothing, to be asked again); without a ticket, the start.
-    async fn resume(
-        &self,
-        headers: &hyper::HeaderMap,
-        code: Option<String>,
-        account: Option<AccountId>,
-        peer: Option<std::net::IpAddr>,
-    ) -> Answer {
-        let Some(ticket) = cookie(headers, TICKET_COOKIE).map(str::to_owned) else {
-            return Ok(redirect("/ui/sign-in"));
-        };
-        let lk = Arc::clone(&self.lk);
-        let step = blocking(move || {
-            // Six digits are a TOTP code; anything else is tried as a recovery code.
-            let factor = code.as_deref().map(|code| {
-                if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-                    SecondFactor::Code(code)
-                } else {
-                    SecondFactor::Recovery(code)
+        match segments {
+            ["static", "app.css"] => Ok(asset(APP_CSS, "text/css; charset=utf-8")),
+            ["static", "app.js"] => Ok(asset(APP_JS, "text/javascript; charset=utf-8")),
+            ["sign-in"] => Ok(self.sign_in_page(headers, None, "")),
+            ["sign-in", "code"] => Ok(self.code_page(headers, None)),
+            ["sign-in", "account"] => self.account_page(headers, peer).await,
+            ["reset-password"] => Ok(self.reset_page(headers, None)),
+            ["invitation"] => self.invitation_page(headers, None).await,
+            _ => {
+                let console = self.console(headers, peer).await?;
+                if console.session.enrollment_only && segments != [""] && segments != ["profile"] {
+                    return Ok(redirect("/ui/profile"));
                 }
-            });
-            lk.resume_login(&ticket, factor, account, peer)
-        })
-        .await;
-        self.after(headers, step, None)
-    }
-
-    /// `POST /ui/sign-in`: email and password.
-    async fn sign_in(
-        &self,
-        headers: &hyper::HeaderMap,
-        form: &Form,
-        peer: Option<std::net::IpAddr>,
-    ) -> Answer {
-        let email = form.get("email").to_owned();
-        let password = zeroize::Zeroizing::new(form.get("password").to_owned());
-        let lk = Arc::clone(&self.lk);
-        let entered = email.clone();
-        let step = self
-            .passwords
-            .run(move || lk.start_login(&entered, &password, None, peer))
-            .await
-            .map_err(AppOrApi::Api);
-        self.after(headers, step, Some(&email))
-    }
-
-    /// `POST /ui/sign-in/code`: the TOTP or a recovery code, with the ticket.
-    async fn code(
-        &self,
-        headers: &hyper::HeaderMap,
-        form: &Form,
-        peer: Option<std::net::IpAddr>,
-    ) -> Answer {
-        let code = form.get("code").trim().to_owned();
-        self.resume(headers, Some(code), None, peer).await
-    }
-
-    /// `POST /ui/sign-in/account`: the account picked, with the ticket.
-    async fn choose(
-        &self,
-        headers: &hyper::HeaderMap,
-        form: &Form,
-        peer: Option<std::net::IpAddr>,
-    ) -> Answer {
-        let Ok(account) = form.get("account_id").parse::<AccountId>() else {
-            return Ok(redirect("/ui/sign-in/account"));
-        };
-        self.resume(headers, None, Some(account), peer).await
-    }
-
-    /// Where a login step leads: home with a session, the next step with a ticket, or
-    /// the page it came from with the reason.
-    fn after(
-        &self,
-        headers: &hyper::HeaderMap,
-        step: Result<LoginStep, AppOrApi>,
-        email: Option<&str>,
-    ) -> Answer {
-        match step {
-            Ok(LoginStep::Done(done)) => {
-                let mut response = redirect("/ui/");
-                let headers = response.headers_mut();
-                if let Ok(session) = set_cookie(done.secret.expose(), SESSION_LIFETIME_MS / 1000) {
-                    headers.append(header::SET_COOKIE, session);
+                let notice = Notice::from_query(query);
+                match segments {
+                    [""] => self.home(&console, notice).await,
+                    ["profile"] => self.profile(&console, notice, None).await,
+                    ["members"] => self.members(&console, query, notice, None).await,
+                    ["members", id] => self.member_page(&console, id, notice, None).await,
+                    ["bots"] => self.bots(&console, query, notice, None).await,
+                    ["bots", id] => self.bot_page(&console, id, notice, None).await,
+                    _ => Err(not_found()),
                 }
-                headers.append(header::SET_COOKIE, expire(TICKET_COOKIE));
-                Ok(response)
-            }
-            Ok(LoginStep::SecondFactor(ticket)) => {
-                let mut response = redirect("/ui/sign-in/code");
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, short_cookie(TICKET_COOKIE, &ticket.0));
-                Ok(response)
-            }
-            Ok(LoginStep::ChooseAccount(ticket, accounts)) => {
-                let lk = Arc::clone(&self.lk);
-                let named = lk.account_names(&accounts).unwrap_or_default();
-                let mut response = form_page(headers, StatusCode::OK, |csrf| {
-                    pages::choose_account(csrf, &named)
-                });
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, short_cookie(TICKET_COOKIE, &ticket.0));
-                Ok(response)
-            }
-            Err(refused) => {
-                let (status, why) = refused.explain();
-                Err(Box::new(match email {
-                    Some(email) => {
-                        let mut response = self.sign_in_page(headers, Some(&why), email);
-                        *response.status_mut() = status;
-                        response
-                    }
-                    None if cookie(headers, TICKET_COOKIE).is_some()
-                        && status == StatusCode::UNAUTHORIZED
-                        && !why.contains("start again") =>
-                    {
-                        self.code_page(headers, Some(&why))
-                    }
-                    None => {
-                        let mut response = page(status, pages::message("Sign-in stopped", &why));
-                        response
-                            .headers_mut()
-                            .append(header::SET_COOKIE, expire(TICKET_COOKIE));
-                        response
-                    }
-                }))
             }
         }
     }
 
-    /// The new-password form of a one-time link (its secret in the link cookie).
-    fn reset_page(&self, headers: &hyper::HeaderMap, error: Option<&str>) -> Response<Full<Bytes>> {
-        if cookie(headers, LINK_COOKIE).is_none() {
-            return page(
-                StatusCode::BAD_REQUEST,
-                pages::message(
-                    "Link needed",
-                    "Open the link you were given again: this page works from it.",
-                ),
-            );
-        }
-        let status = if error.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
-        form_page(headers, status, |csrf| pages::new_password(csrf, error))
-    }
-
-    /// `POST /ui/reset-password`: the link's secret and the new password.
-    async fn reset(&self, headers: &hyper::HeaderMap, form: &Form) -> Answer {
-        let Some(link) = cookie(headers, LINK_COOKIE).map(str::to_owned) else {
-            return Ok(self.reset_page(headers, None));
-        };
-        let new = zeroize::Zeroizing::new(form.get("new_password").to_owned());
-        if form.get("confirm_password") != new.as_str() {
-            return Err(Box::new(
-                self.reset_page(headers, Some("The two passwords are not the same.")),
-            ));
-        }
-        let lk = Arc::clone(&self.lk);
-        match self
-            .passwords
-            .run(move || lk.reset_password(&link, &new))
-            .await
-        {
-            Ok(()) => {
-                let mut response = page(
-                    StatusCode::OK,
-                    pages::message_ok("Password set", "Your password is set: sign in with it."),
-                );
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, expire(LINK_COOKIE));
-                Ok(response)
-            }
-            Err(refused) => {
-                let why = refused.msg.to_string();
-                Err(Box::new(self.reset_page(headers, Some(&why))))
-            }
-        }
-    }
-
-    /// `POST /ui/sign-out`: the session ends here and on the server.
-    async fn sign_out(&self, headers: &hyper::HeaderMap) -> Answer {
-        if let Some(session) = self.session(headers).await {
-            let lk = Arc::clone(&self.lk);
-            blocking(move || lk.logout(session.user, session.id)).await?;
-        }
-        let mut response = redirect("/ui/sign-in");
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, expire(crate::api::SESSION_COOKIE));
-        Ok(response)
-    }
-
-    /// The request's session, if its cookie names a live one.
-    /// The request's session, held to the account's dashboard IP restrictions from
-    /// `peer` as every session request is (a refusal is a page saying which and why).
-    async fn signed_in(
+    /// A form's post (already checked: this origin, the double-submit token).
+    async fn post(
         &self,
         headers: &hyper::HeaderMap,
+        segments: &[&str],
+        form: &Form,
         peer: Option<std::net::IpAddr>,
-    ) -> Result<Option<Session>, Box<Response<Full<Bytes>>>> {
-        let Some(session) = self.session(headers).await else {
-            return Ok(None);
-        };
-        let lk = Arc::clone(&self.lk);
-        let account = session.account;
-        let passage =
-            blocking(move || lk.check_ip(account, RestrictionType::Dashboard, peer)).await?;
-        match passage {
-            Passage::Denied(restriction) => {
-                let shown =
-                    peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
-                Err(Box::new(page(
-                    StatusCode::FORBIDDEN,
-                    pages::message(
-                        "Not from this address",
-                        &format!(
-                            "IP restriction {restriction} of this account does not allow dashboard sessions from {shown}."
-                        ),
-                    ),
-                )))
+    ) -> Answer {
+        match segments {
+            ["sign-in"] => self.sign_in(headers, form, peer).await,
+            ["sign-in", "code"] => self.code(headers, form, peer).await,
+            ["sign-in", "account"] => self.choose(headers, form, peer).await,
+            ["sign-out"] => self.sign_out(headers).await,
+            ["reset-password"] => self.reset(headers, form).await,
+            ["invitation"] => self.accept(headers, form).await,
+            _ => {
+                let console = self.console(headers, peer).await?;
+                // Until it enrolls, a session the account's MFA rule limits reaches only
+                // two-factor setup (as the API's `/me/mfa/totp`).
+                if console.session.enrollment_only
+                    && !matches!(segments, ["profile", "totp" | "totp-confirm"])
+                {
+                    return Ok(redirect("/ui/profile"));
+                }
+                match segments {
+                    ["profile", action] => self.profile_post(&console, action, form).await,
+                    ["members", "invite"] => self.invite(&console, form).await,
+                    ["members", id, action] => self.member_post(&console, id, action, form).await,
+                    ["bots", "new"] => self.create_bot(&console, form).await,
+                    ["bots", id, action] => self.bot_post(&console, id, action, form).await,
+                    _ => Err(not_found()),
+                }
             }
-            _ => Ok(Some(session)),
         }
-    }
-
-    async fn session(&self, headers: &hyper::HeaderMap) -> Option<Session> {
-        let secret = session_cookie(headers)?.to_owned();
-        let lk = Arc::clone(&self.lk);
-        blocking(move || lk.session(&secret)).await.ok()
     }
 
     /// A form posted from a page of this origin with the double-submit token; anything
@@ -466,6 +248,104 @@ impl Web {
     }
 }
 
+/// A fixed message shown once after a change redirected to its page (`?done=<key>`):
+/// only these texts, never one taken from the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    Renamed,
+    PasswordChanged,
+    TotpDisabled,
+    SessionsEnded,
+    Invited,
+    RolesChanged,
+    Disabled,
+    Enabled,
+    Removed,
+    BotCreated,
+    BotChanged,
+    BotDeleted,
+    InvitationRevoked,
+}
+
+impl Notice {
+    const ALL: [(Notice, &'static str, &'static str); 13] = [
+        (Notice::Renamed, "renamed", "Your name is changed."),
+        (
+            Notice::PasswordChanged,
+            "password",
+            "Your password is changed; your other sessions are signed out.",
+        ),
+        (
+            Notice::TotpDisabled,
+            "totp-off",
+            "Two-factor authentication is off.",
+        ),
+        (
+            Notice::SessionsEnded,
+            "signed-out",
+            "Your other sessions are signed out.",
+        ),
+        (Notice::Invited, "invited", "The invitation is made."),
+        (Notice::RolesChanged, "roles", "The roles are changed."),
+        (Notice::Disabled, "disabled", "The member is disabled."),
+        (Notice::Enabled, "enabled", "The member is enabled."),
+        (
+            Notice::Removed,
+            "removed",
+            "The member is removed; its credentials in this account are revoked.",
+        ),
+        (
+            Notice::BotCreated,
+            "bot-created",
+            "The bot user is created.",
+        ),
+        (
+            Notice::BotChanged,
+            "bot-changed",
+            "The bot user is changed.",
+        ),
+        (
+            Notice::BotDeleted,
+            "bot-deleted",
+            "The bot user is deleted; its credentials are revoked.",
+        ),
+        (
+            Notice::InvitationRevoked,
+            "invitation-revoked",
+            "The invitation is revoked.",
+        ),
+    ];
+
+    fn key(self) -> &'static str {
+        Notice::ALL
+            .iter()
+            .find(|(n, _, _)| *n == self)
+            .map_or("", |(_, key, _)| key)
+    }
+
+    fn text(self) -> &'static str {
+        Notice::ALL
+            .iter()
+            .find(|(n, _, _)| *n == self)
+            .map_or("", |(_, _, text)| text)
+    }
+
+    fn from_query(query: Option<&str>) -> Option<Notice> {
+        let done = query_value(query, "done")?;
+        Notice::ALL
+            .iter()
+            .find(|(_, key, _)| *key == done)
+            .map(|(n, _, _)| *n)
+    }
+}
+
+/// The first value of `name` in a query string.
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// A refusal from `app` or from the API's shared parts.
 #[derive(Debug)]
 enum AppOrApi {
@@ -476,6 +356,12 @@ enum AppOrApi {
 impl From<AppError> for AppOrApi {
     fn from(err: AppError) -> Self {
         AppOrApi::App(err)
+    }
+}
+
+impl From<ApiError> for AppOrApi {
+    fn from(err: ApiError) -> Self {
+        AppOrApi::Api(err)
     }
 }
 
@@ -509,7 +395,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// A posted form's fields (the first value of each name).
+/// A posted form's fields.
 #[derive(Debug, Default)]
 struct Form(Vec<(String, String)>);
 
@@ -518,11 +404,17 @@ impl Form {
         Form(form_urlencoded::parse(body).into_owned().collect())
     }
 
+    /// The first value of `name` (empty when there is none).
     fn get(&self, name: &str) -> &str {
         self.0
             .iter()
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Whether a checkbox named `name` was ticked.
+    fn checked(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
     }
 }
 
@@ -533,6 +425,24 @@ struct Csrf {
 }
 
 impl Csrf {
+    fn of(headers: &hyper::HeaderMap) -> Csrf {
+        match cookie(headers, CSRF_COOKIE) {
+            Some(value) => Csrf {
+                value: value.to_owned(),
+                new: false,
+            },
+            None => {
+                let mut bytes = [0u8; 24];
+                // Without randomness no form can be trusted: an empty token never matches.
+                let value = match getrandom::fill(&mut bytes) {
+                    Ok(()) => base64ct::Base64UrlUnpadded::encode_string(&bytes),
+                    Err(_) => String::new(),
+                };
+                Csrf { value, new: true }
+            }
+        }
+    }
+
     /// Set the cookie on `response` when the token is new.
     fn keep(&self, response: &mut Response<Full<Bytes>>) {
         if self.new
@@ -553,28 +463,15 @@ fn form_page(
     status: StatusCode,
     render: impl FnOnce(&str) -> maud::Markup,
 ) -> Response<Full<Bytes>> {
-    let csrf = csrf_token(headers);
+    let csrf = Csrf::of(headers);
     let mut response = page(status, render(&csrf.value));
     csrf.keep(&mut response);
     response
 }
 
-fn csrf_token(headers: &hyper::HeaderMap) -> Csrf {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(value) => Csrf {
-            value: value.to_owned(),
-            new: false,
-        },
-        None => {
-            let mut bytes = [0u8; 24];
-            // Without randomness no form can be trusted: an empty token never matches.
-            let value = match getrandom::fill(&mut bytes) {
-                Ok(()) => base64ct::Base64UrlUnpadded::encode_string(&bytes),
-                Err(_) => String::new(),
-            };
-            Csrf { value, new: true }
-        }
-    }
+/// The value of cookie `name` in the request.
+fn cookie<'h>(headers: &'h hyper::HeaderMap, name: &str) -> Option<&'h str> {
+    crate::api::session::cookie(headers, name)
 }
 
 /// Whether the request's `Origin` is this server (`https://` and its `Host`).
@@ -590,44 +487,8 @@ fn same_origin(headers: &hyper::HeaderMap) -> bool {
     }
 }
 
-/// `GET /password_reset?token=…` (the link a person was given): the secret moves into an
-/// HttpOnly cookie for the reset page, and the browser goes on to a URL without it. The
-/// cookie is `SameSite=Lax`: the link is opened from elsewhere (a mail, a terminal).
-fn take_link(query: Option<&str>) -> Response<Full<Bytes>> {
-    let token = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-        .filter(|t| {
-            !t.is_empty()
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
-    let mut response = redirect("/ui/reset-password");
-    if let Some(token) = token
-        && let Ok(value) = HeaderValue::from_str(&format!(
-            "{LINK_COOKIE}={token}; Path=/ui/reset-password; Max-Age=3600; Secure; HttpOnly; SameSite=Lax"
-        ))
-    {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
-}
-
-/// A short-lived (five minutes, as the ticket) HttpOnly cookie for the sign-in pages.
-fn short_cookie(name: &str, value: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/ui/sign-in; Max-Age=300; Secure; HttpOnly; SameSite=Strict"
-    ))
-    .unwrap_or_else(|_| expire(name))
-}
-
-/// A `Set-Cookie` that removes cookie `name`.
-fn expire(name: &str) -> HeaderValue {
-    let path = if name == TICKET_COOKIE {
-        "/ui/sign-in"
-    } else {
-        "/"
-    };
+/// A `Set-Cookie` that removes cookie `name` (set with `path`).
+fn expire(name: &str, path: &str) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{name}=; Path={path}; Max-Age=0; Secure; HttpOnly; SameSite=Strict"
     ))
@@ -644,15 +505,29 @@ fn page(status: StatusCode, markup: maud::Markup) -> Response<Full<Bytes>> {
     response
 }
 
-fn redirect(to: &'static str) -> Response<Full<Bytes>> {
+fn not_found() -> Box<Response<Full<Bytes>>> {
+    Box::new(page(
+        StatusCode::NOT_FOUND,
+        pages::message("Not found", "There is no such page."),
+    ))
+}
+
+/// A 303 to `to` (a path of this dashboard, never one a request chose).
+fn redirect(to: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SEE_OTHER;
-    response
-        .headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static(to));
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
     response
 }
 
+/// A 303 to `to` saying `notice` there.
+fn done(to: &str, notice: Notice) -> Answer {
+    Ok(redirect(&format!("{to}?done={}", notice.key())))
+}
+
+/// An asset embedded in the binary.
 fn asset(text: &'static str, kind: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     let headers = response.headers_mut();
@@ -669,7 +544,7 @@ fn harden(headers: &mut hyper::HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(

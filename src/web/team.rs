@@ -1,0 +1,671 @@
+//! Team members (seed 002's page: roles, state, MFA, seats; invite; edit roles; disable,
+//! enable, remove, with the credentials a removal revokes named first) and bot users
+//! (create, deactivate, activate, delete, their credentials). Granting Administrator
+//! asks the member to confirm it is them (its password, or a current code).
+
+use hyper::StatusCode;
+use maud::{Markup, html};
+
+use super::console::Console;
+use super::pages::{button_form, csrf_field, error_line, notice_line, roles_text, when};
+use super::{Answer, AppOrApi, Form, Notice, Web, blocking, done, not_found, query_value};
+use crate::app::Member;
+use crate::domain::bot::{BotPatch, BotUser};
+use crate::domain::credential::{Credential, Owner};
+use crate::domain::id::{BotId, RawId, UserId};
+use crate::domain::invitation::Invitation;
+use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Roles, RolesPatch, TeamRole};
+use crate::store::PageRequest;
+
+/// Rows per list page.
+const PAGE: usize = 50;
+
+/// A refused change, shown on its page.
+type Refusal = Option<(StatusCode, String)>;
+
+/// The status of a page, and its error line.
+fn status_of(error: Refusal) -> (StatusCode, Option<String>) {
+    match error {
+        Some((status, why)) => (status, Some(why)),
+        None => (StatusCode::OK, None),
+    }
+}
+
+/// The page before `?before=` (an id of the kind listed; anything else is the first page).
+fn page_request<I: std::str::FromStr + RawId>(query: Option<&str>) -> PageRequest {
+    PageRequest {
+        before: query_value(query, "before")
+            .and_then(|text| text.parse::<I>().ok())
+            .map(RawId::raw_id),
+        limit: PAGE,
+    }
+}
+
+impl Web {
+    /// `GET /ui/members`.
+    pub(super) async fn members(
+        &self,
+        console: &Console,
+        query: Option<&str>,
+        notice: Option<Notice>,
+        error: Refusal,
+    ) -> Answer {
+        let lk = self.lk();
+        let (actor, account) = (console.actor(), console.session.account);
+        let page = page_request::<UserId>(query);
+        let invitations_visible = console.may("invitations.list");
+        let (members, seats, invitations) = blocking(move || {
+            let members = lk.members(actor, account, page)?;
+            let seats = lk.seats_used(actor, account).ok();
+            let invitations = if invitations_visible {
+                lk.invitations(
+                    actor,
+                    account,
+                    Some("pending"),
+                    PageRequest {
+                        before: None,
+                        limit: PAGE,
+                    },
+                )?
+                .items
+            } else {
+                Vec::new()
+            };
+            Ok((members, seats, invitations))
+        })
+        .await?;
+        let (status, error) = status_of(error);
+        let next = members
+            .more
+            .then(|| members.items.last().map(|m| m.user.id.to_string()))
+            .flatten();
+        Ok(console.render(
+            status,
+            "Team members",
+            members_page(
+                console,
+                &members.items,
+                next.as_deref(),
+                seats,
+                &invitations,
+                notice,
+                error.as_deref(),
+            ),
+        ))
+    }
+
+    /// `GET /ui/members/{id}`: one member, its roles, state and credentials.
+    pub(super) async fn member_page(
+        &self,
+        console: &Console,
+        id: &str,
+        notice: Option<Notice>,
+        error: Refusal,
+    ) -> Answer {
+        let Ok(user) = id.parse::<UserId>() else {
+            return Err(not_found());
+        };
+        let lk = self.lk();
+        let (actor, account) = (console.actor(), console.session.account);
+        let (member, credentials) = blocking(move || {
+            let member = lk.member(actor, account, user)?;
+            let credentials = lk.credentials_of(actor, account, Owner::User(user))?;
+            Ok((member, credentials))
+        })
+        .await?;
+        let (status, error) = status_of(error);
+        let title = format!("Member {}", member.user.name);
+        Ok(console.render(
+            status,
+            &title,
+            member_detail(console, &member, &credentials, notice, error.as_deref()),
+        ))
+    }
+
+    /// `POST /ui/members/invite`.
+    pub(super) async fn invite(&self, console: &Console, form: &Form) -> Answer {
+        let roles = roles_from(form).apply(Roles::default());
+        let invited = match self.confirm_if(console, roles.admin, form).await {
+            Ok(()) => {
+                let lk = self.lk();
+                let (actor, account) = (console.actor(), console.session.account);
+                let email = form.get("email").trim().to_owned();
+                blocking(move || lk.invite(actor, account, &email, roles, Vec::new())).await
+            }
+            Err(refused) => Err(refused),
+        };
+        match invited {
+            Ok(invited) => {
+                let link = self.api.send_invitation(&invited);
+                Ok(console.render(
+                    StatusCode::CREATED,
+                    "Invitation made",
+                    invited_page(&invited, link.as_deref()),
+                ))
+            }
+            Err(refused) => {
+                self.members(console, None, None, Some(refused.explain()))
+                    .await
+            }
+        }
+    }
+
+    /// `POST /ui/members/{id}/{action}`: `roles`, `disable`, `enable`, `remove`, and
+    /// `revoke` for a pending invitation (`inv_…`).
+    pub(super) async fn member_post(
+        &self,
+        console: &Console,
+        id: &str,
+        action: &str,
+        form: &Form,
+    ) -> Answer {
+        if action == "revoke" {
+            let Ok(invitation) = id.parse() else {
+                return Err(not_found());
+            };
+            let lk = self.lk();
+            let (actor, account) = (console.actor(), console.session.account);
+            return match blocking(move || lk.revoke_invitation(actor, account, invitation)).await {
+                Ok(()) => done("/ui/members", Notice::InvitationRevoked),
+                Err(refused) => {
+                    self.members(console, None, None, Some(refused.explain()))
+                        .await
+                }
+            };
+        }
+        let Ok(user) = id.parse::<UserId>() else {
+            return Err(not_found());
+        };
+        let lk = self.lk();
+        let (actor, account) = (console.actor(), console.session.account);
+        let result: Result<Notice, AppOrApi> = match action {
+            "roles" => {
+                let patch = roles_from(form);
+                match self
+                    .confirm_if(console, patch.admin == Some(true), form)
+                    .await
+                {
+                    Ok(()) => blocking(move || lk.update_member_roles(actor, account, user, patch))
+                        .await
+                        .map(|_| Notice::RolesChanged),
+                    Err(refused) => Err(refused),
+                }
+            }
+            "disable" | "enable" => {
+                let (state, notice) = if action == "disable" {
+                    (MemberState::Disabled, Notice::Disabled)
+                } else {
+                    (MemberState::Active, Notice::Enabled)
+                };
+                blocking(move || lk.set_member_state(actor, account, user, state))
+                    .await
+                    .map(|_| notice)
+            }
+            "remove" => blocking(move || lk.remove_member(actor, account, user))
+                .await
+                .map(|()| Notice::Removed),
+            _ => return Err(not_found()),
+        };
+        match result {
+            Ok(Notice::Removed) => done("/ui/members", Notice::Removed),
+            Ok(notice) => done(&format!("/ui/members/{user}"), notice),
+            Err(refused) => {
+                self.member_page(console, id, None, Some(refused.explain()))
+                    .await
+            }
+        }
+    }
+
+    /// Before a change that grants Administrator: the member's proof that it is at the
+    /// keyboard (its password, or a current code when it has two-factor on).
+    pub(super) async fn confirm_if(
+        &self,
+        console: &Console,
+        sensitive: bool,
+        form: &Form,
+    ) -> Result<(), AppOrApi> {
+        if !sensitive {
+            return Ok(());
+        }
+        let proof = zeroize::Zeroizing::new(form.get("confirm").to_owned());
+        if proof.is_empty() {
+            return Err(AppOrApi::App(
+                crate::domain::DomainError::invalid(
+                    "confirm",
+                    "granting Administrator needs your password (or a current code) to confirm it is you",
+                )
+                .into(),
+            ));
+        }
+        let lk = self.lk();
+        let user = console.session.user;
+        self.api
+            .password_gate()
+            .run(move || lk.reauthenticate(user, &proof))
+            .await
+            .map_err(AppOrApi::Api)
+    }
+
+    /// `GET /ui/bots`.
+    pub(super) async fn bots(
+        &self,
+        console: &Console,
+        query: Option<&str>,
+        notice: Option<Notice>,
+        error: Refusal,
+    ) -> Answer {
+        let lk = self.lk();
+        let (actor, account) = (console.actor(), console.session.account);
+        let page = page_request::<BotId>(query);
+        let bots = blocking(move || lk.bots(actor, account, page)).await?;
+        let (status, error) = status_of(error);
+        let next = bots
+            .more
+            .then(|| bots.items.last().map(|b| b.id.to_string()))
+            .flatten();
+        Ok(console.render(
+            status,
+            "Bot users",
+            bots_page(
+                console,
+                &bots.items,
+                next.as_deref(),
+                notice,
+                error.as_deref(),
+            ),
+        ))
+    }
+
+    /// `GET /ui/bots/{id}`.
+    pub(super) async fn bot_page(
+        &self,
+        console: &Console,
+        id: &str,
+        notice: Option<Notice>,
+        error: Refusal,
+    ) -> Answer {
+        let Ok(bot) = id.parse::<BotId>() else {
+            return Err(not_found());
+        };
+        let lk = self.lk();
+        let (actor, account) = (console.actor(), console.session.account);
+        let (bot, credentials) = blocking(move || {
+            let found = lk.bot(actor, account, bot)?;
+            let credentials = lk.credentials_of(actor, account, Owner::Bot(bot))?;
+            Ok((found, credentials))
+        })
+        .await?;
+        let (status, error) = status_of(error);
+        let title = format!("Bot user {}", bot.name);
+        Ok(console.render(
+            status,
+            &title,
+            bot_detail(console, &bot, &credentials, notice, error.as_deref()),
+        ))
+    }
+
+    /// `POST /ui/bots/new`.
+    pub(super) async fn create_bot(&self, console: &Console, form: &Form) -> Answer {
+        let lk = self.lk();
+        let (actor, account) = (console.actor(), console.session.account);
+        let name = form.get("name").trim().to_owned();
+        match blocking(move || lk.create_bot(actor, account, &name)).await {
+            Ok(bot) => done(&format!("/ui/bots/{}", bot.id), Notice::BotCreated),
+            Err(refused) => {
+                self.bots(console, None, None, Some(refused.explain()))
+                    .await
+            }
+        }
+    }
+
+    /// `POST /ui/bots/{id}/{action}`: `deactivate`, `activate`, `rename`, `delete`.
+    pub(super) async fn bot_post(
+        &self,
+        console: &Console,
+        id: &str,
+        action: &str,
+        form: &Form,
+    ) -> Answer {
+        let Ok(bot) = id.parse::<BotId>() else {
+            return Err(not_found());
+        };
+        let lk = self.lk();
+        let (actor, account) = (console.actor(), console.session.account);
+        let patch = match action {
+            "deactivate" | "activate" => BotPatch {
+                name: None,
+                active: Some(action == "activate"),
+            },
+            "rename" => BotPatch {
+                name: Some(form.get("name").trim().to_owned()),
+                active: None,
+            },
+            "delete" => {
+                return match blocking(move || lk.delete_bot(actor, account, bot)).await {
+                    Ok(()) => done("/ui/bots", Notice::BotDeleted),
+                    Err(refused) => {
+                        self.bot_page(console, id, None, Some(refused.explain()))
+                            .await
+                    }
+                };
+            }
+            _ => return Err(not_found()),
+        };
+        match blocking(move || lk.update_bot(actor, account, bot, &patch)).await {
+            Ok(_) => done(&format!("/ui/bots/{bot}"), Notice::BotChanged),
+            Err(refused) => {
+                self.bot_page(console, id, None, Some(refused.explain()))
+                    .await
+            }
+        }
+    }
+}
+
+/// The roles a form chose (the fields the role controls post).
+fn roles_from(form: &Form) -> RolesPatch {
+    RolesPatch {
+        developer: Some(match form.get("developer") {
+            "read_write" => DeveloperRole::ReadWrite,
+            _ => DeveloperRole::ReadOnly,
+        }),
+        team: Some(match form.get("team") {
+            "manager" => TeamRole::Manager,
+            "invite" => TeamRole::Invite,
+            _ => TeamRole::ReadOnly,
+        }),
+        billing: Some(if form.checked("billing") {
+            BillingRole::Access
+        } else {
+            BillingRole::None
+        }),
+        admin: Some(form.checked("admin")),
+    }
+}
+
+/// The role controls, set to `roles`, with the confirmation field granting
+/// Administrator needs.
+fn role_fields(roles: &Roles, prefix: &str) -> Markup {
+    let id = |name: &str| format!("{prefix}-{name}");
+    html! {
+        fieldset {
+            legend { "Account roles" }
+            label for=(id("developer")) { "Developer" }
+            select id=(id("developer")) name="developer" {
+                option value="read_write" selected[roles.developer == DeveloperRole::ReadWrite] { "Read/write: create and change credentials, bots, IP policies" }
+                option value="read_only" selected[roles.developer == DeveloperRole::ReadOnly] { "Read-only: view, and rotate their own authtoken" }
+            }
+            label for=(id("team")) { "Team" }
+            select id=(id("team")) name="team" {
+                option value="read_only" selected[roles.team == TeamRole::ReadOnly] { "Read-only: see members" }
+                option value="invite" selected[roles.team == TeamRole::Invite] { "Invite: see and invite members" }
+                option value="manager" selected[roles.team == TeamRole::Manager] { "Manager: invite, remove, change roles of non-administrators" }
+            }
+            div.check {
+                input id=(id("billing")) type="checkbox" name="billing" value="on" checked[roles.billing == BillingRole::Access];
+                label for=(id("billing")) { "Billing: view and change billing" }
+            }
+            div.check {
+                input id=(id("admin")) type="checkbox" name="admin" value="on" checked[roles.admin];
+                label for=(id("admin")) { "Administrator: full control of the account" }
+            }
+            label for=(id("confirm")) { "Your password (or a current code), only to grant Administrator" }
+            input id=(id("confirm")) type="password" name="confirm" autocomplete="current-password";
+        }
+    }
+}
+
+fn state_text(state: MemberState) -> &'static str {
+    match state {
+        MemberState::Active => "active",
+        MemberState::Disabled => "disabled",
+    }
+}
+
+fn members_page(
+    console: &Console,
+    members: &[Member],
+    next: Option<&str>,
+    seats: Option<usize>,
+    invitations: &[Invitation],
+    notice: Option<Notice>,
+    error: Option<&str>,
+) -> Markup {
+    let csrf = console.csrf();
+    html! {
+        (notice_line(notice))
+        (error_line(error))
+        @if let Some(seats) = seats { p { "Seats used: " strong { (seats) } } }
+        div.scroll {
+            table {
+                thead { tr { th { "Member" } th { "Roles" } th { "State" } th { "Two-factor" } th { "Joined" } } }
+                tbody {
+                    @for member in members {
+                        tr {
+                            td {
+                                a href=(format!("/ui/members/{}", member.user.id)) { (member.user.name) }
+                                br; small { (member.user.email.as_str()) }
+                            }
+                            td { (roles_text(&member.membership.roles)) }
+                            td { (state_text(member.membership.state)) }
+                            td { @if member.mfa_enrolled { "on" } @else { "off" } }
+                            td { (when(member.membership.joined_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = next { p { a href=(format!("/ui/members?before={next}")) { "Next page" } } }
+        @if !invitations.is_empty() {
+            h2 { "Pending invitations" }
+            div.scroll {
+                table {
+                    thead { tr { th { "Email" } th { "Roles" } th { "Expires" } th { span.visually-hidden { "Actions" } } } }
+                    tbody {
+                        @for invitation in invitations {
+                            tr {
+                                td { (invitation.email.as_str()) }
+                                td { (roles_text(&invitation.roles)) }
+                                td { (when(invitation.expires_at)) }
+                                td {
+                                    @if console.may("invitations.delete") {
+                                        (button_form(csrf, &format!("/ui/members/{}/revoke", invitation.id), "Revoke", "secondary"))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if console.may("invitations.create") {
+            section aria-labelledby="invite" {
+                h2 #invite { "Invite a member" }
+                form method="post" action="/ui/members/invite" {
+                    (csrf_field(csrf))
+                    label for="invite-email" { "Email" }
+                    input #invite-email type="email" name="email" required;
+                    (role_fields(&Roles::default(), "invite"))
+                    button type="submit" { "Invite" }
+                }
+            }
+        }
+    }
+}
+
+fn credential_rows(credentials: &[Credential]) -> Markup {
+    html! {
+        @if credentials.is_empty() {
+            p { "No credentials." }
+        } @else {
+            ul {
+                @for credential in credentials {
+                    li {
+                        code { (credential.id.to_string()) }
+                        @if !credential.description.is_empty() { " · " (credential.description) }
+                        @if credential.personal { " · personal authtoken" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn member_detail(
+    console: &Console,
+    member: &Member,
+    credentials: &[Credential],
+    notice: Option<Notice>,
+    error: Option<&str>,
+) -> Markup {
+    let csrf = console.csrf();
+    let id = member.user.id;
+    let active = member.membership.state == MemberState::Active;
+    html! {
+        (notice_line(notice))
+        (error_line(error))
+        dl {
+            dt { "Email" } dd { (member.user.email.as_str()) }
+            dt { "Roles" } dd { (roles_text(&member.membership.roles)) }
+            dt { "State" } dd { (state_text(member.membership.state)) }
+            dt { "Two-factor" } dd { @if member.mfa_enrolled { "on" } @else { "off" } }
+            dt { "Joined" } dd { (when(member.membership.joined_at)) }
+        }
+        @if console.may("users.update_roles") {
+            section aria-labelledby="roles" {
+                h2 #roles { "Roles" }
+                form method="post" action=(format!("/ui/members/{id}/roles")) {
+                    (csrf_field(csrf))
+                    (role_fields(&member.membership.roles, "roles"))
+                    button type="submit" { "Save roles" }
+                }
+            }
+        }
+        section aria-labelledby="credentials" {
+            h2 #credentials { "Credentials in this account" }
+            (credential_rows(credentials))
+        }
+        @if active && console.may("users.disable") {
+            p { "Disabling keeps the member and its credentials, but none of them work until it is enabled again." }
+            (button_form(csrf, &format!("/ui/members/{id}/disable"), "Disable member", "secondary"))
+        }
+        @if !active && console.may("users.enable") {
+            (button_form(csrf, &format!("/ui/members/{id}/enable"), "Enable member", ""))
+        }
+        @if console.may("users.delete") {
+            section aria-labelledby="remove" {
+                h2 #remove { "Remove from the account" }
+                @if credentials.is_empty() {
+                    p { "Removing takes " (member.user.name) " out of this account." }
+                } @else {
+                    p { "Removing takes " (member.user.name) " out of this account and revokes these credentials:" }
+                    (credential_rows(credentials))
+                }
+                (button_form(csrf, &format!("/ui/members/{id}/remove"), "Remove member", "danger"))
+            }
+        }
+        p { a href="/ui/members" { "All members" } }
+    }
+}
+
+/// An invitation just made, with its link when the maker may see it (the link a mail
+/// carries; it may also be sent by hand).
+fn invited_page(invited: &crate::app::Invited, link: Option<&str>) -> Markup {
+    html! {
+        p.notice role="status" { "An invitation for " strong { (invited.invitation.email.as_str()) } " is made; it is good until " (when(invited.invitation.expires_at)) "." }
+        @if let Some(link) = link {
+            p { "Send this link to them (a configured mail server has sent it already):" }
+            (super::pages::copyable("invitation-link", "The invitation link", link))
+        }
+        p { a href="/ui/members" { "Back to team members" } }
+    }
+}
+
+fn bots_page(
+    console: &Console,
+    bots: &[BotUser],
+    next: Option<&str>,
+    notice: Option<Notice>,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        (notice_line(notice))
+        (error_line(error))
+        p { "Bot users act for services and automation, with their own API keys, authtokens and SSH keys." }
+        div.scroll {
+            table {
+                thead { tr { th { "Name" } th { "State" } th { "Made" } } }
+                tbody {
+                    @for bot in bots {
+                        tr {
+                            td { a href=(format!("/ui/bots/{}", bot.id)) { (bot.name) } }
+                            td { @if bot.active { "active" } @else { "inactive" } }
+                            td { (when(bot.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = next { p { a href=(format!("/ui/bots?before={next}")) { "Next page" } } }
+        @if console.may("bot_users.create") {
+            section aria-labelledby="new-bot" {
+                h2 #new-bot { "New bot user" }
+                form method="post" action="/ui/bots/new" {
+                    (csrf_field(console.csrf()))
+                    label for="bot-name" { "Name" }
+                    input #bot-name type="text" name="name" required;
+                    button type="submit" { "Create bot user" }
+                }
+            }
+        }
+    }
+}
+
+fn bot_detail(
+    console: &Console,
+    bot: &BotUser,
+    credentials: &[Credential],
+    notice: Option<Notice>,
+    error: Option<&str>,
+) -> Markup {
+    let csrf = console.csrf();
+    let id = bot.id;
+    html! {
+        (notice_line(notice))
+        (error_line(error))
+        dl {
+            dt { "Id" } dd { code { (id.to_string()) } }
+            dt { "State" } dd { @if bot.active { "active" } @else { "inactive: its credentials do not work" } }
+            dt { "Made" } dd { (when(bot.created_at)) }
+        }
+        section aria-labelledby="credentials" {
+            h2 #credentials { "Credentials" }
+            (credential_rows(credentials))
+        }
+        @if console.may("bot_users.update") {
+            form method="post" action=(format!("/ui/bots/{id}/rename")) {
+                (csrf_field(csrf))
+                label for="bot-name" { "Name" }
+                input #bot-name type="text" name="name" value=(bot.name) required;
+                button type="submit" { "Rename" }
+            }
+            @if bot.active {
+                (button_form(csrf, &format!("/ui/bots/{id}/deactivate"), "Deactivate", "secondary"))
+            } @else {
+                (button_form(csrf, &format!("/ui/bots/{id}/activate"), "Activate", ""))
+            }
+        }
+        @if console.may("bot_users.delete") {
+            section aria-labelledby="delete" {
+                h2 #delete { "Delete" }
+                @if credentials.is_empty() {
+                    p { "Deleting removes " (bot.name) " for good." }
+                } @else {
+                    p { "Deleting removes " (bot.name) " for good and revokes these credentials:" }
+                    (credential_rows(credentials))
+                }
+                (button_form(csrf, &format!("/ui/bots/{id}/delete"), "Delete bot user", "danger"))
+            }
+        }
+        p { a href="/ui/bots" { "All bot users" } }
+    }
+}

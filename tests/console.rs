@@ -1,0 +1,592 @@
+//! The signed-in dashboard through the real server over HTTPS, as a browser speaks to it:
+//! my profile, team members, invitations, bot users. Every change is checked through the
+//! API afterwards, and every refusal (a lower role, a forged post, another account's
+//! object, the last administrator) is checked to have changed nothing.
+
+use serde_json::json;
+
+use crate::api::{Server, start_server};
+use crate::login::{admin_email, admin_password, base32_decode, totp_at, unix_now};
+use crate::web::{Browser, PASSWORD, member_with_password};
+
+/// A browser signed in as `email` (whose password is `password`).
+fn signed_in(server: &Server, email: &str, password: &str) -> Browser {
+    let mut browser = Browser::new(server);
+    let csrf = browser.get("/ui/sign-in").field("csrf");
+    let done = browser.post(
+        "/ui/sign-in",
+        &[("csrf", &csrf), ("email", email), ("password", password)],
+    );
+    assert_eq!(
+        (done.status, done.location.as_str()),
+        (303, "/ui/"),
+        "{}",
+        done.html
+    );
+    browser
+}
+
+/// The administrator, signed in (its password set through the API).
+fn admin_browser(server: &Server) -> Browser {
+    admin_password(server);
+    signed_in(server, &admin_email(server), crate::login::PASSWORD)
+}
+
+fn csrf(browser: &Browser) -> String {
+    browser.cookies["latchkey_csrf"].clone()
+}
+
+/// The newest event of the account's trail.
+fn head(server: &Server) -> serde_json::Value {
+    server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"].clone()
+}
+
+#[test]
+fn my_profile_renames_changes_the_password_enrolls_totp_and_signs_out_other_sessions() {
+    let server = start_server();
+    let key = member_with_password(&server, "tess@example.com");
+    let mut browser = signed_in(&server, "tess@example.com", PASSWORD);
+    let mut laptop = signed_in(&server, "tess@example.com", PASSWORD);
+    let token = csrf(&browser);
+
+    let profile = browser.get("/ui/profile");
+    assert_eq!(profile.status, 200);
+    assert_eq!(profile.html.matches("this session").count(), 1);
+    assert!(profile.html.contains("Sign out of other sessions"));
+
+    // Name: a change, then a refusal that changes nothing, then a forged post.
+    let renamed = browser.post(
+        "/ui/profile/name",
+        &[("csrf", &token), ("name", "Tess Ochoa")],
+    );
+    assert_eq!(
+        (renamed.status, renamed.location.as_str()),
+        (303, "/ui/profile?done=renamed")
+    );
+    let shown = browser.get("/ui/profile?done=renamed");
+    assert!(shown.html.contains("Your name is changed."));
+    assert!(shown.html.contains("value=\"Tess Ochoa\""));
+    assert_eq!(server.get(&key, "/me").body["name"], "Tess Ochoa");
+    let before = head(&server);
+    let empty = browser.post("/ui/profile/name", &[("csrf", &token), ("name", "  ")]);
+    assert_eq!(empty.status, 400, "{}", empty.html);
+    assert!(empty.html.contains("role=\"alert\""));
+    let forged = browser.post_from(
+        Some("https://evil.example"),
+        "/ui/profile/name",
+        &[("csrf", &token), ("name", "Mallory")],
+    );
+    assert_eq!(forged.status, 403);
+    assert_eq!(server.get(&key, "/me").body["name"], "Tess Ochoa");
+    assert_eq!(head(&server), before, "refusals leave no event");
+    // A notice comes only from the fixed list: a made-up key shows nothing.
+    let made_up = browser.get("/ui/profile?done=%3Cscript%3E");
+    assert!(!made_up.html.contains("role=\"status\""));
+
+    // Two-factor: the QR code as an image, the secret as text, and a first code.
+    let enrolling = browser.post("/ui/profile/totp", &[("csrf", &token)]);
+    assert_eq!(enrolling.status, 200, "{}", enrolling.html);
+    assert!(
+        enrolling
+            .html
+            .contains("src=\"data:image/png;base64,iVBORw0KGgo")
+    );
+    let at = enrolling
+        .html
+        .find("Secret: <code class=\"secret\">")
+        .unwrap();
+    let rest = &enrolling.html[at + "Secret: <code class=\"secret\">".len()..];
+    let secret: String = rest[..rest.find('<').unwrap()].replace(' ', "");
+    let seed = base32_decode(&secret);
+    let wrong = browser.post(
+        "/ui/profile/totp-confirm",
+        &[("csrf", &token), ("code", "000000")],
+    );
+    assert_eq!(wrong.status, 400);
+    assert_eq!(server.get(&key, "/me").body["mfa_enrolled"], false);
+    let code = totp_at(&seed, unix_now());
+    let codes = browser.post(
+        "/ui/profile/totp-confirm",
+        &[("csrf", &token), ("code", &code)],
+    );
+    assert_eq!(codes.status, 200, "{}", codes.html);
+    assert!(codes.html.contains("shown only now"));
+    assert_eq!(codes.html.matches("<li><code>").count(), 10);
+    assert!(
+        codes
+            .html
+            .contains("download=\"latchkey-recovery-codes.txt\" href=\"data:text/plain")
+    );
+    let first_code = {
+        let at = codes.html.find("<li><code>").unwrap() + "<li><code>".len();
+        codes.html[at..at + codes.html[at..].find('<').unwrap()].to_owned()
+    };
+    assert_eq!(server.get(&key, "/me").body["mfa_enrolled"], true);
+    assert!(
+        !browser.get("/ui/profile").html.contains(&first_code),
+        "recovery codes are shown once"
+    );
+
+    // The other session ends when asked.
+    assert_eq!(laptop.get("/ui/").status, 200);
+    let ended = browser.post("/ui/profile/sessions", &[("csrf", &token)]);
+    assert_eq!(ended.location, "/ui/profile?done=signed-out");
+    assert_eq!(laptop.get("/ui/").location, "/ui/sign-in");
+    assert_eq!(browser.get("/ui/").status, 200, "this one goes on");
+
+    // Password: the current one is required and checked; the two new ones must agree.
+    let bad_current = browser.post(
+        "/ui/profile/password",
+        &[
+            ("csrf", &token),
+            ("current_password", "not my password"),
+            ("new_password", "granite willow ferry 77 dusk"),
+            ("confirm_password", "granite willow ferry 77 dusk"),
+        ],
+    );
+    assert_eq!(bad_current.status, 400, "{}", bad_current.html);
+    let differ = browser.post(
+        "/ui/profile/password",
+        &[
+            ("csrf", &token),
+            ("current_password", PASSWORD),
+            ("new_password", "granite willow ferry 77 dusk"),
+            ("confirm_password", "granite willow ferry 78 dusk"),
+        ],
+    );
+    assert_eq!(differ.status, 400);
+    let changed = browser.post(
+        "/ui/profile/password",
+        &[
+            ("csrf", &token),
+            ("current_password", PASSWORD),
+            ("new_password", "granite willow ferry 77 dusk"),
+            ("confirm_password", "granite willow ferry 77 dusk"),
+        ],
+    );
+    assert_eq!(changed.location, "/ui/profile?done=password");
+    let mut old = Browser::new(&server);
+    let t = old.get("/ui/sign-in").field("csrf");
+    let refused = old.post(
+        "/ui/sign-in",
+        &[
+            ("csrf", &t),
+            ("email", "tess@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(refused.status, 401, "the old password is gone");
+
+    // Turning two-factor off needs a current code or a recovery code.
+    let wrong = browser.post(
+        "/ui/profile/totp-disable",
+        &[("csrf", &token), ("code", "123456")],
+    );
+    assert_eq!(wrong.status, 400);
+    assert_eq!(server.get(&key, "/me").body["mfa_enrolled"], true);
+    let off = browser.post(
+        "/ui/profile/totp-disable",
+        &[("csrf", &token), ("code", &first_code)],
+    );
+    assert_eq!(off.location, "/ui/profile?done=totp-off", "{}", off.html);
+    assert_eq!(server.get(&key, "/me").body["mfa_enrolled"], false);
+}
+
+#[test]
+fn a_read_only_developer_sees_no_controls_it_may_not_use_and_the_server_refuses_them() {
+    let server = start_server();
+    let (tess, key) = server.member_with_key(
+        "tess@example.com",
+        json!({"developer": "read_only", "team": "read_only"}),
+    );
+    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204);
+    let mut browser = signed_in(&server, "tess@example.com", PASSWORD);
+    let token = csrf(&browser);
+
+    let members = browser.get("/ui/members");
+    assert_eq!(members.status, 200, "team read-only sees the members");
+    assert!(!members.html.contains("Invite a member"));
+    let admin = browser.get(&format!("/ui/members/{}", server.admin_id));
+    assert_eq!(admin.status, 200);
+    for control in ["Save roles", "Remove member", "Disable member"] {
+        assert!(!admin.html.contains(control), "{control}");
+    }
+    let bots = browser.get("/ui/bots");
+    assert!(!bots.html.contains("Create bot user"));
+
+    // The server refuses what the page does not offer, and nothing changes.
+    let before = head(&server);
+    let invite = browser.post(
+        "/ui/members/invite",
+        &[
+            ("csrf", &token),
+            ("email", "friend@example.com"),
+            ("developer", "read_write"),
+            ("team", "manager"),
+        ],
+    );
+    assert_eq!(invite.status, 403, "{}", invite.html);
+    assert!(invite.html.contains("role=\"alert\""));
+    let removal = browser.post(
+        &format!("/ui/members/{}/remove", server.admin_id),
+        &[("csrf", &token)],
+    );
+    assert_eq!(removal.status, 403);
+    let bot = browser.post("/ui/bots/new", &[("csrf", &token), ("name", "ci")]);
+    assert_eq!(bot.status, 403);
+    let own_roles = browser.post(
+        &format!("/ui/members/{tess}/roles"),
+        &[
+            ("csrf", &token),
+            ("developer", "read_write"),
+            ("team", "manager"),
+        ],
+    );
+    assert_eq!(own_roles.status, 403, "no one raises its own roles");
+    assert_eq!(head(&server), before);
+    assert_eq!(
+        server.get(&server.admin_key, "/invitations").body["invitations"],
+        json!([])
+    );
+    assert_eq!(
+        server.get(&server.admin_key, "/bot_users").body["bot_users"],
+        json!([])
+    );
+
+    // Seed 002: it still sees its personal authtoken and may rotate it, shown once.
+    let profile = browser.get("/ui/profile");
+    assert!(
+        profile.html.contains("Personal authtoken"),
+        "{}",
+        profile.html
+    );
+    let rotated = browser.post("/ui/profile/authtoken", &[("csrf", &token)]);
+    assert_eq!(rotated.status, 200, "{}", rotated.html);
+    let secret = rotated.field("secret");
+    assert!(secret.len() > 20, "{secret}");
+    assert!(rotated.html.contains("shown only this once"));
+    let verified = server.post(&server.admin_key, "/verify", json!({"token": secret}));
+    assert_eq!(verified.status, 200, "{:?}", verified.body);
+    assert_eq!(verified.body["valid"], true);
+    assert_eq!(verified.body["owner_id"], tess.as_str());
+    assert!(!browser.get("/ui/profile").html.contains(&secret));
+}
+
+#[test]
+fn an_administrator_invites_and_the_person_joins_from_the_link_in_another_browser() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let page = admin.get("/ui/members");
+    assert!(page.html.contains("Invite a member"));
+    assert!(
+        page.html.contains("Seats used: <strong>1</strong>"),
+        "{}",
+        page.html
+    );
+
+    // Granting Administrator asks who is at the keyboard; refusals make nothing.
+    let before = head(&server);
+    for confirm in ["", "not my password"] {
+        let refused = admin.post(
+            "/ui/members/invite",
+            &[
+                ("csrf", &token),
+                ("email", "boss@example.com"),
+                ("admin", "on"),
+                ("confirm", confirm),
+            ],
+        );
+        assert_eq!(refused.status, 400, "{confirm:?}: {}", refused.html);
+    }
+    assert_eq!(head(&server), before);
+    let boss = admin.post(
+        "/ui/members/invite",
+        &[
+            ("csrf", &token),
+            ("email", "boss@example.com"),
+            ("admin", "on"),
+            ("confirm", crate::login::PASSWORD),
+        ],
+    );
+    assert_eq!(boss.status, 201, "{}", boss.html);
+
+    let invited = admin.post(
+        "/ui/members/invite",
+        &[
+            ("csrf", &token),
+            ("email", "nina@example.com"),
+            ("developer", "read_write"),
+            ("team", "invite"),
+        ],
+    );
+    assert_eq!(invited.status, 201, "{}", invited.html);
+    let link = invited.field("invitation-link");
+    assert!(link.starts_with("https://"), "{link}");
+    let path = link[link.find("/invitations/").unwrap()..].to_owned();
+    let listed = admin.get("/ui/members");
+    assert!(listed.html.contains("nina@example.com"));
+    assert!(listed.html.contains("Pending invitations"));
+
+    // The person opens the link in its own browser: the secret leaves the URL.
+    let mut nina = Browser::new(&server);
+    let opened = nina.get(&path);
+    assert_eq!(
+        (opened.status, opened.location.as_str()),
+        (303, "/ui/invitation")
+    );
+    let page = nina.get("/ui/invitation");
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("nina@example.com"));
+    assert!(
+        !page
+            .html
+            .contains(&path[path.find("token=").unwrap() + 6..])
+    );
+    let t = nina.cookies["latchkey_csrf"].clone();
+    let differ = nina.post(
+        "/ui/invitation",
+        &[
+            ("csrf", &t),
+            ("name", "Nina"),
+            ("password", PASSWORD),
+            ("confirm_password", "something else"),
+        ],
+    );
+    assert_eq!(differ.status, 400);
+    let joined = nina.post(
+        "/ui/invitation",
+        &[
+            ("csrf", &t),
+            ("name", "Nina"),
+            ("password", PASSWORD),
+            ("confirm_password", PASSWORD),
+        ],
+    );
+    assert_eq!(joined.status, 200, "{}", joined.html);
+    assert!(joined.html.contains("Invitation accepted"));
+    let nina = signed_in(&server, "nina@example.com", PASSWORD);
+    let _ = nina;
+    let users = server.get(&server.admin_key, "/users").body["users"].clone();
+    let row = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "nina@example.com")
+        .unwrap()
+        .clone();
+    assert_eq!(row["roles"]["developer"], "read_write");
+    assert_eq!(row["roles"]["team"], "invite");
+
+    // A used link, or a forged one, joins nobody.
+    let mut again = Browser::new(&server);
+    again.get(&path);
+    assert_eq!(again.get("/ui/invitation").status, 400);
+    let mut forged = Browser::new(&server);
+    forged.get(&path.replace("token=", "token=x"));
+    assert_eq!(forged.get("/ui/invitation").status, 400);
+
+    // The administrator revokes boss's pending invitation from the page.
+    let pending = server.get(&server.admin_key, "/invitations?state=pending");
+    let id = pending.body["invitations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = admin.post(&format!("/ui/members/{id}/revoke"), &[("csrf", &token)]);
+    assert_eq!(revoked.location, "/ui/members?done=invitation-revoked");
+    assert_eq!(
+        server
+            .get(&server.admin_key, &format!("/invitations/{id}"))
+            .body["state"],
+        "revoked"
+    );
+}
+
+#[test]
+fn members_are_edited_disabled_and_removed_from_their_page_and_the_last_administrator_stays() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let (dana, dana_key) = server.member_with_key("dana@example.com", json!({}));
+    let key_id = server.get(&dana_key, "/api_keys").body["keys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let page = admin.get(&format!("/ui/members/{dana}"));
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("revokes these credentials"));
+    assert!(page.html.contains(&key_id), "the removal names the key");
+
+    let roles = admin.post(
+        &format!("/ui/members/{dana}/roles"),
+        &[
+            ("csrf", &token),
+            ("developer", "read_only"),
+            ("team", "manager"),
+        ],
+    );
+    assert_eq!(roles.location, format!("/ui/members/{dana}?done=roles"));
+    let seen = server
+        .get(&server.admin_key, &format!("/users/{dana}"))
+        .body;
+    assert_eq!(seen["roles"]["developer"], "read_only");
+    assert_eq!(seen["roles"]["team"], "manager");
+    let unconfirmed = admin.post(
+        &format!("/ui/members/{dana}/roles"),
+        &[("csrf", &token), ("admin", "on")],
+    );
+    assert_eq!(unconfirmed.status, 400);
+    assert_eq!(
+        server
+            .get(&server.admin_key, &format!("/users/{dana}"))
+            .body["roles"]["admin"],
+        false
+    );
+
+    // Disabled, its key stops working; enabled, it works again.
+    let disabled = admin.post(&format!("/ui/members/{dana}/disable"), &[("csrf", &token)]);
+    assert_eq!(
+        disabled.location,
+        format!("/ui/members/{dana}?done=disabled")
+    );
+    assert_ne!(server.get(&dana_key, "/me").status, 200);
+    admin.post(&format!("/ui/members/{dana}/enable"), &[("csrf", &token)]);
+    assert_eq!(server.get(&dana_key, "/me").status, 200);
+
+    // The last administrator cannot disable or demote itself: a clear message.
+    let before = head(&server);
+    let own = admin.post(
+        &format!("/ui/members/{}/disable", server.admin_id),
+        &[("csrf", &token)],
+    );
+    assert_eq!(own.status, 409, "{}", own.html);
+    assert!(own.html.contains("at least one active administrator"));
+    assert_eq!(head(&server), before);
+
+    let removed = admin.post(&format!("/ui/members/{dana}/remove"), &[("csrf", &token)]);
+    assert_eq!(removed.location, "/ui/members?done=removed");
+    assert_eq!(server.get(&dana_key, "/me").status, 401);
+    assert_eq!(admin.get(&format!("/ui/members/{dana}")).status, 404);
+}
+
+#[test]
+fn another_accounts_members_and_bots_are_not_found_from_this_accounts_pages() {
+    let accounts = crate::isolation::two_accounts_with(&[]);
+    let server = &accounts.server;
+    let mut admin = admin_browser(server);
+    let token = csrf(&admin);
+    let b_bot = server.post(&accounts.b_key, "/bot_users", json!({"name": "b-bot"}));
+    let b_bot = b_bot.body["id"].as_str().unwrap().to_owned();
+    let before = server.get(&accounts.b_key, "/events?limit=1").body["events"][0]["id"].clone();
+    assert_eq!(
+        admin
+            .get(&format!("/ui/members/{}", accounts.b_admin))
+            .status,
+        404
+    );
+    assert_eq!(admin.get(&format!("/ui/bots/{b_bot}")).status, 404);
+    for (path, fields) in [
+        (format!("/ui/members/{}/disable", accounts.b_admin), vec![]),
+        (format!("/ui/members/{}/remove", accounts.b_admin), vec![]),
+        (
+            format!("/ui/members/{}/roles", accounts.b_admin),
+            vec![("developer", "read_only")],
+        ),
+        (format!("/ui/bots/{b_bot}/delete"), vec![]),
+        (format!("/ui/bots/{b_bot}/deactivate"), vec![]),
+    ] {
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend(fields);
+        let refused = admin.post(&path, &all);
+        assert_eq!(refused.status, 404, "{path}: {}", refused.html);
+    }
+    assert_eq!(
+        server.get(&accounts.b_key, "/events?limit=1").body["events"][0]["id"],
+        before,
+        "account B's trail is untouched"
+    );
+    assert_eq!(
+        server
+            .get(&accounts.b_key, &format!("/bot_users/{b_bot}"))
+            .body["active"],
+        true
+    );
+}
+
+#[test]
+fn bot_users_are_made_deactivated_and_deleted_with_their_credentials_named() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let empty = admin.post("/ui/bots/new", &[("csrf", &token), ("name", "")]);
+    assert_eq!(empty.status, 400);
+    let made = admin.post("/ui/bots/new", &[("csrf", &token), ("name", "ci-runner")]);
+    assert_eq!(made.status, 303);
+    let bot = made.location["/ui/bots/".len()..made.location.find('?').unwrap()].to_owned();
+    let key = server.post(&server.admin_key, "/api_keys", json!({"owner_id": bot}));
+    let key_id = key.body["id"].as_str().unwrap().to_owned();
+    let bot_key = key.body["token"].as_str().unwrap().to_owned();
+
+    let page = admin.get(&format!("/ui/bots/{bot}?done=bot-created"));
+    assert!(page.html.contains("The bot user is created."));
+    assert!(page.html.contains(&key_id));
+    assert!(admin.get("/ui/bots").html.contains("ci-runner"));
+
+    let off = admin.post(&format!("/ui/bots/{bot}/deactivate"), &[("csrf", &token)]);
+    assert_eq!(off.location, format!("/ui/bots/{bot}?done=bot-changed"));
+    assert_ne!(server.get(&bot_key, "/bot_users").status, 200);
+    admin.post(&format!("/ui/bots/{bot}/activate"), &[("csrf", &token)]);
+    assert_eq!(server.get(&bot_key, "/bot_users").status, 200);
+
+    let deleted = admin.post(&format!("/ui/bots/{bot}/delete"), &[("csrf", &token)]);
+    assert_eq!(deleted.location, "/ui/bots?done=bot-deleted");
+    assert_eq!(server.get(&bot_key, "/bot_users").status, 401);
+    assert_eq!(
+        server
+            .get(&server.admin_key, &format!("/bot_users/{bot}"))
+            .status,
+        404
+    );
+}
+
+#[test]
+fn a_session_the_account_mfa_rule_limits_reaches_only_two_factor_setup() {
+    let server = start_server();
+    member_with_password(&server, "tess@example.com");
+    let required = server.patch(&server.admin_key, "/account", json!({"mfa_required": true}));
+    assert_eq!(required.status, 200, "{:?}", required.body);
+    let mut browser = signed_in(&server, "tess@example.com", PASSWORD);
+    let token = csrf(&browser);
+    assert_eq!(browser.get("/ui/").location, "/ui/profile");
+    assert_eq!(browser.get("/ui/members").location, "/ui/profile");
+    let profile = browser.get("/ui/profile");
+    assert!(profile.html.contains("requires two-factor authentication"));
+    assert!(!profile.html.contains("Change password"));
+    assert!(!profile.html.contains("href=\"/ui/members\""));
+    let before = head(&server);
+    let blocked = browser.post("/ui/profile/name", &[("csrf", &token), ("name", "X")]);
+    assert_eq!(blocked.location, "/ui/profile");
+    assert_eq!(head(&server), before);
+
+    let enrolling = browser.post("/ui/profile/totp", &[("csrf", &token)]);
+    assert_eq!(enrolling.status, 200, "{}", enrolling.html);
+    let at = enrolling
+        .html
+        .find("Secret: <code class=\"secret\">")
+        .unwrap();
+    let rest = &enrolling.html[at + "Secret: <code class=\"secret\">".len()..];
+    let seed = base32_decode(&rest[..rest.find('<').unwrap()].replace(' ', ""));
+    let code = totp_at(&seed, unix_now());
+    let done = browser.post(
+        "/ui/profile/totp-confirm",
+        &[("csrf", &token), ("code", &code)],
+    );
+    assert_eq!(done.status, 200, "{}", done.html);
+    assert_eq!(
+        browser.get("/ui/members").status,
+        200,
+        "the whole console now"
+    );
+}
