@@ -14,6 +14,7 @@ mod audit;
 mod authoring;
 mod authorization;
 mod bots;
+mod browser;
 mod cli;
 mod console;
 mod credentials;

@@ -943,9 +943,9 @@ impl Latchkey {
     }
 
     /// Ask a signed-in user to prove it is still at the keyboard before a sensitive
-    /// change: its current TOTP code when it has one confirmed, else its password.
-    /// Counted against the same failure limit as logins; a wrong proof is a refusal
-    /// naming the field.
+    /// change: its password, or (six digits, when it has TOTP on) a current code, used
+    /// up as at sign-in. Counted against the same failure limit as logins; a wrong proof
+    /// is a refusal naming the field.
     pub fn reauthenticate(&self, user: UserId, proof: &str) -> Result<(), AppError> {
         let now = self.now();
         let (found, stored, totp) = {
@@ -959,10 +959,11 @@ impl Latchkey {
         let attempt = self
             .logins
             .admit(&found.email.as_str().to_lowercase(), None, now)?;
+        let code = proof.trim();
+        let totp = totp && code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
         let proven = if totp {
-            self.store.write(|tx| {
-                self.use_second_factor(tx, user, SecondFactor::Code(proof.trim()), now)
-            })?
+            self.store
+                .write(|tx| self.use_second_factor(tx, user, SecondFactor::Code(code), now))?
         } else {
             match &stored {
                 Some(stored) => self.password_matches(stored, proof)?,

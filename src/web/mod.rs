@@ -218,7 +218,7 @@ impl Web {
                 ),
             )
         };
-        if !same_origin(&parts.headers) {
+        if !same_origin(parts) {
             return Err(Box::new(forbidden()));
         }
         if !is_content_type(&parts.headers, "application/x-www-form-urlencoded") {
@@ -474,15 +474,23 @@ fn cookie<'h>(headers: &'h hyper::HeaderMap, name: &str) -> Option<&'h str> {
     crate::api::session::cookie(headers, name)
 }
 
-/// Whether the request's `Origin` is this server (`https://` and its `Host`).
-fn same_origin(headers: &hyper::HeaderMap) -> bool {
+/// Whether the request's `Origin` is this server: `https://` and the authority the
+/// request was sent to (HTTP/2's `:authority`, which hyper puts in the URI, or
+/// HTTP/1.1's `Host`).
+fn same_origin(parts: &hyper::http::request::Parts) -> bool {
     let text = |name| {
-        headers
+        parts
+            .headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    match (text(header::ORIGIN), text(header::HOST)) {
-        (Some(origin), Some(host)) => origin == format!("https://{host}"),
+    let authority = parts
+        .uri
+        .authority()
+        .map(hyper::http::uri::Authority::as_str)
+        .or_else(|| text(header::HOST));
+    match (text(header::ORIGIN), authority) {
+        (Some(origin), Some(authority)) => origin == format!("https://{authority}"),
         _ => false,
     }
 }
@@ -554,7 +562,7 @@ fn harden(headers: &mut hyper::HeaderMap) {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers
         .entry(header::CACHE_CONTROL)

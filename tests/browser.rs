@@ -1,0 +1,85 @@
+//! The dashboard in a real browser: tests/browser/console.mjs drives Debian's Chromium
+//! with playwright-core against this server, checks every page it reaches with axe-core
+//! and keeps a screenshot of each in `target/dashboard-screenshots/` (scripts/test
+//! installs Chromium and the npm packages).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::api::start_server;
+use crate::login::{PASSWORD, admin_email, admin_password};
+
+/// The most the whole browser run may take.
+const LIMIT: Duration = Duration::from_secs(240);
+
+#[test]
+fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let browser_dir = root.join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need Chromium and tests/browser's npm packages: run scripts/test, which installs them"
+    );
+    let server = start_server();
+    admin_password(&server);
+    let (_, reader_key) = server.member_with_key(
+        "reader@example.com",
+        json!({"developer": "read_only", "team": "read_only"}),
+    );
+    let set = server.post(
+        &reader_key,
+        "/me/password",
+        json!({"new_password": PASSWORD}),
+    );
+    assert_eq!(set.status, 204);
+    let shots = root.join("target/dashboard-screenshots");
+    let config = json!({
+        "url": server.url,
+        "shots": shots,
+        "admin": {"email": admin_email(&server), "password": PASSWORD},
+        "reader": {"email": "reader@example.com", "password": PASSWORD},
+    });
+    let mut child = Command::new("node")
+        .arg(browser_dir.join("console.mjs"))
+        .current_dir(&browser_dir)
+        .env("LATCHKEY_BROWSER", config.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("the browser run took more than {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("pages checked by axe-core"), "{stdout}");
+    // What the browser did is on the server too: the invited person is a member, and
+    // the administrator has two-factor on.
+    let users = server.get(&server.admin_key, "/users").body["users"].clone();
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["email"] == "nina@example.com"),
+        "{users}"
+    );
+    assert_eq!(
+        server.get(&server.admin_key, "/me").body["mfa_enrolled"],
+        true
+    );
+}

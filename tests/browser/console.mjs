@@ -1,0 +1,238 @@
+// The dashboard in a real browser: Debian's Chromium, driven by playwright-core, against
+// the real server that tests/browser.rs starts (it passes the configuration in the
+// environment as JSON). Each step acts as a person would (labels, buttons, links), and
+// every page it reaches is checked by axe-core (no serious or critical violation) and
+// kept as a screenshot. Exits non-zero at the first failure, naming the step.
+
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { readFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const config = JSON.parse(process.env.LATCHKEY_BROWSER ?? "{}");
+const { url, shots, admin, reader } = config;
+const axeSource = readFileSync(
+  createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
+  "utf8",
+);
+mkdirSync(shots, { recursive: true });
+
+// RFC 4648 base32, as the page prints the secret (spaces between groups).
+function base32(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of text.replace(/[\s=]/g, "").toUpperCase()) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  }
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+// RFC 6238 TOTP (SHA-1, 30 s, 6 digits), computed here, independently of the server.
+function totp(seed, unixSeconds) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
+  const mac = createHmac("sha1", seed).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return value.toString().padStart(6, "0");
+}
+
+let current = "start";
+let lastPage = null;
+const seen = [];
+
+// Check the page with axe-core and keep its screenshot as `name`.png.
+async function look(page, name) {
+  lastPage = page;
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+  // Evaluated through the DevTools protocol: the page's CSP (no inline script) stays on.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() =>
+    globalThis.axe.run(document, { resultTypes: ["violations"] }),
+  );
+  const bad = result.violations.filter((v) => ["serious", "critical"].includes(v.impact));
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(", ")})`),
+    [],
+    `accessibility of ${name}`,
+  );
+  seen.push({ name, path: new URL(page.url()).pathname, minor: result.violations.length });
+}
+
+async function step(name, work) {
+  current = name;
+  await work();
+  console.log(`ok - ${name}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+});
+const context = (options = {}) =>
+  browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 900 }, ...options });
+
+async function signIn(page, email, password) {
+  lastPage = page;
+  await page.goto(`${url}/ui/`);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+try {
+  const adminContext = await context({ acceptDownloads: true });
+  const page = await adminContext.newPage();
+
+  await step("the administrator signs in and turns two-factor on from its profile", async () => {
+    await page.goto(`${url}/ui/`);
+    await look(page, "sign-in");
+    await signIn(page, admin.email, admin.password);
+    await page.getByRole("heading", { name: "Home" }).waitFor();
+    await look(page, "home");
+    await page.getByRole("link", { name: "My profile" }).click();
+    await look(page, "profile");
+    await page.getByRole("button", { name: "Set up two-factor authentication" }).click();
+    const qr = page.getByRole("img", { name: "QR code of your two-factor secret" });
+    assert.ok(await qr.isVisible(), "the QR code is an image");
+    assert.ok((await qr.evaluate((img) => img.naturalWidth)) > 100, "the image decodes");
+    await look(page, "totp-setup");
+    const secret = await page.locator("code.secret").innerText();
+    // The code of the step before now (the server accepts one step of skew), so that
+    // the next sign-in can use the current step's code.
+    await page.getByLabel("Code").fill(totp(base32(secret), Date.now() / 1000 - 30));
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await page.getByText("shown only now").waitFor();
+    assert.equal(await page.locator("ul.codes li").count(), 10);
+    await look(page, "recovery-codes");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download the codes" }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), "latchkey-recovery-codes.txt");
+    const saved = readFileSync(await download.path(), "utf8").trim().split("\n");
+    assert.equal(saved.length, 10);
+    config.secret = secret;
+  });
+
+  await step("signing in again asks for the code, computed here", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await signIn(page, admin.email, admin.password);
+    await page.getByRole("heading", { name: "Two-factor authentication" }).waitFor();
+    await look(page, "sign-in-code");
+    await page.getByLabel("Code").fill(totp(base32(config.secret), Date.now() / 1000));
+    await page.getByRole("button", { name: "Verify" }).click();
+    await page.getByRole("heading", { name: "Home" }).waitFor();
+  });
+
+  let link;
+  await step("the administrator invites a member", async () => {
+    await page.getByRole("link", { name: "Team members" }).click();
+    await look(page, "members");
+    await page.getByLabel("Email").fill("nina@example.com");
+    await page.getByLabel("Developer").selectOption("read_write");
+    await page.getByLabel("Team", { exact: true }).selectOption("invite");
+    await page.getByRole("button", { name: "Invite" }).click();
+    await page.getByRole("heading", { name: "Invitation made" }).waitFor();
+    await look(page, "invited");
+    link = await page.getByLabel("The invitation link").inputValue();
+    assert.match(link, /\/invitations\/inv_[^/]+\/accept\?token=/);
+  });
+
+  await step("the invited person joins from the link in a browser of its own", async () => {
+    const nina = await (await context()).newPage();
+    await nina.goto(link);
+    assert.equal(new URL(nina.url()).pathname, "/ui/invitation", "the token left the URL");
+    await look(nina, "invitation");
+    await nina.getByLabel("Your name").fill("Nina Park");
+    await nina.getByLabel("Choose a password").fill(admin.password);
+    await nina.getByLabel("The same again").fill(admin.password);
+    await nina.getByRole("button", { name: /^Join/ }).click();
+    await nina.getByRole("heading", { name: "Invitation accepted" }).waitFor();
+    await signIn(nina, "nina@example.com", admin.password);
+    await nina.getByRole("heading", { name: "Home" }).waitFor();
+    assert.ok(await nina.getByText("Developer read/write, Team invite").isVisible());
+    await page.reload();
+    assert.ok(await page.getByRole("link", { name: "Nina Park" }).isVisible());
+  });
+
+  await step("a member's page names the credentials a removal revokes", async () => {
+    await page.getByRole("link", { name: "Nina Park" }).click();
+    await page.getByRole("heading", { name: "Remove from the account" }).waitFor();
+    await look(page, "member");
+  });
+
+  await step("bot users are made from their page", async () => {
+    await page.getByRole("link", { name: "Bot users" }).click();
+    await page.getByLabel("Name").fill("ci-runner");
+    await page.getByRole("button", { name: "Create bot user" }).click();
+    await page.getByText("The bot user is created.").waitFor();
+    await look(page, "bot");
+    await page.getByRole("link", { name: "All bot users" }).click();
+    await look(page, "bots");
+  });
+
+  await step("a read-only developer sees no control it may not use, and rotates its authtoken", async () => {
+    const readerPage = await (await context()).newPage();
+    await signIn(readerPage, reader.email, reader.password);
+    await readerPage.getByRole("link", { name: "Team members" }).click();
+    assert.equal(await readerPage.getByRole("heading", { name: "Invite a member" }).count(), 0);
+    await readerPage.getByRole("link", { name: "Bot users" }).click();
+    assert.equal(await readerPage.getByRole("button", { name: "Create bot user" }).count(), 0);
+    await readerPage.getByRole("link", { name: "My profile" }).click();
+    await readerPage.getByRole("button", { name: "Rotate authtoken" }).click();
+    const token = readerPage.getByLabel("The new authtoken");
+    assert.match(await token.inputValue(), /^lk_at_/);
+    assert.ok(await readerPage.getByRole("button", { name: "Copy" }).isVisible(), "the script shows the copy button");
+    await look(readerPage, "authtoken-once");
+    await readerPage.goto(`${url}/ui/profile`);
+    assert.equal(await readerPage.getByLabel("The new authtoken").count(), 0, "shown once");
+  });
+
+  await step("a form posted from another site is refused and changes nothing", async () => {
+    // A page of another origin (a loopback server of this script) that posts a form to
+    // the dashboard as soon as it loads, in the administrator's signed-in browser.
+    const evil = createServer((_, response) => {
+      response.writeHead(200, { "content-type": "text/html" });
+      response.end(`<!doctype html><title>win a prize</title>
+        <form id="f" method="post" action="${url}/ui/bots/new">
+        <input name="name" value="planted"><input name="csrf" value="guess"></form>
+        <script>document.getElementById("f").submit()</script>`);
+    });
+    await new Promise((resolve) => evil.listen(0, "127.0.0.1", resolve));
+    const attacked = await adminContext.newPage();
+    const [answer] = await Promise.all([
+      attacked.waitForResponse((r) => r.url().startsWith(`${url}/ui/bots/new`)),
+      attacked.goto(`http://127.0.0.1:${evil.address().port}/`),
+    ]);
+    assert.equal(answer.status(), 403);
+    evil.close();
+    await page.goto(`${url}/ui/bots`);
+    assert.equal(await page.getByRole("link", { name: "planted" }).count(), 0);
+  });
+
+  await step("the pages read on a phone", async () => {
+    const phone = await (await context({ viewport: { width: 390, height: 844 }, isMobile: true })).newPage();
+    await signIn(phone, "nina@example.com", admin.password);
+    await phone.getByRole("link", { name: "Team members" }).click();
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+    assert.equal(overflow, false, "no sideways scrolling of the page");
+    await look(phone, "members-phone");
+  });
+
+  writeFileSync(`${shots}/pages.json`, JSON.stringify(seen, null, 2));
+  console.log(`ok - ${seen.length} pages checked by axe-core, screenshots in ${shots}`);
+} catch (error) {
+  console.error(`not ok - ${current}: ${error.stack ?? error}`);
+  if (lastPage) {
+    await lastPage.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
+    console.error(`the page at the failure (${lastPage.url()}): ${shots}/failure.png`);
+  }
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
