@@ -590,3 +590,169 @@ fn a_session_the_account_mfa_rule_limits_reaches_only_two_factor_setup() {
         "the whole console now"
     );
 }
+
+#[test]
+fn credentials_are_made_with_their_limits_shown_once_rotated_and_deleted_from_the_pages() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let page = admin.get("/ui/credentials/api-keys");
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("New API key"));
+
+    // A refused key (a malformed scope) makes nothing and says why.
+    let count = |server: &Server| {
+        server.get(&server.admin_key, "/api_keys").body["keys"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let keys_before = count(&server);
+    let bad = admin.post(
+        "/ui/credentials/api-keys/new",
+        &[("csrf", &token), ("scopes", "iam.bot users!"), ("owner_id", "")],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.html);
+    assert!(bad.html.contains("role=\"alert\""));
+    assert_eq!(count(&server), keys_before);
+
+    // A scoped key for this host only: shown once, and its limits hold.
+    let made = admin.post(
+        "/ui/credentials/api-keys/new",
+        &[
+            ("csrf", &token),
+            ("description", "deploy bot"),
+            ("scopes", "iam.bot_users.*"),
+            ("allowed_cidrs", "127.0.0.1/32\n::1/128"),
+            ("expires", "2099-12-31"),
+            ("owner_id", &server.admin_id),
+        ],
+    );
+    assert_eq!(made.status, 201, "{}", made.html);
+    let secret = made.field("secret");
+    assert!(secret.starts_with("lk_ak_"), "{secret}");
+    assert_eq!(server.get(&secret, "/bot_users").status, 200);
+    assert_eq!(
+        server.get(&secret, "/users").status,
+        403,
+        "scoped to bot users"
+    );
+    let listed = admin.get("/ui/credentials/api-keys");
+    assert!(listed.html.contains("deploy bot"));
+    assert!(listed.html.contains("iam.bot_users.*"));
+    assert!(listed.html.contains("127.0.0.1/32"));
+    assert!(listed.html.contains("2099-12-31"));
+    assert!(!listed.html.contains(&secret), "shown once");
+
+    // An authtoken with bind rules, rotated (the old secret stops), then deleted.
+    let made = admin.post(
+        "/ui/credentials/authtokens/new",
+        &[("csrf", &token), ("acl", "bind:*.example.com")],
+    );
+    assert_eq!(made.status, 201, "{}", made.html);
+    let first = made.field("secret");
+    let id = made.html[made.html.find("cr_").unwrap()..]
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let verify = |t: &str| {
+        server
+            .post(&server.admin_key, "/verify", json!({"token": t}))
+            .body["valid"]
+            .clone()
+    };
+    assert_eq!(verify(&first), true);
+    let rotated = admin.post(
+        &format!("/ui/credentials/authtokens/{id}/rotate"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.html);
+    let second = rotated.field("secret");
+    assert_eq!(verify(&first), false);
+    assert_eq!(verify(&second), true);
+    // The id of one kind is not found under another kind's path.
+    let wrong_kind = admin.post(
+        &format!("/ui/credentials/api-keys/{id}/delete"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(wrong_kind.status, 404);
+    assert_eq!(verify(&second), true);
+    let deleted = admin.post(
+        &format!("/ui/credentials/authtokens/{id}/delete"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(
+        deleted.location,
+        "/ui/credentials/authtokens?done=credential-deleted"
+    );
+    assert_eq!(verify(&second), false);
+
+    // An SSH key is pasted and shown by its fingerprint; a malformed one is refused.
+    let bad = admin.post(
+        "/ui/credentials/ssh-keys/new",
+        &[("csrf", &token), ("public_key", "ssh-ed25519 not-base64")],
+    );
+    assert_eq!(bad.status, 400);
+    let added = admin.post(
+        "/ui/credentials/ssh-keys/new",
+        &[
+            ("csrf", &token),
+            ("public_key", crate::credentials::ED25519),
+        ],
+    );
+    assert_eq!(
+        added.location,
+        "/ui/credentials/ssh-keys?done=ssh-key-added"
+    );
+    let listed = admin.get("/ui/credentials/ssh-keys?done=ssh-key-added");
+    assert!(listed.html.contains("SHA256:"), "{}", listed.html);
+}
+
+#[test]
+fn credential_pages_refuse_a_lower_role_and_another_accounts_credentials() {
+    let accounts = crate::isolation::two_accounts_with(&[]);
+    let server = &accounts.server;
+    let (_, reader_key) = server.member_with_key(
+        "reader@example.com",
+        json!({"developer": "read_only", "team": "read_only"}),
+    );
+    let set = server.post(
+        &reader_key,
+        "/me/password",
+        json!({"new_password": PASSWORD}),
+    );
+    assert_eq!(set.status, 204);
+    let mut reader = signed_in(server, "reader@example.com", PASSWORD);
+    let token = csrf(&reader);
+    let page = reader.get("/ui/credentials/api-keys");
+    assert_eq!(page.status, 200);
+    assert!(!page.html.contains("New API key"));
+    assert!(!page.html.contains(">Delete<"));
+    let before = head(server);
+    let refused = reader.post("/ui/credentials/api-keys/new", &[("csrf", &token)]);
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    assert_eq!(head(server), before);
+
+    // Account B's key, named from account A's pages, is not found and keeps working.
+    let b_keys = server.get(&accounts.b_key, "/api_keys").body["keys"].clone();
+    let b_id = b_keys[0]["id"].as_str().unwrap().to_owned();
+    let mut admin = admin_browser(server);
+    let token = csrf(&admin);
+    let b_before = server.get(&accounts.b_key, "/events?limit=1").body["events"][0]["id"].clone();
+    let gone = admin.post(
+        &format!("/ui/credentials/api-keys/{b_id}/delete"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(gone.status, 404, "{}", gone.html);
+    let owner_b = admin.post(
+        "/ui/credentials/api-keys/new",
+        &[("csrf", &token), ("owner_id", &accounts.b_admin)],
+    );
+    assert_eq!(owner_b.status, 404, "{}", owner_b.html);
+    assert_eq!(server.get(&accounts.b_key, "/me").status, 200);
+    assert_eq!(
+        server.get(&accounts.b_key, "/events?limit=1").body["events"][0]["id"],
+        b_before
+    );
+}

@@ -54,16 +54,22 @@ impl Console {
     }
 
     /// The links of the navigation the member may follow.
-    pub fn nav(&self) -> Vec<(&'static str, &'static str)> {
-        let mut links = vec![("/ui/", "Home"), ("/ui/profile", "My profile")];
+    pub fn nav(&self) -> Vec<(String, &'static str)> {
+        let mut links = vec![
+            ("/ui/".to_owned(), "Home"),
+            ("/ui/profile".to_owned(), "My profile"),
+        ];
         if self.session.enrollment_only {
             return links;
         }
         if self.may("users.list") {
-            links.push(("/ui/members", "Team members"));
+            links.push(("/ui/members".to_owned(), "Team members"));
         }
         if self.may("bot_users.list") {
-            links.push(("/ui/bots", "Bot users"));
+            links.push(("/ui/bots".to_owned(), "Bot users"));
+        }
+        if let Some(kind) = super::credentials::first_visible(self) {
+            links.push((kind.path(), "Credentials"));
         }
         links
     }

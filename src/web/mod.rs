@@ -25,6 +25,7 @@
 //!   reload never repeats it.
 
 mod console;
+mod credentials;
 mod door;
 mod pages;
 mod profile;
@@ -156,6 +157,10 @@ impl Web {
                     ["members", id] => self.member_page(&console, id, notice, None).await,
                     ["bots"] => self.bots(&console, query, notice, None).await,
                     ["bots", id] => self.bot_page(&console, id, notice, None).await,
+                    ["credentials", kind] => match credentials::Kind::from_slug(kind) {
+                        Some(kind) => self.credentials(&console, kind, query, notice, None).await,
+                        None => Err(not_found()),
+                    },
                     _ => Err(not_found()),
                 }
             }
@@ -192,6 +197,10 @@ impl Web {
                     ["members", id, action] => self.member_post(&console, id, action, form).await,
                     ["bots", "new"] => self.create_bot(&console, form).await,
                     ["bots", id, action] => self.bot_post(&console, id, action, form).await,
+                    ["credentials", kind, rest @ ..] => match credentials::Kind::from_slug(kind) {
+                        Some(kind) => self.credential_post(&console, kind, rest, form).await,
+                        None => Err(not_found()),
+                    },
                     _ => Err(not_found()),
                 }
             }
@@ -265,10 +274,12 @@ enum Notice {
     BotChanged,
     BotDeleted,
     InvitationRevoked,
+    SshKeyAdded,
+    CredentialDeleted,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 13] = [
+    const ALL: [(Notice, &'static str, &'static str); 15] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -313,6 +324,16 @@ impl Notice {
             Notice::InvitationRevoked,
             "invitation-revoked",
             "The invitation is revoked.",
+        ),
+        (
+            Notice::SshKeyAdded,
+            "ssh-key-added",
+            "The SSH key is added.",
+        ),
+        (
+            Notice::CredentialDeleted,
+            "credential-deleted",
+            "The credential is deleted: it stops working at once.",
         ),
     ];
 

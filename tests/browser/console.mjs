@@ -176,6 +176,24 @@ try {
     await look(page, "bots");
   });
 
+  await step("an API key is made with a scope and seen once", async () => {
+    await page.getByRole("link", { name: "Credentials" }).click();
+    await look(page, "api-keys");
+    await page.getByLabel("Description").fill("deploys");
+    await page.getByLabel(/^Scopes/).fill("iam.bot_users.*");
+    await page.getByRole("button", { name: "Create API key" }).click();
+    const secret = page.getByLabel("The new API key");
+    assert.match(await secret.inputValue(), /^lk_ak_/);
+    await look(page, "api-key-once");
+    const value = await secret.inputValue();
+    await page.getByRole("link", { name: "Done" }).click();
+    assert.ok(await page.getByRole("cell", { name: "iam.bot_users.*" }).isVisible());
+    assert.equal(await page.getByLabel("The new API key").count(), 0);
+    assert.ok(!(await page.content()).includes(value), "never shown again");
+    await page.getByRole("link", { name: "SSH public keys" }).click();
+    await look(page, "ssh-keys");
+  });
+
   await step("a read-only developer sees no control it may not use, and rotates its authtoken", async () => {
     const readerPage = await (await context()).newPage();
     await signIn(readerPage, reader.email, reader.password);
