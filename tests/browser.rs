@@ -67,8 +67,8 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("pages checked by axe-core"), "{stdout}");
-    // What the browser did is on the server too: the invited person is a member, and
-    // the administrator has two-factor on.
+    // What the browser did is on the server too: the invited person is a member with a
+    // role in a tenant, and the administrator has two-factor on.
     let users = server.get(&server.admin_key, "/users").body["users"].clone();
     assert!(
         users

@@ -610,7 +610,11 @@ fn credentials_are_made_with_their_limits_shown_once_rotated_and_deleted_from_th
     let keys_before = count(&server);
     let bad = admin.post(
         "/ui/credentials/api-keys/new",
-        &[("csrf", &token), ("scopes", "iam.bot users!"), ("owner_id", "")],
+        &[
+            ("csrf", &token),
+            ("scopes", "iam.bot users!"),
+            ("owner_id", ""),
+        ],
     );
     assert_eq!(bad.status, 400, "{}", bad.html);
     assert!(bad.html.contains("role=\"alert\""));
@@ -755,4 +759,162 @@ fn credential_pages_refuse_a_lower_role_and_another_accounts_credentials() {
         server.get(&accounts.b_key, "/events?limit=1").body["events"][0]["id"],
         b_before
     );
+}
+
+/// The decision on `action` for a computer of `tenant`, through `/authorize`.
+fn decide(server: &Server, principal: &str, action: &str, tenant: &str) -> String {
+    let answer = server.post(
+        &server.admin_key,
+        "/authorize",
+        json!({"principal": {"id": principal}, "action": action,
+               "resource": {"type": "computer", "id": "c-1", "tenant_id": tenant}}),
+    );
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    answer.body["decision"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn tenants_custom_roles_from_checkboxes_and_tenant_access_decide_as_the_api_does() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let (dana, _) = server.member_with_key("dana@example.com", json!({}));
+
+    let made = admin.post(
+        "/ui/tenants/new",
+        &[
+            ("csrf", &token),
+            ("name", "Contoso"),
+            ("description", "a customer"),
+        ],
+    );
+    assert_eq!(made.status, 303, "{}", made.html);
+    let tenant = made.location["/ui/tenants/".len()..made.location.find('?').unwrap()].to_owned();
+    let before = head(&server);
+    let twice = admin.post("/ui/tenants/new", &[("csrf", &token), ("name", "contoso")]);
+    assert_eq!(twice.status, 409, "{}", twice.html);
+    assert_eq!(head(&server), before);
+    assert!(admin.get("/ui/tenants").html.contains("Contoso"));
+
+    // The roles page: built-ins read-only, the catalog by category as checkboxes.
+    let roles = admin.get("/ui/roles");
+    assert!(roles.html.contains("Technician"));
+    assert!(roles.html.contains("<legend>computers</legend>"));
+    assert!(roles.html.contains("value=\"computers.remote_control\""));
+    let technician = admin.get("/ui/roles/rol_0000000000000000000003");
+    assert!(technician.html.contains("cannot be changed"));
+    assert!(technician.html.contains("disabled"));
+    assert!(!technician.html.contains("Save role"));
+    let refused = admin.post(
+        "/ui/roles/rol_0000000000000000000003/update",
+        &[
+            ("csrf", &token),
+            ("name", "Mine now"),
+            ("permission", "computers.view"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.html.contains("built-in roles cannot be changed"));
+    let unknown = admin.post(
+        "/ui/roles/new",
+        &[
+            ("csrf", &token),
+            ("name", "Bad"),
+            ("permission", "computers.fly"),
+        ],
+    );
+    assert_eq!(unknown.status, 400, "{}", unknown.html);
+    let viewer = admin.post(
+        "/ui/roles/new",
+        &[
+            ("csrf", &token),
+            ("name", "Remote helper"),
+            ("description", "views and remote-controls computers"),
+            ("permission", "computers.view"),
+            ("permission", "computers.remote_control"),
+        ],
+    );
+    assert_eq!(viewer.status, 303, "{}", viewer.html);
+    let role = viewer.location["/ui/roles/".len()..viewer.location.find('?').unwrap()].to_owned();
+    let shown = admin.get(&format!("/ui/roles/{role}"));
+    assert!(shown.html.contains("Save role"));
+    assert_eq!(shown.html.matches("checked").count(), 2, "{}", shown.html);
+
+    // Tenant access on the member's page: the role in Contoso, decided by the policies.
+    assert_eq!(
+        decide(&server, &dana, "computers.remote_control", &tenant),
+        "deny"
+    );
+    let given = admin.post(
+        &format!("/ui/members/{dana}/access"),
+        &[("csrf", &token), ("role_id", &role), ("tenant_id", &tenant)],
+    );
+    assert_eq!(
+        given.location,
+        format!("/ui/members/{dana}?done=access-added"),
+        "{}",
+        given.html
+    );
+    assert_eq!(
+        decide(&server, &dana, "computers.remote_control", &tenant),
+        "allow"
+    );
+    assert_eq!(decide(&server, &dana, "computers.delete", &tenant), "deny");
+    let page = admin.get(&format!("/ui/members/{dana}"));
+    assert!(page.html.contains("Remote helper"));
+    assert!(
+        admin
+            .get(&format!("/ui/tenants/{tenant}"))
+            .html
+            .contains(&dana)
+    );
+    // Global Administrator is for all tenants only: a clear refusal, nothing given.
+    let scoped = admin.post(
+        &format!("/ui/members/{dana}/access"),
+        &[
+            ("csrf", &token),
+            ("role_id", "rol_0000000000000000000001"),
+            ("tenant_id", &tenant),
+        ],
+    );
+    assert_eq!(scoped.status, 400, "{}", scoped.html);
+    assert!(scoped.html.contains("all tenants only"));
+
+    // Removing needs the assignment to be this member's: another's id is not found.
+    let assignment = server.get(
+        &server.admin_key,
+        &format!("/role_assignments?principal_id={dana}"),
+    );
+    let assignment = assignment.body["role_assignments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let elsewhere = admin.post(
+        &format!("/ui/members/{}/access-remove", server.admin_id),
+        &[("csrf", &token), ("assignment_id", &assignment)],
+    );
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.html);
+    assert_eq!(
+        decide(&server, &dana, "computers.remote_control", &tenant),
+        "allow"
+    );
+    let removed = admin.post(
+        &format!("/ui/members/{dana}/access-remove"),
+        &[("csrf", &token), ("assignment_id", &assignment)],
+    );
+    assert_eq!(
+        removed.location,
+        format!("/ui/members/{dana}?done=access-removed")
+    );
+    assert_eq!(
+        decide(&server, &dana, "computers.remote_control", &tenant),
+        "deny"
+    );
+
+    // The tenant and the role are deleted from their pages.
+    let gone = admin.post(&format!("/ui/roles/{role}/delete"), &[("csrf", &token)]);
+    assert_eq!(gone.location, "/ui/roles?done=role-deleted");
+    let gone = admin.post(&format!("/ui/tenants/{tenant}/delete"), &[("csrf", &token)]);
+    assert_eq!(gone.location, "/ui/tenants?done=tenant-deleted");
+    assert!(!admin.get("/ui/tenants").html.contains("Contoso"));
 }

@@ -71,6 +71,12 @@ impl Console {
         if let Some(kind) = super::credentials::first_visible(self) {
             links.push((kind.path(), "Credentials"));
         }
+        if self.may("tenants.list") {
+            links.push(("/ui/tenants".to_owned(), "Tenants"));
+        }
+        if self.may("roles.list") {
+            links.push(("/ui/roles".to_owned(), "Roles"));
+        }
         links
     }
 

@@ -30,6 +30,7 @@ mod door;
 mod pages;
 mod profile;
 mod team;
+mod tenancy;
 
 use std::sync::Arc;
 
@@ -157,6 +158,10 @@ impl Web {
                     ["members", id] => self.member_page(&console, id, notice, None).await,
                     ["bots"] => self.bots(&console, query, notice, None).await,
                     ["bots", id] => self.bot_page(&console, id, notice, None).await,
+                    ["tenants"] => self.tenants(&console, notice, None).await,
+                    ["tenants", id] => self.tenant_page(&console, id, notice, None).await,
+                    ["roles"] => self.roles(&console, notice, None).await,
+                    ["roles", id] => self.role_page(&console, id, notice, None).await,
                     ["credentials", kind] => match credentials::Kind::from_slug(kind) {
                         Some(kind) => self.credentials(&console, kind, query, notice, None).await,
                         None => Err(not_found()),
@@ -197,6 +202,8 @@ impl Web {
                     ["members", id, action] => self.member_post(&console, id, action, form).await,
                     ["bots", "new"] => self.create_bot(&console, form).await,
                     ["bots", id, action] => self.bot_post(&console, id, action, form).await,
+                    ["tenants", rest @ ..] => self.tenant_post(&console, rest, form).await,
+                    ["roles", rest @ ..] => self.role_post(&console, rest, form).await,
                     ["credentials", kind, rest @ ..] => match credentials::Kind::from_slug(kind) {
                         Some(kind) => self.credential_post(&console, kind, rest, form).await,
                         None => Err(not_found()),
@@ -276,10 +283,16 @@ enum Notice {
     InvitationRevoked,
     SshKeyAdded,
     CredentialDeleted,
+    TenantSaved,
+    TenantDeleted,
+    RoleSaved,
+    RoleDeleted,
+    AccessAdded,
+    AccessRemoved,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 15] = [
+    const ALL: [(Notice, &'static str, &'static str); 21] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -334,6 +347,28 @@ impl Notice {
             Notice::CredentialDeleted,
             "credential-deleted",
             "The credential is deleted: it stops working at once.",
+        ),
+        (Notice::TenantSaved, "tenant-saved", "The tenant is saved."),
+        (
+            Notice::TenantDeleted,
+            "tenant-deleted",
+            "The tenant is deleted, with every role given in it.",
+        ),
+        (Notice::RoleSaved, "role-saved", "The role is saved."),
+        (
+            Notice::RoleDeleted,
+            "role-deleted",
+            "The role is deleted, with every assignment of it.",
+        ),
+        (
+            Notice::AccessAdded,
+            "access-added",
+            "The tenant access is given.",
+        ),
+        (
+            Notice::AccessRemoved,
+            "access-removed",
+            "The tenant access is removed.",
         ),
     ];
 
@@ -431,6 +466,14 @@ impl Form {
             .iter()
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name` (checkboxes of one name), in order.
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether a checkbox named `name` was ticked.

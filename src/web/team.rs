@@ -8,6 +8,7 @@ use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{button_form, csrf_field, error_line, notice_line, roles_text, when};
+use super::tenancy::{Access, access_section};
 use super::{Answer, AppOrApi, Form, Notice, Web, blocking, done, not_found, query_value};
 use crate::app::Member;
 use crate::domain::bot::{BotPatch, BotUser};
@@ -113,13 +114,16 @@ impl Web {
             Ok((member, credentials))
         })
         .await?;
+        let access = self.access_of(console, Owner::User(user)).await?;
         let (status, error) = status_of(error);
         let title = format!("Member {}", member.user.name);
-        Ok(console.render(
-            status,
-            &title,
-            member_detail(console, &member, &credentials, notice, error.as_deref()),
-        ))
+        let page = Detail {
+            credentials: &credentials,
+            access: access.as_ref(),
+            notice,
+            error: error.as_deref(),
+        };
+        Ok(console.render(status, &title, member_detail(console, &member, &page)))
     }
 
     /// `POST /ui/members/invite`.
@@ -204,6 +208,10 @@ impl Web {
             "remove" => blocking(move || lk.remove_member(actor, account, user))
                 .await
                 .map(|()| Notice::Removed),
+            "access" | "access-remove" => {
+                self.access_post(console, Owner::User(user), action == "access-remove", form)
+                    .await
+            }
             _ => return Err(not_found()),
         };
         match result {
@@ -289,19 +297,22 @@ impl Web {
         };
         let lk = self.lk();
         let (actor, account) = (console.actor(), console.session.account);
-        let (bot, credentials) = blocking(move || {
+        let (found, credentials) = blocking(move || {
             let found = lk.bot(actor, account, bot)?;
             let credentials = lk.credentials_of(actor, account, Owner::Bot(bot))?;
             Ok((found, credentials))
         })
         .await?;
+        let access = self.access_of(console, Owner::Bot(bot)).await?;
         let (status, error) = status_of(error);
-        let title = format!("Bot user {}", bot.name);
-        Ok(console.render(
-            status,
-            &title,
-            bot_detail(console, &bot, &credentials, notice, error.as_deref()),
-        ))
+        let title = format!("Bot user {}", found.name);
+        let page = Detail {
+            credentials: &credentials,
+            access: access.as_ref(),
+            notice,
+            error: error.as_deref(),
+        };
+        Ok(console.render(status, &title, bot_detail(console, &found, &page)))
     }
 
     /// `POST /ui/bots/new`.
@@ -331,6 +342,18 @@ impl Web {
         };
         let lk = self.lk();
         let (actor, account) = (console.actor(), console.session.account);
+        if matches!(action, "access" | "access-remove") {
+            let changed = self
+                .access_post(console, Owner::Bot(bot), action == "access-remove", form)
+                .await;
+            return match changed {
+                Ok(notice) => done(&format!("/ui/bots/{bot}"), notice),
+                Err(refused) => {
+                    self.bot_page(console, id, None, Some(refused.explain()))
+                        .await
+                }
+            };
+        }
         let patch = match action {
             "deactivate" | "activate" => BotPatch {
                 name: None,
@@ -510,19 +533,22 @@ fn credential_rows(credentials: &[Credential]) -> Markup {
     }
 }
 
-fn member_detail(
-    console: &Console,
-    member: &Member,
-    credentials: &[Credential],
+/// What a member's or bot's page shows besides the principal itself.
+struct Detail<'a> {
+    credentials: &'a [Credential],
+    access: Option<&'a Access>,
     notice: Option<Notice>,
-    error: Option<&str>,
-) -> Markup {
+    error: Option<&'a str>,
+}
+
+fn member_detail(console: &Console, member: &Member, page: &Detail<'_>) -> Markup {
     let csrf = console.csrf();
     let id = member.user.id;
     let active = member.membership.state == MemberState::Active;
+    let credentials = page.credentials;
     html! {
-        (notice_line(notice))
-        (error_line(error))
+        (notice_line(page.notice))
+        (error_line(page.error))
         dl {
             dt { "Email" } dd { (member.user.email.as_str()) }
             dt { "Roles" } dd { (roles_text(&member.membership.roles)) }
@@ -539,6 +565,9 @@ fn member_detail(
                     button type="submit" { "Save roles" }
                 }
             }
+        }
+        @if let Some(access) = page.access {
+            (access_section(console, access, &format!("/ui/members/{id}")))
         }
         section aria-labelledby="credentials" {
             h2 #credentials { "Credentials in this account" }
@@ -620,22 +649,20 @@ fn bots_page(
     }
 }
 
-fn bot_detail(
-    console: &Console,
-    bot: &BotUser,
-    credentials: &[Credential],
-    notice: Option<Notice>,
-    error: Option<&str>,
-) -> Markup {
+fn bot_detail(console: &Console, bot: &BotUser, page: &Detail<'_>) -> Markup {
     let csrf = console.csrf();
     let id = bot.id;
+    let credentials = page.credentials;
     html! {
-        (notice_line(notice))
-        (error_line(error))
+        (notice_line(page.notice))
+        (error_line(page.error))
         dl {
             dt { "Id" } dd { code { (id.to_string()) } }
             dt { "State" } dd { @if bot.active { "active" } @else { "inactive: its credentials do not work" } }
             dt { "Made" } dd { (when(bot.created_at)) }
+        }
+        @if let Some(access) = page.access {
+            (access_section(console, access, &format!("/ui/bots/{id}")))
         }
         section aria-labelledby="credentials" {
             h2 #credentials { "Credentials" }

@@ -194,6 +194,31 @@ try {
     await look(page, "ssh-keys");
   });
 
+  await step("a tenant, a custom role built from checkboxes, and tenant access", async () => {
+    await page.getByRole("link", { name: "Tenants" }).click();
+    await page.getByLabel("Name").fill("Contoso");
+    await page.getByRole("button", { name: "Create tenant" }).click();
+    await page.getByText("The tenant is saved.").waitFor();
+    await look(page, "tenant");
+    await page.getByRole("link", { name: "Roles" }).click();
+    await page.getByLabel("Name").fill("Remote helper");
+    await page.getByRole("checkbox", { name: /^computers\.view/ }).check();
+    await page.getByRole("checkbox", { name: /^computers\.remote_control/ }).check();
+    await look(page, "roles");
+    await page.getByRole("button", { name: "Create role" }).click();
+    await page.getByText("The role is saved.").waitFor();
+    assert.equal(await page.getByRole("checkbox", { checked: true }).count(), 2);
+    await look(page, "role");
+    await page.getByRole("link", { name: "Team members" }).click();
+    await page.getByRole("link", { name: "Nina Park" }).click();
+    await page.getByLabel("Tenant", { exact: true }).selectOption({ label: "Contoso" });
+    await page.getByLabel("Role", { exact: true }).selectOption({ label: "Remote helper" });
+    await page.getByRole("button", { name: "Give access" }).click();
+    await page.getByText("The tenant access is given.").waitFor();
+    assert.ok(await page.getByRole("cell", { name: "Contoso" }).isVisible());
+    await look(page, "tenant-access");
+  });
+
   await step("a read-only developer sees no control it may not use, and rotates its authtoken", async () => {
     const readerPage = await (await context()).newPage();
     await signIn(readerPage, reader.email, reader.password);
