@@ -918,3 +918,86 @@ fn tenants_custom_roles_from_checkboxes_and_tenant_access_decide_as_the_api_does
     assert_eq!(gone.location, "/ui/tenants?done=tenant-deleted");
     assert!(!admin.get("/ui/tenants").html.contains("Contoso"));
 }
+
+#[test]
+fn events_filter_by_principal_action_object_and_time_and_the_access_review_downloads_as_csv() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let (dana, dana_key) =
+        server.member_with_key("dana@example.com", json!({"developer": "read_write"}));
+    let made = server.post(
+        &dana_key,
+        "/bot_users",
+        json!({"name": "=HYPERLINK(\"x\")"}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let bot = made.body["id"].as_str().unwrap().to_owned();
+    admin.post(&format!("/ui/bots/{bot}/deactivate"), &[("csrf", &token)]);
+
+    let all = admin.get("/ui/events");
+    assert_eq!(all.status, 200);
+    assert!(all.html.contains("iam.bot_users.create"));
+    assert!(all.html.contains("Before and after"));
+    // Dana's events only: the bot it made, not the administrator's change.
+    let by_dana = admin.get(&format!("/ui/events?principal={dana}"));
+    assert!(
+        by_dana.html.contains("iam.bot_users.create"),
+        "{}",
+        by_dana.html
+    );
+    assert!(!by_dana.html.contains("iam.bot_users.update"));
+    let by_action = admin.get("/ui/events?action=iam.bot_users.update");
+    assert!(by_action.html.contains(&format!("href=\"/ui/bots/{bot}\"")));
+    assert!(!by_action.html.contains("iam.bot_users.create"));
+    assert!(
+        by_action.html.contains("&quot;active&quot;: false"),
+        "the after state"
+    );
+    let by_object = admin.get(&format!("/ui/events?object={bot}"));
+    assert_eq!(by_object.html.matches("<code>iam.bot_users.").count(), 2);
+    let future = admin.get("/ui/events?since=2099-01-01T00%3A00");
+    assert!(future.html.contains("No events match."));
+    let bad = admin.get("/ui/events?since=yesterday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.html.contains("From must be a date and time"));
+    let bad = admin.get("/ui/events?principal=mallory");
+    assert_eq!(bad.status, 400);
+
+    // The access review, and its CSV with formula-looking names neutralised.
+    let role = server.post(
+        &server.admin_key,
+        "/role_assignments",
+        json!({"principal_id": bot, "role_id": "rol_0000000000000000000001"}),
+    );
+    assert_eq!(role.status, 201, "{:?}", role.body);
+    let review = admin.get("/ui/access-review");
+    assert_eq!(review.status, 200);
+    assert!(review.html.contains("Global Administrator"));
+    let csv = admin.get("/ui/access-review.csv");
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").starts_with("text/csv"));
+    assert!(csv.header("content-disposition").contains("attachment"));
+    assert!(
+        csv.html
+            .starts_with("principal_id,principal_kind,name,tenant_id,role,permissions\r\n")
+    );
+    assert!(
+        csv.html.contains("\"'=HYPERLINK(\"\"x\"\")\""),
+        "{}",
+        csv.html
+    );
+
+    // A member who may not read the trail is refused, and the link is not offered.
+    let set = server.post(&dana_key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204);
+    let mut dana_browser = signed_in(&server, "dana@example.com", PASSWORD);
+    assert!(
+        !dana_browser
+            .get("/ui/")
+            .html
+            .contains("href=\"/ui/events\"")
+    );
+    assert_eq!(dana_browser.get("/ui/events").status, 403);
+    assert_eq!(dana_browser.get("/ui/access-review.csv").status, 403);
+}

@@ -47,6 +47,7 @@ use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Roles, RolesP
 use error::ApiError;
 use handlers::Ctx;
 use request::*;
+pub(crate) use tenancy::access_review_csv;
 use views::Base;
 pub use views::{appliance_event, live_set};
 

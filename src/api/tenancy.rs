@@ -351,7 +351,7 @@ fn review_json(reviewed: &ReviewedPrincipal) -> Value {
 }
 
 /// api.md's CSV: one row per assignment (a principal with none has no row).
-fn access_review_csv(review: &[ReviewedPrincipal]) -> String {
+pub(crate) fn access_review_csv(review: &[ReviewedPrincipal]) -> String {
     let mut out = String::from("principal_id,principal_kind,name,tenant_id,role,permissions\r\n");
     for reviewed in review {
         for (a, permissions) in &reviewed.assignments {

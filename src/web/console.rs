@@ -77,6 +77,9 @@ impl Console {
         if self.may("roles.list") {
             links.push(("/ui/roles".to_owned(), "Roles"));
         }
+        if self.may("events.list") {
+            links.push(("/ui/events".to_owned(), "Events"));
+        }
         links
     }
 

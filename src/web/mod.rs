@@ -27,6 +27,7 @@
 mod console;
 mod credentials;
 mod door;
+mod events;
 mod pages;
 mod profile;
 mod team;
@@ -158,6 +159,9 @@ impl Web {
                     ["members", id] => self.member_page(&console, id, notice, None).await,
                     ["bots"] => self.bots(&console, query, notice, None).await,
                     ["bots", id] => self.bot_page(&console, id, notice, None).await,
+                    ["events"] => self.events(&console, query).await,
+                    ["access-review"] => self.access_review(&console).await,
+                    ["access-review.csv"] => self.access_review_csv(&console).await,
                     ["tenants"] => self.tenants(&console, notice, None).await,
                     ["tenants", id] => self.tenant_page(&console, id, notice, None).await,
                     ["roles"] => self.roles(&console, notice, None).await,

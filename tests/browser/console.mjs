@@ -219,6 +219,27 @@ try {
     await look(page, "tenant-access");
   });
 
+  await step("the events are filtered, and the access review downloads as CSV", async () => {
+    await page.getByRole("link", { name: "Events" }).click();
+    await look(page, "events");
+    await page.getByLabel("Action").fill("iam.role_assignments.create");
+    await page.getByRole("button", { name: "Filter" }).click();
+    const rows = page.locator("tbody tr");
+    assert.equal(await rows.count(), 1, "one tenant access was given");
+    await page.getByText("Before and after").click();
+    assert.ok(await page.locator("pre", { hasText: "Remote helper" }).or(page.locator("pre", { hasText: "role_id" })).first().isVisible());
+    await look(page, "events-filtered");
+    await page.getByRole("link", { name: "Access review" }).click();
+    await look(page, "access-review");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download CSV" }).click(),
+    ]);
+    const csv = readFileSync(await download.path(), "utf8");
+    assert.match(csv, /^principal_id,principal_kind,name,tenant_id,role,permissions\r\n/);
+    assert.match(csv, /Remote helper/);
+  });
+
   await step("a read-only developer sees no control it may not use, and rotates its authtoken", async () => {
     const readerPage = await (await context()).newPage();
     await signIn(readerPage, reader.email, reader.password);
