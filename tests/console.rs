@@ -1001,3 +1001,171 @@ fn events_filter_by_principal_action_object_and_time_and_the_access_review_downl
     assert_eq!(dana_browser.get("/ui/events").status, 403);
     assert_eq!(dana_browser.get("/ui/access-review.csv").status, 403);
 }
+
+#[test]
+fn ip_restrictions_are_made_warn_only_or_enforced_with_reauthentication_and_the_lockout_guard() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let policies =
+        |server: &Server| server.get(&server.admin_key, "/ip_policies").body["ip_policies"].clone();
+
+    let office = admin.post(
+        "/ui/ip/policies/new",
+        &[("csrf", &token), ("description", "office")],
+    );
+    assert_eq!(office.location, "/ui/ip?done=ip-saved", "{}", office.html);
+    let office = policies(&server)[0]["id"].as_str().unwrap().to_owned();
+    let bad = admin.post(
+        &format!("/ui/ip/policies/{office}/rules"),
+        &[
+            ("csrf", &token),
+            ("action", "allow"),
+            ("cidr", "300.1.2.3/8"),
+        ],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.html);
+    let rule = admin.post(
+        &format!("/ui/ip/policies/{office}/rules"),
+        &[
+            ("csrf", &token),
+            ("action", "allow"),
+            ("cidr", "127.0.0.1/32"),
+        ],
+    );
+    assert_eq!(rule.location, "/ui/ip?done=ip-saved");
+    admin.post(
+        "/ui/ip/policies/new",
+        &[("csrf", &token), ("description", "branch")],
+    );
+    let branch = policies(&server)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["description"] == "branch")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin.post(
+        &format!("/ui/ip/policies/{branch}/rules"),
+        &[
+            ("csrf", &token),
+            ("action", "allow"),
+            ("cidr", "10.0.0.0/8"),
+        ],
+    );
+    let page = admin.get("/ui/ip");
+    assert!(page.html.contains("127.0.0.1/32") && page.html.contains("10.0.0.0/8"));
+
+    let restrictions = |server: &Server| {
+        server.get(&server.admin_key, "/ip_restrictions").body["ip_restrictions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // Enforcing needs the password; without it nothing is made.
+    let unconfirmed = admin.post(
+        "/ui/ip/restrictions/new",
+        &[
+            ("csrf", &token),
+            ("type", "dashboard"),
+            ("ip_policy_id", &office),
+            ("enforced", "on"),
+        ],
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.html);
+    assert_eq!(restrictions(&server), 0);
+    // The branch policy would refuse this very browser: the guard says so, clearly.
+    let guarded = admin.post(
+        "/ui/ip/restrictions/new",
+        &[
+            ("csrf", &token),
+            ("type", "dashboard"),
+            ("ip_policy_id", &branch),
+            ("enforced", "on"),
+            ("confirm", crate::login::PASSWORD),
+        ],
+    );
+    assert_eq!(guarded.status, 409, "{}", guarded.html);
+    assert!(
+        guarded
+            .html
+            .contains("would refuse dashboard sessions from 127.0.0.1")
+    );
+    assert!(guarded.html.contains("I may lock myself out"));
+    assert_eq!(restrictions(&server), 0);
+    // The office policy allows it: enforced, and the dashboard still opens.
+    let made = admin.post(
+        "/ui/ip/restrictions/new",
+        &[
+            ("csrf", &token),
+            ("type", "dashboard"),
+            ("ip_policy_id", &office),
+            ("enforced", "on"),
+            ("confirm", crate::login::PASSWORD),
+        ],
+    );
+    assert_eq!(made.location, "/ui/ip?done=ip-saved", "{}", made.html);
+    assert_eq!(admin.get("/ui/ip").status, 200);
+    // Warn-only needs no password and refuses nothing.
+    let warn = admin.post(
+        "/ui/ip/restrictions/new",
+        &[("csrf", &token), ("type", "api"), ("ip_policy_id", &branch)],
+    );
+    assert_eq!(warn.location, "/ui/ip?done=ip-saved");
+    let listed = server.get(&server.admin_key, "/ip_restrictions");
+    assert_eq!(listed.status, 200);
+    assert!(
+        listed
+            .headers
+            .iter()
+            .any(|(k, _)| k == "latchkey-ip-restriction-warning"),
+        "warn-only lets the request through, flagged"
+    );
+    assert!(admin.get("/ui/ip").html.contains("warn-only"));
+
+    // A confirmed lockout is made, and the guard was right: this browser is refused.
+    let api = listed.body["ip_restrictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "dashboard")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patched = server.patch(
+        &server.admin_key,
+        &format!("/ip_restrictions/{api}"),
+        json!({"ip_policy_ids": [branch], "confirm_lockout": true}),
+    );
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let refused = admin.get("/ui/ip");
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused
+            .html
+            .contains("does not allow dashboard sessions from 127.0.0.1")
+    );
+}
+
+#[test]
+fn a_member_who_may_not_change_ip_restrictions_sees_no_form_and_is_refused() {
+    let server = start_server();
+    let (_, key) = server.member_with_key("dev@example.com", json!({"developer": "read_only"}));
+    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204);
+    let mut dev = signed_in(&server, "dev@example.com", PASSWORD);
+    let token = csrf(&dev);
+    let page = dev.get("/ui/ip");
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(!page.html.contains("Create policy"));
+    let before = head(&server);
+    let refused = dev.post(
+        "/ui/ip/policies/new",
+        &[("csrf", &token), ("description", "x")],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    assert_eq!(head(&server), before);
+}

@@ -227,7 +227,11 @@ impl From<AppError> for ApiError {
         match err {
             AppError::Domain(err) => err.into(),
             AppError::Unauthenticated(msg) => ApiError::new(UNAUTHENTICATED, msg),
-            AppError::WouldLockOut(msg) => ApiError::field(WOULD_LOCK_OUT, "confirm_lockout", msg),
+            AppError::WouldLockOut(msg) => ApiError::field(
+                WOULD_LOCK_OUT,
+                "confirm_lockout",
+                format!("{msg}; send confirm_lockout: true to make it anyway"),
+            ),
             AppError::MfaRequired => ApiError::new(
                 UNAUTHENTICATED,
                 "a TOTP code (totp_code) or a recovery code (recovery_code) is required",

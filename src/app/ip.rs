@@ -68,7 +68,7 @@ fn check_lockout(
             .from
             .map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
         return Err(AppError::WouldLockOut(format!(
-            "enforcing {} would refuse dashboard sessions from {shown}, where this change comes from; send confirm_lockout: true to make it anyway",
+            "enforcing {} would refuse dashboard sessions from {shown}, where this change comes from",
             changed.id
         )));
     }

@@ -71,6 +71,9 @@ impl Console {
         if let Some(kind) = super::credentials::first_visible(self) {
             links.push((kind.path(), "Credentials"));
         }
+        if self.may("ip_policies.list") {
+            links.push(("/ui/ip".to_owned(), "IP restrictions"));
+        }
         if self.may("tenants.list") {
             links.push(("/ui/tenants".to_owned(), "Tenants"));
         }

@@ -28,6 +28,7 @@ mod console;
 mod credentials;
 mod door;
 mod events;
+mod ip;
 mod pages;
 mod profile;
 mod team;
@@ -160,6 +161,7 @@ impl Web {
                     ["bots"] => self.bots(&console, query, notice, None).await,
                     ["bots", id] => self.bot_page(&console, id, notice, None).await,
                     ["events"] => self.events(&console, query).await,
+                    ["ip"] => self.ip(&console, notice, None).await,
                     ["access-review"] => self.access_review(&console).await,
                     ["access-review.csv"] => self.access_review_csv(&console).await,
                     ["tenants"] => self.tenants(&console, notice, None).await,
@@ -207,6 +209,7 @@ impl Web {
                     ["bots", "new"] => self.create_bot(&console, form).await,
                     ["bots", id, action] => self.bot_post(&console, id, action, form).await,
                     ["tenants", rest @ ..] => self.tenant_post(&console, rest, form).await,
+                    ["ip", rest @ ..] => self.ip_post(&console, rest, form, peer).await,
                     ["roles", rest @ ..] => self.role_post(&console, rest, form).await,
                     ["credentials", kind, rest @ ..] => match credentials::Kind::from_slug(kind) {
                         Some(kind) => self.credential_post(&console, kind, rest, form).await,
@@ -293,10 +296,12 @@ enum Notice {
     RoleDeleted,
     AccessAdded,
     AccessRemoved,
+    IpSaved,
+    IpDeleted,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 21] = [
+    const ALL: [(Notice, &'static str, &'static str); 23] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -374,6 +379,8 @@ impl Notice {
             "access-removed",
             "The tenant access is removed.",
         ),
+        (Notice::IpSaved, "ip-saved", "The change is saved."),
+        (Notice::IpDeleted, "ip-deleted", "It is deleted."),
     ];
 
     fn key(self) -> &'static str {
@@ -428,6 +435,11 @@ impl From<ApiError> for AppOrApi {
 impl AppOrApi {
     /// The status and the sentence a person reads.
     fn explain(self) -> (StatusCode, String) {
+        if let AppOrApi::App(AppError::WouldLockOut(why)) = &self {
+            let text =
+                format!("{why}: tick \u{201c}I may lock myself out\u{201d} to make it anyway");
+            return (StatusCode::CONFLICT, text);
+        }
         let api = match self {
             AppOrApi::App(err) => ApiError::from(err),
             AppOrApi::Api(err) => err,
