@@ -1169,3 +1169,76 @@ fn a_member_who_may_not_change_ip_restrictions_sees_no_form_and_is_refused() {
     assert_eq!(refused.status, 403, "{}", refused.html);
     assert_eq!(head(&server), before);
 }
+
+#[test]
+fn account_settings_require_mfa_and_a_forgotten_password_is_mailed_and_set_in_the_browser() {
+    let accounts = crate::isolation::two_accounts_with(&[]);
+    let server = &accounts.server;
+    let mut admin = admin_browser(server);
+    let token = csrf(&admin);
+    let page = admin.get("/ui/settings");
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("Require two-factor authentication"));
+    let saved = admin.post(
+        "/ui/settings/mfa",
+        &[("csrf", &token), ("mfa_required", "on")],
+    );
+    assert_eq!(saved.location, "/ui/settings?done=settings");
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["mfa_required"],
+        true
+    );
+    admin.post("/ui/settings/mfa", &[("csrf", &token)]);
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["mfa_required"],
+        false
+    );
+
+    // A member who may not change settings is refused, and nothing changes.
+    let (_, key) = server.member_with_key("dev@example.com", json!({}));
+    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204);
+    let mut dev = signed_in(server, "dev@example.com", PASSWORD);
+    let t = csrf(&dev);
+    let refused = dev.post("/ui/settings/mfa", &[("csrf", &t), ("mfa_required", "on")]);
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["mfa_required"],
+        false
+    );
+
+    // Forgot: the same answer for a known and an unknown address; the link comes by mail.
+    let mut person = Browser::new(server);
+    let form = person.get("/ui/forgot-password");
+    assert_eq!(form.status, 200);
+    let t = form.field("csrf");
+    let unknown = person.post(
+        "/ui/forgot-password",
+        &[("csrf", &t), ("email", "nobody@example.com")],
+    );
+    let known = person.post(
+        "/ui/forgot-password",
+        &[("csrf", &t), ("email", "dev@example.com")],
+    );
+    assert_eq!((unknown.status, known.status), (202, 202));
+    assert_eq!(unknown.html, known.html);
+    let malformed = person.post(
+        "/ui/forgot-password",
+        &[("csrf", &t), ("email", "not an email")],
+    );
+    assert_eq!(malformed.status, 400);
+    let link = crate::support::link_in(&accounts.mail("/password_reset"), "/password_reset");
+    let path = link[link.find("/password_reset").unwrap()..].to_owned();
+    person.get(&path);
+    let t = person.get("/ui/reset-password").field("csrf");
+    let set = person.post(
+        "/ui/reset-password",
+        &[
+            ("csrf", &t),
+            ("new_password", "granite willow ferry 77 dusk"),
+            ("confirm_password", "granite willow ferry 77 dusk"),
+        ],
+    );
+    assert_eq!(set.status, 200, "{}", set.html);
+    signed_in(server, "dev@example.com", "granite willow ferry 77 dusk");
+}

@@ -344,7 +344,7 @@ impl TwoAccounts {
 
     /// The next mail carrying a `path` link (others, such as invitations, are skipped),
     /// within 20 s.
-    fn mail(&self, path: &str) -> String {
+    pub fn mail(&self, path: &str) -> String {
         loop {
             let mail = self.inbox.recv_timeout(Duration::from_secs(20)).unwrap();
             if mail

@@ -213,6 +213,18 @@ impl Api {
     ) -> Reply {
         let body: EmailBody = parse(&body)?;
         let email = required(body.email.as_deref(), "email")?.to_owned();
+        self.mail_password_reset(email, peer)?;
+        Ok(accepted())
+    }
+
+    /// Mail a password reset link to `email` when a user has it (the answer is the same
+    /// either way, and the link is made and sent after it, so timing says nothing
+    /// either). Refused only for a malformed address, no mail server, or too many asks.
+    pub(crate) fn mail_password_reset(
+        &self,
+        email: String,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<(), ApiError> {
         // A malformed address is refused alike whether or not some user has it: nobody has.
         crate::domain::user::Email::parse(&email)?;
         let mailer = self.mailer.clone().ok_or_else(no_mail)?;
@@ -238,7 +250,7 @@ impl Api {
                 Err(_) => tracing::warn!("a password reset link could not be made"),
             }
         });
-        Ok(accepted())
+        Ok(())
     }
 
     /// `POST /email_verification {"token"}`, unauthenticated: use an email proof link.

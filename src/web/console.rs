@@ -83,6 +83,9 @@ impl Console {
         if self.may("events.list") {
             links.push(("/ui/events".to_owned(), "Events"));
         }
+        if self.may("account.get") {
+            links.push(("/ui/settings".to_owned(), "Settings"));
+        }
         links
     }
 

@@ -31,6 +31,7 @@ mod events;
 mod ip;
 mod pages;
 mod profile;
+mod settings;
 mod team;
 mod tenancy;
 
@@ -146,6 +147,7 @@ impl Web {
             ["sign-in", "code"] => Ok(self.code_page(headers, None)),
             ["sign-in", "account"] => self.account_page(headers, peer).await,
             ["reset-password"] => Ok(self.reset_page(headers, None)),
+            ["forgot-password"] => self.forgot_page(headers),
             ["invitation"] => self.invitation_page(headers, None).await,
             _ => {
                 let console = self.console(headers, peer).await?;
@@ -162,6 +164,7 @@ impl Web {
                     ["bots", id] => self.bot_page(&console, id, notice, None).await,
                     ["events"] => self.events(&console, query).await,
                     ["ip"] => self.ip(&console, notice, None).await,
+                    ["settings"] => self.settings(&console, notice, None).await,
                     ["access-review"] => self.access_review(&console).await,
                     ["access-review.csv"] => self.access_review_csv(&console).await,
                     ["tenants"] => self.tenants(&console, notice, None).await,
@@ -192,6 +195,7 @@ impl Web {
             ["sign-in", "account"] => self.choose(headers, form, peer).await,
             ["sign-out"] => self.sign_out(headers).await,
             ["reset-password"] => self.reset(headers, form).await,
+            ["forgot-password"] => self.forgot(headers, form, peer),
             ["invitation"] => self.accept(headers, form).await,
             _ => {
                 let console = self.console(headers, peer).await?;
@@ -210,6 +214,7 @@ impl Web {
                     ["bots", id, action] => self.bot_post(&console, id, action, form).await,
                     ["tenants", rest @ ..] => self.tenant_post(&console, rest, form).await,
                     ["ip", rest @ ..] => self.ip_post(&console, rest, form, peer).await,
+                    ["settings", rest @ ..] => self.settings_post(&console, rest, form).await,
                     ["roles", rest @ ..] => self.role_post(&console, rest, form).await,
                     ["credentials", kind, rest @ ..] => match credentials::Kind::from_slug(kind) {
                         Some(kind) => self.credential_post(&console, kind, rest, form).await,
@@ -298,10 +303,11 @@ enum Notice {
     AccessRemoved,
     IpSaved,
     IpDeleted,
+    SettingsSaved,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 23] = [
+    const ALL: [(Notice, &'static str, &'static str); 24] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -381,6 +387,7 @@ impl Notice {
         ),
         (Notice::IpSaved, "ip-saved", "The change is saved."),
         (Notice::IpDeleted, "ip-deleted", "It is deleted."),
+        (Notice::SettingsSaved, "settings", "The settings are saved."),
     ];
 
     fn key(self) -> &'static str {

@@ -108,6 +108,25 @@ pub fn sign_in(csrf: &str, error: Option<&str>, email: &str) -> Markup {
                 input #password type="password" name="password" autocomplete="current-password" required;
                 button type="submit" { "Sign in" }
             }
+            p { a href="/ui/forgot-password" { "Forgot your password?" } }
+        },
+    )
+}
+
+/// A forgotten password: the email to mail a reset link to.
+pub fn forgot_password(csrf: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Forgot your password?",
+        html! {
+            (error_line(error))
+            p { "Give the email you sign in with: a link to set a new password is mailed there." }
+            form method="post" action="/ui/forgot-password" {
+                (csrf_field(csrf))
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="username" required autofocus;
+                button type="submit" { "Send the link" }
+            }
+            p { a href="/ui/sign-in" { "Back to sign in" } }
         },
     )
 }

@@ -240,6 +240,26 @@ try {
     assert.match(csv, /Remote helper/);
   });
 
+  await step("an IP policy with a rule, a warn-only restriction, and the settings", async () => {
+    await page.getByRole("link", { name: "IP restrictions" }).click();
+    await page.getByLabel("Description").fill("office");
+    await page.getByRole("button", { name: "Create policy" }).click();
+    await page.getByLabel("Network").fill("127.0.0.1/32");
+    await page.getByRole("button", { name: "Add rule" }).click();
+    await page.getByText("The change is saved.").waitFor();
+    await page.getByLabel("Applies to").selectOption("api");
+    await page.getByRole("checkbox", { name: "office" }).check();
+    await page.getByRole("button", { name: "Create restriction" }).click();
+    await page.getByRole("cell", { name: "warn-only" }).waitFor();
+    await look(page, "ip-restrictions");
+    await page.getByRole("link", { name: "Settings" }).click();
+    await look(page, "settings");
+    const visitor = await (await context()).newPage();
+    await visitor.goto(`${url}/ui/sign-in`);
+    await visitor.getByRole("link", { name: "Forgot your password?" }).click();
+    await look(visitor, "forgot-password");
+  });
+
   await step("a read-only developer sees no control it may not use, and rotates its authtoken", async () => {
     const readerPage = await (await context()).newPage();
     await signIn(readerPage, reader.email, reader.password);
