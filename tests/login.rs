@@ -988,3 +988,33 @@ fn a_login_in_steps_asks_for_the_second_factor_and_the_account_with_a_sealed_tic
     // A ticket is its user's: tess's cannot sign casey in, nor the other way round.
     assert_ne!(done.session.user, tess.id);
 }
+
+#[test]
+fn a_session_unused_for_thirty_minutes_ends_and_use_keeps_one_alive() {
+    let fx = Fixture::new();
+    let admin = fx.admin().clone();
+    fx.lk
+        .change_password(fx.me(admin.id), None, PASSWORD)
+        .unwrap();
+    let email = admin.email.as_str();
+    let busy = fx.lk.login(email, PASSWORD, None, None, None).unwrap();
+    let idle = fx.lk.login(email, PASSWORD, None, None, None).unwrap();
+    let minute = 60 * 1000;
+    for _ in 0..4 {
+        // Used every 29 minutes: alive for two hours.
+        fx.clock.advance(29 * minute);
+        fx.lk.session(busy.secret.expose()).unwrap();
+    }
+    match fx.lk.session(idle.secret.expose()) {
+        Err(AppError::Unauthenticated(why)) => assert!(why.contains("without use"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Ended for good: it is gone from the store, not only refused once.
+    assert!(matches!(
+        fx.lk.session(idle.secret.expose()),
+        Err(AppError::Unauthenticated(_))
+    ));
+    assert_eq!(fx.lk.sessions_of(admin.id).unwrap().len(), 1);
+    fx.clock.advance(30 * minute);
+    assert!(fx.lk.session(busy.secret.expose()).is_err());
+}

@@ -409,6 +409,41 @@ pub(super) fn end_sessions(
     Ok(ended)
 }
 
+/// A session unused this long ends (30 minutes), whatever its lifetime has left.
+pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+
+/// When each session was last used, in memory: a session unused for
+/// [`SESSION_IDLE_MS`] is refused and ended. After a restart the clock of every session
+/// starts again from its first use (the lifetime still bounds it).
+#[derive(Debug, Default)]
+pub(super) struct IdleSessions(Mutex<HashMap<u128, i64>>);
+
+impl IdleSessions {
+    /// Note a use of `session` at `now`: false when it had been idle too long (and it is
+    /// forgotten then).
+    fn used(&self, session: SessionId, now: Timestamp) -> bool {
+        let now = now.as_millis();
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= MAX_TRACKED {
+            seen.retain(|_, at| now - *at < SESSION_IDLE_MS);
+        }
+        match seen.insert(session.0, now) {
+            Some(last) if now - last >= SESSION_IDLE_MS => {
+                seen.remove(&session.0);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn forget(&self, session: SessionId) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&session.0);
+    }
+}
+
 /// A random secret for a cookie or a link: 256 bits, in hex.
 pub(super) fn random_secret() -> Result<Secret, AppError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
@@ -826,6 +861,8 @@ impl Latchkey {
                 }),
             )
         })?;
+        // Its idle clock starts now: a session never used again ends in 30 minutes.
+        self.idle.used(session.id, now);
         Ok(LoggedIn { session, secret })
     }
 
@@ -857,16 +894,34 @@ impl Latchkey {
         })
     }
 
-    /// The live session whose cookie secret is `secret`.
+    /// The live session whose cookie secret is `secret`. A session unused for
+    /// [`SESSION_IDLE_MS`] has ended: it is refused, and removed.
     pub fn session(&self, secret: &str) -> Result<Session, AppError> {
-        let read = self.store.read()?;
-        let key = self.stored_session_key(&read, secret)?;
-        let session = key
-            .map(|key| read.session(&key))
-            .transpose()?
-            .flatten()
-            .filter(|s| s.live(self.now()))
-            .ok_or_else(|| AppError::Unauthenticated("the session is not valid".into()))?;
+        let now = self.now();
+        let (key, session) = {
+            let read = self.store.read()?;
+            let key = self.stored_session_key(&read, secret)?;
+            let session = key
+                .map(|key| read.session(&key))
+                .transpose()?
+                .flatten()
+                .filter(|s| s.live(now))
+                .ok_or_else(|| AppError::Unauthenticated("the session is not valid".into()))?;
+            (key, session)
+        };
+        if !self.idle.used(session.id, now) {
+            if let Some(key) = key {
+                self.store.write(|tx| {
+                    if let Some(stored) = tx.session(&key)? {
+                        tx.remove_session(&key, &stored)?;
+                    }
+                    Ok::<_, AppError>(())
+                })?;
+            }
+            return Err(AppError::Unauthenticated(
+                "the session ended after 30 minutes without use: sign in again".into(),
+            ));
+        }
         Ok(session)
     }
 
@@ -885,6 +940,7 @@ impl Latchkey {
             let session = session
                 .ok_or_else(|| AppError::Unauthenticated("the session is not valid".into()))?;
             tx.remove_session(&key, &session)?;
+            self.idle.forget(session.id);
             record(
                 tx,
                 &session.account,

@@ -281,6 +281,8 @@ pub struct Latchkey {
     principals: authz::PrincipalCache,
     logins: login::Limiter,
     links: login::Limiter,
+    /// When each session was last used (for the idle timeout).
+    idle: login::IdleSessions,
     password_cost: PasswordCost,
     passwords: passwords::PasswordThreads,
     allow_private_destinations: bool,
@@ -321,6 +323,7 @@ impl Latchkey {
                 identity::MAX_LINKS_PER_EMAIL,
                 identity::MAX_LINKS_PER_ADDRESS,
             ),
+            idle: login::IdleSessions::default(),
             password_cost: config.password_cost,
             passwords: passwords::PasswordThreads::new(config.password_threads),
             allow_private_destinations: config.allow_private_destinations,
