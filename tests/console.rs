@@ -1242,3 +1242,95 @@ fn account_settings_require_mfa_and_a_forgotten_password_is_mailed_and_set_in_th
     assert_eq!(set.status, 200, "{}", set.html);
     signed_in(server, "dev@example.com", "granite willow ferry 77 dusk");
 }
+
+#[test]
+fn an_existing_user_joins_a_second_account_from_its_session_and_then_picks_the_account() {
+    let accounts = crate::isolation::two_accounts_with(&[]);
+    let server = &accounts.server;
+    let (_, key) = server.member_with_key("multi@example.com", json!({}));
+    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204);
+    // The person proves its address (else it joins no other account).
+    let asked = server.post(&key, "/me/email_verification", json!({}));
+    assert_eq!(asked.status, 202, "{:?}", asked.body);
+    let link =
+        crate::support::link_in(&accounts.mail("/email_verification"), "/email_verification");
+    let proved = server.post(
+        &key,
+        "/email_verification",
+        json!({"token": link.split("token=").nth(1).unwrap()}),
+    );
+    assert_eq!(proved.status, 204, "{:?}", proved.body);
+    let invited = server.post(
+        &accounts.b_key,
+        "/invitations",
+        json!({"email": "multi@example.com", "roles": {"developer": "read_write"}}),
+    );
+    assert_eq!(invited.status, 201, "{:?}", invited.body);
+    let accept = invited.body["accept_url"].as_str().unwrap();
+    let path = accept[accept.find("/invitations/").unwrap()..].to_owned();
+
+    // Signed out, the page asks to sign in first; signed in, it accepts in one click.
+    let mut browser = Browser::new(server);
+    browser.get(&path);
+    let page = browser.get("/ui/invitation");
+    assert!(page.html.contains("Sign in"), "{}", page.html);
+    assert!(!page.html.contains("Choose a password"));
+    let signed = signed_in(server, "multi@example.com", PASSWORD);
+    browser.cookies.extend(signed.cookies);
+    let page = browser.get("/ui/invitation");
+    assert!(
+        page.html.contains("Accept and join globex"),
+        "{}",
+        page.html
+    );
+    let token = csrf(&browser);
+    let joined = browser.post("/ui/invitation", &[("csrf", &token)]);
+    assert_eq!(joined.status, 200, "{}", joined.html);
+
+    // Now a member of two accounts: the sign-in asks which one.
+    let mut fresh = Browser::new(server);
+    let t = fresh.get("/ui/sign-in").field("csrf");
+    let picker = fresh.post(
+        "/ui/sign-in",
+        &[
+            ("csrf", &t),
+            ("email", "multi@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(picker.status, 200, "{}", picker.html);
+    assert!(picker.html.contains("acme") && picker.html.contains("globex"));
+    assert!(!fresh.cookies.contains_key("latchkey_session"));
+    // A forged account id (one the person is not a member of) signs in nowhere.
+    let forged = fresh.post(
+        "/ui/sign-in/account",
+        &[("csrf", &t), ("account_id", "ac_0000000000000000000009")],
+    );
+    assert!(
+        !fresh.cookies.contains_key("latchkey_session"),
+        "{}",
+        forged.html
+    );
+    let mut fresh = Browser::new(server);
+    let t = fresh.get("/ui/sign-in").field("csrf");
+    fresh.post(
+        "/ui/sign-in",
+        &[
+            ("csrf", &t),
+            ("email", "multi@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    let chosen = fresh.post(
+        "/ui/sign-in/account",
+        &[("csrf", &t), ("account_id", &accounts.b_account)],
+    );
+    assert_eq!(
+        (chosen.status, chosen.location.as_str()),
+        (303, "/ui/"),
+        "{}",
+        chosen.html
+    );
+    assert!(fresh.get("/ui/").html.contains(&accounts.b_account));
+}
