@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::api::start_server;
 use crate::login::{PASSWORD, admin_email, admin_password};
+use crate::web::member_with_roles_and_password;
 
 /// The most the whole browser run may take.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -26,16 +27,11 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
     );
     let server = start_server();
     admin_password(&server);
-    let (_, reader_key) = server.member_with_key(
+    member_with_roles_and_password(
+        &server,
         "reader@example.com",
         json!({"developer": "read_only", "team": "read_only"}),
     );
-    let set = server.post(
-        &reader_key,
-        "/me/password",
-        json!({"new_password": PASSWORD}),
-    );
-    assert_eq!(set.status, 204);
     let shots = root.join("target/dashboard-screenshots");
     // Only this run's pages: a screenshot left by an earlier run would pass for one.
     let _ = std::fs::remove_dir_all(&shots);
@@ -43,7 +39,7 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
         "url": server.url,
         "shots": shots,
         "admin": {"email": admin_email(&server), "password": PASSWORD},
-        "reader": {"email": "reader@example.com", "password": PASSWORD},
+        "reader": {"email": "reader@example.com", "password": crate::web::PASSWORD},
     });
     let mut child = Command::new("node")
         .arg(browser_dir.join("console.mjs"))

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::api::{Server, start_server};
 use crate::login::{admin_email, admin_password, base32_decode, totp_at, unix_now};
-use crate::web::{Browser, PASSWORD, member_with_password};
+use crate::web::{Browser, PASSWORD, member_with_password, member_with_roles_and_password};
 
 /// A browser signed in as `email` (whose password is `password`).
 fn signed_in(server: &Server, email: &str, password: &str) -> Browser {
@@ -195,12 +195,11 @@ fn my_profile_renames_changes_the_password_enrolls_totp_and_signs_out_other_sess
 #[test]
 fn a_read_only_developer_sees_no_controls_it_may_not_use_and_the_server_refuses_them() {
     let server = start_server();
-    let (tess, key) = server.member_with_key(
+    let (tess, _) = member_with_roles_and_password(
+        &server,
         "tess@example.com",
         json!({"developer": "read_only", "team": "read_only"}),
     );
-    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
-    assert_eq!(set.status, 204);
     let mut browser = signed_in(&server, "tess@example.com", PASSWORD);
     let token = csrf(&browser);
 
@@ -717,16 +716,11 @@ fn credentials_are_made_with_their_limits_shown_once_rotated_and_deleted_from_th
 fn credential_pages_refuse_a_lower_role_and_another_accounts_credentials() {
     let accounts = crate::isolation::two_accounts_with(&[]);
     let server = &accounts.server;
-    let (_, reader_key) = server.member_with_key(
+    member_with_roles_and_password(
+        server,
         "reader@example.com",
         json!({"developer": "read_only", "team": "read_only"}),
     );
-    let set = server.post(
-        &reader_key,
-        "/me/password",
-        json!({"new_password": PASSWORD}),
-    );
-    assert_eq!(set.status, 204);
     let mut reader = signed_in(server, "reader@example.com", PASSWORD);
     let token = csrf(&reader);
     let page = reader.get("/ui/credentials/api-keys");
@@ -1153,9 +1147,11 @@ fn ip_restrictions_are_made_warn_only_or_enforced_with_reauthentication_and_the_
 #[test]
 fn a_member_who_may_not_change_ip_restrictions_sees_no_form_and_is_refused() {
     let server = start_server();
-    let (_, key) = server.member_with_key("dev@example.com", json!({"developer": "read_only"}));
-    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
-    assert_eq!(set.status, 204);
+    member_with_roles_and_password(
+        &server,
+        "dev@example.com",
+        json!({"developer": "read_only"}),
+    );
     let mut dev = signed_in(&server, "dev@example.com", PASSWORD);
     let token = csrf(&dev);
     let page = dev.get("/ui/ip");
@@ -1195,9 +1191,7 @@ fn account_settings_require_mfa_and_a_forgotten_password_is_mailed_and_set_in_th
     );
 
     // A member who may not change settings is refused, and nothing changes.
-    let (_, key) = server.member_with_key("dev@example.com", json!({}));
-    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
-    assert_eq!(set.status, 204);
+    member_with_roles_and_password(server, "dev@example.com", json!({}));
     let mut dev = signed_in(server, "dev@example.com", PASSWORD);
     let t = csrf(&dev);
     let refused = dev.post("/ui/settings/mfa", &[("csrf", &t), ("mfa_required", "on")]);
@@ -1247,9 +1241,7 @@ fn account_settings_require_mfa_and_a_forgotten_password_is_mailed_and_set_in_th
 fn an_existing_user_joins_a_second_account_from_its_session_and_then_picks_the_account() {
     let accounts = crate::isolation::two_accounts_with(&[]);
     let server = &accounts.server;
-    let (_, key) = server.member_with_key("multi@example.com", json!({}));
-    let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
-    assert_eq!(set.status, 204);
+    let key = member_with_password(server, "multi@example.com");
     // The person proves its address (else it joins no other account).
     let asked = server.post(&key, "/me/email_verification", json!({}));
     assert_eq!(asked.status, 202, "{:?}", asked.body);

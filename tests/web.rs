@@ -145,10 +145,20 @@ impl Browser {
 
 /// A member `email` with a password, made through the API; its API key.
 pub fn member_with_password(server: &Server, email: &str) -> String {
-    let (_, key) = server.member_with_key(email, json!({}));
+    member_with_roles_and_password(server, email, json!({})).1
+}
+
+/// A member `email` with `roles` and a password ([`PASSWORD`]), made through the API;
+/// its id and API key.
+pub fn member_with_roles_and_password(
+    server: &Server,
+    email: &str,
+    roles: serde_json::Value,
+) -> (String, String) {
+    let (id, key) = server.member_with_key(email, roles);
     let set = server.post(&key, "/me/password", json!({"new_password": PASSWORD}));
     assert_eq!(set.status, 204, "{:?}", set.body);
-    key
+    (id, key)
 }
 
 #[test]

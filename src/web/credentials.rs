@@ -10,7 +10,9 @@ use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{button_form, csrf_field, error_line, notice_line, secret_once, when};
-use super::{Answer, AppOrApi, Form, Notice, Web, blocking, done, not_found, query_value};
+use super::{
+    Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, not_found, query_value, status_of,
+};
 use crate::domain::credential::{Credential, CredentialId, CredentialKind, CredentialSpec, Owner};
 use crate::domain::id::RawId;
 use crate::domain::time::Timestamp;
@@ -121,10 +123,9 @@ impl Web {
         kind: Kind,
         query: Option<&str>,
         notice: Option<Notice>,
-        error: Option<(StatusCode, String)>,
+        error: Refusal,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let before = query_value(query, "before")
             .and_then(|t| t.parse::<CredentialId>().ok())
             .filter(|id| id.kind == kind.credential_kind())
@@ -184,10 +185,7 @@ impl Web {
             })
         })
         .await?;
-        let (status, error) = match error {
-            Some((status, why)) => (status, Some(why)),
-            None => (StatusCode::OK, None),
-        };
+        let (status, error) = status_of(error);
         Ok(console.render(
             status,
             kind.title(),
@@ -203,8 +201,7 @@ impl Web {
         rest: &[&str],
         form: &Form,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let made: Result<Answer, AppOrApi> = match rest {
             ["new"] => {
                 let owner = match form.get("owner_id") {

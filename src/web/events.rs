@@ -107,8 +107,7 @@ impl Web {
         let before = query_value(query, "before").and_then(|t| t.parse::<EventId>().ok());
         let (page, error) = match filters.query(before) {
             Ok(query) => {
-                let lk = self.lk();
-                let (actor, account) = (console.actor(), console.session.account);
+                let (lk, actor, account) = self.acting(console);
                 match blocking(move || lk.events_page(actor, account, &query)).await {
                     Ok(page) => (Some(page), None),
                     Err(refused) => (None, Some(refused.explain())),
@@ -138,16 +137,14 @@ impl Web {
 
     /// `GET /ui/access-review`: who holds which role where, and what that grants.
     pub(super) async fn access_review(&self, console: &Console) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let review = blocking(move || lk.access_review(actor, account)).await?;
         Ok(console.render(StatusCode::OK, "Access review", review_page(&review)))
     }
 
     /// `GET /ui/access-review.csv`: the same as a file (api.md's CSV).
     pub(super) async fn access_review_csv(&self, console: &Console) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let review = blocking(move || lk.access_review(actor, account)).await?;
         let mut response = Response::new(Full::new(Bytes::from(crate::api::access_review_csv(
             &review,

@@ -3,12 +3,11 @@
 //! them; a dashboard restriction that would refuse the member's own address is made
 //! only once the member ticks that it may lock itself out (the lockout guard).
 
-use hyper::StatusCode;
 use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{button_form, csrf_field, error_line, notice_line, when};
-use super::{Answer, AppOrApi, Form, Notice, Web, blocking, done, not_found};
+use super::{Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, not_found, status_of};
 use crate::app::{IpPatch, IpText, Lockout, RestrictionSpec};
 use crate::domain::DomainError;
 use crate::domain::id::{IpPolicyId, IpRestrictionId, IpRuleId};
@@ -37,10 +36,9 @@ impl Web {
         &self,
         console: &Console,
         notice: Option<Notice>,
-        error: Option<(StatusCode, String)>,
+        error: Refusal,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let see_restrictions = console.may("ip_restrictions.list");
         let all = PageRequest {
             before: None,
@@ -59,10 +57,7 @@ impl Web {
             })
         })
         .await?;
-        let (status, error) = match error {
-            Some((status, why)) => (status, Some(why)),
-            None => (StatusCode::OK, None),
-        };
+        let (status, error) = status_of(error);
         Ok(console.render(
             status,
             "IP restrictions",
@@ -93,8 +88,7 @@ impl Web {
         form: &Form,
         peer: Option<std::net::IpAddr>,
     ) -> Result<Option<Notice>, AppOrApi> {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let text = IpText {
             description: form.get("description").trim().to_owned(),
             metadata: String::new(),

@@ -48,6 +48,8 @@ use crate::api::Api;
 use crate::api::error::ApiError;
 use crate::api::request::{is_content_type, read_bounded};
 use crate::app::{AppError, Latchkey};
+use crate::domain::event::Actor;
+use crate::domain::id::AccountId;
 
 /// The double-submit token's cookie.
 const CSRF_COOKIE: &str = "latchkey_csrf";
@@ -66,6 +68,17 @@ pub struct Web {
 /// What a handler answers: a page or a redirect, or a refusal page.
 type Answer = Result<Response<Full<Bytes>>, Box<Response<Full<Bytes>>>>;
 
+/// A refused change, shown on its page again: the refusal's status and sentence.
+type Refusal = Option<(StatusCode, String)>;
+
+/// The status of a page shown after `error` (200 without one), and its error line.
+fn status_of(error: Refusal) -> (StatusCode, Option<String>) {
+    match error {
+        Some((status, why)) => (status, Some(why)),
+        None => (StatusCode::OK, None),
+    }
+}
+
 impl Web {
     /// The dashboard beside `api`: its latchkey, its password gate (one bound on argon2
     /// work for both), its IP-restriction gate (warn-only misses counted together) and
@@ -76,6 +89,11 @@ impl Web {
 
     fn lk(&self) -> Arc<Latchkey> {
         Arc::clone(self.api.latchkey())
+    }
+
+    /// The latchkey, and the signed-in member as the actor in its account.
+    fn acting(&self, console: &console::Console) -> (Arc<Latchkey>, Actor, AccountId) {
+        (self.lk(), console.actor(), console.session.account)
     }
 
     /// Whether a request is the dashboard's: anything under `/ui`, and from a browser (it

@@ -7,7 +7,7 @@ use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{button_form, csrf_field, error_line, notice_line, when};
-use super::{Answer, AppOrApi, Form, Notice, Web, blocking, done, not_found};
+use super::{Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, not_found, status_of};
 use crate::app::SecondFactor;
 use crate::domain::credential::Credential;
 use crate::domain::session::Session;
@@ -25,7 +25,7 @@ impl Web {
         &self,
         console: &Console,
         notice: Option<Notice>,
-        error: Option<(StatusCode, String)>,
+        error: Refusal,
     ) -> Answer {
         let lk = self.lk();
         let (actor, account, user) = (
@@ -46,10 +46,7 @@ impl Web {
             })
         })
         .await?;
-        let (status, error) = match error {
-            Some((status, why)) => (status, Some(why)),
-            None => (StatusCode::OK, None),
-        };
+        let (status, error) = status_of(error);
         Ok(console.render(
             status,
             "My profile",
@@ -132,7 +129,7 @@ impl Web {
                 .map(|()| done("/ui/profile", Notice::TotpDisabled))
             }
             "authtoken" => {
-                let (actor, account) = (console.actor(), console.session.account);
+                let (_, actor, account) = self.acting(console);
                 let personal = console.member.membership.personal_authtoken;
                 blocking(move || lk.rotate_credential(actor, account, personal))
                     .await

@@ -6,7 +6,9 @@ use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{csrf_field, error_line, notice_line, when};
-use super::{Answer, Form, Notice, Web, blocking, done, form_page, not_found, pages};
+use super::{
+    Answer, Form, Notice, Refusal, Web, blocking, done, form_page, not_found, pages, status_of,
+};
 use crate::domain::account::{Account, Provisioning, SsoMode};
 
 impl Web {
@@ -15,20 +17,16 @@ impl Web {
         &self,
         console: &Console,
         notice: Option<Notice>,
-        error: Option<(StatusCode, String)>,
+        error: Refusal,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let (found, seats) = blocking(move || {
             let found = lk.account(actor, account)?;
             let seats = lk.seats_used(actor, account)?;
             Ok((found, seats))
         })
         .await?;
-        let (status, error) = match error {
-            Some((status, why)) => (status, Some(why)),
-            None => (StatusCode::OK, None),
-        };
+        let (status, error) = status_of(error);
         Ok(console.render(
             status,
             "Account settings",
@@ -46,8 +44,7 @@ impl Web {
         if rest != ["mfa"] {
             return Err(not_found());
         }
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let required = form.checked("mfa_required");
         match blocking(move || lk.update_account_settings(actor, account, Some(required))).await {
             Ok(_) => done("/ui/settings", Notice::SettingsSaved),

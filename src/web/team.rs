@@ -9,7 +9,9 @@ use maud::{Markup, html};
 use super::console::Console;
 use super::pages::{button_form, csrf_field, error_line, notice_line, roles_text, when};
 use super::tenancy::{Access, access_section};
-use super::{Answer, AppOrApi, Form, Notice, Web, blocking, done, not_found, query_value};
+use super::{
+    Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, not_found, query_value, status_of,
+};
 use crate::app::Member;
 use crate::domain::bot::{BotPatch, BotUser};
 use crate::domain::credential::{Credential, Owner};
@@ -20,17 +22,6 @@ use crate::store::PageRequest;
 
 /// Rows per list page.
 const PAGE: usize = 50;
-
-/// A refused change, shown on its page.
-type Refusal = Option<(StatusCode, String)>;
-
-/// The status of a page, and its error line.
-fn status_of(error: Refusal) -> (StatusCode, Option<String>) {
-    match error {
-        Some((status, why)) => (status, Some(why)),
-        None => (StatusCode::OK, None),
-    }
-}
 
 /// The page before `?before=` (an id of the kind listed; anything else is the first page).
 fn page_request<I: std::str::FromStr + RawId>(query: Option<&str>) -> PageRequest {
@@ -51,8 +42,7 @@ impl Web {
         notice: Option<Notice>,
         error: Refusal,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let page = page_request::<UserId>(query);
         let invitations_visible = console.may("invitations.list");
         let (members, seats, invitations) = blocking(move || {
@@ -106,8 +96,7 @@ impl Web {
         let Ok(user) = id.parse::<UserId>() else {
             return Err(not_found());
         };
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let (member, credentials) = blocking(move || {
             let member = lk.member(actor, account, user)?;
             let credentials = lk.credentials_of(actor, account, Owner::User(user))?;
@@ -131,8 +120,7 @@ impl Web {
         let roles = roles_from(form).apply(Roles::default());
         let invited = match self.confirm_if(console, roles.admin, form).await {
             Ok(()) => {
-                let lk = self.lk();
-                let (actor, account) = (console.actor(), console.session.account);
+                let (lk, actor, account) = self.acting(console);
                 let email = form.get("email").trim().to_owned();
                 blocking(move || lk.invite(actor, account, &email, roles, Vec::new())).await
             }
@@ -167,8 +155,7 @@ impl Web {
             let Ok(invitation) = id.parse() else {
                 return Err(not_found());
             };
-            let lk = self.lk();
-            let (actor, account) = (console.actor(), console.session.account);
+            let (lk, actor, account) = self.acting(console);
             return match blocking(move || lk.revoke_invitation(actor, account, invitation)).await {
                 Ok(()) => done("/ui/members", Notice::InvitationRevoked),
                 Err(refused) => {
@@ -180,8 +167,7 @@ impl Web {
         let Ok(user) = id.parse::<UserId>() else {
             return Err(not_found());
         };
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let result: Result<Notice, AppOrApi> = match action {
             "roles" => {
                 let patch = roles_from(form);
@@ -262,8 +248,7 @@ impl Web {
         notice: Option<Notice>,
         error: Refusal,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let page = page_request::<BotId>(query);
         let bots = blocking(move || lk.bots(actor, account, page)).await?;
         let (status, error) = status_of(error);
@@ -295,8 +280,7 @@ impl Web {
         let Ok(bot) = id.parse::<BotId>() else {
             return Err(not_found());
         };
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let (found, credentials) = blocking(move || {
             let found = lk.bot(actor, account, bot)?;
             let credentials = lk.credentials_of(actor, account, Owner::Bot(bot))?;
@@ -317,8 +301,7 @@ impl Web {
 
     /// `POST /ui/bots/new`.
     pub(super) async fn create_bot(&self, console: &Console, form: &Form) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let name = form.get("name").trim().to_owned();
         match blocking(move || lk.create_bot(actor, account, &name)).await {
             Ok(bot) => done(&format!("/ui/bots/{}", bot.id), Notice::BotCreated),
@@ -340,8 +323,7 @@ impl Web {
         let Ok(bot) = id.parse::<BotId>() else {
             return Err(not_found());
         };
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         if matches!(action, "access" | "access-remove") {
             let changed = self
                 .access_post(console, Owner::Bot(bot), action == "access-remove", form)

@@ -3,12 +3,11 @@
 //! category as checkboxes; and on a member's or bot's page, its tenant access: per
 //! tenant (or all tenants) a role.
 
-use hyper::StatusCode;
 use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{button_form, csrf_field, error_line, notice_line, when};
-use super::{Answer, AppOrApi, Form, Notice, Web, blocking, done, not_found};
+use super::{Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, not_found, status_of};
 use crate::app::{AssignmentFilter, NamedAssignment, TenancyPatch};
 use crate::domain::credential::Owner;
 use crate::domain::id::{RoleAssignmentId, RoleId, TenantId};
@@ -17,15 +16,6 @@ use crate::store::PageRequest;
 
 /// Tenants listed at most on one page (and offered in a tenant choice).
 const TENANTS: usize = 200;
-
-type Refusal = Option<(StatusCode, String)>;
-
-fn status_of(error: Refusal) -> (StatusCode, Option<String>) {
-    match error {
-        Some((status, why)) => (status, Some(why)),
-        None => (StatusCode::OK, None),
-    }
-}
 
 /// What a principal's tenant access section shows and offers.
 pub(super) struct Access {
@@ -42,8 +32,7 @@ impl Web {
         notice: Option<Notice>,
         error: Refusal,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let tenants = blocking(move || {
             lk.tenants(
                 actor,
@@ -74,8 +63,7 @@ impl Web {
         let Ok(id) = id.parse::<TenantId>() else {
             return Err(not_found());
         };
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let see_assignments = console.may("role_assignments.list");
         let (tenant, holders) = blocking(move || {
             let tenant = lk.tenant(actor, account, id)?;
@@ -110,8 +98,7 @@ impl Web {
         rest: &[&str],
         form: &Form,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let name = form.get("name").trim().to_owned();
         let description = form.get("description").trim().to_owned();
         match rest {
@@ -160,8 +147,7 @@ impl Web {
         notice: Option<Notice>,
         error: Refusal,
     ) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let may_create = console.may("roles.create");
         let (roles, catalog) = blocking(move || {
             let roles = lk.roles(actor, account)?;
@@ -192,8 +178,7 @@ impl Web {
         let Ok(id) = id.parse::<RoleId>() else {
             return Err(not_found());
         };
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let (role, catalog) = blocking(move || {
             let role = lk.role(actor, account, id)?;
             let catalog = lk.permissions(actor, account).unwrap_or_default();
@@ -210,8 +195,7 @@ impl Web {
 
     /// `POST /ui/roles/new`, `/ui/roles/{id}/update`, `/ui/roles/{id}/delete`.
     pub(super) async fn role_post(&self, console: &Console, rest: &[&str], form: &Form) -> Answer {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let name = form.get("name").trim().to_owned();
         let description = form.get("description").trim().to_owned();
         let permissions: Vec<String> = form.all("permission").map(str::to_owned).collect();
@@ -265,8 +249,7 @@ impl Web {
         if !console.may("role_assignments.list") {
             return Ok(None);
         }
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let offer = console.may("role_assignments.create");
         blocking(move || {
             let filter = AssignmentFilter {
@@ -304,8 +287,7 @@ impl Web {
         remove: bool,
         form: &Form,
     ) -> Result<Notice, AppOrApi> {
-        let lk = self.lk();
-        let (actor, account) = (console.actor(), console.session.account);
+        let (lk, actor, account) = self.acting(console);
         let invalid = |field: &'static str| {
             AppOrApi::App(
                 crate::domain::DomainError::invalid(field, "is not one of the choices").into(),
