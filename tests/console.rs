@@ -413,6 +413,15 @@ fn members_are_edited_disabled_and_removed_from_their_page_and_the_last_administ
         .unwrap()
         .to_owned();
 
+    // The list says who signed in when: the administrator just did, dana never.
+    let list = admin.get("/ui/members");
+    assert!(list.html.contains("Last sign-in"));
+    assert_eq!(
+        list.html.matches("<td>never</td>").count(),
+        1,
+        "{}",
+        list.html
+    );
     let page = admin.get(&format!("/ui/members/{dana}"));
     assert_eq!(page.status, 200);
     assert!(page.html.contains("revokes these credentials"));

@@ -1344,6 +1344,40 @@ impl Latchkey {
         Ok(credential)
     }
 
+    /// When each of `users` last signed in to `account` (its newest successful login
+    /// in the account's trail; `None`: never, or before the trail's retention), for the
+    /// members page. Each is one read of the trail's principal index, newest first.
+    pub fn last_logins(
+        &self,
+        actor: Actor,
+        account: AccountId,
+        users: &[UserId],
+    ) -> Result<Vec<Option<Timestamp>>, AppError> {
+        let read = self.store.read()?;
+        let target = Target::new("users", "list", "user", account.to_string());
+        self.authorize(&read, actor, account, target, self.now())?;
+        let login = Action::LoginSucceeded.name().to_owned();
+        users
+            .iter()
+            .map(|user| {
+                let query = crate::store::EventQuery {
+                    principal: Some(user.0),
+                    action: Some(login.clone()),
+                    object: None,
+                    since: None,
+                    until: None,
+                    before: None,
+                    limit: 1,
+                };
+                Ok(read
+                    .events_page(account, &query)?
+                    .items
+                    .first()
+                    .map(|e| e.at))
+            })
+            .collect()
+    }
+
     /// A page of an account's members, newest user first.
     pub fn members(
         &self,

@@ -17,6 +17,7 @@ use crate::domain::bot::{BotPatch, BotUser};
 use crate::domain::credential::{Credential, Owner};
 use crate::domain::id::{BotId, RawId, UserId};
 use crate::domain::invitation::Invitation;
+use crate::domain::time::Timestamp;
 use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Roles, RolesPatch, TeamRole};
 use crate::store::PageRequest;
 
@@ -45,8 +46,10 @@ impl Web {
         let (lk, actor, account) = self.acting(console);
         let page = page_request::<UserId>(query);
         let invitations_visible = console.may("invitations.list");
-        let (members, seats, invitations) = blocking(move || {
+        let (members, last_logins, seats, invitations) = blocking(move || {
             let members = lk.members(actor, account, page)?;
+            let ids: Vec<UserId> = members.items.iter().map(|m| m.user.id).collect();
+            let last_logins = lk.last_logins(actor, account, &ids)?;
             let seats = lk.seats_used(actor, account).ok();
             let invitations = if invitations_visible {
                 lk.invitations(
@@ -62,7 +65,7 @@ impl Web {
             } else {
                 Vec::new()
             };
-            Ok((members, seats, invitations))
+            Ok((members, last_logins, seats, invitations))
         })
         .await?;
         let (status, error) = status_of(error);
@@ -75,10 +78,13 @@ impl Web {
             "Team members",
             members_page(
                 console,
-                &members.items,
-                next.as_deref(),
-                seats,
-                &invitations,
+                &MembersView {
+                    members: &members.items,
+                    last_logins: &last_logins,
+                    next: next.as_deref(),
+                    seats,
+                    invitations: &invitations,
+                },
                 notice,
                 error.as_deref(),
             ),
@@ -426,25 +432,40 @@ fn state_text(state: MemberState) -> &'static str {
     }
 }
 
+/// What the members page lists.
+struct MembersView<'a> {
+    members: &'a [Member],
+    /// Each member's last sign-in, in the same order.
+    last_logins: &'a [Option<Timestamp>],
+    next: Option<&'a str>,
+    /// `None` when the member may not read the account.
+    seats: Option<usize>,
+    invitations: &'a [Invitation],
+}
+
 fn members_page(
     console: &Console,
-    members: &[Member],
-    next: Option<&str>,
-    seats: Option<usize>,
-    invitations: &[Invitation],
+    view: &MembersView<'_>,
     notice: Option<Notice>,
     error: Option<&str>,
 ) -> Markup {
     let csrf = console.csrf();
+    let MembersView {
+        members,
+        last_logins,
+        next,
+        seats,
+        invitations,
+    } = *view;
     html! {
         (notice_line(notice))
         (error_line(error))
         @if let Some(seats) = seats { p { "Seats used: " strong { (seats) } } }
         div.scroll {
             table {
-                thead { tr { th { "Member" } th { "Roles" } th { "State" } th { "Two-factor" } th { "Joined" } } }
+                thead { tr { th { "Member" } th { "Roles" } th { "State" } th { "Two-factor" } th { "Last sign-in" } th { "Joined" } } }
                 tbody {
-                    @for member in members {
+                    @for (member, last) in members.iter().zip(last_logins) {
                         tr {
                             td {
                                 a href=(format!("/ui/members/{}", member.user.id)) { (member.user.name) }
@@ -453,6 +474,7 @@ fn members_page(
                             td { (roles_text(&member.membership.roles)) }
                             td { (state_text(member.membership.state)) }
                             td { @if member.mfa_enrolled { "on" } @else { "off" } }
+                            td { (last.map_or_else(|| "never".to_owned(), when)) }
                             td { (when(member.membership.joined_at)) }
                         }
                     }
