@@ -9,9 +9,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{AppError, Latchkey, Target, in_account, record, require_account};
+use super::resource::{self, Resource};
+use super::{AppError, Latchkey, Target, record, require_account};
 use crate::domain::DomainError;
-use crate::domain::event::{Action, Actor, Change, IpObject, Snapshot};
+use crate::domain::event::{Action, Actor, Snapshot};
 use crate::domain::id::{AccountId, IpPolicyId, IpRestrictionId, IpRuleId};
 use crate::domain::ip::{
     self, Gates, IpPolicy, IpPolicyRule, IpRestriction, Passage, RestrictionType, RuleAction,
@@ -134,22 +135,6 @@ fn used_by_dashboard(
         .any(|r| r.kind == RestrictionType::Dashboard && r.policies.contains(&policy)))
 }
 
-fn policy_in(tx: &impl Reads, account: AccountId, id: IpPolicyId) -> Result<IpPolicy, AppError> {
-    in_account(tx.ip_policy(id)?, |p| p.account, account, id)
-}
-
-fn rule_in(tx: &impl Reads, account: AccountId, id: IpRuleId) -> Result<IpPolicyRule, AppError> {
-    in_account(tx.ip_rule(id)?, |r| r.account, account, id)
-}
-
-fn restriction_in(
-    tx: &impl Reads,
-    account: AccountId,
-    id: IpRestrictionId,
-) -> Result<IpRestriction, AppError> {
-    in_account(tx.ip_restriction(id)?, |r| r.account, account, id)
-}
-
 /// Attached policies must exist in the account (named as a field error: they come from
 /// the body, not the path).
 fn require_policies(
@@ -217,20 +202,7 @@ impl Latchkey {
                 description: text.description,
                 metadata: text.metadata,
             };
-            tx.put_ip_policy(&policy)?;
-            let snapshot = Snapshot::IpPolicy(policy.clone());
-            let action = Action::Ip(IpObject::Policy, Change::Created);
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                action,
-                policy.id.to_string(),
-                None,
-                Some(snapshot),
-            )?;
-            Ok(policy)
+            resource::created(tx, actor, now, policy)
         })
     }
 
@@ -244,7 +216,7 @@ impl Latchkey {
     ) -> Result<IpPolicy, AppError> {
         let now = self.now();
         self.ip_write(|tx| {
-            let before = policy_in(tx, account, id)?;
+            let before = IpPolicy::find(tx, account, id)?;
             let dashboard = used_by_dashboard(tx, account, id)?;
             self.authorize(
                 tx,
@@ -256,25 +228,7 @@ impl Latchkey {
             let mut after = before.clone();
             patch_text(&mut after.description, &mut after.metadata, patch);
             ip::validate_text(&after.description, &after.metadata)?;
-            if after != before {
-                tx.put_ip_policy(&after)?;
-                let action = Action::Ip(IpObject::Policy, Change::Updated);
-                let (b, a) = (
-                    Snapshot::IpPolicy(before),
-                    Snapshot::IpPolicy(after.clone()),
-                );
-                record(
-                    tx,
-                    &account,
-                    now,
-                    actor,
-                    action,
-                    id.to_string(),
-                    Some(b),
-                    Some(a),
-                )?;
-            }
-            Ok(after)
+            resource::updated(tx, actor, now, &before, after)
         })
     }
 
@@ -288,7 +242,7 @@ impl Latchkey {
     ) -> Result<(), AppError> {
         let now = self.now();
         self.ip_write(|tx| {
-            let policy = policy_in(tx, account, id)?;
+            let policy = IpPolicy::find(tx, account, id)?;
             let dashboard = used_by_dashboard(tx, account, id)?;
             self.authorize(
                 tx,
@@ -298,32 +252,9 @@ impl Latchkey {
                 now,
             )?;
             for rule in tx.ip_rules(account)?.into_iter().filter(|r| r.policy == id) {
-                tx.remove_ip_rule(&rule)?;
-                let action = Action::Ip(IpObject::Rule, Change::Deleted);
-                let target = rule.id.to_string();
-                record(
-                    tx,
-                    &account,
-                    now,
-                    actor,
-                    action,
-                    target,
-                    Some(Snapshot::IpRule(rule)),
-                    None,
-                )?;
+                resource::deleted(tx, actor, now, &rule)?;
             }
-            tx.remove_ip_policy(&policy)?;
-            let action = Action::Ip(IpObject::Policy, Change::Deleted);
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                action,
-                id.to_string(),
-                Some(Snapshot::IpPolicy(policy)),
-                None,
-            )
+            resource::deleted(tx, actor, now, &policy)
         })
     }
 
@@ -335,7 +266,7 @@ impl Latchkey {
         id: IpPolicyId,
     ) -> Result<IpPolicy, AppError> {
         let read = self.store.read()?;
-        let policy = policy_in(&read, account, id)?;
+        let policy = IpPolicy::find(&read, account, id)?;
         let target = policy_target("get", id.to_string(), false);
         self.authorize(&read, actor, account, target, self.now())?;
         Ok(policy)
@@ -393,19 +324,7 @@ impl Latchkey {
                 cidr: ip::parse_cidr(cidr)?,
                 action,
             };
-            tx.put_ip_rule(&rule)?;
-            let event = Action::Ip(IpObject::Rule, Change::Created);
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                event,
-                rule.id.to_string(),
-                None,
-                Some(Snapshot::IpRule(rule.clone())),
-            )?;
-            Ok(rule)
+            resource::created(tx, actor, now, rule)
         })
     }
 
@@ -419,7 +338,7 @@ impl Latchkey {
     ) -> Result<IpPolicyRule, AppError> {
         let now = self.now();
         self.ip_write(|tx| {
-            let before = rule_in(tx, account, id)?;
+            let before = IpPolicyRule::find(tx, account, id)?;
             let dashboard = used_by_dashboard(tx, account, before.policy)?;
             self.authorize(
                 tx,
@@ -434,22 +353,7 @@ impl Latchkey {
             if let Some(cidr) = &patch.cidr {
                 after.cidr = ip::parse_cidr(cidr)?;
             }
-            if after != before {
-                tx.put_ip_rule(&after)?;
-                let action = Action::Ip(IpObject::Rule, Change::Updated);
-                let (b, a) = (Snapshot::IpRule(before), Snapshot::IpRule(after.clone()));
-                record(
-                    tx,
-                    &account,
-                    now,
-                    actor,
-                    action,
-                    id.to_string(),
-                    Some(b),
-                    Some(a),
-                )?;
-            }
-            Ok(after)
+            resource::updated(tx, actor, now, &before, after)
         })
     }
 
@@ -462,7 +366,7 @@ impl Latchkey {
     ) -> Result<(), AppError> {
         let now = self.now();
         self.ip_write(|tx| {
-            let rule = rule_in(tx, account, id)?;
+            let rule = IpPolicyRule::find(tx, account, id)?;
             let dashboard = used_by_dashboard(tx, account, rule.policy)?;
             self.authorize(
                 tx,
@@ -471,18 +375,7 @@ impl Latchkey {
                 rule_target("delete", id.to_string(), dashboard),
                 now,
             )?;
-            tx.remove_ip_rule(&rule)?;
-            let action = Action::Ip(IpObject::Rule, Change::Deleted);
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                action,
-                id.to_string(),
-                Some(Snapshot::IpRule(rule)),
-                None,
-            )
+            resource::deleted(tx, actor, now, &rule)
         })
     }
 
@@ -494,7 +387,7 @@ impl Latchkey {
         id: IpRuleId,
     ) -> Result<IpPolicyRule, AppError> {
         let read = self.store.read()?;
-        let rule = rule_in(&read, account, id)?;
+        let rule = IpPolicyRule::find(&read, account, id)?;
         self.authorize(
             &read,
             actor,
@@ -555,20 +448,7 @@ impl Latchkey {
                 policies,
             };
             check_lockout(tx, account, &restriction, lockout)?;
-            tx.put_ip_restriction(&restriction)?;
-            let action = Action::Ip(IpObject::Restriction, Change::Created);
-            let after = Snapshot::IpRestriction(restriction.clone());
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                action,
-                restriction.id.to_string(),
-                None,
-                Some(after),
-            )?;
-            Ok(restriction)
+            resource::created(tx, actor, now, restriction)
         })
     }
 
@@ -583,7 +463,7 @@ impl Latchkey {
     ) -> Result<IpRestriction, AppError> {
         let now = self.now();
         self.ip_write(|tx| {
-            let before = restriction_in(tx, account, id)?;
+            let before = IpRestriction::find(tx, account, id)?;
             let target = restriction_target("update", id.to_string(), before.kind);
             self.authorize(tx, actor, account, target, now)?;
             let mut after = before.clone();
@@ -598,24 +478,8 @@ impl Latchkey {
             }
             if after != before {
                 check_lockout(tx, account, &after, lockout)?;
-                tx.put_ip_restriction(&after)?;
-                let action = Action::Ip(IpObject::Restriction, Change::Updated);
-                let (b, a) = (
-                    Snapshot::IpRestriction(before),
-                    Snapshot::IpRestriction(after.clone()),
-                );
-                record(
-                    tx,
-                    &account,
-                    now,
-                    actor,
-                    action,
-                    id.to_string(),
-                    Some(b),
-                    Some(a),
-                )?;
             }
-            Ok(after)
+            resource::updated(tx, actor, now, &before, after)
         })
     }
 
@@ -628,22 +492,10 @@ impl Latchkey {
     ) -> Result<(), AppError> {
         let now = self.now();
         self.ip_write(|tx| {
-            let restriction = restriction_in(tx, account, id)?;
+            let restriction = IpRestriction::find(tx, account, id)?;
             let target = restriction_target("delete", id.to_string(), restriction.kind);
             self.authorize(tx, actor, account, target, now)?;
-            tx.remove_ip_restriction(&restriction)?;
-            let action = Action::Ip(IpObject::Restriction, Change::Deleted);
-            let before = Snapshot::IpRestriction(restriction);
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                action,
-                id.to_string(),
-                Some(before),
-                None,
-            )
+            resource::deleted(tx, actor, now, &restriction)
         })
     }
 
@@ -655,7 +507,7 @@ impl Latchkey {
         id: IpRestrictionId,
     ) -> Result<IpRestriction, AppError> {
         let read = self.store.read()?;
-        let restriction = restriction_in(&read, account, id)?;
+        let restriction = IpRestriction::find(&read, account, id)?;
         let target = restriction_target("get", id.to_string(), restriction.kind);
         self.authorize(&read, actor, account, target, self.now())?;
         Ok(restriction)

@@ -18,6 +18,7 @@ mod login;
 mod mfa;
 mod passwords;
 mod policies;
+mod resource;
 mod tenancy;
 
 use std::path::Path;

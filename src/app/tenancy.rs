@@ -4,6 +4,7 @@
 
 use latchkey_policy_abi as abi;
 
+use super::resource::{self, Resource};
 use super::{AppError, Latchkey, Target, in_account, record, require_account};
 use crate::domain::DomainError;
 use crate::domain::credential::Owner;
@@ -160,19 +161,7 @@ fn custom_role_in(tx: &impl Reads, account: AccountId, id: RoleId) -> Result<Cus
             DomainError::NotApplicable("built-in roles cannot be changed or deleted").into(),
         );
     }
-    in_account(tx.custom_role(id)?, |r| r.account, account, id)
-}
-
-fn tenant_in(tx: &impl Reads, account: AccountId, id: TenantId) -> Result<Tenant, AppError> {
-    in_account(tx.tenant(id)?, |t| t.account, account, id)
-}
-
-fn assignment_in(
-    tx: &impl Reads,
-    account: AccountId,
-    id: RoleAssignmentId,
-) -> Result<RoleAssignment, AppError> {
-    in_account(tx.role_assignment(id)?, |a| a.account, account, id)
+    CustomRole::find(tx, account, id)
 }
 
 /// Role names are unique in the account, built-in names included, compared by
@@ -255,7 +244,7 @@ pub(super) fn remove_assignments_of(
     // Through the by-principal index: the principal's own assignments, whatever the
     // account's size.
     let theirs = tx.principal_assignments(account, principal)?;
-    remove_assignments(tx, actor, account, theirs, now)
+    remove_assignments(tx, actor, &theirs, now)
 }
 
 /// Store a new assignment with its event, in the caller's transaction (validated by the
@@ -277,39 +266,17 @@ pub(super) fn put_assignment(
         tenant,
         created_at: now,
     };
-    tx.put_role_assignment(&assignment)?;
-    record(
-        tx,
-        &account,
-        now,
-        actor,
-        event(TenancyObject::RoleAssignment, Change::Created),
-        assignment.id.to_string(),
-        None,
-        Some(Snapshot::RoleAssignment(assignment.clone())),
-    )?;
-    Ok(assignment)
+    resource::created(tx, actor, now, assignment)
 }
 
 fn remove_assignments(
     tx: &mut WriteTx,
     actor: Actor,
-    account: AccountId,
-    assignments: Vec<RoleAssignment>,
+    assignments: &[RoleAssignment],
     now: Timestamp,
 ) -> Result<(), AppError> {
     for assignment in assignments {
-        tx.remove_role_assignment(&assignment)?;
-        record(
-            tx,
-            &account,
-            now,
-            actor,
-            event(TenancyObject::RoleAssignment, Change::Deleted),
-            assignment.id.to_string(),
-            Some(Snapshot::RoleAssignment(assignment)),
-            None,
-        )?;
+        resource::deleted(tx, actor, now, assignment)?;
     }
     Ok(())
 }
@@ -398,18 +365,7 @@ impl Latchkey {
             description: description.to_owned(),
             created_at: now,
         };
-        tx.put_tenant(&tenant)?;
-        record(
-            tx,
-            &account,
-            now,
-            actor,
-            event(TenancyObject::Tenant, Change::Created),
-            tenant.id.to_string(),
-            None,
-            Some(Snapshot::Tenant(tenant.clone())),
-        )?;
-        Ok(tenant)
+        resource::created(tx, actor, now, tenant)
     }
 
     /// What creating a tenant or a custom role starts with: the account exists, the
@@ -440,7 +396,7 @@ impl Latchkey {
         id: TenantId,
     ) -> Result<Tenant, AppError> {
         let read = self.store.read()?;
-        let tenant = tenant_in(&read, account, id)?;
+        let tenant = Tenant::find(&read, account, id)?;
         self.authorize(
             &read,
             actor,
@@ -474,7 +430,7 @@ impl Latchkey {
     ) -> Result<Tenant, AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            let before = tenant_in(tx, account, id)?;
+            let before = Tenant::find(tx, account, id)?;
             self.authorize(
                 tx,
                 actor,
@@ -496,20 +452,7 @@ impl Latchkey {
                 tenancy::validate_description(description)?;
                 after.description.clone_from(description);
             }
-            if after != before {
-                tx.put_tenant(&after)?;
-                record(
-                    tx,
-                    &account,
-                    now,
-                    actor,
-                    event(TenancyObject::Tenant, Change::Updated),
-                    id.to_string(),
-                    Some(Snapshot::Tenant(before)),
-                    Some(Snapshot::Tenant(after.clone())),
-                )?;
-            }
-            Ok(after)
+            resource::updated(tx, actor, now, &before, after)
         })
     }
 
@@ -522,7 +465,7 @@ impl Latchkey {
     ) -> Result<(), AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            let tenant = tenant_in(tx, account, id)?;
+            let tenant = Tenant::find(tx, account, id)?;
             self.authorize(
                 tx,
                 actor,
@@ -535,18 +478,8 @@ impl Latchkey {
                 .into_iter()
                 .filter(|a| a.tenant == Some(id))
                 .collect();
-            remove_assignments(tx, actor, account, inside, now)?;
-            tx.remove_tenant(&tenant)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                event(TenancyObject::Tenant, Change::Deleted),
-                id.to_string(),
-                Some(Snapshot::Tenant(tenant)),
-                None,
-            )
+            remove_assignments(tx, actor, &inside, now)?;
+            resource::deleted(tx, actor, now, &tenant)
         })
     }
 
@@ -758,17 +691,7 @@ impl Latchkey {
             permissions,
             created_at: now,
         };
-        tx.put_custom_role(&role)?;
-        record(
-            tx,
-            &account,
-            now,
-            actor,
-            event(TenancyObject::Role, Change::Created),
-            role.id.to_string(),
-            None,
-            Some(Snapshot::Role(role.clone())),
-        )?;
+        let role = resource::created(tx, actor, now, role)?;
         Ok(custom_view(&role))
     }
 
@@ -803,19 +726,7 @@ impl Latchkey {
             if let Some(permissions) = &patch.permissions {
                 after.permissions = known_permissions(&catalog(tx, account)?, permissions)?;
             }
-            if after != before {
-                tx.put_custom_role(&after)?;
-                record(
-                    tx,
-                    &account,
-                    now,
-                    actor,
-                    event(TenancyObject::Role, Change::Updated),
-                    id.to_string(),
-                    Some(Snapshot::Role(before)),
-                    Some(Snapshot::Role(after.clone())),
-                )?;
-            }
+            let after = resource::updated(tx, actor, now, &before, after)?;
             Ok(custom_view(&after))
         })
     }
@@ -851,17 +762,7 @@ impl Latchkey {
                     by: assigned,
                 });
             }
-            tx.remove_custom_role(&role)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                event(TenancyObject::Role, Change::Deleted),
-                id.to_string(),
-                Some(Snapshot::Role(role)),
-                None,
-            )
+            resource::deleted(tx, actor, now, &role)
         })
     }
 
@@ -916,7 +817,7 @@ impl Latchkey {
         }
         let found = role_in(tx, account, role)?;
         if let Some(tenant) = tenant {
-            tenant_in(tx, account, tenant)?;
+            Tenant::find(tx, account, tenant)?;
         }
         if found.builtin {
             tenancy::check_scope(&found.name, tenant)?;
@@ -947,7 +848,7 @@ impl Latchkey {
         id: RoleAssignmentId,
     ) -> Result<NamedAssignment, AppError> {
         let read = self.store.read()?;
-        let assignment = assignment_in(&read, account, id)?;
+        let assignment = RoleAssignment::find(&read, account, id)?;
         let get = target("role_assignments", "get", "role_assignment", id.to_string());
         self.authorize(&read, actor, account, get, self.now())?;
         let role = role_in(&read, account, assignment.role)?.name;
@@ -990,7 +891,7 @@ impl Latchkey {
     ) -> Result<(), AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            let assignment = assignment_in(tx, account, id)?;
+            let assignment = RoleAssignment::find(tx, account, id)?;
             let delete = target(
                 "role_assignments",
                 "delete",
@@ -998,7 +899,7 @@ impl Latchkey {
                 id.to_string(),
             );
             self.authorize(tx, actor, account, delete, now)?;
-            remove_assignments(tx, actor, account, vec![assignment], now)
+            resource::deleted(tx, actor, now, &assignment)
         })
     }
 
