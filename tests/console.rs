@@ -843,6 +843,40 @@ fn tenants_custom_roles_from_checkboxes_and_tenant_access_decide_as_the_api_does
     assert!(shown.html.contains("Save role"));
     assert_eq!(shown.html.matches("checked").count(), 2, "{}", shown.html);
 
+    // An invitation may carry a tenant role, offered beside the account roles.
+    assert!(
+        admin
+            .get("/ui/members")
+            .html
+            .contains("Tenant role (optional)")
+    );
+    let before = head(&server);
+    let bad = admin.post(
+        "/ui/members/invite",
+        &[
+            ("csrf", &token),
+            ("email", "tech@example.com"),
+            ("role_id", "rol_nope"),
+        ],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.html);
+    assert_eq!(head(&server), before);
+    let invited = admin.post(
+        "/ui/members/invite",
+        &[
+            ("csrf", &token),
+            ("email", "tech@example.com"),
+            ("role_id", &role),
+            ("tenant_id", &tenant),
+        ],
+    );
+    assert_eq!(invited.status, 201, "{}", invited.html);
+    let pending = server.get(&server.admin_key, "/invitations?state=pending");
+    assert_eq!(
+        pending.body["invitations"][0]["role_assignments"],
+        json!([{"role_id": role, "tenant_id": tenant}])
+    );
+
     // Tenant access on the member's page: the role in Contoso, decided by the policies.
     assert_eq!(
         decide(&server, &dana, "computers.remote_control", &tenant),

@@ -15,8 +15,9 @@ use super::{
 use crate::app::Member;
 use crate::domain::bot::{BotPatch, BotUser};
 use crate::domain::credential::{Credential, Owner};
-use crate::domain::id::{BotId, RawId, UserId};
+use crate::domain::id::{BotId, RawId, RoleId, TenantId, UserId};
 use crate::domain::invitation::Invitation;
+use crate::domain::tenancy::{Role, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::user::{BillingRole, DeveloperRole, MemberState, Roles, RolesPatch, TeamRole};
 use crate::store::PageRequest;
@@ -46,7 +47,9 @@ impl Web {
         let (lk, actor, account) = self.acting(console);
         let page = page_request::<UserId>(query);
         let invitations_visible = console.may("invitations.list");
-        let (members, last_logins, seats, invitations) = blocking(move || {
+        let offer_access =
+            console.may("invitations.create") && console.may("role_assignments.create");
+        let (members, last_logins, seats, invitations, access) = blocking(move || {
             let members = lk.members(actor, account, page)?;
             let ids: Vec<UserId> = members.items.iter().map(|m| m.user.id).collect();
             let last_logins = lk.last_logins(actor, account, &ids)?;
@@ -65,7 +68,20 @@ impl Web {
             } else {
                 Vec::new()
             };
-            Ok((members, last_logins, seats, invitations))
+            // What an invitation may grant besides account roles: a tenant role.
+            let access = if offer_access {
+                let all = PageRequest {
+                    before: None,
+                    limit: 200,
+                };
+                Some((
+                    lk.roles(actor, account)?,
+                    lk.tenants(actor, account, all)?.items,
+                ))
+            } else {
+                None
+            };
+            Ok((members, last_logins, seats, invitations, access))
         })
         .await?;
         let (status, error) = status_of(error);
@@ -84,6 +100,7 @@ impl Web {
                     next: next.as_deref(),
                     seats,
                     invitations: &invitations,
+                    access: access.as_ref(),
                 },
                 notice,
                 error.as_deref(),
@@ -128,7 +145,13 @@ impl Web {
             Ok(()) => {
                 let (lk, actor, account) = self.acting(console);
                 let email = form.get("email").trim().to_owned();
-                blocking(move || lk.invite(actor, account, &email, roles, Vec::new())).await
+                match tenant_role(form) {
+                    Ok(assignments) => {
+                        blocking(move || lk.invite(actor, account, &email, roles, assignments))
+                            .await
+                    }
+                    Err(refused) => Err(refused),
+                }
             }
             Err(refused) => Err(refused),
         };
@@ -372,6 +395,26 @@ impl Web {
     }
 }
 
+/// The tenant role an invitation form chose: none, or a role in one tenant or all.
+fn tenant_role(form: &Form) -> Result<Vec<(RoleId, Option<TenantId>)>, AppOrApi> {
+    let invalid = |field: &'static str| {
+        AppOrApi::App(
+            crate::domain::DomainError::invalid(field, "is not one of the choices").into(),
+        )
+    };
+    match form.get("role_id") {
+        "" => Ok(Vec::new()),
+        role => {
+            let role: RoleId = role.parse().map_err(|_| invalid("role_id"))?;
+            let tenant = match form.get("tenant_id") {
+                "" => None,
+                tenant => Some(tenant.parse().map_err(|_| invalid("tenant_id"))?),
+            };
+            Ok(vec![(role, tenant)])
+        }
+    }
+}
+
 /// The roles a form chose (the fields the role controls post).
 fn roles_from(form: &Form) -> RolesPatch {
     RolesPatch {
@@ -441,6 +484,8 @@ struct MembersView<'a> {
     /// `None` when the member may not read the account.
     seats: Option<usize>,
     invitations: &'a [Invitation],
+    /// The roles and tenants an invitation may grant, when the member may grant them.
+    access: Option<&'a (Vec<Role>, Vec<Tenant>)>,
 }
 
 fn members_page(
@@ -456,6 +501,7 @@ fn members_page(
         next,
         seats,
         invitations,
+        access,
     } = *view;
     html! {
         (notice_line(notice))
@@ -512,6 +558,21 @@ fn members_page(
                     label for="invite-email" { "Email" }
                     input #invite-email type="email" name="email" required;
                     (role_fields(&Roles::default(), "invite"))
+                    @if let Some((roles, tenants)) = access {
+                        fieldset {
+                            legend { "Tenant role (optional)" }
+                            label for="invite-role" { "Role" }
+                            select #invite-role name="role_id" {
+                                option value="" { "None" }
+                                @for role in roles { option value=(role.id.to_string()) { (role.name) } }
+                            }
+                            label for="invite-tenant" { "In tenant" }
+                            select #invite-tenant name="tenant_id" {
+                                option value="" { "All tenants" }
+                                @for tenant in tenants { option value=(tenant.id.to_string()) { (tenant.name) } }
+                            }
+                        }
+                    }
                     button type="submit" { "Invite" }
                 }
             }
