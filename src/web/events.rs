@@ -208,8 +208,8 @@ fn change(event: &Event) -> Markup {
             details {
                 summary { "Before and after" }
                 div.change {
-                    div { h3 { "Before" } pre tabindex="0" { (before.as_deref().unwrap_or("(nothing: it was made)")) } }
-                    div { h3 { "After" } pre tabindex="0" { (after.as_deref().unwrap_or("(nothing: it was removed)")) } }
+                    div { strong { "Before" } pre tabindex="0" { (before.as_deref().unwrap_or("(nothing: it was made)")) } }
+                    div { strong { "After" } pre tabindex="0" { (after.as_deref().unwrap_or("(nothing: it was removed)")) } }
                 }
             }
         }

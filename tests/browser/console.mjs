@@ -60,7 +60,12 @@ async function look(page, name) {
     [],
     `accessibility of ${name}`,
   );
-  seen.push({ name, path: new URL(page.url()).pathname, minor: result.violations.length });
+  seen.push({
+    name,
+    path: new URL(page.url()).pathname,
+    // The lesser findings (moderate, minor), kept for a reviewer.
+    other: result.violations.map((v) => `${v.impact}: ${v.id}`),
+  });
 }
 
 async function step(name, work) {
