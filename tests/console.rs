@@ -1369,3 +1369,86 @@ fn an_existing_user_joins_a_second_account_from_its_session_and_then_picks_the_a
     );
     assert!(fresh.get("/ui/").html.contains(&accounts.b_account));
 }
+
+#[test]
+fn every_console_form_refuses_a_forged_post_and_every_page_carries_the_browser_headers() {
+    let server = start_server();
+    let mut admin = admin_browser(&server);
+    let token = csrf(&admin);
+    let (dana, _) = server.member_with_key("dana@example.com", json!({}));
+    let bot = server.post(&server.admin_key, "/bot_users", json!({"name": "ci"}));
+    let bot = bot.body["id"].as_str().unwrap().to_owned();
+    let member = format!("/ui/members/{dana}");
+    let bot_page = format!("/ui/bots/{bot}");
+
+    for page in [
+        "/ui/",
+        "/ui/profile",
+        "/ui/members",
+        member.as_str(),
+        "/ui/bots",
+        bot_page.as_str(),
+        "/ui/credentials/api-keys",
+        "/ui/credentials/authtokens",
+        "/ui/credentials/ssh-keys",
+        "/ui/ip",
+        "/ui/tenants",
+        "/ui/roles",
+        "/ui/events",
+        "/ui/access-review",
+        "/ui/settings",
+    ] {
+        let shown = admin.get(page);
+        assert_eq!(shown.status, 200, "{page}: {}", shown.html);
+        for (name, must) in [
+            ("content-security-policy", "default-src 'none'"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("content-security-policy", "script-src 'self'"),
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("cache-control", "no-store"),
+            ("referrer-policy", "same-origin"),
+        ] {
+            assert!(shown.header(name).contains(must), "{page}: {name}");
+        }
+        assert!(!shown.html.contains("<script>"), "{page}: no inline script");
+    }
+
+    // Every form of the console, posted without the token or from another origin,
+    // is refused before anything is read, and the trail does not move.
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/ui/profile/name".into(), vec![("name", "Mallory")]),
+        ("/ui/profile/totp".into(), vec![]),
+        ("/ui/profile/authtoken".into(), vec![]),
+        ("/ui/profile/sessions".into(), vec![]),
+        (
+            "/ui/members/invite".into(),
+            vec![("email", "x@example.com"), ("admin", "on")],
+        ),
+        (format!("{member}/roles"), vec![("admin", "on")]),
+        (format!("{member}/disable"), vec![]),
+        (format!("{member}/remove"), vec![]),
+        ("/ui/bots/new".into(), vec![("name", "planted")]),
+        (format!("{bot_page}/delete"), vec![]),
+        ("/ui/credentials/api-keys/new".into(), vec![]),
+        ("/ui/ip/policies/new".into(), vec![("description", "x")]),
+        ("/ui/tenants/new".into(), vec![("name", "x")]),
+        ("/ui/roles/new".into(), vec![("name", "x")]),
+        ("/ui/settings/mfa".into(), vec![("mfa_required", "on")]),
+        ("/ui/sign-out".into(), vec![]),
+    ];
+    let before = head(&server);
+    for (path, fields) in &forms {
+        let without: Vec<(&str, &str)> = fields.clone();
+        let refused = admin.post(path, &without);
+        assert_eq!(refused.status, 403, "{path} without the token");
+        let mut with = vec![("csrf", token.as_str())];
+        with.extend(fields.iter().copied());
+        let forged = admin.post_from(Some("https://evil.example"), path, &with);
+        assert_eq!(forged.status, 403, "{path} from another origin");
+        let no_origin = admin.post_from(None, path, &with);
+        assert_eq!(no_origin.status, 403, "{path} without an origin");
+    }
+    assert_eq!(head(&server), before, "no forged post changed anything");
+    assert_eq!(admin.get("/ui/").status, 200, "still signed in");
+}
