@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::api::{Reply, Server, assert_error, reply, start_server};
 use crate::support::Fixture;
 use latchkey::app::{AppError, Limited};
+use latchkey::domain::user::User;
 
 pub const PASSWORD: &str = "copper kettle orbit 42 lantern";
 
@@ -337,15 +338,21 @@ fn dashboard_ip_restrictions_apply_to_login_over_ipv6() {
     dashboard_restrictions_on(&server, "2001:db8::/32", "::1");
 }
 
-/// The lockout lifts when the window passes: at library level, with the clock moved
-/// instead of a test that sleeps.
-#[test]
-fn a_locked_out_email_may_log_in_again_once_the_window_has_passed() {
+/// A fixture whose administrator has [`PASSWORD`]; the administrator.
+fn fixture_with_admin_password() -> (Fixture, User) {
     let fx = Fixture::new();
     let admin = fx.admin().clone();
     fx.lk
         .change_password(fx.me(admin.id), None, PASSWORD)
         .unwrap();
+    (fx, admin)
+}
+
+/// The lockout lifts when the window passes: at library level, with the clock moved
+/// instead of a test that sleeps.
+#[test]
+fn a_locked_out_email_may_log_in_again_once_the_window_has_passed() {
+    let (fx, admin) = fixture_with_admin_password();
     let email = admin.email.as_str();
     for _ in 0..5 {
         let wrong = fx.lk.login(email, "not it at all", None, None, None);
@@ -991,11 +998,7 @@ fn a_login_in_steps_asks_for_the_second_factor_and_the_account_with_a_sealed_tic
 
 #[test]
 fn a_session_unused_for_thirty_minutes_ends_and_use_keeps_one_alive() {
-    let fx = Fixture::new();
-    let admin = fx.admin().clone();
-    fx.lk
-        .change_password(fx.me(admin.id), None, PASSWORD)
-        .unwrap();
+    let (fx, admin) = fixture_with_admin_password();
     let email = admin.email.as_str();
     let busy = fx.lk.login(email, PASSWORD, None, None, None).unwrap();
     let idle = fx.lk.login(email, PASSWORD, None, None, None).unwrap();
