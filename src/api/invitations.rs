@@ -132,12 +132,15 @@ impl Ctx {
             .collect::<Result<Vec<_>, ApiError>>()?;
         let (lk, actor, account) = self.caller();
         let now = self.lk.now();
-        let Invited { invitation, token } =
+        let invited =
             blocking(move || lk.invite(actor, account, &email, roles, assignments)).await?;
-        let invited = Invited { invitation, token };
         send_invitation(self.mailer.as_deref(), &self.link_base, &invited);
-        let Invited { invitation, token } = invited;
-        self.created(&view(&self.base, &invitation, token.as_ref(), now))
+        self.created(&view(
+            &self.base,
+            &invited.invitation,
+            invited.token.as_ref(),
+            now,
+        ))
     }
 
     pub(super) async fn get_invitation(self, id: &str) -> Reply {
