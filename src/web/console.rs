@@ -143,9 +143,6 @@ impl Web {
 
     /// `/ui/`: the signed-in member's home.
     pub(super) async fn home(&self, console: &Console, notice: Option<Notice>) -> Answer {
-        if console.session.enrollment_only {
-            return Ok(redirect("/ui/profile"));
-        }
         Ok(console.render(StatusCode::OK, "Home", pages::home(console, notice)))
     }
 }

@@ -169,7 +169,9 @@ impl Web {
             ["invitation"] => self.invitation_page(headers, None).await,
             _ => {
                 let console = self.console(headers, peer).await?;
-                if console.session.enrollment_only && segments != [""] && segments != ["profile"] {
+                // Until it enrolls, a session the account's MFA rule limits sees only its
+                // profile, where two-factor set-up is.
+                if console.session.enrollment_only && segments != ["profile"] {
                     return Ok(redirect("/ui/profile"));
                 }
                 let notice = Notice::from_query(query);
