@@ -339,11 +339,29 @@ pub enum LoginStep {
 pub struct LoginTicket(pub String);
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct TicketBody {
-    user: u128,
+pub(super) struct TicketBody {
+    pub(super) user: u128,
     key: String,
     account: Option<u128>,
     expires_ms: i64,
+    /// The second factor was passed already (a passkey signed in; an account is next).
+    verified: bool,
+}
+
+/// What a login has of the second factor.
+pub(super) enum Factor<'a> {
+    /// Nothing yet: asked for if the user has one.
+    Missing,
+    /// This, to be checked.
+    Given(SecondFactor<'a>),
+    /// Checked already (a passkey, which is both factors).
+    Passed,
+}
+
+impl<'a> From<Option<SecondFactor<'a>>> for Factor<'a> {
+    fn from(factor: Option<SecondFactor<'a>>) -> Self {
+        factor.map_or(Factor::Missing, Factor::Given)
+    }
 }
 
 /// The one answer for a wrong email or password, so neither is revealed.
@@ -608,7 +626,7 @@ impl Latchkey {
         ip: Option<IpAddr>,
     ) -> Result<LoggedIn, AppError> {
         let (user, attempt) = self.check_password(email, password, ip)?;
-        self.complete_login(&user, attempt, factor, account, ip)
+        self.complete_login(&user, attempt, factor.into(), account, ip)
     }
 
     /// The first step of a login in two (the dashboard's): email and password. What it
@@ -623,8 +641,38 @@ impl Latchkey {
     ) -> Result<LoginStep, AppError> {
         let (user, attempt) = self.check_password(email, password, ip)?;
         let key = email.trim().to_lowercase();
-        let completed = self.complete_login(&user, attempt, None, account, ip);
-        self.step(completed, &user, &key, account)
+        self.login_with(&user, attempt, Factor::Missing, account, ip, &key)
+    }
+
+    /// Everything after the first factor, as a step: done, or a ticket for what is
+    /// still needed (whose failures count against `key`).
+    pub(super) fn login_with(
+        &self,
+        user: &User,
+        attempt: Admitted,
+        factor: Factor<'_>,
+        account: Option<AccountId>,
+        ip: Option<IpAddr>,
+        key: &str,
+    ) -> Result<LoginStep, AppError> {
+        let verified = matches!(factor, Factor::Passed);
+        let completed = self.complete_login(user, attempt, factor, account, ip);
+        self.step(completed, user, key, account, verified)
+    }
+
+    /// What a [`LoginTicket`] holds, if it is one of ours and has not expired.
+    pub(super) fn open_ticket(&self, ticket: &str) -> Result<TicketBody, AppError> {
+        let expired = || AppError::Unauthenticated("the sign-in expired; start again".into());
+        let sealed = Base64UrlUnpadded::decode_vec(ticket).map_err(|_| expired())?;
+        let body: TicketBody = self
+            .unseal(Sealed::LoginTicket, &sealed)
+            .ok()
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .ok_or_else(expired)?;
+        if body.expires_ms <= self.now().as_millis() {
+            return Err(expired());
+        }
+        Ok(body)
     }
 
     /// The next step of a login [`Self::start_login`] began: the ticket it gave, and the
@@ -637,26 +685,19 @@ impl Latchkey {
         account: Option<AccountId>,
         ip: Option<IpAddr>,
     ) -> Result<LoginStep, AppError> {
-        let now = self.now();
-        let expired = || AppError::Unauthenticated("the sign-in expired; start again".into());
-        let sealed = Base64UrlUnpadded::decode_vec(ticket).map_err(|_| expired())?;
-        let body: TicketBody = self
-            .unseal(Sealed::LoginTicket, &sealed)
-            .ok()
-            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
-            .ok_or_else(expired)?;
-        if body.expires_ms <= now.as_millis() {
-            return Err(expired());
-        }
-        let attempt = self.logins.admit(&body.key, ip, now)?;
-        let user = self
-            .store
-            .read()?
-            .user(UserId(body.user))?
-            .ok_or_else(expired)?;
+        let body = self.open_ticket(ticket)?;
+        let attempt = self.logins.admit(&body.key, ip, self.now())?;
+        let user =
+            self.store.read()?.user(UserId(body.user))?.ok_or_else(|| {
+                AppError::Unauthenticated("the sign-in expired; start again".into())
+            })?;
         let account = account.or(body.account.map(AccountId));
-        let completed = self.complete_login(&user, attempt, factor, account, ip);
-        self.step(completed, &user, &body.key, account)
+        let factor = if body.verified {
+            Factor::Passed
+        } else {
+            factor.into()
+        };
+        self.login_with(&user, attempt, factor, account, ip, &body.key)
     }
 
     /// The names of `accounts`, for the account picker of a login in steps (after a
@@ -683,6 +724,7 @@ impl Latchkey {
         user: &User,
         key: &str,
         account: Option<AccountId>,
+        verified: bool,
     ) -> Result<LoginStep, AppError> {
         let ticket = |account: Option<AccountId>| -> Result<LoginTicket, AppError> {
             let body = TicketBody {
@@ -690,6 +732,7 @@ impl Latchkey {
                 key: key.to_owned(),
                 account: account.map(|a| a.0),
                 expires_ms: self.now().as_millis() + LOGIN_TICKET_MS,
+                verified,
             };
             let bytes = Zeroizing::new(
                 postcard::to_allocvec(&body)
@@ -762,7 +805,7 @@ impl Latchkey {
         &self,
         user: &User,
         attempt: Admitted,
-        factor: Option<SecondFactor<'_>>,
+        factor: Factor<'_>,
         account: Option<AccountId>,
         ip: Option<IpAddr>,
     ) -> Result<LoggedIn, AppError> {
@@ -811,17 +854,21 @@ impl Latchkey {
         // against the user, the password was right); wrong counts as a failed login.
         let (enrolled, required) = {
             let read = self.store.read()?;
-            let enrolled = read.totp(user.id)?.is_some_and(|r| r.confirmed);
+            let enrolled = super::mfa::has_second_factor(&read, user.id)?;
             let required = read
                 .account(chosen)?
                 .is_some_and(|a| a.settings.mfa_required);
             (enrolled, required)
         };
-        if enrolled {
-            let Some(factor) = factor else {
+        let factor = match factor {
+            Factor::Given(factor) if enrolled => Some(factor),
+            Factor::Missing if enrolled => {
                 self.logins.forgive(attempt);
                 return Err(AppError::MfaRequired);
-            };
+            }
+            _ => None,
+        };
+        if let Some(factor) = factor {
             let passed = self
                 .store
                 .write(|tx| self.use_second_factor(tx, user.id, factor, now))?;
@@ -866,7 +913,7 @@ impl Latchkey {
         Ok(LoggedIn { session, secret })
     }
 
-    fn record_attempt(
+    pub(super) fn record_attempt(
         &self,
         user: &User,
         accounts: &[AccountId],
@@ -1143,9 +1190,11 @@ impl Latchkey {
             if after != before {
                 tx.put_membership(&after)?;
             }
-            let mfa_removed = tx.totp(user.id)?.is_some();
-            if mfa_removed {
-                tx.remove_totp(user.id)?;
+            let passkeys = tx.passkeys(user.id)?;
+            let mfa_removed = tx.totp(user.id)?.is_some() || !passkeys.is_empty();
+            tx.remove_totp(user.id)?;
+            for passkey in &passkeys {
+                tx.remove_passkey(passkey)?;
             }
             let mut relaxed = Vec::new();
             for restriction in tx.ip_restrictions(account.id)? {

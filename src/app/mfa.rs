@@ -40,6 +40,18 @@ pub enum SecondFactor<'a> {
     Code(&'a str),
     /// A recovery code.
     Recovery(&'a str),
+    /// A passkey: the browser's answer (JSON) to a second-factor ceremony.
+    Passkey {
+        /// The ceremony it answers.
+        ceremony: &'a str,
+        /// The `PublicKeyCredential` as JSON.
+        response: &'a str,
+    },
+}
+
+/// Whether `user` has a second factor: a confirmed TOTP, or a passkey.
+pub(super) fn has_second_factor(tx: &impl Reads, user: UserId) -> Result<bool, AppError> {
+    Ok(tx.totp(user)?.is_some_and(|r| r.confirmed) || tx.has_passkey(user)?)
 }
 
 /// What a sealed value is: each purpose has its own key.
@@ -174,8 +186,13 @@ fn normalized_code(code: &str) -> String {
 }
 
 impl Latchkey {
-    /// Whether `user` has a confirmed TOTP enrollment.
+    /// Whether `user` has a second factor (a confirmed TOTP, or a passkey).
     pub fn mfa_enrolled(&self, user: UserId) -> Result<bool, AppError> {
+        has_second_factor(&self.store.read()?, user)
+    }
+
+    /// Whether `user` has a confirmed TOTP enrollment.
+    pub fn totp_on(&self, user: UserId) -> Result<bool, AppError> {
         Ok(self.store.read()?.totp(user)?.is_some_and(|r| r.confirmed))
     }
 
@@ -284,6 +301,9 @@ impl Latchkey {
         factor: SecondFactor<'_>,
         now: Timestamp,
     ) -> Result<bool, AppError> {
+        if let SecondFactor::Passkey { ceremony, response } = factor {
+            return self.use_passkey(tx, user, ceremony, response, now);
+        }
         let Some(mut found) = tx.totp(user)?.filter(|r| r.confirmed) else {
             return Ok(false);
         };
@@ -315,6 +335,7 @@ impl Latchkey {
                     None => Ok(false),
                 }
             }
+            SecondFactor::Passkey { .. } => Ok(false),
         }
     }
 

@@ -16,6 +16,7 @@ mod ip;
 mod keys;
 mod login;
 mod mfa;
+mod passkeys;
 mod passwords;
 mod policies;
 mod resource;
@@ -52,6 +53,7 @@ pub use ip::{IpPatch, IpText, Lockout, RestrictionSpec};
 pub use keys::KeyRotation;
 pub use login::{LoggedIn, LoginStep, LoginTicket, Recovered};
 pub use mfa::{Enrollment, SecondFactor};
+pub use passkeys::{PasskeyChallenge, RelyingParty};
 pub use passwords::PasswordCost;
 pub use policies::{LivePolicy, LiveSet};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
@@ -235,7 +237,7 @@ pub struct Member {
     pub user: User,
     /// Its membership in the account.
     pub membership: Membership,
-    /// It has confirmed a TOTP second factor.
+    /// It has a second factor: a confirmed TOTP, or a passkey.
     pub mfa_enrolled: bool,
     /// It has proven it controls its email (until then it joins no other account).
     pub email_verified: bool,
@@ -244,7 +246,7 @@ pub struct Member {
 impl Member {
     /// A member as `tx` holds it, with its second-factor and email-proof state.
     fn read(tx: &impl Reads, user: User, membership: Membership) -> Result<Member, AppError> {
-        let mfa_enrolled = tx.totp(user.id)?.is_some_and(|t| t.confirmed);
+        let mfa_enrolled = mfa::has_second_factor(tx, user.id)?;
         let email_verified = identity::email_proven(tx, &user)?;
         Ok(Member {
             user,
@@ -284,6 +286,8 @@ pub struct Latchkey {
     links: login::Limiter,
     /// When each session was last used (for the idle timeout).
     idle: login::IdleSessions,
+    /// Passkey ceremonies under way.
+    ceremonies: passkeys::Ceremonies,
     password_cost: PasswordCost,
     passwords: passwords::PasswordThreads,
     allow_private_destinations: bool,
@@ -325,6 +329,7 @@ impl Latchkey {
                 identity::MAX_LINKS_PER_ADDRESS,
             ),
             idle: login::IdleSessions::default(),
+            ceremonies: passkeys::Ceremonies::default(),
             password_cost: config.password_cost,
             passwords: passwords::PasswordThreads::new(config.password_threads),
             allow_private_destinations: config.allow_private_destinations,

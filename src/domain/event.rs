@@ -131,6 +131,10 @@ pub enum Action {
     PolicySetReloaded,
     /// The appliance trail: a reload was refused and the set before it stays.
     PolicySetRefused,
+    /// A user added a passkey.
+    PasskeyAdded,
+    /// A user removed a passkey (or `latchkey recover` removed them all).
+    PasskeyRemoved,
 }
 
 /// The tenancy resources.
@@ -228,6 +232,8 @@ impl Action {
             Action::PolicySetLoaded => "appliance.policies.load",
             Action::PolicySetReloaded => "appliance.policies.reload",
             Action::PolicySetRefused => "appliance.policies.refuse",
+            Action::PasskeyAdded => "iam.passkeys.create",
+            Action::PasskeyRemoved => "iam.passkeys.delete",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",

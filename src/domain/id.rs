@@ -254,6 +254,8 @@ typed_id!(/// An invitation to join an account.
     InvitationId, "inv");
 typed_id!(/// Where an account's events are streamed.
     EventDestinationId, "ed");
+typed_id!(/// A user's passkey (a WebAuthn credential).
+    PasskeyId, "pk");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainError;
-use crate::domain::id::{AccountId, SessionId, UserId};
+use crate::domain::id::{AccountId, PasskeyId, SessionId, UserId};
 use crate::domain::time::Timestamp;
 
 /// How long a session lives from login: a working day.
@@ -59,6 +59,32 @@ pub struct TotpRecord {
     /// When enrollment began.
     pub created_at: Timestamp,
 }
+
+/// A user's passkey as stored: a WebAuthn credential bound to one relying party (the
+/// host name the dashboard was opened by). It holds only public material: the
+/// authenticator keeps the private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRecord {
+    /// `pk_…`
+    pub id: PasskeyId,
+    /// Whose.
+    pub user: UserId,
+    /// The user's name for it ("work laptop").
+    pub name: String,
+    /// The relying party id it was made for (a host name).
+    pub rp_id: String,
+    /// The WebAuthn credential id (unique across the appliance).
+    pub credential_id: Vec<u8>,
+    /// The credential as the WebAuthn library keeps it (public key, counter), JSON.
+    pub credential: String,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// When it last signed a user in.
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// The most passkeys one user may hold.
+pub const MAX_PASSKEYS: usize = 20;
 
 /// How long a password reset link works: one hour.
 pub const RESET_LIFETIME_MS: i64 = 60 * 60 * 1000;

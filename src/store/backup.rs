@@ -142,6 +142,9 @@ fn copy_every_table(
     copier.copy(ACCOUNT_DESTINATIONS)?;
     copier.copy(DESTINATION_SECRETS)?;
     copier.copy(DELIVERY_STATUS)?;
+    copier.copy(PASSKEYS)?;
+    copier.copy(USER_PASSKEYS)?;
+    copier.copy(PASSKEY_CREDENTIALS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

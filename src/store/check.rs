@@ -18,7 +18,9 @@ use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{EmailProof, RecentAttempts, Session, TotpRecord, UserLink};
+use crate::domain::session::{
+    EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
+};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
 
@@ -68,6 +70,7 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     every::<EmailProof>(&txn, EMAIL_PROOFS, &mut report)?;
     every::<EventDestination>(&txn, DESTINATIONS, &mut report)?;
     every::<DeliveryStatus>(&txn, DELIVERY_STATUS, &mut report)?;
+    every::<PasskeyRecord>(&txn, PASSKEYS, &mut report)?;
     every::<audit::AuditHead>(&txn, AUDIT_HEADS, &mut report)?;
     every::<audit::AuditCheckpoint>(&txn, AUDIT_CHECKPOINTS, &mut report)?;
     for row in txn.open_table(SESSIONS)?.iter()? {
@@ -170,6 +173,7 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     account_index::<Invitation>(&txn, ACCOUNT_INVITATIONS, INVITATIONS, &mut report)?;
     account_index::<EventDestination>(&txn, ACCOUNT_DESTINATIONS, DESTINATIONS, &mut report)?;
     destination_parts(&txn, &mut report)?;
+    passkey_indexes(&txn, &mut report)?;
     drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
@@ -383,6 +387,49 @@ fn destination_parts(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// Every passkey is indexed under its user and its credential id, and every index
+/// entry names a passkey that agrees with it.
+fn passkey_indexes(
+    txn: &redb::ReadTransaction,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let passkeys = txn.open_table(PASSKEYS)?;
+    let by_user = txn.open_table(USER_PASSKEYS)?;
+    let by_credential = txn.open_table(PASSKEY_CREDENTIALS)?;
+    let users = txn.open_table(USERS)?;
+    let mut indexed: u64 = 0;
+    for row in passkeys.iter()? {
+        let (id, value) = row?;
+        let id = id.value();
+        // A record that does not decode is reported by `every` already.
+        let Ok(passkey) = codec::decode::<PasskeyRecord>(value.value()) else {
+            continue;
+        };
+        let key = super::tx::passkey_credential_key(&passkey.credential_id);
+        if by_user.get((passkey.user.0, id))?.is_none()
+            || by_credential.get(&key)?.map(|v| v.value()) != Some(id)
+        {
+            report
+                .problems
+                .push(format!("passkeys: {id:#034x} is not indexed"));
+        }
+        if users.get(passkey.user.0)?.is_none() {
+            report
+                .problems
+                .push(format!("passkeys: {id:#034x} names a missing user"));
+        }
+        indexed += 1;
+    }
+    if by_user.len()? != indexed || by_credential.len()? != indexed {
+        report.problems.push(format!(
+            "passkey indexes: {} user and {} credential entries for {indexed} passkeys",
+            by_user.len()?,
+            by_credential.len()?
+        ));
     }
     Ok(())
 }

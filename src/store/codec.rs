@@ -13,7 +13,7 @@ use crate::domain::event::Event;
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::session::{
-    EmailProof, LinkPurpose, RecentAttempts, Session, TotpRecord, UserLink,
+    EmailProof, LinkPurpose, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::user::{Membership, User};
@@ -68,6 +68,7 @@ record! {
     RecentAttempts => 1, "recent attempts";
     EventDestination => 1, "event destination";
     DeliveryStatus => 1, "delivery status";
+    PasskeyRecord => 1, "passkey";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential
@@ -357,6 +358,7 @@ pub(crate) fn decode_as_every_type(bytes: &[u8]) {
     one::<UserLink>(bytes);
     one::<EventDestination>(bytes);
     one::<DeliveryStatus>(bytes);
+    one::<PasskeyRecord>(bytes);
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub mod fuzzing {
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -210,6 +210,11 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the event destination tables (destinations, their sealed signing secrets and delivery cursors)",
         run: schema_7,
     },
+    Migration {
+        to: 8,
+        what: "create the passkey tables (passkeys, each user's, and the credential id index)",
+        run: schema_8,
+    },
 ];
 
 /// Every record of a table, in key order (for a migration).
@@ -220,6 +225,13 @@ fn every_record<K: redb::Key + 'static, R: codec::Record>(
     let table = txn.open_table(table)?;
     let rows = table.iter()?;
     rows.map(|row| codec::decode(row?.1.value())).collect()
+}
+
+fn schema_8(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(PASSKEYS)?;
+    txn.open_table(USER_PASSKEYS)?;
+    txn.open_table(PASSKEY_CREDENTIALS)?;
+    Ok(())
 }
 
 fn schema_7(txn: &redb::WriteTransaction) -> Result<(), StoreError> {

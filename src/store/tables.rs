@@ -155,3 +155,11 @@ pub(crate) const DESTINATION_SECRETS: TableDefinition<u128, &[u8]> =
 /// Event destination id → `DeliveryStatus`: the durable cursor and the last attempt.
 pub(crate) const DELIVERY_STATUS: TableDefinition<u128, &[u8]> =
     TableDefinition::new("delivery_status");
+/// Passkey id → `PasskeyRecord`.
+pub(crate) const PASSKEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("passkeys");
+/// (user, passkey) → (): a user's passkeys.
+pub(crate) const USER_PASSKEYS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("user_passkeys");
+/// SHA-256 of a WebAuthn credential id → passkey id (credential ids are unique).
+pub(crate) const PASSKEY_CREDENTIALS: TableDefinition<&[u8; 32], u128> =
+    TableDefinition::new("passkey_credentials");

@@ -20,7 +20,9 @@ use crate::domain::id::{
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::session::{EmailProof, RecentAttempts, Session, TotpRecord, UserLink};
+use crate::domain::session::{
+    EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
+};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::SecretHash;
@@ -51,6 +53,13 @@ fn get_record<R: Record>(
         .get(key)?
         .map(|v| codec::decode(v.value()).map_err(|e| e.at_key(key)))
         .transpose()
+}
+
+/// A WebAuthn credential id's key in `PASSKEY_CREDENTIALS`: its SHA-256 (ids run to
+/// 1023 bytes).
+pub(crate) fn passkey_credential_key(credential_id: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(credential_id).into()
 }
 
 /// The records of one account through its `(account, id)` index, oldest first.
@@ -438,6 +447,39 @@ pub trait Reads: Tables {
     /// A user's TOTP enrollment.
     fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, StoreError> {
         get_record(&self.table(TOTP)?, user.0)
+    }
+
+    /// A user's passkeys, oldest first.
+    fn passkeys(&self, user: UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
+        let ids: Vec<u128> = {
+            let table = self.table(USER_PASSKEYS)?;
+            let rows = table.range((user.0, 0)..=(user.0, u128::MAX))?;
+            rows.map(|row| Ok(row?.0.value().1))
+                .collect::<Result<_, StoreError>>()?
+        };
+        let passkeys = self.table(PASSKEYS)?;
+        ids.into_iter()
+            .filter_map(|id| get_record(&passkeys, id).transpose())
+            .collect()
+    }
+
+    /// Whether a user holds any passkey.
+    fn has_passkey(&self, user: UserId) -> Result<bool, StoreError> {
+        let table = self.table(USER_PASSKEYS)?;
+        let mut rows = table.range((user.0, 0)..=(user.0, u128::MAX))?;
+        Ok(rows.next().transpose()?.is_some())
+    }
+
+    /// The passkey with this WebAuthn credential id, whoever holds it.
+    fn passkey_by_credential(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<Option<PasskeyRecord>, StoreError> {
+        let id = self
+            .table(PASSKEY_CREDENTIALS)?
+            .get(&passkey_credential_key(credential_id))?
+            .map(|v| v.value());
+        id.map_or(Ok(None), |id| get_record(&self.table(PASSKEYS)?, id))
     }
 
     /// A tenant by id.
@@ -1356,6 +1398,42 @@ impl WriteTx {
     /// Remove a user's TOTP enrollment.
     pub fn remove_totp(&mut self, user: UserId) -> Result<(), StoreError> {
         self.txn.open_table(TOTP)?.remove(user.0)?;
+        Ok(())
+    }
+
+    /// Store a passkey (new, or its counter and last use after a sign-in). Its
+    /// credential id must not be another passkey's.
+    pub fn put_passkey(&mut self, passkey: &PasskeyRecord) -> Result<(), StoreError> {
+        let key = passkey_credential_key(&passkey.credential_id);
+        let mut credentials = self.txn.open_table(PASSKEY_CREDENTIALS)?;
+        if credentials
+            .get(&key)?
+            .is_some_and(|held| held.value() != passkey.id.0)
+        {
+            return Err(DomainError::Conflict {
+                what: "a passkey with this credential (it is registered already)",
+            }
+            .into());
+        }
+        credentials.insert(&key, passkey.id.0)?;
+        self.txn
+            .open_table(PASSKEYS)?
+            .insert(passkey.id.0, codec::encode(passkey)?.as_slice())?;
+        self.txn
+            .open_table(USER_PASSKEYS)?
+            .insert((passkey.user.0, passkey.id.0), ())?;
+        Ok(())
+    }
+
+    /// Remove a passkey.
+    pub fn remove_passkey(&mut self, passkey: &PasskeyRecord) -> Result<(), StoreError> {
+        self.txn
+            .open_table(PASSKEY_CREDENTIALS)?
+            .remove(&passkey_credential_key(&passkey.credential_id))?;
+        self.txn.open_table(PASSKEYS)?.remove(passkey.id.0)?;
+        self.txn
+            .open_table(USER_PASSKEYS)?
+            .remove((passkey.user.0, passkey.id.0))?;
         Ok(())
     }
 

@@ -17,13 +17,24 @@ use crate::domain::id::{AccountId, InvitationId};
 use crate::domain::session::SESSION_LIFETIME_MS;
 
 /// A login in steps' ticket.
-const TICKET_COOKIE: &str = "latchkey_login";
+pub(super) const TICKET_COOKIE: &str = "latchkey_login";
 /// A one-time link's secret (password reset, first administrator's setup).
 const LINK_COOKIE: &str = "latchkey_link";
 /// An invitation link's id and secret, `inv_…:token`.
 const INVITATION_COOKIE: &str = "latchkey_invitation";
 
 type Answer = super::Answer;
+
+/// The second factor a browser gave.
+enum Given {
+    /// A TOTP or recovery code.
+    Code(String),
+    /// A passkey's answer to a ceremony.
+    Passkey {
+        ceremony: String,
+        credential: String,
+    },
+}
 
 impl Web {
     pub(super) fn sign_in_page(
@@ -45,15 +56,19 @@ impl Web {
         headers: &hyper::HeaderMap,
         error: Option<&str>,
     ) -> Response<Full<Bytes>> {
-        if cookie(headers, TICKET_COOKIE).is_none() {
+        let Some(ticket) = cookie(headers, TICKET_COOKIE) else {
             return redirect("/ui/sign-in");
-        }
+        };
         let status = if error.is_some() {
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::OK
         };
-        form_page(headers, status, |csrf| pages::second_factor(csrf, error))
+        // What the user can give (an expired ticket is said so when it is used).
+        let (totp, passkey) = self.lk().ticket_factors(ticket).unwrap_or((true, false));
+        form_page(headers, status, |csrf| {
+            pages::second_factor(csrf, error, totp, passkey)
+        })
     }
 
     /// The account picker: the accounts come from the ticket's login, asked again.
@@ -70,7 +85,7 @@ impl Web {
     async fn resume(
         &self,
         headers: &hyper::HeaderMap,
-        code: Option<String>,
+        given: Option<Given>,
         account: Option<AccountId>,
         peer: Option<std::net::IpAddr>,
     ) -> Answer {
@@ -79,13 +94,21 @@ impl Web {
         };
         let lk = self.lk();
         let step = blocking(move || {
-            // Six digits are a TOTP code; anything else is tried as a recovery code.
-            let factor = code.as_deref().map(|code| {
-                if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            let factor = given.as_ref().map(|given| match given {
+                // Six digits are a TOTP code; anything else is tried as a recovery code.
+                Given::Code(code)
+                    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     SecondFactor::Code(code)
-                } else {
-                    SecondFactor::Recovery(code)
                 }
+                Given::Code(code) => SecondFactor::Recovery(code),
+                Given::Passkey {
+                    ceremony,
+                    credential,
+                } => SecondFactor::Passkey {
+                    ceremony,
+                    response: credential,
+                },
             });
             lk.resume_login(&ticket, factor, account, peer)
         })
@@ -120,8 +143,14 @@ impl Web {
         form: &Form,
         peer: Option<std::net::IpAddr>,
     ) -> Answer {
-        let code = form.get("code").trim().to_owned();
-        self.resume(headers, Some(code), None, peer).await
+        let given = match form.get("credential") {
+            "" => Given::Code(form.get("code").trim().to_owned()),
+            credential => Given::Passkey {
+                ceremony: form.get("ceremony").to_owned(),
+                credential: credential.to_owned(),
+            },
+        };
+        self.resume(headers, Some(given), None, peer).await
     }
 
     /// `POST /ui/sign-in/account`: the account picked, with the ticket.
@@ -139,7 +168,7 @@ impl Web {
 
     /// Where a login step leads: home with a session, the next step with a ticket, or
     /// the page it came from with the reason.
-    fn after(
+    pub(super) fn after(
         &self,
         headers: &hyper::HeaderMap,
         step: Result<LoginStep, AppOrApi>,

@@ -30,6 +30,7 @@ mod door;
 mod events;
 mod ip;
 mod pages;
+mod passkeys;
 mod profile;
 mod settings;
 mod team;
@@ -47,7 +48,7 @@ use subtle::ConstantTimeEq;
 use crate::api::Api;
 use crate::api::error::ApiError;
 use crate::api::request::{is_content_type, read_bounded};
-use crate::app::{AppError, Latchkey};
+use crate::app::{AppError, Latchkey, RelyingParty};
 use crate::domain::event::Actor;
 use crate::domain::id::AccountId;
 
@@ -137,7 +138,12 @@ impl Web {
             }
             (&Method::GET, _) => self.get(&parts.headers, &segments, query, peer).await,
             (&Method::POST, _) => match self.form(&parts, body).await {
-                Ok(form) => self.post(&parts.headers, &segments, &form, peer).await,
+                Ok(form) => {
+                    let rp = authority(&parts)
+                        .and_then(|a| RelyingParty::for_origin(&format!("https://{a}")));
+                    self.post(&parts.headers, &segments, &form, peer, rp.as_ref())
+                        .await
+                }
                 Err(refused) => Err(refused),
             },
             _ => Err(Box::new(page(
@@ -208,9 +214,13 @@ impl Web {
         segments: &[&str],
         form: &Form,
         peer: Option<std::net::IpAddr>,
+        rp: Option<&RelyingParty>,
     ) -> Answer {
         match segments {
             ["sign-in"] => self.sign_in(headers, form, peer).await,
+            ["sign-in", "passkey"] => self.passkey_sign_in(headers, form, peer).await,
+            ["sign-in", "passkey", "options"] => self.passkey_sign_in_options(rp).await,
+            ["sign-in", "code", "options"] => self.passkey_factor_options(headers, rp).await,
             ["sign-in", "code"] => self.code(headers, form, peer).await,
             ["sign-in", "account"] => self.choose(headers, form, peer).await,
             ["sign-out"] => self.sign_out(headers).await,
@@ -222,11 +232,18 @@ impl Web {
                 // Until it enrolls, a session the account's MFA rule limits reaches only
                 // two-factor setup (as the API's `/me/mfa/totp`).
                 if console.session.enrollment_only
-                    && !matches!(segments, ["profile", "totp" | "totp-confirm"])
+                    && !matches!(
+                        segments,
+                        [
+                            "profile",
+                            "totp" | "totp-confirm" | "passkey-options" | "passkey-add"
+                        ]
+                    )
                 {
                     return Ok(redirect("/ui/profile"));
                 }
                 match segments {
+                    ["profile", "passkey-options"] => self.passkey_add_options(&console, rp).await,
                     ["profile", action] => self.profile_post(&console, action, form).await,
                     ["members", "invite"] => self.invite(&console, form).await,
                     ["members", id, action] => self.member_post(&console, id, action, form).await,
@@ -324,10 +341,12 @@ enum Notice {
     IpSaved,
     IpDeleted,
     SettingsSaved,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 24] = [
+    const ALL: [(Notice, &'static str, &'static str); 26] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -408,6 +427,16 @@ impl Notice {
         (Notice::IpSaved, "ip-saved", "The change is saved."),
         (Notice::IpDeleted, "ip-deleted", "It is deleted."),
         (Notice::SettingsSaved, "settings", "The settings are saved."),
+        (
+            Notice::PasskeyAdded,
+            "passkey-added",
+            "The passkey is added.",
+        ),
+        (
+            Notice::PasskeyRemoved,
+            "passkey-removed",
+            "The passkey is removed.",
+        ),
     ];
 
     fn key(self) -> &'static str {
@@ -585,21 +614,24 @@ fn cookie<'h>(headers: &'h hyper::HeaderMap, name: &str) -> Option<&'h str> {
 /// request was sent to (HTTP/2's `:authority`, which hyper puts in the URI, or
 /// HTTP/1.1's `Host`).
 fn same_origin(parts: &hyper::http::request::Parts) -> bool {
-    let text = |name| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let authority = parts
-        .uri
-        .authority()
-        .map(hyper::http::uri::Authority::as_str)
-        .or_else(|| text(header::HOST));
-    match (text(header::ORIGIN), authority) {
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    match (origin, authority(parts)) {
         (Some(origin), Some(authority)) => origin == format!("https://{authority}"),
         _ => false,
     }
+}
+
+/// The authority the request was sent to: HTTP/2's `:authority` (which hyper puts in
+/// the URI), or HTTP/1.1's `Host`.
+fn authority(parts: &hyper::http::request::Parts) -> Option<&str> {
+    parts
+        .uri
+        .authority()
+        .map(hyper::http::uri::Authority::as_str)
+        .or_else(|| parts.headers.get(header::HOST)?.to_str().ok())
 }
 
 /// A `Set-Cookie` that removes cookie `name` (set with `path`).
@@ -659,7 +691,7 @@ fn harden(headers: &mut hyper::HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(

@@ -108,6 +108,7 @@ pub fn sign_in(csrf: &str, error: Option<&str>, email: &str) -> Markup {
                 input #password type="password" name="password" autocomplete="current-password" required;
                 button type="submit" { "Sign in" }
             }
+            (super::passkeys::passkey_form(csrf, "/ui/sign-in/passkey", "/ui/sign-in/passkey/options", "get", "Sign in with a passkey", html! {}))
             p { a href="/ui/forgot-password" { "Forgot your password?" } }
         },
     )
@@ -131,18 +132,25 @@ pub fn forgot_password(csrf: &str, error: Option<&str>) -> Markup {
     )
 }
 
-/// The second factor: a TOTP code or a recovery code.
-pub fn second_factor(csrf: &str, error: Option<&str>) -> Markup {
+/// The second factor: a TOTP code or a recovery code, or a passkey (what the user has).
+pub fn second_factor(csrf: &str, error: Option<&str>, totp: bool, passkey: bool) -> Markup {
     layout(
         "Two-factor authentication",
         html! {
             (error_line(error))
-            p { "Enter the 6-digit code from your authenticator app, or one of your recovery codes." }
-            form method="post" action="/ui/sign-in/code" {
-                (csrf_field(csrf))
-                label for="code" { "Code" }
-                input #code type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus;
-                button type="submit" { "Verify" }
+            @if passkey {
+                p { "Confirm with one of your passkeys." }
+                (super::passkeys::unavailable_note())
+                (super::passkeys::passkey_form(csrf, "/ui/sign-in/code", "/ui/sign-in/code/options", "get", "Use a passkey", html! {}))
+            }
+            @if totp {
+                p { "Enter the 6-digit code from your authenticator app, or one of your recovery codes." }
+                form method="post" action="/ui/sign-in/code" {
+                    (csrf_field(csrf))
+                    label for="code" { "Code" }
+                    input #code type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus;
+                    button type="submit" { "Verify" }
+                }
             }
             p { a href="/ui/sign-in" { "Start again" } }
         },

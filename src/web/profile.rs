@@ -10,13 +10,15 @@ use super::pages::{button_form, csrf_field, error_line, notice_line, when};
 use super::{Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, not_found, status_of};
 use crate::app::SecondFactor;
 use crate::domain::credential::Credential;
-use crate::domain::session::Session;
+use crate::domain::session::{PasskeyRecord, Session};
 use crate::domain::time::Timestamp;
 
 /// What the profile page shows besides the member.
 struct Profile {
     authtoken: Option<(Credential, Option<Timestamp>)>,
     sessions: Vec<Session>,
+    totp: bool,
+    passkeys: Vec<PasskeyRecord>,
 }
 
 impl Web {
@@ -43,6 +45,8 @@ impl Web {
             Ok(Profile {
                 authtoken,
                 sessions: lk.sessions_of(user)?,
+                totp: lk.totp_on(user)?,
+                passkeys: lk.passkeys(user)?,
             })
         })
         .await?;
@@ -146,6 +150,7 @@ impl Web {
                         ))
                     })
             }
+            "passkey-add" | "passkey-remove" => self.passkey_post(console, action, form).await,
             "sessions" => blocking(move || lk.logout_others(me))
                 .await
                 .map(|_| done("/ui/profile", Notice::SessionsEnded)),
@@ -219,7 +224,7 @@ fn profile_page(
         }
         section aria-labelledby="totp" {
             h2 #totp { "Two-factor authentication" }
-            @if member.mfa_enrolled {
+            @if profile.totp {
                 p { "On: signing in asks for a code from your authenticator app." }
                 form method="post" action="/ui/profile/totp-disable" {
                     (csrf_field(csrf))
@@ -228,10 +233,11 @@ fn profile_page(
                     button.danger type="submit" { "Turn off" }
                 }
             } @else {
-                p { "Off. With it on, signing in also asks for a code from an authenticator app." }
+                p { "Off. With it on, signing in also asks for a code from an authenticator app (or a passkey, below)." }
                 (button_form(csrf, "/ui/profile/totp", "Set up two-factor authentication", ""))
             }
         }
+        (super::passkeys::profile_section(csrf, &profile.passkeys))
         @if !enrolling {
             @if let Some((credential, used)) = &profile.authtoken {
                 section aria-labelledby="authtoken" {

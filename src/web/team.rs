@@ -239,7 +239,8 @@ impl Web {
         }
     }
 
-    /// Before a change that grants Administrator: the member's proof that it is at the
+    /// Before a sensitive change (granting Administrator, enforcing an IP restriction,
+    /// removing a passkey): the member's proof that it is at the
     /// keyboard (its password, or a current code when it has two-factor on).
     pub(super) async fn confirm_if(
         &self,
@@ -255,7 +256,7 @@ impl Web {
             return Err(AppOrApi::App(
                 crate::domain::DomainError::invalid(
                     "confirm",
-                    "granting Administrator needs your password (or a current code) to confirm it is you",
+                    "this change needs your password (or a current code) to confirm it is you",
                 )
                 .into(),
             ));

@@ -86,7 +86,24 @@ async function signIn(page, email, password) {
   await page.goto(`${url}/ui/`);
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+}
+
+// Chromium's virtual authenticator (DevTools protocol) in `page`: a platform
+// authenticator that holds discoverable credentials and verifies its user.
+async function virtualAuthenticator(page) {
+  const session = await page.context().newCDPSession(page);
+  await session.send("WebAuthn.enable");
+  const { authenticatorId } = await session.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+    },
+  });
+  return { session, authenticatorId };
 }
 
 try {
@@ -125,7 +142,7 @@ try {
   });
 
   await step("signing in again asks for the code, computed here", async () => {
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await signIn(page, admin.email, admin.password);
     await page.getByRole("heading", { name: "Two-factor authentication" }).waitFor();
     await look(page, "sign-in-code");
@@ -280,6 +297,54 @@ try {
     await look(readerPage, "authtoken-once");
     await readerPage.goto(`${url}/ui/profile`);
     assert.equal(await readerPage.getByLabel("The new authtoken").count(), 0, "shown once");
+  });
+
+  await step("passkeys: added on the profile, then signing in alone and as the second factor", async () => {
+    // WebAuthn needs a host name (not an IP address): this browser opens the dashboard
+    // as localhost, a secure context the virtual authenticator accepts.
+    const local = url.replace("127.0.0.1", "localhost");
+    const keyPage = await (await context()).newPage();
+    const { session, authenticatorId } = await virtualAuthenticator(keyPage);
+    await keyPage.goto(`${local}/ui/sign-in`);
+    await keyPage.getByLabel("Email").fill(reader.email);
+    await keyPage.getByLabel("Password").fill(reader.password);
+    await keyPage.getByRole("button", { name: "Sign in", exact: true }).click();
+    await keyPage.getByRole("heading", { name: "Home" }).waitFor();
+    await keyPage.getByRole("link", { name: "My profile" }).click();
+    await keyPage.getByLabel("Name it (which device or key)").fill("Work laptop");
+    await keyPage.getByRole("button", { name: "Add a passkey" }).click();
+    await keyPage.getByText("The passkey is added.").waitFor();
+    assert.ok(await keyPage.getByRole("cell", { name: "Work laptop", exact: true }).isVisible());
+    assert.ok(await keyPage.getByRole("cell", { name: "localhost", exact: true }).isVisible());
+    const { credentials } = await session.send("WebAuthn.getCredentials", { authenticatorId });
+    assert.equal(credentials.length, 1, "the authenticator holds the passkey");
+    assert.equal(credentials[0].isResidentCredential, true, "discoverable, for passwordless sign-in");
+    await look(keyPage, "profile-passkeys");
+
+    await keyPage.getByRole("button", { name: "Sign out", exact: true }).click();
+    await keyPage.goto(`${local}/ui/sign-in`);
+    await keyPage.getByRole("button", { name: "Sign in with a passkey" }).click();
+    await keyPage.getByRole("heading", { name: "Home" }).waitFor();
+
+    await keyPage.getByRole("button", { name: "Sign out", exact: true }).click();
+    await keyPage.goto(`${local}/ui/sign-in`);
+    await keyPage.getByLabel("Email").fill(reader.email);
+    await keyPage.getByLabel("Password").fill(reader.password);
+    await keyPage.getByRole("button", { name: "Sign in", exact: true }).click();
+    await keyPage.getByRole("heading", { name: "Two-factor authentication" }).waitFor();
+    assert.equal(await keyPage.getByLabel("Code").count(), 0, "no TOTP to ask for");
+    await look(keyPage, "sign-in-passkey");
+    await keyPage.getByRole("button", { name: "Use a passkey" }).click();
+    await keyPage.getByRole("heading", { name: "Home" }).waitFor();
+
+    await keyPage.getByRole("button", { name: "Sign out", exact: true }).click();
+
+    // On an IP address passkeys cannot work: the profile says why and offers none.
+    const ipPage = await (await context()).newPage();
+    await signIn(ipPage, reader.email, reader.password);
+    await ipPage.getByRole("heading", { name: "Two-factor authentication" }).waitFor();
+    assert.ok(await ipPage.getByText("Passkeys work only where the dashboard is opened by its host name").isVisible());
+    assert.equal(await ipPage.getByRole("button", { name: "Use a passkey" }).count(), 0);
   });
 
   await step("a form posted from another site is refused and changes nothing", async () => {
