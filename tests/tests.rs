@@ -25,6 +25,7 @@ mod isolation;
 mod login;
 mod members;
 mod operations;
+mod passkeys;
 mod persistence;
 mod policies;
 mod support;

@@ -620,3 +620,80 @@ fn check_finds_an_account_index_out_of_step_with_its_records() {
     );
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
+
+#[test]
+fn a_passkey_credential_is_held_once_and_check_finds_its_indexes_out_of_step() {
+    use crate::domain::id::{PasskeyId, UserId};
+    use crate::domain::session::PasskeyRecord;
+    use crate::domain::user::{Email, User};
+    let (dir, store, _) = store_with_events(0);
+    let now = Timestamp::from_millis(2_000);
+    let user = User::new(
+        UserId::generate(now).unwrap(),
+        Email::parse("pia@example.com").unwrap(),
+        "Pia",
+        now,
+    )
+    .unwrap();
+    let passkey = PasskeyRecord {
+        id: PasskeyId::generate(now).unwrap(),
+        user: user.id,
+        name: "laptop".into(),
+        rp_id: "localhost".into(),
+        credential_id: vec![7; 32],
+        credential: "{}".into(),
+        created_at: now,
+        last_used_at: None,
+    };
+    store
+        .write(|tx| {
+            tx.insert_user(&user)?;
+            tx.put_passkey(&passkey)
+        })
+        .unwrap();
+    // Another passkey with the same credential id is refused, and nothing changes.
+    let copy = PasskeyRecord {
+        id: PasskeyId::generate(now).unwrap(),
+        ..passkey.clone()
+    };
+    assert!(matches!(
+        store.write(|tx| tx.put_passkey(&copy)),
+        Err(StoreError::Domain(DomainError::Conflict { .. }))
+    ));
+    let read = store.read().unwrap();
+    assert_eq!(
+        read.passkeys(user.id).unwrap(),
+        std::slice::from_ref(&passkey)
+    );
+    assert_eq!(
+        read.passkey_by_credential(&[7; 32]).unwrap().map(|p| p.id),
+        Some(passkey.id)
+    );
+    assert!(read.has_passkey(user.id).unwrap());
+    drop(read);
+    // Updating the same passkey (its counter after a sign-in) is not a conflict.
+    store
+        .write(|tx| {
+            tx.put_passkey(&PasskeyRecord {
+                last_used_at: Some(now),
+                ..passkey.clone()
+            })
+        })
+        .unwrap();
+    let path = dir.path().join("db.redb");
+    let txn = behind_its_back(&store);
+    txn.open_table(USER_PASSKEYS)
+        .unwrap()
+        .remove((user.id.0, passkey.id.0))
+        .unwrap();
+    txn.commit().unwrap();
+    drop(store);
+    let problems = check(&path).unwrap().problems;
+    assert_eq!(
+        problems,
+        [
+            format!("passkeys: {:#034x} is not indexed", passkey.id.0),
+            "passkey indexes: 0 user and 1 credential entries for 1 passkeys".to_owned()
+        ],
+    );
+}
