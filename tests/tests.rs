@@ -28,6 +28,7 @@ mod operations;
 mod passkeys;
 mod persistence;
 mod policies;
+mod sso;
 mod support;
 mod tenancy;
 mod verify;

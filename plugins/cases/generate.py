@@ -83,6 +83,8 @@ VERBS["events"] = ["list", "get"]
 # developer (seed 002 lists "Event Destinations" among developer features, for ngrok's
 # traffic events) would otherwise read through a destination what GET /events refuses.
 VERBS["event_destinations"] = ["list", "get", "create", "update", "delete"]
+# Identity providers decide who signs in to the account: account settings, administrators.
+VERBS["identity_providers"] = ["list", "get", "create", "update", "delete"]
 for r in ("tenants", "roles", "role_assignments"):
     VERBS[r] = ["list", "get", "create", "update", "delete"]
 VERBS["permissions"] = ["list", "get", "create", "delete"]
@@ -91,6 +93,7 @@ VERBS["policies"] = ["list"]  # the live set, read-only; changing it is the host
 TENANCY = ["tenants", "roles", "role_assignments", "permissions", "access_review"]
 KIND = dict(DEVELOPER_RESOURCES, users="user", invitations="invitation", billing="billing",
             account="account", events="event", event_destinations="event_destination",
+            identity_providers="identity_provider",
             tenants="tenant", roles="role",
             role_assignments="role_assignment", permissions="permission",
             access_review="access_review", policies="policy_set")
@@ -695,6 +698,8 @@ def business_hours_cases():
 REASONS = {
     "developer read_write: iam.account.update": "only administrators may update account settings",
     "developer read_write: iam.events.list": "only administrators may list events",
+    "team manager: iam.identity_providers.create":
+        "only administrators may create account settings",
     "developer read_write: iam.event_destinations.list":
         "only administrators may list event destinations",
     "developer read_write: iam.policies.list": "only administrators may list the live policy set",

@@ -22,7 +22,6 @@
 //! to at each attempt, and the connection is made to the address checked.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +33,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::views::{self, Base};
@@ -47,8 +45,6 @@ use crate::domain::id::EventDestinationId;
 const ROUND: Duration = Duration::from_millis(250);
 /// Events per request (HTTPS) or connection (syslog).
 const BATCH: usize = 100;
-/// Time to open a TCP connection to one address.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for a whole attempt: connect, TLS, send, answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for batches under way.
@@ -219,12 +215,7 @@ impl Deliverer {
         let connection = tokio::spawn(connection);
         let at = self.lk.now().as_millis() / 1000;
         let signature = sign(&batch.secret, at, &body);
-        let host = match (endpoint.ip(), endpoint.port) {
-            (Some(std::net::IpAddr::V6(v6)), 443) => format!("[{v6}]"),
-            (Some(std::net::IpAddr::V6(v6)), port) => format!("[{v6}]:{port}"),
-            (_, 443) => endpoint.host.clone(),
-            (_, port) => format!("{}:{port}", endpoint.host),
-        };
+        let host = super::outbound::host_header(&endpoint);
         let request = hyper::Request::post(path)
             .header(hyper::header::HOST, host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -280,56 +271,8 @@ impl Deliverer {
         endpoint: &Endpoint,
         alpn: &[u8],
     ) -> Result<TlsStream<TcpStream>, String> {
-        let addresses: Vec<SocketAddr> = match endpoint.ip() {
-            Some(ip) => vec![SocketAddr::new(ip, endpoint.port)],
-            None => tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
-                .await
-                .map_err(|e| format!("{} does not resolve: {e}", endpoint.host))?
-                .collect(),
-        };
-        let allowed: Vec<SocketAddr> = addresses
-            .iter()
-            .copied()
-            .filter(|a| self.allow_private || destination::is_public(a.ip()))
-            .collect();
-        if allowed.is_empty() {
-            let list: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
-            return Err(format!(
-                "{} resolves only to addresses that are not public ({}); the operator can allow them with --allow-private-destinations",
-                endpoint.host,
-                list.join(", ")
-            ));
-        }
-        let mut last = String::from("no address to connect to");
-        let mut tcp = None;
-        for address in allowed {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
-                Ok(Ok(stream)) => {
-                    tcp = Some(stream);
-                    break;
-                }
-                Ok(Err(err)) => last = format!("cannot connect to {address}: {err}"),
-                Err(_) => last = format!("cannot connect to {address}: timed out"),
-            }
-        }
-        let tcp = tcp.ok_or(last)?;
-        let _ = tcp.set_nodelay(true);
         let roots = trust_roots(target).map_err(|e| e.to_string())?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        if !alpn.is_empty() {
-            config.alpn_protocols = vec![alpn.to_vec()];
-        }
-        let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
-            .map_err(|e| format!("{} is not a TLS server name: {e}", endpoint.host))?;
-        TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with {} failed: {e}", endpoint.host))
+        super::outbound::connect(endpoint, roots, alpn, self.allow_private).await
     }
 }
 

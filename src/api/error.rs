@@ -71,9 +71,11 @@ pub const NO_MAIL: Code = Code(126, StatusCode::SERVICE_UNAVAILABLE);
 /// The server cannot write (or read) its storage now (a full disk); nothing changed, and
 /// it recovers by itself once the cause clears. `Retry-After` says when to try again.
 pub const STORAGE_UNAVAILABLE: Code = Code(127, StatusCode::SERVICE_UNAVAILABLE);
+/// The member's account signs its members in through single sign-on only.
+pub const SSO_REQUIRED: Code = Code(128, StatusCode::FORBIDDEN);
 
 /// Every code, for the documentation table and its test.
-pub const ALL: [(Code, &str); 27] = [
+pub const ALL: [(Code, &str); 28] = [
     (
         UNAUTHENTICATED,
         "no credential, or one that does not verify",
@@ -161,6 +163,10 @@ pub const ALL: [(Code, &str); 27] = [
         STORAGE_UNAVAILABLE,
         "the server cannot use its storage now (a full disk); retry after Retry-After",
     ),
+    (
+        SSO_REQUIRED,
+        "the account signs its members in through single sign-on only",
+    ),
 ];
 
 /// An API error, before the operation id is attached.
@@ -237,6 +243,9 @@ impl From<AppError> for ApiError {
                 "a TOTP code (totp_code) or a recovery code (recovery_code) is required",
             )
             .with("mfa_required", true),
+            AppError::SsoRequired(reason) => {
+                ApiError::new(SSO_REQUIRED, reason.clone()).with("sso_required", true)
+            }
             AppError::IpRestricted(reason) => ApiError::new(IP_RESTRICTED, reason.clone())
                 .with("policy", "ip_restrictions")
                 .with("reason", reason),

@@ -2,6 +2,7 @@
 
 use super::request::*;
 use super::*;
+use crate::domain::account::{Provisioning, SsoMode};
 use crate::domain::id::RawId;
 use crate::store::{Page, PageRequest};
 
@@ -384,6 +385,11 @@ impl Ctx {
             (&M::GET, ["event_destinations", id]) => self.get_event_destination(id).await,
             (&M::PATCH, ["event_destinations", id]) => self.update_event_destination(id).await,
             (&M::DELETE, ["event_destinations", id]) => self.delete_event_destination(id).await,
+            (&M::GET, ["identity_providers"]) => self.list_identity_providers().await,
+            (&M::POST, ["identity_providers"]) => self.create_identity_provider().await,
+            (&M::GET, ["identity_providers", id]) => self.get_identity_provider(id).await,
+            (&M::PATCH, ["identity_providers", id]) => self.update_identity_provider(id).await,
+            (&M::DELETE, ["identity_providers", id]) => self.delete_identity_provider(id).await,
             (&M::POST, ["verify"]) => self.verify().await,
             (&M::POST, ["authorize"]) => self.authorize(false).await,
             (&M::POST, ["authorize", "batch"]) => self.authorize(true).await,
@@ -580,27 +586,22 @@ impl Ctx {
         self.ok(&views::account(&self.base, &found, seats))
     }
 
-    /// `PATCH /account`. `sso_mode` and `provisioning` accept only their defaults until
-    /// SSO and SCIM exist: anything else is refused, never silently stored.
+    /// `PATCH /account`: `mfa_required`, `sso_mode`, `provisioning` (`scim` is refused
+    /// until SCIM exists: never silently stored).
     async fn update_account(self) -> Reply {
         let body: AccountUpdate = parse(&self.body)?;
-        for (field, given, only) in [
-            ("sso_mode", &body.sso_mode, "off"),
-            ("provisioning", &body.provisioning, "invitations"),
-        ] {
-            if let Some(value) = given
-                && value != only
-            {
-                return Err(ApiError::field(
-                    error::INVALID_FIELD,
-                    field,
-                    format!("{field} can only be {only:?} until SSO and SCIM exist, not {value:?}"),
-                ));
-            }
-        }
+        let patch = crate::app::SettingsPatch {
+            mfa_required: body.mfa_required,
+            sso_mode: body.sso_mode.as_deref().map(SsoMode::parse).transpose()?,
+            provisioning: body
+                .provisioning
+                .as_deref()
+                .map(Provisioning::parse)
+                .transpose()?,
+        };
         let (lk, Caller { actor, account, .. }) = (Arc::clone(&self.lk), self.caller);
         let (updated, seats) = blocking(move || {
-            let updated = lk.update_account_settings(actor, account, body.mfa_required)?;
+            let updated = lk.update_account_settings(actor, account, patch)?;
             Ok((updated, lk.seats_used(actor, account)?))
         })
         .await?;

@@ -10,10 +10,12 @@
 pub mod delivery;
 mod destinations;
 pub mod error;
+mod federation;
 mod handlers;
 mod invitations;
 pub mod mail;
 pub mod metrics;
+pub(crate) mod outbound;
 pub(crate) mod request;
 pub(crate) mod session;
 mod tenancy;
@@ -186,6 +188,11 @@ impl Api {
             warnings: Arc::default(),
             metrics: Arc::default(),
         }
+    }
+
+    /// The public URL (`https://host:port`) the operator configured, if any.
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     /// The bound on password work, shared with the dashboard.
@@ -636,7 +643,7 @@ pub fn actor_of(verified: &Verified) -> Actor {
 /// The route a path matches, as a metrics label (ids replaced by `{id}`); a path no route
 /// serves is `other`, never the label of a route that exists.
 fn route_label(path: &str) -> &'static str {
-    const ROUTES: [(&str, &str, &str); 15] = [
+    const ROUTES: [(&str, &str, &str); 16] = [
         ("tenants", "/tenants", "/tenants/{id}"),
         ("permissions", "/permissions", "/permissions/{name}"),
         ("roles", "/roles", "/roles/{id}"),
@@ -671,6 +678,11 @@ fn route_label(path: &str) -> &'static str {
             "event_destinations",
             "/event_destinations",
             "/event_destinations/{id}",
+        ),
+        (
+            "identity_providers",
+            "/identity_providers",
+            "/identity_providers/{id}",
         ),
     ];
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -766,7 +778,7 @@ fn query_parameters(method: &Method, segments: &[&str]) -> (bool, &'static [&'st
 
 /// The methods a path takes (the `Allow` of a 405), or `None` for no such path.
 fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
-    const COLLECTIONS: [&str; 14] = [
+    const COLLECTIONS: [&str; 15] = [
         "users",
         "invitations",
         "tenants",
@@ -781,6 +793,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         "ip_restrictions",
         "permissions",
         "event_destinations",
+        "identity_providers",
     ];
     Some(match segments {
         ["healthz" | "readyz"] => "GET, HEAD",

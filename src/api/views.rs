@@ -12,6 +12,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::destination::{DeliveryStatus, EventDestination, Target};
 use crate::domain::event::{Event, Principal, Snapshot};
+use crate::domain::federation::{ExternalIdentity, IdentityProvider, Protocol};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::tenancy::{CatalogEntry, Role, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
@@ -236,6 +237,19 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             json!({"id": id, "email": email, "roles": roles})
         }
         Snapshot::Login { ip, refused } => json!({"ip": ip, "refused": refused}),
+        Snapshot::SignIn {
+            ip,
+            method,
+            provider,
+            refused,
+        } => json!({
+            "ip": ip,
+            "method": method,
+            "identity_provider_id": provider.map(|p| p.to_string()),
+            "refused": refused,
+        }),
+        Snapshot::IdentityProvider(idp) => identity_provider(base, idp),
+        Snapshot::ExternalIdentity(identity) => external_identity(identity),
         Snapshot::EventDestination(d) => event_destination(base, d, None),
         Snapshot::PolicySet(state) => policy_set_state(state, true),
         Snapshot::Permission(p) => permission(&CatalogEntry {
@@ -313,6 +327,86 @@ pub fn ip_policy(base: &Base, policy: &IpPolicy) -> Value {
 /// `/event_destinations/{id}`: ngrok's shape (`id`, `uri`, `created_at`, `description`,
 /// `metadata`, `format`, `target`) with latchkey's `enabled` and the delivery `status`
 /// (absent from event snapshots). The signing secret is never shown here.
+/// `/identity_providers/{id}`: every setting but the client secret (only whether one is
+/// set), with the URLs the provider is configured with on its side.
+pub fn identity_provider(base: &Base, idp: &IdentityProvider) -> Value {
+    let mapping: Vec<Value> = idp
+        .role_mapping
+        .iter()
+        .map(|m| {
+            json!({
+                "claim_value": m.claim_value,
+                "roles": m.roles,
+                "role_assignments": m.role_assignments.iter().map(|(role, tenant)| json!({
+                    "role_id": role.to_string(),
+                    "tenant_id": tenant.map(|t| t.to_string()),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut view = json!({
+        "id": idp.id.to_string(),
+        "uri": base.uri(&format!("/identity_providers/{}", idp.id)),
+        "created_at": time(idp.created_at),
+        "name": idp.name,
+        "type": idp.protocol.kind(),
+        "enabled": idp.enabled,
+        "domains": idp.domains,
+        "mfa_values": idp.mfa_values,
+        "role_mapping": mapping,
+        "last_login_at": idp.last_login_at.map(time),
+        "login_url": base.uri(&format!("/sso/{}/login", idp.id)),
+    });
+    let fields = match &idp.protocol {
+        Protocol::Oidc(oidc) => json!({
+            "issuer": oidc.issuer,
+            "client_id": oidc.client_id,
+            "scopes": oidc.scopes,
+            "claims": oidc.claims,
+            "trusted_ca_pem": oidc.trusted_ca_pem,
+            "redirect_uri": base.uri(&format!("/sso/{}/callback", idp.id)),
+        }),
+        Protocol::Github(github) => json!({
+            "client_id": github.client_id,
+            "web_url": github.web_url,
+            "api_url": github.api_url,
+            "trusted_ca_pem": github.trusted_ca_pem,
+            "redirect_uri": base.uri(&format!("/sso/{}/callback", idp.id)),
+        }),
+        Protocol::Saml(saml) => json!({
+            "idp_entity_id": saml.idp_entity_id,
+            "sso_url": saml.sso_url,
+            "certificates": saml.certificates,
+            "allow_idp_initiated": saml.allow_idp_initiated,
+            "want_assertions_signed": saml.want_assertions_signed,
+            "attributes": saml.attributes,
+            "email_verified": saml.email_verified,
+            "sp": {
+                "entity_id": base.uri(&format!("/sso/{}/metadata", idp.id)),
+                "acs_url": base.uri(&format!("/sso/{}/acs", idp.id)),
+                "metadata_url": base.uri(&format!("/sso/{}/metadata", idp.id)),
+            },
+        }),
+    };
+    if let (Some(view), Value::Object(fields)) = (view.as_object_mut(), fields) {
+        view.extend(fields);
+    }
+    view
+}
+
+/// An external identity linked to a user.
+pub fn external_identity(identity: &ExternalIdentity) -> Value {
+    json!({
+        "id": identity.id.to_string(),
+        "identity_provider_id": identity.provider.to_string(),
+        "subject": identity.subject,
+        "user_id": identity.user.to_string(),
+        "email": identity.email,
+        "created_at": time(identity.created_at),
+        "last_login_at": identity.last_login_at.map(time),
+    })
+}
+
 pub fn event_destination(
     base: &Base,
     destination: &EventDestination,

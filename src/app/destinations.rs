@@ -56,14 +56,22 @@ pub struct Batch {
 /// certificates when it names some (each must parse as a trust anchor), else the public
 /// web roots (Mozilla's, built in).
 pub fn trust_roots(target: &destination::Target) -> Result<rustls::RootCertStore, DomainError> {
+    roots_from_pem(destination::field_ca(target), target.trusted_ca_pem())
+}
+
+/// The trust anchors in `pem` (field `field` of a request), or the public web roots
+/// without one.
+pub fn roots_from_pem(
+    field: &'static str,
+    pem: Option<&str>,
+) -> Result<rustls::RootCertStore, DomainError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let Some(pem) = target.trusted_ca_pem() else {
+    let Some(pem) = pem else {
         return Ok(rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         });
     };
-    let field = destination::field_ca(target);
     let mut roots = rustls::RootCertStore::empty();
     for (n, cert) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
         let cert = cert.map_err(|e| {

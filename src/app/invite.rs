@@ -11,11 +11,10 @@ use crate::domain::credential::Owner;
 use crate::domain::event::{Action, Actor, Change, Principal, Snapshot};
 use crate::domain::id::{AccountId, InvitationId, RoleId, TenantId, UserId};
 use crate::domain::invitation::{self, Invitation, InvitationState};
-use crate::domain::tenancy;
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
 use crate::domain::user::{Email, Roles, User};
-use crate::store::{Page, PageRequest, Reads};
+use crate::store::{Page, PageRequest, Reads, WriteTx};
 
 /// An invitation with its token in clear, for those who may see it.
 #[derive(Debug)]
@@ -98,13 +97,7 @@ impl Latchkey {
                 self.authorize(tx, actor, account, grant, now)?;
             }
             for (role, tenant) in &assignments {
-                let found = super::tenancy::role_name(tx, account, *role)?;
-                if let Some(tenant) = tenant {
-                    in_account(tx.tenant(*tenant)?, |t| t.account, account, *tenant)?;
-                }
-                if tenancy::builtin_role(*role).is_some() {
-                    tenancy::check_scope(&found, *tenant)?;
-                }
+                super::tenancy::check_assignable(tx, account, *role, *tenant)?;
             }
             if let Some(user) = tx.user_by_email(&email)?
                 && tx.membership(account, user.id)?.is_some()
@@ -330,47 +323,74 @@ impl Latchkey {
                 }
                 (Acceptor::NewPerson { name, .. }, None) => (Actor::SYSTEM, name.to_owned()),
             };
-            let account = invitation.account;
-            let joined = self.join(
+            let joined = self.admit_invited(tx, &mut invitation, actor, &name, now)?;
+            if let Some(phc) = &new_password {
+                tx.set_password(joined.member.user.id, phc)?;
+            }
+            Ok(joined)
+        })
+    }
+
+    /// The person of a pending `invitation` joins, in `tx`: the membership with its
+    /// roles, the tenant role assignments, the invitation accepted, each an event.
+    fn admit_invited(
+        &self,
+        tx: &mut WriteTx,
+        invitation: &mut Invitation,
+        actor: Actor,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<Joined, AppError> {
+        let account = invitation.account;
+        let joined = self.join(
+            tx,
+            actor,
+            account,
+            &invitation.email,
+            name,
+            invitation.roles,
+            now,
+        )?;
+        let user = joined.member.user.id;
+        for (role, tenant) in &invitation.assignments {
+            super::tenancy::put_assignment(
                 tx,
                 actor,
                 account,
-                &invitation.email,
-                &name,
-                invitation.roles,
+                Owner::User(user),
+                *role,
+                *tenant,
                 now,
             )?;
-            let user = joined.member.user.id;
-            if let Some(phc) = &new_password {
-                tx.set_password(user, phc)?;
-            }
-            for (role, tenant) in &invitation.assignments {
-                super::tenancy::put_assignment(
-                    tx,
-                    actor,
-                    account,
-                    Owner::User(user),
-                    *role,
-                    *tenant,
-                    now,
-                )?;
-            }
-            invitation.state = InvitationState::Accepted { user, at: now };
-            tx.put_invitation(&invitation)?;
-            record(
-                tx,
-                &account,
-                now,
-                Actor {
-                    principal: Principal::User(user),
-                    credential: None,
-                },
-                Action::InvitationAccepted,
-                id.to_string(),
-                None,
-                Some(snapshot(&invitation)),
-            )?;
-            Ok(joined)
-        })
+        }
+        invitation.state = InvitationState::Accepted { user, at: now };
+        tx.put_invitation(invitation)?;
+        record(
+            tx,
+            &account,
+            now,
+            Actor {
+                principal: Principal::User(user),
+                credential: None,
+            },
+            Action::InvitationAccepted,
+            invitation.id.to_string(),
+            None,
+            Some(snapshot(invitation)),
+        )?;
+        Ok(joined)
+    }
+
+    /// A new person accepts `invitation` through an identity provider that vouched for
+    /// its email (its first sign-in there), in `tx`: the user it makes.
+    pub(super) fn accept_through_provider(
+        &self,
+        tx: &mut WriteTx,
+        mut invitation: Invitation,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<UserId, AppError> {
+        let joined = self.admit_invited(tx, &mut invitation, Actor::SYSTEM, name, now)?;
+        Ok(joined.member.user.id)
     }
 }

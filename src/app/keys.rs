@@ -2,7 +2,7 @@
 //! socket): a new key version hashes and seals everything made from then on; the older
 //! keys stay in the keyring, so tokens, sessions and links made under them keep working
 //! until they are rotated or expire, and the sealed secrets (TOTP seeds, invitation
-//! tokens, event destinations' signing secrets) are re-sealed under the new key at once.
+//! tokens, event destinations' and identity providers' secrets) are re-sealed under the new key at once.
 
 use std::sync::{Arc, PoisonError};
 
@@ -22,6 +22,8 @@ pub struct KeyRotation {
     pub resealed_invitations: usize,
     /// Event destinations' signing secrets re-sealed under the new key.
     pub resealed_destination_secrets: usize,
+    /// Identity providers' client secrets re-sealed under the new key.
+    pub resealed_provider_secrets: usize,
 }
 
 impl Latchkey {
@@ -48,40 +50,52 @@ impl Latchkey {
         let next = keys.keyring()?;
         self.data_dir.write_server_keys(&keys)?;
         let fingerprint = key_fingerprint(next.current());
-        let (resealed_totp, resealed_invitations, resealed_destination_secrets) =
-            self.store.write(|tx| {
-                tx.set_key_fingerprint(version, fingerprint)?;
-                let mut totp = 0;
-                for (user, mut record) in tx.all_totp()? {
-                    let seed = unseal_under(&current, Sealed::TotpSeed, &record.sealed_seed)?;
-                    record.sealed_seed = seal_under(next.current(), Sealed::TotpSeed, &seed)?;
-                    tx.put_totp(user, &record)?;
-                    totp += 1;
-                }
-                let mut invitations = 0;
-                for mut invitation in tx.all_invitations()? {
-                    let token =
-                        unseal_under(&current, Sealed::InvitationToken, &invitation.sealed_token)?;
-                    invitation.sealed_token =
-                        seal_under(next.current(), Sealed::InvitationToken, &token)?;
-                    tx.put_invitation(&invitation)?;
-                    invitations += 1;
-                }
-                let mut secrets = 0;
-                for (id, sealed) in tx.all_destination_secrets()? {
-                    let secret = unseal_under(&current, Sealed::DestinationSecret, &sealed)?;
-                    let resealed = seal_under(next.current(), Sealed::DestinationSecret, &secret)?;
-                    tx.put_destination_secret(id, &resealed)?;
-                    secrets += 1;
-                }
-                Ok::<_, AppError>((totp, invitations, secrets))
-            })?;
+        let (
+            resealed_totp,
+            resealed_invitations,
+            resealed_destination_secrets,
+            resealed_provider_secrets,
+        ) = self.store.write(|tx| {
+            tx.set_key_fingerprint(version, fingerprint)?;
+            let mut totp = 0;
+            for (user, mut record) in tx.all_totp()? {
+                let seed = unseal_under(&current, Sealed::TotpSeed, &record.sealed_seed)?;
+                record.sealed_seed = seal_under(next.current(), Sealed::TotpSeed, &seed)?;
+                tx.put_totp(user, &record)?;
+                totp += 1;
+            }
+            let mut invitations = 0;
+            for mut invitation in tx.all_invitations()? {
+                let token =
+                    unseal_under(&current, Sealed::InvitationToken, &invitation.sealed_token)?;
+                invitation.sealed_token =
+                    seal_under(next.current(), Sealed::InvitationToken, &token)?;
+                tx.put_invitation(&invitation)?;
+                invitations += 1;
+            }
+            let mut secrets = 0;
+            for (id, sealed) in tx.all_destination_secrets()? {
+                let secret = unseal_under(&current, Sealed::DestinationSecret, &sealed)?;
+                let resealed = seal_under(next.current(), Sealed::DestinationSecret, &secret)?;
+                tx.put_destination_secret(id, &resealed)?;
+                secrets += 1;
+            }
+            let mut providers = 0;
+            for (id, sealed) in tx.all_identity_provider_secrets()? {
+                let secret = unseal_under(&current, Sealed::ProviderSecret, &sealed)?;
+                let resealed = seal_under(next.current(), Sealed::ProviderSecret, &secret)?;
+                tx.put_identity_provider_secret(id, &resealed)?;
+                providers += 1;
+            }
+            Ok::<_, AppError>((totp, invitations, secrets, providers))
+        })?;
         self.keys.store(Arc::new(next));
         tracing::info!(
             version,
             resealed_totp,
             resealed_invitations,
             resealed_destination_secrets,
+            resealed_provider_secrets,
             "server key rotated by the operator"
         );
         Ok(KeyRotation {
@@ -90,6 +104,7 @@ impl Latchkey {
             resealed_totp,
             resealed_invitations,
             resealed_destination_secrets,
+            resealed_provider_secrets,
         })
     }
 }

@@ -16,6 +16,7 @@ use super::mfa::Sealed;
 use super::passwords::{hash_password, password_matches};
 use super::{AppError, Latchkey, Limited, Me, Member, PasswordCost, SecondFactor, record};
 use crate::domain::DomainError;
+use crate::domain::account::SsoMode;
 use crate::domain::event::{Action, Actor, Principal, Snapshot};
 use crate::domain::id::{AccountId, SessionId, UserId};
 use crate::domain::ip::{Passage, RestrictionType};
@@ -346,6 +347,47 @@ pub(super) struct TicketBody {
     expires_ms: i64,
     /// The second factor was passed already (a passkey signed in; an account is next).
     verified: bool,
+    /// How the login began: 0 password, 1 passkey, else the identity provider's id.
+    method: u128,
+}
+
+impl TicketBody {
+    fn method(&self) -> Method {
+        match self.method {
+            0 => Method::Password,
+            1 => Method::Passkey,
+            id => Method::Sso(crate::domain::id::IdentityProviderId(id)),
+        }
+    }
+}
+
+/// How a login began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Method {
+    /// Email and password.
+    Password,
+    /// A passkey alone.
+    Passkey,
+    /// Through an identity provider.
+    Sso(crate::domain::id::IdentityProviderId),
+}
+
+impl Method {
+    /// As the trail names it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::Passkey => "passkey",
+            Method::Sso(_) => "sso",
+        }
+    }
+
+    fn provider(self) -> Option<crate::domain::id::IdentityProviderId> {
+        match self {
+            Method::Sso(id) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// What a login has of the second factor.
@@ -626,7 +668,7 @@ impl Latchkey {
         ip: Option<IpAddr>,
     ) -> Result<LoggedIn, AppError> {
         let (user, attempt) = self.check_password(email, password, ip)?;
-        self.complete_login(&user, attempt, factor.into(), account, ip)
+        self.complete_login(&user, attempt, factor.into(), account, ip, Method::Password)
     }
 
     /// The first step of a login in two (the dashboard's): email and password. What it
@@ -641,11 +683,20 @@ impl Latchkey {
     ) -> Result<LoginStep, AppError> {
         let (user, attempt) = self.check_password(email, password, ip)?;
         let key = email.trim().to_lowercase();
-        self.login_with(&user, attempt, Factor::Missing, account, ip, &key)
+        self.login_with(
+            &user,
+            attempt,
+            Factor::Missing,
+            account,
+            ip,
+            &key,
+            Method::Password,
+        )
     }
 
     /// Everything after the first factor, as a step: done, or a ticket for what is
     /// still needed (whose failures count against `key`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn login_with(
         &self,
         user: &User,
@@ -654,10 +705,11 @@ impl Latchkey {
         account: Option<AccountId>,
         ip: Option<IpAddr>,
         key: &str,
+        method: Method,
     ) -> Result<LoginStep, AppError> {
         let verified = matches!(factor, Factor::Passed);
-        let completed = self.complete_login(user, attempt, factor, account, ip);
-        self.step(completed, user, key, account, verified)
+        let completed = self.complete_login(user, attempt, factor, account, ip, method);
+        self.step(completed, user, key, account, verified, method)
     }
 
     /// What a [`LoginTicket`] holds, if it is one of ours and has not expired.
@@ -697,7 +749,8 @@ impl Latchkey {
         } else {
             factor.into()
         };
-        self.login_with(&user, attempt, factor, account, ip, &body.key)
+        let method = body.method();
+        self.login_with(&user, attempt, factor, account, ip, &body.key, method)
     }
 
     /// The names of `accounts`, for the account picker of a login in steps (after a
@@ -725,6 +778,7 @@ impl Latchkey {
         key: &str,
         account: Option<AccountId>,
         verified: bool,
+        method: Method,
     ) -> Result<LoginStep, AppError> {
         let ticket = |account: Option<AccountId>| -> Result<LoginTicket, AppError> {
             let body = TicketBody {
@@ -733,6 +787,11 @@ impl Latchkey {
                 account: account.map(|a| a.0),
                 expires_ms: self.now().as_millis() + LOGIN_TICKET_MS,
                 verified,
+                method: match method {
+                    Method::Password => 0,
+                    Method::Passkey => 1,
+                    Method::Sso(id) => id.0,
+                },
             };
             let bytes = Zeroizing::new(
                 postcard::to_allocvec(&body)
@@ -787,7 +846,13 @@ impl Latchkey {
                     Some(user) => {
                         let memberships = read.user_accounts(user.id)?;
                         drop(read);
-                        self.record_attempt(&user, &memberships, ip, Some("wrong password"))?;
+                        self.record_attempt(
+                            &user,
+                            &memberships,
+                            ip,
+                            Some("wrong password"),
+                            Method::Password,
+                        )?;
                     }
                     // No account holds an unknown email's attempt: the log does (the
                     // address, never the email or the password).
@@ -808,6 +873,7 @@ impl Latchkey {
         factor: Factor<'_>,
         account: Option<AccountId>,
         ip: Option<IpAddr>,
+        method: Method,
     ) -> Result<LoggedIn, AppError> {
         let now = self.now();
         let read = self.store.read()?;
@@ -839,6 +905,32 @@ impl Latchkey {
                 return Err(AppError::ChooseAccount(several.to_vec()));
             }
         };
+        // An account that enforces SSO admits its members only through its providers;
+        // a provider signs people into its own account only.
+        let (enforced, provider_account) = {
+            let read = self.store.read()?;
+            let enforced = read
+                .account(chosen)?
+                .is_some_and(|a| a.settings.sso_mode == SsoMode::Enforced);
+            let provider_account = match method.provider() {
+                Some(id) => read.identity_provider(id)?.map(|p| p.account),
+                None => None,
+            };
+            (enforced, provider_account)
+        };
+        if method.provider().is_some() && provider_account != Some(chosen) {
+            self.logins.forgive(attempt);
+            return Err(AppError::Forbidden {
+                policy: String::new(),
+                reason: "an identity provider signs people in to its own account only".into(),
+            });
+        }
+        if enforced && method.provider().is_none() {
+            self.logins.forgive(attempt);
+            let reason = "this account signs its members in through single sign-on only: use one of its identity providers (Sign in with …)".to_owned();
+            self.record_attempt(user, &[chosen], ip, Some(&reason), method)?;
+            return Err(AppError::SsoRequired(reason));
+        }
         if let Passage::Denied(restriction) =
             self.check_ip(chosen, RestrictionType::Dashboard, ip)?
         {
@@ -847,7 +939,7 @@ impl Latchkey {
                 "IP restriction {restriction} does not allow dashboard sessions from {shown}"
             );
             self.logins.forgive(attempt);
-            self.record_attempt(user, &[chosen], ip, Some(&reason))?;
+            self.record_attempt(user, &[chosen], ip, Some(&reason), method)?;
             return Err(AppError::IpRestricted(reason));
         }
         // The second factor, when the user has one: missing is asked for (nothing counts
@@ -860,6 +952,8 @@ impl Latchkey {
                 .is_some_and(|a| a.settings.mfa_required);
             (enrolled, required)
         };
+        // A passkey, or a provider that asserted a second factor.
+        let asserted = matches!(factor, Factor::Passed);
         let factor = match factor {
             Factor::Given(factor) if enrolled => Some(factor),
             Factor::Missing if enrolled => {
@@ -873,7 +967,7 @@ impl Latchkey {
                 .store
                 .write(|tx| self.use_second_factor(tx, user.id, factor, now))?;
             if !passed {
-                self.record_attempt(user, &[chosen], ip, Some("wrong second factor"))?;
+                self.record_attempt(user, &[chosen], ip, Some("wrong second factor"), method)?;
                 return Err(AppError::Unauthenticated(
                     "the second factor is not correct (a code is accepted once)".into(),
                 ));
@@ -888,8 +982,8 @@ impl Latchkey {
             created_at: now,
             expires_at: Timestamp::from_millis(now.as_millis() + session::SESSION_LIFETIME_MS),
             source_ip: ip.map(|ip| ip.to_string()),
-            mfa_verified: enrolled,
-            enrollment_only: required && !enrolled,
+            mfa_verified: enrolled || asserted,
+            enrollment_only: required && !enrolled && !asserted,
         };
         let key = self.secret_key(secret.expose());
         self.store.write(|tx| {
@@ -902,8 +996,10 @@ impl Latchkey {
                 Action::LoginSucceeded,
                 session.id.to_string(),
                 None,
-                Some(Snapshot::Login {
+                Some(Snapshot::SignIn {
                     ip: session.source_ip.clone(),
+                    method: method.name().to_owned(),
+                    provider: method.provider(),
                     refused: None,
                 }),
             )
@@ -919,6 +1015,7 @@ impl Latchkey {
         accounts: &[AccountId],
         ip: Option<IpAddr>,
         refused: Option<&str>,
+        method: Method,
     ) -> Result<(), AppError> {
         let now = self.now();
         self.store.write(|tx| {
@@ -931,8 +1028,10 @@ impl Latchkey {
                     Action::LoginFailed,
                     user.id.to_string(),
                     None,
-                    Some(Snapshot::Login {
+                    Some(Snapshot::SignIn {
                         ip: ip.map(|ip| ip.to_string()),
+                        method: method.name().to_owned(),
+                        provider: method.provider(),
                         refused: refused.map(str::to_owned),
                     }),
                 )?;

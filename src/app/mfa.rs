@@ -65,6 +65,10 @@ pub(super) enum Sealed {
     DestinationSecret,
     /// A login in steps, half done (`login::LoginTicket`).
     LoginTicket,
+    /// An identity provider's client secret.
+    ProviderSecret,
+    /// A single sign-on flow under way (its state cookie).
+    SsoFlow,
 }
 
 /// The AES-256-GCM key for `purpose` derived from one server key.
@@ -74,6 +78,8 @@ fn sealing_key(key: &SecretHasher, purpose: Sealed) -> Result<LessSafeKey, AppEr
         Sealed::InvitationToken => b"latchkey invitation token sealing v1",
         Sealed::DestinationSecret => b"latchkey event destination secret sealing v1",
         Sealed::LoginTicket => b"latchkey login ticket sealing v1",
+        Sealed::ProviderSecret => b"latchkey identity provider secret sealing v1",
+        Sealed::SsoFlow => b"latchkey single sign-on flow sealing v1",
     };
     let derived = Zeroizing::new(key.hash(label).0);
     let unbound = UnboundKey::new(&AES_256_GCM, derived.as_ref())

@@ -9,6 +9,7 @@
 mod authz;
 mod data_dir;
 mod destinations;
+mod federation;
 mod identity;
 mod import;
 mod invite;
@@ -26,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::domain::DomainError;
-use crate::domain::account::Account;
+use crate::domain::account::{Account, Provisioning, SsoMode};
 use crate::domain::bot::{BotPatch, BotUser};
 use crate::domain::credential::{
     Ceiling, Credential, CredentialId, CredentialKind, CredentialPatch, CredentialSpec, Owner,
@@ -44,7 +45,10 @@ use crate::policy::{Limits, PolicyEngine, PolicyError, Verdict};
 use crate::store::{AuditReport, Page, PageRequest, ReadTx, Reads, Store, StoreError, WriteTx};
 pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::{DataDir, Restore};
-pub use destinations::{Batch, DestinationPatch, DestinationSpec, trust_roots};
+pub use destinations::{Batch, DestinationPatch, DestinationSpec, roots_from_pem, trust_roots};
+pub use federation::{
+    ExternalLogin, FlowPurpose, JIT_ROLES, ProviderPatch, ProviderSpec, SsoFlow, SsoProvider,
+};
 use identity::record_user_change;
 pub use identity::{MailedLink, Me};
 pub use import::{ImportFailure, ImportReport};
@@ -95,6 +99,9 @@ pub enum AppError {
     /// An enforced IP restriction refuses the source address.
     #[error("{0}")]
     IpRestricted(String),
+    /// The account signs its members in through single sign-on only.
+    #[error("{0}")]
+    SsoRequired(String),
     /// Too many attempts of one kind: try again after this many seconds.
     #[error("too many {}; try again in {retry_after_secs} s", what.plural())]
     RateLimited {
@@ -155,6 +162,17 @@ impl Limited {
             Limited::LinkRequests => "link requests",
         }
     }
+}
+
+/// A change to an account's settings; `None` keeps the field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettingsPatch {
+    /// Every member must enrol a second factor.
+    pub mfa_required: Option<bool>,
+    /// Single sign-on mode.
+    pub sso_mode: Option<SsoMode>,
+    /// How new members join.
+    pub provisioning: Option<Provisioning>,
 }
 
 /// How to open a data directory.
@@ -295,6 +313,12 @@ pub struct Latchkey {
 }
 
 impl Latchkey {
+    /// Whether outbound connections (event destinations, identity providers) may reach
+    /// private addresses (`--allow-private-destinations`).
+    pub fn allows_private_destinations(&self) -> bool {
+        self.allow_private_destinations
+    }
+
     /// Open (creating if needed) the data directory of `config`. Holds the database's
     /// exclusive lock until dropped.
     pub fn open(config: Config) -> Result<Latchkey, AppError> {
@@ -1275,22 +1299,49 @@ impl Latchkey {
         Ok(account)
     }
 
-    /// Change an account's settings (administrators only, by the policies). Only
-    /// `mfa_required` has more than one value until SSO and SCIM exist.
+    /// Change an account's settings (administrators only, by the policies). Enforcing
+    /// SSO needs an enabled identity provider that has completed a login (else the
+    /// members could not sign in); SCIM provisioning is refused until SCIM exists.
     pub fn update_account_settings(
         &self,
         actor: Actor,
         account: AccountId,
-        mfa_required: Option<bool>,
+        patch: SettingsPatch,
     ) -> Result<Account, AppError> {
         let now = self.now();
+        if patch.provisioning == Some(Provisioning::Scim) {
+            return Err(DomainError::invalid(
+                "provisioning",
+                "scim is not supported by this build yet: use invitations or jit",
+            )
+            .into());
+        }
         self.store.write(|tx| {
             let before = require_account(tx, account)?;
             let target = Target::new("account", "update", "account", account.to_string());
             self.authorize(tx, actor, account, target, now)?;
             let mut after = before.clone();
-            if let Some(required) = mfa_required {
+            if let Some(required) = patch.mfa_required {
                 after.settings.mfa_required = required;
+            }
+            if let Some(mode) = patch.sso_mode {
+                after.settings.sso_mode = mode;
+            }
+            if let Some(provisioning) = patch.provisioning {
+                after.settings.provisioning = provisioning;
+            }
+            if after.settings.sso_mode == SsoMode::Enforced
+                && before.settings.sso_mode != SsoMode::Enforced
+            {
+                let usable = tx
+                    .identity_providers(account)?
+                    .iter()
+                    .any(|p| p.enabled && p.last_login_at.is_some());
+                if !usable {
+                    return Err(AppError::WouldLockOut(
+                        "enforcing single sign-on needs an enabled identity provider that has completed a sign-in: test one in mixed mode first".into(),
+                    ));
+                }
             }
             if after != before {
                 tx.update_account(&after)?;

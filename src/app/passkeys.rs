@@ -19,7 +19,7 @@ use webauthn_rs::prelude::{
     WebauthnBuilder,
 };
 
-use super::login::{Factor, LoginStep};
+use super::login::{Factor, LoginStep, Method};
 use super::{AppError, Latchkey, Me, record};
 use crate::domain::DomainError;
 use crate::domain::event::{Action, Actor, Principal};
@@ -467,7 +467,13 @@ impl Latchkey {
             Ok(done) => done,
             Err(err) => {
                 let memberships = self.store.read()?.user_accounts(user.id)?;
-                self.record_attempt(&user, &memberships, ip, Some("passkey not accepted"))?;
+                self.record_attempt(
+                    &user,
+                    &memberships,
+                    ip,
+                    Some("passkey not accepted"),
+                    Method::Passkey,
+                )?;
                 return Err(err);
             }
         };
@@ -479,7 +485,15 @@ impl Latchkey {
         };
         self.store
             .write(|tx| tx.put_passkey(&used).map_err(AppError::from))?;
-        self.login_with(&user, attempt, Factor::Passed, None, ip, &key)
+        self.login_with(
+            &user,
+            attempt,
+            Factor::Passed,
+            None,
+            ip,
+            &key,
+            Method::Passkey,
+        )
     }
 
     /// Check a passkey given as the second factor of `user`'s login, in `tx`: the answer

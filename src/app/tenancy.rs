@@ -247,6 +247,24 @@ pub(super) fn remove_assignments_of(
     remove_assignments(tx, actor, &theirs, now)
 }
 
+/// Whether `role` in `tenant` (or all tenants) can be assigned in `account`: the role
+/// and the tenant are the account's, and a built-in role's scope allows it.
+pub(super) fn check_assignable(
+    tx: &impl Reads,
+    account: AccountId,
+    role: RoleId,
+    tenant: Option<TenantId>,
+) -> Result<(), AppError> {
+    let found = role_name(tx, account, role)?;
+    if let Some(tenant) = tenant {
+        in_account(tx.tenant(tenant)?, |t| t.account, account, tenant)?;
+    }
+    if tenancy::builtin_role(role).is_some() {
+        tenancy::check_scope(&found, tenant)?;
+    }
+    Ok(())
+}
+
 /// Store a new assignment with its event, in the caller's transaction (validated by the
 /// caller).
 pub(super) fn put_assignment(

@@ -19,8 +19,7 @@ pub struct Account {
     pub settings: AccountSettings,
 }
 
-/// Settings of an account. SSO and SCIM do not exist yet, so their modes have one value
-/// each; the API refuses any other rather than storing it.
+/// Settings of an account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSettings {
     /// Every member must enrol a second factor.
@@ -31,22 +30,83 @@ pub struct AccountSettings {
     pub provisioning: Provisioning,
 }
 
-/// Single sign-on mode: only `off` until SSO exists.
+/// Single sign-on mode (seed 000: "Mixed Mode" while testing, "SSO Enforced" once it
+/// works).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SsoMode {
-    /// Members log in with their own credentials.
+    /// Members sign in with their own credentials; the account's identity providers sign
+    /// nobody in.
     #[default]
     Off,
+    /// Members sign in with their own credentials or through an identity provider.
+    Mixed,
+    /// Members sign in only through one of the account's enabled identity providers
+    /// (API keys, authtokens and SSH keys are unaffected; `latchkey recover` still works).
+    Enforced,
 }
 
-/// Provisioning mode: only `invitations` until SCIM and JIT exist.
+impl SsoMode {
+    /// `off`, `mixed` or `enforced`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SsoMode::Off => "off",
+            SsoMode::Mixed => "mixed",
+            SsoMode::Enforced => "enforced",
+        }
+    }
+
+    /// The mode named `text`.
+    pub fn parse(text: &str) -> Result<SsoMode, DomainError> {
+        match text {
+            "off" => Ok(SsoMode::Off),
+            "mixed" => Ok(SsoMode::Mixed),
+            "enforced" => Ok(SsoMode::Enforced),
+            other => Err(DomainError::invalid(
+                "sso_mode",
+                format!("{other:?} is not off, mixed or enforced"),
+            )),
+        }
+    }
+}
+
+/// How people who are not members yet join (seed 001).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provisioning {
-    /// Members join by accepting an invitation (or are added by an administrator).
+    /// By accepting an invitation (also through an identity provider), or added by an
+    /// administrator.
     #[default]
     Invitations,
+    /// Just-in-Time: a first SSO sign-in of a person unknown to the appliance makes its
+    /// user and membership (developer read/write, team invite).
+    Jit,
+    /// By SCIM from the identity provider.
+    Scim,
+}
+
+impl Provisioning {
+    /// `invitations`, `jit` or `scim`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provisioning::Invitations => "invitations",
+            Provisioning::Jit => "jit",
+            Provisioning::Scim => "scim",
+        }
+    }
+
+    /// The mode named `text`.
+    pub fn parse(text: &str) -> Result<Provisioning, DomainError> {
+        match text {
+            "invitations" => Ok(Provisioning::Invitations),
+            "jit" => Ok(Provisioning::Jit),
+            "scim" => Ok(Provisioning::Scim),
+            other => Err(DomainError::invalid(
+                "provisioning",
+                format!("{other:?} is not invitations, jit or scim"),
+            )),
+        }
+    }
 }
 
 impl Account {

@@ -82,7 +82,7 @@ impl From<ActionPattern> for String {
 }
 
 /// Every `iam` resource the appliance serves, its object kind, and its verbs.
-pub const IAM_ACTIONS: [(&str, &str, &[&str]); 18] = [
+pub const IAM_ACTIONS: [(&str, &str, &[&str]); 19] = [
     ("account", "account", &["get", "update"]),
     (
         "users",
@@ -119,6 +119,7 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 18] = [
     ("ip_restrictions", "ip_restriction", CRUD),
     ("events", "event", &["list"]),
     ("event_destinations", "event_destination", CRUD),
+    ("identity_providers", "identity_provider", CRUD),
     ("policies", "policy_set", &["list"]),
     ("tenants", "tenant", CRUD),
     ("roles", "role", CRUD),

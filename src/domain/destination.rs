@@ -284,6 +284,22 @@ pub fn parse_https_url(url: &str) -> Result<(Endpoint, String), DomainError> {
     Ok((endpoint, target))
 }
 
+/// Refuse a URL latchkey would fetch whose host is an IP literal that is not public
+/// (names are checked when they resolve, at each connection).
+pub fn refuse_private_url(field: &'static str, url: &str) -> Result<(), DomainError> {
+    let (endpoint, _) =
+        parse_https_url(url).map_err(|e| DomainError::invalid(field, e.to_string()))?;
+    match endpoint.ip() {
+        Some(ip) if !is_public(ip) => Err(DomainError::invalid(
+            field,
+            format!(
+                "{ip} is not a public address; the operator can allow private ones with --allow-private-destinations"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `host:port` of a syslog server.
 pub fn parse_syslog_address(address: &str) -> Result<Endpoint, DomainError> {
     parse_host_port(address, None).map_err(|m| DomainError::invalid("target.syslog.address", m))

@@ -10,7 +10,8 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialId, CredentialKind};
 use crate::domain::destination::EventDestination;
-use crate::domain::id::{AccountId, BotId, EventId, UserId};
+use crate::domain::federation::{ExternalIdentity, IdentityProvider};
+use crate::domain::id::{AccountId, BotId, EventId, IdentityProviderId, UserId};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
@@ -135,6 +136,11 @@ pub enum Action {
     PasskeyAdded,
     /// A user removed a passkey (or `latchkey recover` removed them all).
     PasskeyRemoved,
+    /// An identity provider was created, changed or deleted.
+    IdentityProvider(Change),
+    /// An external identity was linked to a user (its first SSO login, or the user
+    /// connecting it), or unlinked.
+    ExternalIdentity(Change),
 }
 
 /// The tenancy resources.
@@ -234,6 +240,12 @@ impl Action {
             Action::PolicySetRefused => "appliance.policies.refuse",
             Action::PasskeyAdded => "iam.passkeys.create",
             Action::PasskeyRemoved => "iam.passkeys.delete",
+            Action::IdentityProvider(Change::Created) => "iam.identity_providers.create",
+            Action::IdentityProvider(Change::Updated) => "iam.identity_providers.update",
+            Action::IdentityProvider(Change::Deleted) => "iam.identity_providers.delete",
+            Action::ExternalIdentity(Change::Created) => "iam.external_identities.create",
+            Action::ExternalIdentity(Change::Updated) => "iam.external_identities.update",
+            Action::ExternalIdentity(Change::Deleted) => "iam.external_identities.delete",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -311,6 +323,22 @@ pub enum Snapshot {
     EventDestination(EventDestination),
     /// The live policy set (the appliance trail).
     PolicySet(PolicySetState),
+    /// A sign-in: from where, how, through which identity provider, and why it was
+    /// refused (`None`: it succeeded). (`Login` is kept for the events made before.)
+    SignIn {
+        /// The source address.
+        ip: Option<String>,
+        /// `password`, `passkey` or `sso`.
+        method: String,
+        /// The identity provider of an SSO sign-in.
+        provider: Option<IdentityProviderId>,
+        /// Why it was refused.
+        refused: Option<String>,
+    },
+    /// An identity provider (its client secret is never part of it).
+    IdentityProvider(IdentityProvider),
+    /// An external identity.
+    ExternalIdentity(ExternalIdentity),
 }
 
 /// The live policy set as the appliance trail records it.

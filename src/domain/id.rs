@@ -256,6 +256,10 @@ typed_id!(/// Where an account's events are streamed.
     EventDestinationId, "ed");
 typed_id!(/// A user's passkey (a WebAuthn credential).
     PasskeyId, "pk");
+typed_id!(/// An identity provider an account trusts for single sign-on.
+    IdentityProviderId, "idp");
+typed_id!(/// An external identity (a provider's subject) linked to a user.
+    ExternalIdentityId, "ext");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

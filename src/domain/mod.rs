@@ -12,6 +12,7 @@ pub mod credential;
 pub mod destination;
 mod error;
 pub mod event;
+pub mod federation;
 pub mod id;
 pub mod invitation;
 pub mod ip;

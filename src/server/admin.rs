@@ -339,6 +339,7 @@ fn run(lk: &Latchkey, op: &str, request: &Value) -> Value {
                 "resealed_totp_seeds": done.resealed_totp,
                 "resealed_invitations": done.resealed_invitations,
                 "resealed_destination_secrets": done.resealed_destination_secrets,
+                "resealed_provider_secrets": done.resealed_provider_secrets,
                 "note": "new tokens, sessions, links and sealed secrets use the new key; those made before keep working under the older one until rotated or expired. Back up server.key again: it now holds every version",
             }),
             Err(err) => {

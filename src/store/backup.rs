@@ -145,6 +145,12 @@ fn copy_every_table(
     copier.copy(PASSKEYS)?;
     copier.copy(USER_PASSKEYS)?;
     copier.copy(PASSKEY_CREDENTIALS)?;
+    copier.copy(IDENTITY_PROVIDERS)?;
+    copier.copy(ACCOUNT_IDENTITY_PROVIDERS)?;
+    copier.copy(IDENTITY_PROVIDER_SECRETS)?;
+    copier.copy(EXTERNAL_IDENTITIES)?;
+    copier.copy(EXTERNAL_SUBJECTS)?;
+    copier.copy(USER_EXTERNAL_IDENTITIES)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

@@ -16,6 +16,7 @@ use crate::domain::account::Account;
 use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::destination::{DeliveryStatus, EventDestination};
+use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::session::{
@@ -71,6 +72,8 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     every::<EventDestination>(&txn, DESTINATIONS, &mut report)?;
     every::<DeliveryStatus>(&txn, DELIVERY_STATUS, &mut report)?;
     every::<PasskeyRecord>(&txn, PASSKEYS, &mut report)?;
+    every::<IdentityProvider>(&txn, IDENTITY_PROVIDERS, &mut report)?;
+    every::<ExternalIdentity>(&txn, EXTERNAL_IDENTITIES, &mut report)?;
     every::<audit::AuditHead>(&txn, AUDIT_HEADS, &mut report)?;
     every::<audit::AuditCheckpoint>(&txn, AUDIT_CHECKPOINTS, &mut report)?;
     for row in txn.open_table(SESSIONS)?.iter()? {
@@ -174,6 +177,13 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     account_index::<EventDestination>(&txn, ACCOUNT_DESTINATIONS, DESTINATIONS, &mut report)?;
     destination_parts(&txn, &mut report)?;
     passkey_indexes(&txn, &mut report)?;
+    account_index::<IdentityProvider>(
+        &txn,
+        ACCOUNT_IDENTITY_PROVIDERS,
+        IDENTITY_PROVIDERS,
+        &mut report,
+    )?;
+    federation_parts(&txn, &mut report)?;
     drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
@@ -316,7 +326,8 @@ in_account!(
     RoleAssignment,
     AddedPermission,
     Invitation,
-    EventDestination
+    EventDestination,
+    IdentityProvider
 );
 
 /// An `(account, id)` index against its records, both ways: every entry names a record
@@ -429,6 +440,59 @@ fn passkey_indexes(
             "passkey indexes: {} user and {} credential entries for {indexed} passkeys",
             by_user.len()?,
             by_credential.len()?
+        ));
+    }
+    Ok(())
+}
+
+/// No identity provider secret outlives its provider; every external identity names a
+/// live provider and user and is indexed by subject and by user, and every index entry
+/// names an identity that agrees with it.
+fn federation_parts(
+    txn: &redb::ReadTransaction,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let providers = txn.open_table(IDENTITY_PROVIDERS)?;
+    for row in txn.open_table(IDENTITY_PROVIDER_SECRETS)?.iter()? {
+        let id = row?.0.value();
+        if providers.get(id)?.is_none() {
+            report.problems.push(format!(
+                "identity_provider_secrets: {id:#034x} names no identity provider"
+            ));
+        }
+    }
+    let identities = txn.open_table(EXTERNAL_IDENTITIES)?;
+    let by_subject = txn.open_table(EXTERNAL_SUBJECTS)?;
+    let by_user = txn.open_table(USER_EXTERNAL_IDENTITIES)?;
+    let users = txn.open_table(USERS)?;
+    let mut indexed: u64 = 0;
+    for row in identities.iter()? {
+        let (id, value) = row?;
+        let id = id.value();
+        // A record that does not decode is reported by `every` already.
+        let Ok(identity) = codec::decode::<ExternalIdentity>(value.value()) else {
+            continue;
+        };
+        indexed += 1;
+        let subject = (identity.provider.0, identity.subject.as_str());
+        if by_subject.get(subject)?.map(|v| v.value()) != Some(id)
+            || by_user.get((identity.user.0, id))?.is_none()
+        {
+            report
+                .problems
+                .push(format!("external_identities: {id:#034x} is not indexed"));
+        }
+        if providers.get(identity.provider.0)?.is_none() || users.get(identity.user.0)?.is_none() {
+            report.problems.push(format!(
+                "external_identities: {id:#034x} names a missing provider or user"
+            ));
+        }
+    }
+    if by_subject.len()? != indexed || by_user.len()? != indexed {
+        report.problems.push(format!(
+            "external identity indexes: {} subject and {} user entries for {indexed} identities",
+            by_subject.len()?,
+            by_user.len()?
         ));
     }
     Ok(())

@@ -10,6 +10,7 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::Event;
+use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::session::{
@@ -69,6 +70,8 @@ record! {
     EventDestination => 1, "event destination";
     DeliveryStatus => 1, "delivery status";
     PasskeyRecord => 1, "passkey";
+    IdentityProvider => 1, "identity provider";
+    ExternalIdentity => 1, "external identity";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential
@@ -359,6 +362,8 @@ pub(crate) fn decode_as_every_type(bytes: &[u8]) {
     one::<EventDestination>(bytes);
     one::<DeliveryStatus>(bytes);
     one::<PasskeyRecord>(bytes);
+    one::<IdentityProvider>(bytes);
+    one::<ExternalIdentity>(bytes);
 }
 
 #[cfg(test)]

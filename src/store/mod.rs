@@ -53,7 +53,7 @@ pub mod fuzzing {
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -215,6 +215,11 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the passkey tables (passkeys, each user's, and the credential id index)",
         run: schema_8,
     },
+    Migration {
+        to: 9,
+        what: "create the single sign-on tables (identity providers, their sealed client secrets, external identities)",
+        run: schema_9,
+    },
 ];
 
 /// Every record of a table, in key order (for a migration).
@@ -225,6 +230,16 @@ fn every_record<K: redb::Key + 'static, R: codec::Record>(
     let table = txn.open_table(table)?;
     let rows = table.iter()?;
     rows.map(|row| codec::decode(row?.1.value())).collect()
+}
+
+fn schema_9(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(IDENTITY_PROVIDERS)?;
+    txn.open_table(ACCOUNT_IDENTITY_PROVIDERS)?;
+    txn.open_table(IDENTITY_PROVIDER_SECRETS)?;
+    txn.open_table(EXTERNAL_IDENTITIES)?;
+    txn.open_table(EXTERNAL_SUBJECTS)?;
+    txn.open_table(USER_EXTERNAL_IDENTITIES)?;
+    Ok(())
 }
 
 fn schema_8(txn: &redb::WriteTransaction) -> Result<(), StoreError> {

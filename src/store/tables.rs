@@ -160,6 +160,25 @@ pub(crate) const PASSKEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("
 /// (user, passkey) → (): a user's passkeys.
 pub(crate) const USER_PASSKEYS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("user_passkeys");
+/// Identity provider id → `IdentityProvider`.
+pub(crate) const IDENTITY_PROVIDERS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("identity_providers");
+/// (account, identity provider) → ().
+pub(crate) const ACCOUNT_IDENTITY_PROVIDERS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_identity_providers");
+/// Identity provider id → its client secret, sealed under the server key. Kept apart
+/// from the record, so no event snapshot or view can carry it.
+pub(crate) const IDENTITY_PROVIDER_SECRETS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("identity_provider_secrets");
+/// External identity id → `ExternalIdentity`.
+pub(crate) const EXTERNAL_IDENTITIES: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("external_identities");
+/// (identity provider, subject) → external identity id: one user per subject.
+pub(crate) const EXTERNAL_SUBJECTS: TableDefinition<(u128, &str), u128> =
+    TableDefinition::new("external_subjects");
+/// (user, external identity) → (): a user's linked identities.
+pub(crate) const USER_EXTERNAL_IDENTITIES: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("user_external_identities");
 /// SHA-256 of a WebAuthn credential id → passkey id (credential ids are unique).
 pub(crate) const PASSKEY_CREDENTIALS: TableDefinition<&[u8; 32], u128> =
     TableDefinition::new("passkey_credentials");

@@ -14,9 +14,10 @@ use crate::domain::credential::{
 };
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::{Action, Actor, Event, Principal, Snapshot};
+use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::id::{
-    AccountId, BotId, EventDestinationId, EventId, InvitationId, IpPolicyId, IpRestrictionId,
-    IpRuleId, RoleAssignmentId, RoleId, TenantId, UserId,
+    AccountId, BotId, EventDestinationId, EventId, IdentityProviderId, InvitationId, IpPolicyId,
+    IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId, TenantId, UserId,
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
@@ -641,6 +642,11 @@ pub trait Reads: Tables {
         account_page(self, ACCOUNT_TENANTS, TENANTS, account, page, |_| true)
     }
 
+    /// Every invitation of an account, oldest first (pending, accepted and the rest).
+    fn invitations(&self, account: AccountId) -> Result<Vec<Invitation>, StoreError> {
+        account_records(self, ACCOUNT_INVITATIONS, INVITATIONS, account)
+    }
+
     /// A page of an account's invitations that `keep` admits, newest first.
     fn invitations_page(
         &self,
@@ -977,6 +983,75 @@ pub trait Reads: Tables {
             .table(DESTINATION_SECRETS)?
             .get(id.0)?
             .map(|v| v.value().to_vec()))
+    }
+
+    /// An identity provider by id.
+    fn identity_provider(
+        &self,
+        id: IdentityProviderId,
+    ) -> Result<Option<IdentityProvider>, StoreError> {
+        get_record(&self.table(IDENTITY_PROVIDERS)?, id.0)
+    }
+
+    /// Every identity provider of an account, oldest first (an account has a few).
+    fn identity_providers(&self, account: AccountId) -> Result<Vec<IdentityProvider>, StoreError> {
+        account_records(
+            self,
+            ACCOUNT_IDENTITY_PROVIDERS,
+            IDENTITY_PROVIDERS,
+            account,
+        )
+    }
+
+    /// Every identity provider of every account (for discovery by email domain).
+    fn all_identity_providers(&self) -> Result<Vec<IdentityProvider>, StoreError> {
+        let table = self.table(IDENTITY_PROVIDERS)?;
+        let rows = table.iter()?;
+        rows.map(|row| {
+            let (key, value) = row?;
+            codec::decode(value.value()).map_err(|e| e.at_key(key.value()))
+        })
+        .collect()
+    }
+
+    /// An identity provider's sealed client secret.
+    fn identity_provider_secret(
+        &self,
+        id: IdentityProviderId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .table(IDENTITY_PROVIDER_SECRETS)?
+            .get(id.0)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// The external identity of `provider`'s `subject`, if linked.
+    fn external_identity(
+        &self,
+        provider: IdentityProviderId,
+        subject: &str,
+    ) -> Result<Option<ExternalIdentity>, StoreError> {
+        let id = self
+            .table(EXTERNAL_SUBJECTS)?
+            .get((provider.0, subject))?
+            .map(|v| v.value());
+        id.map_or(Ok(None), |id| {
+            get_record(&self.table(EXTERNAL_IDENTITIES)?, id)
+        })
+    }
+
+    /// A user's external identities, oldest first.
+    fn user_external_identities(&self, user: UserId) -> Result<Vec<ExternalIdentity>, StoreError> {
+        let ids: Vec<u128> = {
+            let table = self.table(USER_EXTERNAL_IDENTITIES)?;
+            let rows = table.range((user.0, 0)..=(user.0, u128::MAX))?;
+            rows.map(|row| Ok(row?.0.value().1))
+                .collect::<Result<_, StoreError>>()?
+        };
+        let identities = self.table(EXTERNAL_IDENTITIES)?;
+        ids.into_iter()
+            .filter_map(|id| get_record(&identities, id).transpose())
+            .collect()
     }
 }
 
@@ -1722,6 +1797,123 @@ impl WriteTx {
         self.txn.open_table(DESTINATION_SECRETS)?.remove(id)?;
         self.txn.open_table(DELIVERY_STATUS)?.remove(id)?;
         Ok(())
+    }
+
+    /// Store an identity provider (new or changed).
+    pub fn put_identity_provider(&mut self, idp: &IdentityProvider) -> Result<(), StoreError> {
+        self.put_account_record(
+            IDENTITY_PROVIDERS,
+            ACCOUNT_IDENTITY_PROVIDERS,
+            idp.account,
+            idp.id.0,
+            idp,
+        )
+    }
+
+    /// Store an identity provider's sealed client secret.
+    pub fn put_identity_provider_secret(
+        &mut self,
+        id: IdentityProviderId,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(IDENTITY_PROVIDER_SECRETS)?
+            .insert(id.0, sealed)?;
+        Ok(())
+    }
+
+    /// Delete an identity provider with its secret and every identity linked through it.
+    pub fn remove_identity_provider(&mut self, idp: &IdentityProvider) -> Result<(), StoreError> {
+        let id = idp.id.0;
+        self.remove_account_record(
+            IDENTITY_PROVIDERS,
+            ACCOUNT_IDENTITY_PROVIDERS,
+            idp.account,
+            id,
+        )?;
+        self.txn.open_table(IDENTITY_PROVIDER_SECRETS)?.remove(id)?;
+        let linked: Vec<(String, u128)> = {
+            let table = self.txn.open_table(EXTERNAL_SUBJECTS)?;
+            let rows = table.range((id, "")..)?;
+            let mut linked = Vec::new();
+            for row in rows {
+                let (key, value) = row?;
+                let (provider, subject) = key.value();
+                if provider != id {
+                    break;
+                }
+                linked.push((subject.to_owned(), value.value()));
+            }
+            linked
+        };
+        for (subject, ext) in linked {
+            if let Some(identity) =
+                get_record::<ExternalIdentity>(&self.txn.open_table(EXTERNAL_IDENTITIES)?, ext)?
+            {
+                self.txn
+                    .open_table(USER_EXTERNAL_IDENTITIES)?
+                    .remove((identity.user.0, ext))?;
+            }
+            self.txn.open_table(EXTERNAL_IDENTITIES)?.remove(ext)?;
+            self.txn
+                .open_table(EXTERNAL_SUBJECTS)?
+                .remove((id, subject.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// Store an external identity (new, or its last login). A subject of a provider
+    /// links one user only.
+    pub fn put_external_identity(&mut self, identity: &ExternalIdentity) -> Result<(), StoreError> {
+        let key = (identity.provider.0, identity.subject.as_str());
+        let mut subjects = self.txn.open_table(EXTERNAL_SUBJECTS)?;
+        if subjects
+            .get(key)?
+            .is_some_and(|held| held.value() != identity.id.0)
+        {
+            return Err(DomainError::Conflict {
+                what: "an identity of this provider linked already",
+            }
+            .into());
+        }
+        subjects.insert(key, identity.id.0)?;
+        self.txn
+            .open_table(EXTERNAL_IDENTITIES)?
+            .insert(identity.id.0, codec::encode(identity)?.as_slice())?;
+        self.txn
+            .open_table(USER_EXTERNAL_IDENTITIES)?
+            .insert((identity.user.0, identity.id.0), ())?;
+        Ok(())
+    }
+
+    /// Unlink an external identity.
+    pub fn remove_external_identity(
+        &mut self,
+        identity: &ExternalIdentity,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(EXTERNAL_SUBJECTS)?
+            .remove((identity.provider.0, identity.subject.as_str()))?;
+        self.txn
+            .open_table(EXTERNAL_IDENTITIES)?
+            .remove(identity.id.0)?;
+        self.txn
+            .open_table(USER_EXTERNAL_IDENTITIES)?
+            .remove((identity.user.0, identity.id.0))?;
+        Ok(())
+    }
+
+    /// Every identity provider's sealed secret (to re-seal them under a new key).
+    pub fn all_identity_provider_secrets(
+        &self,
+    ) -> Result<Vec<(IdentityProviderId, Vec<u8>)>, StoreError> {
+        let table = self.txn.open_table(IDENTITY_PROVIDER_SECRETS)?;
+        let rows = table.iter()?;
+        rows.map(|row| {
+            let (k, v) = row?;
+            Ok((IdentityProviderId(k.value()), v.value().to_vec()))
+        })
+        .collect()
     }
 
     /// Store a destination's sealed signing secret.

@@ -48,7 +48,12 @@ impl Web {
         } else {
             StatusCode::OK
         };
-        form_page(headers, status, |csrf| pages::sign_in(csrf, error, email))
+        // Every enabled provider of an account whose SSO is on (api.md: the sign-in page
+        // offers every provider by a direct link).
+        let providers = self.lk().sign_in_providers().unwrap_or_default();
+        form_page(headers, status, |csrf| {
+            pages::sign_in(csrf, error, email, &providers)
+        })
     }
 
     pub(super) fn code_page(
@@ -462,7 +467,7 @@ fn invitation_cookie(headers: &hyper::HeaderMap) -> Option<(InvitationId, String
 }
 
 /// A short-lived (five minutes, as the ticket) HttpOnly cookie for the sign-in pages.
-fn ticket_cookie(value: &str) -> HeaderValue {
+pub(super) fn ticket_cookie(value: &str) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{TICKET_COOKIE}={value}; Path=/ui/sign-in; Max-Age=300; Secure; HttpOnly; SameSite=Strict"
     ))

@@ -29,10 +29,12 @@ mod credentials;
 mod door;
 mod events;
 mod ip;
+mod oidc;
 mod pages;
 mod passkeys;
 mod profile;
 mod settings;
+mod sso;
 mod team;
 mod tenancy;
 
@@ -64,6 +66,8 @@ const APP_JS: &str = include_str!("app.js");
 #[derive(Debug)]
 pub struct Web {
     api: Arc<Api>,
+    /// The OpenID Connect relying party's discovery cache.
+    oidc: oidc::Oidc,
 }
 
 /// What a handler answers: a page or a redirect, or a refusal page.
@@ -85,7 +89,10 @@ impl Web {
     /// work for both), its IP-restriction gate (warn-only misses counted together) and
     /// its mailer.
     pub(crate) fn new(api: Arc<Api>) -> Web {
-        Web { api }
+        Web {
+            api,
+            oidc: oidc::Oidc::default(),
+        }
     }
 
     fn lk(&self) -> Arc<Latchkey> {
@@ -103,6 +110,7 @@ impl Web {
     pub fn wants(method: &Method, path: &str, headers: &hyper::HeaderMap) -> bool {
         path == "/ui"
             || path.starts_with("/ui/")
+            || path.starts_with("/sso/")
             || (method == Method::GET
                 && (path == "/"
                     || path == "/password_reset"
@@ -133,15 +141,18 @@ impl Web {
         let answer = match (&parts.method, path.as_str()) {
             (&Method::GET, "/" | "/ui") => Ok(redirect("/ui/")),
             (&Method::GET, "/password_reset") => Ok(door::take_link(query)),
+            (&Method::GET, _) if path.starts_with("/sso/") => {
+                let segments: Vec<&str> = path.trim_start_matches("/sso/").split('/').collect();
+                self.sso(&segments, &parts.headers, query, authority(&parts), peer)
+                    .await
+            }
             (&Method::GET, _) if !path.starts_with("/ui/") => {
                 Ok(door::take_invitation(&path, query))
             }
             (&Method::GET, _) => self.get(&parts.headers, &segments, query, peer).await,
             (&Method::POST, _) => match self.form(&parts, body).await {
                 Ok(form) => {
-                    let rp = authority(&parts)
-                        .and_then(|a| RelyingParty::for_origin(&format!("https://{a}")));
-                    self.post(&parts.headers, &segments, &form, peer, rp.as_ref())
+                    self.post(&parts.headers, &segments, &form, peer, authority(&parts))
                         .await
                 }
                 Err(refused) => Err(refused),
@@ -214,8 +225,11 @@ impl Web {
         segments: &[&str],
         form: &Form,
         peer: Option<std::net::IpAddr>,
-        rp: Option<&RelyingParty>,
+        authority: Option<&str>,
     ) -> Answer {
+        // Passkeys are bound to the host name the dashboard was opened by.
+        let rp = authority.and_then(|a| RelyingParty::for_origin(&format!("https://{a}")));
+        let rp = rp.as_ref();
         match segments {
             ["sign-in"] => self.sign_in(headers, form, peer).await,
             ["sign-in", "passkey"] => self.passkey_sign_in(headers, form, peer).await,
@@ -244,6 +258,7 @@ impl Web {
                 }
                 match segments {
                     ["profile", "passkey-options"] => self.passkey_add_options(&console, rp).await,
+                    ["profile", "connect"] => self.connect(&console, form, authority).await,
                     ["profile", action] => self.profile_post(&console, action, form).await,
                     ["members", "invite"] => self.invite(&console, form).await,
                     ["members", id, action] => self.member_post(&console, id, action, form).await,
@@ -343,10 +358,12 @@ enum Notice {
     SettingsSaved,
     PasskeyAdded,
     PasskeyRemoved,
+    Connected,
+    Disconnected,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 26] = [
+    const ALL: [(Notice, &'static str, &'static str); 28] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -436,6 +453,16 @@ impl Notice {
             Notice::PasskeyRemoved,
             "passkey-removed",
             "The passkey is removed.",
+        ),
+        (
+            Notice::Connected,
+            "connected",
+            "The identity provider is connected: you can sign in through it.",
+        ),
+        (
+            Notice::Disconnected,
+            "disconnected",
+            "The identity provider is disconnected.",
         ),
     ];
 

@@ -6,6 +6,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::Notice;
 use super::console::Console;
+use crate::domain::federation::IdentityProvider;
 use crate::domain::id::AccountId;
 use crate::domain::time::Timestamp;
 
@@ -95,7 +96,12 @@ pub fn when(at: Timestamp) -> String {
 }
 
 /// Email and password.
-pub fn sign_in(csrf: &str, error: Option<&str>, email: &str) -> Markup {
+pub fn sign_in(
+    csrf: &str,
+    error: Option<&str>,
+    email: &str,
+    providers: &[(String, IdentityProvider)],
+) -> Markup {
     layout(
         "Sign in",
         html! {
@@ -109,6 +115,19 @@ pub fn sign_in(csrf: &str, error: Option<&str>, email: &str) -> Markup {
                 button type="submit" { "Sign in" }
             }
             (super::passkeys::passkey_form(csrf, "/ui/sign-in/passkey", "/ui/sign-in/passkey/options", "get", "Sign in with a passkey", html! {}))
+            @if !providers.is_empty() {
+                section aria-labelledby="sso-heading" {
+                    h2 #sso-heading { "Single sign-on" }
+                    ul.providers {
+                        @for (account, provider) in providers {
+                            li {
+                                a.button href=(format!("/sso/{}/login", provider.id)) { "Sign in with " (provider.name) }
+                                " " span.hint { (account) }
+                            }
+                        }
+                    }
+                }
+            }
             p { a href="/ui/forgot-password" { "Forgot your password?" } }
         },
     )
@@ -297,6 +316,17 @@ pub fn message(title: &str, text: &str) -> Markup {
         html! {
             p.error role="alert" { (text) }
             p { a href="/ui/" { "Back to the dashboard" } }
+        },
+    )
+}
+
+/// A sign-in through an identity provider that did not go through, and why.
+pub fn sso_refused(why: &str) -> Markup {
+    layout(
+        "Sign-in refused",
+        html! {
+            p.error role="alert" { (why) }
+            p { a href="/ui/sign-in" { "Back to sign in" } }
         },
     )
 }

@@ -10,6 +10,7 @@ use super::pages::{button_form, csrf_field, error_line, notice_line, when};
 use super::{Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, not_found, status_of};
 use crate::app::SecondFactor;
 use crate::domain::credential::Credential;
+use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::session::{PasskeyRecord, Session};
 use crate::domain::time::Timestamp;
 
@@ -19,6 +20,8 @@ struct Profile {
     sessions: Vec<Session>,
     totp: bool,
     passkeys: Vec<PasskeyRecord>,
+    identities: Vec<ExternalIdentity>,
+    providers: Vec<IdentityProvider>,
 }
 
 impl Web {
@@ -47,6 +50,8 @@ impl Web {
                 sessions: lk.sessions_of(user)?,
                 totp: lk.totp_on(user)?,
                 passkeys: lk.passkeys(user)?,
+                identities: lk.external_identities_of(user)?,
+                providers: lk.account_providers(account)?,
             })
         })
         .await?;
@@ -151,6 +156,12 @@ impl Web {
                     })
             }
             "passkey-add" | "passkey-remove" => self.passkey_post(console, action, form).await,
+            "disconnect" => match form.get("identity_id").parse() {
+                Ok(id) => blocking(move || lk.unlink_external_identity(me, id))
+                    .await
+                    .map(|()| done("/ui/profile", Notice::Disconnected)),
+                Err(e) => Err(AppOrApi::App(e.into())),
+            },
             "sessions" => blocking(move || lk.logout_others(me))
                 .await
                 .map(|_| done("/ui/profile", Notice::SessionsEnded)),
@@ -238,6 +249,9 @@ fn profile_page(
             }
         }
         (super::passkeys::profile_section(csrf, &profile.passkeys))
+        @if !enrolling && (!profile.providers.is_empty() || !profile.identities.is_empty()) {
+            (sso_section(csrf, &profile.identities, &profile.providers))
+        }
         @if !enrolling {
             @if let Some((credential, used)) = &profile.authtoken {
                 section aria-labelledby="authtoken" {
@@ -271,6 +285,57 @@ fn profile_page(
                 }
                 @if profile.sessions.len() > 1 {
                     (button_form(csrf, "/ui/profile/sessions", "Sign out of other sessions", ""))
+                }
+            }
+        }
+    }
+}
+
+/// Single sign-on: the identities connected to this user, and the account's providers
+/// to connect (each signs in there once; what comes back is linked to this user).
+fn sso_section(
+    csrf: &str,
+    identities: &[ExternalIdentity],
+    providers: &[IdentityProvider],
+) -> Markup {
+    let name_of = |id| {
+        providers
+            .iter()
+            .find(|p| p.id == id)
+            .map_or("a provider of another account", |p| p.name.as_str())
+    };
+    html! {
+        section aria-labelledby="sso" {
+            h2 #sso { "Single sign-on" }
+            @if !identities.is_empty() {
+                div.scroll {
+                    table {
+                        thead { tr { th { "Provider" } th { "As" } th { "Connected" } th { "Last used" } th { span.visually-hidden { "Disconnect" } } } }
+                        tbody {
+                            @for identity in identities {
+                                tr {
+                                    td { (name_of(identity.provider)) }
+                                    td { (identity.email) " " code { (identity.subject) } }
+                                    td { (when(identity.created_at)) }
+                                    td { (identity.last_login_at.map_or_else(|| "never".to_owned(), when)) }
+                                    td {
+                                        form.inline method="post" action="/ui/profile/disconnect" {
+                                            (csrf_field(csrf))
+                                            input type="hidden" name="identity_id" value=(identity.id.to_string());
+                                            button.danger type="submit" { "Disconnect " (name_of(identity.provider)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @for provider in providers.iter().filter(|p| !identities.iter().any(|i| i.provider == p.id)) {
+                form.inline method="post" action="/ui/profile/connect" {
+                    (csrf_field(csrf))
+                    input type="hidden" name="provider_id" value=(provider.id.to_string());
+                    button type="submit" { "Connect " (provider.name) }
                 }
             }
         }

@@ -46,7 +46,18 @@ impl Web {
         }
         let (lk, actor, account) = self.acting(console);
         let required = form.checked("mfa_required");
-        match blocking(move || lk.update_account_settings(actor, account, Some(required))).await {
+        match blocking(move || {
+            lk.update_account_settings(
+                actor,
+                account,
+                crate::app::SettingsPatch {
+                    mfa_required: Some(required),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        {
             Ok(_) => done("/ui/settings", Notice::SettingsSaved),
             Err(refused) => self.settings(console, None, Some(refused.explain())).await,
         }
@@ -123,8 +134,8 @@ fn settings_page(
         section aria-labelledby="sso" {
             h2 #sso { "Single sign-on and provisioning" }
             dl {
-                dt { "Single sign-on" } dd { (match settings.sso_mode { SsoMode::Off => "off: members sign in with a password" }) }
-                dt { "Provisioning" } dd { (match settings.provisioning { Provisioning::Invitations => "invitations: people join by accepting one" }) }
+                dt { "Single sign-on" } dd { (match settings.sso_mode { SsoMode::Off => "off: members sign in with a password", SsoMode::Mixed => "mixed: a password or an identity provider", SsoMode::Enforced => "enforced: members sign in through an identity provider only" }) }
+                dt { "Provisioning" } dd { (match settings.provisioning { Provisioning::Invitations => "invitations: people join by accepting one", Provisioning::Jit => "Just-in-Time: a first sign-in through an identity provider makes the member", Provisioning::Scim => "SCIM: the identity provider provisions members" }) }
             }
         }
     }

@@ -1,0 +1,299 @@
+//! `/identity_providers`: the identity providers an account trusts for single sign-on
+//! (administrators only). The client secret is write-only: a view says only whether one
+//! is set.
+
+use super::handlers::{Ctx, required, same_id};
+use super::request::*;
+use super::*;
+use crate::app::{ProviderPatch, ProviderSpec};
+use crate::domain::federation::{
+    ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, RoleMapping,
+};
+use crate::domain::id::{IdentityProviderId, RoleId, TenantId};
+use crate::domain::token::Secret;
+use crate::domain::user::Roles;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderBody {
+    id: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    enabled: Option<bool>,
+    domains: Option<Vec<String>>,
+    mfa_values: Option<Vec<String>>,
+    role_mapping: Option<Vec<MappingBody>>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    trusted_ca_pem: Option<String>,
+    // OIDC
+    issuer: Option<String>,
+    scopes: Option<Vec<String>>,
+    claims: Option<ClaimsBody>,
+    // GitHub
+    web_url: Option<String>,
+    api_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimsBody {
+    email: Option<String>,
+    name: Option<String>,
+    groups: Option<String>,
+}
+
+impl ClaimsBody {
+    fn over(self, names: ClaimNames) -> ClaimNames {
+        ClaimNames {
+            email: self.email.unwrap_or(names.email),
+            name: self.name.unwrap_or(names.name),
+            groups: self.groups.unwrap_or(names.groups),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingBody {
+    claim_value: String,
+    roles: Option<super::handlers::RolesBody>,
+    role_assignments: Option<Vec<AssignmentBody>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentBody {
+    role_id: String,
+    tenant_id: Option<String>,
+}
+
+fn mapping(body: Vec<MappingBody>) -> Result<Vec<RoleMapping>, ApiError> {
+    body.into_iter()
+        .map(|m| {
+            let assignments = m
+                .role_assignments
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| {
+                    let role: RoleId = field_id(&a.role_id, "role_mapping.role_assignments")?;
+                    let tenant: Option<TenantId> = a
+                        .tenant_id
+                        .as_deref()
+                        .map(|t| field_id(t, "role_mapping.role_assignments"))
+                        .transpose()?;
+                    Ok((role, tenant))
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            Ok(RoleMapping {
+                claim_value: m.claim_value,
+                roles: m.roles.map(|r| r.patch().apply(Roles::default())),
+                role_assignments: assignments,
+            })
+        })
+        .collect()
+}
+
+impl ProviderBody {
+    /// The protocol settings this body gives, over `base` (a provider's current ones, or
+    /// a new one's defaults).
+    fn protocol(&mut self, base: Protocol) -> Result<Protocol, ApiError> {
+        Ok(match base {
+            Protocol::Oidc(oidc) => Protocol::Oidc(OidcSettings {
+                issuer: self.issuer.take().unwrap_or(oidc.issuer),
+                client_id: self.client_id.take().unwrap_or(oidc.client_id),
+                scopes: self.scopes.take().unwrap_or(oidc.scopes),
+                claims: match self.claims.take() {
+                    Some(claims) => claims.over(oidc.claims),
+                    None => oidc.claims,
+                },
+                trusted_ca_pem: self.trusted_ca_pem.take().or(oidc.trusted_ca_pem),
+            }),
+            Protocol::Github(github) => Protocol::Github(GithubSettings {
+                client_id: self.client_id.take().unwrap_or(github.client_id),
+                web_url: self.web_url.take().unwrap_or(github.web_url),
+                api_url: self.api_url.take().unwrap_or(github.api_url),
+                trusted_ca_pem: self.trusted_ca_pem.take().or(github.trusted_ca_pem),
+            }),
+            saml @ Protocol::Saml(_) => saml,
+        })
+    }
+
+    /// Fields of another type than `kind` are refused, not ignored.
+    fn only_fields_of(&self, kind: &str) -> Result<(), ApiError> {
+        let oidc = self.issuer.is_some() || self.scopes.is_some() || self.claims.is_some();
+        let github = self.web_url.is_some() || self.api_url.is_some();
+        let stray = match kind {
+            "oidc" if github => Some("web_url and api_url are github's"),
+            "github" if oidc => Some("issuer, scopes and claims are oidc's"),
+            _ => None,
+        };
+        match stray {
+            Some(why) => Err(ApiError::field(
+                error::INVALID_FIELD,
+                "type",
+                format!("a {kind} provider: {why}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Ctx {
+    fn provider_view(&self, found: &IdentityProvider, secret_set: bool) -> Value {
+        let mut view = views::identity_provider(&self.base, found);
+        if let Some(fields) = view.as_object_mut()
+            && !matches!(found.protocol, Protocol::Saml(_))
+        {
+            fields.insert("client_secret_set".into(), json!(secret_set));
+        }
+        view
+    }
+
+    pub(super) async fn list_identity_providers(self) -> Reply {
+        let (lk, actor, account) = self.caller();
+        let found = blocking(move || {
+            let providers = lk.identity_providers(actor, account)?;
+            let mut with = Vec::with_capacity(providers.len());
+            for provider in providers {
+                let set = lk.provider_secret_set(provider.id)?;
+                with.push((provider, set));
+            }
+            Ok(with)
+        })
+        .await?;
+        let items: Vec<Value> = found
+            .iter()
+            .map(|(p, set)| self.provider_view(p, *set))
+            .collect();
+        self.ok(&json!({
+            "identity_providers": items,
+            "uri": self.base.uri("/identity_providers"),
+            "next_page_uri": null,
+        }))
+    }
+
+    pub(super) async fn create_identity_provider(self) -> Reply {
+        let mut body: ProviderBody = parse(&self.body)?;
+        if body.id.is_some() {
+            return Err(ApiError::field(
+                error::INVALID_FIELD,
+                "id",
+                "id is chosen by the server",
+            ));
+        }
+        let kind = required(body.kind.as_deref(), "type")?.to_owned();
+        body.only_fields_of(&kind)?;
+        let base = match kind.as_str() {
+            "oidc" => Protocol::Oidc(OidcSettings {
+                issuer: required(body.issuer.as_deref(), "issuer")?.to_owned(),
+                client_id: required(body.client_id.as_deref(), "client_id")?.to_owned(),
+                scopes: vec!["email".into(), "profile".into()],
+                claims: ClaimNames::oidc(),
+                trusted_ca_pem: None,
+            }),
+            "github" => Protocol::Github(GithubSettings {
+                client_id: required(body.client_id.as_deref(), "client_id")?.to_owned(),
+                web_url: "https://github.com".into(),
+                api_url: "https://api.github.com".into(),
+                trusted_ca_pem: None,
+            }),
+            "saml" => {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "type",
+                    "saml providers are not supported by this build yet; use oidc",
+                ));
+            }
+            other => {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "type",
+                    format!("{other:?} is not oidc, github or saml"),
+                ));
+            }
+        };
+        let protocol = body.protocol(base)?;
+        let spec = ProviderSpec {
+            name: required(body.name.as_deref(), "name")?.to_owned(),
+            enabled: body.enabled.unwrap_or(true),
+            domains: body.domains.unwrap_or_default(),
+            protocol,
+            mfa_values: body.mfa_values.unwrap_or_default(),
+            role_mapping: mapping(body.role_mapping.unwrap_or_default())?,
+            client_secret: body.client_secret.map(Secret::new),
+        };
+        let set = spec.client_secret.is_some();
+        let (lk, actor, account) = self.caller();
+        let made = blocking(move || lk.create_identity_provider(actor, account, spec)).await?;
+        self.created(&self.provider_view(&made, set))
+    }
+
+    pub(super) async fn get_identity_provider(self, id: &str) -> Reply {
+        let id: IdentityProviderId = path_id(id)?;
+        let (lk, actor, account) = self.caller();
+        let (found, set) = blocking(move || {
+            let found = lk.identity_provider(actor, account, id)?;
+            Ok((found, lk.provider_secret_set(id)?))
+        })
+        .await?;
+        self.ok(&self.provider_view(&found, set))
+    }
+
+    pub(super) async fn update_identity_provider(self, id: &str) -> Reply {
+        let id: IdentityProviderId = path_id(id)?;
+        let mut body: ProviderBody = parse(&self.body)?;
+        same_id(body.id.as_deref(), id)?;
+        let (lk, actor, account) = self.caller();
+        let current = {
+            let lk = Arc::clone(&lk);
+            blocking(move || lk.identity_provider(actor, account, id)).await?
+        };
+        let kind = current.protocol.kind();
+        if let Some(given) = body.kind.as_deref()
+            && given != kind
+        {
+            return Err(ApiError::field(
+                error::INVALID_FIELD,
+                "type",
+                format!("is {kind}: a provider's type does not change (make another provider)"),
+            ));
+        }
+        body.only_fields_of(kind)?;
+        let touches_protocol = body.issuer.is_some()
+            || body.client_id.is_some()
+            || body.scopes.is_some()
+            || body.claims.is_some()
+            || body.trusted_ca_pem.is_some()
+            || body.web_url.is_some()
+            || body.api_url.is_some();
+        let protocol = if touches_protocol {
+            Some(body.protocol(current.protocol.clone())?)
+        } else {
+            None
+        };
+        let patch = ProviderPatch {
+            name: body.name,
+            enabled: body.enabled,
+            domains: body.domains,
+            protocol,
+            mfa_values: body.mfa_values,
+            role_mapping: body.role_mapping.map(mapping).transpose()?,
+            client_secret: body.client_secret.map(Secret::new),
+        };
+        let (updated, set) = blocking(move || {
+            let updated = lk.update_identity_provider(actor, account, id, patch)?;
+            Ok((updated, lk.provider_secret_set(id)?))
+        })
+        .await?;
+        self.ok(&self.provider_view(&updated, set))
+    }
+
+    pub(super) async fn delete_identity_provider(self, id: &str) -> Reply {
+        let id: IdentityProviderId = path_id(id)?;
+        let (lk, actor, account) = self.caller();
+        blocking(move || lk.delete_identity_provider(actor, account, id)).await?;
+        Ok(no_content())
+    }
+}

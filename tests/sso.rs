@@ -1,0 +1,731 @@
+//! Single sign-on through the real binary against real identity providers on loopback:
+//! `oidc-provider` (an OpenID Certified provider, tests/idp/oidc.mjs) for the flows, and
+//! a hostile provider that follows the protocol's shape and bends its ID tokens
+//! (tests/idp/hostile-oidc.mjs) for the attacks. Each provider has its own CA, made here
+//! with rcgen, which latchkey is told to trust for it. Browsers are played by hand
+//! (cookies kept per host, redirects followed one by one), so every hop can be checked.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use ureq::Agent;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::api::{Server, assert_error, start_configured};
+use crate::web::{Browser, PASSWORD, Page, member_with_roles_and_password};
+
+const CLIENT_ID: &str = "latchkey-test";
+const CLIENT_SECRET: &str = "a client secret of the test provider";
+
+/// A CA and a certificate for 127.0.0.1 it signed, as PEM files in `dir`.
+struct Tls {
+    ca_pem: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn tls(dir: &std::path::Path) -> Tls {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "latchkey test identity provider CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let cert = dir.join("idp.pem");
+    let key = dir.join("idp.key");
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    Tls {
+        ca_pem: ca.pem(),
+        cert,
+        key,
+    }
+}
+
+/// An identity provider process on loopback.
+struct Idp {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    url: String,
+    ca_pem: String,
+    agent: Agent,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_line(stdout: &mut BufReader<ChildStdout>) -> Value {
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+impl Idp {
+    /// Start tests/idp/`script`; it listens, and waits for its configuration.
+    fn start(script: &str, dir: &std::path::Path) -> Idp {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/idp");
+        assert!(
+            root.join("node_modules/oidc-provider").is_dir(),
+            "the SSO tests need tests/idp's npm packages: run scripts/test, which installs them"
+        );
+        let tls = tls(dir);
+        let config = json!({
+            "cert": tls.cert, "key": tls.key,
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        });
+        let mut child = Command::new("node")
+            .arg(root.join(script))
+            .current_dir(&root)
+            .env("LATCHKEY_IDP", config.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join(format!("{script}.log"))).unwrap())
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let port = read_line(&mut stdout)["port"].as_u64().unwrap();
+        let tls_config = TlsConfig::builder()
+            .root_certs(RootCerts::Specific(Arc::new(vec![
+                Certificate::from_pem(tls.ca_pem.as_bytes()).unwrap(),
+            ])))
+            .build();
+        let agent = Agent::config_builder()
+            .tls_config(tls_config)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Idp {
+            child,
+            stdin,
+            stdout,
+            url: format!("https://127.0.0.1:{port}"),
+            ca_pem: tls.ca_pem,
+            agent,
+        }
+    }
+
+    /// Hand the provider its configuration line; it answers ready.
+    fn configure(&mut self, line: &Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        assert_eq!(read_line(&mut self.stdout)["ready"], true);
+    }
+
+    /// A control request of the test (`/_test/…`).
+    fn control(&self, path: &str, body: &Value) {
+        let answer = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+
+    /// The person the next login at the real provider is.
+    fn next_person(&self, sub: &str, email: &str, verified: bool, amr: &[&str]) {
+        self.control(
+            "/_test/user",
+            &json!({"sub": sub, "email": email, "email_verified": verified,
+                    "name": format!("Person {sub}"), "amr": amr}),
+        );
+    }
+}
+
+/// A latchkey server allowed to reach loopback providers.
+fn server() -> Server {
+    start_configured(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &crate::support::policies_dir(),
+        None,
+        &[("LATCHKEY_ALLOW_PRIVATE_DESTINATIONS", "true")],
+    )
+}
+
+/// Configure an OIDC provider in latchkey for `idp`: its id.
+fn provider(server: &Server, idp: &Idp, name: &str, extra: Value) -> (String, Value) {
+    let mut body = json!({
+        "name": name, "type": "oidc", "issuer": idp.url,
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "trusted_ca_pem": idp.ca_pem, "domains": ["example.com"],
+    });
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    let made = server.post(&server.admin_key, "/identity_providers", body);
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    (made.body["id"].as_str().unwrap().to_owned(), made.body)
+}
+
+fn settings(server: &Server, body: Value) {
+    let set = server.patch(&server.admin_key, "/account", body);
+    assert_eq!(set.status, 200, "{:?}", set.body);
+}
+
+/// A browser's cookies at the provider (names only; every path).
+#[derive(Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    fn get(&mut self, agent: &Agent, url: &str) -> (u16, String) {
+        let cookies: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let answer = agent
+            .get(url)
+            .header("Cookie", cookies.join("; "))
+            .call()
+            .unwrap();
+        for value in answer.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap_or_default();
+            let pair = value.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || value.contains("expires=Thu, 01 Jan 1970") {
+                    self.0.remove(k.trim());
+                } else {
+                    self.0.insert(k.trim().to_owned(), v.to_owned());
+                }
+            }
+        }
+        let location = answer
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (answer.status().as_u16(), location)
+    }
+}
+
+/// Follow the provider's redirects from `location` until it sends the browser back to
+/// latchkey: that callback path (not yet fetched).
+fn through_provider(idp: &Idp, mut location: String, latchkey: &str) -> String {
+    let mut jar = Jar::default();
+    for _ in 0..12 {
+        if let Some(path) = location.strip_prefix(latchkey) {
+            return path.to_owned();
+        }
+        if location.starts_with('/') {
+            location = format!("{}{location}", idp.url);
+        }
+        assert!(location.starts_with(&idp.url), "left for {location}");
+        let (status, next) = jar.get(&idp.agent, &location);
+        assert!((300..400).contains(&status), "{status} at {location}");
+        location = next;
+    }
+    panic!("the provider never sent the browser back");
+}
+
+/// A sign-in through provider `id` in `browser`: the callback's answer.
+fn sign_in(browser: &mut Browser, idp: &Idp, id: &str) -> Page {
+    let start = browser.get(&format!("/sso/{id}/login"));
+    assert_eq!(start.status, 303, "{}", start.html);
+    let callback = through_provider(idp, start.location, &browser.base);
+    browser.get(&callback)
+}
+
+fn count(server: &Server, path: &str, key: &str) -> usize {
+    server.get(&server.admin_key, path).body[key]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+fn last_refusal(server: &Server) -> Value {
+    server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.sessions.refuse&limit=1",
+        )
+        .body["events"][0]
+        .clone()
+}
+
+#[test]
+fn oidc_sign_in_against_oidc_provider_by_invitation_jit_link_mixed_and_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start("oidc.mjs", dir.path());
+    let (id, view) = provider(&server, &idp, "Test IdP", json!({}));
+    assert!(view.get("client_secret").is_none(), "never shown: {view}");
+    assert_eq!(view["client_secret_set"], true);
+    let redirect = view["redirect_uri"].as_str().unwrap().to_owned();
+    assert_eq!(redirect, format!("{}/sso/{id}/callback", server.url));
+    idp.configure(&json!({ "redirect_uris": [redirect] }));
+    let users = || count(&server, "/users", "users");
+    let before = users();
+
+    // SSO off: the provider signs nobody in.
+    let mut browser = Browser::new(&server);
+    let off = browser.get(&format!("/sso/{id}/login"));
+    assert_eq!(off.status, 400, "{}", off.html);
+    assert!(off.html.contains("single sign-on is off"), "{}", off.html);
+    // Enforcing before any provider completed a sign-in would lock everyone out.
+    let refused = server.patch(
+        &server.admin_key,
+        "/account",
+        json!({"sso_mode": "enforced"}),
+    );
+    assert_error(&refused, 409, 118);
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["sso_mode"],
+        "off"
+    );
+    settings(&server, json!({"sso_mode": "mixed"}));
+
+    // Invite-only: a stranger is refused with a clear page and an event; nobody is made.
+    idp.next_person("stranger", "stranger@example.com", true, &["pwd"]);
+    let page = sign_in(&mut Browser::new(&server), &idp, &id);
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(page.html.contains("has no invitation"), "{}", page.html);
+    assert_eq!(users(), before);
+    let event = last_refusal(&server);
+    assert_eq!(event["after"]["method"], "sso", "{event}");
+    assert_eq!(event["after"]["identity_provider_id"], id.as_str());
+
+    // An invited person's first sign-in accepts the invitation with its roles.
+    let invited = server.post(
+        &server.admin_key,
+        "/invitations",
+        json!({"email": "nina@example.com", "roles": {"developer": "read_write", "team": "manager"}}),
+    );
+    assert_eq!(invited.status, 201, "{:?}", invited.body);
+    idp.next_person("nina-sub", "nina@example.com", true, &["pwd"]);
+    let mut nina = Browser::new(&server);
+    let page = sign_in(&mut nina, &idp, &id);
+    assert_eq!(
+        (page.status, page.location.as_str()),
+        (303, "/ui/"),
+        "{}",
+        page.html
+    );
+    assert!(nina.get("/ui/").html.contains("nina@example.com"));
+    let member = server.get(&server.admin_key, "/users").body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "nina@example.com")
+        .cloned()
+        .unwrap();
+    assert_eq!(member["roles"]["team"], "manager");
+    assert_eq!(
+        member["email_verified"], true,
+        "the provider vouched for it"
+    );
+    assert_eq!(
+        server
+            .get(
+                &server.admin_key,
+                &format!("/invitations/{}", invited.body["id"].as_str().unwrap())
+            )
+            .body["state"],
+        "accepted"
+    );
+    let linked = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.external_identities.create",
+        )
+        .body;
+    assert_eq!(
+        linked["events"][0]["after"]["subject"], "nina-sub",
+        "{linked}"
+    );
+    let signed = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.sessions.create&limit=1",
+        )
+        .body;
+    assert_eq!(signed["events"][0]["after"]["method"], "sso", "{signed}");
+
+    // Later sign-ins match the subject, not the email the provider now says.
+    idp.next_person("nina-sub", "someone-else@example.com", true, &["pwd"]);
+    let mut again = Browser::new(&server);
+    assert_eq!(sign_in(&mut again, &idp, &id).status, 303);
+    assert!(again.get("/ui/").html.contains("nina@example.com"));
+
+    // Just-in-Time: a new person becomes a member with developer read/write, team invite.
+    settings(&server, json!({"provisioning": "jit"}));
+    idp.next_person("omar-sub", "omar@example.com", true, &["pwd"]);
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    let omar = server.get(&server.admin_key, "/users").body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "omar@example.com")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        omar["roles"],
+        json!({"developer": "read_write", "team": "invite", "billing": "none", "admin": false})
+    );
+    // …but not with an email the provider does not vouch for.
+    let count_now = users();
+    idp.next_person("unverified-sub", "unverified@example.com", false, &["pwd"]);
+    let page = sign_in(&mut Browser::new(&server), &idp, &id);
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(page.html.contains("did not verify"), "{}", page.html);
+    assert_eq!(users(), count_now);
+
+    // The provider's word about an existing user's email never takes it over.
+    let (reader_id, _) = member_with_roles_and_password(&server, "reader@example.com", json!({}));
+    idp.next_person("mallory-sub", "reader@example.com", true, &["pwd"]);
+    let page = sign_in(&mut Browser::new(&server), &idp, &id);
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(
+        page.html
+            .contains("sign in with its password or passkey first"),
+        "{}",
+        page.html
+    );
+    assert_eq!(last_refusal(&server)["principal_id"], reader_id.as_str());
+
+    // The user connects the provider itself, after signing in with its password.
+    let mut reader = Browser::new(&server);
+    let token = reader.get("/ui/sign-in").field("csrf");
+    let done = reader.post(
+        "/ui/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "reader@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(done.location, "/ui/");
+    let profile = reader.get("/ui/profile");
+    assert!(
+        profile.html.contains("Connect Test IdP"),
+        "{}",
+        profile.html
+    );
+    idp.next_person("reader-sub", "reader@corp.example.com", true, &["pwd"]);
+    let token = reader.cookies["latchkey_csrf"].clone();
+    let connect = reader.post(
+        "/ui/profile/connect",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    assert_eq!(connect.status, 303, "{}", connect.html);
+    let callback = through_provider(&idp, connect.location, &reader.base);
+    let linked = reader.get(&callback);
+    assert_eq!(
+        linked.location, "/ui/profile?done=connected",
+        "{}",
+        linked.html
+    );
+    let mut via_sso = Browser::new(&server);
+    assert_eq!(sign_in(&mut via_sso, &idp, &id).status, 303);
+    assert!(via_sso.get("/ui/").html.contains("reader@example.com"));
+
+    // Enforced: members sign in only through the provider; keys still work.
+    settings(&server, json!({"sso_mode": "enforced"}));
+    let login = crate::login::login(
+        &server,
+        json!({"email": "reader@example.com", "password": PASSWORD}),
+    );
+    assert_error(&login, 403, 128);
+    assert!(
+        login.body["msg"]
+            .as_str()
+            .unwrap()
+            .contains("single sign-on")
+    );
+    let mut by_password = Browser::new(&server);
+    let token = by_password.get("/ui/sign-in").field("csrf");
+    let page = by_password.post(
+        "/ui/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "reader@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(page.status, 403);
+    assert!(page.html.contains("single sign-on only"), "{}", page.html);
+    assert!(page.html.contains("Sign in with Test IdP"), "{}", page.html);
+    assert_eq!(
+        server.get(&server.admin_key, "/users").status,
+        200,
+        "API keys unaffected"
+    );
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    // The last usable provider cannot be disabled or deleted while SSO is enforced.
+    let disable = server.patch(
+        &server.admin_key,
+        &format!("/identity_providers/{id}"),
+        json!({"enabled": false}),
+    );
+    assert_error(&disable, 409, 118);
+    assert_error(
+        &server.delete(&server.admin_key, &format!("/identity_providers/{id}")),
+        409,
+        118,
+    );
+
+    // MFA required: a provider that asserts no second factor leaves the member to enroll
+    // its own; one whose `amr` holds a configured value counts as the second factor.
+    settings(&server, json!({"mfa_required": true}));
+    idp.next_person("nina-sub", "nina@example.com", true, &["pwd"]);
+    let mut limited = Browser::new(&server);
+    assert_eq!(sign_in(&mut limited, &idp, &id).status, 303);
+    assert_eq!(
+        limited.get("/ui/members").location,
+        "/ui/profile",
+        "limited to enrolling"
+    );
+    let set = server.patch(
+        &server.admin_key,
+        &format!("/identity_providers/{id}"),
+        json!({"mfa_values": ["mfa"]}),
+    );
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    idp.next_person("nina-sub", "nina@example.com", true, &["pwd", "mfa"]);
+    let mut full = Browser::new(&server);
+    assert_eq!(sign_in(&mut full, &idp, &id).status, 303);
+    assert_eq!(
+        full.get("/ui/members").status,
+        200,
+        "the provider's MFA counts"
+    );
+}
+
+#[test]
+fn identity_providers_are_administrators_only_their_secret_is_write_only_and_changes_are_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let idp = Idp::start("oidc.mjs", dir.path());
+    let (_, developer) = member_with_roles_and_password(
+        &server,
+        "dev@example.com",
+        json!({"developer": "read_write", "team": "manager"}),
+    );
+    let body = json!({"name": "x", "type": "oidc", "issuer": idp.url, "client_id": "c"});
+    let head = server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"].clone();
+    assert_error(
+        &server.post(&developer, "/identity_providers", body.clone()),
+        403,
+        101,
+    );
+    assert_error(&server.get(&developer, "/identity_providers"), 403, 101);
+    for (bad, field) in [
+        (
+            json!({"name": "x", "type": "oidc", "issuer": "http://127.0.0.1:1", "client_id": "c"}),
+            "issuer",
+        ),
+        (
+            json!({"name": "x", "type": "oidc", "client_id": "c"}),
+            "issuer",
+        ),
+        (
+            json!({"name": "", "type": "oidc", "issuer": idp.url, "client_id": "c"}),
+            "name",
+        ),
+        (
+            json!({"name": "x", "type": "ldap", "issuer": idp.url, "client_id": "c"}),
+            "type",
+        ),
+        (
+            json!({"name": "x", "type": "oidc", "issuer": idp.url, "client_id": "c", "domains": ["not a domain"]}),
+            "domains",
+        ),
+        (
+            json!({"name": "x", "type": "oidc", "issuer": idp.url, "client_id": "c", "trusted_ca_pem": "not pem"}),
+            "trusted_ca_pem",
+        ),
+        (
+            json!({"name": "x", "type": "oidc", "issuer": idp.url, "client_id": "c", "web_url": "https://github.com"}),
+            "type",
+        ),
+    ] {
+        let refused = server.post(&server.admin_key, "/identity_providers", bad.clone());
+        assert_error(&refused, 400, 105);
+        assert_eq!(
+            refused.body["details"]["field"], field,
+            "{bad}: {:?}",
+            refused.body
+        );
+    }
+    assert_eq!(
+        server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"],
+        head,
+        "refusals change nothing"
+    );
+    assert_eq!(
+        count(&server, "/identity_providers", "identity_providers"),
+        0
+    );
+    // Without the operator's leave, a private address is refused.
+    let strict = crate::api::start_server();
+    let refused = strict.post(&strict.admin_key, "/identity_providers", body);
+    assert_error(&refused, 400, 105);
+    assert!(
+        refused.body["msg"]
+            .as_str()
+            .unwrap()
+            .contains("not a public address")
+    );
+
+    let (id, _) = provider(&server, &idp, "Corp", json!({}));
+    let made = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.identity_providers.create",
+        )
+        .body;
+    assert!(
+        !made.to_string().contains(CLIENT_SECRET),
+        "never in the trail: {made}"
+    );
+    let renamed = server.patch(
+        &server.admin_key,
+        &format!("/identity_providers/{id}"),
+        json!({"name": "Corp SSO", "client_secret": "rotated secret"}),
+    );
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    assert_eq!(renamed.body["name"], "Corp SSO");
+    assert!(!renamed.body.to_string().contains("rotated secret"));
+    let kind = server.patch(
+        &server.admin_key,
+        &format!("/identity_providers/{id}"),
+        json!({"type": "github"}),
+    );
+    assert_error(&kind, 400, 105);
+    let events = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.identity_providers.update",
+        )
+        .body;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(
+        server
+            .delete(&server.admin_key, &format!("/identity_providers/{id}"))
+            .status,
+        204
+    );
+    assert_eq!(
+        count(&server, "/identity_providers", "identity_providers"),
+        0
+    );
+    // Discovery names providers by domain only.
+    let discover = server
+        .agent()
+        .get(format!(
+            "{}/sso/discover?email=anyone@example.com",
+            server.url
+        ))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap();
+    assert_eq!(discover, json!({"providers": []}));
+}
+
+#[test]
+fn a_hostile_providers_bent_id_tokens_are_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start("hostile-oidc.mjs", dir.path());
+    idp.configure(&json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}));
+    let (id, _) = provider(&server, &idp, "Hostile", json!({}));
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    let users = || count(&server, "/users", "users");
+    let person = |sub: &str| json!({"sub": sub, "email": format!("{sub}@example.com"), "email_verified": true, "name": sub});
+
+    // An honest token signs a new person in: the refusals below are the bends' doing.
+    idp.control(
+        "/_test/mode",
+        &json!({"mode": "good", "person": person("first")}),
+    );
+    let page = sign_in(&mut Browser::new(&server), &idp, &id);
+    assert_eq!(page.status, 303, "{}", page.html);
+    let before = users();
+    for (mode, why) in [
+        ("wrong_iss", "issuer"),
+        ("wrong_aud", "audience"),
+        ("expired", "expired"),
+        ("future_iat", "issued in the future"),
+        ("old_iat", "more than ten minutes ago"),
+        ("bad_nonce", "nonce"),
+        ("alg_none", "signature"),
+        ("hs256", "HS256"),
+        ("other_key", "signature"),
+        ("azp_mismatch", "azp"),
+        ("several_aud_no_azp", "audience"),
+        ("unverified_email", "did not verify"),
+        ("no_id_token", "without an ID token"),
+    ] {
+        idp.control(
+            "/_test/mode",
+            &json!({"mode": mode, "person": person(mode)}),
+        );
+        let mut browser = Browser::new(&server);
+        let page = sign_in(&mut browser, &idp, &id);
+        assert_eq!(page.status, 403, "{mode}: {}", page.html);
+        assert!(
+            page.html.to_lowercase().contains(&why.to_lowercase()),
+            "{mode}: {}",
+            page.html
+        );
+        assert!(!browser.cookies.contains_key("latchkey_session"), "{mode}");
+        assert_eq!(users(), before, "{mode}: nobody made");
+        let event = last_refusal(&server);
+        assert_eq!(
+            event["after"]["identity_provider_id"],
+            id.as_str(),
+            "{mode}"
+        );
+    }
+    // A rotated key is fetched again when a token names it.
+    idp.control(
+        "/_test/mode",
+        &json!({"mode": "rotated_key", "person": person("rotated")}),
+    );
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    assert_eq!(users(), before + 1);
+
+    // The answer belongs to the browser that began the flow: another browser (no flow
+    // cookie), a changed state, and a replay are refused.
+    idp.control(
+        "/_test/mode",
+        &json!({"mode": "good", "person": person("bound")}),
+    );
+    let mut first = Browser::new(&server);
+    let start = first.get(&format!("/sso/{id}/login?return_to=https://evil.example/"));
+    let callback = through_provider(&idp, start.location.clone(), &first.base);
+    let stranger = Browser::new(&server).get(&callback);
+    assert_eq!(stranger.status, 401, "{}", stranger.html);
+    let tampered = first.get(&callback.replace("state=", "state=x"));
+    assert_eq!(tampered.status, 403, "{}", tampered.html);
+    assert!(tampered.html.contains("state"), "{}", tampered.html);
+    let mut second = Browser::new(&server);
+    let start = second.get(&format!("/sso/{id}/login?return_to=https://evil.example/"));
+    let callback = through_provider(&idp, start.location, &second.base);
+    let done = second.get(&callback);
+    assert_eq!(done.location, "/ui/", "return_to stays on this origin");
+    let replayed = second.get(&callback);
+    assert_eq!(replayed.status, 401, "{}", replayed.html);
+    assert_eq!(users(), before + 2);
+}
