@@ -163,15 +163,16 @@ impl Ctx {
             Ok(with)
         })
         .await?;
-        let items: Vec<Value> = found
-            .iter()
-            .map(|(p, set)| self.provider_view(p, *set))
-            .collect();
-        self.ok(&json!({
-            "identity_providers": items,
-            "uri": self.base.uri("/identity_providers"),
-            "next_page_uri": null,
-        }))
+        // An account has a few providers: paged in memory, newest first like every list.
+        let mut found = found;
+        found.reverse();
+        self.list(
+            "/identity_providers",
+            "identity_providers",
+            found,
+            |(p, _)| p.id,
+            |(p, set)| self.provider_view(p, *set),
+        )
     }
 
     pub(super) async fn create_identity_provider(self) -> Reply {

@@ -170,6 +170,31 @@ pub const SESSION_COOKIE: &str = "latchkey_session";
 
 type Reply = Result<Response<Full<Bytes>>, ApiError>;
 
+/// An error's answer in the one error shape, named by a fresh operation id.
+pub(crate) fn error_response(err: &ApiError) -> Response<Full<Bytes>> {
+    // Named only when something went wrong: an id costs a CSPRNG read.
+    let operation = operation_id();
+    if err.code.1.is_server_error() {
+        tracing::error!(operation_id = %operation, msg = %err.msg, "request failed");
+    }
+    let status = err.code.1;
+    let mut response = json_response(status, &err.body(&operation));
+    let headers = response.headers_mut();
+    match err.header {
+        Some(error::ErrorHeader::RetryAfter(seconds)) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        Some(error::ErrorHeader::Allow(allow)) => {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        None => {}
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
 impl Api {
     /// An API over `lk`. `public_url` (`https://host:port`) makes every `uri`; without it,
     /// each request's own `Host` does.
@@ -241,31 +266,7 @@ impl Api {
         let mut warning = None;
         let mut response = match self.route(request, &mut warning).await {
             Ok(response) => response,
-            Err(err) => {
-                // Named only when something went wrong: an id costs a CSPRNG read.
-                let operation = operation_id();
-                if err.code.1.is_server_error() {
-                    tracing::error!(operation_id = %operation, msg = %err.msg, "request failed");
-                }
-                let status = err.code.1;
-                let mut response = json_response(status, &err.body(&operation));
-                let headers = response.headers_mut();
-                match err.header {
-                    Some(error::ErrorHeader::RetryAfter(seconds)) => {
-                        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-                    }
-                    Some(error::ErrorHeader::Allow(allow)) => {
-                        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-                    }
-                    None => {}
-                }
-                if status == StatusCode::UNAUTHORIZED {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                }
-                response
-            }
+            Err(err) => error_response(&err),
         };
         if let Some(warning) = warning {
             response.headers_mut().insert(IP_WARNING_HEADER, warning);

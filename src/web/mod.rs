@@ -150,6 +150,7 @@ impl Web {
                 Ok(door::take_invitation(&path, query))
             }
             (&Method::GET, _) => self.get(&parts.headers, &segments, query, peer).await,
+            (&Method::POST, _) if path.starts_with("/sso/") => Err(not_allowed("GET")),
             (&Method::POST, _) => match self.form(&parts, body).await {
                 Ok(form) => {
                     self.post(&parts.headers, &segments, &form, peer, authority(&parts))
@@ -157,10 +158,8 @@ impl Web {
                 }
                 Err(refused) => Err(refused),
             },
-            _ => Err(Box::new(page(
-                StatusCode::METHOD_NOT_ALLOWED,
-                pages::message("Not allowed", "That page does not take this request."),
-            ))),
+            _ if path.starts_with("/sso/") => Err(not_allowed("GET")),
+            _ => Err(not_allowed("GET, POST")),
         };
         let mut response = answer.unwrap_or_else(|refused| *refused);
         harden(response.headers_mut());
@@ -684,6 +683,18 @@ fn not_found() -> Box<Response<Full<Bytes>>> {
         StatusCode::NOT_FOUND,
         pages::message("Not found", "There is no such page."),
     ))
+}
+
+/// A 405 naming the methods the path takes.
+fn not_allowed(allow: &'static str) -> Box<Response<Full<Bytes>>> {
+    let mut refused = page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        pages::message("Not allowed", "That page does not take this request."),
+    );
+    refused
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    Box::new(refused)
 }
 
 /// A 303 to `to` (a path of this dashboard, never one a request chose).

@@ -102,10 +102,13 @@ impl Web {
     /// domain (the domain only: nothing says whether a person exists).
     async fn discover(&self, query: Option<&str>, authority: Option<&str>) -> Answer {
         let email = query_value(query, "email").unwrap_or_default();
-        if !email.contains('@') {
-            return Ok(json(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({"error_code": "ERR_LATCHKEY_112", "msg": "email: give an address, such as dana@example.com", "details": {"field": "email"}}),
+        if crate::domain::user::Email::parse(&email).is_err() {
+            return Ok(crate::api::error_response(
+                &crate::api::error::ApiError::field(
+                    crate::api::error::INVALID_QUERY,
+                    "email",
+                    "email must be an address, such as dana@example.com",
+                ),
             ));
         }
         let lk = self.lk();
