@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::api::start_server;
 use crate::login::{PASSWORD, admin_email, admin_password};
 use crate::web::member_with_roles_and_password;
 
@@ -25,8 +24,20 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
             && std::path::Path::new("/usr/bin/chromium").exists(),
         "the browser tests need Chromium and tests/browser's npm packages: run scripts/test, which installs them"
     );
-    let server = start_server();
+    let server = crate::sso::server();
     admin_password(&server);
+    // An OpenID Connect provider (oidc-provider) the account signs people in through.
+    let idp_dir = tempfile::tempdir().unwrap();
+    let mut idp = crate::sso::Idp::start("oidc.mjs", idp_dir.path());
+    let (_, provider) = crate::sso::provider(&server, &idp, "Corp IdP", json!({}));
+    idp.configure(&json!({ "redirect_uris": [provider["redirect_uri"]] }));
+    let set = server.patch(
+        &server.admin_key,
+        "/account",
+        json!({"sso_mode": "mixed", "provisioning": "jit"}),
+    );
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    idp.next_person("sso-person", "sam@example.com", true, &["pwd"]);
     member_with_roles_and_password(
         &server,
         "reader@example.com",
@@ -40,6 +51,7 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
         "shots": shots,
         "admin": {"email": admin_email(&server), "password": PASSWORD},
         "reader": {"email": "reader@example.com", "password": crate::web::PASSWORD},
+        "sso": {"name": "Corp IdP", "email": "sam@example.com"},
     });
     let mut child = Command::new("node")
         .arg(browser_dir.join("console.mjs"))
@@ -65,6 +77,13 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("pages checked by axe-core"), "{stdout}");
+    // The person who signed in through the provider is a member, made Just-in-Time.
+    let sam = server.get(&server.admin_key, "/users").body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["email"] == "sam@example.com");
+    assert!(sam, "signed in through the provider");
     // What the browser did is on the server too: the invited person is a member with a
     // role in a tenant, and the administrator has two-factor on.
     let users = server.get(&server.admin_key, "/users").body["users"].clone();

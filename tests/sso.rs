@@ -56,12 +56,12 @@ fn tls(dir: &std::path::Path) -> Tls {
 }
 
 /// An identity provider process on loopback.
-struct Idp {
+pub struct Idp {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
-    url: String,
-    ca_pem: String,
+    pub url: String,
+    pub ca_pem: String,
     agent: Agent,
 }
 
@@ -81,7 +81,7 @@ fn read_line(stdout: &mut BufReader<ChildStdout>) -> Value {
 
 impl Idp {
     /// Start tests/idp/`script`; it listens, and waits for its configuration.
-    fn start(script: &str, dir: &std::path::Path) -> Idp {
+    pub fn start(script: &str, dir: &std::path::Path) -> Idp {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/idp");
         assert!(
             root.join("node_modules/oidc-provider").is_dir(),
@@ -127,7 +127,7 @@ impl Idp {
     }
 
     /// Hand the provider its configuration line; it answers ready.
-    fn configure(&mut self, line: &Value) {
+    pub fn configure(&mut self, line: &Value) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
@@ -146,7 +146,7 @@ impl Idp {
     }
 
     /// The person the next login at the real provider is.
-    fn next_person(&self, sub: &str, email: &str, verified: bool, amr: &[&str]) {
+    pub fn next_person(&self, sub: &str, email: &str, verified: bool, amr: &[&str]) {
         self.control(
             "/_test/user",
             &json!({"sub": sub, "email": email, "email_verified": verified,
@@ -156,7 +156,7 @@ impl Idp {
 }
 
 /// A latchkey server allowed to reach loopback providers.
-fn server() -> Server {
+pub fn server() -> Server {
     start_configured(
         Arc::new(tempfile::tempdir().unwrap()),
         &crate::support::policies_dir(),
@@ -166,7 +166,7 @@ fn server() -> Server {
 }
 
 /// Configure an OIDC provider in latchkey for `idp`: its id.
-fn provider(server: &Server, idp: &Idp, name: &str, extra: Value) -> (String, Value) {
+pub fn provider(server: &Server, idp: &Idp, name: &str, extra: Value) -> (String, Value) {
     let mut body = json!({
         "name": name, "type": "oidc", "issuer": idp.url,
         "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
@@ -728,4 +728,176 @@ fn a_hostile_providers_bent_id_tokens_are_refused_and_nothing_is_created() {
     let replayed = second.get(&callback);
     assert_eq!(replayed.status, 401, "{}", replayed.html);
     assert_eq!(users(), before + 2);
+}
+
+/// A browser signed in as `email` with `password`.
+fn signed_in(server: &Server, email: &str, password: &str) -> Browser {
+    let mut browser = Browser::new(server);
+    let token = browser.get("/ui/sign-in").field("csrf");
+    let done = browser.post(
+        "/ui/sign-in",
+        &[("csrf", &token), ("email", email), ("password", password)],
+    );
+    assert_eq!(done.location, "/ui/", "{}", done.html);
+    browser
+}
+
+#[test]
+fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let idp = Idp::start("oidc.mjs", dir.path());
+    crate::login::admin_password(&server);
+    let admin_email = crate::login::admin_email(&server);
+    let mut admin = signed_in(&server, &admin_email, crate::login::PASSWORD);
+    let token = admin.cookies["latchkey_csrf"].clone();
+    let added = admin.post(
+        "/ui/settings/providers/new",
+        &[
+            ("csrf", &token),
+            ("name", "Corp"),
+            ("issuer", &idp.url),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("domains", "example.com, corp.example.com"),
+            ("mfa_values", "mfa"),
+            ("trusted_ca_pem", &idp.ca_pem),
+        ],
+    );
+    assert_eq!(
+        added.location, "/ui/settings?done=provider-saved",
+        "{}",
+        added.html
+    );
+    let listed = server.get(&server.admin_key, "/identity_providers").body;
+    let made = &listed["identity_providers"][0];
+    assert_eq!(made["domains"], json!(["example.com", "corp.example.com"]));
+    assert_eq!(made["client_secret_set"], true);
+    let id = made["id"].as_str().unwrap().to_owned();
+    let page = admin.get("/ui/settings");
+    assert!(
+        page.html.contains(&format!("/sso/{id}/callback")),
+        "the redirect URI to register"
+    );
+
+    // The mode changes only with the password again; provisioning alone does not ask.
+    let account = || server.get(&server.admin_key, "/account").body;
+    for confirm in ["", "not the password"] {
+        let refused = admin.post(
+            "/ui/settings/sso",
+            &[
+                ("csrf", &token),
+                ("sso_mode", "mixed"),
+                ("provisioning", "invitations"),
+                ("confirm", confirm),
+            ],
+        );
+        assert_eq!(refused.status, 400, "{}", refused.html);
+        assert_eq!(account()["sso_mode"], "off");
+    }
+    let saved = admin.post(
+        "/ui/settings/sso",
+        &[
+            ("csrf", &token),
+            ("sso_mode", "off"),
+            ("provisioning", "jit"),
+        ],
+    );
+    assert_eq!(
+        saved.location, "/ui/settings?done=settings",
+        "{}",
+        saved.html
+    );
+    assert_eq!(account()["provisioning"], "jit");
+    let saved = admin.post(
+        "/ui/settings/sso",
+        &[
+            ("csrf", &token),
+            ("sso_mode", "mixed"),
+            ("provisioning", "jit"),
+            ("confirm", crate::login::PASSWORD),
+        ],
+    );
+    assert_eq!(
+        saved.location, "/ui/settings?done=settings",
+        "{}",
+        saved.html
+    );
+    assert_eq!(account()["sso_mode"], "mixed");
+    // Enforcing before a sign-in through a provider is refused with the lockout message.
+    let refused = admin.post(
+        "/ui/settings/sso",
+        &[
+            ("csrf", &token),
+            ("sso_mode", "enforced"),
+            ("provisioning", "jit"),
+            ("confirm", crate::login::PASSWORD),
+        ],
+    );
+    assert_eq!(refused.status, 409, "{}", refused.html);
+    assert_eq!(account()["sso_mode"], "mixed");
+
+    // A member who is no administrator sees no provider and is refused every form.
+    member_with_roles_and_password(
+        &server,
+        "manager@example.com",
+        json!({"developer": "read_write", "team": "manager"}),
+    );
+    let mut manager = signed_in(&server, "manager@example.com", PASSWORD);
+    assert!(
+        !manager
+            .get("/ui/settings")
+            .html
+            .contains("Identity providers")
+    );
+    let t = manager.cookies["latchkey_csrf"].clone();
+    let head = server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"].clone();
+    for (path, fields) in [
+        (
+            "/ui/settings/providers/new",
+            vec![
+                ("name", "Mine"),
+                ("issuer", idp.url.as_str()),
+                ("client_id", "c"),
+            ],
+        ),
+        (&*format!("/ui/settings/providers/{id}/disable"), vec![]),
+        (&*format!("/ui/settings/providers/{id}/delete"), vec![]),
+        (
+            "/ui/settings/sso",
+            vec![("sso_mode", "mixed"), ("provisioning", "invitations")],
+        ),
+    ] {
+        let mut all = vec![("csrf", t.as_str())];
+        all.extend(fields);
+        let refused = manager.post(path, &all);
+        assert_eq!(refused.status, 403, "{path}: {}", refused.html);
+    }
+    assert_eq!(
+        server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"],
+        head,
+        "nothing changed"
+    );
+
+    // Disable and delete from the page.
+    let disabled = admin.post(
+        &format!("/ui/settings/providers/{id}/disable"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(disabled.location, "/ui/settings?done=provider-saved");
+    assert_eq!(
+        server
+            .get(&server.admin_key, &format!("/identity_providers/{id}"))
+            .body["enabled"],
+        false
+    );
+    let deleted = admin.post(
+        &format!("/ui/settings/providers/{id}/delete"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(deleted.location, "/ui/settings?done=provider-deleted");
+    assert_eq!(
+        count(&server, "/identity_providers", "identity_providers"),
+        0
+    );
 }

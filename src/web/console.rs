@@ -25,6 +25,8 @@ pub(super) struct Console {
     /// and the catalog's permissions outside any tenant).
     allowed: BTreeSet<String>,
     csrf: Csrf,
+    /// This dashboard's origin as the member reached it (or the public URL).
+    pub origin: String,
 }
 
 impl Console {
@@ -133,11 +135,15 @@ impl Web {
             Ok((member, allowed.into_iter().collect()))
         })
         .await?;
+        let host = headers
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok());
         Ok(Console {
             session,
             member,
             allowed,
             csrf: Csrf::of(headers),
+            origin: self.base_url(host),
         })
     }
 

@@ -131,7 +131,16 @@ impl Web {
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // HTTP/2 names the authority in the URI, HTTP/1.1 in `Host`: one place to read it.
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(value) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, value);
+        }
         let path = parts.uri.path().to_owned();
         let segments: Vec<&str> = match path.strip_prefix("/ui/") {
             Some(rest) => rest.split('/').collect(),
@@ -359,10 +368,12 @@ enum Notice {
     PasskeyRemoved,
     Connected,
     Disconnected,
+    ProviderSaved,
+    ProviderDeleted,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 28] = [
+    const ALL: [(Notice, &'static str, &'static str); 30] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -462,6 +473,16 @@ impl Notice {
             Notice::Disconnected,
             "disconnected",
             "The identity provider is disconnected.",
+        ),
+        (
+            Notice::ProviderSaved,
+            "provider-saved",
+            "The identity provider is saved.",
+        ),
+        (
+            Notice::ProviderDeleted,
+            "provider-deleted",
+            "The identity provider is deleted, and its identities unlinked.",
         ),
     ];
 

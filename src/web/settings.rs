@@ -1,5 +1,5 @@
-//! Account settings (MFA required; single sign-on and provisioning as they stand) and
-//! the forgotten-password page of the way in.
+//! Account settings (MFA required; single sign-on: its mode, provisioning and the
+//! identity providers) and the forgotten-password page of the way in.
 
 use hyper::StatusCode;
 use maud::{Markup, html};
@@ -7,9 +7,14 @@ use maud::{Markup, html};
 use super::console::Console;
 use super::pages::{csrf_field, error_line, notice_line, when};
 use super::{
-    Answer, Form, Notice, Refusal, Web, blocking, done, form_page, not_found, pages, status_of,
+    Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, form_page, not_found, pages,
+    status_of,
 };
+use crate::app::{AppError, ProviderPatch, ProviderSpec};
 use crate::domain::account::{Account, Provisioning, SsoMode};
+use crate::domain::federation::{ClaimNames, IdentityProvider, OidcSettings, Protocol};
+use crate::domain::id::IdentityProviderId;
+use crate::domain::token::Secret;
 
 impl Web {
     /// `GET /ui/settings`.
@@ -20,17 +25,23 @@ impl Web {
         error: Refusal,
     ) -> Answer {
         let (lk, actor, account) = self.acting(console);
-        let (found, seats) = blocking(move || {
+        let may_list = console.may("identity_providers.list");
+        let (found, seats, providers) = blocking(move || {
             let found = lk.account(actor, account)?;
             let seats = lk.seats_used(actor, account)?;
-            Ok((found, seats))
+            let providers = if may_list {
+                lk.identity_providers(actor, account)?
+            } else {
+                Vec::new()
+            };
+            Ok((found, seats, providers))
         })
         .await?;
         let (status, error) = status_of(error);
         Ok(console.render(
             status,
             "Account settings",
-            settings_page(console, &found, seats, notice, error.as_deref()),
+            settings_page(console, &found, seats, &providers, notice, error.as_deref()),
         ))
     }
 
@@ -41,25 +52,120 @@ impl Web {
         rest: &[&str],
         form: &Form,
     ) -> Answer {
-        if rest != ["mfa"] {
-            return Err(not_found());
+        let outcome = match rest {
+            ["mfa"] => {
+                let (lk, actor, account) = self.acting(console);
+                let required = form.checked("mfa_required");
+                blocking(move || {
+                    lk.update_account_settings(
+                        actor,
+                        account,
+                        crate::app::SettingsPatch {
+                            mfa_required: Some(required),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await
+                .map(|_| Notice::SettingsSaved)
+            }
+            ["sso"] => self.save_sso(console, form).await,
+            ["providers", "new"] => self.add_provider(console, form).await,
+            ["providers", id, action] => self.provider_action(console, id, action).await,
+            _ => return Err(not_found()),
+        };
+        match outcome {
+            Ok(notice) => done("/ui/settings", notice),
+            Err(refused) => self.settings(console, None, Some(refused.explain())).await,
         }
+    }
+
+    /// `POST /ui/settings/sso`: the mode and provisioning. Changing the mode asks for
+    /// the member's password (or a current code) again.
+    async fn save_sso(&self, console: &Console, form: &Form) -> Result<Notice, AppOrApi> {
+        let mode = SsoMode::parse(form.get("sso_mode")).map_err(|e| AppOrApi::App(e.into()))?;
+        let provisioning =
+            Provisioning::parse(form.get("provisioning")).map_err(|e| AppOrApi::App(e.into()))?;
         let (lk, actor, account) = self.acting(console);
-        let required = form.checked("mfa_required");
-        match blocking(move || {
+        let current = {
+            let lk = std::sync::Arc::clone(&lk);
+            blocking(move || lk.account(actor, account)).await?
+        };
+        self.confirm_if(console, current.settings.sso_mode != mode, form)
+            .await?;
+        blocking(move || {
             lk.update_account_settings(
                 actor,
                 account,
                 crate::app::SettingsPatch {
-                    mfa_required: Some(required),
+                    sso_mode: Some(mode),
+                    provisioning: Some(provisioning),
                     ..Default::default()
                 },
             )
         })
         .await
-        {
-            Ok(_) => done("/ui/settings", Notice::SettingsSaved),
-            Err(refused) => self.settings(console, None, Some(refused.explain())).await,
+        .map(|_| Notice::SettingsSaved)
+    }
+
+    /// `POST /ui/settings/providers/new`: an OpenID Connect provider.
+    async fn add_provider(&self, console: &Console, form: &Form) -> Result<Notice, AppOrApi> {
+        let list = |name: &str| -> Vec<String> {
+            form.get(name)
+                .split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let pem = form.get("trusted_ca_pem").trim();
+        let secret = form.get("client_secret");
+        let spec = ProviderSpec {
+            name: form.get("name").to_owned(),
+            enabled: true,
+            domains: list("domains"),
+            protocol: Protocol::Oidc(OidcSettings {
+                issuer: form.get("issuer").to_owned(),
+                client_id: form.get("client_id").to_owned(),
+                scopes: vec!["email".into(), "profile".into()],
+                claims: ClaimNames::oidc(),
+                trusted_ca_pem: (!pem.is_empty()).then(|| pem.to_owned()),
+            }),
+            mfa_values: list("mfa_values"),
+            role_mapping: Vec::new(),
+            client_secret: (!secret.is_empty()).then(|| Secret::new(secret.to_owned())),
+        };
+        let (lk, actor, account) = self.acting(console);
+        blocking(move || lk.create_identity_provider(actor, account, spec))
+            .await
+            .map(|_| Notice::ProviderSaved)
+    }
+
+    /// `POST /ui/settings/providers/{id}/enable|disable|delete`.
+    async fn provider_action(
+        &self,
+        console: &Console,
+        id: &str,
+        action: &str,
+    ) -> Result<Notice, AppOrApi> {
+        let id: IdentityProviderId = id.parse().map_err(|e| AppOrApi::App(AppError::from(e)))?;
+        let (lk, actor, account) = self.acting(console);
+        match action {
+            "enable" | "disable" => {
+                let patch = ProviderPatch {
+                    enabled: Some(action == "enable"),
+                    ..Default::default()
+                };
+                blocking(move || lk.update_identity_provider(actor, account, id, patch))
+                    .await
+                    .map(|_| Notice::ProviderSaved)
+            }
+            "delete" => blocking(move || lk.delete_identity_provider(actor, account, id))
+                .await
+                .map(|()| Notice::ProviderDeleted),
+            _ => Err(AppOrApi::App(
+                crate::domain::DomainError::NotApplicable("no such action").into(),
+            )),
         }
     }
 
@@ -103,6 +209,7 @@ fn settings_page(
     console: &Console,
     account: &Account,
     seats: usize,
+    providers: &[IdentityProvider],
     notice: Option<Notice>,
     error: Option<&str>,
 ) -> Markup {
@@ -133,9 +240,132 @@ fn settings_page(
         }
         section aria-labelledby="sso" {
             h2 #sso { "Single sign-on and provisioning" }
-            dl {
-                dt { "Single sign-on" } dd { (match settings.sso_mode { SsoMode::Off => "off: members sign in with a password", SsoMode::Mixed => "mixed: a password or an identity provider", SsoMode::Enforced => "enforced: members sign in through an identity provider only" }) }
-                dt { "Provisioning" } dd { (match settings.provisioning { Provisioning::Invitations => "invitations: people join by accepting one", Provisioning::Jit => "Just-in-Time: a first sign-in through an identity provider makes the member", Provisioning::Scim => "SCIM: the identity provider provisions members" }) }
+            @if console.may("account.update") {
+                form method="post" action="/ui/settings/sso" {
+                    (csrf_field(console.csrf()))
+                    label for="sso_mode" { "Single sign-on" }
+                    select #sso_mode name="sso_mode" {
+                        @for (mode, text) in SSO_MODES {
+                            option value=(mode.as_str()) selected[settings.sso_mode == mode] { (text) }
+                        }
+                    }
+                    label for="provisioning" { "New members" }
+                    select #provisioning name="provisioning" {
+                        @for (mode, text) in PROVISIONING {
+                            option value=(mode.as_str()) selected[settings.provisioning == mode] { (text) }
+                        }
+                    }
+                    label for="sso-confirm" { "Your password (or a current code), to change the single sign-on mode" }
+                    input #sso-confirm type="password" name="confirm" autocomplete="current-password";
+                    button type="submit" { "Save sign-in settings" }
+                }
+            } @else {
+                dl {
+                    dt { "Single sign-on" } dd { (text_of(&SSO_MODES, settings.sso_mode)) }
+                    dt { "New members" } dd { (text_of(&PROVISIONING, settings.provisioning)) }
+                }
+            }
+        }
+        @if console.may("identity_providers.list") {
+            (providers_section(console, providers))
+        }
+    }
+}
+
+const SSO_MODES: [(SsoMode, &str); 3] = [
+    (
+        SsoMode::Off,
+        "off: members sign in with their own credentials",
+    ),
+    (
+        SsoMode::Mixed,
+        "mixed: their own credentials or an identity provider (while testing)",
+    ),
+    (
+        SsoMode::Enforced,
+        "enforced: through an identity provider only (API keys still work)",
+    ),
+];
+
+const PROVISIONING: [(Provisioning, &str); 2] = [
+    (
+        Provisioning::Invitations,
+        "by invitation only (also accepted through a provider)",
+    ),
+    (
+        Provisioning::Jit,
+        "Just-in-Time: a first sign-in through a provider makes the member",
+    ),
+];
+
+fn text_of<T: PartialEq + Copy>(table: &[(T, &'static str)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or("SCIM: the identity provider provisions members", |(_, t)| t)
+}
+
+/// The identity providers: each with what to register at it, enable / disable, delete;
+/// and a form for a new OpenID Connect one.
+fn providers_section(console: &Console, providers: &[IdentityProvider]) -> Markup {
+    let csrf = console.csrf();
+    let base = &console.origin;
+    html! {
+        section aria-labelledby="providers" {
+            h2 #providers { "Identity providers" }
+            @if providers.is_empty() {
+                p { "None yet. Add an OpenID Connect provider (Okta, Entra ID, Google, Keycloak, …) below, sign in through it in mixed mode, then enforce single sign-on if you wish." }
+            }
+            @for provider in providers {
+                article.provider {
+                    h3 { (provider.name) }
+                    dl {
+                        dt { "Type" } dd { (provider.protocol.kind()) }
+                        dt { "State" } dd { @if provider.enabled { "enabled" } @else { "disabled" } }
+                        @if let Protocol::Oidc(oidc) = &provider.protocol {
+                            dt { "Issuer" } dd { code { (oidc.issuer) } }
+                            dt { "Client id" } dd { code { (oidc.client_id) } }
+                        }
+                        dt { "Redirect URI to register" } dd { code { (format!("{base}/sso/{}/callback", provider.id)) } }
+                        dt { "Email domains" } dd { (if provider.domains.is_empty() { "none".to_owned() } else { provider.domains.join(", ") }) }
+                        dt { "Counts as a second factor" } dd { (if provider.mfa_values.is_empty() { "never (members' own second factor is asked)".to_owned() } else { format!("amr {}", provider.mfa_values.join(", ")) }) }
+                        dt { "Last sign-in" } dd { (provider.last_login_at.map_or_else(|| "never".to_owned(), when)) }
+                    }
+                    @if console.may("identity_providers.update") {
+                        @let action = if provider.enabled { "disable" } else { "enable" };
+                        form.inline method="post" action=(format!("/ui/settings/providers/{}/{action}", provider.id)) {
+                            (csrf_field(csrf))
+                            button type="submit" { @if provider.enabled { "Disable " } @else { "Enable " } (provider.name) }
+                        }
+                    }
+                    @if console.may("identity_providers.delete") {
+                        form.inline method="post" action=(format!("/ui/settings/providers/{}/delete", provider.id)) {
+                            (csrf_field(csrf))
+                            button.danger type="submit" { "Delete " (provider.name) " (and unlink its identities)" }
+                        }
+                    }
+                }
+            }
+            @if console.may("identity_providers.create") {
+                h3 { "Add an OpenID Connect provider" }
+                form method="post" action="/ui/settings/providers/new" {
+                    (csrf_field(csrf))
+                    label for="idp-name" { "Name on the sign-in page" }
+                    input #idp-name type="text" name="name" maxlength="64" required;
+                    label for="idp-issuer" { "Issuer (https://…)" }
+                    input #idp-issuer type="url" name="issuer" required;
+                    label for="idp-client" { "Client id" }
+                    input #idp-client type="text" name="client_id" required;
+                    label for="idp-secret" { "Client secret (stored sealed, never shown again)" }
+                    input #idp-secret type="password" name="client_secret" autocomplete="off";
+                    label for="idp-domains" { "Email domains (comma-separated, for discovery)" }
+                    input #idp-domains type="text" name="domains";
+                    label for="idp-mfa" { "amr values that count as a second factor (optional)" }
+                    input #idp-mfa type="text" name="mfa_values";
+                    label for="idp-ca" { "CA certificate of its TLS, PEM (optional: else the public roots)" }
+                    textarea #idp-ca name="trusted_ca_pem" rows="4" {}
+                    button type="submit" { "Add provider" }
+                }
             }
         }
     }

@@ -63,7 +63,7 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> 
 impl Web {
     /// The appliance's own base URL for redirect URIs: the public URL when configured,
     /// else this request's origin.
-    fn base_url(&self, authority: Option<&str>) -> String {
+    pub(super) fn base_url(&self, authority: Option<&str>) -> String {
         self.api.public_url().map_or_else(
             || format!("https://{}", authority.unwrap_or("localhost")),
             str::to_owned,

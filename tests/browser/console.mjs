@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const config = JSON.parse(process.env.LATCHKEY_BROWSER ?? "{}");
-const { url, shots, admin, reader } = config;
+const { url, shots, admin, reader, sso } = config;
 const axeSource = readFileSync(
   createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
   "utf8",
@@ -345,6 +345,20 @@ try {
     await ipPage.getByRole("heading", { name: "Two-factor authentication" }).waitFor();
     assert.ok(await ipPage.getByText("Passkeys work only where the dashboard is opened by its host name").isVisible());
     assert.equal(await ipPage.getByRole("button", { name: "Use a passkey" }).count(), 0);
+  });
+
+  await step("single sign-on: a person signs in through the identity provider; the settings list it", async () => {
+    const ssoPage = await (await context()).newPage();
+    await ssoPage.goto(`${url}/ui/sign-in`);
+    await look(ssoPage, "sign-in-sso");
+    await ssoPage.getByRole("link", { name: `Sign in with ${sso.name}` }).click();
+    await ssoPage.getByRole("heading", { name: "Home" }).waitFor();
+    await ssoPage.getByRole("link", { name: "My profile" }).click();
+    assert.equal(await ssoPage.getByLabel("Email").inputValue(), sso.email);
+    await page.goto(`${url}/ui/settings`);
+    await page.getByRole("heading", { name: "Identity providers" }).waitFor();
+    assert.ok(await page.getByText("/callback").first().isVisible(), "the redirect URI to register");
+    await look(page, "settings-sso");
   });
 
   await step("a form posted from another site is refused and changes nothing", async () => {
