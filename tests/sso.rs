@@ -135,7 +135,7 @@ impl Idp {
     }
 
     /// A control request of the test (`/_test/…`).
-    fn control(&self, path: &str, body: &Value) {
+    pub fn control(&self, path: &str, body: &Value) {
         let answer = self
             .agent
             .post(format!("{}{path}", self.url))
@@ -900,4 +900,80 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
         count(&server, "/identity_providers", "identity_providers"),
         0
     );
+}
+
+#[test]
+fn github_signs_in_by_its_numeric_id_with_only_a_verified_primary_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut github = Idp::start("github.mjs", dir.path());
+    github.configure(&json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}));
+    // GitHub needs the client secret.
+    let refused = server.post(
+        &server.admin_key,
+        "/identity_providers",
+        json!({"name": "GitHub", "type": "github", "client_id": CLIENT_ID}),
+    );
+    assert_error(&refused, 400, 105);
+    assert_eq!(refused.body["details"]["field"], "client_secret");
+    let made = server.post(
+        &server.admin_key,
+        "/identity_providers",
+        json!({"name": "GitHub", "type": "github", "client_id": CLIENT_ID,
+               "client_secret": CLIENT_SECRET, "web_url": github.url,
+               "api_url": format!("{}/api/v3", github.url), "trusted_ca_pem": github.ca_pem}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(made.body["type"], "github");
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    let users = || count(&server, "/users", "users");
+    let before = users();
+
+    // Only a verified primary address is taken: else the person is refused, nobody made.
+    github.control(
+        "/_test/mode",
+        &json!({"mode": "good", "user": {"id": 4242, "login": "octo", "name": "Octo Cat"},
+                "emails": [{"email": "octo@example.com", "primary": true, "verified": false},
+                           {"email": "other@example.com", "primary": false, "verified": true}]}),
+    );
+    let page = sign_in(&mut Browser::new(&server), &github, &id);
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(page.html.contains("gave no email"), "{}", page.html);
+    assert_eq!(users(), before);
+
+    github.control(
+        "/_test/mode",
+        &json!({"emails": [{"email": "octo@example.com", "primary": true, "verified": true}]}),
+    );
+    let mut octo = Browser::new(&server);
+    let page = sign_in(&mut octo, &github, &id);
+    assert_eq!(page.status, 303, "{}", page.html);
+    assert_eq!(users(), before + 1);
+    let linked = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.external_identities.create",
+        )
+        .body;
+    assert_eq!(
+        linked["events"][0]["after"]["subject"], "4242",
+        "the numeric id: {linked}"
+    );
+
+    // A renamed login is still the same person (the id is the subject).
+    github.control(
+        "/_test/mode",
+        &json!({"user": {"id": 4242, "login": "renamed", "name": "Octo"}}),
+    );
+    let mut again = Browser::new(&server);
+    assert_eq!(sign_in(&mut again, &github, &id).status, 303);
+    assert!(again.get("/ui/").html.contains("octo@example.com"));
+    assert_eq!(users(), before + 1);
+
+    // GitHub's errors come as 200 with an `error` field: refused all the same.
+    github.control("/_test/mode", &json!({"mode": "bad_code"}));
+    let page = sign_in(&mut Browser::new(&server), &github, &id);
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(page.html.contains("bad_verification_code"), "{}", page.html);
 }

@@ -204,7 +204,7 @@ impl Ctx {
                 return Err(ApiError::field(
                     error::INVALID_FIELD,
                     "type",
-                    "saml providers are not supported by this build yet; use oidc",
+                    "saml providers are not supported by this build yet; use oidc or github",
                 ));
             }
             other => {

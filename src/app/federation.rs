@@ -142,17 +142,23 @@ fn validate_protocol(protocol: &mut Protocol, allow_private: bool) -> Result<(),
             super::destinations::roots_from_pem("trusted_ca_pem", oidc.trusted_ca_pem.as_deref())?;
             ("issuer", oidc.issuer.clone())
         }
-        Protocol::Github(_) => {
-            return Err(DomainError::invalid(
-                "type",
-                "github providers are not supported by this build yet; use oidc",
-            )
-            .into());
+        Protocol::Github(github) => {
+            github.client_id = federation::validate_token("client_id", &github.client_id)?;
+            github.web_url = federation::validate_url("web_url", &github.web_url)?;
+            github.api_url = federation::validate_url("api_url", &github.api_url)?;
+            super::destinations::roots_from_pem(
+                "trusted_ca_pem",
+                github.trusted_ca_pem.as_deref(),
+            )?;
+            if !allow_private {
+                crate::domain::destination::refuse_private_url("api_url", &github.api_url)?;
+            }
+            ("web_url", github.web_url.clone())
         }
         Protocol::Saml(_) => {
             return Err(DomainError::invalid(
                 "type",
-                "saml providers are not supported by this build yet; use oidc",
+                "saml providers are not supported by this build yet; use oidc or github",
             )
             .into());
         }

@@ -28,6 +28,7 @@ mod console;
 mod credentials;
 mod door;
 mod events;
+mod github;
 mod ip;
 mod oidc;
 mod pages;

@@ -64,7 +64,7 @@ type HttpFuture = std::pin::Pin<Box<dyn Future<Output = Result<HttpResponse, Htt
 /// A failure of the outbound request, as `openidconnect` takes it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub(super) struct HttpFailure(String);
+pub(super) struct HttpFailure(pub String);
 
 struct Cached {
     issuer: String,
@@ -105,12 +105,12 @@ fn settings(sso: &SsoProvider) -> Result<&OidcSettings, String> {
 }
 
 /// The outbound client for a provider: its own CA certificates or the public roots.
-fn http(
-    oidc: &OidcSettings,
+pub(super) fn http(
+    trusted_ca_pem: Option<&str>,
     allow_private: bool,
 ) -> Result<impl Fn(HttpRequest) -> HttpFuture, String> {
-    let roots = crate::app::roots_from_pem("trusted_ca_pem", oidc.trusted_ca_pem.as_deref())
-        .map_err(|e| e.to_string())?;
+    let roots =
+        crate::app::roots_from_pem("trusted_ca_pem", trusted_ca_pem).map_err(|e| e.to_string())?;
     Ok(move |request: HttpRequest| {
         let roots = roots.clone();
         Box::pin(async move {
@@ -167,7 +167,7 @@ impl Oidc {
             return Ok(found.metadata.clone());
         }
         let issuer = IssuerUrl::new(oidc.issuer.clone()).map_err(|e| e.to_string())?;
-        let http = http(oidc, allow_private)?;
+        let http = http(oidc.trusted_ca_pem.as_deref(), allow_private)?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &http)
             .await
             .map_err(|e| format!("discovery at {} failed: {}", oidc.issuer, describe(&e)))?;
@@ -208,7 +208,7 @@ impl Oidc {
         if recent {
             return Ok(None);
         }
-        let http = http(oidc, allow_private)?;
+        let http = http(oidc.trusted_ca_pem.as_deref(), allow_private)?;
         let keys = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &http)
             .await
             .map_err(|e| format!("the provider's keys could not be fetched: {}", describe(&e)))?;
@@ -275,7 +275,7 @@ impl Oidc {
         let metadata = self.metadata(id, oidc, allow_private).await?;
         let secret = sso.client_secret.as_deref().map(String::as_str);
         let mut client = client(&metadata, oidc, secret, &flow.redirect_uri)?;
-        let http = http(oidc, allow_private)?;
+        let http = http(oidc.trusted_ca_pem.as_deref(), allow_private)?;
         let answer = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
@@ -412,7 +412,7 @@ fn external_login(
 }
 
 /// An error and its causes, on one line.
-fn describe(error: &dyn std::error::Error) -> String {
+pub(super) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 use super::{AppOrApi, Web, blocking, cookie, page, pages, query_value, redirect};
 use crate::api::session::set_cookie;
 use crate::app::{FlowPurpose, LoginStep, SsoFlow};
+use crate::domain::federation::Protocol;
 use crate::domain::id::IdentityProviderId;
 use crate::domain::session::SESSION_LIFETIME_MS;
 
@@ -147,17 +148,17 @@ impl Web {
         let redirect_uri = format!("{}/sso/{id}/callback", self.base_url(authority));
         let lk = self.lk();
         let allow_private = lk.allows_private_destinations();
-        let authorization = self
-            .oidc
-            .begin(&sso, &redirect_uri, allow_private)
-            .await
-            .map_err(|why| {
-                let _ = lk.record_sso_refusal(id, None, &why);
-                refused(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("{} cannot be reached: {why}", sso.provider.name),
-                )
-            })?;
+        let authorization = match &sso.provider.protocol {
+            Protocol::Github(_) => super::github::begin(&sso, &redirect_uri),
+            _ => self.oidc.begin(&sso, &redirect_uri, allow_private).await,
+        };
+        let authorization = authorization.map_err(|why| {
+            let _ = lk.record_sso_refusal(id, None, &why);
+            refused(
+                StatusCode::BAD_GATEWAY,
+                &format!("{} cannot be reached: {why}", sso.provider.name),
+            )
+        })?;
         let flow = SsoFlow::new(
             id,
             authorization.state,
@@ -211,14 +212,15 @@ impl Web {
             let (status, why) = e.explain();
             refused(status, &why)
         })?;
-        let login = self
-            .oidc
-            .finish(&sso, &flow, &code, lk.allows_private_destinations())
-            .await
-            .map_err(|why| {
-                let _ = lk.record_sso_refusal(id, peer, &why);
-                refused(StatusCode::FORBIDDEN, &why)
-            })?;
+        let allow_private = lk.allows_private_destinations();
+        let login = match &sso.provider.protocol {
+            Protocol::Github(_) => super::github::finish(&sso, &flow, &code, allow_private).await,
+            _ => self.oidc.finish(&sso, &flow, &code, allow_private).await,
+        };
+        let login = login.map_err(|why| {
+            let _ = lk.record_sso_refusal(id, peer, &why);
+            refused(StatusCode::FORBIDDEN, &why)
+        })?;
         match flow.purpose {
             FlowPurpose::SignIn => {
                 let lk = self.lk();
