@@ -977,3 +977,116 @@ fn github_signs_in_by_its_numeric_id_with_only_a_verified_primary_email() {
     assert_eq!(page.status, 403, "{}", page.html);
     assert!(page.html.contains("bad_verification_code"), "{}", page.html);
 }
+
+#[test]
+fn group_mappings_set_roles_and_add_tenant_roles_at_each_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start("oidc.mjs", dir.path());
+    let tenant = server.post(&server.admin_key, "/tenants", json!({"name": "Contoso"}));
+    assert_eq!(tenant.status, 201, "{:?}", tenant.body);
+    let tenant = tenant.body["id"].as_str().unwrap().to_owned();
+    let technician = server.get(&server.admin_key, "/roles").body["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Technician")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The groups come with the provider's `groups` scope.
+    let mapping = json!({"scopes": ["email", "profile", "groups"], "role_mapping": [
+        {"claim_value": "platform", "roles": {"developer": "read_write", "team": "manager"}},
+        {"claim_value": "helpdesk", "role_assignments": [{"role_id": technician, "tenant_id": tenant}]},
+    ]});
+    // A mapping must grant something, and name this account's roles and tenants.
+    let empty = server.post(
+        &server.admin_key,
+        "/identity_providers",
+        json!({"name": "x", "type": "oidc", "issuer": idp.url, "client_id": "c",
+               "trusted_ca_pem": idp.ca_pem, "role_mapping": [{"claim_value": "g"}]}),
+    );
+    assert_error(&empty, 400, 105);
+    let (id, view) = provider(&server, &idp, "Corp", mapping);
+    assert_eq!(
+        view["role_mapping"][1]["role_assignments"][0]["tenant_id"],
+        tenant.as_str()
+    );
+    idp.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+
+    let person = |groups: Value| {
+        json!({"sub": "lena-sub", "email": "lena@example.com", "email_verified": true,
+               "name": "Lena", "groups": groups})
+    };
+    let lena = |server: &Server| {
+        server.get(&server.admin_key, "/users").body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == "lena@example.com")
+            .cloned()
+            .unwrap()
+    };
+    idp.control(
+        "/_test/user",
+        &person(json!(["platform", "helpdesk", "other"])),
+    );
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    let member = lena(&server);
+    assert_eq!(
+        member["roles"]["team"], "manager",
+        "the mapping, over the JIT roles"
+    );
+    let user = member["id"].as_str().unwrap().to_owned();
+    let assignments = server
+        .get(
+            &server.admin_key,
+            &format!("/role_assignments?principal_id={user}"),
+        )
+        .body["role_assignments"]
+        .clone();
+    assert_eq!(assignments.as_array().unwrap().len(), 1, "{assignments}");
+    assert_eq!(assignments[0]["role_id"], technician.as_str());
+    let changed = server
+        .get(&server.admin_key, "/events?action=iam.users.update_roles")
+        .body;
+    assert_eq!(
+        changed["events"][0]["principal_kind"], "system",
+        "{changed}"
+    );
+
+    // Again with the same groups: nothing more; with no matching group: nothing changes.
+    let head = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.role_assignments.create",
+        )
+        .body;
+    idp.control("/_test/user", &person(json!(["platform", "helpdesk"])));
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    idp.control("/_test/user", &person(json!(["nothing-mapped"])));
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    assert_eq!(lena(&server)["roles"]["team"], "manager");
+    assert_eq!(
+        server
+            .get(
+                &server.admin_key,
+                "/events?action=iam.role_assignments.create"
+            )
+            .body,
+        head,
+        "no assignment twice"
+    );
+    // Only the helpdesk group now: the roles are what the matching mappings give.
+    let set = server.patch(
+        &server.admin_key,
+        &format!("/identity_providers/{id}"),
+        json!({"role_mapping": [{"claim_value": "helpdesk", "roles": {"developer": "read_only", "team": "read_only"}}]}),
+    );
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    idp.control("/_test/user", &person(json!(["helpdesk"])));
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    assert_eq!(lena(&server)["roles"]["team"], "read_only");
+}

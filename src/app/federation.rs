@@ -16,13 +16,16 @@ use super::resource::{Resource, created, deleted, updated};
 use super::{AppError, Latchkey, Me, Target, record, require_account};
 use crate::domain::DomainError;
 use crate::domain::account::{Provisioning, SsoMode};
+use crate::domain::credential::Owner;
 use crate::domain::event::{Action, Actor, Change, Principal, Snapshot};
 use crate::domain::federation::{self, ExternalIdentity, IdentityProvider, Protocol, RoleMapping};
 use crate::domain::id::{AccountId, ExternalIdentityId, IdentityProviderId, UserId};
 use crate::domain::invitation::InvitationState;
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
-use crate::domain::user::{DeveloperRole, Email, Roles, TeamRole};
+use crate::domain::user::{
+    DeveloperRole, Email, MemberChange, MemberState, Roles, RolesPatch, TeamRole, change_member,
+};
 use crate::store::{Reads, StoreError, WriteTx};
 
 /// A new identity provider.
@@ -196,6 +199,85 @@ fn check_mapping(
         for (role, tenant) in &entry.role_assignments {
             super::tenancy::check_assignable(tx, account, *role, *tenant)?;
         }
+    }
+    Ok(())
+}
+
+/// The provider's role mapping for a sign-in whose groups are `login.groups`, in `tx`:
+/// the member's account roles become the highest the matching mappings give (the
+/// account's last administrator is never demoted this way), and their tenant role
+/// assignments are added where missing (a role or tenant deleted since is skipped). Each
+/// change is an event of the system principal. Nothing matches: nothing changes.
+fn apply_role_mapping(
+    tx: &mut WriteTx,
+    provider: &IdentityProvider,
+    login: &ExternalLogin,
+    user: UserId,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let matching: Vec<&RoleMapping> = provider
+        .role_mapping
+        .iter()
+        .filter(|m| login.groups.contains(&m.claim_value))
+        .collect();
+    if matching.is_empty() {
+        return Ok(());
+    }
+    let account = provider.account;
+    let members = tx.members(account)?;
+    let Some(before) = members
+        .iter()
+        .find(|m| m.user == user && m.state == MemberState::Active)
+        .cloned()
+    else {
+        return Ok(());
+    };
+    if let Some(roles) = federation::highest(matching.iter().filter_map(|m| m.roles))
+        && roles != before.roles
+    {
+        let patch = RolesPatch {
+            developer: Some(roles.developer),
+            team: Some(roles.team),
+            billing: Some(roles.billing),
+            admin: Some(roles.admin),
+        };
+        match change_member(&members, user, MemberChange::Roles(patch)) {
+            Ok(Some(after)) => {
+                let found = tx
+                    .user(user)?
+                    .ok_or_else(|| DomainError::NotFound(user.into()))?;
+                tx.put_membership(&after)?;
+                record(
+                    tx,
+                    &account,
+                    now,
+                    Actor::SYSTEM,
+                    Action::MemberRolesUpdated,
+                    user.to_string(),
+                    Some(Snapshot::Member(found.clone(), before.clone())),
+                    Some(Snapshot::Member(found, after)),
+                )?;
+            }
+            // The account keeps its last administrator, whatever the groups say.
+            Err(DomainError::LastAdministrator) | Ok(None) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let held = tx.principal_assignments(account, Owner::User(user))?;
+    for (role, tenant) in matching.iter().flat_map(|m| m.role_assignments.iter()) {
+        let present = held.iter().any(|a| a.role == *role && a.tenant == *tenant);
+        if present || super::tenancy::check_assignable(tx, account, *role, *tenant).is_err() {
+            continue;
+        }
+        super::tenancy::put_assignment(
+            tx,
+            Actor::SYSTEM,
+            account,
+            Owner::User(user),
+            *role,
+            *tenant,
+            now,
+        )?;
     }
     Ok(())
 }
@@ -597,6 +679,7 @@ impl Latchkey {
             tx.put_external_identity(&identity)
                 .map_err(Refused::store)?;
             self.note_provider_login(tx, provider, now)?;
+            apply_role_mapping(tx, provider, login, identity.user, now).map_err(Refused::app)?;
             return Ok(identity.user);
         }
         let Some(email) = login.email.as_deref() else {
@@ -681,6 +764,7 @@ impl Latchkey {
         self.link(tx, provider, login, user, email.as_str(), now)
             .map_err(Refused::app)?;
         self.note_provider_login(tx, provider, now)?;
+        apply_role_mapping(tx, provider, login, user, now).map_err(Refused::app)?;
         Ok(user)
     }
 
