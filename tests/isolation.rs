@@ -277,7 +277,7 @@ pub struct TwoAccounts {
 }
 
 const A_ADMIN: &str = "admin@acme.example";
-const B_ADMIN: &str = "admin@globex.example";
+pub const B_ADMIN: &str = "admin@globex.example";
 
 fn init(data: &Path, account: &str, email: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))

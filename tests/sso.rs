@@ -1090,3 +1090,81 @@ fn group_mappings_set_roles_and_add_tenant_roles_at_each_sign_in() {
     assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
     assert_eq!(lena(&server)["roles"]["team"], "read_only");
 }
+
+#[test]
+fn a_provider_of_one_account_signs_nobody_into_another_and_is_not_anothers_to_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts =
+        crate::isolation::two_accounts_with(&[("LATCHKEY_ALLOW_PRIVATE_DESTINATIONS", "true")]);
+    let server = &accounts.server;
+    let b_key = &accounts.b_key;
+    let mut idp = Idp::start("oidc.mjs", dir.path());
+    let (id, view) = provider(server, &idp, "Acme IdP", json!({}));
+    idp.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
+    settings(server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    let set = server.patch(
+        b_key,
+        "/account",
+        json!({"sso_mode": "mixed", "provisioning": "jit"}),
+    );
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let b_members = || {
+        server.get(b_key, "/users").body["users"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let b_head = || server.get(b_key, "/events?limit=1").body["events"][0]["id"].clone();
+    let members = b_members();
+
+    // Account B's administrator can neither see nor change A's provider.
+    assert_eq!(count_with(server, b_key, "/identity_providers"), 0);
+    for reply in [
+        server.get(b_key, &format!("/identity_providers/{id}")),
+        server.patch(
+            b_key,
+            &format!("/identity_providers/{id}"),
+            json!({"enabled": false}),
+        ),
+        server.delete(b_key, &format!("/identity_providers/{id}")),
+    ] {
+        assert_error(&reply, 404, 102);
+    }
+    assert_eq!(
+        server
+            .get(&server.admin_key, &format!("/identity_providers/{id}"))
+            .body["enabled"],
+        true
+    );
+
+    // A new person signed in through A's provider joins A only.
+    idp.next_person("acme-person", "person@example.com", true, &["pwd"]);
+    assert_eq!(sign_in(&mut Browser::new(server), &idp, &id).status, 303);
+    assert_eq!(b_members(), members);
+
+    // B's administrator cannot connect A's provider to itself, nor be taken over by it.
+    let set = server.post(b_key, "/me/password", json!({"new_password": PASSWORD}));
+    assert_eq!(set.status, 204, "{:?}", set.body);
+    let mut b_admin = signed_in(server, crate::isolation::B_ADMIN, PASSWORD);
+    assert!(!b_admin.get("/ui/profile").html.contains("Connect Acme IdP"));
+    let head = b_head();
+    idp.next_person("b-admin-at-acme", crate::isolation::B_ADMIN, true, &["pwd"]);
+    let token = b_admin.cookies["latchkey_csrf"].clone();
+    let connect = b_admin.post(
+        "/ui/profile/connect",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    let callback = through_provider(&idp, connect.location, &b_admin.base);
+    let refused = b_admin.get(&callback);
+    assert_eq!(refused.status, 404, "{}", refused.html);
+    let taken = sign_in(&mut Browser::new(server), &idp, &id);
+    assert_eq!(taken.status, 403, "{}", taken.html);
+    assert_eq!(b_head(), head, "nothing happened in account B");
+}
+
+fn count_with(server: &Server, key: &str, path: &str) -> usize {
+    server.get(key, path).body["identity_providers"]
+        .as_array()
+        .unwrap()
+        .len()
+}
