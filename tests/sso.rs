@@ -1168,3 +1168,97 @@ fn count_with(server: &Server, key: &str, path: &str) -> usize {
         .unwrap()
         .len()
 }
+
+#[test]
+fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start("oidc.mjs", dir.path());
+    let (id, view) = provider(&server, &idp, "Corp", json!({}));
+    idp.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    idp.next_person("ops-sub", "ops@example.com", true, &["pwd"]);
+    let mut ops = Browser::new(&server);
+    assert_eq!(sign_in(&mut ops, &idp, &id).status, 303);
+    // Made an administrator; it has no password.
+    let user = server.get(&server.admin_key, "/users").body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "ops@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let promoted = server.patch(
+        &server.admin_key,
+        &format!("/users/{user}"),
+        json!({"roles": {"admin": true}}),
+    );
+    assert_eq!(promoted.status, 200, "{:?}", promoted.body);
+    ops.get("/ui/profile");
+    let token = ops.cookies["latchkey_csrf"].clone();
+    let change = |ops: &mut Browser| {
+        ops.post(
+            "/ui/settings/sso",
+            &[
+                ("csrf", &token),
+                ("sso_mode", "off"),
+                ("provisioning", "jit"),
+            ],
+        )
+    };
+    let refused = change(&mut ops);
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(
+        refused
+            .html
+            .contains("confirm through your identity provider"),
+        "{}",
+        refused.html
+    );
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["sso_mode"],
+        "mixed"
+    );
+
+    // Someone else at the provider cannot confirm for it.
+    idp.next_person("intruder-sub", "intruder@example.com", true, &["pwd"]);
+    let start = ops.post(
+        "/ui/profile/reconfirm",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    let callback = through_provider(&idp, start.location, &ops.base);
+    let wrong = ops.get(&callback);
+    assert_eq!(wrong.status, 401, "{}", wrong.html);
+    assert_eq!(change(&mut ops).status, 400);
+
+    // Its own identity confirms: for five minutes the change needs no password.
+    idp.next_person("ops-sub", "ops@example.com", true, &["pwd"]);
+    assert!(
+        ops.get("/ui/profile")
+            .html
+            .contains("Confirm it is you through Corp")
+    );
+    let start = ops.post(
+        "/ui/profile/reconfirm",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    let callback = through_provider(&idp, start.location, &ops.base);
+    let confirmed = ops.get(&callback);
+    assert_eq!(
+        confirmed.location, "/ui/profile?done=reconfirmed",
+        "{}",
+        confirmed.html
+    );
+    let saved = change(&mut ops);
+    assert_eq!(
+        saved.location, "/ui/settings?done=settings",
+        "{}",
+        saved.html
+    );
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["sso_mode"],
+        "off"
+    );
+}

@@ -921,6 +921,14 @@ impl From<StoreError> for Refused {
     }
 }
 
+/// How long a confirmation through a provider stands in for the password: five minutes.
+const RECONFIRMED_MS: i64 = 5 * 60 * 1000;
+
+/// Sessions whose member confirmed it is them through an identity provider (members
+/// without a password confirm sensitive changes so), in memory.
+#[derive(Debug, Default)]
+pub(super) struct Reconfirmed(std::sync::Mutex<std::collections::HashMap<u128, i64>>);
+
 /// How long a sign-in may stay at its provider: ten minutes.
 const FLOW_MS: i64 = 10 * 60 * 1000;
 
@@ -931,6 +939,8 @@ pub enum FlowPurpose {
     SignIn,
     /// Connect the provider's identity to the signed-in user (its session id).
     Link(u128),
+    /// Confirm it is the signed-in user (its session id) before a sensitive change.
+    Reconfirm(u128),
 }
 
 /// A single sign-on flow under way, kept sealed in its own short-lived cookie: it binds
@@ -1012,6 +1022,46 @@ impl Latchkey {
             return Err(expired());
         }
         Ok(flow)
+    }
+
+    /// The member of `session` confirmed it is them through provider `id`: `login` must be
+    /// the identity linked to `user`. For five minutes, [`Self::reconfirmed`] is true for
+    /// the session (a member without a password confirms sensitive changes so).
+    pub fn reconfirm_through(
+        &self,
+        user: UserId,
+        session: crate::domain::id::SessionId,
+        id: IdentityProviderId,
+        login: &ExternalLogin,
+    ) -> Result<(), AppError> {
+        let now = self.now().as_millis();
+        match self.store.read()?.external_identity(id, &login.subject)? {
+            Some(identity) if identity.user == user => {
+                let mut seen = self
+                    .reconfirmed
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                seen.retain(|_, at| now - *at < RECONFIRMED_MS);
+                seen.insert(session.0, now);
+                Ok(())
+            }
+            _ => Err(AppError::Unauthenticated(
+                "that is not the identity connected to you: sign in there as yourself".into(),
+            )),
+        }
+    }
+
+    /// Whether `session`'s member confirmed it is them through a provider in the last five
+    /// minutes.
+    pub fn reconfirmed(&self, session: crate::domain::id::SessionId) -> bool {
+        let now = self.now().as_millis();
+        self.reconfirmed
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&session.0)
+            .is_some_and(|at| now - *at < RECONFIRMED_MS)
     }
 
     /// Record that a sign-in through `provider` was refused before it named anyone (the

@@ -306,6 +306,8 @@ pub struct Latchkey {
     idle: login::IdleSessions,
     /// Passkey ceremonies under way.
     ceremonies: passkeys::Ceremonies,
+    /// Sessions whose member confirmed it is them through an identity provider, and when.
+    reconfirmed: federation::Reconfirmed,
     password_cost: PasswordCost,
     passwords: passwords::PasswordThreads,
     allow_private_destinations: bool,
@@ -354,6 +356,7 @@ impl Latchkey {
             ),
             idle: login::IdleSessions::default(),
             ceremonies: passkeys::Ceremonies::default(),
+            reconfirmed: federation::Reconfirmed::default(),
             password_cost: config.password_cost,
             passwords: passwords::PasswordThreads::new(config.password_threads),
             allow_private_destinations: config.allow_private_destinations,

@@ -268,6 +268,7 @@ impl Web {
                 match segments {
                     ["profile", "passkey-options"] => self.passkey_add_options(&console, rp).await,
                     ["profile", "connect"] => self.connect(&console, form, authority).await,
+                    ["profile", "reconfirm"] => self.reconfirm(&console, form, authority).await,
                     ["profile", action] => self.profile_post(&console, action, form).await,
                     ["members", "invite"] => self.invite(&console, form).await,
                     ["members", id, action] => self.member_post(&console, id, action, form).await,
@@ -371,10 +372,11 @@ enum Notice {
     Disconnected,
     ProviderSaved,
     ProviderDeleted,
+    Reconfirmed,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 30] = [
+    const ALL: [(Notice, &'static str, &'static str); 31] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -484,6 +486,11 @@ impl Notice {
             Notice::ProviderDeleted,
             "provider-deleted",
             "The identity provider is deleted, and its identities unlinked.",
+        ),
+        (
+            Notice::Reconfirmed,
+            "reconfirmed",
+            "Confirmed: for five minutes, changes that ask for your password go through without it.",
         ),
     ];
 

@@ -319,6 +319,13 @@ fn sso_section(
                                     td { (when(identity.created_at)) }
                                     td { (identity.last_login_at.map_or_else(|| "never".to_owned(), when)) }
                                     td {
+                                        @if providers.iter().any(|p| p.id == identity.provider) {
+                                            form.inline method="post" action="/ui/profile/reconfirm" {
+                                                (csrf_field(csrf))
+                                                input type="hidden" name="provider_id" value=(identity.provider.to_string());
+                                                button type="submit" { "Confirm it is you through " (name_of(identity.provider)) }
+                                            }
+                                        }
                                         form.inline method="post" action="/ui/profile/disconnect" {
                                             (csrf_field(csrf))
                                             input type="hidden" name="identity_id" value=(identity.id.to_string());

@@ -227,6 +227,33 @@ impl Web {
                 let step = blocking(move || lk.sso_sign_in(id, &login, peer)).await;
                 self.signed_in(step, &flow.return_to)
             }
+            FlowPurpose::Reconfirm(session) => {
+                let console = self.console(headers, peer).await?;
+                if console.session.id.0 != session {
+                    return Err(refused(
+                        StatusCode::FORBIDDEN,
+                        "this confirmation was started by another session: start it again from your profile",
+                    ));
+                }
+                let (user, session) = (console.session.user, console.session.id);
+                let lk = self.lk();
+                match blocking(move || lk.reconfirm_through(user, session, id, &login)).await {
+                    Ok(()) => {
+                        let mut response = redirect(&format!(
+                            "/ui/profile?done={}",
+                            super::Notice::Reconfirmed.key()
+                        ));
+                        response
+                            .headers_mut()
+                            .append(header::SET_COOKIE, flow_cookie("", 0));
+                        Ok(response)
+                    }
+                    Err(e) => {
+                        let (status, why) = e.explain();
+                        Err(refused(status, &why))
+                    }
+                }
+            }
             FlowPurpose::Link(session) => {
                 let console = self.console(headers, peer).await?;
                 if console.session.id.0 != session {
@@ -256,6 +283,22 @@ impl Web {
                 }
             }
         }
+    }
+
+    /// `POST /ui/profile/reconfirm`: confirm it is the member through a connected
+    /// provider (for five minutes, sensitive changes then need no password).
+    pub(super) async fn reconfirm(
+        &self,
+        console: &super::console::Console,
+        form: &super::Form,
+        authority: Option<&str>,
+    ) -> Answer {
+        let Ok(id) = form.get("provider_id").parse::<IdentityProviderId>() else {
+            return Err(super::not_found());
+        };
+        let purpose = FlowPurpose::Reconfirm(console.session.id.0);
+        self.begin(id, "/ui/profile".to_owned(), purpose, authority)
+            .await
     }
 
     /// `POST /ui/profile/connect`: connect a provider of the member's account to its user

@@ -252,11 +252,15 @@ impl Web {
             return Ok(());
         }
         let proof = zeroize::Zeroizing::new(form.get("confirm").to_owned());
+        // A member without a password confirms through its identity provider instead.
+        if proof.is_empty() && self.lk().reconfirmed(console.session.id) {
+            return Ok(());
+        }
         if proof.is_empty() {
             return Err(AppOrApi::App(
                 crate::domain::DomainError::invalid(
                     "confirm",
-                    "this change needs your password (or a current code) to confirm it is you",
+                    "this change needs your password (or a current code) to confirm it is you; without a password, confirm through your identity provider on your profile first",
                 )
                 .into(),
             ));
