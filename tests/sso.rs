@@ -1262,3 +1262,94 @@ fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider()
         "off"
     );
 }
+
+#[test]
+fn two_providers_on_one_account_and_a_members_own_second_factor_after_the_provider() {
+    use crate::login::{enroll, totp_at, unix_now};
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut first = Idp::start("oidc.mjs", dir.path());
+    let second_dir = tempfile::tempdir().unwrap();
+    let mut second = Idp::start("oidc.mjs", second_dir.path());
+    let (one, view) = provider(&server, &first, "First IdP", json!({}));
+    first.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
+    let (two, view) = provider(&server, &second, "Second IdP", json!({}));
+    second.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    let page = Browser::new(&server).get("/ui/sign-in").html;
+    assert!(page.contains("Sign in with First IdP") && page.contains("Sign in with Second IdP"));
+
+    // A member with a password and TOTP connects the first provider; signing in through
+    // it (which asserts no second factor) then asks for the member's own code.
+    let (_, key) = member_with_roles_and_password(&server, "tess@example.com", json!({}));
+    let seed = enroll(&server, None, &key);
+    let confirmed = server.post(
+        &key,
+        "/me/mfa/totp/confirm",
+        json!({"code": totp_at(&seed, unix_now() - 30)}),
+    );
+    assert_eq!(confirmed.status, 200, "{:?}", confirmed.body);
+    let mut tess = Browser::new(&server);
+    let token = tess.get("/ui/sign-in").field("csrf");
+    let step = tess.post(
+        "/ui/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "tess@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(step.location, "/ui/sign-in/code");
+    let code = totp_at(&seed, unix_now());
+    let done = tess.post("/ui/sign-in/code", &[("csrf", &token), ("code", &code)]);
+    assert_eq!(done.location, "/ui/", "{}", done.html);
+    first.next_person("tess-at-first", "tess@corp.example", true, &["pwd"]);
+    let token = tess.cookies["latchkey_csrf"].clone();
+    let connect = tess.post(
+        "/ui/profile/connect",
+        &[("csrf", &token), ("provider_id", &one)],
+    );
+    let callback = through_provider(&first, connect.location, &tess.base);
+    assert_eq!(tess.get(&callback).location, "/ui/profile?done=connected");
+
+    let mut via_first = Browser::new(&server);
+    let page = sign_in(&mut via_first, &first, &one);
+    assert_eq!(page.location, "/ui/sign-in/code", "{}", page.html);
+    assert!(
+        via_first.get("/ui/").location.ends_with("/ui/sign-in"),
+        "no session yet"
+    );
+    let token = via_first.get("/ui/sign-in/code").field("csrf");
+    let wrong = via_first.post("/ui/sign-in/code", &[("csrf", &token), ("code", "000000")]);
+    assert_eq!(wrong.status, 401, "{}", wrong.html);
+    let code = totp_at(&seed, unix_now() + 30);
+    let done = via_first.post("/ui/sign-in/code", &[("csrf", &token), ("code", &code)]);
+    assert_eq!(done.location, "/ui/", "{}", done.html);
+    let signed = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.sessions.create&limit=1",
+        )
+        .body;
+    assert_eq!(signed["events"][0]["after"]["method"], "sso", "{signed}");
+    assert_eq!(
+        signed["events"][0]["after"]["identity_provider_id"],
+        one.as_str()
+    );
+
+    // Each provider is its own: the second does not know Tess's link to the first.
+    second.next_person("tess-at-first", "tess@example.com", true, &["pwd"]);
+    let page = sign_in(&mut Browser::new(&server), &second, &two);
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(
+        page.html
+            .contains("sign in with its password or passkey first"),
+        "{}",
+        page.html
+    );
+    second.next_person("uma", "uma@example.com", true, &["pwd"]);
+    assert_eq!(
+        sign_in(&mut Browser::new(&server), &second, &two).status,
+        303
+    );
+}
