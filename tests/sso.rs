@@ -1353,3 +1353,29 @@ fn two_providers_on_one_account_and_a_members_own_second_factor_after_the_provid
         303
     );
 }
+
+#[test]
+fn failed_passwords_for_an_email_do_not_lock_its_owner_out_of_its_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start("oidc.mjs", dir.path());
+    let (id, view) = provider(&server, &idp, "Corp", json!({}));
+    idp.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    idp.next_person("vic-sub", "vic@example.com", true, &["pwd"]);
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    // Someone hammers the password sign-in for Vic's email until it is locked.
+    for _ in 0..6 {
+        crate::login::login(
+            &server,
+            json!({"email": "vic@example.com", "password": "guessing wrong"}),
+        );
+    }
+    let locked = crate::login::login(
+        &server,
+        json!({"email": "vic@example.com", "password": "guessing wrong"}),
+    );
+    assert_error(&locked, 429, 117);
+    // Vic still signs in through the provider.
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+}

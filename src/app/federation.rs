@@ -635,7 +635,10 @@ impl Latchkey {
             .read()?
             .user(user)?
             .ok_or_else(|| DomainError::NotFound(user.into()))?;
-        let key = user.email.as_str().to_lowercase();
+        // Counted apart from the email's password failures: someone failing passwords
+        // for this email must not lock its owner out of its provider (the provider
+        // authenticated it); a second factor asked next counts here.
+        let key = format!("sso/{id}/{}", login.subject);
         let attempt = self.logins.admit(&key, ip, now)?;
         let mfa = login
             .methods
