@@ -11,19 +11,7 @@ use crate::web::{Browser, PASSWORD, member_with_password, member_with_roles_and_
 
 /// A browser signed in as `email` (whose password is `password`).
 fn signed_in(server: &Server, email: &str, password: &str) -> Browser {
-    let mut browser = Browser::new(server);
-    let csrf = browser.get("/ui/sign-in").field("csrf");
-    let done = browser.post(
-        "/ui/sign-in",
-        &[("csrf", &csrf), ("email", email), ("password", password)],
-    );
-    assert_eq!(
-        (done.status, done.location.as_str()),
-        (303, "/ui/"),
-        "{}",
-        done.html
-    );
-    browser
+    Browser::new(server).signed_in(email, password)
 }
 
 /// The administrator, signed in (its password set through the API).
@@ -33,7 +21,7 @@ fn admin_browser(server: &Server) -> Browser {
 }
 
 fn csrf(browser: &Browser) -> String {
-    browser.cookies["latchkey_csrf"].clone()
+    browser.csrf()
 }
 
 /// The newest event of the account's trail.

@@ -228,23 +228,11 @@ fn by_name(server: &Server) -> Browser {
 }
 
 fn signed_in_by_name(server: &Server, email: &str) -> Browser {
-    let mut browser = by_name(server);
-    let csrf = browser.get("/ui/sign-in").field("csrf");
-    let done = browser.post(
-        "/ui/sign-in",
-        &[("csrf", &csrf), ("email", email), ("password", PASSWORD)],
-    );
-    assert_eq!(
-        (done.status, done.location.as_str()),
-        (303, "/ui/"),
-        "{}",
-        done.html
-    );
-    browser
+    by_name(server).signed_in(email, PASSWORD)
 }
 
 fn csrf(browser: &Browser) -> String {
-    browser.cookies["latchkey_csrf"].clone()
+    browser.csrf()
 }
 
 /// A ceremony from `path`: its id and options.

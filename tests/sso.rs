@@ -403,17 +403,7 @@ fn oidc_sign_in_against_oidc_provider_by_invitation_jit_link_mixed_and_enforced(
     assert_eq!(last_refusal(&server)["principal_id"], reader_id.as_str());
 
     // The user connects the provider itself, after signing in with its password.
-    let mut reader = Browser::new(&server);
-    let token = reader.get("/ui/sign-in").field("csrf");
-    let done = reader.post(
-        "/ui/sign-in",
-        &[
-            ("csrf", &token),
-            ("email", "reader@example.com"),
-            ("password", PASSWORD),
-        ],
-    );
-    assert_eq!(done.location, "/ui/");
+    let mut reader = signed_in(&server, "reader@example.com", PASSWORD);
     let profile = reader.get("/ui/profile");
     assert!(
         profile.html.contains("Connect Test IdP"),
@@ -421,7 +411,7 @@ fn oidc_sign_in_against_oidc_provider_by_invitation_jit_link_mixed_and_enforced(
         profile.html
     );
     idp.next_person("reader-sub", "reader@corp.example.com", true, &["pwd"]);
-    let token = reader.cookies["latchkey_csrf"].clone();
+    let token = reader.csrf();
     let connect = reader.post(
         "/ui/profile/connect",
         &[("csrf", &token), ("provider_id", &id)],
@@ -732,14 +722,7 @@ fn a_hostile_providers_bent_id_tokens_are_refused_and_nothing_is_created() {
 
 /// A browser signed in as `email` with `password`.
 fn signed_in(server: &Server, email: &str, password: &str) -> Browser {
-    let mut browser = Browser::new(server);
-    let token = browser.get("/ui/sign-in").field("csrf");
-    let done = browser.post(
-        "/ui/sign-in",
-        &[("csrf", &token), ("email", email), ("password", password)],
-    );
-    assert_eq!(done.location, "/ui/", "{}", done.html);
-    browser
+    Browser::new(server).signed_in(email, password)
 }
 
 #[test]
@@ -750,7 +733,7 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
     crate::login::admin_password(&server);
     let admin_email = crate::login::admin_email(&server);
     let mut admin = signed_in(&server, &admin_email, crate::login::PASSWORD);
-    let token = admin.cookies["latchkey_csrf"].clone();
+    let token = admin.csrf();
     let added = admin.post(
         "/ui/settings/providers/new",
         &[
@@ -782,42 +765,30 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
 
     // The mode changes only with the password again; provisioning alone does not ask.
     let account = || server.get(&server.admin_key, "/account").body;
-    for confirm in ["", "not the password"] {
-        let refused = admin.post(
+    let save = |admin: &mut Browser, mode: &str, provisioning: &str, confirm: &str| {
+        admin.post(
             "/ui/settings/sso",
             &[
                 ("csrf", &token),
-                ("sso_mode", "mixed"),
-                ("provisioning", "invitations"),
+                ("sso_mode", mode),
+                ("provisioning", provisioning),
                 ("confirm", confirm),
             ],
-        );
+        )
+    };
+    for confirm in ["", "not the password"] {
+        let refused = save(&mut admin, "mixed", "invitations", confirm);
         assert_eq!(refused.status, 400, "{}", refused.html);
         assert_eq!(account()["sso_mode"], "off");
     }
-    let saved = admin.post(
-        "/ui/settings/sso",
-        &[
-            ("csrf", &token),
-            ("sso_mode", "off"),
-            ("provisioning", "jit"),
-        ],
-    );
+    let saved = save(&mut admin, "off", "jit", "");
     assert_eq!(
         saved.location, "/ui/settings?done=settings",
         "{}",
         saved.html
     );
     assert_eq!(account()["provisioning"], "jit");
-    let saved = admin.post(
-        "/ui/settings/sso",
-        &[
-            ("csrf", &token),
-            ("sso_mode", "mixed"),
-            ("provisioning", "jit"),
-            ("confirm", crate::login::PASSWORD),
-        ],
-    );
+    let saved = save(&mut admin, "mixed", "jit", crate::login::PASSWORD);
     assert_eq!(
         saved.location, "/ui/settings?done=settings",
         "{}",
@@ -825,15 +796,7 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
     );
     assert_eq!(account()["sso_mode"], "mixed");
     // Enforcing before a sign-in through a provider is refused with the lockout message.
-    let refused = admin.post(
-        "/ui/settings/sso",
-        &[
-            ("csrf", &token),
-            ("sso_mode", "enforced"),
-            ("provisioning", "jit"),
-            ("confirm", crate::login::PASSWORD),
-        ],
-    );
+    let refused = save(&mut admin, "enforced", "jit", crate::login::PASSWORD);
     assert_eq!(refused.status, 409, "{}", refused.html);
     assert_eq!(account()["sso_mode"], "mixed");
 
@@ -850,7 +813,7 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
             .html
             .contains("Identity providers")
     );
-    let t = manager.cookies["latchkey_csrf"].clone();
+    let t = manager.csrf();
     let head = server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"].clone();
     for (path, fields) in [
         (
@@ -1149,7 +1112,7 @@ fn a_provider_of_one_account_signs_nobody_into_another_and_is_not_anothers_to_to
     assert!(!b_admin.get("/ui/profile").html.contains("Connect Acme IdP"));
     let head = b_head();
     idp.next_person("b-admin-at-acme", crate::isolation::B_ADMIN, true, &["pwd"]);
-    let token = b_admin.cookies["latchkey_csrf"].clone();
+    let token = b_admin.csrf();
     let connect = b_admin.post(
         "/ui/profile/connect",
         &[("csrf", &token), ("provider_id", &id)],
@@ -1197,7 +1160,7 @@ fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider()
     );
     assert_eq!(promoted.status, 200, "{:?}", promoted.body);
     ops.get("/ui/profile");
-    let token = ops.cookies["latchkey_csrf"].clone();
+    let token = ops.csrf();
     let change = |ops: &mut Browser| {
         ops.post(
             "/ui/settings/sso",
@@ -1304,7 +1267,7 @@ fn two_providers_on_one_account_and_a_members_own_second_factor_after_the_provid
     let done = tess.post("/ui/sign-in/code", &[("csrf", &token), ("code", &code)]);
     assert_eq!(done.location, "/ui/", "{}", done.html);
     first.next_person("tess-at-first", "tess@corp.example", true, &["pwd"]);
-    let token = tess.cookies["latchkey_csrf"].clone();
+    let token = tess.csrf();
     let connect = tess.post(
         "/ui/profile/connect",
         &[("csrf", &token), ("provider_id", &one)],

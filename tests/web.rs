@@ -141,6 +141,27 @@ impl Browser {
         let origin = self.base.clone();
         self.post_from(Some(&origin), path, fields)
     }
+
+    /// This browser, signed in as `email` with `password` (asserted to succeed).
+    pub fn signed_in(mut self, email: &str, password: &str) -> Browser {
+        let csrf = self.get("/ui/sign-in").field("csrf");
+        let done = self.post(
+            "/ui/sign-in",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        );
+        assert_eq!(
+            (done.status, done.location.as_str()),
+            (303, "/ui/"),
+            "{}",
+            done.html
+        );
+        self
+    }
+
+    /// The double-submit token this browser holds.
+    pub fn csrf(&self) -> String {
+        self.cookies["latchkey_csrf"].clone()
+    }
 }
 
 /// A member `email` with a password, made through the API; its API key.

@@ -227,50 +227,30 @@ impl Web {
                 let step = blocking(move || lk.sso_sign_in(id, &login, peer)).await;
                 self.signed_in(step, &flow.return_to)
             }
-            FlowPurpose::Reconfirm(session) => {
+            FlowPurpose::Link(session) | FlowPurpose::Reconfirm(session) => {
                 let console = self.console(headers, peer).await?;
                 if console.session.id.0 != session {
                     return Err(refused(
                         StatusCode::FORBIDDEN,
-                        "this confirmation was started by another session: start it again from your profile",
+                        "this was started by another session: start it again from your profile",
                     ));
                 }
-                let (user, session) = (console.session.user, console.session.id);
+                let (me, session) = (console.me(), console.session.id);
+                let linking = matches!(flow.purpose, FlowPurpose::Link(_));
                 let lk = self.lk();
-                match blocking(move || lk.reconfirm_through(user, session, id, &login)).await {
-                    Ok(()) => {
-                        let mut response = redirect(&format!(
-                            "/ui/profile?done={}",
-                            super::Notice::Reconfirmed.key()
-                        ));
-                        response
-                            .headers_mut()
-                            .append(header::SET_COOKIE, flow_cookie("", 0));
-                        Ok(response)
+                let done = blocking(move || {
+                    if linking {
+                        lk.link_external_identity(me, id, &login)
+                            .map(|_| super::Notice::Connected)
+                    } else {
+                        lk.reconfirm_through(me.user, session, id, &login)
+                            .map(|()| super::Notice::Reconfirmed)
                     }
-                    Err(e) => {
-                        let (status, why) = e.explain();
-                        Err(refused(status, &why))
-                    }
-                }
-            }
-            FlowPurpose::Link(session) => {
-                let console = self.console(headers, peer).await?;
-                if console.session.id.0 != session {
-                    return Err(refused(
-                        StatusCode::FORBIDDEN,
-                        "this connection was started by another session: start it again from your profile",
-                    ));
-                }
-                let me = console.me();
-                let lk = self.lk();
-                let linked = blocking(move || lk.link_external_identity(me, id, &login)).await;
-                match linked {
-                    Ok(_) => {
-                        let mut response = redirect(&format!(
-                            "/ui/profile?done={}",
-                            super::Notice::Connected.key()
-                        ));
+                })
+                .await;
+                match done {
+                    Ok(notice) => {
+                        let mut response = redirect(&format!("/ui/profile?done={}", notice.key()));
                         response
                             .headers_mut()
                             .append(header::SET_COOKIE, flow_cookie("", 0));
