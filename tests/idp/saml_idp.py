@@ -3,7 +3,8 @@
 # signing through Debian's xmlsec1 (on PATH), over HTTPS with the certificate the test made.
 # It takes HTTP-Redirect AuthnRequests at /sso/redirect and answers with an auto-submitting
 # HTTP-POST form to the SP's ACS, signing in at once the person the test named last (POST
-# /_test/user {"name_id", "email", "name", "groups", "authn_context"?}). It makes its own
+# /_test/user {"name_id", "email", "name", "groups", "authn_context"?, "name_id_format"?}; the
+# NameID is emailAddress when name_id holds an @, else persistent). It makes its own
 # signing key and self-signed certificate at start, and signs with RSA-SHA256 / SHA-256 the
 # assertion (default), the response, both or neither (POST /_test/mode {"sign"}).
 # GET /idp-initiated?RelayState= posts an unsolicited response (no InResponseTo); POST
@@ -15,6 +16,7 @@
 # from these: HTTP-POST ACS, unsigned requests), then prints `{"ready": true}`. It ends when
 # its stdin closes. It logs to stderr only.
 
+import atexit
 import base64
 import datetime
 import json
@@ -25,9 +27,13 @@ import sys
 import tempfile
 import threading
 import traceback
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import quoteattr
+
+# pysaml2 7.5.5 still names cryptography's CFB mode where recent releases warn about it.
+warnings.filterwarnings("ignore", message="CFB has been moved")
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -189,6 +195,7 @@ class Handler(BaseHTTPRequestHandler):
 
 tls = json.loads(os.environ.get("LATCHKEY_IDP") or "{}")
 workdir = tempfile.mkdtemp(prefix="latchkey-saml-idp-")
+atexit.register(shutil.rmtree, workdir, True)
 key_path, cert_path, cert_pem = make_signing_pair(workdir)
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -202,7 +209,6 @@ emit({"port": port, "entity_id": f"{base}/metadata", "sso_url": f"{base}/sso/red
 
 line = sys.stdin.readline()
 if not line:
-    shutil.rmtree(workdir, ignore_errors=True)
     sys.exit(0)
 sp = json.loads(line)
 idp = make_idp(base, key_path, cert_path, sp["sp_entity_id"], sp["acs_url"])
@@ -213,4 +219,3 @@ emit({"ready": True})
 for _ in sys.stdin:
     pass
 server.shutdown()
-shutil.rmtree(workdir, ignore_errors=True)
