@@ -1122,6 +1122,10 @@ fn a_provider_of_one_account_signs_nobody_into_another_and_is_not_anothers_to_to
     assert_eq!(refused.status, 404, "{}", refused.html);
     let taken = sign_in(&mut Browser::new(server), &idp, &id);
     assert_eq!(taken.status, 403, "{}", taken.html);
+    // A's trail records the refusal without naming B's user.
+    let refusal = last_refusal(server);
+    assert_eq!(refusal["principal_kind"], "system", "{refusal}");
+    assert_ne!(refusal["principal_id"], accounts.b_admin.as_str());
     assert_eq!(b_head(), head, "nothing happened in account B");
 }
 

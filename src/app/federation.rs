@@ -698,9 +698,15 @@ impl Latchkey {
             )
         })?;
         if let Some(existing) = tx.user_by_email(&email).map_err(Refused::store)? {
-            // An IdP's word about an email never takes over an existing user.
+            // An IdP's word about an email never takes over an existing user. The trail
+            // names the user only when it is a member here (another account's user ids
+            // are not this account's to learn).
+            let member = tx
+                .membership(provider.account, existing.id)
+                .map_err(Refused::store)?
+                .is_some();
             return Err(refuse(
-                Some(existing.id),
+                member.then_some(existing.id),
                 format!(
                     "{} already has a latchkey user: sign in with its password or passkey first, then connect {} from your profile",
                     email.as_str(),
