@@ -34,6 +34,7 @@ mod oidc;
 mod pages;
 mod passkeys;
 mod profile;
+mod saml;
 mod settings;
 mod sso;
 mod team;
