@@ -60,6 +60,8 @@ pub struct Idp {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+    /// What it printed first (its port, and for SAML its entity id, SSO URL, certificate).
+    pub info: Value,
     pub url: String,
     pub ca_pem: String,
     agent: Agent,
@@ -82,6 +84,11 @@ fn read_line(stdout: &mut BufReader<ChildStdout>) -> Value {
 impl Idp {
     /// Start tests/idp/`script`; it listens, and waits for its configuration.
     pub fn start(script: &str, dir: &std::path::Path) -> Idp {
+        Idp::start_with("node", script, dir)
+    }
+
+    /// Start tests/idp/`script` with `program` (node, python3).
+    pub fn start_with(program: &str, script: &str, dir: &std::path::Path) -> Idp {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/idp");
         assert!(
             root.join("node_modules/oidc-provider").is_dir(),
@@ -92,7 +99,7 @@ impl Idp {
             "cert": tls.cert, "key": tls.key,
             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
         });
-        let mut child = Command::new("node")
+        let mut child = Command::new(program)
             .arg(root.join(script))
             .current_dir(&root)
             .env("LATCHKEY_IDP", config.to_string())
@@ -103,7 +110,8 @@ impl Idp {
             .expect("node runs");
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let port = read_line(&mut stdout)["port"].as_u64().unwrap();
+        let info = read_line(&mut stdout);
+        let port = info["port"].as_u64().unwrap();
         let tls_config = TlsConfig::builder()
             .root_certs(RootCerts::Specific(Arc::new(vec![
                 Certificate::from_pem(tls.ca_pem.as_bytes()).unwrap(),
@@ -120,6 +128,7 @@ impl Idp {
             child,
             stdin,
             stdout,
+            info,
             url: format!("https://127.0.0.1:{port}"),
             ca_pem: tls.ca_pem,
             agent,
@@ -1345,4 +1354,184 @@ fn failed_passwords_for_an_email_do_not_lock_its_owner_out_of_its_provider() {
     assert_error(&locked, 429, 117);
     // Vic still signs in through the provider.
     assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+}
+
+/// The last SAMLResponse the SAML provider made (base64).
+fn last_saml_response(idp: &Idp) -> String {
+    let mut answer = idp
+        .agent
+        .post(format!("{}/_test/last", idp.url))
+        .send("{}")
+        .unwrap();
+    let body: Value = answer.body_mut().read_json().unwrap();
+    body["saml_response"].as_str().unwrap().to_owned()
+}
+
+/// Post `saml_response` to provider `id`'s ACS from `browser`, as the provider's page
+/// does (a cross-site form post).
+fn post_to_acs(
+    browser: &mut Browser,
+    idp: &Idp,
+    id: &str,
+    saml_response: &str,
+    relay: &str,
+) -> Page {
+    browser.post_from(
+        Some(&idp.url),
+        &format!("/sso/{id}/acs"),
+        &[("SAMLResponse", saml_response), ("RelayState", relay)],
+    )
+}
+
+/// An SP-initiated SAML sign-in in `browser`: the ACS's answer.
+fn saml_sign_in(browser: &mut Browser, idp: &Idp, id: &str) -> Page {
+    let start = browser.get(&format!("/sso/{id}/login"));
+    assert_eq!(start.status, 303, "{}", start.html);
+    assert!(
+        start
+            .location
+            .starts_with(idp.info["sso_url"].as_str().unwrap()),
+        "{}",
+        start.location
+    );
+    let relay = start
+        .location
+        .split("RelayState=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _) = Jar::default().get(&idp.agent, &start.location);
+    assert_eq!(status, 200, "the provider's auto-submit page");
+    let response = last_saml_response(idp);
+    post_to_acs(browser, idp, id, &response, &relay)
+}
+
+#[test]
+fn saml_against_pysaml2_sp_and_idp_initiated_with_replays_forgeries_and_unsigned_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start_with("python3", "saml_idp.py", dir.path());
+    let made = server.post(
+        &server.admin_key,
+        "/identity_providers",
+        json!({"name": "Corp SAML", "type": "saml",
+               "idp_entity_id": idp.info["entity_id"], "sso_url": idp.info["sso_url"],
+               "certificates": [idp.info["certificate"]], "email_verified": true}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        made.body["want_assertions_signed"], true,
+        "the safe default"
+    );
+    let sp = made.body["sp"].clone();
+    assert_eq!(sp["acs_url"], format!("{}/sso/{id}/acs", server.url));
+    idp.configure(&json!({"sp_entity_id": sp["entity_id"], "acs_url": sp["acs_url"]}));
+    // latchkey's SP metadata, for the provider.
+    let metadata = server
+        .agent()
+        .get(sp["metadata_url"].as_str().unwrap())
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metadata.contains(&format!("Location=\"{}/sso/{id}/acs\"", server.url)),
+        "{metadata}"
+    );
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    let users = || count(&server, "/users", "users");
+    let before = users();
+
+    // SP-initiated: a new person signs in, made Just-in-Time.
+    let person = |name_id: &str| json!({"name_id": name_id, "email": name_id, "name": "Sam L", "groups": ["eng"]});
+    idp.control("/_test/user", &person("saml-sam@example.com"));
+    let mut sam = Browser::new(&server);
+    let page = saml_sign_in(&mut sam, &idp, &id);
+    assert_eq!(
+        (page.status, page.location.as_str()),
+        (303, "/ui/"),
+        "{}",
+        page.html
+    );
+    assert!(sam.get("/ui/").html.contains("saml-sam@example.com"));
+    assert_eq!(users(), before + 1);
+    // The same response again is a replay, even from the same browser.
+    let replay = last_saml_response(&idp);
+    let page = post_to_acs(&mut Browser::new(&server), &idp, &id, &replay, "");
+    assert_eq!(page.status, 403, "{}", page.html);
+
+    // IdP-initiated is off by default; on, it signs in, and a replay is refused.
+    let (status, _) = Jar::default().get(&idp.agent, &format!("{}/idp-initiated", idp.url));
+    assert_eq!(status, 200);
+    let unsolicited = last_saml_response(&idp);
+    let page = post_to_acs(&mut Browser::new(&server), &idp, &id, &unsolicited, "");
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(
+        page.html.contains("IdP-initiated sign-in is off"),
+        "{}",
+        page.html
+    );
+    let set = server.patch(
+        &server.admin_key,
+        &format!("/identity_providers/{id}"),
+        json!({"allow_idp_initiated": true}),
+    );
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let (status, _) = Jar::default().get(&idp.agent, &format!("{}/idp-initiated", idp.url));
+    assert_eq!(status, 200);
+    let unsolicited = last_saml_response(&idp);
+    let page = post_to_acs(&mut Browser::new(&server), &idp, &id, &unsolicited, "");
+    assert_eq!(page.location, "/ui/", "{}", page.html);
+    let page = post_to_acs(&mut Browser::new(&server), &idp, &id, &unsolicited, "");
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(page.html.contains("replay"), "{}", page.html);
+
+    // Forged: the NameID changed after signing; unsigned; only the response signed while
+    // the provider must sign its assertions. Nobody is made by any of them.
+    let count_now = users();
+    idp.control("/_test/user", &person("victim@example.com"));
+    let (status, _) = Jar::default().get(&idp.agent, &format!("{}/idp-initiated", idp.url));
+    assert_eq!(status, 200);
+    let genuine = last_saml_response(&idp);
+    let xml =
+        String::from_utf8(<base64ct::Base64 as base64ct::Encoding>::decode_vec(&genuine).unwrap())
+            .unwrap();
+    let forged = xml.replace("victim@example.com", "mallory@example.com");
+    let forged = <base64ct::Base64 as base64ct::Encoding>::encode_string(forged.as_bytes());
+    let page = post_to_acs(&mut Browser::new(&server), &idp, &id, &forged, "");
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(page.html.contains("does not verify"), "{}", page.html);
+    for (sign, why) in [
+        ("none", "not signed"),
+        ("response", "assertion itself is not signed"),
+    ] {
+        idp.control("/_test/mode", &json!({"sign": sign}));
+        let (status, _) = Jar::default().get(&idp.agent, &format!("{}/idp-initiated", idp.url));
+        assert_eq!(status, 200);
+        let response = last_saml_response(&idp);
+        let page = post_to_acs(&mut Browser::new(&server), &idp, &id, &response, "");
+        assert_eq!(page.status, 403, "{sign}: {}", page.html);
+        assert!(page.html.contains(why), "{sign}: {}", page.html);
+    }
+    assert_eq!(users(), count_now);
+    let refusal = last_refusal(&server);
+    assert_eq!(
+        refusal["after"]["identity_provider_id"],
+        id.as_str(),
+        "{refusal}"
+    );
+    // A provider that may sign the response only: then accepted.
+    let set = server.patch(
+        &server.admin_key,
+        &format!("/identity_providers/{id}"),
+        json!({"want_assertions_signed": false}),
+    );
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let page = saml_sign_in(&mut Browser::new(&server), &idp, &id);
+    assert_eq!(page.location, "/ui/", "{}", page.html);
 }

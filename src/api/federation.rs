@@ -7,7 +7,7 @@ use super::request::*;
 use super::*;
 use crate::app::{ProviderPatch, ProviderSpec};
 use crate::domain::federation::{
-    ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, RoleMapping,
+    ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, RoleMapping, SamlSettings,
 };
 use crate::domain::id::{IdentityProviderId, RoleId, TenantId};
 use crate::domain::token::Secret;
@@ -34,6 +34,14 @@ struct ProviderBody {
     // GitHub
     web_url: Option<String>,
     api_url: Option<String>,
+    // SAML
+    idp_entity_id: Option<String>,
+    sso_url: Option<String>,
+    certificates: Option<Vec<String>>,
+    allow_idp_initiated: Option<bool>,
+    want_assertions_signed: Option<bool>,
+    attributes: Option<ClaimsBody>,
+    email_verified: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,7 +124,24 @@ impl ProviderBody {
                 api_url: self.api_url.take().unwrap_or(github.api_url),
                 trusted_ca_pem: self.trusted_ca_pem.take().or(github.trusted_ca_pem),
             }),
-            saml @ Protocol::Saml(_) => saml,
+            Protocol::Saml(saml) => Protocol::Saml(SamlSettings {
+                idp_entity_id: self.idp_entity_id.take().unwrap_or(saml.idp_entity_id),
+                sso_url: self.sso_url.take().unwrap_or(saml.sso_url),
+                certificates: self.certificates.take().unwrap_or(saml.certificates),
+                allow_idp_initiated: self
+                    .allow_idp_initiated
+                    .take()
+                    .unwrap_or(saml.allow_idp_initiated),
+                want_assertions_signed: self
+                    .want_assertions_signed
+                    .take()
+                    .unwrap_or(saml.want_assertions_signed),
+                attributes: match self.attributes.take() {
+                    Some(names) => names.over(saml.attributes),
+                    None => saml.attributes,
+                },
+                email_verified: self.email_verified.take().unwrap_or(saml.email_verified),
+            }),
         })
     }
 
@@ -124,9 +149,22 @@ impl ProviderBody {
     fn only_fields_of(&self, kind: &str) -> Result<(), ApiError> {
         let oidc = self.issuer.is_some() || self.scopes.is_some() || self.claims.is_some();
         let github = self.web_url.is_some() || self.api_url.is_some();
+        let saml = self.idp_entity_id.is_some()
+            || self.sso_url.is_some()
+            || self.certificates.is_some()
+            || self.allow_idp_initiated.is_some()
+            || self.want_assertions_signed.is_some()
+            || self.attributes.is_some()
+            || self.email_verified.is_some();
+        let secret = self.client_id.is_some() || self.client_secret.is_some();
         let stray = match kind {
-            "oidc" if github => Some("web_url and api_url are github's"),
-            "github" if oidc => Some("issuer, scopes and claims are oidc's"),
+            "oidc" if github || saml => Some("web_url, api_url and the saml fields are not oidc's"),
+            "github" if oidc || saml => {
+                Some("issuer, scopes, claims and the saml fields are not github's")
+            }
+            "saml" if oidc || github || secret || self.trusted_ca_pem.is_some() => {
+                Some("a saml provider takes no client id, secret, issuer or URLs to fetch")
+            }
             _ => None,
         };
         match stray {
@@ -185,6 +223,9 @@ impl Ctx {
             ));
         }
         let kind = required(body.kind.as_deref(), "type")?.to_owned();
+        if kind != "saml" {
+            required(body.client_id.as_deref(), "client_id")?;
+        }
         body.only_fields_of(&kind)?;
         let base = match kind.as_str() {
             "oidc" => Protocol::Oidc(OidcSettings {
@@ -200,13 +241,15 @@ impl Ctx {
                 api_url: "https://api.github.com".into(),
                 trusted_ca_pem: None,
             }),
-            "saml" => {
-                return Err(ApiError::field(
-                    error::INVALID_FIELD,
-                    "type",
-                    "saml providers are not supported by this build yet; use oidc or github",
-                ));
-            }
+            "saml" => Protocol::Saml(SamlSettings {
+                idp_entity_id: required(body.idp_entity_id.as_deref(), "idp_entity_id")?.to_owned(),
+                sso_url: required(body.sso_url.as_deref(), "sso_url")?.to_owned(),
+                certificates: body.certificates.take().unwrap_or_default(),
+                allow_idp_initiated: false,
+                want_assertions_signed: true,
+                attributes: ClaimNames::oidc(),
+                email_verified: false,
+            }),
             other => {
                 return Err(ApiError::field(
                     error::INVALID_FIELD,
@@ -262,7 +305,14 @@ impl Ctx {
             ));
         }
         body.only_fields_of(kind)?;
-        let touches_protocol = body.issuer.is_some()
+        let touches_protocol = body.idp_entity_id.is_some()
+            || body.sso_url.is_some()
+            || body.certificates.is_some()
+            || body.allow_idp_initiated.is_some()
+            || body.want_assertions_signed.is_some()
+            || body.attributes.is_some()
+            || body.email_verified.is_some()
+            || body.issuer.is_some()
             || body.client_id.is_some()
             || body.scopes.is_some()
             || body.claims.is_some()

@@ -158,12 +158,37 @@ fn validate_protocol(protocol: &mut Protocol, allow_private: bool) -> Result<(),
             }
             ("web_url", github.web_url.clone())
         }
-        Protocol::Saml(_) => {
-            return Err(DomainError::invalid(
-                "type",
-                "saml providers are not supported by this build yet; use oidc or github",
-            )
-            .into());
+        Protocol::Saml(saml) => {
+            // Nothing is fetched from a SAML provider: the browser carries both ways.
+            saml.idp_entity_id = saml.idp_entity_id.trim().to_owned();
+            if saml.idp_entity_id.is_empty() || saml.idp_entity_id.len() > 1024 {
+                return Err(
+                    DomainError::invalid("idp_entity_id", "must be 1 to 1024 bytes").into(),
+                );
+            }
+            saml.sso_url = federation::validate_url("sso_url", &saml.sso_url)?;
+            if saml.certificates.is_empty() || saml.certificates.len() > 10 {
+                return Err(DomainError::invalid(
+                    "certificates",
+                    "give 1 to 10 PEM signing certificates of the provider",
+                )
+                .into());
+            }
+            for pem in &saml.certificates {
+                bergshamra_keys::loader::load_x509_cert_pem(pem.as_bytes()).map_err(|e| {
+                    DomainError::invalid(
+                        "certificates",
+                        format!("each must be one PEM certificate that loads ({e})"),
+                    )
+                })?;
+            }
+            saml.attributes.email =
+                federation::validate_token("attributes.email", &saml.attributes.email)?;
+            saml.attributes.name =
+                federation::validate_token("attributes.name", &saml.attributes.name)?;
+            saml.attributes.groups =
+                federation::validate_token("attributes.groups", &saml.attributes.groups)?;
+            return Ok(());
         }
     };
     if !allow_private {
@@ -557,6 +582,18 @@ impl Latchkey {
         let mut found = read.identity_providers(account)?;
         found.retain(|p| on && p.enabled);
         Ok(found)
+    }
+
+    /// Provider `id`, whatever its state, for its public SAML service-provider metadata
+    /// (which holds only latchkey's entity id and ACS URL for it).
+    pub fn provider_for_metadata(
+        &self,
+        id: IdentityProviderId,
+    ) -> Result<IdentityProvider, AppError> {
+        self.store
+            .read()?
+            .identity_provider(id)?
+            .ok_or_else(|| DomainError::NotFound(id.into()).into())
     }
 
     /// Provider `id` for a sign-in through it: enabled, of an account whose SSO is on,
@@ -1071,6 +1108,32 @@ impl Latchkey {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&session.0)
             .is_some_and(|at| now - *at < RECONFIRMED_MS)
+    }
+
+    /// Use SAML assertion `id` of provider `provider` once: a second use before it
+    /// expires (`until`, seconds since the epoch, and at least five minutes) is a replay,
+    /// refused.
+    pub fn use_saml_assertion(
+        &self,
+        provider: IdentityProviderId,
+        id: &str,
+        until: i64,
+    ) -> Result<(), AppError> {
+        let now = self.now().as_millis();
+        let expires = until
+            .saturating_mul(1000)
+            .max(now.saturating_add(5 * 60 * 1000));
+        let fresh = self
+            .store
+            .write(|tx| tx.use_saml_assertion(provider, id, expires, now))?;
+        if fresh {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                policy: String::new(),
+                reason: "this assertion was used already (a replay)".into(),
+            })
+        }
     }
 
     /// Record that a sign-in through `provider` was refused before it named anyone (the

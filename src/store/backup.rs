@@ -151,6 +151,7 @@ fn copy_every_table(
     copier.copy(EXTERNAL_IDENTITIES)?;
     copier.copy(EXTERNAL_SUBJECTS)?;
     copier.copy(USER_EXTERNAL_IDENTITIES)?;
+    copier.copy(SAML_ASSERTIONS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

@@ -217,7 +217,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 9,
-        what: "create the single sign-on tables (identity providers, their sealed client secrets, external identities)",
+        what: "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
         run: schema_9,
     },
 ];
@@ -239,6 +239,7 @@ fn schema_9(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(EXTERNAL_IDENTITIES)?;
     txn.open_table(EXTERNAL_SUBJECTS)?;
     txn.open_table(USER_EXTERNAL_IDENTITIES)?;
+    txn.open_table(SAML_ASSERTIONS)?;
     Ok(())
 }
 

@@ -179,6 +179,10 @@ pub(crate) const EXTERNAL_SUBJECTS: TableDefinition<(u128, &str), u128> =
 /// (user, external identity) → (): a user's linked identities.
 pub(crate) const USER_EXTERNAL_IDENTITIES: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("user_external_identities");
+/// (identity provider, SAML assertion ID) → when it expires (ms): a used assertion is
+/// refused until then (a replay).
+pub(crate) const SAML_ASSERTIONS: TableDefinition<(u128, &str), i64> =
+    TableDefinition::new("saml_assertions");
 /// SHA-256 of a WebAuthn credential id → passkey id (credential ids are unique).
 pub(crate) const PASSKEY_CREDENTIALS: TableDefinition<&[u8; 32], u128> =
     TableDefinition::new("passkey_credentials");

@@ -201,7 +201,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts; anchor pruned audit chains",
             "create the event destination tables (destinations, their sealed signing secrets and delivery cursors)",
             "create the passkey tables (passkeys, each user's, and the credential id index)",
-            "create the single sign-on tables (identity providers, their sealed client secrets, external identities)",
+            "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -286,7 +286,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "index events by id, principal, action, object and time, credentials by account and kind, and role assignments by principal, so every list page reads only itself; keep rate-limiter counts across restarts; anchor pruned audit chains",
             "create the event destination tables (destinations, their sealed signing secrets and delivery cursors)",
             "create the passkey tables (passkeys, each user's, and the credential id index)",
-            "create the single sign-on tables (identity providers, their sealed client secrets, external identities)",
+            "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
         ]
     );
     let store = Store::open(&path).unwrap();

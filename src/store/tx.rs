@@ -1903,6 +1903,36 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Note SAML assertion `id` of `provider` as used until `expires_ms`; `false` when it
+    /// was used already and has not expired (a replay). Expired notes of the provider go.
+    pub fn use_saml_assertion(
+        &mut self,
+        provider: IdentityProviderId,
+        id: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut table = self.txn.open_table(SAML_ASSERTIONS)?;
+        if table
+            .get((provider.0, id))?
+            .is_some_and(|until| until.value() > now_ms)
+        {
+            return Ok(false);
+        }
+        let expired: Vec<String> = table
+            .range((provider.0, "")..)?
+            .map_while(|row| row.ok())
+            .take_while(|(key, _)| key.value().0 == provider.0)
+            .filter(|(_, until)| until.value() <= now_ms)
+            .map(|(key, _)| key.value().1.to_owned())
+            .collect();
+        for gone in &expired {
+            table.remove((provider.0, gone.as_str()))?;
+        }
+        table.insert((provider.0, id), expires_ms)?;
+        Ok(true)
+    }
+
     /// Every identity provider's sealed secret (to re-seal them under a new key).
     pub fn all_identity_provider_secrets(
         &self,

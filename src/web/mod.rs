@@ -152,6 +152,7 @@ impl Web {
         let answer = match (&parts.method, path.as_str()) {
             (&Method::GET, "/" | "/ui") => Ok(redirect("/ui/")),
             (&Method::GET, "/password_reset") => Ok(door::take_link(query)),
+            (&Method::GET, _) if sso::acs_path(&path).is_some() => Err(not_allowed("POST")),
             (&Method::GET, _) if path.starts_with("/sso/") => {
                 let segments: Vec<&str> = path.trim_start_matches("/sso/").split('/').collect();
                 self.sso(&segments, &parts.headers, query, authority(&parts), peer)
@@ -161,6 +162,21 @@ impl Web {
                 Ok(door::take_invitation(&path, query))
             }
             (&Method::GET, _) => self.get(&parts.headers, &segments, query, peer).await,
+            (&Method::POST, _) if sso::acs_path(&path).is_some() => {
+                match (
+                    sso::acs_path(&path),
+                    read_bounded(&parts.headers, &parts.method, body).await,
+                ) {
+                    (Some(id), Ok(bytes)) => {
+                        self.acs(id, &parts.headers, &bytes, authority(&parts), peer)
+                            .await
+                    }
+                    _ => Err(Box::new(page(
+                        StatusCode::BAD_REQUEST,
+                        pages::message("Bad request", "The response could not be read."),
+                    ))),
+                }
+            }
             (&Method::POST, _) if path.starts_with("/sso/") => Err(not_allowed("GET")),
             (&Method::POST, _) => match self.form(&parts, body).await {
                 Ok(form) => {
@@ -169,6 +185,7 @@ impl Web {
                 }
                 Err(refused) => Err(refused),
             },
+            _ if sso::acs_path(&path).is_some() => Err(not_allowed("POST")),
             _ if path.starts_with("/sso/") => Err(not_allowed("GET")),
             _ => Err(not_allowed("GET, POST")),
         };

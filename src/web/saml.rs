@@ -10,10 +10,10 @@
 //! recipient, destination, `InResponseTo` and validity window are checked, and text is
 //! read with comments skipped (a comment inside a NameID cannot cut it short).
 //!
-//! Not wired to the HTTP flows yet: the ACS endpoint and the AuthnRequest come next.
+//! Also here: latchkey's AuthnRequest (HTTP-Redirect binding: DEFLATE, base64, unsigned)
+//! and its service-provider metadata, one entity per provider connection.
 
-#![allow(dead_code)]
-
+use base64ct::Encoding;
 use bergshamra_dsig::{DsigContext, VerifyResult, verify::verify_all_document_with_source};
 use bergshamra_keys::{KeysManager, loader};
 use uppsala::{Document, NodeId};
@@ -48,6 +48,72 @@ const DIGESTS: [&str; 3] = [
 ];
 /// Clock skew allowed on the validity window.
 const SKEW_SECS: i64 = 60;
+
+/// `value` escaped for an XML attribute or text.
+fn escape(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An AuthnRequest for the provider at `sso_url`, as the HTTP-Redirect binding carries it:
+/// the URL to send the browser to (with `relay_state`), and the request's ID (the answer
+/// must name it in `InResponseTo`).
+pub(super) fn authn_request(
+    sso_url: &str,
+    sp_entity_id: &str,
+    acs_url: &str,
+    relay_state: &str,
+    now: time::OffsetDateTime,
+) -> Result<(String, String), String> {
+    use std::io::Write;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|_| "no randomness for a request ID".to_owned())?;
+    let id = format!(
+        "_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let instant = now
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .ok_or("the time does not format")?;
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{id}" Version="2.0" IssueInstant="{instant}" Destination="{}" AssertionConsumerServiceURL="{}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>{}</saml:Issuer><samlp:NameIDPolicy AllowCreate="true"/></samlp:AuthnRequest>"#,
+        escape(sso_url),
+        escape(acs_url),
+        escape(sp_entity_id),
+    );
+    let mut deflate =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflate
+        .write_all(xml.as_bytes())
+        .map_err(|e| format!("the request does not compress: {e}"))?;
+    let deflated = deflate
+        .finish()
+        .map_err(|e| format!("the request does not compress: {e}"))?;
+    let encoded = base64ct::Base64::encode_string(&deflated);
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &encoded)
+        .append_pair("RelayState", relay_state)
+        .finish();
+    let join = if sso_url.contains('?') { '&' } else { '?' };
+    Ok((format!("{sso_url}{join}{query}"), id))
+}
+
+/// latchkey's service-provider metadata for one provider connection.
+pub(super) fn metadata(sp_entity_id: &str, acs_url: &str, want_assertions_signed: bool) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{}"><md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="{want_assertions_signed}" protocolSupportEnumeration="{PROTOCOL}"><md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat><md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}" index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+        escape(sp_entity_id),
+        escape(acs_url),
+    )
+}
 
 /// What a response must match.
 #[derive(Debug)]

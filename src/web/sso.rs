@@ -21,6 +21,14 @@ use crate::domain::session::SESSION_LIFETIME_MS;
 /// The flow's cookie.
 const FLOW_COOKIE: &str = "latchkey_sso";
 
+/// The provider of a `/sso/{id}/acs` path.
+pub(super) fn acs_path(path: &str) -> Option<IdentityProviderId> {
+    path.strip_prefix("/sso/")?
+        .strip_suffix("/acs")?
+        .parse()
+        .ok()
+}
+
 type Answer = super::Answer;
 
 /// Where a flow may return: a dashboard path (never another origin).
@@ -36,10 +44,57 @@ fn return_to(query: Option<&str>) -> String {
 }
 
 fn flow_cookie(value: &str, max_age_secs: i64) -> HeaderValue {
+    flow_cookie_with(value, max_age_secs, "Lax")
+}
+
+fn flow_cookie_with(value: &str, max_age_secs: i64, same_site: &str) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{FLOW_COOKIE}={value}; Path=/sso/; Max-Age={max_age_secs}; Secure; HttpOnly; SameSite=Lax"
+        "{FLOW_COOKIE}={value}; Path=/sso/; Max-Age={max_age_secs}; Secure; HttpOnly; SameSite={same_site}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// latchkey's SAML entity id and ACS URL for provider `id`, under `base`.
+fn sp_urls(base: &str, id: IdentityProviderId) -> (String, String) {
+    (
+        format!("{base}/sso/{id}/metadata"),
+        format!("{base}/sso/{id}/acs"),
+    )
+}
+
+/// The AuthnRequest to `saml`'s provider, as an authorization to send the browser to: its
+/// `RelayState` is the flow's state, its request ID the flow's nonce.
+fn saml_request(
+    saml: &crate::domain::federation::SamlSettings,
+    base: &str,
+    id: IdentityProviderId,
+    now: crate::domain::time::Timestamp,
+) -> Result<super::oidc::Authorization, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|_| "no randomness for the relay state".to_owned())?;
+    let state: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let (entity, acs) = sp_urls(base, id);
+    let at = time::OffsetDateTime::from_unix_timestamp(now.as_millis() / 1000)
+        .map_err(|e| e.to_string())?;
+    let (url, request) = super::saml::authn_request(&saml.sso_url, &entity, &acs, &state, at)?;
+    Ok(super::oidc::Authorization {
+        url,
+        state,
+        nonce: request,
+        pkce_verifier: String::new(),
+    })
+}
+
+/// Record a refusal of provider `id`'s answer and show it.
+fn fail_with(
+    lk: &crate::app::Latchkey,
+    id: IdentityProviderId,
+    peer: Option<std::net::IpAddr>,
+    status: StatusCode,
+    why: &str,
+) -> Box<Response<Full<Bytes>>> {
+    let _ = lk.record_sso_refusal(id, peer, why);
+    refused(status, why)
 }
 
 /// A refusal page for a sign-in that did not go through.
@@ -88,6 +143,12 @@ impl Web {
                     .map_err(|_| super::not_found())?;
                 self.begin(id, return_to(query), FlowPurpose::SignIn, authority)
                     .await
+            }
+            [id, "metadata"] => {
+                let id = id
+                    .parse::<IdentityProviderId>()
+                    .map_err(|_| super::not_found())?;
+                self.metadata(id, authority).await
             }
             [id, "callback"] => {
                 let id = id
@@ -145,12 +206,28 @@ impl Web {
             let (status, why) = e.explain();
             refused(status, &why)
         })?;
+        // A SAML answer is a cross-site POST, which the strict session cookie does not
+        // follow: connecting or confirming through SAML cannot tell whose session it is.
+        if matches!(sso.provider.protocol, Protocol::Saml(_)) && purpose != FlowPurpose::SignIn {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "a SAML provider connects to a user by an invitation accepted through it, not from the profile",
+            ));
+        }
         let redirect_uri = format!("{}/sso/{id}/callback", self.base_url(authority));
         let lk = self.lk();
         let allow_private = lk.allows_private_destinations();
+        let base = self.base_url(authority);
         let authorization = match &sso.provider.protocol {
             Protocol::Github(_) => super::github::begin(&sso, &redirect_uri),
-            _ => self.oidc.begin(&sso, &redirect_uri, allow_private).await,
+            Protocol::Saml(saml) => saml_request(saml, &base, id, lk.now()),
+            Protocol::Oidc(_) => self.oidc.begin(&sso, &redirect_uri, allow_private).await,
+        };
+        // A SAML answer comes back as a cross-site POST, which a Lax cookie would miss.
+        let same_site = if matches!(sso.provider.protocol, Protocol::Saml(_)) {
+            "None"
+        } else {
+            "Lax"
         };
         let authorization = authorization.map_err(|why| {
             let _ = lk.record_sso_refusal(id, None, &why);
@@ -174,10 +251,115 @@ impl Web {
             refused(status, &why)
         })?;
         let mut response = redirect(&authorization.url);
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, flow_cookie(&sealed, 600));
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            flow_cookie_with(&sealed, 600, same_site),
+        );
         Ok(response)
+    }
+
+    /// `GET /sso/{id}/metadata`: latchkey's SAML service-provider metadata for provider
+    /// `id` (unauthenticated: providers fetch it).
+    async fn metadata(&self, id: IdentityProviderId, authority: Option<&str>) -> Answer {
+        let lk = self.lk();
+        let provider = blocking(move || lk.provider_for_metadata(id))
+            .await
+            .map_err(|_| super::not_found())?;
+        let Protocol::Saml(saml) = &provider.protocol else {
+            return Err(super::not_found());
+        };
+        let (entity, acs) = sp_urls(&self.base_url(authority), id);
+        let mut response = Response::new(Full::new(Bytes::from(super::saml::metadata(
+            &entity,
+            &acs,
+            saml.want_assertions_signed,
+        ))));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/samlmetadata+xml"),
+        );
+        Ok(response)
+    }
+
+    /// `POST /sso/{id}/acs`: a SAML response (HTTP-POST binding). Cross-site by nature:
+    /// no origin check; the response's signature authenticates it, and for one latchkey
+    /// asked for, the `RelayState` and the request ID bind it to the browser's flow. An
+    /// unsolicited (IdP-initiated) response is taken only when the provider allows it.
+    pub(super) async fn acs(
+        &self,
+        id: IdentityProviderId,
+        headers: &hyper::HeaderMap,
+        body: &[u8],
+        authority: Option<&str>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Answer {
+        let form = super::Form::parse(body);
+        let lk = self.lk();
+        let lk2 = self.lk();
+        let sso = blocking(move || lk2.sso_provider(id)).await.map_err(|e| {
+            let (status, why) = e.explain();
+            refused(status, &why)
+        })?;
+        let Protocol::Saml(saml) = &sso.provider.protocol else {
+            return Err(super::not_found());
+        };
+        let fail = |why: &str| {
+            let _ = lk.record_sso_refusal(id, peer, why);
+            refused(StatusCode::FORBIDDEN, why)
+        };
+        let flow = cookie(headers, FLOW_COOKIE)
+            .and_then(|sealed| lk.open_flow(sealed, id).ok())
+            .filter(|flow| {
+                bool::from(
+                    form.get("RelayState")
+                        .as_bytes()
+                        .ct_eq(flow.state.as_bytes()),
+                )
+            });
+        if flow.is_none() && !saml.allow_idp_initiated {
+            return Err(fail(
+                "this provider's sign-ins must start here (IdP-initiated sign-in is off), or the sign-in this browser started expired",
+            ));
+        }
+        let encoded: String = form
+            .get("SAMLResponse")
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let xml = <base64ct::Base64 as base64ct::Encoding>::decode_vec(&encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| fail("the SAMLResponse is not base64 XML"))?;
+        if xml.len() > 256 * 1024 {
+            return Err(fail("the SAMLResponse is over 256 KiB"));
+        }
+        let (entity, acs) = sp_urls(&self.base_url(authority), id);
+        let expected = super::saml::Expected {
+            idp_entity_id: &saml.idp_entity_id,
+            sp_entity_id: &entity,
+            acs_url: &acs,
+            in_response_to: flow.as_ref().map(|f| f.nonce.as_str()),
+            want_assertions_signed: saml.want_assertions_signed,
+            attributes: &saml.attributes,
+            now: lk.now().as_millis() / 1000,
+        };
+        let verified =
+            super::saml::verify(&xml, &saml.certificates, &expected).map_err(|why| fail(&why))?;
+        let mut login = verified.login;
+        login.email_verified = saml.email_verified;
+        let (assertion, until) = (verified.assertion_id, verified.not_on_or_after);
+        let lk3 = self.lk();
+        blocking(move || lk3.use_saml_assertion(id, &assertion, until))
+            .await
+            .map_err(|e| {
+                let (status, why) = e.explain();
+                fail_with(&lk, id, peer, status, &why)
+            })?;
+        let (purpose, return_to) = flow.map_or((FlowPurpose::SignIn, "/ui/".to_owned()), |f| {
+            (f.purpose, f.return_to)
+        });
+        self.finish_flow(id, purpose, &return_to, login, headers, peer)
+            .await
     }
 
     /// `GET /sso/{id}/callback`: the provider's answer, for the flow this browser holds.
@@ -221,11 +403,26 @@ impl Web {
             let _ = lk.record_sso_refusal(id, peer, &why);
             refused(StatusCode::FORBIDDEN, &why)
         })?;
-        match flow.purpose {
+        self.finish_flow(id, flow.purpose, &flow.return_to, login, headers, peer)
+            .await
+    }
+
+    /// What a verified external login does for its flow's purpose: a session, a link to
+    /// the signed-in user, or its reconfirmation.
+    async fn finish_flow(
+        &self,
+        id: IdentityProviderId,
+        purpose: FlowPurpose,
+        return_to: &str,
+        login: crate::app::ExternalLogin,
+        headers: &hyper::HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Answer {
+        match purpose {
             FlowPurpose::SignIn => {
                 let lk = self.lk();
                 let step = blocking(move || lk.sso_sign_in(id, &login, peer)).await;
-                self.signed_in(step, &flow.return_to)
+                self.signed_in(step, return_to)
             }
             FlowPurpose::Link(session) | FlowPurpose::Reconfirm(session) => {
                 let console = self.console(headers, peer).await?;
@@ -236,7 +433,7 @@ impl Web {
                     ));
                 }
                 let (me, session) = (console.me(), console.session.id);
-                let linking = matches!(flow.purpose, FlowPurpose::Link(_));
+                let linking = matches!(purpose, FlowPurpose::Link(_));
                 let lk = self.lk();
                 let done = blocking(move || {
                     if linking {
