@@ -1535,3 +1535,72 @@ fn saml_against_pysaml2_sp_and_idp_initiated_with_replays_forgeries_and_unsigned
     let page = saml_sign_in(&mut Browser::new(&server), &idp, &id);
     assert_eq!(page.location, "/ui/", "{}", page.html);
 }
+
+#[test]
+fn a_saml_provider_is_configured_from_its_metadata_pasted_or_fetched_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start_with("python3", "saml_idp.py", dir.path());
+    idp.configure(&json!({"sp_entity_id": "https://sp.example/metadata", "acs_url": "https://sp.example/acs"}));
+    let metadata = idp
+        .agent
+        .get(format!("{}/metadata", idp.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let check = |made: &crate::api::Reply| {
+        assert_eq!(made.status, 201, "{:?}", made.body);
+        assert_eq!(made.body["idp_entity_id"], idp.info["entity_id"]);
+        assert_eq!(made.body["sso_url"], idp.info["sso_url"]);
+        let pem = made.body["certificates"][0].as_str().unwrap();
+        let strip = |text: &str| text.split_whitespace().collect::<String>();
+        assert_eq!(strip(pem), strip(idp.info["certificate"].as_str().unwrap()));
+    };
+    let pasted = server.post(
+        &server.admin_key,
+        "/identity_providers",
+        json!({"name": "Pasted", "type": "saml", "metadata_xml": metadata}),
+    );
+    check(&pasted);
+    let fetched = server.post(
+        &server.admin_key,
+        "/identity_providers",
+        json!({"name": "Fetched", "type": "saml", "metadata_url": format!("{}/metadata", idp.url),
+               "trusted_ca_pem": idp.ca_pem}),
+    );
+    check(&fetched);
+    // Not metadata, a DOCTYPE, both ways at once, a CA without a URL: refused, nothing made.
+    let providers = count(&server, "/identity_providers", "identity_providers");
+    for (body, field) in [
+        (
+            json!({"name": "x", "type": "saml", "metadata_xml": "<x/>"}),
+            "metadata_xml",
+        ),
+        (
+            json!({"name": "x", "type": "saml", "metadata_xml": format!("<!DOCTYPE x>{metadata}")}),
+            "metadata_xml",
+        ),
+        (
+            json!({"name": "x", "type": "saml", "metadata_xml": metadata, "metadata_url": idp.url}),
+            "metadata_url",
+        ),
+        (
+            json!({"name": "x", "type": "saml", "metadata_xml": metadata, "trusted_ca_pem": idp.ca_pem}),
+            "type",
+        ),
+    ] {
+        let refused = server.post(&server.admin_key, "/identity_providers", body);
+        assert_error(&refused, 400, 105);
+        assert_eq!(
+            refused.body["details"]["field"], field,
+            "{:?}",
+            refused.body
+        );
+    }
+    assert_eq!(
+        count(&server, "/identity_providers", "identity_providers"),
+        providers
+    );
+}

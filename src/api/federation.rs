@@ -5,11 +5,13 @@
 use super::handlers::{Ctx, required, same_id};
 use super::request::*;
 use super::*;
+use crate::app::AppError;
 use crate::app::{ProviderPatch, ProviderSpec};
 use crate::domain::federation::{
     ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, RoleMapping, SamlSettings,
 };
 use crate::domain::id::{IdentityProviderId, RoleId, TenantId};
+use crate::domain::saml_metadata::{self, IdpMetadata};
 use crate::domain::token::Secret;
 use crate::domain::user::Roles;
 
@@ -42,6 +44,10 @@ struct ProviderBody {
     want_assertions_signed: Option<bool>,
     attributes: Option<ClaimsBody>,
     email_verified: Option<bool>,
+    metadata_xml: Option<String>,
+    metadata_url: Option<String>,
+    /// latchkey's requests are unsigned: `true` is refused, never ignored.
+    sign_requests: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +153,13 @@ impl ProviderBody {
 
     /// Fields of another type than `kind` are refused, not ignored.
     fn only_fields_of(&self, kind: &str) -> Result<(), ApiError> {
+        if self.sign_requests == Some(true) {
+            return Err(ApiError::field(
+                error::INVALID_FIELD,
+                "sign_requests",
+                "latchkey sends its AuthnRequests unsigned (HTTP-Redirect); the provider must accept them so",
+            ));
+        }
         let oidc = self.issuer.is_some() || self.scopes.is_some() || self.claims.is_some();
         let github = self.web_url.is_some() || self.api_url.is_some();
         let saml = self.idp_entity_id.is_some()
@@ -156,14 +169,19 @@ impl ProviderBody {
             || self.want_assertions_signed.is_some()
             || self.attributes.is_some()
             || self.email_verified.is_some();
+        let metadata = self.metadata_xml.is_some() || self.metadata_url.is_some();
+        let saml = saml || metadata;
         let secret = self.client_id.is_some() || self.client_secret.is_some();
         let stray = match kind {
             "oidc" if github || saml => Some("web_url, api_url and the saml fields are not oidc's"),
             "github" if oidc || saml => {
                 Some("issuer, scopes, claims and the saml fields are not github's")
             }
-            "saml" if oidc || github || secret || self.trusted_ca_pem.is_some() => {
-                Some("a saml provider takes no client id, secret, issuer or URLs to fetch")
+            "saml" if oidc || github || secret => {
+                Some("a saml provider takes no client id, secret, issuer or GitHub URLs")
+            }
+            "saml" if self.trusted_ca_pem.is_some() && self.metadata_url.is_none() => {
+                Some("trusted_ca_pem is for fetching metadata_url only")
             }
             _ => None,
         };
@@ -179,6 +197,57 @@ impl ProviderBody {
 }
 
 impl Ctx {
+    /// The SAML metadata the body gives, pasted (`metadata_xml`) or fetched once now
+    /// from `metadata_url` (https, through the outbound gate), read.
+    async fn saml_metadata(
+        &self,
+        body: &mut ProviderBody,
+    ) -> Result<Option<IdpMetadata>, ApiError> {
+        let xml = match (body.metadata_xml.take(), body.metadata_url.take()) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::field(
+                    error::INVALID_FIELD,
+                    "metadata_url",
+                    "give metadata_xml or metadata_url, not both",
+                ));
+            }
+            (Some(xml), None) => xml,
+            (None, Some(url)) => {
+                let url = crate::domain::federation::validate_url("metadata_url", &url)
+                    .map_err(AppError::from)?;
+                let allow_private = self.lk.allows_private_destinations();
+                if !allow_private {
+                    crate::domain::destination::refuse_private_url("metadata_url", &url)
+                        .map_err(AppError::from)?;
+                }
+                let roots = crate::app::roots_from_pem(
+                    "trusted_ca_pem",
+                    body.trusted_ca_pem.take().as_deref(),
+                )
+                .map_err(AppError::from)?;
+                let fetch_failed =
+                    |why: String| ApiError::field(error::INVALID_FIELD, "metadata_url", why);
+                let request = hyper::http::Request::get(&url)
+                    .header("accept", "application/samlmetadata+xml, application/xml")
+                    .body(Vec::new())
+                    .map_err(|e| fetch_failed(e.to_string()))?;
+                let answer = super::outbound::fetch(request, roots, allow_private)
+                    .await
+                    .map_err(fetch_failed)?;
+                if !answer.status().is_success() {
+                    return Err(fetch_failed(format!(
+                        "the metadata URL answered {}",
+                        answer.status()
+                    )));
+                }
+                String::from_utf8(answer.into_body())
+                    .map_err(|_| fetch_failed("the metadata is not text".into()))?
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(saml_metadata::parse(&xml).map_err(AppError::from)?))
+    }
+
     fn provider_view(&self, found: &IdentityProvider, secret_set: bool) -> Value {
         let mut view = views::identity_provider(&self.base, found);
         if let Some(fields) = view.as_object_mut()
@@ -241,15 +310,23 @@ impl Ctx {
                 api_url: "https://api.github.com".into(),
                 trusted_ca_pem: None,
             }),
-            "saml" => Protocol::Saml(SamlSettings {
-                idp_entity_id: required(body.idp_entity_id.as_deref(), "idp_entity_id")?.to_owned(),
-                sso_url: required(body.sso_url.as_deref(), "sso_url")?.to_owned(),
-                certificates: body.certificates.take().unwrap_or_default(),
-                allow_idp_initiated: false,
-                want_assertions_signed: true,
-                attributes: ClaimNames::oidc(),
-                email_verified: false,
-            }),
+            "saml" => {
+                if let Some(found) = self.saml_metadata(&mut body).await? {
+                    body.idp_entity_id.get_or_insert(found.entity_id);
+                    body.sso_url.get_or_insert(found.sso_url);
+                    body.certificates.get_or_insert(found.certificates);
+                }
+                Protocol::Saml(SamlSettings {
+                    idp_entity_id: required(body.idp_entity_id.as_deref(), "idp_entity_id")?
+                        .to_owned(),
+                    sso_url: required(body.sso_url.as_deref(), "sso_url")?.to_owned(),
+                    certificates: body.certificates.take().unwrap_or_default(),
+                    allow_idp_initiated: false,
+                    want_assertions_signed: true,
+                    attributes: ClaimNames::oidc(),
+                    email_verified: false,
+                })
+            }
             other => {
                 return Err(ApiError::field(
                     error::INVALID_FIELD,
@@ -305,6 +382,11 @@ impl Ctx {
             ));
         }
         body.only_fields_of(kind)?;
+        if let Some(found) = self.saml_metadata(&mut body).await? {
+            body.idp_entity_id.get_or_insert(found.entity_id);
+            body.sso_url.get_or_insert(found.sso_url);
+            body.certificates.get_or_insert(found.certificates);
+        }
         let touches_protocol = body.idp_entity_id.is_some()
             || body.sso_url.is_some()
             || body.certificates.is_some()

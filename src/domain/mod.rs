@@ -17,6 +17,7 @@ pub mod id;
 pub mod invitation;
 pub mod ip;
 pub mod name;
+pub mod saml_metadata;
 pub mod session;
 pub mod ssh;
 pub mod tenancy;
