@@ -164,6 +164,18 @@ impl Idp {
     }
 }
 
+/// A server with oidc-provider configured as `name`, SSO mixed, provisioning
+/// Just-in-Time: (the provider's directory, the server, the provider, its id).
+fn oidc_jit(name: &str) -> (tempfile::TempDir, Server, Idp, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start("oidc.mjs", dir.path());
+    let (id, view) = provider(&server, &idp, name, json!({}));
+    idp.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
+    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    (dir, server, idp, id)
+}
+
 /// A latchkey server allowed to reach loopback providers.
 pub fn server() -> Server {
     start_configured(
@@ -1147,12 +1159,7 @@ fn count_with(server: &Server, key: &str, path: &str) -> usize {
 
 #[test]
 fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server();
-    let mut idp = Idp::start("oidc.mjs", dir.path());
-    let (id, view) = provider(&server, &idp, "Corp", json!({}));
-    idp.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
-    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    let (_dir, server, idp, id) = oidc_jit("Corp");
     idp.next_person("ops-sub", "ops@example.com", true, &["pwd"]);
     let mut ops = Browser::new(&server);
     assert_eq!(sign_in(&mut ops, &idp, &id).status, 303);
@@ -1332,12 +1339,7 @@ fn two_providers_on_one_account_and_a_members_own_second_factor_after_the_provid
 
 #[test]
 fn failed_passwords_for_an_email_do_not_lock_its_owner_out_of_its_provider() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server();
-    let mut idp = Idp::start("oidc.mjs", dir.path());
-    let (id, view) = provider(&server, &idp, "Corp", json!({}));
-    idp.configure(&json!({ "redirect_uris": [view["redirect_uri"]] }));
-    settings(&server, json!({"sso_mode": "mixed", "provisioning": "jit"}));
+    let (_dir, server, idp, id) = oidc_jit("Corp");
     idp.next_person("vic-sub", "vic@example.com", true, &["pwd"]);
     assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
     // Someone hammers the password sign-in for Vic's email until it is locked.

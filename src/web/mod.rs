@@ -285,8 +285,12 @@ impl Web {
                 }
                 match segments {
                     ["profile", "passkey-options"] => self.passkey_add_options(&console, rp).await,
-                    ["profile", "connect"] => self.connect(&console, form, authority).await,
-                    ["profile", "reconfirm"] => self.reconfirm(&console, form, authority).await,
+                    ["profile", "connect"] => {
+                        self.profile_flow(&console, form, authority, true).await
+                    }
+                    ["profile", "reconfirm"] => {
+                        self.profile_flow(&console, form, authority, false).await
+                    }
                     ["profile", action] => self.profile_post(&console, action, form).await,
                     ["members", "invite"] => self.invite(&console, form).await,
                     ["members", id, action] => self.member_post(&console, id, action, form).await,

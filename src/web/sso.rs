@@ -462,34 +462,26 @@ impl Web {
         }
     }
 
-    /// `POST /ui/profile/reconfirm`: confirm it is the member through a connected
-    /// provider (for five minutes, sensitive changes then need no password).
-    pub(super) async fn reconfirm(
+    /// `POST /ui/profile/connect` (connect a provider of the member's account to its
+    /// user: it signs in there, and what comes back is linked to this session's user) and
+    /// `POST /ui/profile/reconfirm` (confirm it is the member through a connected provider:
+    /// for five minutes, sensitive changes then need no password).
+    pub(super) async fn profile_flow(
         &self,
         console: &super::console::Console,
         form: &super::Form,
         authority: Option<&str>,
+        linking: bool,
     ) -> Answer {
         let Ok(id) = form.get("provider_id").parse::<IdentityProviderId>() else {
             return Err(super::not_found());
         };
-        let purpose = FlowPurpose::Reconfirm(console.session.id.0);
-        self.begin(id, "/ui/profile".to_owned(), purpose, authority)
-            .await
-    }
-
-    /// `POST /ui/profile/connect`: connect a provider of the member's account to its user
-    /// (it signs in there; the callback links what comes back to this session's user).
-    pub(super) async fn connect(
-        &self,
-        console: &super::console::Console,
-        form: &super::Form,
-        authority: Option<&str>,
-    ) -> Answer {
-        let Ok(id) = form.get("provider_id").parse::<IdentityProviderId>() else {
-            return Err(super::not_found());
+        let session = console.session.id.0;
+        let purpose = if linking {
+            FlowPurpose::Link(session)
+        } else {
+            FlowPurpose::Reconfirm(session)
         };
-        let purpose = FlowPurpose::Link(console.session.id.0);
         self.begin(id, "/ui/profile".to_owned(), purpose, authority)
             .await
     }
