@@ -532,7 +532,21 @@ fn identity_providers_are_administrators_only_their_secret_is_write_only_and_cha
         json!({"developer": "read_write", "team": "manager"}),
     );
     let body = json!({"name": "x", "type": "oidc", "issuer": idp.url, "client_id": "c"});
+    // An administrator's key scoped to bot users reaches no provider.
+    let scoped = server.post(
+        &server.admin_key,
+        "/api_keys",
+        json!({"scopes": ["iam.bot_users.*"]}),
+    );
+    assert_eq!(scoped.status, 201, "{:?}", scoped.body);
+    let scoped = scoped.body["token"].as_str().unwrap().to_owned();
     let head = server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"].clone();
+    assert_error(
+        &server.post(&scoped, "/identity_providers", body.clone()),
+        403,
+        101,
+    );
+    assert_error(&server.get(&scoped, "/identity_providers"), 403, 101);
     assert_error(
         &server.post(&developer, "/identity_providers", body.clone()),
         403,

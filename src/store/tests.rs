@@ -699,3 +699,84 @@ fn a_passkey_credential_is_held_once_and_check_finds_its_indexes_out_of_step() {
         ],
     );
 }
+
+#[test]
+fn check_finds_an_external_identity_out_of_step_with_its_indexes() {
+    use crate::domain::federation::{
+        ClaimNames, ExternalIdentity, IdentityProvider, OidcSettings, Protocol,
+    };
+    use crate::domain::id::{ExternalIdentityId, IdentityProviderId, UserId};
+    use crate::domain::user::{Email, User};
+    let (dir, store, account) = store_with_events(0);
+    let now = Timestamp::from_millis(2_000);
+    let user = User::new(
+        UserId::generate(now).unwrap(),
+        Email::parse("pia@example.com").unwrap(),
+        "Pia",
+        now,
+    )
+    .unwrap();
+    let provider = IdentityProvider {
+        id: IdentityProviderId::generate(now).unwrap(),
+        account,
+        name: "Corp".into(),
+        enabled: true,
+        domains: Vec::new(),
+        protocol: Protocol::Oidc(OidcSettings {
+            issuer: "https://idp.example".into(),
+            client_id: "c".into(),
+            scopes: Vec::new(),
+            claims: ClaimNames::oidc(),
+            trusted_ca_pem: None,
+        }),
+        mfa_values: Vec::new(),
+        role_mapping: Vec::new(),
+        created_at: now,
+        last_login_at: None,
+    };
+    let identity = ExternalIdentity {
+        id: ExternalIdentityId::generate(now).unwrap(),
+        account,
+        provider: provider.id,
+        subject: "sub-1".into(),
+        user: user.id,
+        email: "pia@example.com".into(),
+        created_at: now,
+        last_login_at: None,
+    };
+    store
+        .write(|tx| {
+            tx.insert_user(&user)?;
+            tx.put_identity_provider(&provider)?;
+            tx.put_external_identity(&identity)
+        })
+        .unwrap();
+    // The same subject of the same provider links one user only.
+    let other = ExternalIdentity {
+        id: ExternalIdentityId::generate(now).unwrap(),
+        ..identity.clone()
+    };
+    assert!(matches!(
+        store.write(|tx| tx.put_external_identity(&other)),
+        Err(StoreError::Domain(DomainError::Conflict { .. }))
+    ));
+    let path = dir.path().join("db.redb");
+    let txn = behind_its_back(&store);
+    txn.open_table(USER_EXTERNAL_IDENTITIES)
+        .unwrap()
+        .remove((user.id.0, identity.id.0))
+        .unwrap();
+    txn.commit().unwrap();
+    drop(store);
+    let problems = check(&path).unwrap().problems;
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "external_identities: {:#034x} is not indexed",
+                identity.id.0
+            ),
+            "external identity indexes: 1 subject and 0 user entries for 1 identities".to_owned()
+        ],
+    );
+}
