@@ -623,20 +623,26 @@ fn check_finds_an_account_index_out_of_step_with_its_records() {
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
 
-#[test]
-fn a_passkey_credential_is_held_once_and_check_finds_its_indexes_out_of_step() {
-    use crate::domain::id::{PasskeyId, UserId};
-    use crate::domain::session::PasskeyRecord;
+/// A user, Pia, made at `now`.
+fn pia(now: Timestamp) -> crate::domain::user::User {
+    use crate::domain::id::UserId;
     use crate::domain::user::{Email, User};
-    let (dir, store, _) = store_with_events(0);
-    let now = Timestamp::from_millis(2_000);
-    let user = User::new(
+    User::new(
         UserId::generate(now).unwrap(),
         Email::parse("pia@example.com").unwrap(),
         "Pia",
         now,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_passkey_credential_is_held_once_and_check_finds_its_indexes_out_of_step() {
+    use crate::domain::id::PasskeyId;
+    use crate::domain::session::PasskeyRecord;
+    let (dir, store, _) = store_with_events(0);
+    let now = Timestamp::from_millis(2_000);
+    let user = pia(now);
     let passkey = PasskeyRecord {
         id: PasskeyId::generate(now).unwrap(),
         user: user.id,
@@ -705,17 +711,10 @@ fn check_finds_an_external_identity_out_of_step_with_its_indexes() {
     use crate::domain::federation::{
         ClaimNames, ExternalIdentity, IdentityProvider, OidcSettings, Protocol,
     };
-    use crate::domain::id::{ExternalIdentityId, IdentityProviderId, UserId};
-    use crate::domain::user::{Email, User};
+    use crate::domain::id::{ExternalIdentityId, IdentityProviderId};
     let (dir, store, account) = store_with_events(0);
     let now = Timestamp::from_millis(2_000);
-    let user = User::new(
-        UserId::generate(now).unwrap(),
-        Email::parse("pia@example.com").unwrap(),
-        "Pia",
-        now,
-    )
-    .unwrap();
+    let user = pia(now);
     let provider = IdentityProvider {
         id: IdentityProviderId::generate(now).unwrap(),
         account,
