@@ -38,6 +38,18 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
     );
     assert_eq!(set.status, 200, "{:?}", set.body);
     idp.next_person("sso-person", "sam@example.com", true, &["pwd"]);
+    // A SAML provider (pysaml2) a member connects from its profile, on localhost: the
+    // provider at 127.0.0.1 is then another site, so its answer is a real cross-site post.
+    let mut saml_idp = crate::sso::Idp::start_with("python3", "saml_idp.py", idp_dir.path());
+    let (_, sp) = crate::sso::saml_provider(&server, &saml_idp, "Corp SAML");
+    let on_localhost =
+        |url: &serde_json::Value| url.as_str().unwrap().replace("127.0.0.1", "localhost");
+    saml_idp.configure(&json!({"sp_entity_id": on_localhost(&sp["entity_id"]), "acs_url": on_localhost(&sp["acs_url"])}));
+    saml_idp.control(
+        "/_test/user",
+        &json!({"name_id": "sara-corp", "email": "sara@corp.example.com", "name": "Sara", "groups": []}),
+    );
+    member_with_roles_and_password(&server, "sara@example.com", json!({}));
     member_with_roles_and_password(
         &server,
         "reader@example.com",
@@ -52,6 +64,7 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
         "admin": {"email": admin_email(&server), "password": PASSWORD},
         "reader": {"email": "reader@example.com", "password": crate::web::PASSWORD},
         "sso": {"name": "Corp IdP", "email": "sam@example.com"},
+        "saml": {"name": "Corp SAML", "email": "sara@example.com", "password": crate::web::PASSWORD},
     });
     let mut child = Command::new("node")
         .arg(browser_dir.join("console.mjs"))

@@ -437,8 +437,7 @@ fn oidc_sign_in_against_oidc_provider_by_invitation_jit_link_mixed_and_enforced(
         "/ui/profile/connect",
         &[("csrf", &token), ("provider_id", &id)],
     );
-    assert_eq!(connect.status, 303, "{}", connect.html);
-    let callback = through_provider(&idp, connect.location, &reader.base);
+    let callback = through_provider(&idp, connect.onward(), &reader.base);
     let linked = reader.get(&callback);
     assert_eq!(
         linked.location, "/ui/profile?done=connected",
@@ -1152,7 +1151,7 @@ fn a_provider_of_one_account_signs_nobody_into_another_and_is_not_anothers_to_to
         "/ui/profile/connect",
         &[("csrf", &token), ("provider_id", &id)],
     );
-    let callback = through_provider(&idp, connect.location, &b_admin.base);
+    let callback = through_provider(&idp, connect.onward(), &b_admin.base);
     let refused = b_admin.get(&callback);
     assert_eq!(refused.status, 404, "{}", refused.html);
     let taken = sign_in(&mut Browser::new(server), &idp, &id);
@@ -1225,7 +1224,7 @@ fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider()
         "/ui/profile/reconfirm",
         &[("csrf", &token), ("provider_id", &id)],
     );
-    let callback = through_provider(&idp, start.location, &ops.base);
+    let callback = through_provider(&idp, start.onward(), &ops.base);
     let wrong = ops.get(&callback);
     assert_eq!(wrong.status, 401, "{}", wrong.html);
     assert_eq!(change(&mut ops).status, 400);
@@ -1241,7 +1240,7 @@ fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider()
         "/ui/profile/reconfirm",
         &[("csrf", &token), ("provider_id", &id)],
     );
-    let callback = through_provider(&idp, start.location, &ops.base);
+    let callback = through_provider(&idp, start.onward(), &ops.base);
     let confirmed = ops.get(&callback);
     assert_eq!(
         confirmed.location, "/ui/profile?done=reconfirmed",
@@ -1306,7 +1305,7 @@ fn two_providers_on_one_account_and_a_members_own_second_factor_after_the_provid
         "/ui/profile/connect",
         &[("csrf", &token), ("provider_id", &one)],
     );
-    let callback = through_provider(&first, connect.location, &tess.base);
+    let callback = through_provider(&first, connect.onward(), &tess.base);
     assert_eq!(tess.get(&callback).location, "/ui/profile?done=connected");
 
     let mut via_first = Browser::new(&server);
@@ -1384,7 +1383,7 @@ fn last_saml_response(idp: &Idp) -> String {
 }
 
 /// Post `saml_response` to provider `id`'s ACS from `browser`, as the provider's page
-/// does (a cross-site form post).
+/// does (a cross-site form post: the session cookie stays home).
 fn post_to_acs(
     browser: &mut Browser,
     idp: &Idp,
@@ -1392,8 +1391,8 @@ fn post_to_acs(
     saml_response: &str,
     relay: &str,
 ) -> Page {
-    browser.post_from(
-        Some(&idp.url),
+    browser.post_cross_site(
+        &idp.url,
         &format!("/sso/{id}/acs"),
         &[("SAMLResponse", saml_response), ("RelayState", relay)],
     )
@@ -1403,15 +1402,17 @@ fn post_to_acs(
 fn saml_sign_in(browser: &mut Browser, idp: &Idp, id: &str) -> Page {
     let start = browser.get(&format!("/sso/{id}/login"));
     assert_eq!(start.status, 303, "{}", start.html);
+    saml_answer(browser, idp, id, &start.location)
+}
+
+/// The ACS's answer to the SAML flow that sent `browser` to `location`: the provider
+/// signs the person in and its page posts the response back (cross-site).
+fn saml_answer(browser: &mut Browser, idp: &Idp, id: &str, location: &str) -> Page {
     assert!(
-        start
-            .location
-            .starts_with(idp.info["sso_url"].as_str().unwrap()),
-        "{}",
-        start.location
+        location.starts_with(idp.info["sso_url"].as_str().unwrap()),
+        "{location}"
     );
-    let relay = start
-        .location
+    let relay = location
         .split("RelayState=")
         .nth(1)
         .unwrap()
@@ -1419,10 +1420,27 @@ fn saml_sign_in(browser: &mut Browser, idp: &Idp, id: &str) -> Page {
         .next()
         .unwrap()
         .to_owned();
-    let (status, _) = Jar::default().get(&idp.agent, &start.location);
+    let (status, _) = Jar::default().get(&idp.agent, location);
     assert_eq!(status, 200, "the provider's auto-submit page");
     let response = last_saml_response(idp);
     post_to_acs(browser, idp, id, &response, &relay)
+}
+
+/// A SAML provider on `server` for pysaml2 `idp`: its id and latchkey's service-provider
+/// URLs for it (to tell the provider).
+pub fn saml_provider(server: &Server, idp: &Idp, name: &str) -> (String, Value) {
+    let made = server.post(
+        &server.admin_key,
+        "/identity_providers",
+        json!({"name": name, "type": "saml",
+               "idp_entity_id": idp.info["entity_id"], "sso_url": idp.info["sso_url"],
+               "certificates": [idp.info["certificate"]], "email_verified": true}),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    (
+        made.body["id"].as_str().unwrap().to_owned(),
+        made.body["sp"].clone(),
+    )
 }
 
 #[test]
@@ -1618,5 +1636,202 @@ fn a_saml_provider_is_configured_from_its_metadata_pasted_or_fetched_once() {
     assert_eq!(
         count(&server, "/identity_providers", "identity_providers"),
         providers
+    );
+}
+
+#[test]
+fn saml_accepts_an_invitation_connects_from_the_profile_and_confirms_a_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server();
+    let mut idp = Idp::start_with("python3", "saml_idp.py", dir.path());
+    let (id, sp) = saml_provider(&server, &idp, "Corp SAML");
+    idp.configure(&json!({"sp_entity_id": sp["entity_id"], "acs_url": sp["acs_url"]}));
+    settings(&server, json!({"sso_mode": "mixed"}));
+    let users = || count(&server, "/users", "users");
+    let links = || {
+        server
+            .get(
+                &server.admin_key,
+                "/events?action=iam.external_identities.create",
+            )
+            .body["events"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let person = |name_id: &str, email: &str| json!({"name_id": name_id, "email": email, "name": "Ivy S", "groups": []});
+
+    // Invite-only: the invited person's first SAML sign-in accepts the invitation.
+    let invited = server.post(
+        &server.admin_key,
+        "/invitations",
+        json!({"email": "ivy@example.com", "roles": {"developer": "read_only", "team": "manager"}}),
+    );
+    assert_eq!(invited.status, 201, "{:?}", invited.body);
+    let before = users();
+    idp.control("/_test/user", &person("ivy-corp", "ivy@example.com"));
+    let mut ivy = Browser::new(&server);
+    let page = saml_sign_in(&mut ivy, &idp, &id);
+    assert_eq!(
+        (page.status, page.location.as_str()),
+        (303, "/ui/"),
+        "{}",
+        page.html
+    );
+    assert!(ivy.get("/ui/").html.contains("ivy@example.com"));
+    assert_eq!(users(), before + 1);
+    let ivy_member = server.get(&server.admin_key, "/users").body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "ivy@example.com")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            &ivy_member["roles"]["developer"],
+            &ivy_member["roles"]["team"]
+        ),
+        (&json!("read_only"), &json!("manager"))
+    );
+    let invitation = format!("/invitations/{}", invited.body["id"].as_str().unwrap());
+    assert_eq!(
+        server.get(&server.admin_key, &invitation).body["state"],
+        "accepted"
+    );
+    // Nobody else: a stranger is refused, nobody is made.
+    idp.control("/_test/user", &person("stranger", "stranger@example.com"));
+    let page = saml_sign_in(&mut Browser::new(&server), &idp, &id);
+    assert_eq!(page.status, 403, "{}", page.html);
+    assert!(page.html.contains("has no invitation"), "{}", page.html);
+    assert_eq!(users(), before + 1);
+
+    // A member connects the provider from its profile. The answer is a cross-site post,
+    // which carries no session: it is handed back through a same-origin form.
+    let (rex_id, _) = member_with_roles_and_password(&server, "rex@example.com", json!({}));
+    let mut rex = signed_in(&server, "rex@example.com", PASSWORD);
+    assert!(rex.get("/ui/profile").html.contains("Connect Corp SAML"));
+    idp.control("/_test/user", &person("rex-corp", "rex@corp.example.com"));
+    let token = rex.csrf();
+    let start = rex.post(
+        "/ui/profile/connect",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    let answer = saml_answer(&mut rex, &idp, &id, &start.onward());
+    assert_eq!(answer.status, 200, "{}", answer.html);
+    let finish = format!("/sso/{id}/finish");
+    assert!(
+        answer.html.contains(&format!("action=\"{finish}\""))
+            && answer.html.contains("data-autosubmit"),
+        "{}",
+        answer.html
+    );
+    let sealed = answer.field("token");
+    let linked_before = links();
+    // Nobody but the session that began it finishes it: not another member, not a page
+    // of another site, not a post without an origin, not a token bent by one byte.
+    member_with_roles_and_password(&server, "otto@example.com", json!({}));
+    let mut other = signed_in(&server, "otto@example.com", PASSWORD);
+    let stolen = other.post(&finish, &[("token", &sealed)]);
+    assert_eq!(stolen.status, 403, "{}", stolen.html);
+    assert!(stolen.html.contains("another session"), "{}", stolen.html);
+    let cross = rex.post_cross_site(&idp.url, &finish, &[("token", &sealed)]);
+    assert_eq!(cross.status, 403, "{}", cross.html);
+    let no_origin = rex.post_from(None, &finish, &[("token", &sealed)]);
+    assert_eq!(no_origin.status, 403, "{}", no_origin.html);
+    let mut bent = sealed.clone().into_bytes();
+    bent[10] = if bent[10] == b'A' { b'B' } else { b'A' };
+    let bent = rex.post(&finish, &[("token", &String::from_utf8(bent).unwrap())]);
+    assert_eq!(bent.status, 401, "{}", bent.html);
+    assert_eq!(links(), linked_before, "nothing was linked by a refusal");
+    let done = rex.post(&finish, &[("token", &sealed)]);
+    assert_eq!(done.location, "/ui/profile?done=connected", "{}", done.html);
+    assert_eq!(links(), linked_before + 1);
+    let event = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.external_identities.create&limit=1",
+        )
+        .body;
+    assert_eq!(
+        event["events"][0]["after"]["subject"], "rex-corp",
+        "{event}"
+    );
+    assert_eq!(
+        event["events"][0]["principal_id"],
+        rex_id.as_str(),
+        "{event}"
+    );
+    // From now on, the provider signs Rex in by that subject.
+    let mut via_saml = Browser::new(&server);
+    assert_eq!(saml_sign_in(&mut via_saml, &idp, &id).location, "/ui/");
+    assert!(via_saml.get("/ui/").html.contains("rex@example.com"));
+
+    // Someone else's identity at the provider cannot be connected to Rex.
+    idp.control("/_test/user", &person("ivy-corp", "ivy@example.com"));
+    let start = rex.post(
+        "/ui/profile/connect",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    let flow = rex.cookies["latchkey_sso"].clone();
+    let answer = saml_answer(&mut rex, &idp, &id, &start.onward());
+    // A flow's own sealed cookie is no finishing token.
+    let not_a_token = rex.post(&finish, &[("token", &flow)]);
+    assert_eq!(not_a_token.status, 401, "{}", not_a_token.html);
+    let taken = rex.post(&finish, &[("token", &answer.field("token"))]);
+    assert_eq!(taken.status, 409, "{}", taken.html);
+    assert_eq!(links(), linked_before + 1);
+
+    // Ivy (no password) confirms it is her through the provider before a sensitive
+    // change; someone else's identity there does not confirm her.
+    let promoted = server.patch(
+        &server.admin_key,
+        &format!("/users/{}", ivy_member["id"].as_str().unwrap()),
+        json!({"roles": {"admin": true}}),
+    );
+    assert_eq!(promoted.status, 200, "{:?}", promoted.body);
+    ivy.get("/ui/profile");
+    let token = ivy.csrf();
+    let change = |ivy: &mut Browser| {
+        ivy.post(
+            "/ui/settings/sso",
+            &[
+                ("csrf", &token),
+                ("sso_mode", "off"),
+                ("provisioning", "invitations"),
+            ],
+        )
+    };
+    assert_eq!(change(&mut ivy).status, 400);
+    idp.control("/_test/user", &person("rex-corp", "rex@corp.example.com"));
+    let start = ivy.post(
+        "/ui/profile/reconfirm",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    let answer = saml_answer(&mut ivy, &idp, &id, &start.onward());
+    let wrong = ivy.post(&finish, &[("token", &answer.field("token"))]);
+    assert_eq!(wrong.status, 401, "{}", wrong.html);
+    assert_eq!(change(&mut ivy).status, 400);
+    idp.control("/_test/user", &person("ivy-corp", "ivy@example.com"));
+    let start = ivy.post(
+        "/ui/profile/reconfirm",
+        &[("csrf", &token), ("provider_id", &id)],
+    );
+    let answer = saml_answer(&mut ivy, &idp, &id, &start.onward());
+    let confirmed = ivy.post(&finish, &[("token", &answer.field("token"))]);
+    assert_eq!(
+        confirmed.location, "/ui/profile?done=reconfirmed",
+        "{}",
+        confirmed.html
+    );
+    let saved = change(&mut ivy);
+    assert_eq!(
+        saved.location, "/ui/settings?done=settings",
+        "{}",
+        saved.html
+    );
+    assert_eq!(
+        server.get(&server.admin_key, "/account").body["sso_mode"],
+        "off"
     );
 }

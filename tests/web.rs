@@ -3,7 +3,7 @@
 //! check on every post, the headers of every page. (Chromium drives it too: see
 //! tests/browser once it lands.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
@@ -19,6 +19,8 @@ pub struct Browser {
     pub agent: Agent,
     pub base: String,
     pub cookies: BTreeMap<String, String>,
+    /// The cookies set `SameSite=None`: the only ones a cross-site post carries.
+    pub cross_site: BTreeSet<String>,
 }
 
 /// One answer: status, `Location`, every header, the page.
@@ -50,6 +52,21 @@ impl Page {
     }
 }
 
+impl Page {
+    /// Where a page that sends the browser on (to an identity provider) leads: its
+    /// `a[data-autofollow]`, which the script follows (asserted to be there).
+    pub fn onward(&self) -> String {
+        assert_eq!(self.status, 200, "{}", self.html);
+        let at = self
+            .html
+            .find("data-autofollow")
+            .unwrap_or_else(|| panic!("no onward link in {}", self.html));
+        let tag = &self.html[self.html[..at].rfind('<').unwrap()..];
+        let href = tag.find("href=\"").unwrap() + "href=\"".len();
+        tag[href..href + tag[href..].find('"').unwrap()].replace("&amp;", "&")
+    }
+}
+
 impl Browser {
     pub fn new(server: &Server) -> Browser {
         let pem = std::fs::read(&server.cert).unwrap();
@@ -69,6 +86,7 @@ impl Browser {
             agent,
             base: server.url.clone(),
             cookies: BTreeMap::new(),
+            cross_site: BTreeSet::new(),
         }
     }
 
@@ -94,6 +112,11 @@ impl Browser {
                     self.cookies.remove(k);
                 } else {
                     self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+                if value.contains("SameSite=None") {
+                    self.cross_site.insert(k.to_owned());
+                } else {
+                    self.cross_site.remove(k);
                 }
             }
         }
@@ -134,6 +157,30 @@ impl Browser {
             request = request.header("Origin", origin);
         }
         let response = request.send(body.as_str()).unwrap();
+        self.take(response)
+    }
+
+    /// Post a form as a page of another site `origin` would: only the cookies set
+    /// `SameSite=None` go with it (a Strict or Lax cookie stays home).
+    pub fn post_cross_site(&mut self, origin: &str, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let cookies = self
+            .cookies
+            .iter()
+            .filter(|(k, _)| self.cross_site.contains(*k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Cookie", cookies)
+            .header("Origin", origin)
+            .send(body.as_str())
+            .unwrap();
         self.take(response)
     }
 

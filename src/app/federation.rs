@@ -67,7 +67,7 @@ pub struct ProviderPatch {
 }
 
 /// What a provider said about a person, once the protocol checked it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExternalLogin {
     /// Its subject: OIDC `sub`, GitHub's numeric user id, SAML `NameID`.
     pub subject: String,
@@ -989,6 +989,13 @@ pub enum FlowPurpose {
     Reconfirm(u128),
 }
 
+/// The refusal of a flow that is not (or no longer) one of ours.
+fn flow_expired() -> AppError {
+    AppError::Unauthenticated(
+        "this sign-in expired or was started in another browser: start again".into(),
+    )
+}
+
 /// A single sign-on flow under way, kept sealed in its own short-lived cookie: it binds
 /// the provider's answer to the browser that asked (the `state`), and holds what the
 /// answer is checked against (the nonce, the PKCE verifier, the request id).
@@ -1038,36 +1045,100 @@ impl SsoFlow {
     }
 }
 
+/// How long a verified answer may take from the provider's cross-site post to the
+/// browser's same-origin one: two minutes.
+const FINISH_MS: i64 = 2 * 60 * 1000;
+
+/// A SAML answer to a connect or confirm flow, verified, on its way to the session it is
+/// for. The answer arrives as a cross-site post, which the session cookie (`SameSite=Strict`)
+/// does not follow; so the ACS hands the browser this, sealed, in a form that a page of
+/// this origin posts back, with the session cookie, to `POST /sso/{id}/finish`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FinishedFlow {
+    /// The provider.
+    pub provider: IdentityProviderId,
+    /// What for (a connect or a confirm, naming its session).
+    pub purpose: FlowPurpose,
+    /// Where to go after.
+    pub return_to: String,
+    /// What the provider said, verified.
+    pub login: ExternalLogin,
+    /// When it stops being accepted (ms).
+    pub expires_ms: i64,
+}
+
 impl Latchkey {
     /// `flow`, sealed for its cookie (base64url).
     pub fn seal_flow(&self, flow: &SsoFlow) -> Result<String, AppError> {
-        use base64ct::{Base64UrlUnpadded, Encoding};
-        let bytes = Zeroizing::new(
-            postcard::to_allocvec(flow)
-                .map_err(|e| AppError::DataDir(format!("a sign-in flow: {e}")))?,
-        );
-        let sealed = self.seal(Sealed::SsoFlow, &bytes)?;
-        Ok(Base64UrlUnpadded::encode_string(&sealed))
+        self.seal_text(Sealed::SsoFlow, flow)
     }
 
     /// The flow a cookie holds, if it is one of ours, for `provider`, and not expired.
     pub fn open_flow(&self, text: &str, provider: IdentityProviderId) -> Result<SsoFlow, AppError> {
-        use base64ct::{Base64UrlUnpadded, Encoding};
-        let expired = || {
-            AppError::Unauthenticated(
-                "this sign-in expired or was started in another browser: start again".into(),
-            )
-        };
-        let sealed = Base64UrlUnpadded::decode_vec(text).map_err(|_| expired())?;
-        let flow: SsoFlow = self
-            .unseal(Sealed::SsoFlow, &sealed)
-            .ok()
-            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
-            .ok_or_else(expired)?;
+        let flow: SsoFlow = self.open_text(Sealed::SsoFlow, text)?;
         if flow.provider != provider || flow.expires_ms <= self.now().as_millis() {
-            return Err(expired());
+            return Err(flow_expired());
         }
         Ok(flow)
+    }
+
+    /// A verified answer to `flow` (a connect or a confirm), sealed for the form that
+    /// carries it to `POST /sso/{id}/finish`; good for two minutes.
+    pub fn seal_finished(&self, flow: SsoFlow, login: ExternalLogin) -> Result<String, AppError> {
+        let finished = FinishedFlow {
+            provider: flow.provider,
+            purpose: flow.purpose,
+            return_to: flow.return_to,
+            login,
+            expires_ms: self.now().as_millis() + FINISH_MS,
+        };
+        self.seal_text(Sealed::FinishedFlow, &finished)
+    }
+
+    /// The verified answer a finishing form carries, if it is one of ours, for
+    /// `provider`, a connect or a confirm, and not expired.
+    pub fn open_finished(
+        &self,
+        text: &str,
+        provider: IdentityProviderId,
+    ) -> Result<FinishedFlow, AppError> {
+        let finished: FinishedFlow = self.open_text(Sealed::FinishedFlow, text)?;
+        if finished.provider != provider
+            || finished.purpose == FlowPurpose::SignIn
+            || finished.expires_ms <= self.now().as_millis()
+        {
+            return Err(flow_expired());
+        }
+        Ok(finished)
+    }
+
+    /// `value`, sealed for `purpose` as base64url text.
+    fn seal_text<T: serde::Serialize>(
+        &self,
+        purpose: Sealed,
+        value: &T,
+    ) -> Result<String, AppError> {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        let bytes = Zeroizing::new(
+            postcard::to_allocvec(value)
+                .map_err(|e| AppError::DataDir(format!("a sign-in flow: {e}")))?,
+        );
+        let sealed = self.seal(purpose, &bytes)?;
+        Ok(Base64UrlUnpadded::encode_string(&sealed))
+    }
+
+    /// What [`Self::seal_text`] sealed for `purpose`; anything else is an expired flow.
+    fn open_text<T: serde::de::DeserializeOwned>(
+        &self,
+        purpose: Sealed,
+        text: &str,
+    ) -> Result<T, AppError> {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        let sealed = Base64UrlUnpadded::decode_vec(text).map_err(|_| flow_expired())?;
+        self.unseal(purpose, &sealed)
+            .ok()
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .ok_or_else(flow_expired)
     }
 
     /// The member of `session` confirmed it is them through provider `id`: `login` must be

@@ -69,6 +69,8 @@ pub(super) enum Sealed {
     ProviderSecret,
     /// A single sign-on flow under way (its state cookie).
     SsoFlow,
+    /// A verified SAML answer on its way to its session (`federation::FinishedFlow`).
+    FinishedFlow,
 }
 
 /// The AES-256-GCM key for `purpose` derived from one server key.
@@ -80,6 +82,7 @@ fn sealing_key(key: &SecretHasher, purpose: Sealed) -> Result<LessSafeKey, AppEr
         Sealed::LoginTicket => b"latchkey login ticket sealing v1",
         Sealed::ProviderSecret => b"latchkey identity provider secret sealing v1",
         Sealed::SsoFlow => b"latchkey single sign-on flow sealing v1",
+        Sealed::FinishedFlow => b"latchkey single sign-on finished flow sealing v1",
     };
     let derived = Zeroizing::new(key.hash(label).0);
     let unbound = UnboundKey::new(&AES_256_GCM, derived.as_ref())

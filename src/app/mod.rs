@@ -47,7 +47,8 @@ pub use authz::{IAM_ACTIONS, Target, credential_resource};
 pub use data_dir::{DataDir, Restore};
 pub use destinations::{Batch, DestinationPatch, DestinationSpec, roots_from_pem, trust_roots};
 pub use federation::{
-    ExternalLogin, FlowPurpose, JIT_ROLES, ProviderPatch, ProviderSpec, SsoFlow, SsoProvider,
+    ExternalLogin, FinishedFlow, FlowPurpose, JIT_ROLES, ProviderPatch, ProviderSpec, SsoFlow,
+    SsoProvider,
 };
 use identity::record_user_change;
 pub use identity::{MailedLink, Me};

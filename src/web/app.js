@@ -14,6 +14,12 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
   });
 }
 
+// The steps to and from an identity provider: an a[data-autofollow] is followed and a
+// form[data-autosubmit] posts itself at once; without the script, the member does.
+const away = document.querySelector("a[data-autofollow]");
+if (away) window.location.assign(away.href);
+document.querySelector("form[data-autosubmit]")?.submit();
+
 // Passkeys: a form[data-passkey] (hidden until now) asks its data-options URL for a
 // ceremony, has the browser make ("create") or use ("get") a passkey, and posts the
 // answer in its hidden fields. WebAuthn needs a host name: on an IP address the form

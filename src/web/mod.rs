@@ -23,6 +23,11 @@
 //!   person (a new key, recovery codes) is in the answer to the post that made it, once;
 //! - a change that succeeds redirects (303) to its page with a fixed notice key, so a
 //!   reload never repeats it.
+//!
+//! The single sign-on posts under `/sso/{id}/` are the exceptions, each authenticated
+//! otherwise: the SAML ACS is cross-site by nature (the response's signature and the
+//! flow cookie), and `finish` is posted from this origin with a sealed answer that names
+//! its session in place of the double-submit token (see `sso`).
 
 mod console;
 mod credentials;
@@ -152,7 +157,7 @@ impl Web {
         let answer = match (&parts.method, path.as_str()) {
             (&Method::GET, "/" | "/ui") => Ok(redirect("/ui/")),
             (&Method::GET, "/password_reset") => Ok(door::take_link(query)),
-            (&Method::GET, _) if sso::acs_path(&path).is_some() => Err(not_allowed("POST")),
+            (&Method::GET, _) if sso::post_path(&path).is_some() => Err(not_allowed("POST")),
             (&Method::GET, _) if path.starts_with("/sso/") => {
                 let segments: Vec<&str> = path.trim_start_matches("/sso/").split('/').collect();
                 self.sso(&segments, &parts.headers, query, authority(&parts), peer)
@@ -162,15 +167,27 @@ impl Web {
                 Ok(door::take_invitation(&path, query))
             }
             (&Method::GET, _) => self.get(&parts.headers, &segments, query, peer).await,
-            (&Method::POST, _) if sso::acs_path(&path).is_some() => {
+            (&Method::POST, _) if sso::post_path(&path).is_some() => {
+                let origin_ok = same_origin(&parts);
                 match (
-                    sso::acs_path(&path),
+                    sso::post_path(&path),
                     read_bounded(&parts.headers, &parts.method, body).await,
                 ) {
-                    (Some(id), Ok(bytes)) => {
+                    (Some((id, sso::SsoPost::Acs)), Ok(bytes)) => {
                         self.acs(id, &parts.headers, &bytes, authority(&parts), peer)
                             .await
                     }
+                    // The finishing form is posted by a page of this origin, never another.
+                    (Some((id, sso::SsoPost::Finish)), Ok(bytes)) if origin_ok => {
+                        self.finish(id, &parts.headers, &bytes, peer).await
+                    }
+                    (Some((_, sso::SsoPost::Finish)), Ok(_)) => Err(Box::new(page(
+                        StatusCode::FORBIDDEN,
+                        pages::message(
+                            "Refused",
+                            "This form did not come from a page of this dashboard.",
+                        ),
+                    ))),
                     _ => Err(Box::new(page(
                         StatusCode::BAD_REQUEST,
                         pages::message("Bad request", "The response could not be read."),
@@ -185,7 +202,7 @@ impl Web {
                 }
                 Err(refused) => Err(refused),
             },
-            _ if sso::acs_path(&path).is_some() => Err(not_allowed("POST")),
+            _ if sso::post_path(&path).is_some() => Err(not_allowed("POST")),
             _ if path.starts_with("/sso/") => Err(not_allowed("GET")),
             _ => Err(not_allowed("GET, POST")),
         };

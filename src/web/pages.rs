@@ -331,6 +331,34 @@ pub fn sso_refused(why: &str) -> Markup {
     )
 }
 
+/// The step from a form's post to a provider: a link that the script follows at once,
+/// or the member (a post may not redirect to another origin).
+pub fn sso_leave(provider: &str, url: &str) -> Markup {
+    layout(
+        "Continue",
+        html! {
+            p role="status" { "Continue at " (provider) " to confirm it is you there." }
+            p { a.button href=(url) data-autofollow { "Continue to " (provider) } }
+        },
+    )
+}
+
+/// The step between a provider's cross-site answer and the session it is for: a form
+/// that the script posts at once from this origin (so the session cookie goes with it),
+/// or the member by its button.
+pub fn sso_continue(provider: &str, action: &str, token: &str) -> Markup {
+    layout(
+        "Finishing",
+        html! {
+            p role="status" { (provider) " confirmed it is you." }
+            form method="post" action=(action) data-autosubmit {
+                input type="hidden" name="token" value=(token);
+                button type="submit" { "Continue to your profile" }
+            }
+        },
+    )
+}
+
 /// A value to copy (a secret shown once, a link): a read-only field, and a copy button
 /// that the script shows where it can work (the field can always be selected by hand).
 pub fn copyable(id: &str, label: &str, value: &str) -> Markup {

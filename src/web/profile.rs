@@ -319,7 +319,7 @@ fn sso_section(
                                     td { (when(identity.created_at)) }
                                     td { (identity.last_login_at.map_or_else(|| "never".to_owned(), when)) }
                                     td {
-                                        @if providers.iter().any(|p| p.id == identity.provider && !matches!(p.protocol, crate::domain::federation::Protocol::Saml(_))) {
+                                        @if providers.iter().any(|p| p.id == identity.provider) {
                                             form.inline method="post" action="/ui/profile/reconfirm" {
                                                 (csrf_field(csrf))
                                                 input type="hidden" name="provider_id" value=(identity.provider.to_string());
@@ -338,8 +338,7 @@ fn sso_section(
                     }
                 }
             }
-            // A SAML provider connects through an invitation accepted there, not from here.
-            @for provider in providers.iter().filter(|p| !identities.iter().any(|i| i.provider == p.id) && !matches!(p.protocol, crate::domain::federation::Protocol::Saml(_))) {
+            @for provider in providers.iter().filter(|p| !identities.iter().any(|i| i.provider == p.id)) {
                 form.inline method="post" action="/ui/profile/connect" {
                     (csrf_field(csrf))
                     input type="hidden" name="provider_id" value=(provider.id.to_string());

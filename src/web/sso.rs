@@ -2,8 +2,12 @@
 //! provider, `GET /sso/{id}/callback` takes its answer (OIDC), and `GET /sso/discover`
 //! names the providers for an email's domain. A flow is bound to the browser that began
 //! it by a sealed, ten-minute `latchkey_sso` cookie holding its `state`, nonce and PKCE
-//! verifier; the callback is cross-site by nature, so it is exempt from the origin check:
-//! the state, the code exchange and the ID token's checks authenticate it.
+//! verifier; the callback and the SAML ACS are cross-site by nature, so they are exempt
+//! from the origin check: the state, the code exchange and the ID token's checks (or the
+//! SAML response's signature) authenticate them. Flows begun from the profile (connect,
+//! confirm) end in the session that began them; a SAML answer, a cross-site post without
+//! the session cookie, reaches it through `POST /sso/{id}/finish` from a page of this
+//! origin.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -21,12 +25,25 @@ use crate::domain::session::SESSION_LIFETIME_MS;
 /// The flow's cookie.
 const FLOW_COOKIE: &str = "latchkey_sso";
 
-/// The provider of a `/sso/{id}/acs` path.
-pub(super) fn acs_path(path: &str) -> Option<IdentityProviderId> {
-    path.strip_prefix("/sso/")?
-        .strip_suffix("/acs")?
-        .parse()
-        .ok()
+/// The posts under `/sso/{id}/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SsoPost {
+    /// `acs`: a SAML provider's answer (cross-site).
+    Acs,
+    /// `finish`: a verified SAML answer to a connect or a confirm, carried on by a page
+    /// of this origin.
+    Finish,
+}
+
+/// The provider and the post of a `/sso/{id}/acs` or `/sso/{id}/finish` path.
+pub(super) fn post_path(path: &str) -> Option<(IdentityProviderId, SsoPost)> {
+    let (id, action) = path.strip_prefix("/sso/")?.split_once('/')?;
+    let action = match action {
+        "acs" => SsoPost::Acs,
+        "finish" => SsoPost::Finish,
+        _ => return None,
+    };
+    Some((id.parse().ok()?, action))
 }
 
 type Answer = super::Answer;
@@ -85,18 +102,6 @@ fn saml_request(
     })
 }
 
-/// Record a refusal of provider `id`'s answer and show it.
-fn fail_with(
-    lk: &crate::app::Latchkey,
-    id: IdentityProviderId,
-    peer: Option<std::net::IpAddr>,
-    status: StatusCode,
-    why: &str,
-) -> Box<Response<Full<Bytes>>> {
-    let _ = lk.record_sso_refusal(id, peer, why);
-    refused(status, why)
-}
-
 /// A refusal page for a sign-in that did not go through.
 fn refused(status: StatusCode, why: &str) -> Box<Response<Full<Bytes>>> {
     let mut response = page(status, pages::sso_refused(why));
@@ -114,6 +119,82 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> 
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// A SAML response posted to the ACS, with what it is checked against.
+struct SamlAnswer {
+    /// The `SAMLResponse` field (base64).
+    response: String,
+    /// The request ID of the flow this browser holds, if any.
+    in_response_to: Option<String>,
+    /// latchkey's entity id and ACS URL for the provider.
+    sp_urls: (String, String),
+    /// Where it came from (for the refusal events).
+    peer: Option<std::net::IpAddr>,
+}
+
+impl SamlAnswer {
+    /// The login the response carries, once its signature, audience, destination,
+    /// times and the rest are checked and its assertion ID is used up; or the refusal
+    /// (recorded as an event). Signature checks take milliseconds: run it on the
+    /// blocking pool.
+    fn check(
+        self,
+        lk: &crate::app::Latchkey,
+        id: IdentityProviderId,
+        saml: &crate::domain::federation::SamlSettings,
+    ) -> Result<crate::app::ExternalLogin, (StatusCode, String)> {
+        let fail = |status: StatusCode, why: String| {
+            let _ = lk.record_sso_refusal(id, self.peer, &why);
+            (status, why)
+        };
+        if self.in_response_to.is_none() && !saml.allow_idp_initiated {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                "this provider's sign-ins must start here (IdP-initiated sign-in is off), or the sign-in this browser started expired".into(),
+            ));
+        }
+        let encoded: String = self
+            .response
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let xml = <base64ct::Base64 as base64ct::Encoding>::decode_vec(&encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| {
+                fail(
+                    StatusCode::FORBIDDEN,
+                    "the SAMLResponse is not base64 XML".into(),
+                )
+            })?;
+        if xml.len() > 256 * 1024 {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                "the SAMLResponse is over 256 KiB".into(),
+            ));
+        }
+        let (entity, acs) = &self.sp_urls;
+        let expected = super::saml::Expected {
+            idp_entity_id: &saml.idp_entity_id,
+            sp_entity_id: entity,
+            acs_url: acs,
+            in_response_to: self.in_response_to.as_deref(),
+            want_assertions_signed: saml.want_assertions_signed,
+            attributes: &saml.attributes,
+            now: lk.now().as_millis() / 1000,
+        };
+        let verified = super::saml::verify(&xml, &saml.certificates, &expected)
+            .map_err(|why| fail(StatusCode::FORBIDDEN, why))?;
+        lk.use_saml_assertion(id, &verified.assertion_id, verified.not_on_or_after)
+            .map_err(|e| {
+                let (status, why) = AppOrApi::App(e).explain();
+                fail(status, why)
+            })?;
+        let mut login = verified.login;
+        login.email_verified = saml.email_verified;
+        Ok(login)
+    }
 }
 
 impl Web {
@@ -141,8 +222,12 @@ impl Web {
                 let id = id
                     .parse::<IdentityProviderId>()
                     .map_err(|_| super::not_found())?;
-                self.begin(id, return_to(query), FlowPurpose::SignIn, authority)
-                    .await
+                let (url, flow, _) = self
+                    .begin(id, return_to(query), FlowPurpose::SignIn, authority)
+                    .await?;
+                let mut response = redirect(&url);
+                response.headers_mut().append(header::SET_COOKIE, flow);
+                Ok(response)
             }
             [id, "metadata"] => {
                 let id = id
@@ -193,27 +278,20 @@ impl Web {
         ))
     }
 
-    /// Send the browser to provider `id`, with a new flow bound to it.
-    pub(super) async fn begin(
+    /// A new flow with provider `id`: where to send the browser, the flow's cookie that
+    /// binds the answer to it, and the provider's name.
+    async fn begin(
         &self,
         id: IdentityProviderId,
         return_to: String,
         purpose: FlowPurpose,
         authority: Option<&str>,
-    ) -> Answer {
+    ) -> Result<(String, HeaderValue, String), Box<Response<Full<Bytes>>>> {
         let lk = self.lk();
         let sso = blocking(move || lk.sso_provider(id)).await.map_err(|e| {
             let (status, why) = e.explain();
             refused(status, &why)
         })?;
-        // A SAML answer is a cross-site POST, which the strict session cookie does not
-        // follow: connecting or confirming through SAML cannot tell whose session it is.
-        if matches!(sso.provider.protocol, Protocol::Saml(_)) && purpose != FlowPurpose::SignIn {
-            return Err(refused(
-                StatusCode::BAD_REQUEST,
-                "a SAML provider connects to a user by an invitation accepted through it, not from the profile",
-            ));
-        }
         let redirect_uri = format!("{}/sso/{id}/callback", self.base_url(authority));
         let lk = self.lk();
         let allow_private = lk.allows_private_destinations();
@@ -250,12 +328,11 @@ impl Web {
             let (status, why) = AppOrApi::App(e).explain();
             refused(status, &why)
         })?;
-        let mut response = redirect(&authorization.url);
-        response.headers_mut().append(
-            header::SET_COOKIE,
+        Ok((
+            authorization.url,
             flow_cookie_with(&sealed, 600, same_site),
-        );
-        Ok(response)
+            sso.provider.name,
+        ))
     }
 
     /// `GET /sso/{id}/metadata`: latchkey's SAML service-provider metadata for provider
@@ -285,6 +362,8 @@ impl Web {
     /// no origin check; the response's signature authenticates it, and for one latchkey
     /// asked for, the `RelayState` and the request ID bind it to the browser's flow. An
     /// unsolicited (IdP-initiated) response is taken only when the provider allows it.
+    /// A sign-in ends here; a connect or a confirm needs the session, whose strict cookie
+    /// this cross-site post lacks, so it goes on through [`Self::finish`].
     pub(super) async fn acs(
         &self,
         id: IdentityProviderId,
@@ -295,18 +374,14 @@ impl Web {
     ) -> Answer {
         let form = super::Form::parse(body);
         let lk = self.lk();
-        let lk2 = self.lk();
-        let sso = blocking(move || lk2.sso_provider(id)).await.map_err(|e| {
+        let sso = blocking(move || lk.sso_provider(id)).await.map_err(|e| {
             let (status, why) = e.explain();
             refused(status, &why)
         })?;
-        let Protocol::Saml(saml) = &sso.provider.protocol else {
+        let Protocol::Saml(saml) = sso.provider.protocol else {
             return Err(super::not_found());
         };
-        let fail = |why: &str| {
-            let _ = lk.record_sso_refusal(id, peer, why);
-            refused(StatusCode::FORBIDDEN, why)
-        };
+        let lk = self.lk();
         let flow = cookie(headers, FLOW_COOKIE)
             .and_then(|sealed| lk.open_flow(sealed, id).ok())
             .filter(|flow| {
@@ -316,50 +391,72 @@ impl Web {
                         .ct_eq(flow.state.as_bytes()),
                 )
             });
-        if flow.is_none() && !saml.allow_idp_initiated {
-            return Err(fail(
-                "this provider's sign-ins must start here (IdP-initiated sign-in is off), or the sign-in this browser started expired",
-            ));
-        }
-        let encoded: String = form
-            .get("SAMLResponse")
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let xml = <base64ct::Base64 as base64ct::Encoding>::decode_vec(&encoded)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| fail("the SAMLResponse is not base64 XML"))?;
-        if xml.len() > 256 * 1024 {
-            return Err(fail("the SAMLResponse is over 256 KiB"));
-        }
-        let (entity, acs) = sp_urls(&self.base_url(authority), id);
-        let expected = super::saml::Expected {
-            idp_entity_id: &saml.idp_entity_id,
-            sp_entity_id: &entity,
-            acs_url: &acs,
-            in_response_to: flow.as_ref().map(|f| f.nonce.as_str()),
-            want_assertions_signed: saml.want_assertions_signed,
-            attributes: &saml.attributes,
-            now: lk.now().as_millis() / 1000,
+        let answer = SamlAnswer {
+            response: form.get("SAMLResponse").to_owned(),
+            in_response_to: flow.as_ref().map(|f| f.nonce.clone()),
+            sp_urls: sp_urls(&self.base_url(authority), id),
+            peer,
         };
-        let verified =
-            super::saml::verify(&xml, &saml.certificates, &expected).map_err(|why| fail(&why))?;
-        let mut login = verified.login;
-        login.email_verified = saml.email_verified;
-        let (assertion, until) = (verified.assertion_id, verified.not_on_or_after);
-        let lk3 = self.lk();
-        blocking(move || lk3.use_saml_assertion(id, &assertion, until))
+        let login = blocking(move || Ok(answer.check(&lk, id, &saml)))
             .await
             .map_err(|e| {
                 let (status, why) = e.explain();
-                fail_with(&lk, id, peer, status, &why)
+                refused(status, &why)
+            })?
+            .map_err(|(status, why)| refused(status, &why))?;
+        match flow {
+            None => {
+                self.finish_flow(id, FlowPurpose::SignIn, "/ui/", login, headers, peer)
+                    .await
+            }
+            Some(flow) if flow.purpose == FlowPurpose::SignIn => {
+                self.finish_flow(id, flow.purpose, &flow.return_to, login, headers, peer)
+                    .await
+            }
+            Some(flow) => {
+                let token = self.lk().seal_finished(flow, login).map_err(|e| {
+                    let (status, why) = AppOrApi::App(e).explain();
+                    refused(status, &why)
+                })?;
+                let mut response = page(
+                    StatusCode::OK,
+                    pages::sso_continue(&sso.provider.name, &format!("/sso/{id}/finish"), &token),
+                );
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, flow_cookie("", 0));
+                Ok(response)
+            }
+        }
+    }
+
+    /// `POST /sso/{id}/finish`: a connect or a confirm through a SAML provider, carried
+    /// from the ACS by a page of this origin (so the session cookie comes with it). The
+    /// sealed answer names the session that began the flow: only that session finishes it.
+    pub(super) async fn finish(
+        &self,
+        id: IdentityProviderId,
+        headers: &hyper::HeaderMap,
+        body: &[u8],
+        peer: Option<std::net::IpAddr>,
+    ) -> Answer {
+        let form = super::Form::parse(body);
+        let finished = self
+            .lk()
+            .open_finished(form.get("token"), id)
+            .map_err(|e| {
+                let (status, why) = AppOrApi::App(e).explain();
+                refused(status, &why)
             })?;
-        let (purpose, return_to) = flow.map_or((FlowPurpose::SignIn, "/ui/".to_owned()), |f| {
-            (f.purpose, f.return_to)
-        });
-        self.finish_flow(id, purpose, &return_to, login, headers, peer)
-            .await
+        self.finish_flow(
+            id,
+            finished.purpose,
+            &finished.return_to,
+            finished.login,
+            headers,
+            peer,
+        )
+        .await
     }
 
     /// `GET /sso/{id}/callback`: the provider's answer, for the flow this browser holds.
@@ -482,8 +579,14 @@ impl Web {
         } else {
             FlowPurpose::Reconfirm(session)
         };
-        self.begin(id, "/ui/profile".to_owned(), purpose, authority)
-            .await
+        let (url, flow, name) = self
+            .begin(id, "/ui/profile".to_owned(), purpose, authority)
+            .await?;
+        // A form's post may not redirect to another origin (`form-action 'self'`): a
+        // page of this origin sends the browser on instead.
+        let mut response = page(StatusCode::OK, pages::sso_leave(&name, &url));
+        response.headers_mut().append(header::SET_COOKIE, flow);
+        Ok(response)
     }
 
     /// Where a sign-in through a provider leads: the session and `return_to`, or the

@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const config = JSON.parse(process.env.LATCHKEY_BROWSER ?? "{}");
-const { url, shots, admin, reader, sso } = config;
+const { url, shots, admin, reader, sso, saml } = config;
 const axeSource = readFileSync(
   createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
   "utf8",
@@ -359,6 +359,24 @@ try {
     await page.getByRole("heading", { name: "Identity providers" }).waitFor();
     assert.ok(await page.getByText("/callback").first().isVisible(), "the redirect URI to register");
     await look(page, "settings-sso");
+  });
+
+  await step("a member connects a SAML provider from its profile: the provider's cross-site answer comes home", async () => {
+    // On localhost the provider (127.0.0.1) is another site: its post to the ACS carries
+    // no session cookie, and latchkey's own page carries the answer on to the session.
+    const local = url.replace("127.0.0.1", "localhost");
+    const samlPage = await (await context()).newPage();
+    lastPage = samlPage;
+    await samlPage.goto(`${local}/ui/sign-in`);
+    await samlPage.getByLabel("Email").fill(saml.email);
+    await samlPage.getByLabel("Password").fill(saml.password);
+    await samlPage.getByRole("button", { name: "Sign in", exact: true }).click();
+    await samlPage.getByRole("heading", { name: "Home" }).waitFor();
+    await samlPage.goto(`${local}/ui/profile`);
+    await samlPage.getByRole("button", { name: `Connect ${saml.name}` }).click();
+    await samlPage.getByRole("button", { name: `Disconnect ${saml.name}` }).waitFor();
+    assert.ok(samlPage.url().endsWith("/ui/profile?done=connected"), samlPage.url());
+    assert.ok(await samlPage.getByRole("cell", { name: "sara-corp" }).isVisible());
   });
 
   await step("a form posted from another site is refused and changes nothing", async () => {
