@@ -772,6 +772,7 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
         "/ui/settings/providers/new",
         &[
             ("csrf", &token),
+            ("type", "oidc"),
             ("name", "Corp"),
             ("issuer", &idp.url),
             ("client_id", CLIENT_ID),
@@ -795,6 +796,60 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
     assert!(
         page.html.contains(&format!("/sso/{id}/callback")),
         "the redirect URI to register"
+    );
+    // GitHub (here an Enterprise Server's URLs) from the page too; its secret is needed.
+    let github = |admin: &mut Browser, secret: &str| {
+        admin.post(
+            "/ui/settings/providers/new",
+            &[
+                ("csrf", &token),
+                ("type", "github"),
+                ("name", "GitHub"),
+                ("client_id", "Iv1.abc"),
+                ("client_secret", secret),
+                ("web_url", "https://github.corp.example"),
+                ("api_url", "https://github.corp.example/api/v3"),
+            ],
+        )
+    };
+    let refused = github(&mut admin, "");
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert_eq!(
+        count(&server, "/identity_providers", "identity_providers"),
+        1
+    );
+    let added = github(&mut admin, "gh-secret");
+    assert_eq!(
+        added.location, "/ui/settings?done=provider-saved",
+        "{}",
+        added.html
+    );
+    let made =
+        server.get(&server.admin_key, "/identity_providers").body["identity_providers"][0].clone();
+    assert_eq!(
+        (&made["type"], &made["web_url"], &made["client_secret_set"]),
+        (
+            &json!("github"),
+            &json!("https://github.corp.example"),
+            &json!(true)
+        ),
+        "{made}"
+    );
+    let github_id = made["id"].as_str().unwrap().to_owned();
+    let deleted = admin.post(
+        &format!("/ui/settings/providers/{github_id}/delete"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(deleted.location, "/ui/settings?done=provider-deleted");
+    // A form of no known type is refused.
+    let refused = admin.post(
+        "/ui/settings/providers/new",
+        &[("csrf", &token), ("type", "ldap"), ("name", "x")],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert_eq!(
+        count(&server, "/identity_providers", "identity_providers"),
+        1
     );
 
     // The mode changes only with the password again; provisioning alone does not ask.
@@ -853,6 +908,7 @@ fn the_settings_page_adds_providers_and_changes_the_mode_only_with_the_password_
         (
             "/ui/settings/providers/new",
             vec![
+                ("type", "oidc"),
                 ("name", "Mine"),
                 ("issuer", idp.url.as_str()),
                 ("client_id", "c"),
@@ -1632,6 +1688,153 @@ fn a_saml_provider_is_configured_from_its_metadata_pasted_or_fetched_once() {
             "{:?}",
             refused.body
         );
+    }
+    assert_eq!(
+        count(&server, "/identity_providers", "identity_providers"),
+        providers
+    );
+
+    // A member who may not make a provider never has the server fetch a metadata URL,
+    // through the API or the dashboard (a listener on loopback sees no connection).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let bait = format!(
+        "https://127.0.0.1:{}/metadata",
+        listener.local_addr().unwrap().port()
+    );
+    let (_, manager_key) = member_with_roles_and_password(
+        &server,
+        "manager@example.com",
+        json!({"developer": "read_write", "team": "manager"}),
+    );
+    let refused = server.post(
+        &manager_key,
+        "/identity_providers",
+        json!({"name": "x", "type": "saml", "metadata_url": bait}),
+    );
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    let mut manager = signed_in(&server, "manager@example.com", PASSWORD);
+    let t = manager.csrf();
+    let refused = manager.post(
+        "/ui/settings/providers/new",
+        &[
+            ("csrf", &t),
+            ("type", "saml"),
+            ("name", "x"),
+            ("metadata_url", &bait),
+        ],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        listener.accept().is_err(),
+        "nothing was fetched for a member who may not"
+    );
+
+    // The administrator adds one from the settings page by its metadata URL; the page
+    // then shows what to register at the provider.
+    crate::login::admin_password(&server);
+    let admin_email = crate::login::admin_email(&server);
+    let mut admin = signed_in(&server, &admin_email, crate::login::PASSWORD);
+    let token = admin.csrf();
+    fn form<'a>(
+        token: &'a str,
+        name: &'a str,
+        extra: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut fields = vec![("csrf", token), ("type", "saml"), ("name", name)];
+        fields.extend_from_slice(extra);
+        fields
+    }
+    let url = format!("{}/metadata", idp.url);
+    let added = admin.post(
+        "/ui/settings/providers/new",
+        &form(
+            &token,
+            "From the page",
+            &[
+                ("metadata_url", &url),
+                ("trusted_ca_pem", &idp.ca_pem),
+                ("domains", "corp.example"),
+                ("email_verified", "on"),
+            ],
+        ),
+    );
+    assert_eq!(
+        added.location, "/ui/settings?done=provider-saved",
+        "{}",
+        added.html
+    );
+    let made =
+        server.get(&server.admin_key, "/identity_providers").body["identity_providers"][0].clone();
+    assert_eq!(
+        (
+            &made["name"],
+            &made["type"],
+            &made["sso_url"],
+            &made["email_verified"],
+            &made["allow_idp_initiated"]
+        ),
+        (
+            &json!("From the page"),
+            &json!("saml"),
+            &idp.info["sso_url"],
+            &json!(true),
+            &json!(false)
+        ),
+        "{made}"
+    );
+    let id = made["id"].as_str().unwrap();
+    let page = admin.get("/ui/settings");
+    assert!(
+        page.html.contains(&format!("{}/sso/{id}/acs", server.url)),
+        "the ACS URL to register"
+    );
+    // By fields, with IdP-initiated sign-in allowed.
+    let cert = idp.info["certificate"].as_str().unwrap();
+    let entity = idp.info["entity_id"].as_str().unwrap();
+    let sso_url = idp.info["sso_url"].as_str().unwrap();
+    let added = admin.post(
+        "/ui/settings/providers/new",
+        &form(
+            &token,
+            "By fields",
+            &[
+                ("idp_entity_id", entity),
+                ("sso_url", sso_url),
+                ("certificate", cert),
+                ("allow_idp_initiated", "on"),
+            ],
+        ),
+    );
+    assert_eq!(
+        added.location, "/ui/settings?done=provider-saved",
+        "{}",
+        added.html
+    );
+    let made =
+        server.get(&server.admin_key, "/identity_providers").body["identity_providers"][0].clone();
+    assert_eq!(
+        (&made["allow_idp_initiated"], &made["email_verified"]),
+        (&json!(true), &json!(false))
+    );
+    // Nothing to go by, metadata that is none, an http SSO URL: the page says why, nothing is made.
+    let providers = count(&server, "/identity_providers", "identity_providers");
+    for (extra, why) in [
+        (vec![], "idp_entity_id"),
+        (vec![("metadata_xml", "<x/>")], "metadata"),
+        (
+            vec![
+                ("idp_entity_id", entity),
+                ("sso_url", "http://idp.example/sso"),
+                ("certificate", cert),
+            ],
+            "https",
+        ),
+    ] {
+        let refused = admin.post("/ui/settings/providers/new", &form(&token, "Bad", &extra));
+        assert_eq!(refused.status, 400, "{why}: {}", refused.html);
+        assert!(refused.html.contains(why), "{why}: {}", refused.html);
     }
     assert_eq!(
         count(&server, "/identity_providers", "identity_providers"),

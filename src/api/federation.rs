@@ -196,56 +196,75 @@ impl ProviderBody {
     }
 }
 
+/// SAML metadata pasted (`xml`) or fetched once now from `url` (https, through the
+/// outbound gate, trusting `trusted_ca_pem` or the public roots), read; `None` when
+/// neither is given. (The API's and the dashboard's way to configure from metadata.)
+pub(crate) async fn saml_metadata(
+    lk: &crate::app::Latchkey,
+    xml: Option<String>,
+    url: Option<String>,
+    trusted_ca_pem: Option<String>,
+) -> Result<Option<IdpMetadata>, ApiError> {
+    let xml = match (xml, url) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                error::INVALID_FIELD,
+                "metadata_url",
+                "give metadata_xml or metadata_url, not both",
+            ));
+        }
+        (Some(xml), None) => xml,
+        (None, Some(url)) => {
+            let url = crate::domain::federation::validate_url("metadata_url", &url)
+                .map_err(AppError::from)?;
+            let allow_private = lk.allows_private_destinations();
+            if !allow_private {
+                crate::domain::destination::refuse_private_url("metadata_url", &url)
+                    .map_err(AppError::from)?;
+            }
+            let roots = crate::app::roots_from_pem("trusted_ca_pem", trusted_ca_pem.as_deref())
+                .map_err(AppError::from)?;
+            let fetch_failed =
+                |why: String| ApiError::field(error::INVALID_FIELD, "metadata_url", why);
+            let request = hyper::http::Request::get(&url)
+                .header("accept", "application/samlmetadata+xml, application/xml")
+                .body(Vec::new())
+                .map_err(|e| fetch_failed(e.to_string()))?;
+            let answer = super::outbound::fetch(request, roots, allow_private)
+                .await
+                .map_err(fetch_failed)?;
+            if !answer.status().is_success() {
+                return Err(fetch_failed(format!(
+                    "the metadata URL answered {}",
+                    answer.status()
+                )));
+            }
+            String::from_utf8(answer.into_body())
+                .map_err(|_| fetch_failed("the metadata is not text".into()))?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(saml_metadata::parse(&xml).map_err(AppError::from)?))
+}
+
 impl Ctx {
-    /// The SAML metadata the body gives, pasted (`metadata_xml`) or fetched once now
-    /// from `metadata_url` (https, through the outbound gate), read.
+    /// The SAML metadata the body gives (its CA certificate is for fetching it).
     async fn saml_metadata(
         &self,
         body: &mut ProviderBody,
     ) -> Result<Option<IdpMetadata>, ApiError> {
-        let xml = match (body.metadata_xml.take(), body.metadata_url.take()) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::field(
-                    error::INVALID_FIELD,
-                    "metadata_url",
-                    "give metadata_xml or metadata_url, not both",
-                ));
-            }
-            (Some(xml), None) => xml,
-            (None, Some(url)) => {
-                let url = crate::domain::federation::validate_url("metadata_url", &url)
-                    .map_err(AppError::from)?;
-                let allow_private = self.lk.allows_private_destinations();
-                if !allow_private {
-                    crate::domain::destination::refuse_private_url("metadata_url", &url)
-                        .map_err(AppError::from)?;
-                }
-                let roots = crate::app::roots_from_pem(
-                    "trusted_ca_pem",
-                    body.trusted_ca_pem.take().as_deref(),
-                )
-                .map_err(AppError::from)?;
-                let fetch_failed =
-                    |why: String| ApiError::field(error::INVALID_FIELD, "metadata_url", why);
-                let request = hyper::http::Request::get(&url)
-                    .header("accept", "application/samlmetadata+xml, application/xml")
-                    .body(Vec::new())
-                    .map_err(|e| fetch_failed(e.to_string()))?;
-                let answer = super::outbound::fetch(request, roots, allow_private)
-                    .await
-                    .map_err(fetch_failed)?;
-                if !answer.status().is_success() {
-                    return Err(fetch_failed(format!(
-                        "the metadata URL answered {}",
-                        answer.status()
-                    )));
-                }
-                String::from_utf8(answer.into_body())
-                    .map_err(|_| fetch_failed("the metadata is not text".into()))?
-            }
-            (None, None) => return Ok(None),
-        };
-        Ok(Some(saml_metadata::parse(&xml).map_err(AppError::from)?))
+        let ca = body
+            .metadata_url
+            .is_some()
+            .then(|| body.trusted_ca_pem.take())
+            .flatten();
+        saml_metadata(
+            &self.lk,
+            body.metadata_xml.take(),
+            body.metadata_url.take(),
+            ca,
+        )
+        .await
     }
 
     fn provider_view(&self, found: &IdentityProvider, secret_set: bool) -> Value {
@@ -296,6 +315,11 @@ impl Ctx {
             required(body.client_id.as_deref(), "client_id")?;
         }
         body.only_fields_of(&kind)?;
+        if body.metadata_url.is_some() {
+            // Nothing is fetched for a caller who may not make the provider.
+            let (lk, actor, account) = self.caller();
+            blocking(move || lk.may_create_identity_provider(actor, account)).await?;
+        }
         let base = match kind.as_str() {
             "oidc" => Protocol::Oidc(OidcSettings {
                 issuer: required(body.issuer.as_deref(), "issuer")?.to_owned(),

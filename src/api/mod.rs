@@ -11,6 +11,7 @@ pub mod delivery;
 mod destinations;
 pub mod error;
 mod federation;
+pub(crate) use federation::saml_metadata;
 mod handlers;
 mod invitations;
 pub mod mail;

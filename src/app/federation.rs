@@ -328,6 +328,25 @@ fn sso_refusal(
 }
 
 impl Latchkey {
+    /// Whether `actor` may add identity providers to `account`: asked before the work
+    /// of making one begins (fetching a SAML provider's metadata from its URL), so a
+    /// member who may not never has the server fetch anything.
+    pub fn may_create_identity_provider(
+        &self,
+        actor: Actor,
+        account: AccountId,
+    ) -> Result<(), AppError> {
+        let tx = self.store.read()?;
+        require_account(&tx, account)?;
+        self.authorize(
+            &tx,
+            actor,
+            account,
+            target("create", "new".into()),
+            self.now(),
+        )
+    }
+
     /// Create an identity provider.
     pub fn create_identity_provider(
         &self,

@@ -12,7 +12,9 @@ use super::{
 };
 use crate::app::{AppError, ProviderPatch, ProviderSpec};
 use crate::domain::account::{Account, Provisioning, SsoMode};
-use crate::domain::federation::{ClaimNames, IdentityProvider, OidcSettings, Protocol};
+use crate::domain::federation::{
+    ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, SamlSettings,
+};
 use crate::domain::id::IdentityProviderId;
 use crate::domain::token::Secret;
 
@@ -108,7 +110,8 @@ impl Web {
         .map(|_| Notice::SettingsSaved)
     }
 
-    /// `POST /ui/settings/providers/new`: an OpenID Connect provider.
+    /// `POST /ui/settings/providers/new`: an OpenID Connect, GitHub or SAML provider
+    /// (`type`), as `POST /identity_providers` makes it.
     async fn add_provider(&self, console: &Console, form: &Form) -> Result<Notice, AppOrApi> {
         let list = |name: &str| -> Vec<String> {
             form.get(name)
@@ -118,19 +121,71 @@ impl Web {
                 .map(str::to_owned)
                 .collect()
         };
-        let pem = form.get("trusted_ca_pem").trim();
+        let optional = |name: &str| {
+            let value = form.get(name).trim();
+            (!value.is_empty()).then(|| value.to_owned())
+        };
+        let ca = optional("trusted_ca_pem");
+        let protocol = match form.get("type") {
+            "oidc" => Protocol::Oidc(OidcSettings {
+                issuer: form.get("issuer").to_owned(),
+                client_id: form.get("client_id").to_owned(),
+                scopes: vec!["email".into(), "profile".into()],
+                claims: ClaimNames::oidc(),
+                trusted_ca_pem: ca,
+            }),
+            "github" => Protocol::Github(GithubSettings {
+                client_id: form.get("client_id").to_owned(),
+                web_url: optional("web_url").unwrap_or_else(|| "https://github.com".into()),
+                api_url: optional("api_url").unwrap_or_else(|| "https://api.github.com".into()),
+                trusted_ca_pem: ca,
+            }),
+            "saml" => {
+                if !form.get("metadata_url").trim().is_empty() {
+                    // Nothing is fetched for a member who may not make the provider.
+                    let (lk, actor, account) = self.acting(console);
+                    blocking(move || lk.may_create_identity_provider(actor, account)).await?;
+                }
+                let metadata = crate::api::saml_metadata(
+                    &self.lk(),
+                    optional("metadata_xml"),
+                    optional("metadata_url"),
+                    ca,
+                )
+                .await
+                .map_err(AppOrApi::Api)?;
+                let (entity, sso_url, certificates) = match metadata {
+                    Some(found) => (found.entity_id, found.sso_url, found.certificates),
+                    None => (
+                        form.get("idp_entity_id").trim().to_owned(),
+                        form.get("sso_url").trim().to_owned(),
+                        optional("certificate").into_iter().collect(),
+                    ),
+                };
+                Protocol::Saml(SamlSettings {
+                    idp_entity_id: entity,
+                    sso_url,
+                    certificates,
+                    allow_idp_initiated: form.checked("allow_idp_initiated"),
+                    want_assertions_signed: true,
+                    attributes: ClaimNames::oidc(),
+                    email_verified: form.checked("email_verified"),
+                })
+            }
+            _ => {
+                return Err(AppOrApi::Api(crate::api::error::ApiError::field(
+                    crate::api::error::INVALID_FIELD,
+                    "type",
+                    "type must be oidc, github or saml",
+                )));
+            }
+        };
         let secret = form.get("client_secret");
         let spec = ProviderSpec {
             name: form.get("name").to_owned(),
             enabled: true,
             domains: list("domains"),
-            protocol: Protocol::Oidc(OidcSettings {
-                issuer: form.get("issuer").to_owned(),
-                client_id: form.get("client_id").to_owned(),
-                scopes: vec!["email".into(), "profile".into()],
-                claims: ClaimNames::oidc(),
-                trusted_ca_pem: (!pem.is_empty()).then(|| pem.to_owned()),
-            }),
+            protocol,
             mfa_values: list("mfa_values"),
             role_mapping: Vec::new(),
             client_secret: (!secret.is_empty()).then(|| Secret::new(secret.to_owned())),
@@ -306,7 +361,7 @@ fn text_of<T: PartialEq + Copy>(table: &[(T, &'static str)], value: T) -> &'stat
 }
 
 /// The identity providers: each with what to register at it, enable / disable, delete;
-/// and a form for a new OpenID Connect one.
+/// and a form for a new one of each kind.
 fn providers_section(console: &Console, providers: &[IdentityProvider]) -> Markup {
     let csrf = console.csrf();
     let base = &console.origin;
@@ -314,7 +369,7 @@ fn providers_section(console: &Console, providers: &[IdentityProvider]) -> Marku
         section aria-labelledby="providers" {
             h2 #providers { "Identity providers" }
             @if providers.is_empty() {
-                p { "None yet. Add an OpenID Connect provider (Okta, Entra ID, Google, Keycloak, …) below, sign in through it in mixed mode, then enforce single sign-on if you wish." }
+                p { "None yet. Add an OpenID Connect (Okta, Entra ID, Google, Keycloak, …), GitHub or SAML 2.0 provider below, sign in through it in mixed mode, then enforce single sign-on if you wish." }
             }
             @for provider in providers {
                 article.provider {
@@ -322,11 +377,27 @@ fn providers_section(console: &Console, providers: &[IdentityProvider]) -> Marku
                     dl {
                         dt { "Type" } dd { (provider.protocol.kind()) }
                         dt { "State" } dd { @if provider.enabled { "enabled" } @else { "disabled" } }
-                        @if let Protocol::Oidc(oidc) = &provider.protocol {
-                            dt { "Issuer" } dd { code { (oidc.issuer) } }
-                            dt { "Client id" } dd { code { (oidc.client_id) } }
+                        @match &provider.protocol {
+                            Protocol::Oidc(oidc) => {
+                                dt { "Issuer" } dd { code { (oidc.issuer) } }
+                                dt { "Client id" } dd { code { (oidc.client_id) } }
+                                dt { "Redirect URI to register" } dd { code { (format!("{base}/sso/{}/callback", provider.id)) } }
+                            }
+                            Protocol::Github(github) => {
+                                dt { "GitHub" } dd { code { (github.web_url) } }
+                                dt { "Client id" } dd { code { (github.client_id) } }
+                                dt { "Callback URL to register" } dd { code { (format!("{base}/sso/{}/callback", provider.id)) } }
+                            }
+                            Protocol::Saml(saml) => {
+                                dt { "Provider entity id" } dd { code { (saml.idp_entity_id) } }
+                                dt { "Signing certificates" } dd { (saml.certificates.len()) }
+                                dt { "Email vouched for" } dd { (if saml.email_verified { "yes" } else { "no (nobody is made Just-in-Time)" }) }
+                                dt { "IdP-initiated sign-in" } dd { (if saml.allow_idp_initiated { "allowed" } else { "off" }) }
+                                dt { "Entity id to register" } dd { code { (format!("{base}/sso/{}/metadata", provider.id)) } }
+                                dt { "ACS URL to register" } dd { code { (format!("{base}/sso/{}/acs", provider.id)) } }
+                                dt { "Metadata URL" } dd { code { (format!("{base}/sso/{}/metadata", provider.id)) } }
+                            }
                         }
-                        dt { "Redirect URI to register" } dd { code { (format!("{base}/sso/{}/callback", provider.id)) } }
                         dt { "Email domains" } dd { (if provider.domains.is_empty() { "none".to_owned() } else { provider.domains.join(", ") }) }
                         dt { "Counts as a second factor" } dd { (if provider.mfa_values.is_empty() { "never (members' own second factor is asked)".to_owned() } else { format!("amr {}", provider.mfa_values.join(", ")) }) }
                         dt { "Last sign-in" } dd { (provider.last_login_at.map_or_else(|| "never".to_owned(), when)) }
@@ -347,24 +418,85 @@ fn providers_section(console: &Console, providers: &[IdentityProvider]) -> Marku
                 }
             }
             @if console.may("identity_providers.create") {
-                h3 { "Add an OpenID Connect provider" }
-                form method="post" action="/ui/settings/providers/new" {
-                    (csrf_field(csrf))
-                    label for="idp-name" { "Name on the sign-in page" }
-                    input #idp-name type="text" name="name" maxlength="64" required;
-                    label for="idp-issuer" { "Issuer (https://…)" }
-                    input #idp-issuer type="url" name="issuer" required;
-                    label for="idp-client" { "Client id" }
-                    input #idp-client type="text" name="client_id" required;
-                    label for="idp-secret" { "Client secret (stored sealed, never shown again)" }
-                    input #idp-secret type="password" name="client_secret" autocomplete="off";
-                    label for="idp-domains" { "Email domains (comma-separated, for discovery)" }
-                    input #idp-domains type="text" name="domains";
-                    label for="idp-mfa" { "amr values that count as a second factor (optional)" }
-                    input #idp-mfa type="text" name="mfa_values";
-                    label for="idp-ca" { "CA certificate of its TLS, PEM (optional: else the public roots)" }
-                    textarea #idp-ca name="trusted_ca_pem" rows="4" {}
-                    button type="submit" { "Add provider" }
+                details.add {
+                    summary { "Add an OpenID Connect provider" }
+                    form method="post" action="/ui/settings/providers/new" {
+                        (csrf_field(csrf))
+                        input type="hidden" name="type" value="oidc";
+                        label for="idp-name" { "Name on the sign-in page" }
+                        input #idp-name type="text" name="name" maxlength="64" required;
+                        label for="idp-issuer" { "Issuer (https://…)" }
+                        input #idp-issuer type="url" name="issuer" required;
+                        label for="idp-client" { "Client id" }
+                        input #idp-client type="text" name="client_id" required;
+                        label for="idp-secret" { "Client secret (stored sealed, never shown again)" }
+                        input #idp-secret type="password" name="client_secret" autocomplete="off";
+                        label for="idp-domains" { "Email domains (comma-separated, for discovery)" }
+                        input #idp-domains type="text" name="domains";
+                        label for="idp-mfa" { "amr values that count as a second factor (optional)" }
+                        input #idp-mfa type="text" name="mfa_values";
+                        label for="idp-ca" { "CA certificate of its TLS, PEM (optional: else the public roots)" }
+                        textarea #idp-ca name="trusted_ca_pem" rows="4" {}
+                        button type="submit" { "Add provider" }
+                    }
+                }
+                details.add {
+                    summary { "Add GitHub" }
+                    form method="post" action="/ui/settings/providers/new" {
+                        (csrf_field(csrf))
+                        input type="hidden" name="type" value="github";
+                        p { "Register an OAuth app at GitHub with the callback URL this page then shows; only a verified primary email is taken." }
+                        label for="gh-name" { "Name on the sign-in page" }
+                        input #gh-name type="text" name="name" maxlength="64" required value="GitHub";
+                        label for="gh-client" { "Client id" }
+                        input #gh-client type="text" name="client_id" required;
+                        label for="gh-secret" { "Client secret (stored sealed, never shown again)" }
+                        input #gh-secret type="password" name="client_secret" autocomplete="off" required;
+                        label for="gh-domains" { "Email domains (comma-separated, for discovery)" }
+                        input #gh-domains type="text" name="domains";
+                        label for="gh-web" { "GitHub Enterprise Server: its URL (optional: else github.com)" }
+                        input #gh-web type="url" name="web_url";
+                        label for="gh-api" { "…and its API URL (optional: else api.github.com)" }
+                        input #gh-api type="url" name="api_url";
+                        label for="gh-ca" { "CA certificate of its TLS, PEM (optional: else the public roots)" }
+                        textarea #gh-ca name="trusted_ca_pem" rows="4" {}
+                        button type="submit" { "Add GitHub" }
+                    }
+                }
+                details.add {
+                    summary { "Add a SAML 2.0 provider" }
+                    form method="post" action="/ui/settings/providers/new" {
+                        (csrf_field(csrf))
+                        input type="hidden" name="type" value="saml";
+                        p { "Give the provider's metadata (its URL, fetched once now, or the XML), or its entity id, single sign-on URL and signing certificate. Then register at the provider what this page shows for it (entity id and ACS URL, or the metadata URL)." }
+                        label for="saml-name" { "Name on the sign-in page" }
+                        input #saml-name type="text" name="name" maxlength="64" required;
+                        label for="saml-metadata-url" { "Metadata URL (https://…)" }
+                        input #saml-metadata-url type="url" name="metadata_url";
+                        label for="saml-metadata" { "…or the metadata XML" }
+                        textarea #saml-metadata name="metadata_xml" rows="4" {}
+                        label for="saml-entity" { "…or its entity id" }
+                        input #saml-entity type="text" name="idp_entity_id";
+                        label for="saml-sso" { "…its single sign-on URL (HTTP-Redirect)" }
+                        input #saml-sso type="url" name="sso_url";
+                        label for="saml-cert" { "…and its signing certificate, PEM" }
+                        textarea #saml-cert name="certificate" rows="4" {}
+                        label for="saml-domains" { "Email domains (comma-separated, for discovery)" }
+                        input #saml-domains type="text" name="domains";
+                        label for="saml-mfa" { "AuthnContextClassRef values that count as a second factor (optional)" }
+                        input #saml-mfa type="text" name="mfa_values";
+                        label for="saml-ca" { "CA certificate of the metadata URL's TLS, PEM (optional: else the public roots)" }
+                        textarea #saml-ca name="trusted_ca_pem" rows="4" {}
+                        div.check {
+                            input #saml-email-verified type="checkbox" name="email_verified" value="on";
+                            label for="saml-email-verified" { "The provider vouches for the email it sends (needed to make members Just-in-Time)" }
+                        }
+                        div.check {
+                            input #saml-idp-initiated type="checkbox" name="allow_idp_initiated" value="on";
+                            label for="saml-idp-initiated" { "Allow signing in from the provider's own portal (IdP-initiated)" }
+                        }
+                        button type="submit" { "Add SAML provider" }
+                    }
                 }
             }
         }
