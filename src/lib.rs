@@ -24,6 +24,7 @@ pub mod cli;
 pub mod domain;
 pub mod policy;
 pub mod scaffold;
+pub mod scim;
 pub mod server;
 pub mod store;
 pub mod web;

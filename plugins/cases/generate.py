@@ -85,6 +85,8 @@ VERBS["events"] = ["list", "get"]
 VERBS["event_destinations"] = ["list", "get", "create", "update", "delete"]
 # Identity providers decide who signs in to the account: account settings, administrators.
 VERBS["identity_providers"] = ["list", "get", "create", "update", "delete"]
+# SCIM tokens let an identity provider make and remove members: administrators only.
+VERBS["scim_tokens"] = ["list", "get", "create", "delete"]
 for r in ("tenants", "roles", "role_assignments"):
     VERBS[r] = ["list", "get", "create", "update", "delete"]
 VERBS["permissions"] = ["list", "get", "create", "delete"]
@@ -93,7 +95,7 @@ VERBS["policies"] = ["list"]  # the live set, read-only; changing it is the host
 TENANCY = ["tenants", "roles", "role_assignments", "permissions", "access_review"]
 KIND = dict(DEVELOPER_RESOURCES, users="user", invitations="invitation", billing="billing",
             account="account", events="event", event_destinations="event_destination",
-            identity_providers="identity_provider",
+            identity_providers="identity_provider", scim_tokens="scim_token",
             tenants="tenant", roles="role",
             role_assignments="role_assignment", permissions="permission",
             access_review="access_review", policies="policy_set")

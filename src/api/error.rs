@@ -270,6 +270,7 @@ impl From<AppError> for ApiError {
                 "accounts",
                 accounts.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ),
+            AppError::Precondition(msg) => ApiError::new(CONFLICT, msg),
             AppError::InUse { what, field, by } => {
                 ApiError::new(CONFLICT, format!("{what} is in use by {}", by.join(", ")))
                     .with(field, by)

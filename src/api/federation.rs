@@ -10,7 +10,7 @@ use crate::app::{ProviderPatch, ProviderSpec};
 use crate::domain::federation::{
     ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, RoleMapping, SamlSettings,
 };
-use crate::domain::id::{IdentityProviderId, RoleId, TenantId};
+use crate::domain::id::{IdentityProviderId, RoleId, ScimTokenId, TenantId};
 use crate::domain::saml_metadata::{self, IdpMetadata};
 use crate::domain::token::Secret;
 use crate::domain::user::Roles;
@@ -451,6 +451,55 @@ impl Ctx {
         let id: IdentityProviderId = path_id(id)?;
         let (lk, actor, account) = self.caller();
         blocking(move || lk.delete_identity_provider(actor, account, id)).await?;
+        Ok(no_content())
+    }
+}
+
+/// `POST /scim_tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScimTokenBody {
+    description: Option<String>,
+}
+
+impl Ctx {
+    /// `GET /scim_tokens`: the account's SCIM tokens (never the tokens themselves).
+    pub(super) async fn list_scim_tokens(self) -> Reply {
+        let (lk, actor, account) = self.caller();
+        let mut found = blocking(move || lk.scim_tokens(actor, account)).await?;
+        found.reverse();
+        self.list(
+            "/scim_tokens",
+            "scim_tokens",
+            found,
+            |t| t.id,
+            |t| views::scim_token(&self.base, t, None),
+        )
+    }
+
+    /// `POST /scim_tokens`: a new token, shown in this answer only.
+    pub(super) async fn create_scim_token(self) -> Reply {
+        let body: ScimTokenBody = parse(&self.body)?;
+        let (lk, actor, account) = self.caller();
+        let description = body.description.unwrap_or_default();
+        let (made, secret) =
+            blocking(move || lk.create_scim_token(actor, account, &description)).await?;
+        self.created(&views::scim_token(&self.base, &made, Some(secret.expose())))
+    }
+
+    /// `GET /scim_tokens/{id}`.
+    pub(super) async fn get_scim_token(self, id: &str) -> Reply {
+        let id: ScimTokenId = path_id(id)?;
+        let (lk, actor, account) = self.caller();
+        let found = blocking(move || lk.scim_token(actor, account, id)).await?;
+        self.ok(&views::scim_token(&self.base, &found, None))
+    }
+
+    /// `DELETE /scim_tokens/{id}`: revoked at once.
+    pub(super) async fn delete_scim_token(self, id: &str) -> Reply {
+        let id: ScimTokenId = path_id(id)?;
+        let (lk, actor, account) = self.caller();
+        blocking(move || lk.revoke_scim_token(actor, account, id)).await?;
         Ok(no_content())
     }
 }

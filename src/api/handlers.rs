@@ -390,6 +390,10 @@ impl Ctx {
             (&M::GET, ["identity_providers", id]) => self.get_identity_provider(id).await,
             (&M::PATCH, ["identity_providers", id]) => self.update_identity_provider(id).await,
             (&M::DELETE, ["identity_providers", id]) => self.delete_identity_provider(id).await,
+            (&M::GET, ["scim_tokens"]) => self.list_scim_tokens().await,
+            (&M::POST, ["scim_tokens"]) => self.create_scim_token().await,
+            (&M::GET, ["scim_tokens", id]) => self.get_scim_token(id).await,
+            (&M::DELETE, ["scim_tokens", id]) => self.delete_scim_token(id).await,
             (&M::POST, ["verify"]) => self.verify().await,
             (&M::POST, ["authorize"]) => self.authorize(false).await,
             (&M::POST, ["authorize", "batch"]) => self.authorize(true).await,
@@ -566,7 +570,7 @@ impl Ctx {
             None => match self.caller.actor.principal {
                 Principal::User(user) => Ok(Owner::User(user)),
                 Principal::Bot(bot) => Ok(Owner::Bot(bot)),
-                Principal::System => Err(ApiError::field(
+                Principal::System | Principal::ScimToken(_) => Err(ApiError::field(
                     error::INVALID_FIELD,
                     "owner_id",
                     "owner_id is required",
@@ -586,8 +590,8 @@ impl Ctx {
         self.ok(&views::account(&self.base, &found, seats))
     }
 
-    /// `PATCH /account`: `mfa_required`, `sso_mode`, `provisioning` (`scim` is refused
-    /// until SCIM exists: never silently stored).
+    /// `PATCH /account`: `mfa_required`, `sso_mode`, `provisioning` (`scim` only with
+    /// single sign-on configured: never silently stored).
     async fn update_account(self) -> Reply {
         let body: AccountUpdate = parse(&self.body)?;
         let patch = crate::app::SettingsPatch {

@@ -645,7 +645,7 @@ pub fn actor_of(verified: &Verified) -> Actor {
 /// The route a path matches, as a metrics label (ids replaced by `{id}`); a path no route
 /// serves is `other`, never the label of a route that exists.
 fn route_label(path: &str) -> &'static str {
-    const ROUTES: [(&str, &str, &str); 16] = [
+    const ROUTES: [(&str, &str, &str); 17] = [
         ("tenants", "/tenants", "/tenants/{id}"),
         ("permissions", "/permissions", "/permissions/{name}"),
         ("roles", "/roles", "/roles/{id}"),
@@ -686,6 +686,7 @@ fn route_label(path: &str) -> &'static str {
             "/identity_providers",
             "/identity_providers/{id}",
         ),
+        ("scim_tokens", "/scim_tokens", "/scim_tokens/{id}"),
     ];
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let collection = |name: &str| ROUTES.iter().find(|(n, _, _)| *n == name);
@@ -780,7 +781,7 @@ fn query_parameters(method: &Method, segments: &[&str]) -> (bool, &'static [&'st
 
 /// The methods a path takes (the `Allow` of a 405), or `None` for no such path.
 fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
-    const COLLECTIONS: [&str; 15] = [
+    const COLLECTIONS: [&str; 16] = [
         "users",
         "invitations",
         "tenants",
@@ -796,6 +797,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         "permissions",
         "event_destinations",
         "identity_providers",
+        "scim_tokens",
     ];
     Some(match segments {
         ["healthz" | "readyz"] => "GET, HEAD",
@@ -815,7 +817,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["me", "mfa", "totp"] => "POST, DELETE",
         ["events", _] | ["users", _, "effective_permissions"] | ["policies", "events"] => "GET",
         [one] if COLLECTIONS.contains(one) => "GET, POST",
-        ["invitations" | "permissions" | "role_assignments", _] => "GET, DELETE",
+        ["invitations" | "permissions" | "role_assignments" | "scim_tokens", _] => "GET, DELETE",
         [one, _] if COLLECTIONS.contains(one) => "GET, PATCH, DELETE",
         _ => return None,
     })

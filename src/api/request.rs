@@ -83,7 +83,7 @@ pub(crate) fn is_content_type(headers: &hyper::HeaderMap, kind: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(kind))
 }
 
-/// The body of a POST, PATCH or DELETE, of any type: at most [`MAX_BODY`] bytes (past it,
+/// The body of a POST, PATCH, PUT or DELETE, of any type: at most [`MAX_BODY`] bytes (past it,
 /// a 413 once up to `DRAIN_LIMIT` was read and dropped); other methods' bodies are not
 /// read.
 pub(crate) async fn read_bounded<B>(
@@ -95,8 +95,11 @@ where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // DELETE may carry a body too (`DELETE /me/mfa/totp {"code"}`).
-    if !matches!(*method, Method::POST | Method::PATCH | Method::DELETE) {
+    // DELETE may carry a body too (`DELETE /me/mfa/totp {"code"}`); SCIM replaces by PUT.
+    if !matches!(
+        *method,
+        Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+    ) {
         return Ok(Bytes::new());
     }
     let too_large = || {

@@ -168,6 +168,7 @@ pub fn event(base: &Base, event: &Event) -> Value {
             Principal::System => "system",
             Principal::User(_) => "user",
             Principal::Bot(_) => "bot",
+            Principal::ScimToken(_) => "scim_token",
         },
         "credential_id": event.actor.credential.map(|c| c.to_string()),
         "action": event.action.name(),
@@ -250,6 +251,27 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
         }),
         Snapshot::IdentityProvider(idp) => identity_provider(base, idp),
         Snapshot::ExternalIdentity(identity) => external_identity(identity),
+        Snapshot::ScimToken { id, description } => json!({
+            "id": id,
+            "uri": base.uri(&format!("/scim_tokens/{id}")),
+            "description": description,
+        }),
+        Snapshot::ScimUser(profile) => json!({
+            "user_id": profile.user.to_string(),
+            "user_name": profile.user_name,
+            "external_id": profile.external_id,
+            "name": {
+                "formatted": profile.name.formatted,
+                "family_name": profile.name.family_name,
+                "given_name": profile.name.given_name,
+            },
+            "display_name": profile.display_name,
+            "emails": profile.emails.iter().map(|e| json!({
+                "value": e.value, "type": e.kind, "primary": e.primary,
+            })).collect::<Vec<_>>(),
+            "created_at": time(profile.created_at),
+            "updated_at": time(profile.updated_at),
+        }),
         Snapshot::EventDestination(d) => event_destination(base, d, None),
         Snapshot::PolicySet(state) => policy_set_state(state, true),
         Snapshot::Permission(p) => permission(&CatalogEntry {
@@ -327,6 +349,21 @@ pub fn ip_policy(base: &Base, policy: &IpPolicy) -> Value {
 /// `/event_destinations/{id}`: ngrok's shape (`id`, `uri`, `created_at`, `description`,
 /// `metadata`, `format`, `target`) with latchkey's `enabled` and the delivery `status`
 /// (absent from event snapshots). The signing secret is never shown here.
+/// `/scim_tokens/{id}`: never the token, but in the answer that made it.
+pub fn scim_token(base: &Base, token: &crate::domain::scim::ScimToken, secret: Option<&str>) -> Value {
+    let mut view = json!({
+        "id": token.id.to_string(),
+        "uri": base.uri(&format!("/scim_tokens/{}", token.id)),
+        "description": token.description,
+        "created_at": time(token.created_at),
+        "last_used_at": token.last_used_at.map(time),
+    });
+    if let (Some(secret), Some(fields)) = (secret, view.as_object_mut()) {
+        fields.insert("token".into(), json!(secret));
+    }
+    view
+}
+
 /// `/identity_providers/{id}`: every setting but the client secret (only whether one is
 /// set), with the URLs the provider is configured with on its side.
 pub fn identity_provider(base: &Base, idp: &IdentityProvider) -> Value {

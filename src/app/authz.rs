@@ -339,6 +339,13 @@ pub(super) fn resolve(
             Some(_) => return Err(refused(format!("{bot} is inactive"))),
             None => return Err(refused(format!("{bot} is not a bot user of {account}"))),
         },
+        // A SCIM token acts at the SCIM endpoint only, under its own gate: no policy
+        // decision is ever asked for it (fail closed).
+        Principal::ScimToken(token) => {
+            return Err(refused(format!(
+                "{token} acts only at the SCIM endpoint"
+            )));
+        }
     };
     let (credential, expires_at) = match actor.credential {
         None => (None, None),
@@ -496,6 +503,7 @@ fn principal_owner(principal: Principal) -> Option<Owner> {
         Principal::System => None,
         Principal::User(user) => Some(Owner::User(user)),
         Principal::Bot(bot) => Some(Owner::Bot(bot)),
+        Principal::ScimToken(_) => None,
     }
 }
 

@@ -239,6 +239,7 @@ impl Latchkey {
         let now = self.now();
         self.store.write(|tx| {
             me.ensure_may_change_self(tx)?;
+            super::scim::ensure_not_managed(tx, me.user)?;
             let before = tx
                 .user(me.user)?
                 .ok_or_else(|| DomainError::NotFound(me.user.into()))?;

@@ -21,6 +21,7 @@ mod passkeys;
 mod passwords;
 mod policies;
 mod resource;
+mod scim;
 mod tenancy;
 
 use std::path::Path;
@@ -51,6 +52,7 @@ pub use federation::{
     SsoProvider,
 };
 use identity::record_user_change;
+pub use scim::{ScimCaller, ScimUser, ScimUserSpec};
 pub use identity::{MailedLink, Me};
 pub use import::{ImportFailure, ImportReport};
 pub use invite::{Acceptor, Invited};
@@ -114,6 +116,9 @@ pub enum AppError {
     /// The user is an active member of several accounts and named none.
     #[error("choose one of the accounts to log in to")]
     ChooseAccount(Vec<AccountId>),
+    /// The object changed since the version the caller named (`If-Match`).
+    #[error("{0}")]
+    Precondition(String),
     /// The object is still used by others (a role assigned, a permission in a role).
     #[error("{what} is in use by {}", by.join(", "))]
     InUse {
@@ -548,7 +553,7 @@ impl Latchkey {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn join(
+    pub(super) fn join(
         &self,
         tx: &mut WriteTx,
         actor: Actor,
@@ -647,6 +652,7 @@ impl Latchkey {
             if !own_session {
                 user::ensure_only_account(user, &tx.user_accounts(user)?, account)?;
             }
+            scim::ensure_not_managed(tx, user)?;
             let before = tx
                 .user(user)?
                 .ok_or_else(|| DomainError::NotFound(user.into()))?;
@@ -701,11 +707,8 @@ impl Latchkey {
     ) -> Result<Member, AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            let members = tx.members(account)?;
-            let before = members
-                .iter()
-                .find(|m| m.user == user_id)
-                .cloned()
+            let before = tx
+                .membership(account, user_id)?
                 .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
             let verb = match change {
                 MemberChange::Roles(_) => "update_roles",
@@ -717,57 +720,78 @@ impl Latchkey {
             let target = Target::member(verb, user_id.to_string(), &before.roles)
                 .with("grants_admin", grants_admin);
             self.authorize(tx, actor, account, target, now)?;
-            let user = tx
-                .user(user_id)?
-                .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
-            let after = user::change_member(&members, user_id, change)?;
-            let before_snapshot = Some(Snapshot::Member(user.clone(), before.clone()));
-            let target = user_id.to_string();
-            match after {
-                Some(after) if after == before => Member::read(tx, user, after),
-                Some(after) => {
-                    tx.put_membership(&after)?;
-                    if after.state == MemberState::Disabled {
-                        login::end_sessions(tx, user_id, Some(account), None)?;
-                    }
-                    let action = match change {
-                        MemberChange::State(MemberState::Disabled) => Action::MemberDisabled,
-                        MemberChange::State(MemberState::Active) => Action::MemberEnabled,
-                        _ => Action::MemberRolesUpdated,
-                    };
-                    record(
-                        tx,
-                        &account,
-                        now,
-                        actor,
-                        action,
-                        target,
-                        before_snapshot,
-                        Some(Snapshot::Member(user.clone(), after.clone())),
-                    )?;
-                    Member::read(tx, user, after)
-                }
-                None => {
-                    for credential in tx.owner_credentials(account, Owner::User(user_id))? {
-                        revoke(tx, actor, &credential, RevokeCause::MembershipRemoved, now)?;
-                    }
-                    tenancy::remove_assignments_of(tx, actor, account, Owner::User(user_id), now)?;
-                    login::end_sessions(tx, user_id, Some(account), None)?;
-                    tx.remove_membership(account, user_id)?;
-                    record(
-                        tx,
-                        &account,
-                        now,
-                        actor,
-                        Action::MemberRemoved,
-                        target,
-                        before_snapshot,
-                        None,
-                    )?;
-                    Member::read(tx, user, before)
-                }
-            }
+            self.change_member_in(tx, actor, account, user_id, change, now)
         })
+    }
+
+    /// [`Self::change_member`]'s work once the change is allowed (SCIM provisioning is
+    /// allowed by its own gate): the last-administrator rule, sessions ended by a disable
+    /// or a removal, credentials and tenant roles revoked by a removal, the event.
+    pub(super) fn change_member_in(
+        &self,
+        tx: &mut WriteTx,
+        actor: Actor,
+        account: AccountId,
+        user_id: UserId,
+        change: MemberChange,
+        now: Timestamp,
+    ) -> Result<Member, AppError> {
+        let members = tx.members(account)?;
+        let before = members
+            .iter()
+            .find(|m| m.user == user_id)
+            .cloned()
+            .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
+        let user = tx
+            .user(user_id)?
+            .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
+        let after = user::change_member(&members, user_id, change)?;
+        let before_snapshot = Some(Snapshot::Member(user.clone(), before.clone()));
+        let target = user_id.to_string();
+        match after {
+            Some(after) if after == before => Member::read(tx, user, after),
+            Some(after) => {
+                tx.put_membership(&after)?;
+                if after.state == MemberState::Disabled {
+                    login::end_sessions(tx, user_id, Some(account), None)?;
+                }
+                let action = match change {
+                    MemberChange::State(MemberState::Disabled) => Action::MemberDisabled,
+                    MemberChange::State(MemberState::Active) => Action::MemberEnabled,
+                    _ => Action::MemberRolesUpdated,
+                };
+                record(
+                    tx,
+                    &account,
+                    now,
+                    actor,
+                    action,
+                    target,
+                    before_snapshot,
+                    Some(Snapshot::Member(user.clone(), after.clone())),
+                )?;
+                Member::read(tx, user, after)
+            }
+            None => {
+                for credential in tx.owner_credentials(account, Owner::User(user_id))? {
+                    revoke(tx, actor, &credential, RevokeCause::MembershipRemoved, now)?;
+                }
+                tenancy::remove_assignments_of(tx, actor, account, Owner::User(user_id), now)?;
+                login::end_sessions(tx, user_id, Some(account), None)?;
+                tx.remove_membership(account, user_id)?;
+                record(
+                    tx,
+                    &account,
+                    now,
+                    actor,
+                    Action::MemberRemoved,
+                    target,
+                    before_snapshot,
+                    None,
+                )?;
+                Member::read(tx, user, before)
+            }
+        }
     }
 
     /// Create an active bot user in `account`.
@@ -896,7 +920,8 @@ impl Latchkey {
                 tx,
                 actor,
                 account,
-                CredentialKind::of_token(kind),
+                CredentialKind::of_token(kind)
+                    .ok_or(DomainError::invalid("kind", "not a credential's token kind"))?,
                 owner,
                 spec,
                 now,
@@ -929,7 +954,10 @@ impl Latchkey {
                         tx,
                         actor,
                         account,
-                        CredentialKind::of_token(kind),
+                        CredentialKind::of_token(kind).ok_or(DomainError::invalid(
+                            "kind",
+                            "not a credential's token kind",
+                        ))?,
                         owner,
                         CredentialSpec::default(),
                         now,
@@ -1305,7 +1333,7 @@ impl Latchkey {
 
     /// Change an account's settings (administrators only, by the policies). Enforcing
     /// SSO needs an enabled identity provider that has completed a login (else the
-    /// members could not sign in); SCIM provisioning is refused until SCIM exists.
+    /// members could not sign in); SCIM provisioning needs single sign-on configured.
     pub fn update_account_settings(
         &self,
         actor: Actor,
@@ -1313,13 +1341,6 @@ impl Latchkey {
         patch: SettingsPatch,
     ) -> Result<Account, AppError> {
         let now = self.now();
-        if patch.provisioning == Some(Provisioning::Scim) {
-            return Err(DomainError::invalid(
-                "provisioning",
-                "scim is not supported by this build yet: use invitations or jit",
-            )
-            .into());
-        }
         self.store.write(|tx| {
             let before = require_account(tx, account)?;
             let target = Target::new("account", "update", "account", account.to_string());
@@ -1333,6 +1354,19 @@ impl Latchkey {
             }
             if let Some(provisioning) = patch.provisioning {
                 after.settings.provisioning = provisioning;
+            }
+            // SCIM provisions the members of an account that signs them in through its
+            // identity provider (seed 001): it needs single sign-on configured.
+            if after.settings.provisioning == Provisioning::Scim
+                && before.settings.provisioning != Provisioning::Scim
+                && (after.settings.sso_mode == SsoMode::Off
+                    || !tx.identity_providers(account)?.iter().any(|p| p.enabled))
+            {
+                return Err(DomainError::invalid(
+                    "provisioning",
+                    "scim needs single sign-on configured: an enabled identity provider and sso_mode mixed or enforced",
+                )
+                .into());
             }
             if after.settings.sso_mode == SsoMode::Enforced
                 && before.settings.sso_mode != SsoMode::Enforced

@@ -82,7 +82,7 @@ impl From<ActionPattern> for String {
 }
 
 /// Every `iam` resource the appliance serves, its object kind, and its verbs.
-pub const IAM_ACTIONS: [(&str, &str, &[&str]); 19] = [
+pub const IAM_ACTIONS: [(&str, &str, &[&str]); 20] = [
     ("account", "account", &["get", "update"]),
     (
         "users",
@@ -120,6 +120,7 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 19] = [
     ("events", "event", &["list"]),
     ("event_destinations", "event_destination", CRUD),
     ("identity_providers", "identity_provider", CRUD),
+    ("scim_tokens", "scim_token", &["list", "get", "create", "delete"]),
     ("policies", "policy_set", &["list"]),
     ("tenants", "tenant", CRUD),
     ("roles", "role", CRUD),

@@ -60,10 +60,11 @@ impl CredentialKind {
     }
 
     /// The credential kind a token kind stands for.
-    pub fn of_token(kind: TokenKind) -> CredentialKind {
+    pub fn of_token(kind: TokenKind) -> Option<CredentialKind> {
         match kind {
-            TokenKind::Authtoken => CredentialKind::Authtoken,
-            TokenKind::ApiKey => CredentialKind::ApiKey,
+            TokenKind::Authtoken => Some(CredentialKind::Authtoken),
+            TokenKind::ApiKey => Some(CredentialKind::ApiKey),
+            TokenKind::Scim => None,
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, CredentialId, CredentialKind};
 use crate::domain::destination::EventDestination;
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
-use crate::domain::id::{AccountId, BotId, EventId, IdentityProviderId, UserId};
+use crate::domain::id::{AccountId, BotId, EventId, IdentityProviderId, ScimTokenId, UserId};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::scim::ScimProfile;
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Membership, Roles, User};
@@ -26,6 +27,9 @@ pub enum Principal {
     User(UserId),
     /// A bot user.
     Bot(BotId),
+    /// An identity provider provisioning through the account's SCIM endpoint, by the
+    /// SCIM token it presented.
+    ScimToken(ScimTokenId),
 }
 
 impl Principal {
@@ -35,6 +39,7 @@ impl Principal {
             Principal::System => "system".to_owned(),
             Principal::User(id) => id.to_string(),
             Principal::Bot(id) => id.to_string(),
+            Principal::ScimToken(id) => id.to_string(),
         }
     }
 }
@@ -141,6 +146,13 @@ pub enum Action {
     /// An external identity was linked to a user (its first SSO login, or the user
     /// connecting it), or unlinked.
     ExternalIdentity(Change),
+    /// A SCIM token was made or revoked.
+    ScimToken(Change),
+    /// What SCIM keeps about a member (its `userName`, `externalId`, name parts and
+    /// emails) was written or dropped.
+    ScimUser(Change),
+    /// A user's email changed (through SCIM, for a user of one account alone).
+    UserEmailChanged,
 }
 
 /// The tenancy resources.
@@ -246,6 +258,13 @@ impl Action {
             Action::ExternalIdentity(Change::Created) => "iam.external_identities.create",
             Action::ExternalIdentity(Change::Updated) => "iam.external_identities.update",
             Action::ExternalIdentity(Change::Deleted) => "iam.external_identities.delete",
+            Action::ScimToken(Change::Created) => "iam.scim_tokens.create",
+            Action::ScimToken(Change::Updated) => "iam.scim_tokens.update",
+            Action::ScimToken(Change::Deleted) => "iam.scim_tokens.delete",
+            Action::ScimUser(Change::Created) => "iam.scim_users.create",
+            Action::ScimUser(Change::Updated) => "iam.scim_users.update",
+            Action::ScimUser(Change::Deleted) => "iam.scim_users.delete",
+            Action::UserEmailChanged => "iam.users.update_email",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -339,6 +358,15 @@ pub enum Snapshot {
     IdentityProvider(IdentityProvider),
     /// An external identity.
     ExternalIdentity(ExternalIdentity),
+    /// A SCIM token, without its hash.
+    ScimToken {
+        /// `scimtok_…`
+        id: String,
+        /// What it is for.
+        description: String,
+    },
+    /// What SCIM keeps about a member.
+    ScimUser(ScimProfile),
 }
 
 /// The live policy set as the appliance trail records it.

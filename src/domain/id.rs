@@ -260,6 +260,8 @@ typed_id!(/// An identity provider an account trusts for single sign-on.
     IdentityProviderId, "idp");
 typed_id!(/// An external identity (a provider's subject) linked to a user.
     ExternalIdentityId, "ext");
+typed_id!(/// A SCIM token of an account.
+    ScimTokenId, "scimtok");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,6 +18,7 @@ pub mod invitation;
 pub mod ip;
 pub mod name;
 pub mod saml_metadata;
+pub mod scim;
 pub mod session;
 pub mod ssh;
 pub mod tenancy;

@@ -25,6 +25,9 @@ pub enum TokenKind {
     Authtoken,
     /// An API key (`lk_ak_`).
     ApiKey,
+    /// A SCIM token (`lk_sc_`): an identity provider's key to an account's SCIM
+    /// endpoint, no credential of a user or bot.
+    Scim,
 }
 
 impl TokenKind {
@@ -32,6 +35,7 @@ impl TokenKind {
         match self {
             TokenKind::Authtoken => b"at",
             TokenKind::ApiKey => b"ak",
+            TokenKind::Scim => b"sc",
         }
     }
 }
@@ -82,6 +86,7 @@ pub fn parse(text: &str) -> Result<ParsedToken<'_>, TokenFormatError> {
     let kind = match bytes.get(TAG_AT..TAG_AT + 2) {
         Some(b"at") => TokenKind::Authtoken,
         Some(b"ak") => TokenKind::ApiKey,
+        Some(b"sc") => TokenKind::Scim,
         _ => return Err(TokenFormatError::Malformed),
     };
     let (Some(b'_'), Some(b'_')) = (bytes.get(BODY_AT - 1), bytes.get(SECRET_AT - 1)) else {
@@ -333,7 +338,7 @@ mod tests {
 
     #[test]
     fn minted_tokens_parse_back_with_kind_and_id() {
-        for kind in [TokenKind::Authtoken, TokenKind::ApiKey] {
+        for kind in [TokenKind::Authtoken, TokenKind::ApiKey, TokenKind::Scim] {
             let t = token(kind);
             assert_eq!(t.expose().len(), TOKEN_LEN);
             let parsed = parse(t.expose()).unwrap();
@@ -342,6 +347,7 @@ mod tests {
         }
         assert!(token(TokenKind::Authtoken).expose().starts_with("lk_at_"));
         assert!(token(TokenKind::ApiKey).expose().starts_with("lk_ak_"));
+        assert!(token(TokenKind::Scim).expose().starts_with("lk_sc_"));
     }
 
     #[test]

@@ -203,6 +203,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
     }
     let api = Arc::new(api);
     let web = Arc::new(crate::web::Web::new(Arc::clone(&api)));
+    let scim = Arc::new(crate::scim::Scim::new(Arc::clone(&api)));
     let handshake_timeout = config.client_timeout;
     let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -258,6 +259,7 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
         let builder = Arc::clone(&builder);
         let api = Arc::clone(&api);
         let web = Arc::clone(&web);
+        let scim = Arc::clone(&scim);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -273,9 +275,9 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
             };
             let service = service_fn(move |mut request: hyper::Request<_>| {
                 request.extensions_mut().insert(PeerAddr(peer));
-                let (api, web) = (Arc::clone(&api), Arc::clone(&web));
+                let (api, web, scim) = (Arc::clone(&api), Arc::clone(&web), Arc::clone(&scim));
                 async move {
-                    // The dashboard's pages, or the API.
+                    // The dashboard's pages, the SCIM endpoint, or the API.
                     let dashboard = crate::web::Web::wants(
                         request.method(),
                         request.uri().path(),
@@ -283,6 +285,8 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
                     );
                     Ok::<_, Infallible>(if dashboard {
                         web.handle(request, Some(peer.ip())).await
+                    } else if crate::scim::Scim::wants(request.uri().path()) {
+                        scim.handle(request).await
                     } else {
                         api.handle(request).await
                     })

@@ -152,6 +152,10 @@ fn copy_every_table(
     copier.copy(EXTERNAL_SUBJECTS)?;
     copier.copy(USER_EXTERNAL_IDENTITIES)?;
     copier.copy(SAML_ASSERTIONS)?;
+    copier.copy(SCIM_TOKENS)?;
+    copier.copy(ACCOUNT_SCIM_TOKENS)?;
+    copier.copy(SCIM_PROFILES)?;
+    copier.copy(SCIM_USER_NAMES)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

@@ -19,6 +19,7 @@ use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::scim::{ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -74,6 +75,7 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     every::<PasskeyRecord>(&txn, PASSKEYS, &mut report)?;
     every::<IdentityProvider>(&txn, IDENTITY_PROVIDERS, &mut report)?;
     every::<ExternalIdentity>(&txn, EXTERNAL_IDENTITIES, &mut report)?;
+    every::<ScimToken>(&txn, SCIM_TOKENS, &mut report)?;
     every::<audit::AuditHead>(&txn, AUDIT_HEADS, &mut report)?;
     every::<audit::AuditCheckpoint>(&txn, AUDIT_CHECKPOINTS, &mut report)?;
     for row in txn.open_table(SESSIONS)?.iter()? {
@@ -184,6 +186,8 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
         &mut report,
     )?;
     federation_parts(&txn, &mut report)?;
+    account_index::<ScimToken>(&txn, ACCOUNT_SCIM_TOKENS, SCIM_TOKENS, &mut report)?;
+    scim_profiles(&txn, &mut report)?;
     drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
@@ -327,7 +331,8 @@ in_account!(
     AddedPermission,
     Invitation,
     EventDestination,
-    IdentityProvider
+    IdentityProvider,
+    ScimToken
 );
 
 /// An `(account, id)` index against its records, both ways: every entry names a record
@@ -441,6 +446,62 @@ fn passkey_indexes(
             by_user.len()?,
             by_credential.len()?
         ));
+    }
+    Ok(())
+}
+
+/// Every SCIM profile decodes, belongs to a membership under its key, and is indexed by
+/// its `userName`; every `userName` entry names the profile that holds it.
+fn scim_profiles(
+    txn: &redb::ReadTransaction,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let members = txn.open_table(MEMBERS)?;
+    let names = txn.open_table(SCIM_USER_NAMES)?;
+    let profiles = txn.open_table(SCIM_PROFILES)?;
+    for row in profiles.iter()? {
+        let (key, value) = row?;
+        let (account, user) = key.value();
+        report.records += 1;
+        let profile = match codec::decode::<ScimProfile>(value.value()) {
+            Ok(profile) => profile,
+            Err(err) => {
+                report
+                    .problems
+                    .push(format!("scim_profiles: ({account:#034x}, {user:#034x}): {err}"));
+                continue;
+            }
+        };
+        if (profile.account.0, profile.user.0) != (account, user) {
+            report.problems.push(format!(
+                "scim_profiles: ({account:#034x}, {user:#034x}) holds another member's profile"
+            ));
+        }
+        if members.get((account, user))?.is_none() {
+            report.problems.push(format!(
+                "scim_profiles: ({account:#034x}, {user:#034x}) names no membership"
+            ));
+        }
+        let name = crate::domain::scim::user_name_key(&profile.user_name);
+        if names.get((account, name.as_str()))?.map(|v| v.value()) != Some(user) {
+            report.problems.push(format!(
+                "scim_user_names: the userName of ({account:#034x}, {user:#034x}) is not indexed"
+            ));
+        }
+    }
+    for row in names.iter()? {
+        let (key, value) = row?;
+        let (account, name) = key.value();
+        let user = value.value();
+        let agrees = profiles
+            .get((account, user))?
+            .and_then(|v| codec::decode::<ScimProfile>(v.value()).ok())
+            .is_some_and(|p| crate::domain::scim::user_name_key(&p.user_name) == name);
+        if !agrees {
+            report.problems.push(format!(
+                "scim_user_names: ({account:#034x}, {name:?}) names no profile with that userName"
+            ));
+        }
     }
     Ok(())
 }

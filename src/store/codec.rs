@@ -11,6 +11,7 @@ use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::Event;
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
+use crate::domain::scim::{ScimProfile, ScimToken};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::session::{
@@ -72,6 +73,8 @@ record! {
     PasskeyRecord => 1, "passkey";
     IdentityProvider => 1, "identity provider";
     ExternalIdentity => 1, "external identity";
+    ScimToken => 1, "SCIM token";
+    ScimProfile => 1, "SCIM profile";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

@@ -289,7 +289,7 @@ impl CredentialIndex {
                 .get(&token.id)
                 .map_or(Rejection::Unknown, |c| Rejection::of_revocation(*c)));
         };
-        if slot.kind != CredentialKind::of_token(token.kind) {
+        if Some(slot.kind) != CredentialKind::of_token(token.kind) {
             return Err(Rejection::Unknown);
         }
         // A secret made before a key rotation matches under the key it was made with.

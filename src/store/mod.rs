@@ -53,7 +53,7 @@ pub mod fuzzing {
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -220,6 +220,11 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
         run: schema_9,
     },
+    Migration {
+        to: 10,
+        what: "create the SCIM tables (tokens, what SCIM keeps per member, userNames)",
+        run: schema_10,
+    },
 ];
 
 /// Every record of a table, in key order (for a migration).
@@ -230,6 +235,14 @@ fn every_record<K: redb::Key + 'static, R: codec::Record>(
     let table = txn.open_table(table)?;
     let rows = table.iter()?;
     rows.map(|row| codec::decode(row?.1.value())).collect()
+}
+
+fn schema_10(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(SCIM_TOKENS)?;
+    txn.open_table(ACCOUNT_SCIM_TOKENS)?;
+    txn.open_table(SCIM_PROFILES)?;
+    txn.open_table(SCIM_USER_NAMES)?;
+    Ok(())
 }
 
 fn schema_9(txn: &redb::WriteTransaction) -> Result<(), StoreError> {

@@ -183,6 +183,17 @@ pub(crate) const USER_EXTERNAL_IDENTITIES: TableDefinition<(u128, u128), ()> =
 /// refused until then (a replay).
 pub(crate) const SAML_ASSERTIONS: TableDefinition<(u128, &str), i64> =
     TableDefinition::new("saml_assertions");
+/// SCIM token id → `ScimToken` (its secret's keyed hash only).
+pub(crate) const SCIM_TOKENS: TableDefinition<u128, &[u8]> = TableDefinition::new("scim_tokens");
+/// (account, SCIM token) → ().
+pub(crate) const ACCOUNT_SCIM_TOKENS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_scim_tokens");
+/// (account, user) → `ScimProfile`: what SCIM keeps about a member.
+pub(crate) const SCIM_PROFILES: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("scim_profiles");
+/// (account, `userName` without case) → user: one member per `userName`.
+pub(crate) const SCIM_USER_NAMES: TableDefinition<(u128, &str), u128> =
+    TableDefinition::new("scim_user_names");
 /// SHA-256 of a WebAuthn credential id → passkey id (credential ids are unique).
 pub(crate) const PASSKEY_CREDENTIALS: TableDefinition<&[u8; 32], u128> =
     TableDefinition::new("passkey_credentials");

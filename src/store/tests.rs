@@ -491,6 +491,7 @@ fn event_pages_from_the_indexes_are_the_filtered_trail_newest_first() {
                                         Principal::System => 0,
                                         Principal::User(u) => u.0,
                                         Principal::Bot(b) => b.0,
+                                        Principal::ScimToken(t) => t.0,
                                     };
                                     raw == p
                                 }) && action.as_deref().is_none_or(|a| e.action.name() == a)

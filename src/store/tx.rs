@@ -17,10 +17,11 @@ use crate::domain::event::{Action, Actor, Event, Principal, Snapshot};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::id::{
     AccountId, BotId, EventDestinationId, EventId, IdentityProviderId, InvitationId, IpPolicyId,
-    IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId, TenantId, UserId,
+    IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId, ScimTokenId, TenantId, UserId,
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::scim::{ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -97,6 +98,7 @@ pub(crate) fn principal_key(principal: Principal) -> u128 {
         Principal::System => 0,
         Principal::User(user) => user.0,
         Principal::Bot(bot) => bot.0,
+        Principal::ScimToken(token) => token.0,
     }
 }
 
@@ -1025,6 +1027,41 @@ pub trait Reads: Tables {
             .map(|v| v.value().to_vec()))
     }
 
+    /// A SCIM token by id.
+    fn scim_token(&self, id: ScimTokenId) -> Result<Option<ScimToken>, StoreError> {
+        get_record(&self.table(SCIM_TOKENS)?, id.0)
+    }
+
+    /// Every SCIM token of an account, oldest first (an account has a few).
+    fn scim_tokens(&self, account: AccountId) -> Result<Vec<ScimToken>, StoreError> {
+        account_records(self, ACCOUNT_SCIM_TOKENS, SCIM_TOKENS, account)
+    }
+
+    /// What SCIM keeps about a member, if anything.
+    fn scim_profile(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Option<ScimProfile>, StoreError> {
+        self.table(SCIM_PROFILES)?
+            .get((account.0, user.0))?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    /// The member whose SCIM `userName` is `user_name` (without case), if any.
+    fn scim_user_named(
+        &self,
+        account: AccountId,
+        user_name: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        let key = crate::domain::scim::user_name_key(user_name);
+        Ok(self
+            .table(SCIM_USER_NAMES)?
+            .get((account.0, key.as_str()))?
+            .map(|v| UserId(v.value())))
+    }
+
     /// The external identity of `provider`'s `subject`, if linked.
     fn external_identity(
         &self,
@@ -1264,6 +1301,22 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Change a user's email (`before` is the user as stored): the new address must be
+    /// no other user's.
+    pub fn change_user_email(&mut self, before: &User, after: &User) -> Result<(), StoreError> {
+        let mut emails = self.txn.open_table(USER_EMAILS)?;
+        let (old, new) = (before.email.key(), after.email.key());
+        if old != new {
+            if emails.get(new.as_str())?.is_some() {
+                return Err(DomainError::Conflict { what: "email" }.into());
+            }
+            emails.remove(old.as_str())?;
+            emails.insert(new.as_str(), after.id.0)?;
+        }
+        drop(emails);
+        self.update_user(after)
+    }
+
     pub fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
         let mut emails = self.txn.open_table(USER_EMAILS)?;
         let key = user.email.key();
@@ -1301,6 +1354,8 @@ impl WriteTx {
         self.txn
             .open_table(USER_ACCOUNTS)?
             .remove((user.0, account.0))?;
+        // What SCIM kept about the member goes with the membership.
+        self.remove_scim_profile(account, user)?;
         self.touched_owners.insert((account.0, Owner::User(user)));
         Ok(())
     }
@@ -1858,6 +1913,77 @@ impl WriteTx {
             self.txn
                 .open_table(EXTERNAL_SUBJECTS)?
                 .remove((id, subject.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// Store a SCIM token (new, or its last use).
+    pub fn put_scim_token(&mut self, token: &ScimToken) -> Result<(), StoreError> {
+        self.put_account_record(
+            SCIM_TOKENS,
+            ACCOUNT_SCIM_TOKENS,
+            token.account,
+            token.id.0,
+            token,
+        )
+    }
+
+    /// Delete a SCIM token.
+    pub fn remove_scim_token(&mut self, token: &ScimToken) -> Result<(), StoreError> {
+        self.remove_account_record(SCIM_TOKENS, ACCOUNT_SCIM_TOKENS, token.account, token.id.0)
+    }
+
+    /// Store what SCIM keeps about a member. Its `userName` names one member of the
+    /// account only (compared without case).
+    pub fn put_scim_profile(&mut self, profile: &ScimProfile) -> Result<(), StoreError> {
+        let (account, user) = (profile.account.0, profile.user.0);
+        let key = crate::domain::scim::user_name_key(&profile.user_name);
+        let mut names = self.txn.open_table(SCIM_USER_NAMES)?;
+        if names
+            .get((account, key.as_str()))?
+            .is_some_and(|held| held.value() != user)
+        {
+            return Err(DomainError::Conflict {
+                what: "a member with this userName",
+            }
+            .into());
+        }
+        let before: Option<ScimProfile> = self
+            .txn
+            .open_table(SCIM_PROFILES)?
+            .get((account, user))?
+            .map(|v| codec::decode(v.value()))
+            .transpose()?;
+        if let Some(before) = before {
+            let old = crate::domain::scim::user_name_key(&before.user_name);
+            if old != key {
+                names.remove((account, old.as_str()))?;
+            }
+        }
+        names.insert((account, key.as_str()), user)?;
+        self.txn
+            .open_table(SCIM_PROFILES)?
+            .insert((account, user), codec::encode(profile)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Drop what SCIM keeps about a member (with its `userName`).
+    pub fn remove_scim_profile(
+        &mut self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<(), StoreError> {
+        let removed = self
+            .txn
+            .open_table(SCIM_PROFILES)?
+            .remove((account.0, user.0))?
+            .map(|v| codec::decode::<ScimProfile>(v.value()))
+            .transpose()?;
+        if let Some(profile) = removed {
+            let key = crate::domain::scim::user_name_key(&profile.user_name);
+            self.txn
+                .open_table(SCIM_USER_NAMES)?
+                .remove((account.0, key.as_str()))?;
         }
         Ok(())
     }

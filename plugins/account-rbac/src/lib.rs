@@ -123,8 +123,9 @@ fn family(resource: &str) -> Option<Family> {
         | "ip_policy_rules" | "ip_restrictions" => Some(Family::Developer),
         "users" | "invitations" => Some(Family::Team),
         "billing" => Some(Family::Billing),
-        // Identity providers decide who signs in: account settings (api.md: administrators).
-        "account" | "identity_providers" => Some(Family::Account),
+        // Identity providers decide who signs in, SCIM tokens who is a member: account
+        // settings (api.md: administrators).
+        "account" | "identity_providers" | "scim_tokens" => Some(Family::Account),
         "events" | "event_destinations" => Some(Family::Events),
         "tenants" | "roles" | "role_assignments" | "permissions" | "access_review" => {
             Some(Family::Tenancy)

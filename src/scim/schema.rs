@@ -1,0 +1,136 @@
+//! What the SCIM endpoint says about itself (RFC 7643 §5–7): its configuration, its
+//! resource types and their schemas. The User schema advertises exactly the attributes
+//! latchkey stores and returns; providers (and conformance testers) build what they send
+//! from it.
+
+use serde_json::{Value, json};
+
+/// The User schema's URN.
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// A list answer.
+pub const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// An error answer.
+pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// A PATCH request.
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// A `POST …/.search` request.
+pub const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+const SPC: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+const RESOURCE_TYPE: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+const SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+/// The most resources one page holds (`count` above it is lowered to it).
+pub const MAX_PAGE: usize = 100;
+
+/// `GET /ServiceProviderConfig`.
+pub fn service_provider_config(base: &str) -> Value {
+    json!({
+        "schemas": [SPC],
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": MAX_PAGE},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "SCIM token",
+            "description": "A SCIM token an administrator made for the account (lk_sc_…), sent as Authorization: Bearer.",
+            "primary": true
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base}/ServiceProviderConfig")
+        }
+    })
+}
+
+/// Every resource type.
+pub fn resource_types(base: &str) -> Vec<Value> {
+    vec![json!({
+        "schemas": [RESOURCE_TYPE],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "description": "A member of the account",
+        "schema": USER,
+        "meta": {
+            "resourceType": "ResourceType",
+            "location": format!("{base}/ResourceTypes/User")
+        }
+    })]
+}
+
+fn attribute(name: &str, kind: &str, required: bool, description: &str) -> Value {
+    json!({
+        "name": name,
+        "type": kind,
+        "multiValued": false,
+        "description": description,
+        "required": required,
+        "caseExact": false,
+        "mutability": "readWrite",
+        "returned": "default",
+        "uniqueness": "none"
+    })
+}
+
+/// Every schema.
+pub fn schemas(base: &str) -> Vec<Value> {
+    let mut user_name = attribute(
+        "userName",
+        "string",
+        true,
+        "Unique in the account (compared without case); kept as the provider sends it",
+    );
+    user_name["uniqueness"] = json!("server");
+    let name = json!({
+        "name": "name",
+        "type": "complex",
+        "multiValued": false,
+        "description": "The person's name; displayName, else formatted, else given and family names, is the user's name in latchkey",
+        "required": false,
+        "mutability": "readWrite",
+        "returned": "default",
+        "uniqueness": "none",
+        "subAttributes": [
+            attribute("formatted", "string", false, "The full name"),
+            attribute("familyName", "string", false, "The family name"),
+            attribute("givenName", "string", false, "The given name"),
+        ]
+    });
+    let mut email_type = attribute("type", "string", false, "work, home or other");
+    email_type["canonicalValues"] = json!(["work", "home", "other"]);
+    let emails = json!({
+        "name": "emails",
+        "type": "complex",
+        "multiValued": true,
+        "description": "The primary (else the first) value is the user's email",
+        "required": true,
+        "mutability": "readWrite",
+        "returned": "default",
+        "uniqueness": "none",
+        "subAttributes": [
+            attribute("value", "string", true, "The address"),
+            email_type,
+            attribute("primary", "boolean", false, "The user's email"),
+        ]
+    });
+    vec![json!({
+        "schemas": [SCHEMA],
+        "id": USER,
+        "name": "User",
+        "description": "A member of the account",
+        "attributes": [
+            user_name,
+            name,
+            attribute("displayName", "string", false, "The name shown for the member"),
+            emails,
+            attribute("active", "boolean", false, "false disables the membership (its credentials stay but do not work)"),
+        ],
+        "meta": {
+            "resourceType": "Schema",
+            "location": format!("{base}/Schemas/{USER}")
+        }
+    })]
+}
