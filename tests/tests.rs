@@ -28,6 +28,7 @@ mod operations;
 mod passkeys;
 mod persistence;
 mod policies;
+mod scim;
 mod sso;
 mod support;
 mod tenancy;

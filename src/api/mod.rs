@@ -817,7 +817,10 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["me", "mfa", "totp"] => "POST, DELETE",
         ["events", _] | ["users", _, "effective_permissions"] | ["policies", "events"] => "GET",
         [one] if COLLECTIONS.contains(one) => "GET, POST",
-        ["invitations" | "permissions" | "role_assignments" | "scim_tokens", _] => "GET, DELETE",
+        [
+            "invitations" | "permissions" | "role_assignments" | "scim_tokens",
+            _,
+        ] => "GET, DELETE",
         [one, _] if COLLECTIONS.contains(one) => "GET, PATCH, DELETE",
         _ => return None,
     })

@@ -350,7 +350,11 @@ pub fn ip_policy(base: &Base, policy: &IpPolicy) -> Value {
 /// `metadata`, `format`, `target`) with latchkey's `enabled` and the delivery `status`
 /// (absent from event snapshots). The signing secret is never shown here.
 /// `/scim_tokens/{id}`: never the token, but in the answer that made it.
-pub fn scim_token(base: &Base, token: &crate::domain::scim::ScimToken, secret: Option<&str>) -> Value {
+pub fn scim_token(
+    base: &Base,
+    token: &crate::domain::scim::ScimToken,
+    secret: Option<&str>,
+) -> Value {
     let mut view = json!({
         "id": token.id.to_string(),
         "uri": base.uri(&format!("/scim_tokens/{}", token.id)),

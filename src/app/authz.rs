@@ -342,9 +342,7 @@ pub(super) fn resolve(
         // A SCIM token acts at the SCIM endpoint only, under its own gate: no policy
         // decision is ever asked for it (fail closed).
         Principal::ScimToken(token) => {
-            return Err(refused(format!(
-                "{token} acts only at the SCIM endpoint"
-            )));
+            return Err(refused(format!("{token} acts only at the SCIM endpoint")));
         }
     };
     let (credential, expires_at) = match actor.credential {

@@ -52,7 +52,6 @@ pub use federation::{
     SsoProvider,
 };
 use identity::record_user_change;
-pub use scim::{ScimCaller, ScimUser, ScimUserSpec};
 pub use identity::{MailedLink, Me};
 pub use import::{ImportFailure, ImportReport};
 pub use invite::{Acceptor, Invited};
@@ -63,6 +62,7 @@ pub use mfa::{Enrollment, SecondFactor};
 pub use passkeys::{PasskeyChallenge, RelyingParty};
 pub use passwords::PasswordCost;
 pub use policies::{LivePolicy, LiveSet};
+pub use scim::{ScimCaller, ScimUser, ScimUserSpec};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 
 /// Why an operation failed.
@@ -920,8 +920,10 @@ impl Latchkey {
                 tx,
                 actor,
                 account,
-                CredentialKind::of_token(kind)
-                    .ok_or(DomainError::invalid("kind", "not a credential's token kind"))?,
+                CredentialKind::of_token(kind).ok_or(DomainError::invalid(
+                    "kind",
+                    "not a credential's token kind",
+                ))?,
                 owner,
                 spec,
                 now,

@@ -87,7 +87,13 @@ pub struct ScimUserSpec {
 }
 
 impl ScimUserSpec {
-    fn profile(&self, account: AccountId, user: UserId, created: Timestamp, now: Timestamp) -> ScimProfile {
+    fn profile(
+        &self,
+        account: AccountId,
+        user: UserId,
+        created: Timestamp,
+        now: Timestamp,
+    ) -> ScimProfile {
         ScimProfile {
             account,
             user,
@@ -104,7 +110,10 @@ impl ScimUserSpec {
     /// The user's email this spec gives.
     fn email(&self, profile: &ScimProfile) -> Result<Email, AppError> {
         let address = profile.primary_email().ok_or_else(|| {
-            DomainError::invalid("emails", "a member needs an email: give emails with a value")
+            DomainError::invalid(
+                "emails",
+                "a member needs an email: give emails with a value",
+            )
         })?;
         Ok(Email::parse(address)?)
     }
@@ -170,10 +179,20 @@ impl Latchkey {
     }
 
     /// An account's SCIM tokens, oldest first.
-    pub fn scim_tokens(&self, actor: Actor, account: AccountId) -> Result<Vec<ScimToken>, AppError> {
+    pub fn scim_tokens(
+        &self,
+        actor: Actor,
+        account: AccountId,
+    ) -> Result<Vec<ScimToken>, AppError> {
         let read = self.store.read()?;
         require_account(&read, account)?;
-        self.authorize(&read, actor, account, target("list", String::new()), self.now())?;
+        self.authorize(
+            &read,
+            actor,
+            account,
+            target("list", String::new()),
+            self.now(),
+        )?;
         Ok(read.scim_tokens(account)?)
     }
 
@@ -189,7 +208,13 @@ impl Latchkey {
             .scim_token(id)?
             .filter(|t| t.account == account)
             .ok_or_else(|| DomainError::NotFound(id.into()))?;
-        self.authorize(&read, actor, account, target("get", id.to_string()), self.now())?;
+        self.authorize(
+            &read,
+            actor,
+            account,
+            target("get", id.to_string()),
+            self.now(),
+        )?;
         Ok(found)
     }
 
@@ -495,8 +520,15 @@ impl Latchkey {
                     None,
                 )?;
             }
-            self.change_member_in(tx, caller.actor(), caller.account, user, MemberChange::Remove, now)
-                .map(|_| ())
+            self.change_member_in(
+                tx,
+                caller.actor(),
+                caller.account,
+                user,
+                MemberChange::Remove,
+                now,
+            )
+            .map(|_| ())
         })
     }
 
@@ -566,7 +598,10 @@ fn same_but_time(a: &ScimProfile, b: &ScimProfile) -> bool {
     } == *b
 }
 
-fn scim_user(tx: &impl Reads, membership: crate::domain::user::Membership) -> Result<ScimUser, AppError> {
+fn scim_user(
+    tx: &impl Reads,
+    membership: crate::domain::user::Membership,
+) -> Result<ScimUser, AppError> {
     let user: User = tx
         .user(membership.user)?
         .ok_or_else(|| DomainError::NotFound(membership.user.into()))?;
@@ -576,4 +611,3 @@ fn scim_user(tx: &impl Reads, membership: crate::domain::user::Membership) -> Re
         profile,
     })
 }
-

@@ -120,7 +120,11 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 20] = [
     ("events", "event", &["list"]),
     ("event_destinations", "event_destination", CRUD),
     ("identity_providers", "identity_provider", CRUD),
-    ("scim_tokens", "scim_token", &["list", "get", "create", "delete"]),
+    (
+        "scim_tokens",
+        "scim_token",
+        &["list", "get", "create", "delete"],
+    ),
     ("policies", "policy_set", &["list"]),
     ("tenants", "tenant", CRUD),
     ("roles", "role", CRUD),

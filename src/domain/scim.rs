@@ -155,7 +155,13 @@ impl ScimProfile {
         if self.emails.len() > MAX_EMAILS {
             return Err(DomainError::invalid("emails", "at most 10 emails"));
         }
-        if self.emails.iter().filter(|e| e.primary == Some(true)).count() > 1 {
+        if self
+            .emails
+            .iter()
+            .filter(|e| e.primary == Some(true))
+            .count()
+            > 1
+        {
             return Err(DomainError::invalid(
                 "emails",
                 "at most one email is primary",

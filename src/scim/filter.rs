@@ -94,16 +94,18 @@ pub fn parse_path(text: &str) -> Result<PatchPath, Invalid> {
     let path = attr_path(&word)?;
     let (filter, sub) = if parser.peek() == Some(&Token::Open('[')) {
         if path.sub.is_some() {
-            return Err(Invalid("a value filter follows the attribute, not a sub-attribute".into()));
+            return Err(Invalid(
+                "a value filter follows the attribute, not a sub-attribute".into(),
+            ));
         }
         parser.next();
         let inner = parser.or(1)?;
         parser.expect(&Token::Close(']'))?;
         let sub = match parser.next() {
             Some(Token::Word(rest)) => {
-                let rest = rest
-                    .strip_prefix('.')
-                    .ok_or_else(|| Invalid(format!("unexpected {rest:?} after the value filter")))?;
+                let rest = rest.strip_prefix('.').ok_or_else(|| {
+                    Invalid(format!("unexpected {rest:?} after the value filter"))
+                })?;
                 Some(name(rest)?)
             }
             None => None,
@@ -348,7 +350,9 @@ fn tokenize(text: &str) -> Result<Vec<Token>, Invalid> {
                     end = i + d.len_utf8();
                     chars.next();
                 }
-                tokens.push(Token::Word(text.get(at..end).unwrap_or_default().to_owned()));
+                tokens.push(Token::Word(
+                    text.get(at..end).unwrap_or_default().to_owned(),
+                ));
             }
         }
     }
@@ -419,7 +423,10 @@ fn values<'v>(resource: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
                 other => other,
             })
             .collect(),
-        Some(sub) => items.into_iter().filter_map(|item| get_ci(item, sub)).collect(),
+        Some(sub) => items
+            .into_iter()
+            .filter_map(|item| get_ci(item, sub))
+            .collect(),
     }
 }
 
@@ -512,7 +519,10 @@ mod tests {
     }
 
     fn hit(filter: &str) -> bool {
-        matches(&parse(filter).unwrap_or_else(|e| panic!("{filter}: {e:?}")), &user())
+        matches(
+            &parse(filter).unwrap_or_else(|e| panic!("{filter}: {e:?}")),
+            &user(),
+        )
     }
 
     #[test]
@@ -524,9 +534,13 @@ mod tests {
         assert!(hit(r#"userName sw "dana@""#));
         assert!(hit(r#"userName ew ".COM""#));
         assert!(hit(r#"userName gt "a""#) && hit(r#"userName lt "z""#));
-        assert!(hit(r#"userName ge "dana@example.com""#) && hit(r#"userName le "dana@example.com""#));
+        assert!(
+            hit(r#"userName ge "dana@example.com""#) && hit(r#"userName le "dana@example.com""#)
+        );
         assert!(hit("name.givenName pr") && !hit("displayName pr"));
-        assert!(hit(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "dana@example.com""#));
+        assert!(hit(
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "dana@example.com""#
+        ));
     }
 
     #[test]
@@ -541,8 +555,12 @@ mod tests {
 
     #[test]
     fn logic_precedence_grouping_and_value_filters() {
-        assert!(hit(r#"userName eq "x" or userName eq "dana@example.com" and active eq true"#));
-        assert!(!hit(r#"(userName eq "x" or userName eq "dana@example.com") and active eq false"#));
+        assert!(hit(
+            r#"userName eq "x" or userName eq "dana@example.com" and active eq true"#
+        ));
+        assert!(!hit(
+            r#"(userName eq "x" or userName eq "dana@example.com") and active eq false"#
+        ));
         assert!(hit(r#"not (userName eq "x")"#));
         assert!(hit(r#"emails[type eq "work" and value co "example.com"]"#));
         assert!(!hit(r#"emails[type eq "other"]"#));
@@ -588,7 +606,10 @@ mod tests {
             }
         );
         let p = parse_path(r#"emails[type eq "work"].value"#).unwrap();
-        assert_eq!((p.attr.as_str(), p.sub.as_deref()), ("emails", Some("value")));
+        assert_eq!(
+            (p.attr.as_str(), p.sub.as_deref()),
+            ("emails", Some("value"))
+        );
         assert!(p.filter.is_some());
         let p = parse_path(r#"members[value eq "usr_1"]"#).unwrap();
         assert!(p.filter.is_some() && p.sub.is_none());

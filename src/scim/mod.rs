@@ -212,12 +212,7 @@ impl Scim {
         format!("{origin}{BASE_PATH}")
     }
 
-    async fn route<B>(
-        &self,
-        parts: &hyper::http::request::Parts,
-        body: B,
-        base: &str,
-    ) -> Answer
+    async fn route<B>(&self, parts: &hyper::http::request::Parts, body: B, base: &str) -> Answer
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -226,16 +221,21 @@ impl Scim {
         let rest = parts.uri.path().trim_start_matches(BASE_PATH);
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         let method = &parts.method;
-        let body = if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        // Only the resources take a body: a discovery path answers 405 to any write,
+        // whatever it carries.
+        let takes_body = matches!(segments.as_slice(), ["Users", ..] | [".search"])
+            && matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+        let body = if takes_body {
             read_json(&parts.headers, method, body).await?
         } else {
             Value::Null
         };
         let query = parts.uri.query();
         match (segments.as_slice(), method) {
-            (["ServiceProviderConfig"], &Method::GET) => {
-                Ok(respond(StatusCode::OK, &schema::service_provider_config(base)))
-            }
+            (["ServiceProviderConfig"], &Method::GET) => Ok(respond(
+                StatusCode::OK,
+                &schema::service_provider_config(base),
+            )),
             (["ServiceProviderConfig"], _) => Err(ScimError::method("GET")),
             (["ResourceTypes"], &Method::GET) => Ok(list_of(schema::resource_types(base))),
             (["ResourceTypes", id], &Method::GET) => {
@@ -309,7 +309,10 @@ impl Scim {
             .collect();
         let page = Page {
             start: query.start.unwrap_or(1).max(1),
-            count: query.count.unwrap_or(schema::MAX_PAGE).min(schema::MAX_PAGE),
+            count: query
+                .count
+                .unwrap_or(schema::MAX_PAGE)
+                .min(schema::MAX_PAGE),
         };
         let total = matching.len();
         let resources: Vec<Value> = matching
@@ -333,7 +336,13 @@ impl Scim {
         Ok(respond(StatusCode::OK, &body))
     }
 
-    async fn get_user(&self, caller: ScimCaller, id: UserId, query: Option<&str>, base: &str) -> Answer {
+    async fn get_user(
+        &self,
+        caller: ScimCaller,
+        id: UserId,
+        query: Option<&str>,
+        base: &str,
+    ) -> Answer {
         let query = parse_query(query)?;
         let lk = self.lk();
         let found = blocking(move || lk.scim_user(caller, id)).await?;
@@ -458,7 +467,10 @@ fn version_matches(if_match: Option<&str>, resource: &Value) -> bool {
         .any(|tag| tag.trim() == "*" || bare(tag) == bare(current))
 }
 
-fn with_version(mut response: Response<Full<Bytes>>, version: Option<String>) -> Response<Full<Bytes>> {
+fn with_version(
+    mut response: Response<Full<Bytes>>,
+    version: Option<String>,
+) -> Response<Full<Bytes>> {
     if let Some(tag) = version.and_then(|v| HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(header::ETAG, tag);
     }
@@ -508,16 +520,17 @@ fn parse_query(query: Option<&str>) -> Result<Query, ScimError> {
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.to_ascii_lowercase().as_str() {
             "filter" => {
-                parsed.filter = Some(
-                    filter::parse(&value).map_err(|e| ScimError::invalid_filter(e.0))?,
-                );
+                parsed.filter =
+                    Some(filter::parse(&value).map_err(|e| ScimError::invalid_filter(e.0))?);
             }
             "startindex" => parsed.start = Some(number(&value, "startIndex")?),
             "count" => parsed.count = Some(number(&value, "count")?),
             "attributes" => parsed.attributes = names(&value),
             "excludedattributes" => parsed.excluded = names(&value),
             "sortby" | "sortorder" => {
-                return Err(ScimError::invalid_value("sorting is not supported (sort.supported is false)"));
+                return Err(ScimError::invalid_value(
+                    "sorting is not supported (sort.supported is false)",
+                ));
             }
             _ => {}
         }
@@ -531,7 +544,9 @@ fn expect_schema(body: &Value, urn: &str) -> Result<(), ScimError> {
     match filter::get_ci(body, "schemas") {
         None => Ok(()),
         Some(Value::Array(names)) if names.iter().any(|n| n.as_str() == Some(urn)) => Ok(()),
-        Some(_) => Err(ScimError::invalid_syntax(format!("schemas must name {urn}"))),
+        Some(_) => Err(ScimError::invalid_syntax(format!(
+            "schemas must name {urn}"
+        ))),
     }
 }
 
@@ -570,7 +585,9 @@ fn search_query(body: &Value) -> Result<Query, ScimError> {
     parsed.attributes = list("attributes");
     parsed.excluded = list("excludedAttributes");
     if filter::get_ci(body, "sortBy").is_some() {
-        return Err(ScimError::invalid_value("sorting is not supported (sort.supported is false)"));
+        return Err(ScimError::invalid_value(
+            "sorting is not supported (sort.supported is false)",
+        ));
     }
     Ok(parsed)
 }
@@ -590,7 +607,11 @@ fn names(text: &str) -> Vec<String> {
 }
 
 /// A JSON body: `application/scim+json` or `application/json`, at most 1 MiB.
-async fn read_json<B>(headers: &hyper::HeaderMap, method: &Method, body: B) -> Result<Value, ScimError>
+async fn read_json<B>(
+    headers: &hyper::HeaderMap,
+    method: &Method,
+    body: B,
+) -> Result<Value, ScimError>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -598,7 +619,13 @@ where
     let kind = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
     if !matches!(
         kind.as_deref(),
         Some("application/scim+json" | "application/json")

@@ -146,7 +146,8 @@ fn one(user: &mut Value, kind: Kind, path: &str, value: Option<&Value>) -> Resul
                             items.retain(|item| {
                                 !given.iter().any(|g| {
                                     filter::get_ci(g, "value").is_some()
-                                        && filter::get_ci(g, "value") == filter::get_ci(item, "value")
+                                        && filter::get_ci(g, "value")
+                                            == filter::get_ci(item, "value")
                                 })
                             });
                         }
@@ -157,7 +158,9 @@ fn one(user: &mut Value, kind: Kind, path: &str, value: Option<&Value>) -> Resul
                 }
             }
             Kind::Add if multi => {
-                let items = fields.entry(attr).or_insert_with(|| Value::Array(Vec::new()));
+                let items = fields
+                    .entry(attr)
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if !items.is_array() {
                     *items = Value::Array(Vec::new());
                 }
@@ -312,7 +315,9 @@ fn set_sub(
     value: Option<&Value>,
 ) -> Result<(), ScimError> {
     let Value::Object(object) = target else {
-        return Err(ScimError::invalid_path(format!("{sub}: not a complex value")));
+        return Err(ScimError::invalid_path(format!(
+            "{sub}: not a complex value"
+        )));
     };
     object.retain(|k, _| !k.eq_ignore_ascii_case(sub) || k == sub);
     match kind {
@@ -337,7 +342,9 @@ fn merge(target: &mut Value, given: Value) -> Result<(), ScimError> {
             }
             Ok(())
         }
-        _ => Err(ScimError::invalid_value("a value of a complex attribute is an object")),
+        _ => Err(ScimError::invalid_value(
+            "a value of a complex attribute is an object",
+        )),
     }
 }
 
@@ -372,7 +379,10 @@ mod tests {
 
     fn patched(ops: Value) -> Result<Value, ScimError> {
         let mut u = user();
-        apply(&mut u, &json!({"schemas": [super::super::schema::PATCH_OP], "Operations": ops}))?;
+        apply(
+            &mut u,
+            &json!({"schemas": [super::super::schema::PATCH_OP], "Operations": ops}),
+        )?;
         Ok(u)
     }
 
@@ -409,14 +419,21 @@ mod tests {
         .unwrap();
         assert_eq!(u["externalId"], "00u1");
         assert_eq!(u["name"], json!({"givenName": "Dana"}));
-        assert_eq!(u["emails"], json!([{"value": "b@example.com", "type": "other"}]));
+        assert_eq!(
+            u["emails"],
+            json!([{"value": "b@example.com", "type": "other"}])
+        );
         assert_eq!(u["userName"], "DANA");
-        let u = patched(json!([{"op": "remove", "path": "name"}, {"op": "replace", "value": {"emails": []}}]))
-            .unwrap();
+        let u = patched(
+            json!([{"op": "remove", "path": "name"}, {"op": "replace", "value": {"emails": []}}]),
+        )
+        .unwrap();
         assert!(u.get("name").is_none());
         assert_eq!(u["emails"], json!([]));
-        let u = patched(json!([{"op": "remove", "path": "emails", "value": [{"value": "dana@example.com"}]}]))
-            .unwrap();
+        let u = patched(
+            json!([{"op": "remove", "path": "emails", "value": [{"value": "dana@example.com"}]}]),
+        )
+        .unwrap();
         assert_eq!(u["emails"], json!([]));
         // Attributes outside the schema are ignored.
         let u = patched(json!([{"op": "add", "path": "title", "value": "x"},
@@ -429,14 +446,35 @@ mod tests {
     fn refusals() {
         for (ops, kind) in [
             (json!([]), "invalidSyntax"),
-            (json!([{"op": "move", "path": "userName", "value": "x"}]), "invalidSyntax"),
+            (
+                json!([{"op": "move", "path": "userName", "value": "x"}]),
+                "invalidSyntax",
+            ),
             (json!([{"op": "remove"}]), "noTarget"),
-            (json!([{"op": "replace", "path": "id", "value": "usr_2"}]), "mutability"),
-            (json!([{"op": "replace", "path": "meta.created", "value": "x"}]), "mutability"),
-            (json!([{"op": "replace", "path": "userName[value eq \"x\"]", "value": "x"}]), "invalidPath"),
-            (json!([{"op": "replace", "path": "emails[type eq ", "value": "x"}]), "invalidPath"),
-            (json!([{"op": "replace", "path": "emails[value co \"zzz\"].type", "value": "x"}]), "noTarget"),
-            (json!([{"op": "replace", "value": "not an object"}]), "invalidValue"),
+            (
+                json!([{"op": "replace", "path": "id", "value": "usr_2"}]),
+                "mutability",
+            ),
+            (
+                json!([{"op": "replace", "path": "meta.created", "value": "x"}]),
+                "mutability",
+            ),
+            (
+                json!([{"op": "replace", "path": "userName[value eq \"x\"]", "value": "x"}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "emails[type eq ", "value": "x"}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "emails[value co \"zzz\"].type", "value": "x"}]),
+                "noTarget",
+            ),
+            (
+                json!([{"op": "replace", "value": "not an object"}]),
+                "invalidValue",
+            ),
             (json!([{"op": "add", "path": "userName"}]), "invalidValue"),
         ] {
             let err = patched(ops.clone()).unwrap_err();

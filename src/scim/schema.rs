@@ -75,15 +75,26 @@ fn attribute(name: &str, kind: &str, required: bool, description: &str) -> Value
     })
 }
 
+/// `attribute` with `key` set to `value`.
+fn with(mut attribute: Value, key: &str, value: Value) -> Value {
+    if let Some(fields) = attribute.as_object_mut() {
+        fields.insert(key.into(), value);
+    }
+    attribute
+}
+
 /// Every schema.
 pub fn schemas(base: &str) -> Vec<Value> {
-    let mut user_name = attribute(
-        "userName",
-        "string",
-        true,
-        "Unique in the account (compared without case); kept as the provider sends it",
+    let user_name = with(
+        attribute(
+            "userName",
+            "string",
+            true,
+            "Unique in the account (compared without case); kept as the provider sends it",
+        ),
+        "uniqueness",
+        json!("server"),
     );
-    user_name["uniqueness"] = json!("server");
     let name = json!({
         "name": "name",
         "type": "complex",
@@ -99,8 +110,11 @@ pub fn schemas(base: &str) -> Vec<Value> {
             attribute("givenName", "string", false, "The given name"),
         ]
     });
-    let mut email_type = attribute("type", "string", false, "work, home or other");
-    email_type["canonicalValues"] = json!(["work", "home", "other"]);
+    let email_type = with(
+        attribute("type", "string", false, "work, home or other"),
+        "canonicalValues",
+        json!(["work", "home", "other"]),
+    );
     let emails = json!({
         "name": "emails",
         "type": "complex",
@@ -126,7 +140,9 @@ pub fn schemas(base: &str) -> Vec<Value> {
             name,
             attribute("displayName", "string", false, "The name shown for the member"),
             emails,
-            attribute("active", "boolean", false, "false disables the membership (its credentials stay but do not work)"),
+            // Required, so providers always say it (a membership is active or not;
+            // a body without it is taken as active).
+            attribute("active", "boolean", true, "false disables the membership (its credentials stay but do not work)"),
         ],
         "meta": {
             "resourceType": "Schema",

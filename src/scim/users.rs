@@ -120,7 +120,9 @@ pub fn boolean(value: &Value, field: &str) -> Result<bool, ScimError> {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(ScimError::invalid_value(format!("{field} is true or false"))),
+        _ => Err(ScimError::invalid_value(format!(
+            "{field} is true or false"
+        ))),
     }
 }
 
@@ -263,7 +265,10 @@ pub fn project(resource: &mut Value, attributes: &[String], excluded: &[String])
         if always(&attr) {
             continue;
         }
-        let key = fields.keys().find(|k| k.eq_ignore_ascii_case(&attr)).cloned();
+        let key = fields
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(&attr))
+            .cloned();
         let Some(key) = key else { continue };
         match sub {
             None => {
@@ -324,13 +329,21 @@ mod tests {
         let user = json!({"schemas": [USER], "id": "usr_1", "userName": "a", "externalId": "x",
             "name": {"givenName": "A", "familyName": "B"}, "emails": [{"value": "a@b.c", "type": "work"}]});
         let mut only = user.clone();
-        project(&mut only, &["externalId".into(), "name.givenName".into()], &[]);
+        project(
+            &mut only,
+            &["externalId".into(), "name.givenName".into()],
+            &[],
+        );
         assert_eq!(
             only,
             json!({"schemas": [USER], "id": "usr_1", "externalId": "x", "name": {"givenName": "A"}})
         );
         let mut without = user.clone();
-        project(&mut without, &[], &["name".into(), "emails.type".into(), "id".into()]);
+        project(
+            &mut without,
+            &[],
+            &["name".into(), "emails.type".into(), "id".into()],
+        );
         assert_eq!(
             without,
             json!({"schemas": [USER], "id": "usr_1", "userName": "a", "externalId": "x",

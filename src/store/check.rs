@@ -452,10 +452,7 @@ fn passkey_indexes(
 
 /// Every SCIM profile decodes, belongs to a membership under its key, and is indexed by
 /// its `userName`; every `userName` entry names the profile that holds it.
-fn scim_profiles(
-    txn: &redb::ReadTransaction,
-    report: &mut CheckReport,
-) -> Result<(), StoreError> {
+fn scim_profiles(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
     let members = txn.open_table(MEMBERS)?;
     let names = txn.open_table(SCIM_USER_NAMES)?;
     let profiles = txn.open_table(SCIM_PROFILES)?;
@@ -466,9 +463,9 @@ fn scim_profiles(
         let profile = match codec::decode::<ScimProfile>(value.value()) {
             Ok(profile) => profile,
             Err(err) => {
-                report
-                    .problems
-                    .push(format!("scim_profiles: ({account:#034x}, {user:#034x}): {err}"));
+                report.problems.push(format!(
+                    "scim_profiles: ({account:#034x}, {user:#034x}): {err}"
+                ));
                 continue;
             }
         };

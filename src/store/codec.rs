@@ -11,9 +11,9 @@ use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::Event;
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
-use crate::domain::scim::{ScimProfile, ScimToken};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::scim::{ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, LinkPurpose, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
