@@ -291,7 +291,7 @@ fn init(data: &Path, account: &str, email: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn two_accounts() -> TwoAccounts {
+pub fn two_accounts() -> TwoAccounts {
     two_accounts_with(&[])
 }
 
@@ -324,6 +324,20 @@ pub fn two_accounts_with(env: &[(&str, &str)]) -> TwoAccounts {
 }
 
 impl TwoAccounts {
+    /// B's administrator (its password [`PASSWORD`] set) joins A by accepting A's
+    /// invitation: a user of both accounts.
+    pub fn b_admin_joins_a(&self) {
+        let s = &self.server;
+        let invited = s.post(&s.admin_key, "/invitations", json!({"email": B_ADMIN}));
+        assert_eq!(invited.status, 201, "{:?}", invited.body);
+        let session = cookie_of(&login(
+            s,
+            json!({"email": B_ADMIN, "password": PASSWORD, "account_id": self.b_account}),
+        ));
+        let accepted = accept(s, &invited.body, &session);
+        assert_eq!(accepted.status, 200, "{:?}", accepted.body);
+    }
+
     /// The newest event of each account's trail.
     fn heads(&self) -> (Value, Value) {
         let b = self.server.get(&self.b_key, "/events?limit=1");
@@ -377,7 +391,7 @@ fn refused_in_neither(two: &TwoAccounts, reply: &Reply, status: u16, code: u16) 
     assert_eq!(two.members(), members, "members changed");
 }
 
-fn set_password(server: &Server, key: &str) {
+pub fn set_password(server: &Server, key: &str) {
     let set = server.post(key, "/me/password", json!({"new_password": PASSWORD}));
     assert_eq!(set.status, 204, "{:?}", set.body);
 }
@@ -431,14 +445,7 @@ fn account_a_cannot_take_over_account_bs_administrator() {
     refused_in_neither(&two, &reset, 404, 102);
 
     // Invited, it joins A by its own choice; it is now a member of both.
-    let invited = s.post(&s.admin_key, "/invitations", json!({"email": B_ADMIN}));
-    assert_eq!(invited.status, 201, "{:?}", invited.body);
-    let session = cookie_of(&login(
-        s,
-        json!({"email": B_ADMIN, "password": PASSWORD, "account_id": two.b_account}),
-    ));
-    let accepted = accept(s, &invited.body, &session);
-    assert_eq!(accepted.status, 200, "{:?}", accepted.body);
+    two.b_admin_joins_a();
 
     // A's administrator may not change what B relies on about it.
     let path = format!("/users/{}", two.b_admin);

@@ -251,3 +251,519 @@ fn the_scim2_tester_conformance_checks_pass_against_the_real_server() {
     assert_eq!(passed, 44, "{stdout}");
     println!("scim2-tester: {passed} checks, all SUCCESS");
 }
+
+/// The member `email` as `GET /users` shows it.
+fn member(server: &Server, email: &str) -> Option<Value> {
+    server.get(&server.admin_key, "/users").body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == email)
+        .cloned()
+}
+
+fn verifies(server: &Server, key: &str) -> bool {
+    server
+        .post(&server.admin_key, "/verify", json!({ "token": key }))
+        .body["valid"]
+        == true
+}
+
+/// Okta's documented sequence: an existence check by `userName`, a create (with the
+/// password and groups Okta sends, which latchkey never takes), reads, a PUT-heavy
+/// update, deactivation by PATCH `active: false` and reactivation by PUT.
+#[test]
+fn okta_provisions_updates_deactivates_and_reactivates_a_member() {
+    let server = start_server();
+    let token = provisioned(&server);
+    let found = scim(
+        &server,
+        &token,
+        "GET",
+        "/Users?filter=userName%20eq%20%22test.user%40okta.local%22&startIndex=1&count=100",
+        None,
+    );
+    assert_eq!(found.status, 200, "{:?}", found.body);
+    assert_eq!(found.body["totalResults"], 0);
+    assert_eq!(found.body["Resources"], json!([]));
+    assert_eq!(header(&found, "content-type"), "application/scim+json");
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "test.user@okta.local",
+        "name": {"givenName": "Test", "familyName": "User"},
+        "emails": [{"primary": true, "value": "test.user@okta.local", "type": "work"}],
+        "displayName": "Test User",
+        "locale": "en-US",
+        "externalId": "00ujl29u0le5T6Aj10h7",
+        "groups": [],
+        "password": "1mz050nq",
+        "active": true
+    });
+    let made = scim(&server, &token, "POST", "/Users", Some(body.clone()));
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        header(&made, "location"),
+        format!("{}/scim/v2/Users/{id}", server.url)
+    );
+    assert_eq!(made.body["meta"]["location"], header(&made, "location"));
+    assert_eq!(
+        header(&made, "etag"),
+        made.body["meta"]["version"].as_str().unwrap()
+    );
+    assert!(made.body.get("password").is_none() && made.body.get("groups").is_none());
+    // In latchkey: a member with developer read/write and team invite (seed 001), its
+    // name from SCIM, no password, its email unproven.
+    let person = member(&server, "test.user@okta.local").unwrap();
+    assert_eq!(
+        person["roles"],
+        json!({"developer": "read_write", "team": "invite", "billing": "none", "admin": false})
+    );
+    assert_eq!(person["name"], "Test User");
+    assert_eq!(person["email_verified"], false);
+    let login = crate::login::login(
+        &server,
+        json!({"email": "test.user@okta.local", "password": "1mz050nq"}),
+    );
+    assert_eq!(
+        login.status, 401,
+        "SCIM never sets passwords: {:?}",
+        login.body
+    );
+    // The event names the SCIM token as the principal.
+    let created = server
+        .get(&server.admin_key, "/events?action=iam.users.create&limit=1")
+        .body;
+    assert_eq!(
+        created["events"][0]["principal_kind"], "scim_token",
+        "{created}"
+    );
+    assert!(
+        created["events"][0]["principal_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("scimtok_")
+    );
+    // The existence check now finds it; so does every filter Okta might send.
+    let not_admin = format!(
+        r#"not (userName eq "{}") and meta.lastModified ge "2020-01-01T00:00:00Z""#,
+        crate::login::admin_email(&server)
+    );
+    for filter in [
+        r#"userName eq "TEST.USER@okta.local""#,
+        r#"externalId eq "00ujl29u0le5T6Aj10h7""#,
+        r#"emails[type eq "work"].value eq "test.user@okta.local""#,
+        r#"emails[type eq "work" and value co "okta"]"#,
+        r#"name.familyName sw "Us" and active eq true"#,
+        not_admin.as_str(),
+    ] {
+        let path = format!("/Users?filter={}", urlencode(filter));
+        let hit = scim(&server, &token, "GET", &path, None);
+        assert_eq!(hit.body["totalResults"], 1, "{filter}: {:?}", hit.body);
+        assert_eq!(hit.body["Resources"][0]["id"], id.as_str());
+    }
+    // A key the administrator made for the member works while it is active.
+    let key = server.post(&server.admin_key, "/api_keys", json!({"owner_id": id}));
+    let key = key.body["token"].as_str().unwrap().to_owned();
+    assert!(verifies(&server, &key));
+
+    // PUT: the whole User again, renamed.
+    let mut renamed = body.clone();
+    renamed["name"] = json!({"givenName": "Tess", "familyName": "User"});
+    renamed["displayName"] = json!("Tess User");
+    let put = scim(
+        &server,
+        &token,
+        "PUT",
+        &format!("/Users/{id}"),
+        Some(renamed.clone()),
+    );
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!(
+        put.body["name"],
+        json!({"givenName": "Tess", "familyName": "User"})
+    );
+    assert_eq!(
+        member(&server, "test.user@okta.local").unwrap()["name"],
+        "Tess User"
+    );
+    // Deactivated by PATCH: the membership is disabled, its key kept but refused.
+    let off = scim(
+        &server,
+        &token,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "value": {"active": false}}]}),
+        ),
+    );
+    assert_eq!(
+        off.status, 200,
+        "PATCH answers the resource: {:?}",
+        off.body
+    );
+    assert_eq!(off.body["active"], false);
+    assert_eq!(
+        member(&server, "test.user@okta.local").unwrap()["state"],
+        "disabled"
+    );
+    assert!(!verifies(&server, &key));
+    // Reactivated by PUT.
+    renamed["active"] = json!(true);
+    let on = scim(
+        &server,
+        &token,
+        "PUT",
+        &format!("/Users/{id}"),
+        Some(renamed),
+    );
+    assert_eq!(on.body["active"], true, "{:?}", on.body);
+    assert!(verifies(&server, &key));
+    // SCIM manages its name: the member cannot rename itself, nor can an administrator.
+    let renamed_by_admin = server.patch(
+        &server.admin_key,
+        &format!("/users/{id}"),
+        json!({"name": "Someone Else"}),
+    );
+    assert_eq!(renamed_by_admin.status, 403, "{:?}", renamed_by_admin.body);
+    assert!(
+        renamed_by_admin.body["msg"]
+            .as_str()
+            .unwrap()
+            .contains("SCIM")
+    );
+    assert_eq!(
+        member(&server, "test.user@okta.local").unwrap()["name"],
+        "Tess User"
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Entra ID's documented sequence and quirks: capitalised ops, `active` as the string
+/// "False", a PATCH path with a value filter that adds an email, a PATCH without a path,
+/// an existence check by `externalId`, and DELETE.
+#[test]
+fn entra_id_provisions_with_its_quirks_and_deletes_a_member() {
+    let server = start_server();
+    let token = provisioned(&server);
+    let made = scim(
+        &server,
+        &token,
+        "POST",
+        "/Users",
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+            "userName": "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@testuser.com",
+            "active": true,
+            "emails": [{"primary": true, "type": "work",
+                        "value": "Test_User_fd0ea13b-3e22-4ae2-8c6f-5c5f2a8f1a55@testuser.com"}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": "givenName familyName", "familyName": "familyName",
+                     "givenName": "givenName"},
+            "roles": [],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "x"}
+        })),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    let by_external = scim(
+        &server,
+        &token,
+        "GET",
+        &format!(
+            "/Users?filter={}",
+            urlencode(r#"externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef""#)
+        ),
+        None,
+    );
+    assert_eq!(
+        by_external.body["totalResults"], 1,
+        "{:?}",
+        by_external.body
+    );
+    let key = server.post(&server.admin_key, "/api_keys", json!({"owner_id": id}));
+    let key = key.body["token"].as_str().unwrap().to_owned();
+    let patched = scim(
+        &server,
+        &token,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "Replace", "path": "userName", "value": "ryan@contoso.com"},
+                {"op": "Add", "path": "emails[type eq \"home\"].value", "value": "ryan@home.example"},
+                {"op": "Replace", "path": "name.familyName", "value": "Leenay"},
+                {"op": "Replace", "value": {"displayName": "Ryan Leenay", "name.givenName": "Ryan"}},
+                {"op": "Replace", "path": "active", "value": "False"}
+            ]}),
+        ),
+    );
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(patched.body["userName"], "ryan@contoso.com");
+    assert_eq!(patched.body["active"], false);
+    assert_eq!(
+        patched.body["name"],
+        json!({"formatted": "givenName familyName", "familyName": "Leenay", "givenName": "Ryan"})
+    );
+    assert_eq!(
+        patched.body["emails"][1],
+        json!({"type": "home", "value": "ryan@home.example"})
+    );
+    assert!(!verifies(&server, &key), "disabled");
+    let person = member(
+        &server,
+        "Test_User_fd0ea13b-3e22-4ae2-8c6f-5c5f2a8f1a55@testuser.com",
+    )
+    .unwrap();
+    assert_eq!(
+        (person["name"].as_str(), person["state"].as_str()),
+        (Some("Ryan Leenay"), Some("disabled"))
+    );
+    // The primary email changes the user's email (a user of this account alone).
+    let moved = scim(
+        &server,
+        &token,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "emails[type eq \"work\"].value",
+                            "value": "ryan@contoso.com"}]}),
+        ),
+    );
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    assert!(member(&server, "ryan@contoso.com").is_some());
+    // DELETE removes the member and revokes its credentials here.
+    let deleted = scim(&server, &token, "DELETE", &format!("/Users/{id}"), None);
+    assert_eq!(deleted.status, 204);
+    assert!(member(&server, "ryan@contoso.com").is_none());
+    assert!(!verifies(&server, &key));
+    assert_scim_error(
+        &scim(&server, &token, "GET", &format!("/Users/{id}"), None),
+        404,
+        None,
+    );
+    assert_scim_error(
+        &scim(&server, &token, "DELETE", &format!("/Users/{id}"), None),
+        404,
+        None,
+    );
+}
+
+/// What SCIM refuses in one account, each refusal in SCIM's shape and changing nothing.
+#[test]
+fn scim_refuses_taken_names_bad_bodies_and_stale_versions_and_keeps_an_administrator() {
+    let server = start_server();
+    let token = provisioned(&server);
+    let admin_id = server.admin_id.clone();
+    // A member made otherwise (its userName is its email).
+    server.member_with_key("shared@example.com", json!({}));
+    let before = (members(&server), events(&server));
+    let post = |body: Value| scim(&server, &token, "POST", "/Users", Some(body));
+    // A userName or email of a member already: 409 uniqueness.
+    let taken = post(json!({"userName": "shared@example.com",
+                            "emails": [{"value": "new@example.com", "primary": true}]}));
+    assert_scim_error(&taken, 409, Some("uniqueness"));
+    let taken = post(json!({"userName": "new", "emails": [{"value": "shared@example.com"}]}));
+    assert_scim_error(&taken, 409, Some("uniqueness"));
+    // Malformed: no email, a bad email, two primaries, a bad body, an unknown filter.
+    for (body, kind) in [
+        (json!({"userName": "a"}), "invalidValue"),
+        (
+            json!({"userName": "a", "emails": [{"value": "not an email"}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"userName": "a", "emails": [{"value": "a@x.example", "primary": true},
+                                             {"value": "b@x.example", "primary": true}]}),
+            "invalidValue",
+        ),
+        (
+            json!({"userName": "a", "emails": [{"value": "a@x.example"}], "active": "maybe"}),
+            "invalidValue",
+        ),
+        (json!(["not", "an", "object"]), "invalidSyntax"),
+    ] {
+        assert_scim_error(&post(body.clone()), 400, Some(kind));
+    }
+    for filter in [
+        r#"userName eq"#,
+        r#"userName xx "a""#,
+        &format!("({}userName pr", "(".repeat(30)),
+    ] {
+        let bad = scim(
+            &server,
+            &token,
+            "GET",
+            &format!("/Users?filter={}", urlencode(filter)),
+            None,
+        );
+        assert_scim_error(&bad, 400, Some("invalidFilter"));
+    }
+    assert_scim_error(
+        &scim(&server, &token, "GET", "/Users?sortBy=userName", None),
+        400,
+        Some("invalidValue"),
+    );
+    let wrong_type = reply(
+        server
+            .agent()
+            .post(&format!("{}/scim/v2/Users", server.url))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "text/plain")
+            .send("userName=a"),
+    );
+    assert_scim_error(&wrong_type, 415, None);
+    assert_eq!(
+        (members(&server), events(&server)),
+        before,
+        "nothing changed"
+    );
+
+    // The account's last administrator is not disabled or removed by SCIM.
+    let admin = scim(&server, &token, "GET", &format!("/Users/{admin_id}"), None);
+    assert_eq!(admin.status, 200, "{:?}", admin.body);
+    let mut off = admin.body.clone();
+    off["active"] = json!(false);
+    let refused = scim(
+        &server,
+        &token,
+        "PUT",
+        &format!("/Users/{admin_id}"),
+        Some(off),
+    );
+    assert_scim_error(&refused, 409, Some("mutability"));
+    assert_scim_error(
+        &scim(
+            &server,
+            &token,
+            "DELETE",
+            &format!("/Users/{admin_id}"),
+            None,
+        ),
+        409,
+        Some("mutability"),
+    );
+    // A stale version is refused (If-Match), the current one taken.
+    let version = admin.body["meta"]["version"].as_str().unwrap().to_owned();
+    let stale = scim_with(
+        &server,
+        &token,
+        "PATCH",
+        &format!("/Users/{admin_id}"),
+        Some(json!({"Operations": [{"op": "add", "path": "externalId", "value": "x"}]})),
+        &[("If-Match", "W/\"0000000000000000\"")],
+    );
+    assert_scim_error(&stale, 412, None);
+    assert_eq!(
+        (members(&server), events(&server)),
+        before,
+        "nothing changed"
+    );
+    let current = scim_with(
+        &server,
+        &token,
+        "PATCH",
+        &format!("/Users/{admin_id}"),
+        Some(json!({"Operations": [{"op": "add", "path": "externalId", "value": "x"}]})),
+        &[("If-Match", &version)],
+    );
+    assert_eq!(current.status, 200, "{:?}", current.body);
+
+    let listed = scim(&server, &token, "GET", "/Users", None);
+    assert!(listed.body.to_string().contains("shared@example.com"));
+}
+
+/// Two accounts on one server: a SCIM token of A never reaches B's members, never takes
+/// the email of B's user (that person is invited), and never changes the email or name
+/// of a user who is also B's.
+#[test]
+fn scim_of_one_account_reaches_no_other_and_changes_no_shared_user() {
+    let two = crate::isolation::two_accounts();
+    let s = &two.server;
+    let token = provisioned(s);
+    let b_members = || s.get(&two.b_key, "/users").body["users"].clone();
+    let b_trail = || s.get(&two.b_key, "/events?limit=1").body["events"][0]["id"].clone();
+    let b_head = b_trail();
+    let before = (members(s), events(s));
+    // B's administrator is not A's: not found, whatever the verb.
+    let path = format!("/Users/{}", two.b_admin);
+    assert_scim_error(&scim(s, &token, "GET", &path, None), 404, None);
+    let body =
+        json!({"userName": "x", "emails": [{"value": crate::isolation::B_ADMIN}], "active": false});
+    assert_scim_error(
+        &scim(s, &token, "PUT", &path, Some(body.clone())),
+        404,
+        None,
+    );
+    assert_scim_error(
+        &scim(
+            s,
+            &token,
+            "PATCH",
+            &path,
+            Some(json!({"Operations": [{"op": "replace", "path": "active", "value": false}]})),
+        ),
+        404,
+        None,
+    );
+    assert_scim_error(&scim(s, &token, "DELETE", &path, None), 404, None);
+    // Its email is B's user's: A invites that person instead.
+    let taken = scim(s, &token, "POST", "/Users", Some(body));
+    assert_scim_error(&taken, 409, Some("uniqueness"));
+    assert!(taken.body["detail"].as_str().unwrap().contains("invite"));
+    let listed = scim(s, &token, "GET", "/Users", None);
+    assert!(!listed.body.to_string().contains(crate::isolation::B_ADMIN));
+    assert_eq!((members(s), events(s)), before);
+    assert_eq!(b_trail(), b_head);
+
+    // Once it accepts A's invitation it is A's member too: A's SCIM sees it (by its
+    // email as userName) and may disable its membership in A, but not change the email
+    // or name B relies on.
+    crate::isolation::set_password(s, &two.b_key);
+    two.b_admin_joins_a();
+    let (b_before, b_head) = (b_members(), b_trail());
+    let found = scim(
+        s,
+        &token,
+        "GET",
+        &format!(
+            "/Users?filter={}",
+            urlencode(&format!("userName eq \"{}\"", crate::isolation::B_ADMIN))
+        ),
+        None,
+    );
+    assert_eq!(found.body["totalResults"], 1, "{:?}", found.body);
+    let mut user = found.body["Resources"][0].clone();
+    user["emails"] = json!([{"value": "taken-over@example.com", "primary": true}]);
+    let refused = scim(s, &token, "PUT", &path, Some(user.clone()));
+    assert_scim_error(&refused, 403, None);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another account")
+    );
+    user["emails"] = found.body["Resources"][0]["emails"].clone();
+    user["displayName"] = json!("Renamed by A");
+    assert_scim_error(
+        &scim(s, &token, "PUT", &path, Some(user.clone())),
+        403,
+        None,
+    );
+    user["displayName"] = found.body["Resources"][0]["displayName"].clone();
+    user["active"] = json!(false);
+    let disabled = scim(s, &token, "PUT", &path, Some(user));
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    assert_eq!(disabled.body["active"], false);
+    // In B, nothing changed: its administrator is active there with its own email.
+    assert_eq!(b_members(), b_before);
+    assert_eq!(b_trail(), b_head);
+}

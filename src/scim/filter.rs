@@ -181,6 +181,34 @@ impl Parser {
         Ok(())
     }
 
+    /// `op value` (or `pr`) after `path`.
+    fn comparison(&mut self, path: AttrPath, word: &str) -> Result<Filter, Invalid> {
+        let op = match self.next() {
+            Some(Token::Word(op)) => op.to_ascii_lowercase(),
+            _ => return Err(Invalid(format!("{word} needs an operator"))),
+        };
+        let op = match op.as_str() {
+            "pr" => return Ok(Filter::Present(path)),
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "co" => Op::Co,
+            "sw" => Op::Sw,
+            "ew" => Op::Ew,
+            "gt" => Op::Gt,
+            "ge" => Op::Ge,
+            "lt" => Op::Lt,
+            "le" => Op::Le,
+            other => return Err(Invalid(format!("{other:?} is not an operator"))),
+        };
+        let value = match self.next() {
+            Some(Token::Literal(value)) => value,
+            Some(Token::Word(w)) => keyword_value(&w)
+                .ok_or_else(|| Invalid(format!("{w:?} is not a value: quote strings")))?,
+            _ => return Err(Invalid(format!("{word} needs a value to compare"))),
+        };
+        Ok(Filter::Compare(path, op, value))
+    }
+
     fn keyword(&self, word: &str) -> bool {
         matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
     }
@@ -232,34 +260,24 @@ impl Parser {
                         ));
                     }
                     self.next();
-                    let inner = self.or(depth + 1)?;
+                    let mut inner = self.or(depth + 1)?;
                     self.expect(&Token::Close(']'))?;
+                    // `emails[type eq "work"].value eq "…"`: a sub-attribute of the
+                    // values the filter selects, compared.
+                    if let Some(Token::Word(rest)) = self.peek().cloned()
+                        && let Some(sub) = rest.strip_prefix('.')
+                    {
+                        self.next();
+                        let sub = AttrPath {
+                            attr: name(sub)?,
+                            sub: None,
+                        };
+                        let compared = self.comparison(sub, &word)?;
+                        inner = Filter::And(Box::new(inner), Box::new(compared));
+                    }
                     return Ok(Filter::Within(path.attr, Box::new(inner)));
                 }
-                let op = match self.next() {
-                    Some(Token::Word(op)) => op.to_ascii_lowercase(),
-                    _ => return Err(Invalid(format!("{word} needs an operator"))),
-                };
-                let op = match op.as_str() {
-                    "pr" => return Ok(Filter::Present(path)),
-                    "eq" => Op::Eq,
-                    "ne" => Op::Ne,
-                    "co" => Op::Co,
-                    "sw" => Op::Sw,
-                    "ew" => Op::Ew,
-                    "gt" => Op::Gt,
-                    "ge" => Op::Ge,
-                    "lt" => Op::Lt,
-                    "le" => Op::Le,
-                    other => return Err(Invalid(format!("{other:?} is not an operator"))),
-                };
-                let value = match self.next() {
-                    Some(Token::Literal(value)) => value,
-                    Some(Token::Word(w)) => keyword_value(&w)
-                        .ok_or_else(|| Invalid(format!("{w:?} is not a value: quote strings")))?,
-                    _ => return Err(Invalid(format!("{word} needs a value to compare"))),
-                };
-                Ok(Filter::Compare(path, op, value))
+                self.comparison(path, &word)
             }
             Some(other) => Err(Invalid(format!("unexpected {other:?}"))),
             None => Err(Invalid("the filter ends too soon".into())),
@@ -567,6 +585,11 @@ mod tests {
         assert!(hit(r#"emails.value eq "dana@home.example""#));
         assert!(hit(r#"emails eq "dana@home.example""#));
         assert!(hit(r#"emails[not (type eq "home")]"#));
+        assert!(hit(r#"emails[type eq "work"].value eq "DANA@example.com""#));
+        assert!(!hit(
+            r#"emails[type eq "home"].value eq "dana@example.com""#
+        ));
+        assert!(hit(r#"emails[type eq "home"].value pr"#));
         assert!(hit(r#"userName ne "x" and title eq null"#));
     }
 
