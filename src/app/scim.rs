@@ -321,31 +321,44 @@ impl Latchkey {
             let placeholder = spec.profile(caller.account, UserId(0), now, now);
             placeholder.validate()?;
             let email = spec.email(&placeholder)?;
-            if tx.scim_user_named(caller.account, &spec.user_name)?.is_some()
+            if tx
+                .scim_user_named(caller.account, &spec.user_name)?
+                .is_some()
                 || member_named_by_email(tx, caller.account, &spec.user_name)?
             {
                 return Err(DomainError::Conflict {
-                    what: "a member with this userName",
+                    what: "this userName",
                 }
                 .into());
             }
             if let Some(existing) = tx.user_by_email(&email)? {
                 return Err(if tx.membership(caller.account, existing.id)?.is_some() {
                     DomainError::Conflict {
-                        what: "a member with this email (find it by userName or emails)",
+                        what: "the email of a member (find it by userName or emails)",
                     }
                     .into()
                 } else {
-                    DomainError::Conflict {
-                        what: "a user of another account with this email: invite the person, and once it accepts, link it here",
-                    }
-                    .into()
+                    // That person joins only by accepting an invitation (its consent).
+                    DomainError::ExistingUser.into()
                 });
             }
             let name = spec.display().unwrap_or_else(|| {
-                email.as_str().split('@').next().unwrap_or_default().to_owned()
+                email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
             });
-            let joined = self.join(tx, caller.actor(), caller.account, &email, &name, JIT_ROLES, now)?;
+            let joined = self.join(
+                tx,
+                caller.actor(),
+                caller.account,
+                &email,
+                &name,
+                JIT_ROLES,
+                now,
+            )?;
             let user = joined.member.user.id;
             let profile = spec.profile(caller.account, user, now, now);
             tx.put_scim_profile(&profile)?;
@@ -408,7 +421,7 @@ impl Latchkey {
                 && held != user
             {
                 return Err(DomainError::Conflict {
-                    what: "a member with this userName",
+                    what: "this userName",
                 }
                 .into());
             }
@@ -432,7 +445,7 @@ impl Latchkey {
                 if after.email.key() != before.email.key() {
                     if tx.user_by_email(&after.email)?.is_some() {
                         return Err(DomainError::Conflict {
-                            what: "a user with this email",
+                            what: "this email",
                         }
                         .into());
                     }
@@ -455,12 +468,17 @@ impl Latchkey {
                     Some(Snapshot::User(after)),
                 )?;
             }
-            if current.profile.as_ref() != Some(&profile)
-                && current
-                    .profile
-                    .as_ref()
-                    .is_none_or(|p| !same_but_time(p, &profile))
-            {
+            let state = if spec.active {
+                MemberState::Active
+            } else {
+                MemberState::Disabled
+            };
+            let state_changes = current.member.membership.state != state;
+            let attributes_change = current
+                .profile
+                .as_ref()
+                .is_none_or(|p| !same_but_time(p, &profile));
+            if attributes_change {
                 tx.put_scim_profile(&profile)?;
                 record(
                     tx,
@@ -476,13 +494,12 @@ impl Latchkey {
                     current.profile.clone().map(Snapshot::ScimUser),
                     Some(Snapshot::ScimUser(profile)),
                 )?;
+            } else if state_changes {
+                // Only `active` changed: its own event follows; the member's
+                // `lastModified` moves with it.
+                tx.put_scim_profile(&profile)?;
             }
-            let state = if spec.active {
-                MemberState::Active
-            } else {
-                MemberState::Disabled
-            };
-            if current.member.membership.state != state {
+            if state_changes {
                 self.change_member_in(
                     tx,
                     caller.actor(),

@@ -1944,7 +1944,7 @@ impl WriteTx {
             .is_some_and(|held| held.value() != user)
         {
             return Err(DomainError::Conflict {
-                what: "a member with this userName",
+                what: "this userName",
             }
             .into());
         }
