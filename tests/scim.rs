@@ -767,3 +767,87 @@ fn scim_of_one_account_reaches_no_other_and_changes_no_shared_user() {
     assert_eq!(b_members(), b_before);
     assert_eq!(b_trail(), b_head);
 }
+
+/// The dashboard: an administrator makes a SCIM token (shown once, with the endpoint),
+/// sets provisioning to SCIM, and revokes the token; a team manager sees none of it and
+/// its posts are refused, changing nothing.
+#[test]
+fn the_settings_page_makes_and_revokes_scim_tokens_for_administrators_only() {
+    use crate::web::{Browser, PASSWORD, member_with_roles_and_password};
+    let server = start_server();
+    crate::login::admin_password(&server);
+    let email = crate::login::admin_email(&server);
+    let mut admin = Browser::new(&server).signed_in(&email, crate::login::PASSWORD);
+    let page = admin.get("/ui/settings");
+    assert!(page.html.contains("SCIM provisioning"), "{}", page.html);
+    assert!(page.html.contains(&format!("{}/scim/v2", server.url)));
+    let csrf = admin.csrf();
+    // SCIM needs single sign-on configured: the page says so, nothing changes.
+    let refused = admin.post(
+        "/ui/settings/sso",
+        &[
+            ("csrf", &csrf),
+            ("sso_mode", "off"),
+            ("provisioning", "scim"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.html.contains("single sign-on"), "{}", refused.html);
+    let made = admin.post(
+        "/ui/settings/scim-tokens/new",
+        &[("csrf", &csrf), ("description", "Entra ID")],
+    );
+    assert_eq!(made.status, 201, "{}", made.html);
+    let token = made.field("secret");
+    assert!(token.starts_with("lk_sc_"), "{token}");
+    assert!(made.html.contains("/scim/v2"));
+    assert_eq!(scim(&server, &token, "GET", "/Users", None).status, 200);
+    let listed = admin.get("/ui/settings");
+    assert!(listed.html.contains("Entra ID") && !listed.html.contains(&token));
+    let id = server.get(&server.admin_key, "/scim_tokens").body["scim_tokens"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A team manager: no section, every post refused, nothing changed.
+    member_with_roles_and_password(
+        &server,
+        "manager@example.com",
+        json!({"developer": "read_write", "team": "manager"}),
+    );
+    let mut manager = Browser::new(&server).signed_in("manager@example.com", PASSWORD);
+    assert!(
+        !manager
+            .get("/ui/settings")
+            .html
+            .contains("SCIM provisioning")
+    );
+    let t = manager.csrf();
+    let before = events(&server);
+    for (path, fields) in [
+        (
+            "/ui/settings/scim-tokens/new",
+            vec![("description", "mine")],
+        ),
+        (&*format!("/ui/settings/scim-tokens/{id}/revoke"), vec![]),
+    ] {
+        let mut all = vec![("csrf", t.as_str())];
+        all.extend(fields);
+        let page = manager.post(path, &all);
+        assert_eq!(page.status, 403, "{path}: {}", page.html);
+    }
+    assert_eq!(events(&server), before);
+    assert_eq!(scim(&server, &token, "GET", "/Users", None).status, 200);
+
+    // Revoked from the page: refused at once.
+    let revoked = admin.post(
+        &format!("/ui/settings/scim-tokens/{id}/revoke"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(
+        revoked.location, "/ui/settings?done=scim-token-revoked",
+        "{}",
+        revoked.html
+    );
+    assert_scim_error(&scim(&server, &token, "GET", "/Users", None), 401, None);
+}

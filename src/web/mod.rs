@@ -412,10 +412,11 @@ enum Notice {
     ProviderSaved,
     ProviderDeleted,
     Reconfirmed,
+    ScimTokenRevoked,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 31] = [
+    const ALL: [(Notice, &'static str, &'static str); 32] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -530,6 +531,11 @@ impl Notice {
             Notice::Reconfirmed,
             "reconfirmed",
             "Confirmed: for five minutes, changes that ask for your password go through without it.",
+        ),
+        (
+            Notice::ScimTokenRevoked,
+            "scim-token-revoked",
+            "The SCIM token is revoked: it stops working at once.",
         ),
     ];
 

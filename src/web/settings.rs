@@ -15,7 +15,8 @@ use crate::domain::account::{Account, Provisioning, SsoMode};
 use crate::domain::federation::{
     ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, SamlSettings,
 };
-use crate::domain::id::IdentityProviderId;
+use crate::domain::id::{IdentityProviderId, ScimTokenId};
+use crate::domain::scim::ScimToken;
 use crate::domain::token::Secret;
 
 impl Web {
@@ -28,7 +29,8 @@ impl Web {
     ) -> Answer {
         let (lk, actor, account) = self.acting(console);
         let may_list = console.may("identity_providers.list");
-        let (found, seats, providers) = blocking(move || {
+        let may_list_tokens = console.may("scim_tokens.list");
+        let (found, seats, providers, tokens) = blocking(move || {
             let found = lk.account(actor, account)?;
             let seats = lk.seats_used(actor, account)?;
             let providers = if may_list {
@@ -36,14 +38,23 @@ impl Web {
             } else {
                 Vec::new()
             };
-            Ok((found, seats, providers))
+            let tokens = if may_list_tokens {
+                lk.scim_tokens(actor, account)?
+            } else {
+                Vec::new()
+            };
+            Ok((found, seats, providers, tokens))
         })
         .await?;
         let (status, error) = status_of(error);
+        let listed = Listed {
+            providers: &providers,
+            tokens: &tokens,
+        };
         Ok(console.render(
             status,
             "Account settings",
-            settings_page(console, &found, seats, &providers, notice, error.as_deref()),
+            settings_page(console, &found, seats, &listed, notice, error.as_deref()),
         ))
     }
 
@@ -74,6 +85,8 @@ impl Web {
             ["sso"] => self.save_sso(console, form).await,
             ["providers", "new"] => self.add_provider(console, form).await,
             ["providers", id, action] => self.provider_action(console, id, action).await,
+            ["scim-tokens", "new"] => return self.add_scim_token(console, form).await,
+            ["scim-tokens", id, "revoke"] => self.revoke_scim_token(console, id).await,
             _ => return Err(not_found()),
         };
         match outcome {
@@ -196,6 +209,37 @@ impl Web {
             .map(|_| Notice::ProviderSaved)
     }
 
+    /// `POST /ui/settings/scim-tokens/new`: a SCIM token, shown once with the endpoint's
+    /// URL to give the identity provider.
+    async fn add_scim_token(&self, console: &Console, form: &Form) -> Answer {
+        let (lk, actor, account) = self.acting(console);
+        let description = form.get("description").to_owned();
+        match blocking(move || lk.create_scim_token(actor, account, &description)).await {
+            Ok((made, secret)) => Ok(console.render(
+                StatusCode::CREATED,
+                "New SCIM token",
+                html! {
+                    p { "Give your identity provider the SCIM endpoint " code { (console.origin) "/scim/v2" } " and this token (as a bearer token, or Okta's \u{201c}HTTP Header\u{201d})." }
+                    (pages::secret_once("SCIM token", &made.id.to_string(), secret.expose(), "/ui/settings#scim"))
+                },
+            )),
+            Err(refused) => self.settings(console, None, Some(refused.explain())).await,
+        }
+    }
+
+    /// `POST /ui/settings/scim-tokens/{id}/revoke`.
+    async fn revoke_scim_token(&self, console: &Console, id: &str) -> Result<Notice, AppOrApi> {
+        let Ok(id) = id.parse::<ScimTokenId>() else {
+            return Err(AppOrApi::App(AppError::Domain(
+                crate::domain::DomainError::NotFound(crate::domain::id::AnyId(id.to_owned())),
+            )));
+        };
+        let (lk, actor, account) = self.acting(console);
+        blocking(move || lk.revoke_scim_token(actor, account, id))
+            .await
+            .map(|()| Notice::ScimTokenRevoked)
+    }
+
     /// `POST /ui/settings/providers/{id}/enable|disable|delete`.
     async fn provider_action(
         &self,
@@ -260,11 +304,17 @@ impl Web {
     }
 }
 
+/// What the settings page lists besides the account.
+struct Listed<'a> {
+    providers: &'a [IdentityProvider],
+    tokens: &'a [ScimToken],
+}
+
 fn settings_page(
     console: &Console,
     account: &Account,
     seats: usize,
-    providers: &[IdentityProvider],
+    listed: &Listed<'_>,
     notice: Option<Notice>,
     error: Option<&str>,
 ) -> Markup {
@@ -322,7 +372,63 @@ fn settings_page(
             }
         }
         @if console.may("identity_providers.list") {
-            (providers_section(console, providers))
+            (providers_section(console, listed.providers))
+        }
+        @if console.may("scim_tokens.list") {
+            (scim_section(console, account, listed.tokens))
+        }
+    }
+}
+
+/// SCIM: the endpoint, the account's tokens (revoke), a form for a new one.
+fn scim_section(console: &Console, account: &Account, tokens: &[ScimToken]) -> Markup {
+    let csrf = console.csrf();
+    html! {
+        section aria-labelledby="scim" {
+            h2 #scim { "SCIM provisioning" }
+            p {
+                "Your identity provider makes, changes, disables and removes members through SCIM at "
+                code { (console.origin) "/scim/v2" }
+                " with a token made here. "
+                @if account.settings.provisioning == Provisioning::Scim {
+                    "New members come through SCIM now."
+                } @else {
+                    "It writes only once \u{201c}New members\u{201d} above is SCIM (which needs single sign-on configured); until then it can only read."
+                }
+            }
+            @if !tokens.is_empty() {
+                div.scroll {
+                    table {
+                        thead { tr { th { "Token" } th { "For" } th { "Made" } th { "Last used" } th { span.visually-hidden { "Revoke" } } } }
+                        tbody {
+                            @for token in tokens {
+                                tr {
+                                    td { code { (token.id.to_string()) } }
+                                    td { (token.description) }
+                                    td { (when(token.created_at)) }
+                                    td { (token.last_used_at.map_or_else(|| "never".to_owned(), when)) }
+                                    td {
+                                        @if console.may("scim_tokens.delete") {
+                                            form.inline method="post" action=(format!("/ui/settings/scim-tokens/{}/revoke", token.id)) {
+                                                (csrf_field(csrf))
+                                                button.danger type="submit" { "Revoke " (token.id.to_string()) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if console.may("scim_tokens.create") {
+                form method="post" action="/ui/settings/scim-tokens/new" {
+                    (csrf_field(csrf))
+                    label for="scim-description" { "What it is for (which identity provider holds it)" }
+                    input #scim-description type="text" name="description" maxlength="255";
+                    button type="submit" { "Make a SCIM token" }
+                }
+            }
         }
     }
 }
@@ -342,7 +448,7 @@ const SSO_MODES: [(SsoMode, &str); 3] = [
     ),
 ];
 
-const PROVISIONING: [(Provisioning, &str); 2] = [
+const PROVISIONING: [(Provisioning, &str); 3] = [
     (
         Provisioning::Invitations,
         "by invitation only (also accepted through a provider)",
@@ -351,13 +457,17 @@ const PROVISIONING: [(Provisioning, &str); 2] = [
         Provisioning::Jit,
         "Just-in-Time: a first sign-in through a provider makes the member",
     ),
+    (
+        Provisioning::Scim,
+        "SCIM: the identity provider provisions members",
+    ),
 ];
 
 fn text_of<T: PartialEq + Copy>(table: &[(T, &'static str)], value: T) -> &'static str {
     table
         .iter()
         .find(|(v, _)| *v == value)
-        .map_or("SCIM: the identity provider provisions members", |(_, t)| t)
+        .map_or("", |(_, t)| t)
 }
 
 /// The identity providers: each with what to register at it, enable / disable, delete;
