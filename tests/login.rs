@@ -799,6 +799,12 @@ fn a_rotated_server_key_keeps_old_material_working() {
     let data = server.dir.path().join("data");
     let old_key = std::fs::read(data.join("server.key")).unwrap();
     assert_eq!(old_key.len(), 32);
+    let scim_token = server
+        .post(&key, "/scim_tokens", json!({"description": "before"}))
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let rotated = rotate(&server);
     assert_eq!(rotated["ok"], true, "{rotated}");
@@ -820,8 +826,17 @@ fn a_rotated_server_key_keeps_old_material_working() {
     assert_eq!(mode & 0o777, 0o600);
 
     let check_all = |server: &Server, new_key: &str| {
-        // Made before the rotation: the API key, the session, a recovery code.
+        // Made before the rotation: the API key, the session, a SCIM token, a
+        // recovery code.
         assert_eq!(server.get(&key, "/me").status, 200);
+        let scim = reply(
+            server
+                .agent()
+                .get(&format!("{}/scim/v2/ServiceProviderConfig", server.url))
+                .header("Authorization", &format!("Bearer {scim_token}"))
+                .call(),
+        );
+        assert_eq!(scim.status, 200, "{:?}", scim.body);
         assert_eq!(
             with_cookie(server, "GET", "/me", &session, None).status,
             200

@@ -782,3 +782,105 @@ fn check_finds_an_external_identity_out_of_step_with_its_indexes() {
         ],
     );
 }
+
+#[test]
+fn a_scim_user_name_names_one_member_goes_with_its_membership_and_check_finds_it_out_of_step() {
+    use crate::domain::credential::{CredentialId, CredentialKind};
+    use crate::domain::id::UserId;
+    use crate::domain::scim::{ScimName, ScimProfile};
+    use crate::domain::user::{Email, MemberState, Membership, Roles, User};
+    let (dir, store, account) = store_with_events(0);
+    let now = Timestamp::from_millis(2_000);
+    let pia = pia(now);
+    let quinn = User::new(
+        UserId::generate(now).unwrap(),
+        Email::parse("quinn@example.com").unwrap(),
+        "Quinn",
+        now,
+    )
+    .unwrap();
+    let member = |user: &User| Membership {
+        account,
+        user: user.id,
+        roles: Roles::default(),
+        state: MemberState::Active,
+        joined_at: now,
+        personal_authtoken: CredentialId {
+            kind: CredentialKind::Authtoken,
+            raw: crate::domain::id::new_raw(now).unwrap(),
+        },
+    };
+    let profile = |user: &User, name: &str| ScimProfile {
+        account,
+        user: user.id,
+        user_name: name.into(),
+        external_id: None,
+        name: ScimName::default(),
+        display_name: None,
+        emails: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .write(|tx| {
+            for user in [&pia, &quinn] {
+                tx.insert_user(user)?;
+                tx.put_membership(&member(user))?;
+            }
+            tx.put_scim_profile(&profile(&pia, "Pia.Lee"))
+        })
+        .unwrap();
+    // Another member may not take the userName, in any case; its owner may rename it,
+    // and the old name is free again.
+    assert!(matches!(
+        store.write(|tx| tx.put_scim_profile(&profile(&quinn, "PIA.LEE"))),
+        Err(StoreError::Domain(DomainError::Conflict { .. }))
+    ));
+    store
+        .write(|tx| tx.put_scim_profile(&profile(&pia, "pia")))
+        .unwrap();
+    store
+        .write(|tx| tx.put_scim_profile(&profile(&quinn, "pia.lee")))
+        .unwrap();
+    let read = store.read().unwrap();
+    assert_eq!(read.scim_user_named(account, "PIA").unwrap(), Some(pia.id));
+    assert_eq!(
+        read.scim_user_named(account, "Pia.Lee").unwrap(),
+        Some(quinn.id)
+    );
+    drop(read);
+    // Removing the membership drops what SCIM kept, and its userName.
+    store
+        .write(|tx| tx.remove_membership(account, pia.id))
+        .unwrap();
+    let read = store.read().unwrap();
+    assert_eq!(read.scim_profile(account, pia.id).unwrap(), None);
+    assert_eq!(read.scim_user_named(account, "pia").unwrap(), None);
+    drop(read);
+    let path = dir.path().join("db.redb");
+    let txn = behind_its_back(&store);
+    txn.open_table(SCIM_USER_NAMES)
+        .unwrap()
+        .remove((account.0, "pia.lee"))
+        .unwrap();
+    txn.open_table(SCIM_USER_NAMES)
+        .unwrap()
+        .insert((account.0, "ghost"), quinn.id.0)
+        .unwrap();
+    txn.commit().unwrap();
+    drop(store);
+    let problems = check(&path).unwrap().problems;
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "scim_user_names: the userName of ({:#034x}, {:#034x}) is not indexed",
+                account.0, quinn.id.0
+            ),
+            format!(
+                "scim_user_names: ({:#034x}, \"ghost\") names no profile with that userName",
+                account.0
+            ),
+        ]
+    );
+}
