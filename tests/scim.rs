@@ -362,6 +362,26 @@ fn okta_provisions_updates_deactivates_and_reactivates_a_member() {
         assert_eq!(hit.body["totalResults"], 1, "{filter}: {:?}", hit.body);
         assert_eq!(hit.body["Resources"][0]["id"], id.as_str());
     }
+    // Paged: the second of two members, one a page; a count over 100 is lowered to it.
+    let second = scim(&server, &token, "GET", "/Users?startIndex=2&count=1", None);
+    assert_eq!(
+        (
+            &second.body["totalResults"],
+            &second.body["startIndex"],
+            &second.body["itemsPerPage"]
+        ),
+        (&json!(2), &json!(2), &json!(1)),
+        "{:?}",
+        second.body
+    );
+    assert_eq!(second.body["Resources"][0]["id"], id.as_str());
+    let all = scim(&server, &token, "GET", "/Users?count=1000", None);
+    assert_eq!(all.body["itemsPerPage"], 2);
+    let past = scim(&server, &token, "GET", "/Users?startIndex=9", None);
+    assert_eq!(
+        (&past.body["totalResults"], &past.body["Resources"]),
+        (&json!(2), &json!([]))
+    );
     // A key the administrator made for the member works while it is active.
     let key = server.post(&server.admin_key, "/api_keys", json!({"owner_id": id}));
     let key = key.body["token"].as_str().unwrap().to_owned();

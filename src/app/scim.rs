@@ -297,6 +297,34 @@ impl Latchkey {
             .collect()
     }
 
+    /// The member whose `userName` is `user_name` (without case): SCIM's, else the email
+    /// of a member SCIM has not written.
+    pub fn scim_user_named(
+        &self,
+        caller: ScimCaller,
+        user_name: &str,
+    ) -> Result<Option<ScimUser>, AppError> {
+        let read = self.store.read()?;
+        let by_email = || -> Result<Option<UserId>, AppError> {
+            let Ok(email) = Email::parse(user_name) else {
+                return Ok(None);
+            };
+            Ok(read.user_by_email(&email)?.map(|u| u.id).filter(|id| {
+                read.scim_profile(caller.account, *id)
+                    .is_ok_and(|p| p.is_none())
+            }))
+        };
+        let Some(user) = read
+            .scim_user_named(caller.account, user_name)?
+            .map_or_else(by_email, |id| Ok(Some(id)))?
+        else {
+            return Ok(None);
+        };
+        read.membership(caller.account, user)?
+            .map(|membership| scim_user(&read, membership))
+            .transpose()
+    }
+
     /// One member of the caller's account.
     pub fn scim_user(&self, caller: ScimCaller, user: UserId) -> Result<ScimUser, AppError> {
         let read = self.store.read()?;

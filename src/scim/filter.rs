@@ -378,6 +378,19 @@ fn tokenize(text: &str) -> Result<Vec<Token>, Invalid> {
     Ok(tokens)
 }
 
+/// The name a plain `userName eq "…"` filter asks for (the check providers make before
+/// a create), to be answered from the index.
+pub fn user_name_eq(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare(AttrPath { attr, sub: None }, Op::Eq, Value::String(name))
+            if attr == "username" =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
 /// The value of attribute `name` of `object` (a JSON object), its name compared
 /// without case.
 pub fn get_ci<'v>(object: &'v Value, name: &str) -> Option<&'v Value> {

@@ -301,12 +301,18 @@ impl Scim {
 
     async fn list_users(&self, caller: ScimCaller, query: Query, base: &str) -> Answer {
         let lk = self.lk();
-        let everyone = blocking(move || lk.scim_users(caller)).await?;
-        let matching: Vec<Value> = everyone
-            .iter()
-            .map(|u| users::to_json(u, base))
-            .filter(|u| query.filter.as_ref().is_none_or(|f| filter::matches(f, u)))
-            .collect();
+        // The existence check every provider makes (`userName eq "…"`) reads one index
+        // entry, not every member.
+        let named = query
+            .filter
+            .as_ref()
+            .and_then(filter::user_name_eq)
+            .map(str::to_owned);
+        let candidates = blocking(move || match named {
+            Some(name) => Ok(lk.scim_user_named(caller, &name)?.into_iter().collect()),
+            None => lk.scim_users(caller),
+        })
+        .await?;
         let page = Page {
             start: query.start.unwrap_or(1).max(1),
             count: query
@@ -314,11 +320,35 @@ impl Scim {
                 .unwrap_or(schema::MAX_PAGE)
                 .min(schema::MAX_PAGE),
         };
-        let total = matching.len();
-        let resources: Vec<Value> = matching
+        // Without a filter only the page is rendered.
+        let (total, page_of): (usize, Vec<Value>) = match &query.filter {
+            None => (
+                candidates.len(),
+                candidates
+                    .iter()
+                    .skip(page.start - 1)
+                    .take(page.count)
+                    .map(|u| users::to_json(u, base))
+                    .collect(),
+            ),
+            Some(wanted) => {
+                let matching: Vec<Value> = candidates
+                    .iter()
+                    .map(|u| users::to_json(u, base))
+                    .filter(|u| filter::matches(wanted, u))
+                    .collect();
+                (
+                    matching.len(),
+                    matching
+                        .into_iter()
+                        .skip(page.start - 1)
+                        .take(page.count)
+                        .collect(),
+                )
+            }
+        };
+        let resources: Vec<Value> = page_of
             .into_iter()
-            .skip(page.start - 1)
-            .take(page.count)
             .map(|mut u| {
                 users::project(&mut u, &query.attributes, &query.excluded);
                 u
