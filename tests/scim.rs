@@ -246,9 +246,9 @@ fn the_scim2_tester_conformance_checks_pass_against_the_real_server() {
         output.status.success() && other.is_empty(),
         "{passed} passed; not passed: {other:#?}\n{stdout}\n{stderr}"
     );
-    // Every check scim2-tester 0.5.2 makes of the User resource and the discovery
-    // endpoints (the pinned version makes the same checks each run).
-    assert_eq!(passed, 44, "{stdout}");
+    // Every check scim2-tester 0.5.2 makes of the User and Group resources and the
+    // discovery endpoints (the pinned version makes the same checks each run).
+    assert_eq!(passed, 65, "{stdout}");
     println!("scim2-tester: {passed} checks, all SUCCESS");
 }
 

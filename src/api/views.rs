@@ -272,6 +272,14 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             "created_at": time(profile.created_at),
             "updated_at": time(profile.updated_at),
         }),
+        Snapshot::ScimGroup(group) => json!({
+            "id": group.id.to_string(),
+            "display_name": group.display_name,
+            "external_id": group.external_id,
+            "members": group.members.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "created_at": time(group.created_at),
+            "updated_at": time(group.updated_at),
+        }),
         Snapshot::EventDestination(d) => event_destination(base, d, None),
         Snapshot::PolicySet(state) => policy_set_state(state, true),
         Snapshot::Permission(p) => permission(&CatalogEntry {

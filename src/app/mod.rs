@@ -62,7 +62,7 @@ pub use mfa::{Enrollment, SecondFactor};
 pub use passkeys::{PasskeyChallenge, RelyingParty};
 pub use passwords::PasswordCost;
 pub use policies::{LivePolicy, LiveSet};
-pub use scim::{ScimCaller, ScimUser, ScimUserSpec};
+pub use scim::{ScimCaller, ScimGroupSpec, ScimUser, ScimUserSpec};
 pub use tenancy::{AssignmentFilter, NamedAssignment, ReviewedPrincipal, TenancyPatch};
 
 /// Why an operation failed.

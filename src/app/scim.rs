@@ -16,8 +16,10 @@ use super::{AppError, Latchkey, Member, record, require_account};
 use crate::domain::DomainError;
 use crate::domain::account::Provisioning;
 use crate::domain::event::{Action, Actor, Change, Principal, Snapshot};
-use crate::domain::id::{AccountId, ScimTokenId, UserId};
-use crate::domain::scim::{ScimEmail, ScimName, ScimProfile, ScimToken, validate_description};
+use crate::domain::id::{AccountId, ScimGroupId, ScimTokenId, UserId};
+use crate::domain::scim::{
+    ScimEmail, ScimGroup, ScimName, ScimProfile, ScimToken, validate_description,
+};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{self, Secret, TokenKind};
 use crate::domain::user::{Email, MemberChange, MemberState, User, ensure_only_account};
@@ -126,6 +128,17 @@ impl ScimUserSpec {
             .filter(|n| !n.trim().is_empty())
             .or_else(|| self.name.display())
     }
+}
+
+/// A group as a SCIM write gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimGroupSpec {
+    /// `displayName`.
+    pub display_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// Its members (user ids of members of the account).
+    pub members: Vec<UserId>,
 }
 
 /// The refusal of a SCIM write while the account is not provisioned by SCIM.
@@ -577,6 +590,120 @@ impl Latchkey {
         })
     }
 
+    /// Every SCIM group of the caller's account, oldest first.
+    pub fn scim_groups(&self, caller: ScimCaller) -> Result<Vec<ScimGroup>, AppError> {
+        let read = self.store.read()?;
+        require_account(&read, caller.account)?;
+        Ok(read.scim_groups(caller.account)?)
+    }
+
+    /// One SCIM group of the caller's account.
+    pub fn scim_group(&self, caller: ScimCaller, id: ScimGroupId) -> Result<ScimGroup, AppError> {
+        group_in(&self.store.read()?, caller.account, id)
+    }
+
+    /// Make a SCIM group of members of the account.
+    pub fn scim_create_group(
+        &self,
+        caller: ScimCaller,
+        spec: &ScimGroupSpec,
+    ) -> Result<ScimGroup, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            ensure_scim(tx, caller.account)?;
+            let group = ScimGroup {
+                id: ScimGroupId::generate(now)?,
+                account: caller.account,
+                display_name: spec.display_name.clone(),
+                external_id: spec.external_id.clone(),
+                members: members_of(tx, caller.account, &spec.members)?,
+                created_at: now,
+                updated_at: now,
+            };
+            group.validate()?;
+            tx.put_scim_group(&group)?;
+            record(
+                tx,
+                &caller.account,
+                now,
+                caller.actor(),
+                Action::ScimGroup(Change::Created),
+                group.id.to_string(),
+                None,
+                Some(Snapshot::ScimGroup(group.clone())),
+            )?;
+            Ok(group)
+        })
+    }
+
+    /// Replace a SCIM group's name and members (PUT, and PATCH once the surface applied
+    /// it); `expected` sees the group as it is in this transaction (`If-Match`).
+    pub fn scim_replace_group(
+        &self,
+        caller: ScimCaller,
+        id: ScimGroupId,
+        spec: &ScimGroupSpec,
+        expected: impl FnOnce(&ScimGroup) -> bool,
+    ) -> Result<ScimGroup, AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            ensure_scim(tx, caller.account)?;
+            let before = group_in(tx, caller.account, id)?;
+            if !expected(&before) {
+                return Err(AppError::Precondition(
+                    "the group changed since that version (If-Match): read it again".into(),
+                ));
+            }
+            let after = ScimGroup {
+                display_name: spec.display_name.clone(),
+                external_id: spec.external_id.clone(),
+                members: members_of(tx, caller.account, &spec.members)?,
+                updated_at: now,
+                ..before.clone()
+            };
+            after.validate()?;
+            let unchanged = ScimGroup {
+                updated_at: before.updated_at,
+                ..after.clone()
+            } == before;
+            if unchanged {
+                return Ok(before);
+            }
+            tx.put_scim_group(&after)?;
+            record(
+                tx,
+                &caller.account,
+                now,
+                caller.actor(),
+                Action::ScimGroup(Change::Updated),
+                id.to_string(),
+                Some(Snapshot::ScimGroup(before)),
+                Some(Snapshot::ScimGroup(after.clone())),
+            )?;
+            Ok(after)
+        })
+    }
+
+    /// Delete a SCIM group (its members stay members).
+    pub fn scim_delete_group(&self, caller: ScimCaller, id: ScimGroupId) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.write(|tx| {
+            ensure_scim(tx, caller.account)?;
+            let group = group_in(tx, caller.account, id)?;
+            tx.remove_scim_group(&group)?;
+            record(
+                tx,
+                &caller.account,
+                now,
+                caller.actor(),
+                Action::ScimGroup(Change::Deleted),
+                id.to_string(),
+                Some(Snapshot::ScimGroup(group)),
+                None,
+            )
+        })
+    }
+
     /// Whether SCIM manages `user` in `account` (its name and email change only through
     /// SCIM).
     pub fn scim_managed(&self, account: AccountId, user: UserId) -> Result<bool, AppError> {
@@ -633,6 +760,37 @@ fn member_named_by_email(
         }
         None => false,
     })
+}
+
+/// A group of `account` (another account's is not found).
+fn group_in(tx: &impl Reads, account: AccountId, id: ScimGroupId) -> Result<ScimGroup, AppError> {
+    Ok(tx
+        .scim_group(id)?
+        .filter(|g| g.account == account)
+        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+}
+
+/// `given` without repeats, each a member of `account` (else refused, naming it).
+fn members_of(
+    tx: &impl Reads,
+    account: AccountId,
+    given: &[UserId],
+) -> Result<Vec<UserId>, AppError> {
+    let mut members: Vec<UserId> = Vec::with_capacity(given.len());
+    for user in given {
+        if members.contains(user) {
+            continue;
+        }
+        if tx.membership(account, *user)?.is_none() {
+            return Err(DomainError::invalid(
+                "members",
+                format!("{user} is no member of this account (a group holds members only)"),
+            )
+            .into());
+        }
+        members.push(*user);
+    }
+    Ok(members)
 }
 
 /// Two profiles equal but for when they were written.

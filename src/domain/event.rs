@@ -13,7 +13,7 @@ use crate::domain::destination::EventDestination;
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::id::{AccountId, BotId, EventId, IdentityProviderId, ScimTokenId, UserId};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::ScimProfile;
+use crate::domain::scim::{ScimGroup, ScimProfile};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Membership, Roles, User};
@@ -153,6 +153,8 @@ pub enum Action {
     ScimUser(Change),
     /// A user's email changed (through SCIM, for a user of one account alone).
     UserEmailChanged,
+    /// A SCIM group was made, changed (its name or members) or deleted.
+    ScimGroup(Change),
 }
 
 /// The tenancy resources.
@@ -265,6 +267,9 @@ impl Action {
             Action::ScimUser(Change::Updated) => "iam.scim_users.update",
             Action::ScimUser(Change::Deleted) => "iam.scim_users.delete",
             Action::UserEmailChanged => "iam.users.update_email",
+            Action::ScimGroup(Change::Created) => "iam.scim_groups.create",
+            Action::ScimGroup(Change::Updated) => "iam.scim_groups.update",
+            Action::ScimGroup(Change::Deleted) => "iam.scim_groups.delete",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -367,6 +372,8 @@ pub enum Snapshot {
     },
     /// What SCIM keeps about a member.
     ScimUser(ScimProfile),
+    /// A SCIM group.
+    ScimGroup(ScimGroup),
 }
 
 /// The live policy set as the appliance trail records it.

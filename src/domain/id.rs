@@ -262,6 +262,8 @@ typed_id!(/// An external identity (a provider's subject) linked to a user.
     ExternalIdentityId, "ext");
 typed_id!(/// A SCIM token of an account.
     ScimTokenId, "scimtok");
+typed_id!(/// A SCIM group of an account.
+    ScimGroupId, "grp");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainError;
-use crate::domain::id::{AccountId, ScimTokenId, UserId};
+use crate::domain::id::{AccountId, ScimGroupId, ScimTokenId, UserId};
 use crate::domain::time::Timestamp;
 
 /// The longest `userName`, `externalId`, name part or email value kept.
@@ -172,6 +172,63 @@ impl ScimProfile {
             if let Some(kind) = &email.kind {
                 check("emails.type", kind)?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// Members of one group, at most.
+pub const MAX_GROUP_MEMBERS: usize = 10_000;
+
+/// A SCIM group of an account: a name and members of the account (people, never other
+/// groups). What it grants (roles, tenant roles) is its mapping's, which comes with
+/// group mappings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimGroup {
+    /// `grp_…`
+    pub id: ScimGroupId,
+    /// The account.
+    pub account: AccountId,
+    /// `displayName`, as the provider sent it.
+    pub display_name: String,
+    /// `externalId`: the provider's own id for the group.
+    pub external_id: Option<String>,
+    /// The members, in the order given.
+    pub members: Vec<UserId>,
+    /// When SCIM made it.
+    pub created_at: Timestamp,
+    /// When SCIM last changed it.
+    pub updated_at: Timestamp,
+}
+
+impl ScimGroup {
+    /// Check the name's and the external id's size and the members' count.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let check = |field: &'static str, text: &str| {
+            if text.chars().count() > MAX_TEXT || text.chars().any(char::is_control) {
+                Err(DomainError::invalid(
+                    field,
+                    format!("{field} is at most 255 characters, without control characters"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        if self.display_name.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "displayName",
+                "displayName is required",
+            ));
+        }
+        check("displayName", &self.display_name)?;
+        if let Some(external) = &self.external_id {
+            check("externalId", external)?;
+        }
+        if self.members.len() > MAX_GROUP_MEMBERS {
+            return Err(DomainError::invalid(
+                "members",
+                "a group holds at most 10,000 members",
+            ));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! `scim` (403 otherwise).
 
 mod filter;
+mod groups;
 mod patch;
 mod schema;
 mod users;
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 use crate::api::Api;
 use crate::api::error::{self, ApiError};
 use crate::app::{AppError, Latchkey, ScimCaller};
-use crate::domain::id::UserId;
+use crate::domain::id::{ScimGroupId, UserId};
 
 /// Where the endpoint lives.
 const BASE_PATH: &str = "/scim/v2";
@@ -223,7 +224,7 @@ impl Scim {
         let method = &parts.method;
         // Only the resources take a body: a discovery path answers 405 to any write,
         // whatever it carries.
-        let takes_body = matches!(segments.as_slice(), ["Users", ..] | [".search"])
+        let takes_body = matches!(segments.as_slice(), ["Users" | "Groups", ..] | [".search"])
             && matches!(*method, Method::POST | Method::PUT | Method::PATCH);
         let body = if takes_body {
             read_json(&parts.headers, method, body).await?
@@ -247,10 +248,46 @@ impl Scim {
             (["Users"], &Method::GET) => self.list_users(caller, parse_query(query)?, base).await,
             (["Users"], &Method::POST) => self.create_user(caller, &body, base).await,
             (["Users"], _) => Err(ScimError::method("GET, POST")),
-            (["Users", ".search"] | [".search"], &Method::POST) => {
+            (["Users", ".search"], &Method::POST) => {
                 self.list_users(caller, search_query(&body)?, base).await
             }
-            (["Users", ".search"] | [".search"], _) => Err(ScimError::method("POST")),
+            ([".search"], &Method::POST) => {
+                self.search_all(caller, search_query(&body)?, base).await
+            }
+            (["Groups", ".search"], &Method::POST) => {
+                self.list_groups(caller, search_query(&body)?, base).await
+            }
+            (["Users" | "Groups", ".search"] | [".search"], _) => Err(ScimError::method("POST")),
+            (["Groups"], &Method::GET) => self.list_groups(caller, parse_query(query)?, base).await,
+            (["Groups"], &Method::POST) => self.create_group(caller, &body, base).await,
+            (["Groups"], _) => Err(ScimError::method("GET, POST")),
+            (["Groups", id], method) => {
+                let id = id
+                    .parse::<ScimGroupId>()
+                    .map_err(|_| ScimError::not_found(format!("no Group {id}")))?;
+                let if_match = parts
+                    .headers
+                    .get(header::IF_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                match *method {
+                    Method::GET => self.get_group(caller, id, query, base).await,
+                    Method::PUT => {
+                        let spec = groups::spec_from_json(&body)?;
+                        self.replace_group(caller, id, spec, if_match.as_deref(), base)
+                            .await
+                    }
+                    Method::PATCH => {
+                        self.patch_group(caller, id, &body, if_match.as_deref(), base)
+                            .await
+                    }
+                    Method::DELETE => {
+                        self.delete_group(caller, id, if_match.as_deref(), base)
+                            .await
+                    }
+                    _ => Err(ScimError::method("GET, PUT, PATCH, DELETE")),
+                }
+            }
             (["Users", id], method) => {
                 let id = user_id(id)?;
                 let if_match = parts
@@ -313,13 +350,7 @@ impl Scim {
             None => lk.scim_users(caller),
         })
         .await?;
-        let page = Page {
-            start: query.start.unwrap_or(1).max(1),
-            count: query
-                .count
-                .unwrap_or(schema::MAX_PAGE)
-                .min(schema::MAX_PAGE),
-        };
+        let page = page_of(&query);
         // Without a filter only the page is rendered.
         let (total, page_of): (usize, Vec<Value>) = match &query.filter {
             None => (
@@ -347,23 +378,125 @@ impl Scim {
                 )
             }
         };
-        let resources: Vec<Value> = page_of
-            .into_iter()
-            .map(|mut u| {
-                users::project(&mut u, &query.attributes, &query.excluded);
-                u
-            })
+        Ok(list_response(&query, page, total, page_of))
+    }
+
+    /// Every group of the account, filtered and paged.
+    async fn list_groups(&self, caller: ScimCaller, query: Query, base: &str) -> Answer {
+        let lk = self.lk();
+        let found = blocking(move || lk.scim_groups(caller)).await?;
+        let all = found.iter().map(|g| groups::to_json(g, base)).collect();
+        Ok(filtered(&query, all))
+    }
+
+    /// `POST /.search`: Users and Groups together.
+    async fn search_all(&self, caller: ScimCaller, query: Query, base: &str) -> Answer {
+        let lk = self.lk();
+        let (people, found) =
+            blocking(move || Ok((lk.scim_users(caller)?, lk.scim_groups(caller)?))).await?;
+        let all = people
+            .iter()
+            .map(|u| users::to_json(u, base))
+            .chain(found.iter().map(|g| groups::to_json(g, base)))
             .collect();
-        let mut body = json!({
-            "schemas": [schema::LIST],
-            "totalResults": total,
-            "startIndex": page.start,
-            "itemsPerPage": resources.len(),
-        });
-        if let Some(fields) = body.as_object_mut() {
-            fields.insert("Resources".into(), Value::Array(resources));
+        Ok(filtered(&query, all))
+    }
+
+    async fn get_group(
+        &self,
+        caller: ScimCaller,
+        id: ScimGroupId,
+        query: Option<&str>,
+        base: &str,
+    ) -> Answer {
+        let query = parse_query(query)?;
+        let lk = self.lk();
+        let found = blocking(move || lk.scim_group(caller, id)).await?;
+        let mut group = groups::to_json(&found, base);
+        let version = users::version(&group).map(str::to_owned);
+        users::project(&mut group, &query.attributes, &query.excluded);
+        Ok(with_version(respond(StatusCode::OK, &group), version))
+    }
+
+    async fn create_group(&self, caller: ScimCaller, body: &Value, base: &str) -> Answer {
+        let spec = groups::spec_from_json(body)?;
+        let lk = self.lk();
+        let made = blocking(move || lk.scim_create_group(caller, &spec)).await?;
+        Ok(created(groups::to_json(&made, base)))
+    }
+
+    async fn replace_group(
+        &self,
+        caller: ScimCaller,
+        id: ScimGroupId,
+        spec: crate::app::ScimGroupSpec,
+        if_match: Option<&str>,
+        base: &str,
+    ) -> Answer {
+        let lk = self.lk();
+        let (at, if_match) = (base.to_owned(), if_match.map(str::to_owned));
+        let done = blocking(move || {
+            lk.scim_replace_group(caller, id, &spec, |current| {
+                version_matches(if_match.as_deref(), &groups::to_json(current, &at))
+            })
+        })
+        .await?;
+        let group = groups::to_json(&done, base);
+        let version = users::version(&group).map(str::to_owned);
+        Ok(with_version(respond(StatusCode::OK, &group), version))
+    }
+
+    async fn patch_group(
+        &self,
+        caller: ScimCaller,
+        id: ScimGroupId,
+        body: &Value,
+        if_match: Option<&str>,
+        base: &str,
+    ) -> Answer {
+        let lk = self.lk();
+        let current = blocking(move || lk.scim_group(caller, id)).await?;
+        let before = groups::to_json(&current, base);
+        if !version_matches(if_match, &before) {
+            return Err(stale());
         }
-        Ok(respond(StatusCode::OK, &body))
+        let mut working = before.clone();
+        if let Some(fields) = working.as_object_mut() {
+            fields.remove("meta");
+        }
+        patch::apply(&mut working, body, &patch::GROUP)?;
+        let spec = groups::spec_from_json(&working)?;
+        let expected = users::version(&before).map(str::to_owned);
+        let lk = self.lk();
+        let at = base.to_owned();
+        let done = blocking(move || {
+            lk.scim_replace_group(caller, id, &spec, |now| {
+                users::version(&groups::to_json(now, &at)).map(str::to_owned) == expected
+            })
+        })
+        .await?;
+        let group = groups::to_json(&done, base);
+        let version = users::version(&group).map(str::to_owned);
+        Ok(with_version(respond(StatusCode::OK, &group), version))
+    }
+
+    async fn delete_group(
+        &self,
+        caller: ScimCaller,
+        id: ScimGroupId,
+        if_match: Option<&str>,
+        base: &str,
+    ) -> Answer {
+        if if_match.is_some() {
+            let lk = self.lk();
+            let current = blocking(move || lk.scim_group(caller, id)).await?;
+            if !version_matches(if_match, &groups::to_json(&current, base)) {
+                return Err(stale());
+            }
+        }
+        let lk = self.lk();
+        blocking(move || lk.scim_delete_group(caller, id)).await?;
+        Ok(no_content())
     }
 
     async fn get_user(
@@ -386,18 +519,7 @@ impl Scim {
         let spec = users::spec_from_json(body)?;
         let lk = self.lk();
         let made = blocking(move || lk.scim_create_user(caller, &spec)).await?;
-        let user = users::to_json(&made, base);
-        let version = users::version(&user).map(str::to_owned);
-        let mut response = with_version(respond(StatusCode::CREATED, &user), version);
-        if let Some(location) = user
-            .get("meta")
-            .and_then(|m| m.get("location"))
-            .and_then(Value::as_str)
-            .and_then(|l| HeaderValue::from_str(l).ok())
-        {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
+        Ok(created(users::to_json(&made, base)))
     }
 
     async fn replace_user(
@@ -433,16 +555,13 @@ impl Scim {
         let current = blocking(move || lk.scim_user(caller, id)).await?;
         let before = users::to_json(&current, base);
         if !version_matches(if_match.as_deref(), &before) {
-            return Err(AppError::Precondition(
-                "the member changed since that version (If-Match): read it again".into(),
-            )
-            .into());
+            return Err(stale());
         }
         let mut working = before.clone();
         if let Some(fields) = working.as_object_mut() {
             fields.remove("meta");
         }
-        patch::apply(&mut working, body)?;
+        patch::apply(&mut working, body, &patch::USER)?;
         let spec = users::spec_from_json(&working)?;
         // Applied to the member as it was read: if it changed since, the PATCH is
         // refused rather than lost.
@@ -471,18 +590,95 @@ impl Scim {
             let lk = self.lk();
             let current = blocking(move || lk.scim_user(caller, id)).await?;
             if !version_matches(if_match.as_deref(), &users::to_json(&current, base)) {
-                return Err(AppError::Precondition(
-                    "the member changed since that version (If-Match): read it again".into(),
-                )
-                .into());
+                return Err(stale());
             }
         }
         let lk = self.lk();
         blocking(move || lk.scim_delete_user(caller, id)).await?;
-        let mut response = Response::new(Full::new(Bytes::new()));
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        Ok(response)
+        Ok(no_content())
     }
+}
+
+/// The refusal of a change to a resource that changed since the version named.
+fn stale() -> ScimError {
+    AppError::Precondition(
+        "the resource changed since that version (If-Match): read it again".into(),
+    )
+    .into()
+}
+
+/// 201 with the resource, its `Location` and `ETag`.
+fn created(resource: Value) -> Response<Full<Bytes>> {
+    let version = users::version(&resource).map(str::to_owned);
+    let mut response = with_version(respond(StatusCode::CREATED, &resource), version);
+    if let Some(location) = resource
+        .get("meta")
+        .and_then(|m| m.get("location"))
+        .and_then(Value::as_str)
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn no_content() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// The page `query` asks for.
+fn page_of(query: &Query) -> Page {
+    Page {
+        start: query.start.unwrap_or(1).max(1),
+        count: query
+            .count
+            .unwrap_or(schema::MAX_PAGE)
+            .min(schema::MAX_PAGE),
+    }
+}
+
+/// `all` (rendered resources) filtered, paged and projected as `query` asks.
+fn filtered(query: &Query, all: Vec<Value>) -> Response<Full<Bytes>> {
+    let page = page_of(query);
+    let matching: Vec<Value> = all
+        .into_iter()
+        .filter(|r| query.filter.as_ref().is_none_or(|f| filter::matches(f, r)))
+        .collect();
+    let total = matching.len();
+    let shown = matching
+        .into_iter()
+        .skip(page.start - 1)
+        .take(page.count)
+        .collect();
+    list_response(query, page, total, shown)
+}
+
+/// A list response of `shown` (one page of `total`), projected.
+fn list_response(
+    query: &Query,
+    page: Page,
+    total: usize,
+    shown: Vec<Value>,
+) -> Response<Full<Bytes>> {
+    let resources: Vec<Value> = shown
+        .into_iter()
+        .map(|mut r| {
+            users::project(&mut r, &query.attributes, &query.excluded);
+            r
+        })
+        .collect();
+    let mut body = json!({
+        "schemas": [schema::LIST],
+        "totalResults": total,
+        "startIndex": page.start,
+        "itemsPerPage": resources.len(),
+    });
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("Resources".into(), Value::Array(resources));
+    }
+    respond(StatusCode::OK, &body)
 }
 
 /// Whether `if_match` (absent, `*`, or a list of ETags) names `resource`'s version.

@@ -12,9 +12,19 @@ use super::filter::{self, Filter, Op, PatchPath};
 /// The most operations in one PATCH.
 const MAX_OPERATIONS: usize = 100;
 
-/// The writable User attributes, by lower-case name.
-fn canonical(attr: &str) -> Option<&'static str> {
-    match attr {
+/// What PATCH may write of a resource type: its writable attributes and their
+/// sub-attributes by lower-case name, which are multi-valued, which are complex.
+pub struct Shape {
+    canonical: fn(&str) -> Option<&'static str>,
+    canonical_sub: fn(&str, &str) -> Option<&'static str>,
+    multi: &'static [&'static str],
+    complex: &'static [&'static str],
+    read_only: &'static [&'static str],
+}
+
+/// A User's shape.
+pub const USER: Shape = Shape {
+    canonical: |attr| match attr {
         "username" => Some("userName"),
         "externalid" => Some("externalId"),
         "name" => Some("name"),
@@ -22,11 +32,8 @@ fn canonical(attr: &str) -> Option<&'static str> {
         "emails" => Some("emails"),
         "active" => Some("active"),
         _ => None,
-    }
-}
-
-fn canonical_sub(attr: &str, sub: &str) -> Option<&'static str> {
-    match (attr, sub) {
+    },
+    canonical_sub: |attr, sub| match (attr, sub) {
         ("name", "formatted") => Some("formatted"),
         ("name", "familyname") => Some("familyName"),
         ("name", "givenname") => Some("givenName"),
@@ -34,8 +41,31 @@ fn canonical_sub(attr: &str, sub: &str) -> Option<&'static str> {
         ("emails", "type") => Some("type"),
         ("emails", "primary") => Some("primary"),
         _ => None,
-    }
-}
+    },
+    multi: &["emails"],
+    complex: &["name"],
+    read_only: &["id", "meta", "schemas", "groups"],
+};
+
+/// A Group's shape.
+pub const GROUP: Shape = Shape {
+    canonical: |attr| match attr {
+        "displayname" => Some("displayName"),
+        "externalid" => Some("externalId"),
+        "members" => Some("members"),
+        _ => None,
+    },
+    canonical_sub: |attr, sub| match (attr, sub) {
+        ("members", "value") => Some("value"),
+        ("members", "$ref") => Some("$ref"),
+        ("members", "type") => Some("type"),
+        ("members", "display") => Some("display"),
+        _ => None,
+    },
+    multi: &["members"],
+    complex: &[],
+    read_only: &["id", "meta", "schemas"],
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -44,8 +74,9 @@ enum Kind {
     Remove,
 }
 
-/// Apply a PATCH body's operations to `user` (its JSON form without `meta`).
-pub fn apply(user: &mut Value, body: &Value) -> Result<(), ScimError> {
+/// Apply a PATCH body's operations to `user` (a resource's JSON form without `meta`)
+/// of `shape`.
+pub fn apply(user: &mut Value, body: &Value, shape: &Shape) -> Result<(), ScimError> {
     super::expect_schema(body, super::schema::PATCH_OP)?;
     let operations = filter::get_ci(body, "Operations")
         .and_then(Value::as_array)
@@ -72,7 +103,7 @@ pub fn apply(user: &mut Value, body: &Value) -> Result<(), ScimError> {
         };
         let value = filter::get_ci(operation, "value");
         match filter::get_ci(operation, "path").and_then(Value::as_str) {
-            Some(path) => one(user, kind, path, value)?,
+            Some(path) => one(user, kind, path, value, shape)?,
             None => {
                 if kind == Kind::Remove {
                     return Err(ScimError::no_target("remove needs a path"));
@@ -85,16 +116,22 @@ pub fn apply(user: &mut Value, body: &Value) -> Result<(), ScimError> {
                 for (path, value) in attributes {
                     // The schema's URN as a key holds its attributes (RFC 7644 §3.5.2).
                     if path.to_ascii_lowercase().starts_with("urn:") && value.is_object() {
-                        if path.eq_ignore_ascii_case(super::schema::USER)
+                        if (path.eq_ignore_ascii_case(super::schema::USER)
+                            || path.eq_ignore_ascii_case(super::schema::GROUP))
                             && let Value::Object(inner) = value
                         {
                             for (path, value) in inner {
-                                one(user, kind, path, Some(value))?;
+                                one(user, kind, path, Some(value), shape)?;
                             }
                         }
                         continue;
                     }
-                    one(user, kind, path, Some(value))?;
+                    // The server's own attributes in an object of attributes are left as
+                    // they are (Okta sends the group's `id` in a replace).
+                    if shape.read_only.iter().any(|r| r.eq_ignore_ascii_case(path)) {
+                        continue;
+                    }
+                    one(user, kind, path, Some(value), shape)?;
                 }
             }
         }
@@ -108,21 +145,31 @@ fn object(user: &mut Value) -> Result<&mut Map<String, Value>, ScimError> {
 }
 
 /// One operation on one path.
-fn one(user: &mut Value, kind: Kind, path: &str, value: Option<&Value>) -> Result<(), ScimError> {
+fn one(
+    user: &mut Value,
+    kind: Kind,
+    path: &str,
+    value: Option<&Value>,
+    shape: &Shape,
+) -> Result<(), ScimError> {
     let PatchPath {
         attr,
         filter: selector,
         sub,
     } = filter::parse_path(path).map_err(|e| ScimError::invalid_path(e.0))?;
-    if matches!(attr.as_str(), "id" | "meta" | "schemas" | "groups") {
+    if shape
+        .read_only
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(&attr))
+    {
         return Err(ScimError::mutability(format!("{attr} is read-only")));
     }
-    // Attributes outside the schema are ignored, as in a whole User.
-    let Some(attr) = canonical(&attr) else {
+    // Attributes outside the schema are ignored, as in a whole resource.
+    let Some(attr) = (shape.canonical)(&attr) else {
         return Ok(());
     };
     let sub = match &sub {
-        Some(sub) => match canonical_sub(attr, sub) {
+        Some(sub) => match (shape.canonical_sub)(attr, sub) {
             Some(sub) => Some(sub),
             None => return Ok(()),
         },
@@ -134,7 +181,7 @@ fn one(user: &mut Value, kind: Kind, path: &str, value: Option<&Value>) -> Resul
             .ok_or_else(|| ScimError::invalid_value(format!("{path}: {kind:?} needs a value")))
     };
     let fields = object(user)?;
-    let multi = attr == "emails";
+    let multi = shape.multi.contains(&attr);
     match (selector, sub) {
         (None, None) => match kind {
             Kind::Remove => {
@@ -176,20 +223,20 @@ fn one(user: &mut Value, kind: Kind, path: &str, value: Option<&Value>) -> Resul
                 fields.insert(attr.to_owned(), Value::Array(as_list(needs_value()?)));
             }
             // A complex attribute's given sub-attributes replace or add to its own.
-            _ if attr == "name" => {
+            _ if shape.complex.contains(&attr) => {
                 let given = needs_value()?;
                 let Value::Object(given) = given else {
                     return Err(ScimError::invalid_value("name is an object"));
                 };
                 let name = fields
-                    .entry("name")
+                    .entry(attr)
                     .or_insert_with(|| Value::Object(Map::new()));
                 if !name.is_object() {
                     *name = Value::Object(Map::new());
                 }
                 if let Value::Object(name) = name {
                     for (key, part) in given {
-                        let key = canonical_sub("name", &key.to_ascii_lowercase())
+                        let key = (shape.canonical_sub)(attr, &key.to_ascii_lowercase())
                             .map_or(key, str::to_owned);
                         name.insert(key, part);
                     }
@@ -259,7 +306,7 @@ fn one(user: &mut Value, kind: Kind, path: &str, value: Option<&Value>) -> Resul
                 (_, _) if matched.is_empty() => {
                     // A value that is not there yet: made from the filter when it is a
                     // plain `sub eq "…"` (Entra ID adds `emails[type eq "work"].value`).
-                    let Some(mut made) = seed(&selector) else {
+                    let Some(mut made) = seed(&selector, attr, shape) else {
                         return Err(ScimError::no_target(format!(
                             "no value of {attr} matches the filter"
                         )));
@@ -349,10 +396,10 @@ fn merge(target: &mut Value, given: Value) -> Result<(), ScimError> {
 }
 
 /// The value a plain `sub eq "…"` filter describes (to add when none matches).
-fn seed(selector: &Filter) -> Option<Value> {
+fn seed(selector: &Filter, attr: &str, shape: &Shape) -> Option<Value> {
     match selector {
         Filter::Compare(path, Op::Eq, wanted) if path.sub.is_none() => {
-            let key = canonical_sub("emails", &path.attr)?;
+            let key = (shape.canonical_sub)(attr, &path.attr)?;
             let mut made = Map::new();
             made.insert(key.to_owned(), wanted.clone());
             Some(Value::Object(made))
@@ -481,6 +528,6 @@ mod tests {
             assert_eq!(err.scim_type, Some(kind), "{ops}: {err:?}");
         }
         let mut u = user();
-        assert!(apply(&mut u, &json!({"schemas": []})).is_err());
+        assert!(apply(&mut u, &json!({"schemas": []}), &USER).is_err());
     }
 }

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 /// The User schema's URN.
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The Group schema's URN.
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// A list answer.
 pub const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// An error answer.
@@ -47,18 +49,32 @@ pub fn service_provider_config(base: &str) -> Value {
 
 /// Every resource type.
 pub fn resource_types(base: &str) -> Vec<Value> {
-    vec![json!({
-        "schemas": [RESOURCE_TYPE],
-        "id": "User",
-        "name": "User",
-        "endpoint": "/Users",
-        "description": "A member of the account",
-        "schema": USER,
-        "meta": {
-            "resourceType": "ResourceType",
-            "location": format!("{base}/ResourceTypes/User")
-        }
-    })]
+    vec![
+        json!({
+            "schemas": [RESOURCE_TYPE],
+            "id": "User",
+            "name": "User",
+            "endpoint": "/Users",
+            "description": "A member of the account",
+            "schema": USER,
+            "meta": {
+                "resourceType": "ResourceType",
+                "location": format!("{base}/ResourceTypes/User")
+            }
+        }),
+        json!({
+            "schemas": [RESOURCE_TYPE],
+            "id": "Group",
+            "name": "Group",
+            "endpoint": "/Groups",
+            "description": "A group of members of the account",
+            "schema": GROUP,
+            "meta": {
+                "resourceType": "ResourceType",
+                "location": format!("{base}/ResourceTypes/Group")
+            }
+        }),
+    ]
 }
 
 fn attribute(name: &str, kind: &str, required: bool, description: &str) -> Value {
@@ -130,23 +146,71 @@ pub fn schemas(base: &str) -> Vec<Value> {
             attribute("primary", "boolean", false, "The user's email"),
         ]
     });
-    vec![json!({
+    let reference = json!({
+        "name": "$ref",
+        "type": "reference",
+        "referenceTypes": ["User"],
+        "multiValued": false,
+        "description": "The member's URI",
+        "required": false,
+        "caseExact": true,
+        "mutability": "immutable",
+        "returned": "default",
+        "uniqueness": "none"
+    });
+    let members = json!({
+        "name": "members",
+        "type": "complex",
+        "multiValued": true,
+        "description": "Members of the account (people, never groups)",
+        "required": false,
+        "mutability": "readWrite",
+        "returned": "default",
+        "uniqueness": "none",
+        "subAttributes": [
+            with(attribute("value", "string", true, "The member's id"), "mutability", json!("immutable")),
+            reference,
+            with(
+                with(attribute("type", "string", false, "User"), "canonicalValues", json!(["User"])),
+                "mutability",
+                json!("immutable"),
+            ),
+        ]
+    });
+    let group = json!({
         "schemas": [SCHEMA],
-        "id": USER,
-        "name": "User",
-        "description": "A member of the account",
+        "id": GROUP,
+        "name": "Group",
+        "description": "A group of members of the account",
         "attributes": [
-            user_name,
-            name,
-            attribute("displayName", "string", false, "The name shown for the member"),
-            emails,
-            // Required, so providers always say it (a membership is active or not;
-            // a body without it is taken as active).
-            attribute("active", "boolean", true, "false disables the membership (its credentials stay but do not work)"),
+            attribute("displayName", "string", true, "The group's name, as the provider sends it"),
+            members,
         ],
         "meta": {
             "resourceType": "Schema",
-            "location": format!("{base}/Schemas/{USER}")
+            "location": format!("{base}/Schemas/{GROUP}")
         }
-    })]
+    });
+    vec![
+        json!({
+            "schemas": [SCHEMA],
+            "id": USER,
+            "name": "User",
+            "description": "A member of the account",
+            "attributes": [
+                user_name,
+                name,
+                attribute("displayName", "string", false, "The name shown for the member"),
+                emails,
+                // Required, so providers always say it (a membership is active or not;
+                // a body without it is taken as active).
+                attribute("active", "boolean", true, "false disables the membership (its credentials stay but do not work)"),
+            ],
+            "meta": {
+                "resourceType": "Schema",
+                "location": format!("{base}/Schemas/{USER}")
+            }
+        }),
+        group,
+    ]
 }

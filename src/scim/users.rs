@@ -95,7 +95,7 @@ pub fn to_json(found: &ScimUser, base: &str) -> Value {
 }
 
 /// A weak ETag of a resource's JSON form without its `meta`.
-fn version_of(resource: &Value) -> String {
+pub fn version_of(resource: &Value) -> String {
     let digest = Sha256::digest(resource.to_string().as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("W/\"{hex}\"")

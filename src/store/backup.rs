@@ -156,6 +156,9 @@ fn copy_every_table(
     copier.copy(ACCOUNT_SCIM_TOKENS)?;
     copier.copy(SCIM_PROFILES)?;
     copier.copy(SCIM_USER_NAMES)?;
+    copier.copy(SCIM_GROUPS)?;
+    copier.copy(ACCOUNT_SCIM_GROUPS)?;
+    copier.copy(USER_SCIM_GROUPS)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

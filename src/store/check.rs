@@ -19,7 +19,7 @@ use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::{ScimProfile, ScimToken};
+use crate::domain::scim::{ScimGroup, ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -76,6 +76,7 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     every::<IdentityProvider>(&txn, IDENTITY_PROVIDERS, &mut report)?;
     every::<ExternalIdentity>(&txn, EXTERNAL_IDENTITIES, &mut report)?;
     every::<ScimToken>(&txn, SCIM_TOKENS, &mut report)?;
+    every::<ScimGroup>(&txn, SCIM_GROUPS, &mut report)?;
     every::<audit::AuditHead>(&txn, AUDIT_HEADS, &mut report)?;
     every::<audit::AuditCheckpoint>(&txn, AUDIT_CHECKPOINTS, &mut report)?;
     for row in txn.open_table(SESSIONS)?.iter()? {
@@ -188,6 +189,8 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     federation_parts(&txn, &mut report)?;
     account_index::<ScimToken>(&txn, ACCOUNT_SCIM_TOKENS, SCIM_TOKENS, &mut report)?;
     scim_profiles(&txn, &mut report)?;
+    account_index::<ScimGroup>(&txn, ACCOUNT_SCIM_GROUPS, SCIM_GROUPS, &mut report)?;
+    scim_groups(&txn, &mut report)?;
     drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
@@ -332,7 +335,8 @@ in_account!(
     Invitation,
     EventDestination,
     IdentityProvider,
-    ScimToken
+    ScimToken,
+    ScimGroup
 );
 
 /// An `(account, id)` index against its records, both ways: every entry names a record
@@ -497,6 +501,49 @@ fn scim_profiles(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Resul
         if !agrees {
             report.problems.push(format!(
                 "scim_user_names: ({account:#034x}, {name:?}) names no profile with that userName"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every member of a SCIM group is a member of its account and indexed as in it; every
+/// index entry names a group that holds the member.
+fn scim_groups(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    let members = txn.open_table(MEMBERS)?;
+    let index = txn.open_table(USER_SCIM_GROUPS)?;
+    let groups = txn.open_table(SCIM_GROUPS)?;
+    for row in groups.iter()? {
+        let (id, value) = row?;
+        let Ok(group) = codec::decode::<ScimGroup>(value.value()) else {
+            continue;
+        };
+        let (account, id) = (group.account.0, id.value());
+        for user in &group.members {
+            if members.get((account, user.0))?.is_none() {
+                report.problems.push(format!(
+                    "scim_groups: {id:#034x} holds {:#034x}, no member of its account",
+                    user.0
+                ));
+            }
+            if index.get((account, user.0, id))?.is_none() {
+                report.problems.push(format!(
+                    "user_scim_groups: {:#034x} in {id:#034x} is not indexed",
+                    user.0
+                ));
+            }
+        }
+    }
+    for row in index.iter()? {
+        let (key, _) = row?;
+        let (account, user, id) = key.value();
+        let holds = groups
+            .get(id)?
+            .and_then(|v| codec::decode::<ScimGroup>(v.value()).ok())
+            .is_some_and(|g| g.account.0 == account && g.members.iter().any(|m| m.0 == user));
+        if !holds {
+            report.problems.push(format!(
+                "user_scim_groups: ({account:#034x}, {user:#034x}, {id:#034x}) names no group holding the member"
             ));
         }
     }

@@ -13,7 +13,7 @@ use crate::domain::event::Event;
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::{ScimProfile, ScimToken};
+use crate::domain::scim::{ScimGroup, ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, LinkPurpose, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -75,6 +75,7 @@ record! {
     ExternalIdentity => 1, "external identity";
     ScimToken => 1, "SCIM token";
     ScimProfile => 1, "SCIM profile";
+    ScimGroup => 1, "SCIM group";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

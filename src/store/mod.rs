@@ -222,7 +222,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 10,
-        what: "create the SCIM tables (tokens, what SCIM keeps per member, userNames)",
+        what: "create the SCIM tables (tokens, what SCIM keeps per member, userNames, groups and each member's groups)",
         run: schema_10,
     },
 ];
@@ -242,6 +242,9 @@ fn schema_10(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ACCOUNT_SCIM_TOKENS)?;
     txn.open_table(SCIM_PROFILES)?;
     txn.open_table(SCIM_USER_NAMES)?;
+    txn.open_table(SCIM_GROUPS)?;
+    txn.open_table(ACCOUNT_SCIM_GROUPS)?;
+    txn.open_table(USER_SCIM_GROUPS)?;
     Ok(())
 }
 

@@ -194,6 +194,14 @@ pub(crate) const SCIM_PROFILES: TableDefinition<(u128, u128), &[u8]> =
 /// (account, `userName` without case) → user: one member per `userName`.
 pub(crate) const SCIM_USER_NAMES: TableDefinition<(u128, &str), u128> =
     TableDefinition::new("scim_user_names");
+/// SCIM group id → `ScimGroup` (its members inside).
+pub(crate) const SCIM_GROUPS: TableDefinition<u128, &[u8]> = TableDefinition::new("scim_groups");
+/// (account, SCIM group) → ().
+pub(crate) const ACCOUNT_SCIM_GROUPS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_scim_groups");
+/// (account, user, SCIM group) → (): a member's groups.
+pub(crate) const USER_SCIM_GROUPS: TableDefinition<(u128, u128, u128), ()> =
+    TableDefinition::new("user_scim_groups");
 /// SHA-256 of a WebAuthn credential id → passkey id (credential ids are unique).
 pub(crate) const PASSKEY_CREDENTIALS: TableDefinition<&[u8; 32], u128> =
     TableDefinition::new("passkey_credentials");

@@ -202,7 +202,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the event destination tables (destinations, their sealed signing secrets and delivery cursors)",
             "create the passkey tables (passkeys, each user's, and the credential id index)",
             "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
-            "create the SCIM tables (tokens, what SCIM keeps per member, userNames)",
+            "create the SCIM tables (tokens, what SCIM keeps per member, userNames, groups and each member's groups)",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -288,7 +288,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "create the event destination tables (destinations, their sealed signing secrets and delivery cursors)",
             "create the passkey tables (passkeys, each user's, and the credential id index)",
             "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
-            "create the SCIM tables (tokens, what SCIM keeps per member, userNames)",
+            "create the SCIM tables (tokens, what SCIM keeps per member, userNames, groups and each member's groups)",
         ]
     );
     let store = Store::open(&path).unwrap();

@@ -17,11 +17,12 @@ use crate::domain::event::{Action, Actor, Event, Principal, Snapshot};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::id::{
     AccountId, BotId, EventDestinationId, EventId, IdentityProviderId, InvitationId, IpPolicyId,
-    IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId, ScimTokenId, TenantId, UserId,
+    IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId, ScimGroupId, ScimTokenId, TenantId,
+    UserId,
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::{ScimProfile, ScimToken};
+use crate::domain::scim::{ScimGroup, ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -1049,6 +1050,27 @@ pub trait Reads: Tables {
             .transpose()
     }
 
+    /// A SCIM group by id.
+    fn scim_group(&self, id: ScimGroupId) -> Result<Option<ScimGroup>, StoreError> {
+        get_record(&self.table(SCIM_GROUPS)?, id.0)
+    }
+
+    /// Every SCIM group of an account, oldest first.
+    fn scim_groups(&self, account: AccountId) -> Result<Vec<ScimGroup>, StoreError> {
+        account_records(self, ACCOUNT_SCIM_GROUPS, SCIM_GROUPS, account)
+    }
+
+    /// The SCIM groups a member of `account` is in.
+    fn user_scim_groups(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Vec<ScimGroupId>, StoreError> {
+        let table = self.table(USER_SCIM_GROUPS)?;
+        let rows = table.range((account.0, user.0, 0)..=(account.0, user.0, u128::MAX))?;
+        rows.map(|row| Ok(ScimGroupId(row?.0.value().2))).collect()
+    }
+
     /// The member whose SCIM `userName` is `user_name` (without case), if any.
     fn scim_user_named(
         &self,
@@ -1354,8 +1376,15 @@ impl WriteTx {
         self.txn
             .open_table(USER_ACCOUNTS)?
             .remove((user.0, account.0))?;
-        // What SCIM kept about the member goes with the membership.
+        // What SCIM kept about the member goes with the membership, and so does its
+        // place in the account's groups.
         self.remove_scim_profile(account, user)?;
+        for id in self.user_scim_groups(account, user)? {
+            if let Some(mut group) = self.scim_group(id)? {
+                group.members.retain(|m| *m != user);
+                self.put_scim_group(&group)?;
+            }
+        }
         self.touched_owners.insert((account.0, Owner::User(user)));
         Ok(())
     }
@@ -1965,6 +1994,39 @@ impl WriteTx {
             .open_table(SCIM_PROFILES)?
             .insert((account, user), codec::encode(profile)?.as_slice())?;
         Ok(())
+    }
+
+    /// Store a SCIM group (new or changed), keeping each member's index of its groups.
+    pub fn put_scim_group(&mut self, group: &ScimGroup) -> Result<(), StoreError> {
+        let before: Option<ScimGroup> = get_record(&self.txn.open_table(SCIM_GROUPS)?, group.id.0)?;
+        let account = group.account.0;
+        let mut index = self.txn.open_table(USER_SCIM_GROUPS)?;
+        if let Some(before) = before {
+            for user in before.members.iter().filter(|u| !group.members.contains(u)) {
+                index.remove((account, user.0, group.id.0))?;
+            }
+        }
+        for user in &group.members {
+            index.insert((account, user.0, group.id.0), ())?;
+        }
+        drop(index);
+        self.put_account_record(
+            SCIM_GROUPS,
+            ACCOUNT_SCIM_GROUPS,
+            group.account,
+            group.id.0,
+            group,
+        )
+    }
+
+    /// Delete a SCIM group (and its members' index entries).
+    pub fn remove_scim_group(&mut self, group: &ScimGroup) -> Result<(), StoreError> {
+        let mut index = self.txn.open_table(USER_SCIM_GROUPS)?;
+        for user in &group.members {
+            index.remove((group.account.0, user.0, group.id.0))?;
+        }
+        drop(index);
+        self.remove_account_record(SCIM_GROUPS, ACCOUNT_SCIM_GROUPS, group.account, group.id.0)
     }
 
     /// Drop what SCIM keeps about a member (with its `userName`).
