@@ -429,6 +429,7 @@ mod tests {
         apply(
             &mut u,
             &json!({"schemas": [super::super::schema::PATCH_OP], "Operations": ops}),
+            &USER,
         )?;
         Ok(u)
     }
