@@ -871,3 +871,206 @@ fn the_settings_page_makes_and_revokes_scim_tokens_for_administrators_only() {
     );
     assert_scim_error(&scim(&server, &token, "GET", "/Users", None), 401, None);
 }
+
+/// Groups as Entra ID and Okta manage them: made with members, members added and removed
+/// (by value, and by `members[value eq "…"]`), renamed (Okta sends the group's `id` in
+/// its replace), listed by `displayName`; only members of the account, never another
+/// account's group; a member's removal takes it out of its groups; every change an event.
+#[test]
+fn groups_hold_members_of_the_account_as_entra_id_and_okta_change_them() {
+    let server = start_server();
+    let token = provisioned(&server);
+    let user = |email: &str| {
+        let made = scim(
+            &server,
+            &token,
+            "POST",
+            "/Users",
+            Some(
+                json!({"userName": email, "emails": [{"value": email, "primary": true}], "active": true}),
+            ),
+        );
+        assert_eq!(made.status, 201, "{:?}", made.body);
+        made.body["id"].as_str().unwrap().to_owned()
+    };
+    let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
+    let made = scim(
+        &server,
+        &token,
+        "POST",
+        "/Groups",
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Contoso technicians", "externalId": "aad-1",
+                    "members": [{"value": ann}]}),
+        ),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("grp_"));
+    assert_eq!(made.body["members"][0]["value"], ann.as_str());
+    assert_eq!(
+        made.body["members"][0]["$ref"],
+        format!("{}/scim/v2/Users/{ann}", server.url)
+    );
+    let path = format!("/Groups/{id}");
+    let patch = |ops: Value| {
+        scim(
+            &server,
+            &token,
+            "PATCH",
+            &path,
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}),
+            ),
+        )
+    };
+    // Entra ID: add and remove members by value.
+    let added = patch(json!([{"op": "Add", "path": "members", "value": [{"value": bob}]}]));
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    assert_eq!(added.body["members"].as_array().unwrap().len(), 2);
+    let removed = patch(json!([{"op": "Remove", "path": "members", "value": [{"value": ann}]}]));
+    assert_eq!(
+        removed.body["members"],
+        json!([{"value": bob, "$ref": format!("{}/scim/v2/Users/{bob}", server.url), "type": "User"}])
+    );
+    // Okta: remove by a value filter, rename with its id in the value.
+    let okta = patch(
+        json!([{"op": "remove", "path": format!("members[value eq \"{bob}\"]")},
+                            {"op": "replace", "value": {"id": id, "displayName": "Technicians"}}]),
+    );
+    assert_eq!(okta.status, 200, "{:?}", okta.body);
+    assert!(okta.body.get("members").is_none(), "{:?}", okta.body);
+    assert_eq!(okta.body["displayName"], "Technicians");
+    let found = scim(
+        &server,
+        &token,
+        "GET",
+        &format!(
+            "/Groups?filter={}",
+            urlencode(r#"displayName eq "technicians""#)
+        ),
+        None,
+    );
+    assert_eq!(found.body["totalResults"], 1, "{:?}", found.body);
+    let by_member = scim(
+        &server,
+        &token,
+        "GET",
+        &format!(
+            "/Groups?filter={}",
+            urlencode(&format!(r#"members[value eq "{ann}"]"#))
+        ),
+        None,
+    );
+    assert_eq!(by_member.body["totalResults"], 0);
+    let both = scim(
+        &server,
+        &token,
+        "POST",
+        "/.search",
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": "externalId eq \"aad-1\""}),
+        ),
+    );
+    assert_eq!(
+        both.body["Resources"][0]["id"],
+        id.as_str(),
+        "{:?}",
+        both.body
+    );
+    let events = server
+        .get(&server.admin_key, "/events?action=iam.scim_groups.update")
+        .body;
+    assert_eq!(events["events"].as_array().unwrap().len(), 3, "{events}");
+    assert_eq!(events["events"][0]["principal_kind"], "scim_token");
+
+    // Refused, changing nothing: a non-member, a group as a member, an unknown id, a
+    // read-only path, a stale version; and another account's group is not found.
+    let before = (
+        scim(&server, &token, "GET", &path, None).body,
+        server.get(&server.admin_key, "/events?limit=1").body["events"][0]["id"].clone(),
+    );
+    for (ops, status, kind) in [
+        (
+            json!([{"op": "add", "path": "members", "value": [{"value": server.admin_id.clone()}]}]),
+            200,
+            None,
+        ),
+        (
+            json!([{"op": "add", "path": "members", "value": [{"value": "usr_0358A7Ok06aBfcZAldRpyR"}]}]),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!([{"op": "add", "path": "members", "value": [{"value": id, "type": "Group"}]}]),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!([{"op": "add", "path": "members", "value": [{"value": "not-an-id"}]}]),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!([{"op": "replace", "path": "id", "value": "grp_x"}]),
+            400,
+            Some("mutability"),
+        ),
+    ] {
+        let answer = patch(ops.clone());
+        if status == 200 {
+            // The administrator is a member of the account: taken, then taken out again.
+            assert_eq!(answer.status, 200, "{ops}: {:?}", answer.body);
+            let back = patch(json!([{"op": "remove", "path": "members"}]));
+            assert_eq!(back.status, 200, "{:?}", back.body);
+            continue;
+        }
+        assert_scim_error(&answer, status, kind);
+    }
+    let after = scim(&server, &token, "GET", &path, None).body;
+    assert_eq!(after["members"], before.0["members"]);
+    assert_eq!(after["displayName"], before.0["displayName"]);
+    let stale = scim_with(
+        &server,
+        &token,
+        "PUT",
+        &path,
+        Some(json!({"displayName": "x"})),
+        &[("If-Match", "W/\"0000000000000000\"")],
+    );
+    assert_scim_error(&stale, 412, None);
+    let elsewhere = start_server();
+    let other = provisioned(&elsewhere);
+    assert_scim_error(&scim(&elsewhere, &other, "GET", &path, None), 404, None);
+    assert_scim_error(&scim(&elsewhere, &other, "DELETE", &path, None), 404, None);
+
+    // A member's removal takes it out of its groups; the group's deletion leaves its
+    // members members.
+    let put = scim(
+        &server,
+        &token,
+        "PUT",
+        &path,
+        Some(json!({"displayName": "Technicians", "members": [{"value": ann}, {"value": bob}]})),
+    );
+    assert_eq!(
+        put.body["members"].as_array().unwrap().len(),
+        2,
+        "{:?}",
+        put.body
+    );
+    assert_eq!(
+        scim(&server, &token, "DELETE", &format!("/Users/{bob}"), None).status,
+        204
+    );
+    let left = scim(&server, &token, "GET", &path, None).body;
+    assert_eq!(left["members"].as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(scim(&server, &token, "DELETE", &path, None).status, 204);
+    assert_scim_error(&scim(&server, &token, "GET", &path, None), 404, None);
+    assert_eq!(
+        scim(&server, &token, "GET", &format!("/Users/{ann}"), None).status,
+        200
+    );
+}
