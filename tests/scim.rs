@@ -575,6 +575,16 @@ fn entra_id_provisions_with_its_quirks_and_deletes_a_member() {
         404,
         None,
     );
+    // Counted in /metrics by route, never by id.
+    let metrics = server.get(&server.admin_key, "/metrics").body;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(
+            r#"latchkey_http_requests_total{route="/scim/v2/Users/{id}",status="404"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&id));
 }
 
 /// What SCIM refuses in one account, each refusal in SCIM's shape and changing nothing.

@@ -256,6 +256,12 @@ impl Api {
         &self.lk
     }
 
+    /// The request metrics `/metrics` serves (the SCIM endpoint counts its requests here
+    /// too).
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
     /// Answer one request. Never fails: every error becomes the contract's error shape.
     pub async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response<Full<Bytes>>
     where

@@ -170,12 +170,19 @@ impl Scim {
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let started = std::time::Instant::now();
         let (parts, body) = request.into_parts();
+        let route = route_label(parts.uri.path());
         let base = self.base_url(&parts);
         let mut response = match self.route(&parts, body, &base).await {
             Ok(response) => response,
             Err(err) => respond(err.status, &err.body()),
         };
+        let took = started.elapsed();
+        let status = response.status().as_u16();
+        self.api.metrics().request(route, status, took);
+        // The route, never the path or headers: a path holds an id, a header the token.
+        tracing::debug!(route, status, micros = took.as_micros(), "scim request");
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(
@@ -596,6 +603,25 @@ impl Scim {
         let lk = self.lk();
         blocking(move || lk.scim_delete_user(caller, id)).await?;
         Ok(no_content())
+    }
+}
+
+/// The route a SCIM path is counted under (ids left out).
+fn route_label(path: &str) -> &'static str {
+    let rest = path.trim_start_matches(BASE_PATH);
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["ServiceProviderConfig"] => "/scim/v2/ServiceProviderConfig",
+        ["ResourceTypes", ..] => "/scim/v2/ResourceTypes",
+        ["Schemas", ..] => "/scim/v2/Schemas",
+        [".search"] => "/scim/v2/.search",
+        ["Users"] => "/scim/v2/Users",
+        ["Users", ".search"] => "/scim/v2/Users/.search",
+        ["Users", _] => "/scim/v2/Users/{id}",
+        ["Groups"] => "/scim/v2/Groups",
+        ["Groups", ".search"] => "/scim/v2/Groups/.search",
+        ["Groups", _] => "/scim/v2/Groups/{id}",
+        _ => "/scim/v2/other",
     }
 }
 
