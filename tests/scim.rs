@@ -603,6 +603,19 @@ fn scim_refuses_taken_names_bad_bodies_and_stale_versions_and_keeps_an_administr
     assert_scim_error(&taken, 409, Some("uniqueness"));
     let taken = post(json!({"userName": "new", "emails": [{"value": "shared@example.com"}]}));
     assert_scim_error(&taken, 409, Some("uniqueness"));
+    // Nor may a member SCIM made take another member's userName (its email) later.
+    let carl = post(json!({"userName": "carl", "emails": [{"value": "carl@example.com"}]}));
+    assert_eq!(carl.status, 201, "{:?}", carl.body);
+    let carl_path = format!("/Users/{}", carl.body["id"].as_str().unwrap());
+    let mut renamed = carl.body.clone();
+    renamed["userName"] = json!("SHARED@example.com");
+    let taken = scim(&server, &token, "PUT", &carl_path, Some(renamed));
+    assert_scim_error(&taken, 409, Some("uniqueness"));
+    assert_eq!(
+        scim(&server, &token, "GET", &carl_path, None).body["userName"],
+        "carl"
+    );
+    let before = (members(&server), events(&server));
     // Malformed: no email, a bad email, two primaries, a bad body, an unknown filter.
     for (body, kind) in [
         (json!({"userName": "a"}), "invalidValue"),

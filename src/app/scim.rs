@@ -318,19 +318,11 @@ impl Latchkey {
         user_name: &str,
     ) -> Result<Option<ScimUser>, AppError> {
         let read = self.store.read()?;
-        let by_email = || -> Result<Option<UserId>, AppError> {
-            let Ok(email) = Email::parse(user_name) else {
-                return Ok(None);
-            };
-            Ok(read.user_by_email(&email)?.map(|u| u.id).filter(|id| {
-                read.scim_profile(caller.account, *id)
-                    .is_ok_and(|p| p.is_none())
-            }))
+        let user = match read.scim_user_named(caller.account, user_name)? {
+            Some(user) => Some(user),
+            None => member_named_by_email(&read, caller.account, user_name)?,
         };
-        let Some(user) = read
-            .scim_user_named(caller.account, user_name)?
-            .map_or_else(by_email, |id| Ok(Some(id)))?
-        else {
+        let Some(user) = user else {
             return Ok(None);
         };
         read.membership(caller.account, user)?
@@ -365,7 +357,7 @@ impl Latchkey {
             if tx
                 .scim_user_named(caller.account, &spec.user_name)?
                 .is_some()
-                || member_named_by_email(tx, caller.account, &spec.user_name)?
+                || member_named_by_email(tx, caller.account, &spec.user_name)?.is_some()
             {
                 return Err(DomainError::Conflict {
                     what: "this userName",
@@ -458,9 +450,11 @@ impl Latchkey {
             let profile = spec.profile(caller.account, user, created, now);
             profile.validate()?;
             let email = spec.email(&profile)?;
-            if let Some(held) = tx.scim_user_named(caller.account, &spec.user_name)?
-                && held != user
-            {
+            let holder = match tx.scim_user_named(caller.account, &spec.user_name)? {
+                Some(held) => Some(held),
+                None => member_named_by_email(tx, caller.account, &spec.user_name)?,
+            };
+            if holder.is_some_and(|held| held != user) {
                 return Err(DomainError::Conflict {
                     what: "this userName",
                 }
@@ -744,22 +738,21 @@ fn ensure_scim(tx: &impl Reads, account: AccountId) -> Result<(), AppError> {
     }
 }
 
-/// Whether a member SCIM has not written has `user_name` as its email (its `userName`).
+/// The member SCIM has not written whose email is `user_name` (its `userName`), if any.
 fn member_named_by_email(
     tx: &impl Reads,
     account: AccountId,
     user_name: &str,
-) -> Result<bool, AppError> {
+) -> Result<Option<UserId>, AppError> {
     let Ok(email) = Email::parse(user_name) else {
-        return Ok(false);
+        return Ok(None);
     };
-    Ok(match tx.user_by_email(&email)? {
-        Some(user) => {
-            tx.membership(account, user.id)?.is_some()
-                && tx.scim_profile(account, user.id)?.is_none()
-        }
-        None => false,
-    })
+    let Some(user) = tx.user_by_email(&email)? else {
+        return Ok(None);
+    };
+    let unwritten_member =
+        tx.membership(account, user.id)?.is_some() && tx.scim_profile(account, user.id)?.is_none();
+    Ok(unwritten_member.then_some(user.id))
 }
 
 /// A group of `account` (another account's is not found).
