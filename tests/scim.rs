@@ -595,7 +595,6 @@ fn scim_refuses_taken_names_bad_bodies_and_stale_versions_and_keeps_an_administr
     let admin_id = server.admin_id.clone();
     // A member made otherwise (its userName is its email).
     server.member_with_key("shared@example.com", json!({}));
-    let before = (members(&server), events(&server));
     let post = |body: Value| scim(&server, &token, "POST", "/Users", Some(body));
     // A userName or email of a member already: 409 uniqueness.
     let taken = post(json!({"userName": "shared@example.com",
