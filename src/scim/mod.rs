@@ -239,6 +239,10 @@ impl Scim {
             Value::Null
         };
         let query = parts.uri.query();
+        let if_match = parts
+            .headers
+            .get(header::IF_MATCH)
+            .and_then(|v| v.to_str().ok());
         match (segments.as_slice(), method) {
             (["ServiceProviderConfig"], &Method::GET) => Ok(respond(
                 StatusCode::OK,
@@ -272,36 +276,19 @@ impl Scim {
                 let id = id
                     .parse::<ScimGroupId>()
                     .map_err(|_| ScimError::not_found(format!("no Group {id}")))?;
-                let if_match = parts
-                    .headers
-                    .get(header::IF_MATCH)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
                 match *method {
                     Method::GET => self.get_group(caller, id, query, base).await,
                     Method::PUT => {
                         let spec = groups::spec_from_json(&body)?;
-                        self.replace_group(caller, id, spec, if_match.as_deref(), base)
-                            .await
+                        self.replace_group(caller, id, spec, if_match, base).await
                     }
-                    Method::PATCH => {
-                        self.patch_group(caller, id, &body, if_match.as_deref(), base)
-                            .await
-                    }
-                    Method::DELETE => {
-                        self.delete_group(caller, id, if_match.as_deref(), base)
-                            .await
-                    }
+                    Method::PATCH => self.patch_group(caller, id, &body, if_match, base).await,
+                    Method::DELETE => self.delete_group(caller, id, if_match, base).await,
                     _ => Err(ScimError::method("GET, PUT, PATCH, DELETE")),
                 }
             }
             (["Users", id], method) => {
                 let id = user_id(id)?;
-                let if_match = parts
-                    .headers
-                    .get(header::IF_MATCH)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
                 match *method {
                     Method::GET => self.get_user(caller, id, query, base).await,
                     Method::PUT => {
@@ -534,11 +521,11 @@ impl Scim {
         caller: ScimCaller,
         id: UserId,
         spec: crate::app::ScimUserSpec,
-        if_match: Option<String>,
+        if_match: Option<&str>,
         base: &str,
     ) -> Answer {
         let lk = self.lk();
-        let at = base.to_owned();
+        let (at, if_match) = (base.to_owned(), if_match.map(str::to_owned));
         let done = blocking(move || {
             lk.scim_replace_user(caller, id, &spec, |current| {
                 version_matches(if_match.as_deref(), &users::to_json(current, &at))
@@ -555,13 +542,13 @@ impl Scim {
         caller: ScimCaller,
         id: UserId,
         body: &Value,
-        if_match: Option<String>,
+        if_match: Option<&str>,
         base: &str,
     ) -> Answer {
         let lk = self.lk();
         let current = blocking(move || lk.scim_user(caller, id)).await?;
         let before = users::to_json(&current, base);
-        if !version_matches(if_match.as_deref(), &before) {
+        if !version_matches(if_match, &before) {
             return Err(stale());
         }
         let mut working = before.clone();
@@ -590,13 +577,13 @@ impl Scim {
         &self,
         caller: ScimCaller,
         id: UserId,
-        if_match: Option<String>,
+        if_match: Option<&str>,
         base: &str,
     ) -> Answer {
         if if_match.is_some() {
             let lk = self.lk();
             let current = blocking(move || lk.scim_user(caller, id)).await?;
-            if !version_matches(if_match.as_deref(), &users::to_json(&current, base)) {
+            if !version_matches(if_match, &users::to_json(&current, base)) {
                 return Err(stale());
             }
         }
