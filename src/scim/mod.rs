@@ -257,7 +257,7 @@ impl Scim {
             (["Schemas", id], &Method::GET) => found_by_id(schema::schemas(base), id, "schema"),
             (["ResourceTypes" | "Schemas", ..], _) => Err(ScimError::method("GET")),
             (["Users"], &Method::GET) => self.list_users(caller, parse_query(query)?, base).await,
-            (["Users"], &Method::POST) => self.create_user(caller, &body, base).await,
+            (["Users"], &Method::POST) => self.create::<Users>(caller, &body, base).await,
             (["Users"], _) => Err(ScimError::method("GET, POST")),
             (["Users", ".search"], &Method::POST) => {
                 self.list_users(caller, search_query(&body)?, base).await
@@ -270,35 +270,34 @@ impl Scim {
             }
             (["Users" | "Groups", ".search"] | [".search"], _) => Err(ScimError::method("POST")),
             (["Groups"], &Method::GET) => self.list_groups(caller, parse_query(query)?, base).await,
-            (["Groups"], &Method::POST) => self.create_group(caller, &body, base).await,
+            (["Groups"], &Method::POST) => self.create::<Groups>(caller, &body, base).await,
             (["Groups"], _) => Err(ScimError::method("GET, POST")),
             (["Groups", id], method) => {
                 let id = id
                     .parse::<ScimGroupId>()
                     .map_err(|_| ScimError::not_found(format!("no Group {id}")))?;
-                match *method {
-                    Method::GET => self.get_group(caller, id, query, base).await,
-                    Method::PUT => {
-                        let spec = groups::spec_from_json(&body)?;
-                        self.replace_group(caller, id, spec, if_match, base).await
-                    }
-                    Method::PATCH => self.patch_group(caller, id, &body, if_match, base).await,
-                    Method::DELETE => self.delete_group(caller, id, if_match, base).await,
-                    _ => Err(ScimError::method("GET, PUT, PATCH, DELETE")),
-                }
+                let request = ById {
+                    caller,
+                    id,
+                    method,
+                    body: &body,
+                    query,
+                    if_match,
+                    base,
+                };
+                by_id::<Groups>(self, request).await
             }
             (["Users", id], method) => {
-                let id = user_id(id)?;
-                match *method {
-                    Method::GET => self.get_user(caller, id, query, base).await,
-                    Method::PUT => {
-                        let spec = users::spec_from_json(&body)?;
-                        self.replace_user(caller, id, spec, if_match, base).await
-                    }
-                    Method::PATCH => self.patch_user(caller, id, &body, if_match, base).await,
-                    Method::DELETE => self.delete_user(caller, id, if_match, base).await,
-                    _ => Err(ScimError::method("GET, PUT, PATCH, DELETE")),
-                }
+                let request = ById {
+                    caller,
+                    id: user_id(id)?,
+                    method,
+                    body: &body,
+                    query,
+                    if_match,
+                    base,
+                };
+                by_id::<Users>(self, request).await
             }
             _ => Err(ScimError::not_found(format!(
                 "no such resource: {}",
@@ -396,61 +395,67 @@ impl Scim {
         Ok(filtered(&query, all))
     }
 
-    async fn get_group(
+    /// `GET …/{id}`.
+    async fn get_one<K: Kind>(
         &self,
         caller: ScimCaller,
-        id: ScimGroupId,
+        id: K::Id,
         query: Option<&str>,
         base: &str,
     ) -> Answer {
         let query = parse_query(query)?;
         let lk = self.lk();
-        let found = blocking(move || lk.scim_group(caller, id)).await?;
-        let mut group = groups::to_json(&found, base);
-        let version = users::version(&group).map(str::to_owned);
-        users::project(&mut group, &query.attributes, &query.excluded);
-        Ok(with_version(respond(StatusCode::OK, &group), version))
+        let found = blocking(move || K::read(&lk, caller, id)).await?;
+        let mut resource = K::to_json(&found, base);
+        let version = users::version(&resource).map(str::to_owned);
+        users::project(&mut resource, &query.attributes, &query.excluded);
+        Ok(with_version(respond(StatusCode::OK, &resource), version))
     }
 
-    async fn create_group(&self, caller: ScimCaller, body: &Value, base: &str) -> Answer {
-        let spec = groups::spec_from_json(body)?;
+    /// `POST /Users` or `/Groups`.
+    async fn create<K: Kind>(&self, caller: ScimCaller, body: &Value, base: &str) -> Answer {
+        let spec = K::spec(body)?;
         let lk = self.lk();
-        let made = blocking(move || lk.scim_create_group(caller, &spec)).await?;
-        Ok(created(groups::to_json(&made, base)))
+        let made = blocking(move || K::create(&lk, caller, &spec)).await?;
+        Ok(created(K::to_json(&made, base)))
     }
 
-    async fn replace_group(
+    /// `PUT …/{id}`: the whole resource, if it is still the version `If-Match` names.
+    async fn replace<K: Kind>(
         &self,
         caller: ScimCaller,
-        id: ScimGroupId,
-        spec: crate::app::ScimGroupSpec,
+        id: K::Id,
+        body: &Value,
         if_match: Option<&str>,
         base: &str,
     ) -> Answer {
+        let spec = K::spec(body)?;
         let lk = self.lk();
         let (at, if_match) = (base.to_owned(), if_match.map(str::to_owned));
         let done = blocking(move || {
-            lk.scim_replace_group(caller, id, &spec, |current| {
-                version_matches(if_match.as_deref(), &groups::to_json(current, &at))
+            K::replace(&lk, caller, id, &spec, |current| {
+                version_matches(if_match.as_deref(), &K::to_json(current, &at))
             })
         })
         .await?;
-        let group = groups::to_json(&done, base);
-        let version = users::version(&group).map(str::to_owned);
-        Ok(with_version(respond(StatusCode::OK, &group), version))
+        let resource = K::to_json(&done, base);
+        let version = users::version(&resource).map(str::to_owned);
+        Ok(with_version(respond(StatusCode::OK, &resource), version))
     }
 
-    async fn patch_group(
+    /// `PATCH …/{id}`: the operations applied to the resource as read, then written as a
+    /// whole if it has not changed since (else 412: a change in between is never lost).
+    async fn patch<K: Kind>(
         &self,
         caller: ScimCaller,
-        id: ScimGroupId,
+        id: K::Id,
         body: &Value,
         if_match: Option<&str>,
         base: &str,
     ) -> Answer {
         let lk = self.lk();
-        let current = blocking(move || lk.scim_group(caller, id)).await?;
-        let before = groups::to_json(&current, base);
+        let current = blocking(move || K::read(&lk, caller, id)).await?;
+        let before = K::to_json(&current, base);
         if !version_matches(if_match, &before) {
             return Err(stale());
         }
@@ -458,139 +463,177 @@ impl Scim {
         if let Some(fields) = working.as_object_mut() {
             fields.remove("meta");
         }
-        patch::apply(&mut working, body, &patch::GROUP)?;
-        let spec = groups::spec_from_json(&working)?;
+        patch::apply(&mut working, body, K::SHAPE)?;
+        let spec = K::spec(&working)?;
         let expected = users::version(&before).map(str::to_owned);
         let lk = self.lk();
         let at = base.to_owned();
         let done = blocking(move || {
-            lk.scim_replace_group(caller, id, &spec, |now| {
-                users::version(&groups::to_json(now, &at)).map(str::to_owned) == expected
+            K::replace(&lk, caller, id, &spec, |now| {
+                users::version(&K::to_json(now, &at)).map(str::to_owned) == expected
             })
         })
         .await?;
-        let group = groups::to_json(&done, base);
-        let version = users::version(&group).map(str::to_owned);
-        Ok(with_version(respond(StatusCode::OK, &group), version))
+        let resource = K::to_json(&done, base);
+        let version = users::version(&resource).map(str::to_owned);
+        Ok(with_version(respond(StatusCode::OK, &resource), version))
     }
 
-    async fn delete_group(
+    /// `DELETE …/{id}`, if it is still the version `If-Match` names.
+    async fn delete<K: Kind>(
         &self,
+        caller: ScimCaller,
+        id: K::Id,
+        if_match: Option<&str>,
+        base: &str,
+    ) -> Answer {
+        if if_match.is_some() {
+            let lk = self.lk();
+            let current = blocking(move || K::read(&lk, caller, id)).await?;
+            if !version_matches(if_match, &K::to_json(&current, base)) {
+                return Err(stale());
+            }
+        }
+        let lk = self.lk();
+        blocking(move || K::delete(&lk, caller, id)).await?;
+        Ok(no_content())
+    }
+}
+
+/// A resource type served by id (Users, Groups): how `app` reads, makes, replaces and
+/// deletes one, and how it reads and shows as SCIM.
+trait Kind {
+    /// Its id.
+    type Id: Copy + Send + 'static;
+    /// What `app` answers.
+    type Found: Send + 'static;
+    /// What a write gives `app`.
+    type Spec: Send + 'static;
+    /// What PATCH may write of it.
+    const SHAPE: &'static patch::Shape;
+    fn read(lk: &Latchkey, caller: ScimCaller, id: Self::Id) -> Result<Self::Found, AppError>;
+    fn create(
+        lk: &Latchkey,
+        caller: ScimCaller,
+        spec: &Self::Spec,
+    ) -> Result<Self::Found, AppError>;
+    fn replace(
+        lk: &Latchkey,
+        caller: ScimCaller,
+        id: Self::Id,
+        spec: &Self::Spec,
+        expected: impl FnOnce(&Self::Found) -> bool,
+    ) -> Result<Self::Found, AppError>;
+    fn delete(lk: &Latchkey, caller: ScimCaller, id: Self::Id) -> Result<(), AppError>;
+    fn to_json(found: &Self::Found, base: &str) -> Value;
+    fn spec(body: &Value) -> Result<Self::Spec, ScimError>;
+}
+
+/// `/Users`.
+struct Users;
+
+impl Kind for Users {
+    type Id = UserId;
+    type Found = crate::app::ScimUser;
+    type Spec = crate::app::ScimUserSpec;
+    const SHAPE: &'static patch::Shape = &patch::USER;
+    fn read(lk: &Latchkey, caller: ScimCaller, id: UserId) -> Result<Self::Found, AppError> {
+        lk.scim_user(caller, id)
+    }
+    fn create(
+        lk: &Latchkey,
+        caller: ScimCaller,
+        spec: &Self::Spec,
+    ) -> Result<Self::Found, AppError> {
+        lk.scim_create_user(caller, spec)
+    }
+    fn replace(
+        lk: &Latchkey,
+        caller: ScimCaller,
+        id: UserId,
+        spec: &Self::Spec,
+        expected: impl FnOnce(&Self::Found) -> bool,
+    ) -> Result<Self::Found, AppError> {
+        lk.scim_replace_user(caller, id, spec, expected)
+    }
+    fn delete(lk: &Latchkey, caller: ScimCaller, id: UserId) -> Result<(), AppError> {
+        lk.scim_delete_user(caller, id)
+    }
+    fn to_json(found: &Self::Found, base: &str) -> Value {
+        users::to_json(found, base)
+    }
+    fn spec(body: &Value) -> Result<Self::Spec, ScimError> {
+        users::spec_from_json(body)
+    }
+}
+
+/// `/Groups`.
+struct Groups;
+
+impl Kind for Groups {
+    type Id = ScimGroupId;
+    type Found = crate::domain::scim::ScimGroup;
+    type Spec = crate::app::ScimGroupSpec;
+    const SHAPE: &'static patch::Shape = &patch::GROUP;
+    fn read(lk: &Latchkey, caller: ScimCaller, id: ScimGroupId) -> Result<Self::Found, AppError> {
+        lk.scim_group(caller, id)
+    }
+    fn create(
+        lk: &Latchkey,
+        caller: ScimCaller,
+        spec: &Self::Spec,
+    ) -> Result<Self::Found, AppError> {
+        lk.scim_create_group(caller, spec)
+    }
+    fn replace(
+        lk: &Latchkey,
         caller: ScimCaller,
         id: ScimGroupId,
-        if_match: Option<&str>,
-        base: &str,
-    ) -> Answer {
-        if if_match.is_some() {
-            let lk = self.lk();
-            let current = blocking(move || lk.scim_group(caller, id)).await?;
-            if !version_matches(if_match, &groups::to_json(&current, base)) {
-                return Err(stale());
-            }
-        }
-        let lk = self.lk();
-        blocking(move || lk.scim_delete_group(caller, id)).await?;
-        Ok(no_content())
+        spec: &Self::Spec,
+        expected: impl FnOnce(&Self::Found) -> bool,
+    ) -> Result<Self::Found, AppError> {
+        lk.scim_replace_group(caller, id, spec, expected)
     }
+    fn delete(lk: &Latchkey, caller: ScimCaller, id: ScimGroupId) -> Result<(), AppError> {
+        lk.scim_delete_group(caller, id)
+    }
+    fn to_json(found: &Self::Found, base: &str) -> Value {
+        groups::to_json(found, base)
+    }
+    fn spec(body: &Value) -> Result<Self::Spec, ScimError> {
+        groups::spec_from_json(body)
+    }
+}
 
-    async fn get_user(
-        &self,
-        caller: ScimCaller,
-        id: UserId,
-        query: Option<&str>,
-        base: &str,
-    ) -> Answer {
-        let query = parse_query(query)?;
-        let lk = self.lk();
-        let found = blocking(move || lk.scim_user(caller, id)).await?;
-        let mut user = users::to_json(&found, base);
-        let version = users::version(&user).map(str::to_owned);
-        users::project(&mut user, &query.attributes, &query.excluded);
-        Ok(with_version(respond(StatusCode::OK, &user), version))
+/// What a by-id path does with its method.
+async fn by_id<K: Kind>(scim: &Scim, request: ById<'_, K::Id>) -> Answer {
+    let ById {
+        caller,
+        id,
+        method,
+        body,
+        query,
+        if_match,
+        base,
+    } = request;
+    match *method {
+        Method::GET => scim.get_one::<K>(caller, id, query, base).await,
+        Method::PUT => scim.replace::<K>(caller, id, body, if_match, base).await,
+        Method::PATCH => scim.patch::<K>(caller, id, body, if_match, base).await,
+        Method::DELETE => scim.delete::<K>(caller, id, if_match, base).await,
+        _ => Err(ScimError::method("GET, PUT, PATCH, DELETE")),
     }
+}
 
-    async fn create_user(&self, caller: ScimCaller, body: &Value, base: &str) -> Answer {
-        let spec = users::spec_from_json(body)?;
-        let lk = self.lk();
-        let made = blocking(move || lk.scim_create_user(caller, &spec)).await?;
-        Ok(created(users::to_json(&made, base)))
-    }
-
-    async fn replace_user(
-        &self,
-        caller: ScimCaller,
-        id: UserId,
-        spec: crate::app::ScimUserSpec,
-        if_match: Option<&str>,
-        base: &str,
-    ) -> Answer {
-        let lk = self.lk();
-        let (at, if_match) = (base.to_owned(), if_match.map(str::to_owned));
-        let done = blocking(move || {
-            lk.scim_replace_user(caller, id, &spec, |current| {
-                version_matches(if_match.as_deref(), &users::to_json(current, &at))
-            })
-        })
-        .await?;
-        let user = users::to_json(&done, base);
-        let version = users::version(&user).map(str::to_owned);
-        Ok(with_version(respond(StatusCode::OK, &user), version))
-    }
-
-    async fn patch_user(
-        &self,
-        caller: ScimCaller,
-        id: UserId,
-        body: &Value,
-        if_match: Option<&str>,
-        base: &str,
-    ) -> Answer {
-        let lk = self.lk();
-        let current = blocking(move || lk.scim_user(caller, id)).await?;
-        let before = users::to_json(&current, base);
-        if !version_matches(if_match, &before) {
-            return Err(stale());
-        }
-        let mut working = before.clone();
-        if let Some(fields) = working.as_object_mut() {
-            fields.remove("meta");
-        }
-        patch::apply(&mut working, body, &patch::USER)?;
-        let spec = users::spec_from_json(&working)?;
-        // Applied to the member as it was read: if it changed since, the PATCH is
-        // refused rather than lost.
-        let expected = users::version(&before).map(str::to_owned);
-        let lk = self.lk();
-        let at = base.to_owned();
-        let done = blocking(move || {
-            lk.scim_replace_user(caller, id, &spec, |now| {
-                users::version(&users::to_json(now, &at)).map(str::to_owned) == expected
-            })
-        })
-        .await?;
-        let user = users::to_json(&done, base);
-        let version = users::version(&user).map(str::to_owned);
-        Ok(with_version(respond(StatusCode::OK, &user), version))
-    }
-
-    async fn delete_user(
-        &self,
-        caller: ScimCaller,
-        id: UserId,
-        if_match: Option<&str>,
-        base: &str,
-    ) -> Answer {
-        if if_match.is_some() {
-            let lk = self.lk();
-            let current = blocking(move || lk.scim_user(caller, id)).await?;
-            if !version_matches(if_match, &users::to_json(&current, base)) {
-                return Err(stale());
-            }
-        }
-        let lk = self.lk();
-        blocking(move || lk.scim_delete_user(caller, id)).await?;
-        Ok(no_content())
-    }
+/// A request to a resource by id.
+struct ById<'r, Id> {
+    caller: ScimCaller,
+    id: Id,
+    method: &'r Method,
+    body: &'r Value,
+    query: Option<&'r str>,
+    if_match: Option<&'r str>,
+    base: &'r str,
 }
 
 /// The route a SCIM path is counted under (ids left out).
