@@ -127,16 +127,6 @@ impl ScimProfile {
     /// Check every field's size: text at most 255 characters without control
     /// characters, at most ten emails, at most one primary.
     pub fn validate(&self) -> Result<(), DomainError> {
-        let check = |field: &'static str, text: &str| {
-            if text.chars().count() > MAX_TEXT || text.chars().any(char::is_control) {
-                Err(DomainError::invalid(
-                    field,
-                    format!("{field} is at most 255 characters, without control characters"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
         if self.user_name.trim().is_empty() {
             return Err(DomainError::invalid("userName", "userName is required"));
         }
@@ -204,16 +194,6 @@ pub struct ScimGroup {
 impl ScimGroup {
     /// Check the name's and the external id's size and the members' count.
     pub fn validate(&self) -> Result<(), DomainError> {
-        let check = |field: &'static str, text: &str| {
-            if text.chars().count() > MAX_TEXT || text.chars().any(char::is_control) {
-                Err(DomainError::invalid(
-                    field,
-                    format!("{field} is at most 255 characters, without control characters"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
         if self.display_name.trim().is_empty() {
             return Err(DomainError::invalid(
                 "displayName",
@@ -230,6 +210,18 @@ impl ScimGroup {
                 "a group holds at most 10,000 members",
             ));
         }
+        Ok(())
+    }
+}
+
+/// A text field SCIM gives: at most 255 characters, no control characters.
+fn check(field: &'static str, text: &str) -> Result<(), DomainError> {
+    if text.chars().count() > MAX_TEXT || text.chars().any(char::is_control) {
+        Err(DomainError::invalid(
+            field,
+            format!("{field} is at most 255 characters, without control characters"),
+        ))
+    } else {
         Ok(())
     }
 }
