@@ -1226,6 +1226,34 @@ fn count_with(server: &Server, key: &str, path: &str) -> usize {
         .len()
 }
 
+/// Make member `user` (signed in in `browser`) an administrator: the change it then
+/// tries (single sign-on off, `provisioning`), which asks it to confirm it is itself.
+fn promoted_to_change_sso(
+    server: &Server,
+    user: &str,
+    browser: &mut Browser,
+    provisioning: &'static str,
+) -> impl Fn(&mut Browser) -> Page + use<> {
+    let promoted = server.patch(
+        &server.admin_key,
+        &format!("/users/{user}"),
+        json!({"roles": {"admin": true}}),
+    );
+    assert_eq!(promoted.status, 200, "{:?}", promoted.body);
+    browser.get("/ui/profile");
+    let token = browser.csrf();
+    move |browser: &mut Browser| {
+        browser.post(
+            "/ui/settings/sso",
+            &[
+                ("csrf", &token),
+                ("sso_mode", "off"),
+                ("provisioning", provisioning),
+            ],
+        )
+    }
+}
+
 #[test]
 fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider() {
     let (_dir, server, idp, id) = oidc_jit("Corp");
@@ -1242,24 +1270,8 @@ fn a_member_without_a_password_confirms_sensitive_changes_through_its_provider()
         .as_str()
         .unwrap()
         .to_owned();
-    let promoted = server.patch(
-        &server.admin_key,
-        &format!("/users/{user}"),
-        json!({"roles": {"admin": true}}),
-    );
-    assert_eq!(promoted.status, 200, "{:?}", promoted.body);
-    ops.get("/ui/profile");
+    let change = promoted_to_change_sso(&server, &user, &mut ops, "jit");
     let token = ops.csrf();
-    let change = |ops: &mut Browser| {
-        ops.post(
-            "/ui/settings/sso",
-            &[
-                ("csrf", &token),
-                ("sso_mode", "off"),
-                ("provisioning", "jit"),
-            ],
-        )
-    };
     let refused = change(&mut ops);
     assert_eq!(refused.status, 400, "{}", refused.html);
     assert!(
@@ -1987,24 +1999,9 @@ fn saml_accepts_an_invitation_connects_from_the_profile_and_confirms_a_member() 
 
     // Ivy (no password) confirms it is her through the provider before a sensitive
     // change; someone else's identity there does not confirm her.
-    let promoted = server.patch(
-        &server.admin_key,
-        &format!("/users/{}", ivy_member["id"].as_str().unwrap()),
-        json!({"roles": {"admin": true}}),
-    );
-    assert_eq!(promoted.status, 200, "{:?}", promoted.body);
-    ivy.get("/ui/profile");
+    let ivy_id = ivy_member["id"].as_str().unwrap();
+    let change = promoted_to_change_sso(&server, ivy_id, &mut ivy, "invitations");
     let token = ivy.csrf();
-    let change = |ivy: &mut Browser| {
-        ivy.post(
-            "/ui/settings/sso",
-            &[
-                ("csrf", &token),
-                ("sso_mode", "off"),
-                ("provisioning", "invitations"),
-            ],
-        )
-    };
     assert_eq!(change(&mut ivy).status, 400);
     idp.control("/_test/user", &person("rex-corp", "rex@corp.example.com"));
     let start = ivy.post(
