@@ -343,35 +343,23 @@ impl Scim {
             None => lk.scim_users(caller),
         })
         .await?;
-        let page = page_of(&query);
         // Without a filter only the page is rendered.
-        let (total, page_of): (usize, Vec<Value>) = match &query.filter {
-            None => (
-                candidates.len(),
-                candidates
+        Ok(match &query.filter {
+            None => {
+                let page = page_of(&query);
+                let shown = candidates
                     .iter()
                     .skip(page.start - 1)
                     .take(page.count)
                     .map(|u| users::to_json(u, base))
-                    .collect(),
-            ),
-            Some(wanted) => {
-                let matching: Vec<Value> = candidates
-                    .iter()
-                    .map(|u| users::to_json(u, base))
-                    .filter(|u| filter::matches(wanted, u))
                     .collect();
-                (
-                    matching.len(),
-                    matching
-                        .into_iter()
-                        .skip(page.start - 1)
-                        .take(page.count)
-                        .collect(),
-                )
+                list_response(&query, page, candidates.len(), shown)
             }
-        };
-        Ok(list_response(&query, page, total, page_of))
+            Some(_) => filtered(
+                &query,
+                candidates.iter().map(|u| users::to_json(u, base)).collect(),
+            ),
+        })
     }
 
     /// Every group of the account, filtered and paged.
