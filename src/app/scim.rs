@@ -57,20 +57,6 @@ pub struct ScimUser {
     pub profile: Option<ScimProfile>,
 }
 
-impl ScimUser {
-    /// Its `userName`: as SCIM set it, else its email.
-    pub fn user_name(&self) -> &str {
-        self.profile
-            .as_ref()
-            .map_or(self.member.user.email.as_str(), |p| p.user_name.as_str())
-    }
-
-    /// Whether SCIM manages it (its name and email change only through SCIM).
-    pub fn managed(&self) -> bool {
-        self.profile.is_some()
-    }
-}
-
 /// A member as a SCIM write gives it (a create, or a whole replacement).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimUserSpec {
@@ -217,10 +203,7 @@ impl Latchkey {
         id: ScimTokenId,
     ) -> Result<ScimToken, AppError> {
         let read = self.store.read()?;
-        let found = read
-            .scim_token(id)?
-            .filter(|t| t.account == account)
-            .ok_or_else(|| DomainError::NotFound(id.into()))?;
+        let found = token_in(&read, account, id)?;
         self.authorize(
             &read,
             actor,
@@ -240,10 +223,7 @@ impl Latchkey {
     ) -> Result<(), AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            let found = tx
-                .scim_token(id)?
-                .filter(|t| t.account == account)
-                .ok_or_else(|| DomainError::NotFound(id.into()))?;
+            let found = token_in(tx, account, id)?;
             self.authorize(tx, actor, account, target("delete", id.to_string()), now)?;
             tx.remove_scim_token(&found)?;
             record(
@@ -697,12 +677,6 @@ impl Latchkey {
             )
         })
     }
-
-    /// Whether SCIM manages `user` in `account` (its name and email change only through
-    /// SCIM).
-    pub fn scim_managed(&self, account: AccountId, user: UserId) -> Result<bool, AppError> {
-        Ok(self.store.read()?.scim_profile(account, user)?.is_some())
-    }
 }
 
 /// A user SCIM manages (in any of its accounts) keeps the name and email its identity
@@ -753,6 +727,14 @@ fn member_named_by_email(
     let unwritten_member =
         tx.membership(account, user.id)?.is_some() && tx.scim_profile(account, user.id)?.is_none();
     Ok(unwritten_member.then_some(user.id))
+}
+
+/// A SCIM token of `account` (another account's is not found).
+fn token_in(tx: &impl Reads, account: AccountId, id: ScimTokenId) -> Result<ScimToken, AppError> {
+    Ok(tx
+        .scim_token(id)?
+        .filter(|t| t.account == account)
+        .ok_or_else(|| DomainError::NotFound(id.into()))?)
 }
 
 /// A group of `account` (another account's is not found).
