@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::federation::JIT_ROLES;
 use super::identity::record_user_change_with;
-use super::{AppError, Latchkey, Member, record, require_account};
+use super::{AppError, Latchkey, record, require_account};
 use crate::domain::DomainError;
 use crate::domain::account::Provisioning;
 use crate::domain::event::{Action, Actor, Change, Principal, Snapshot};
@@ -22,7 +22,9 @@ use crate::domain::scim::{
 };
 use crate::domain::time::Timestamp;
 use crate::domain::token::{self, Secret, TokenKind};
-use crate::domain::user::{Email, MemberChange, MemberState, User, ensure_only_account};
+use crate::domain::user::{
+    Email, MemberChange, MemberState, Membership, User, ensure_only_account,
+};
 use crate::store::Reads;
 
 /// How often a token's last use is written at most: once a minute.
@@ -51,8 +53,10 @@ impl ScimCaller {
 /// (`None` for a member SCIM has not written: its `userName` is its email).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScimUser {
-    /// The member.
-    pub member: Member,
+    /// The person.
+    pub user: User,
+    /// Its membership of the account.
+    pub membership: Membership,
     /// What SCIM keeps, if it wrote it.
     pub profile: Option<ScimProfile>,
 }
@@ -442,7 +446,7 @@ impl Latchkey {
             }
             // The user is global: SCIM changes its email or name only when every one of
             // its memberships is in this account.
-            let before = current.member.user.clone();
+            let before = current.user.clone();
             let mut after = before.clone();
             if email.key() != before.email.key() || email.as_str() != before.email.as_str() {
                 after.email = email.clone();
@@ -488,7 +492,7 @@ impl Latchkey {
             } else {
                 MemberState::Disabled
             };
-            let state_changes = current.member.membership.state != state;
+            let state_changes = current.membership.state != state;
             let attributes_change = current
                 .profile
                 .as_ref()
@@ -776,16 +780,15 @@ fn same_but_time(a: &ScimProfile, b: &ScimProfile) -> bool {
     } == *b
 }
 
-fn scim_user(
-    tx: &impl Reads,
-    membership: crate::domain::user::Membership,
-) -> Result<ScimUser, AppError> {
+/// A member as SCIM sees it: its user and what SCIM keeps (two reads, nothing else).
+fn scim_user(tx: &impl Reads, membership: Membership) -> Result<ScimUser, AppError> {
     let user: User = tx
         .user(membership.user)?
         .ok_or_else(|| DomainError::NotFound(membership.user.into()))?;
     let profile = tx.scim_profile(membership.account, membership.user)?;
     Ok(ScimUser {
-        member: Member::read(tx, user, membership)?,
+        user,
+        membership,
         profile,
     })
 }

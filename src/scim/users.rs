@@ -13,8 +13,7 @@ use crate::domain::scim::{ScimEmail, ScimName};
 
 /// The User as SCIM shows it, with `meta` (its `version` a hash of the rest).
 pub fn to_json(found: &ScimUser, base: &str) -> Value {
-    let member = &found.member;
-    let id = member.user.id.to_string();
+    let id = found.user.id.to_string();
     let mut user = Map::new();
     user.insert("schemas".into(), json!([USER]));
     user.insert("id".into(), json!(id));
@@ -61,20 +60,20 @@ pub fn to_json(found: &ScimUser, base: &str) -> Value {
         }
         // A member SCIM has not written: its email is its userName.
         None => {
-            user.insert("userName".into(), json!(member.user.email.as_str()));
-            user.insert("displayName".into(), json!(member.user.name));
+            user.insert("userName".into(), json!(found.user.email.as_str()));
+            user.insert("displayName".into(), json!(found.user.name));
             user.insert(
                 "emails".into(),
-                json!([{"value": member.user.email.as_str(), "primary": true}]),
+                json!([{"value": found.user.email.as_str(), "primary": true}]),
             );
         }
     }
     user.insert(
         "active".into(),
-        json!(member.membership.state == crate::domain::user::MemberState::Active),
+        json!(found.membership.state == crate::domain::user::MemberState::Active),
     );
     let (created, modified) = found.profile.as_ref().map_or(
-        (member.membership.joined_at, member.membership.joined_at),
+        (found.membership.joined_at, found.membership.joined_at),
         |p| (p.created_at, p.updated_at),
     );
     let mut user = Value::Object(user);
