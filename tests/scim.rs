@@ -203,6 +203,27 @@ fn scim_tokens_are_for_administrators_shown_once_and_work_only_at_the_scim_endpo
         105,
     );
     assert_eq!(events(&server), before);
+    // An administrator's key scoped to other work makes, lists and revokes no token.
+    let scoped = server.post(
+        &server.admin_key,
+        "/api_keys",
+        json!({"scopes": ["iam.bot_users.*"]}),
+    );
+    assert_eq!(scoped.status, 201, "{:?}", scoped.body);
+    let scoped = scoped.body["token"].as_str().unwrap().to_owned();
+    let before = events(&server);
+    assert_error(&server.get(&scoped, "/scim_tokens"), 403, 101);
+    assert_error(
+        &server.post(&scoped, "/scim_tokens", json!({"description": "mine"})),
+        403,
+        101,
+    );
+    assert_error(
+        &server.delete(&scoped, &format!("/scim_tokens/{id}")),
+        403,
+        101,
+    );
+    assert_eq!(events(&server), before);
     // Revoked: refused at once.
     assert_eq!(
         server
