@@ -2106,7 +2106,7 @@ fn every_route_of_the_openapi_document_is_served_and_the_document_is_too() {
             );
         }
     }
-    assert_eq!(routes, 130);
+    assert_eq!(routes, 137);
 }
 
 /// Make sure Python can import `module`, installing `requirement` from PyPI if not (so the

@@ -13,7 +13,13 @@ use serde_json::{Value, json};
 use crate::api::{Reply, Server, assert_error, reply, start_server};
 
 /// A SCIM request with `token`.
-fn scim(server: &Server, token: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+pub(crate) fn scim(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
     scim_with(server, token, method, path, body, &[])
 }
 
@@ -62,7 +68,7 @@ fn header<'r>(reply: &'r Reply, name: &str) -> &'r str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-fn assert_scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
+pub(crate) fn assert_scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
     assert_eq!(reply.status, status, "{:?}", reply.body);
     assert_eq!(
         reply.body["schemas"],
@@ -79,7 +85,7 @@ fn assert_scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
 
 /// An account with single sign-on configured (an enabled provider, mixed mode), SCIM
 /// provisioning on, and a SCIM token: the token.
-fn provisioned(server: &Server) -> String {
+pub(crate) fn provisioned(server: &Server) -> String {
     let made = server.post(
         &server.admin_key,
         "/identity_providers",

@@ -1032,7 +1032,7 @@ fn github_signs_in_by_its_numeric_id_with_only_a_verified_primary_email() {
 }
 
 #[test]
-fn group_mappings_set_roles_and_add_tenant_roles_at_each_sign_in() {
+fn group_mappings_grant_roles_and_tenant_roles_at_each_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let server = server();
     let mut idp = Idp::start("oidc.mjs", dir.path());
@@ -1110,7 +1110,17 @@ fn group_mappings_set_roles_and_add_tenant_roles_at_each_sign_in() {
         "{changed}"
     );
 
-    // Again with the same groups: nothing more; with no matching group: nothing changes.
+    assert_eq!(
+        assignments[0]["sources"],
+        json!([{"type": "identity_provider", "id": id}])
+    );
+    assert_eq!(
+        member["role_grants"][1],
+        json!({"source": {"type": "identity_provider", "id": id},
+               "roles": {"developer": "read_write", "team": "manager", "billing": "none", "admin": false}})
+    );
+
+    // Again with the same groups: nothing more.
     let head = server
         .get(
             &server.admin_key,
@@ -1119,9 +1129,6 @@ fn group_mappings_set_roles_and_add_tenant_roles_at_each_sign_in() {
         .body;
     idp.control("/_test/user", &person(json!(["platform", "helpdesk"])));
     assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
-    idp.control("/_test/user", &person(json!(["nothing-mapped"])));
-    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
-    assert_eq!(lena(&server)["roles"]["team"], "manager");
     assert_eq!(
         server
             .get(
@@ -1132,7 +1139,28 @@ fn group_mappings_set_roles_and_add_tenant_roles_at_each_sign_in() {
         head,
         "no assignment twice"
     );
-    // Only the helpdesk group now: the roles are what the matching mappings give.
+    // No matching group: the provider grants nothing any more, and exactly what it gave
+    // goes; what was set directly (the JIT roles) stays.
+    idp.control("/_test/user", &person(json!(["nothing-mapped"])));
+    assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
+    let member = lena(&server);
+    assert_eq!(member["roles"]["team"], "invite", "{member}");
+    assert_eq!(member["role_grants"].as_array().unwrap().len(), 1);
+    let gone = server
+        .get(
+            &server.admin_key,
+            &format!("/role_assignments?principal_id={user}"),
+        )
+        .body;
+    assert_eq!(gone["role_assignments"], json!([]));
+    let removed = server
+        .get(
+            &server.admin_key,
+            "/events?action=iam.role_assignments.delete",
+        )
+        .body;
+    assert_eq!(removed["events"][0]["principal_kind"], "system");
+    // Lower roles from the provider never lower what the member holds otherwise.
     let set = server.patch(
         &server.admin_key,
         &format!("/identity_providers/{id}"),
@@ -1141,7 +1169,9 @@ fn group_mappings_set_roles_and_add_tenant_roles_at_each_sign_in() {
     assert_eq!(set.status, 200, "{:?}", set.body);
     idp.control("/_test/user", &person(json!(["helpdesk"])));
     assert_eq!(sign_in(&mut Browser::new(&server), &idp, &id).status, 303);
-    assert_eq!(lena(&server)["roles"]["team"], "read_only");
+    let member = lena(&server);
+    assert_eq!(member["roles"]["team"], "invite");
+    assert_eq!(member["roles"]["developer"], "read_write");
 }
 
 #[test]

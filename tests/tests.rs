@@ -20,6 +20,7 @@ mod console;
 mod credentials;
 mod destinations;
 mod faults;
+mod group_mappings;
 mod invitations;
 mod isolation;
 mod login;

@@ -87,6 +87,9 @@ VERBS["event_destinations"] = ["list", "get", "create", "update", "delete"]
 VERBS["identity_providers"] = ["list", "get", "create", "update", "delete"]
 # SCIM tokens let an identity provider make and remove members: administrators only.
 VERBS["scim_tokens"] = ["list", "get", "create", "delete"]
+# SCIM group mappings decide the roles an identity provider's groups give: administrators.
+VERBS["scim_groups"] = ["list", "get"]
+VERBS["scim_group_mappings"] = ["list", "get", "create", "update", "delete"]
 for r in ("tenants", "roles", "role_assignments"):
     VERBS[r] = ["list", "get", "create", "update", "delete"]
 VERBS["permissions"] = ["list", "get", "create", "delete"]
@@ -96,6 +99,7 @@ TENANCY = ["tenants", "roles", "role_assignments", "permissions", "access_review
 KIND = dict(DEVELOPER_RESOURCES, users="user", invitations="invitation", billing="billing",
             account="account", events="event", event_destinations="event_destination",
             identity_providers="identity_provider", scim_tokens="scim_token",
+            scim_groups="scim_group", scim_group_mappings="scim_group_mapping",
             tenants="tenant", roles="role",
             role_assignments="role_assignment", permissions="permission",
             access_review="access_review", policies="policy_set")

@@ -11,6 +11,7 @@ pub mod delivery;
 mod destinations;
 pub mod error;
 mod federation;
+mod group_mappings;
 pub(crate) use federation::saml_metadata;
 mod handlers;
 mod invitations;
@@ -651,7 +652,7 @@ pub fn actor_of(verified: &Verified) -> Actor {
 /// The route a path matches, as a metrics label (ids replaced by `{id}`); a path no route
 /// serves is `other`, never the label of a route that exists.
 fn route_label(path: &str) -> &'static str {
-    const ROUTES: [(&str, &str, &str); 17] = [
+    const ROUTES: [(&str, &str, &str); 19] = [
         ("tenants", "/tenants", "/tenants/{id}"),
         ("permissions", "/permissions", "/permissions/{name}"),
         ("roles", "/roles", "/roles/{id}"),
@@ -693,6 +694,12 @@ fn route_label(path: &str) -> &'static str {
             "/identity_providers/{id}",
         ),
         ("scim_tokens", "/scim_tokens", "/scim_tokens/{id}"),
+        ("scim_groups", "/scim_groups", "/scim_groups/{id}"),
+        (
+            "scim_group_mappings",
+            "/scim_group_mappings",
+            "/scim_group_mappings/{id}",
+        ),
     ];
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let collection = |name: &str| ROUTES.iter().find(|(n, _, _)| *n == name);
@@ -787,7 +794,7 @@ fn query_parameters(method: &Method, segments: &[&str]) -> (bool, &'static [&'st
 
 /// The methods a path takes (the `Allow` of a 405), or `None` for no such path.
 fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
-    const COLLECTIONS: [&str; 16] = [
+    const COLLECTIONS: [&str; 17] = [
         "users",
         "invitations",
         "tenants",
@@ -804,6 +811,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         "event_destinations",
         "identity_providers",
         "scim_tokens",
+        "scim_group_mappings",
     ];
     Some(match segments {
         ["healthz" | "readyz"] => "GET, HEAD",
@@ -821,7 +829,11 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         | ["users", _, "password_reset"]
         | ["invitations", _, "accept"] => "POST",
         ["me", "mfa", "totp"] => "POST, DELETE",
-        ["events", _] | ["users", _, "effective_permissions"] | ["policies", "events"] => "GET",
+        ["events", _]
+        | ["users", _, "effective_permissions"]
+        | ["policies", "events"]
+        | ["scim_groups"]
+        | ["scim_groups", _] => "GET",
         [one] if COLLECTIONS.contains(one) => "GET, POST",
         [
             "invitations" | "permissions" | "role_assignments" | "scim_tokens",

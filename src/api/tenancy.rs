@@ -223,7 +223,7 @@ impl Ctx {
             "role_assignments",
             &found,
             |a| a.assignment.id,
-            |a| views::role_assignment(&self.base, &a.assignment, Some(&a.role)),
+            |a| views::role_assignment(&self.base, &a.assignment, Some((&a.role, &a.sources))),
         )
     }
 
@@ -240,24 +240,30 @@ impl Ctx {
             .map(|t| field_id(t, "tenant_id"))
             .transpose()?;
         let (lk, actor, account) = self.caller();
-        let NamedAssignment { assignment, role } =
-            blocking(move || lk.assign_role(actor, account, principal, role, tenant)).await?;
+        let NamedAssignment {
+            assignment,
+            role,
+            sources,
+        } = blocking(move || lk.assign_role(actor, account, principal, role, tenant)).await?;
         self.created(&views::role_assignment(
             &self.base,
             &assignment,
-            Some(&role),
+            Some((&role, &sources)),
         ))
     }
 
     pub(super) async fn get_role_assignment(self, id: &str) -> Reply {
         let id: RoleAssignmentId = path_id(id)?;
         let (lk, actor, account) = self.caller();
-        let NamedAssignment { assignment, role } =
-            blocking(move || lk.role_assignment(actor, account, id)).await?;
+        let NamedAssignment {
+            assignment,
+            role,
+            sources,
+        } = blocking(move || lk.role_assignment(actor, account, id)).await?;
         self.ok(&views::role_assignment(
             &self.base,
             &assignment,
-            Some(&role),
+            Some((&role, &sources)),
         ))
     }
 

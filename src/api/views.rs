@@ -13,7 +13,9 @@ use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::destination::{DeliveryStatus, EventDestination, Target};
 use crate::domain::event::{Event, Principal, Snapshot};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider, Protocol};
+use crate::domain::grant::{GrantSource, MemberGrants};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
+use crate::domain::scim::{ScimGroup, ScimGroupMapping};
 use crate::domain::tenancy::{CatalogEntry, Role, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
@@ -133,11 +135,34 @@ pub fn member(base: &Base, member: &Member) -> Value {
         "email": user.email.as_str(),
         "name": user.name,
         "roles": membership.roles,
+        "role_grants": role_grants(&member.grants),
         "state": membership.state,
         "mfa_enrolled": member.mfa_enrolled,
         "email_verified": member.email_verified,
         "joined_at": time(membership.joined_at),
     })
+}
+
+/// A member's roles by source: what was set directly first, then each source's grant.
+fn role_grants(grants: &MemberGrants) -> Value {
+    let direct = json!({"source": grant_source(GrantSource::Direct), "roles": grants.direct});
+    let others = grants
+        .grants
+        .iter()
+        .map(|g| json!({"source": grant_source(g.source), "roles": g.roles}));
+    Value::Array(std::iter::once(direct).chain(others).collect())
+}
+
+/// What granted a role or an assignment: `{"type": "direct"}`, or a SCIM group or an
+/// identity provider by id.
+pub fn grant_source(source: GrantSource) -> Value {
+    match source {
+        GrantSource::Direct => json!({"type": "direct"}),
+        GrantSource::ScimGroup(id) => json!({"type": "scim_group", "id": id.to_string()}),
+        GrantSource::IdentityProvider(id) => {
+            json!({"type": "identity_provider", "id": id.to_string()})
+        }
+    }
 }
 
 /// `/account` (api.md).
@@ -201,12 +226,19 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
                     membership: membership.clone(),
                     mfa_enrolled: false,
                     email_verified: false,
+                    grants: MemberGrants::direct_only(
+                        membership.account,
+                        membership.user,
+                        membership.roles,
+                    ),
                 },
             );
-            // A snapshot does not record the second factor or the email proof.
+            // A snapshot does not record the second factor, the email proof or the
+            // roles' sources.
             if let Some(fields) = view.as_object_mut() {
                 fields.remove("mfa_enrolled");
                 fields.remove("email_verified");
+                fields.remove("role_grants");
             }
             view
         }
@@ -280,6 +312,7 @@ fn snapshot(base: &Base, snapshot: &Snapshot) -> Value {
             "created_at": time(group.created_at),
             "updated_at": time(group.updated_at),
         }),
+        Snapshot::ScimGroupMapping(mapping) => scim_group_mapping(base, mapping, None),
         Snapshot::EventDestination(d) => event_destination(base, d, None),
         Snapshot::PolicySet(state) => policy_set_state(state, true),
         Snapshot::Permission(p) => permission(&CatalogEntry {
@@ -315,17 +348,27 @@ pub fn role(base: &Base, role: &Role) -> Value {
 }
 
 /// `/role_assignments/{id}`; `role` is the role's name where the caller knows it.
-pub fn role_assignment(base: &Base, assignment: &RoleAssignment, role: Option<&str>) -> Value {
-    json!({
+pub fn role_assignment(
+    base: &Base,
+    assignment: &RoleAssignment,
+    named: Option<(&str, &[GrantSource])>,
+) -> Value {
+    let mut view = json!({
         "id": assignment.id.to_string(),
         "uri": base.uri(&format!("/role_assignments/{}", assignment.id)),
         "principal_id": assignment.principal.id_string(),
         "principal_kind": assignment.principal.kind_str(),
         "role_id": assignment.role.to_string(),
-        "role": role,
+        "role": named.map(|(role, _)| role),
         "tenant_id": assignment.tenant.map(|t| t.to_string()),
         "created_at": time(assignment.created_at),
-    })
+    });
+    // An event's snapshot names neither the role nor the sources.
+    if let (Some((_, sources)), Some(fields)) = (named, view.as_object_mut()) {
+        let sources = sources.iter().map(|s| grant_source(*s)).collect();
+        fields.insert("sources".into(), Value::Array(sources));
+    }
+    view
 }
 
 /// One entry of `/permissions`.
@@ -357,6 +400,59 @@ pub fn ip_policy(base: &Base, policy: &IpPolicy) -> Value {
 /// `/event_destinations/{id}`: ngrok's shape (`id`, `uri`, `created_at`, `description`,
 /// `metadata`, `format`, `target`) with latchkey's `enabled` and the delivery `status`
 /// (absent from event snapshots). The signing secret is never shown here.
+/// `/scim_groups/{id}`: a group as SCIM keeps it, with its mapping if it has one;
+/// `members` lists the member ids (left out of list pages, which give `members_count`).
+pub fn scim_group(
+    base: &Base,
+    group: &ScimGroup,
+    mapping: Option<&ScimGroupMapping>,
+    with_members: bool,
+) -> Value {
+    let mut view = json!({
+        "id": group.id.to_string(),
+        "uri": base.uri(&format!("/scim_groups/{}", group.id)),
+        "display_name": group.display_name,
+        "external_id": group.external_id,
+        "members_count": group.members.len(),
+        "created_at": time(group.created_at),
+        "updated_at": time(group.updated_at),
+        "mapping": mapping.map(|m| reference(base, "scim_group_mappings", m.id.to_string())),
+    });
+    if let (true, Some(fields)) = (with_members, view.as_object_mut()) {
+        let members = group
+            .members
+            .iter()
+            .map(|u| reference(base, "users", u.to_string()));
+        fields.insert("members".into(), Value::Array(members.collect()));
+    }
+    view
+}
+
+/// `/scim_group_mappings/{id}`: the group (with its name, but in event snapshots) and
+/// what its members hold while in it.
+pub fn scim_group_mapping(
+    base: &Base,
+    mapping: &ScimGroupMapping,
+    group: Option<&ScimGroup>,
+) -> Value {
+    let mut scim_group = reference(base, "scim_groups", mapping.group.to_string());
+    if let (Some(group), Some(fields)) = (group, scim_group.as_object_mut()) {
+        fields.insert("display_name".into(), json!(group.display_name));
+    }
+    json!({
+        "id": mapping.id.to_string(),
+        "uri": base.uri(&format!("/scim_group_mappings/{}", mapping.id)),
+        "created_at": time(mapping.created_at),
+        "updated_at": time(mapping.updated_at),
+        "scim_group": scim_group,
+        "roles": mapping.roles,
+        "role_assignments": mapping.role_assignments.iter().map(|(role, tenant)| json!({
+            "role_id": role.to_string(),
+            "tenant_id": tenant.map(|t| t.to_string()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// `/scim_tokens/{id}`: never the token, but in the answer that made it.
 pub fn scim_token(
     base: &Base,

@@ -16,16 +16,14 @@ use super::resource::{Resource, created, deleted, updated};
 use super::{AppError, Latchkey, Me, Target, record, require_account};
 use crate::domain::DomainError;
 use crate::domain::account::{Provisioning, SsoMode};
-use crate::domain::credential::Owner;
 use crate::domain::event::{Action, Actor, Change, Principal, Snapshot};
 use crate::domain::federation::{self, ExternalIdentity, IdentityProvider, Protocol, RoleMapping};
+use crate::domain::grant::{GrantSource, Granted};
 use crate::domain::id::{AccountId, ExternalIdentityId, IdentityProviderId, UserId};
 use crate::domain::invitation::InvitationState;
 use crate::domain::time::Timestamp;
 use crate::domain::token::Secret;
-use crate::domain::user::{
-    DeveloperRole, Email, MemberChange, MemberState, Roles, RolesPatch, TeamRole, change_member,
-};
+use crate::domain::user::{DeveloperRole, Email, MemberState, Roles, TeamRole};
 use crate::store::{Reads, StoreError, WriteTx};
 
 /// A new identity provider.
@@ -229,10 +227,12 @@ fn check_mapping(
 }
 
 /// The provider's role mapping for a sign-in whose groups are `login.groups`, in `tx`:
-/// the member's account roles become the highest the matching mappings give (the
-/// account's last administrator is never demoted this way), and their tenant role
-/// assignments are added where missing (a role or tenant deleted since is skipped). Each
-/// change is an event of the system principal. Nothing matches: nothing changes.
+/// what the provider grants the member becomes the highest account roles and every tenant
+/// role assignment of the mappings that match, in place of what it granted at the last
+/// sign-in (the member's roles are the union of that with what is set directly and what
+/// its SCIM groups grant). The account's last administrator is never demoted this way;
+/// an assignment whose role or tenant is gone is skipped. Each change is an event of the
+/// system principal.
 fn apply_role_mapping(
     tx: &mut WriteTx,
     provider: &IdentityProvider,
@@ -240,71 +240,32 @@ fn apply_role_mapping(
     user: UserId,
     now: Timestamp,
 ) -> Result<(), AppError> {
+    let account = provider.account;
+    let active = tx
+        .membership(account, user)?
+        .is_some_and(|m| m.state == MemberState::Active);
+    if !active {
+        return Ok(());
+    }
     let matching: Vec<&RoleMapping> = provider
         .role_mapping
         .iter()
         .filter(|m| login.groups.contains(&m.claim_value))
         .collect();
-    if matching.is_empty() {
-        return Ok(());
-    }
-    let account = provider.account;
-    let members = tx.members(account)?;
-    let Some(before) = members
-        .iter()
-        .find(|m| m.user == user && m.state == MemberState::Active)
-        .cloned()
-    else {
-        return Ok(());
-    };
-    if let Some(roles) = federation::highest(matching.iter().filter_map(|m| m.roles))
-        && roles != before.roles
-    {
-        let patch = RolesPatch {
-            developer: Some(roles.developer),
-            team: Some(roles.team),
-            billing: Some(roles.billing),
-            admin: Some(roles.admin),
-        };
-        match change_member(&members, user, MemberChange::Roles(patch)) {
-            Ok(Some(after)) => {
-                let found = tx
-                    .user(user)?
-                    .ok_or_else(|| DomainError::NotFound(user.into()))?;
-                tx.put_membership(&after)?;
-                record(
-                    tx,
-                    &account,
-                    now,
-                    Actor::SYSTEM,
-                    Action::MemberRolesUpdated,
-                    user.to_string(),
-                    Some(Snapshot::Member(found.clone(), before.clone())),
-                    Some(Snapshot::Member(found, after)),
-                )?;
-            }
-            // The account keeps its last administrator, whatever the groups say.
-            Err(DomainError::LastAdministrator) | Ok(None) => {}
-            Err(other) => return Err(other.into()),
+    let source = GrantSource::IdentityProvider(provider.id);
+    let roles = federation::highest(matching.iter().filter_map(|m| m.roles));
+    let mut wanted: Vec<Granted> = Vec::new();
+    for granted in matching.iter().flat_map(|m| m.role_assignments.iter()) {
+        if !wanted.contains(granted) {
+            wanted.push(*granted);
         }
     }
-    let held = tx.principal_assignments(account, Owner::User(user))?;
-    for (role, tenant) in matching.iter().flat_map(|m| m.role_assignments.iter()) {
-        let present = held.iter().any(|a| a.role == *role && a.tenant == *tenant);
-        if present || super::tenancy::check_assignable(tx, account, *role, *tenant).is_err() {
-            continue;
-        }
-        super::tenancy::put_assignment(
-            tx,
-            Actor::SYSTEM,
-            account,
-            Owner::User(user),
-            *role,
-            *tenant,
-            now,
-        )?;
+    match super::grants::grant_roles(tx, Actor::SYSTEM, account, user, source, roles, now) {
+        // The account keeps its last administrator, whatever the groups say.
+        Ok(()) | Err(AppError::Domain(DomainError::LastAdministrator)) => {}
+        Err(other) => return Err(other),
     }
-    Ok(())
+    super::grants::grant_assignments(tx, Actor::SYSTEM, account, user, source, &wanted, now)
 }
 
 /// Record an SSO refusal in the provider's account.

@@ -10,6 +10,8 @@ mod authz;
 mod data_dir;
 mod destinations;
 mod federation;
+mod grants;
+mod group_mappings;
 mod identity;
 mod import;
 mod invite;
@@ -35,6 +37,7 @@ use crate::domain::credential::{
     Rejection, RevokeCause, Verified,
 };
 use crate::domain::event::{Action, Actor, Event, Snapshot};
+use crate::domain::grant::MemberGrants;
 use crate::domain::id::{AccountId, BotId, UserId};
 use crate::domain::ssh::SshPublicKey;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
@@ -51,6 +54,7 @@ pub use federation::{
     ExternalLogin, FinishedFlow, FlowPurpose, JIT_ROLES, ProviderPatch, ProviderSpec, SsoFlow,
     SsoProvider,
 };
+pub use group_mappings::{MappedGroup, MappingPatch, MappingSpec};
 use identity::record_user_change;
 pub use identity::{MailedLink, Me};
 pub use import::{ImportFailure, ImportReport};
@@ -265,6 +269,8 @@ pub struct Member {
     pub mfa_enrolled: bool,
     /// It has proven it controls its email (until then it joins no other account).
     pub email_verified: bool,
+    /// Its roles by source (their union is `membership.roles`).
+    pub grants: MemberGrants,
 }
 
 impl Member {
@@ -272,11 +278,13 @@ impl Member {
     fn read(tx: &impl Reads, user: User, membership: Membership) -> Result<Member, AppError> {
         let mfa_enrolled = mfa::has_second_factor(tx, user.id)?;
         let email_verified = identity::email_proven(tx, &user)?;
+        let grants = grants::of_member(tx, &membership)?;
         Ok(Member {
             user,
             membership,
             mfa_enrolled,
             email_verified,
+            grants,
         })
     }
 }
@@ -745,7 +753,23 @@ impl Latchkey {
         let user = tx
             .user(user_id)?
             .ok_or_else(|| DomainError::NotFound(user_id.into()))?;
+        // A roles change is to the roles set directly; the member holds their union with
+        // what its SCIM groups and identity providers grant.
+        let (change, grants) = match change {
+            MemberChange::Roles(patch) => {
+                let mut held = grants::of_member(tx, &before)?;
+                held.direct = patch.apply(held.direct);
+                (
+                    MemberChange::Roles(RolesPatch::to(held.effective())),
+                    Some(held),
+                )
+            }
+            other => (other, None),
+        };
         let after = user::change_member(&members, user_id, change)?;
+        if let Some(grants) = &grants {
+            tx.put_member_grants(grants)?;
+        }
         let before_snapshot = Some(Snapshot::Member(user.clone(), before.clone()));
         let target = user_id.to_string();
         match after {

@@ -11,6 +11,7 @@
 use subtle::ConstantTimeEq;
 
 use super::federation::JIT_ROLES;
+use super::group_mappings::{self, group_in};
 use super::identity::record_user_change_with;
 use super::{AppError, Latchkey, record, require_account};
 use crate::domain::DomainError;
@@ -648,6 +649,13 @@ impl Latchkey {
                 return Ok(before);
             }
             tx.put_scim_group(&after)?;
+            // What the group's mapping grants follows its members, in this transaction.
+            if let Some(mapping) = tx.group_mapping(id)? {
+                let left = not_in(&before.members, &after.members);
+                group_mappings::withdraw(tx, caller.actor(), caller.account, id, &left, now)?;
+                let joined = not_in(&after.members, &before.members);
+                group_mappings::apply(tx, caller.actor(), &mapping, &joined, now)?;
+            }
             record(
                 tx,
                 &caller.account,
@@ -668,6 +676,10 @@ impl Latchkey {
         self.store.write(|tx| {
             ensure_scim(tx, caller.account)?;
             let group = group_in(tx, caller.account, id)?;
+            // Its mapping goes with it, and so does what it granted.
+            if let Some(mapping) = tx.group_mapping(id)? {
+                group_mappings::unmap(tx, caller.actor(), &mapping, &group.members, now)?;
+            }
             tx.remove_scim_group(&group)?;
             record(
                 tx,
@@ -741,14 +753,6 @@ fn token_in(tx: &impl Reads, account: AccountId, id: ScimTokenId) -> Result<Scim
         .ok_or_else(|| DomainError::NotFound(id.into()))?)
 }
 
-/// A group of `account` (another account's is not found).
-fn group_in(tx: &impl Reads, account: AccountId, id: ScimGroupId) -> Result<ScimGroup, AppError> {
-    Ok(tx
-        .scim_group(id)?
-        .filter(|g| g.account == account)
-        .ok_or_else(|| DomainError::NotFound(id.into()))?)
-}
-
 /// `given` without repeats, each a member of `account` (else refused, naming it).
 fn members_of(
     tx: &impl Reads,
@@ -770,6 +774,15 @@ fn members_of(
         members.push(*user);
     }
     Ok(members)
+}
+
+/// The users of `these` not among `those`.
+fn not_in(these: &[UserId], those: &[UserId]) -> Vec<UserId> {
+    these
+        .iter()
+        .filter(|u| !those.contains(u))
+        .copied()
+        .collect()
 }
 
 /// Two profiles equal but for when they were written.

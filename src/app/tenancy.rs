@@ -4,11 +4,13 @@
 
 use latchkey_policy_abi as abi;
 
+use super::grants;
 use super::resource::{self, Resource};
 use super::{AppError, Latchkey, Target, in_account, record, require_account};
 use crate::domain::DomainError;
 use crate::domain::credential::Owner;
 use crate::domain::event::{Action, Actor, Change, Snapshot, TenancyObject};
+use crate::domain::grant::{AssignmentSources, GrantSource};
 use crate::domain::id::{self, AccountId, RoleAssignmentId, RoleId, TenantId};
 use crate::domain::name::unique_key;
 use crate::domain::tenancy::{
@@ -46,6 +48,8 @@ pub struct NamedAssignment {
     pub assignment: RoleAssignment,
     /// Its role's name.
     pub role: String,
+    /// What holds it: made directly, granted by SCIM groups or identity providers.
+    pub sources: Vec<GrantSource>,
 }
 
 /// One principal in an access review.
@@ -841,20 +845,49 @@ impl Latchkey {
             tenancy::check_scope(&found.name, tenant)?;
         }
         // The principal's own assignments, through its index: at any account size.
-        let exists = tx
+        let held = tx
             .principal_assignments(account, principal)?
-            .iter()
-            .any(|a| a.role == role && a.tenant == tenant);
-        if exists {
-            return Err(DomainError::Conflict {
-                what: "this role assignment",
+            .into_iter()
+            .find(|a| a.role == role && a.tenant == tenant);
+        if let Some(assignment) = held {
+            // Granted by a SCIM group or an identity provider: it is now also held
+            // directly, and stays when they stop granting it.
+            let mut sources = grants::of_assignment(tx, assignment.id)?;
+            if sources.contains(&GrantSource::Direct) {
+                return Err(DomainError::Conflict {
+                    what: "this role assignment",
+                }
+                .into());
             }
-            .into());
+            sources.insert(0, GrantSource::Direct);
+            tx.put_assignment_sources(
+                assignment.id,
+                &AssignmentSources {
+                    sources: sources.clone(),
+                },
+            )?;
+            let snapshot = Snapshot::RoleAssignment(assignment.clone());
+            record(
+                tx,
+                &account,
+                now,
+                actor,
+                event(TenancyObject::RoleAssignment, Change::Updated),
+                assignment.id.to_string(),
+                Some(snapshot.clone()),
+                Some(snapshot),
+            )?;
+            return Ok(NamedAssignment {
+                assignment,
+                role: found.name,
+                sources,
+            });
         }
         let assignment = put_assignment(tx, actor, account, principal, role, tenant, now)?;
         Ok(NamedAssignment {
             assignment,
             role: found.name,
+            sources: vec![GrantSource::Direct],
         })
     }
 
@@ -870,7 +903,12 @@ impl Latchkey {
         let get = target("role_assignments", "get", "role_assignment", id.to_string());
         self.authorize(&read, actor, account, get, self.now())?;
         let role = role_in(&read, account, assignment.role)?.name;
-        Ok(NamedAssignment { assignment, role })
+        let sources = grants::of_assignment(&read, assignment.id)?;
+        Ok(NamedAssignment {
+            assignment,
+            role,
+            sources,
+        })
     }
 
     /// The account's role assignments matching `filter`, newest first.
@@ -894,10 +932,15 @@ impl Latchkey {
             filter.role.is_none_or(|r| a.role == r)
                 && filter.tenant.is_none_or(|t| a.tenant == Some(t))
         })?;
-        Ok(found.map(|assignment| NamedAssignment {
+        let mut page = found.map(|assignment| NamedAssignment {
             role: names(assignment.role),
             assignment,
-        }))
+            sources: Vec::new(),
+        });
+        for named in &mut page.items {
+            named.sources = grants::of_assignment(&read, named.assignment.id)?;
+        }
+        Ok(page)
     }
 
     /// Remove a role assignment.
@@ -917,6 +960,20 @@ impl Latchkey {
                 id.to_string(),
             );
             self.authorize(tx, actor, account, delete, now)?;
+            let granted: Vec<String> = grants::of_assignment(tx, id)?
+                .into_iter()
+                .filter_map(|source| match source {
+                    GrantSource::Direct => None,
+                    GrantSource::ScimGroup(group) => Some(format!("SCIM group {group}")),
+                    GrantSource::IdentityProvider(idp) => Some(format!("identity provider {idp}")),
+                })
+                .collect();
+            if !granted.is_empty() {
+                return Err(AppError::Precondition(format!(
+                    "this role assignment is granted by {}; it ends when they stop granting it (the member leaves the group, or the mapping changes)",
+                    granted.join(" and ")
+                )));
+            }
             resource::deleted(tx, actor, now, &assignment)
         })
     }
@@ -957,28 +1014,32 @@ impl Latchkey {
         for bot in read.bots(account)? {
             principals.push((Owner::Bot(bot.id), bot.name.clone(), None));
         }
-        Ok(principals
+        principals
             .into_iter()
-            .map(|(principal, name, email)| ReviewedPrincipal {
-                assignments: assignments
-                    .iter()
-                    .filter(|a| a.principal == principal)
-                    .map(|a| {
-                        let (role, permissions) = granted(a.role);
-                        (
-                            NamedAssignment {
-                                assignment: a.clone(),
-                                role,
-                            },
-                            permissions,
-                        )
-                    })
-                    .collect(),
-                principal,
-                name,
-                email,
+            .map(|(principal, name, email)| {
+                Ok(ReviewedPrincipal {
+                    assignments: assignments
+                        .iter()
+                        .filter(|a| a.principal == principal)
+                        .map(|a| {
+                            let (role, permissions) = granted(a.role);
+                            let sources = grants::of_assignment(&read, a.id)?;
+                            Ok((
+                                NamedAssignment {
+                                    assignment: a.clone(),
+                                    role,
+                                    sources,
+                                },
+                                permissions,
+                            ))
+                        })
+                        .collect::<Result<_, AppError>>()?,
+                    principal,
+                    name,
+                    email,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -82,7 +82,7 @@ impl From<ActionPattern> for String {
 }
 
 /// Every `iam` resource the appliance serves, its object kind, and its verbs.
-pub const IAM_ACTIONS: [(&str, &str, &[&str]); 20] = [
+pub const IAM_ACTIONS: [(&str, &str, &[&str]); 22] = [
     ("account", "account", &["get", "update"]),
     (
         "users",
@@ -125,6 +125,8 @@ pub const IAM_ACTIONS: [(&str, &str, &[&str]); 20] = [
         "scim_token",
         &["list", "get", "create", "delete"],
     ),
+    ("scim_groups", "scim_group", &["list", "get"]),
+    ("scim_group_mappings", "scim_group_mapping", CRUD),
     ("policies", "policy_set", &["list"]),
     ("tenants", "tenant", CRUD),
     ("roles", "role", CRUD),

@@ -13,7 +13,7 @@ use crate::domain::destination::EventDestination;
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
 use crate::domain::id::{AccountId, BotId, EventId, IdentityProviderId, ScimTokenId, UserId};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::{ScimGroup, ScimProfile};
+use crate::domain::scim::{ScimGroup, ScimGroupMapping, ScimProfile};
 use crate::domain::tenancy::{AddedPermission, CustomRole, RoleAssignment, Tenant};
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Membership, Roles, User};
@@ -155,6 +155,8 @@ pub enum Action {
     UserEmailChanged,
     /// A SCIM group was made, changed (its name or members) or deleted.
     ScimGroup(Change),
+    /// An administrator mapped a SCIM group to roles, changed or removed the mapping.
+    ScimGroupMapping(Change),
 }
 
 /// The tenancy resources.
@@ -270,6 +272,9 @@ impl Action {
             Action::ScimGroup(Change::Created) => "iam.scim_groups.create",
             Action::ScimGroup(Change::Updated) => "iam.scim_groups.update",
             Action::ScimGroup(Change::Deleted) => "iam.scim_groups.delete",
+            Action::ScimGroupMapping(Change::Created) => "iam.scim_group_mappings.create",
+            Action::ScimGroupMapping(Change::Updated) => "iam.scim_group_mappings.update",
+            Action::ScimGroupMapping(Change::Deleted) => "iam.scim_group_mappings.delete",
             Action::Tenancy(object, change) => match (object, change) {
                 (TenancyObject::Tenant, Change::Created) => "iam.tenants.create",
                 (TenancyObject::Tenant, Change::Updated) => "iam.tenants.update",
@@ -374,6 +379,8 @@ pub enum Snapshot {
     ScimUser(ScimProfile),
     /// A SCIM group.
     ScimGroup(ScimGroup),
+    /// What a SCIM group is mapped to.
+    ScimGroupMapping(ScimGroupMapping),
 }
 
 /// The live policy set as the appliance trail records it.

@@ -300,27 +300,7 @@ pub fn validate_role_mapping(mapping: &[RoleMapping]) -> Result<(), DomainError>
 /// The highest of each account role among `granted` (`None` when empty): what the role
 /// mappings that match a sign-in's groups give together.
 pub fn highest(granted: impl IntoIterator<Item = Roles>) -> Option<Roles> {
-    use crate::domain::user::{BillingRole, DeveloperRole, TeamRole};
-    granted.into_iter().reduce(|a, b| Roles {
-        developer: if a.developer == DeveloperRole::ReadWrite
-            || b.developer == DeveloperRole::ReadWrite
-        {
-            DeveloperRole::ReadWrite
-        } else {
-            DeveloperRole::ReadOnly
-        },
-        team: match (a.team, b.team) {
-            (TeamRole::Manager, _) | (_, TeamRole::Manager) => TeamRole::Manager,
-            (TeamRole::Invite, _) | (_, TeamRole::Invite) => TeamRole::Invite,
-            _ => TeamRole::ReadOnly,
-        },
-        billing: if a.billing == BillingRole::Access || b.billing == BillingRole::Access {
-            BillingRole::Access
-        } else {
-            BillingRole::None
-        },
-        admin: a.admin || b.admin,
-    })
+    granted.into_iter().reduce(Roles::union)
 }
 
 impl IdentityProvider {

@@ -264,6 +264,8 @@ typed_id!(/// A SCIM token of an account.
     ScimTokenId, "scimtok");
 typed_id!(/// A SCIM group of an account.
     ScimGroupId, "grp");
+typed_id!(/// An administrator's mapping of a SCIM group to roles and tenant role assignments.
+    ScimGroupMappingId, "sgm");
 
 /// Any id in its text form, for messages that name an object of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

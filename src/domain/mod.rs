@@ -13,6 +13,7 @@ pub mod destination;
 mod error;
 pub mod event;
 pub mod federation;
+pub mod grant;
 pub mod id;
 pub mod invitation;
 pub mod ip;

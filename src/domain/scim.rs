@@ -7,8 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainError;
-use crate::domain::id::{AccountId, ScimGroupId, ScimTokenId, UserId};
+use crate::domain::grant::Granted;
+use crate::domain::id::{AccountId, ScimGroupId, ScimGroupMappingId, ScimTokenId, UserId};
 use crate::domain::time::Timestamp;
+use crate::domain::user::Roles;
 
 /// The longest `userName`, `externalId`, name part or email value kept.
 pub const MAX_TEXT: usize = 255;
@@ -209,6 +211,56 @@ impl ScimGroup {
                 "members",
                 "a group holds at most 10,000 members",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// Tenant role assignments one mapping grants, at most.
+pub const MAX_MAPPED_ASSIGNMENTS: usize = 100;
+
+/// What an administrator maps a SCIM group to: its members hold these account roles and
+/// tenant role assignments while they are in the group (one mapping per group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScimGroupMapping {
+    /// `sgm_…`
+    pub id: ScimGroupMappingId,
+    /// The account.
+    pub account: AccountId,
+    /// The group it maps.
+    pub group: ScimGroupId,
+    /// Account roles its members get (`None`: none beyond their own). `admin` only when
+    /// the administrator said so.
+    pub roles: Option<Roles>,
+    /// Tenant role assignments its members get, without repeats.
+    pub role_assignments: Vec<Granted>,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl ScimGroupMapping {
+    /// At most [`MAX_MAPPED_ASSIGNMENTS`] assignments, none twice.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if self.role_assignments.len() > MAX_MAPPED_ASSIGNMENTS {
+            return Err(DomainError::invalid(
+                "role_assignments",
+                "a mapping grants at most 100 role assignments",
+            ));
+        }
+        for (index, assignment) in self.role_assignments.iter().enumerate() {
+            if self
+                .role_assignments
+                .iter()
+                .take(index)
+                .any(|a| a == assignment)
+            {
+                return Err(DomainError::invalid(
+                    "role_assignments",
+                    "the same role in the same tenant is listed twice",
+                ));
+            }
         }
         Ok(())
     }

@@ -200,6 +200,16 @@ pub struct RolesPatch {
 }
 
 impl RolesPatch {
+    /// The patch that makes any roles `roles`.
+    pub fn to(roles: Roles) -> RolesPatch {
+        RolesPatch {
+            developer: Some(roles.developer),
+            team: Some(roles.team),
+            billing: Some(roles.billing),
+            admin: Some(roles.admin),
+        }
+    }
+
     /// The roles after this patch.
     pub fn apply(&self, roles: Roles) -> Roles {
         Roles {

@@ -159,6 +159,11 @@ fn copy_every_table(
     copier.copy(SCIM_GROUPS)?;
     copier.copy(ACCOUNT_SCIM_GROUPS)?;
     copier.copy(USER_SCIM_GROUPS)?;
+    copier.copy(SCIM_GROUP_MAPPINGS)?;
+    copier.copy(ACCOUNT_SCIM_GROUP_MAPPINGS)?;
+    copier.copy(SCIM_GROUP_MAPPED)?;
+    copier.copy(MEMBER_GRANTS)?;
+    copier.copy(ASSIGNMENT_SOURCES)?;
     let missed: Vec<String> = from
         .list_tables()?
         .map(|table| table.name().to_owned())

@@ -17,9 +17,10 @@ use crate::domain::bot::BotUser;
 use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
+use crate::domain::grant::{AssignmentSources, GrantSource, MemberGrants};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::{ScimGroup, ScimProfile, ScimToken};
+use crate::domain::scim::{ScimGroup, ScimGroupMapping, ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -77,6 +78,8 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     every::<ExternalIdentity>(&txn, EXTERNAL_IDENTITIES, &mut report)?;
     every::<ScimToken>(&txn, SCIM_TOKENS, &mut report)?;
     every::<ScimGroup>(&txn, SCIM_GROUPS, &mut report)?;
+    every::<ScimGroupMapping>(&txn, SCIM_GROUP_MAPPINGS, &mut report)?;
+    every::<AssignmentSources>(&txn, ASSIGNMENT_SOURCES, &mut report)?;
     every::<audit::AuditHead>(&txn, AUDIT_HEADS, &mut report)?;
     every::<audit::AuditCheckpoint>(&txn, AUDIT_CHECKPOINTS, &mut report)?;
     for row in txn.open_table(SESSIONS)?.iter()? {
@@ -191,6 +194,14 @@ pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
     scim_profiles(&txn, &mut report)?;
     account_index::<ScimGroup>(&txn, ACCOUNT_SCIM_GROUPS, SCIM_GROUPS, &mut report)?;
     scim_groups(&txn, &mut report)?;
+    account_index::<ScimGroupMapping>(
+        &txn,
+        ACCOUNT_SCIM_GROUP_MAPPINGS,
+        SCIM_GROUP_MAPPINGS,
+        &mut report,
+    )?;
+    group_mappings(&txn, &mut report)?;
+    grants(&txn, &mut report)?;
     drop(txn);
     match audit::verify(&db) {
         Ok(chain) => {
@@ -336,7 +347,8 @@ in_account!(
     EventDestination,
     IdentityProvider,
     ScimToken,
-    ScimGroup
+    ScimGroup,
+    ScimGroupMapping
 );
 
 /// An `(account, id)` index against its records, both ways: every entry names a record
@@ -544,6 +556,97 @@ fn scim_groups(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result<
         if !holds {
             report.problems.push(format!(
                 "user_scim_groups: ({account:#034x}, {user:#034x}, {id:#034x}) names no group holding the member"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every mapping names a group of its account and is that group's mapping; every entry of
+/// the group index names a mapping of that group.
+fn group_mappings(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    let groups = txn.open_table(SCIM_GROUPS)?;
+    let mapped = txn.open_table(SCIM_GROUP_MAPPED)?;
+    let mappings = txn.open_table(SCIM_GROUP_MAPPINGS)?;
+    for row in mappings.iter()? {
+        let (id, value) = row?;
+        let Ok(mapping) = codec::decode::<ScimGroupMapping>(value.value()) else {
+            continue;
+        };
+        let id = id.value();
+        let in_account = groups
+            .get(mapping.group.0)?
+            .and_then(|v| codec::decode::<ScimGroup>(v.value()).ok())
+            .is_some_and(|g| g.account == mapping.account);
+        if !in_account {
+            report.problems.push(format!(
+                "scim_group_mappings: {id:#034x} maps no group of its account"
+            ));
+        }
+        if mapped.get(mapping.group.0)?.map(|v| v.value()) != Some(id) {
+            report.problems.push(format!(
+                "scim_group_mapped: the group of {id:#034x} is not indexed to it"
+            ));
+        }
+    }
+    for row in mapped.iter()? {
+        let (group, id) = row?;
+        let (group, id) = (group.value(), id.value());
+        let agrees = mappings
+            .get(id)?
+            .and_then(|v| codec::decode::<ScimGroupMapping>(v.value()).ok())
+            .is_some_and(|m| m.group.0 == group);
+        if !agrees {
+            report.problems.push(format!(
+                "scim_group_mapped: {group:#034x} names no mapping of that group"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every member's roles by source belong to a membership whose roles are their union, and
+/// name no direct source among the grants; every assignment's sources belong to a live
+/// assignment.
+fn grants(txn: &redb::ReadTransaction, report: &mut CheckReport) -> Result<(), StoreError> {
+    let members = txn.open_table(MEMBERS)?;
+    for row in txn.open_table(MEMBER_GRANTS)?.iter()? {
+        let (key, value) = row?;
+        let (account, user) = key.value();
+        report.records += 1;
+        let grants = match codec::decode::<MemberGrants>(value.value()) {
+            Ok(grants) => grants,
+            Err(err) => {
+                report.problems.push(format!(
+                    "member_grants: ({account:#034x}, {user:#034x}): {err}"
+                ));
+                continue;
+            }
+        };
+        let membership = members
+            .get((account, user))?
+            .and_then(|v| codec::decode::<Membership>(v.value()).ok());
+        let agrees = membership.is_some_and(|m| {
+            (grants.account.0, grants.user.0) == (account, user) && m.roles == grants.effective()
+        });
+        if !agrees
+            || grants
+                .grants
+                .iter()
+                .any(|g| g.source == GrantSource::Direct)
+        {
+            report.problems.push(format!(
+                "member_grants: ({account:#034x}, {user:#034x}) disagrees with the membership's roles"
+            ));
+        }
+    }
+    let assignments = txn.open_table(ROLE_ASSIGNMENTS)?;
+    for row in txn.open_table(ASSIGNMENT_SOURCES)?.iter()? {
+        let (id, _) = row?;
+        let id = id.value();
+        if assignments.get(id)?.is_none() {
+            report.problems.push(format!(
+                "assignment_sources: {id:#034x} names no role assignment"
             ));
         }
     }

@@ -11,9 +11,10 @@ use crate::domain::credential::{Credential, RevokedCredential};
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::Event;
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
+use crate::domain::grant::{AssignmentSources, MemberGrants};
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::{ScimGroup, ScimProfile, ScimToken};
+use crate::domain::scim::{ScimGroup, ScimGroupMapping, ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, LinkPurpose, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -76,6 +77,9 @@ record! {
     ScimToken => 1, "SCIM token";
     ScimProfile => 1, "SCIM profile";
     ScimGroup => 1, "SCIM group";
+    ScimGroupMapping => 1, "SCIM group mapping";
+    MemberGrants => 1, "member grants";
+    AssignmentSources => 1, "assignment sources";
 }
 
 // Version 2 of credentials added `scopes` and `allowed_cidrs`; events embed credential

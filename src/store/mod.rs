@@ -53,7 +53,7 @@ pub mod fuzzing {
 pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 /// Why the store failed. Domain refusals found by the store (a unique value already
 /// taken, an object missing) travel as [`StoreError::Domain`].
@@ -225,6 +225,11 @@ const MIGRATIONS: &[Migration] = &[
         what: "create the SCIM tables (tokens, what SCIM keeps per member, userNames, groups and each member's groups)",
         run: schema_10,
     },
+    Migration {
+        to: 11,
+        what: "create the tables of SCIM group mappings and of roles and role assignments by source",
+        run: schema_11,
+    },
 ];
 
 /// Every record of a table, in key order (for a migration).
@@ -235,6 +240,15 @@ fn every_record<K: redb::Key + 'static, R: codec::Record>(
     let table = txn.open_table(table)?;
     let rows = table.iter()?;
     rows.map(|row| codec::decode(row?.1.value())).collect()
+}
+
+fn schema_11(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(SCIM_GROUP_MAPPINGS)?;
+    txn.open_table(ACCOUNT_SCIM_GROUP_MAPPINGS)?;
+    txn.open_table(SCIM_GROUP_MAPPED)?;
+    txn.open_table(MEMBER_GRANTS)?;
+    txn.open_table(ASSIGNMENT_SOURCES)?;
+    Ok(())
 }
 
 fn schema_10(txn: &redb::WriteTransaction) -> Result<(), StoreError> {

@@ -202,6 +202,23 @@ pub(crate) const ACCOUNT_SCIM_GROUPS: TableDefinition<(u128, u128), ()> =
 /// (account, user, SCIM group) → (): a member's groups.
 pub(crate) const USER_SCIM_GROUPS: TableDefinition<(u128, u128, u128), ()> =
     TableDefinition::new("user_scim_groups");
+/// SCIM group mapping id → `ScimGroupMapping`.
+pub(crate) const SCIM_GROUP_MAPPINGS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("scim_group_mappings");
+/// (account, SCIM group mapping) → ().
+pub(crate) const ACCOUNT_SCIM_GROUP_MAPPINGS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("account_scim_group_mappings");
+/// SCIM group → its mapping's id: one mapping per group.
+pub(crate) const SCIM_GROUP_MAPPED: TableDefinition<u128, u128> =
+    TableDefinition::new("scim_group_mapped");
+/// (account, user) → `MemberGrants`: a member's roles by source, for a member holding
+/// any role through a SCIM group or an identity provider (others hold theirs directly).
+pub(crate) const MEMBER_GRANTS: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("member_grants");
+/// Role assignment id → `AssignmentSources`, for an assignment a SCIM group or an
+/// identity provider granted (others were made directly).
+pub(crate) const ASSIGNMENT_SOURCES: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("assignment_sources");
 /// SHA-256 of a WebAuthn credential id → passkey id (credential ids are unique).
 pub(crate) const PASSKEY_CREDENTIALS: TableDefinition<&[u8; 32], u128> =
     TableDefinition::new("passkey_credentials");

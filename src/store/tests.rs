@@ -203,6 +203,7 @@ fn an_older_file_needs_the_explicit_migration_step() {
             "create the passkey tables (passkeys, each user's, and the credential id index)",
             "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
             "create the SCIM tables (tokens, what SCIM keeps per member, userNames, groups and each member's groups)",
+            "create the tables of SCIM group mappings and of roles and role assignments by source",
         ]
     );
     let store = Store::open(&path).unwrap();
@@ -289,6 +290,7 @@ fn a_schema_1_file_gains_the_ip_and_tenancy_tables_by_migration() {
             "create the passkey tables (passkeys, each user's, and the credential id index)",
             "create the single sign-on tables (identity providers, their sealed client secrets, external identities, used SAML assertions)",
             "create the SCIM tables (tokens, what SCIM keeps per member, userNames, groups and each member's groups)",
+            "create the tables of SCIM group mappings and of roles and role assignments by source",
         ]
     );
     let store = Store::open(&path).unwrap();

@@ -15,14 +15,15 @@ use crate::domain::credential::{
 use crate::domain::destination::{DeliveryStatus, EventDestination};
 use crate::domain::event::{Action, Actor, Event, Principal, Snapshot};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider};
+use crate::domain::grant::{AssignmentSources, MemberGrants};
 use crate::domain::id::{
     AccountId, BotId, EventDestinationId, EventId, IdentityProviderId, InvitationId, IpPolicyId,
-    IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId, ScimGroupId, ScimTokenId, TenantId,
-    UserId,
+    IpRestrictionId, IpRuleId, RoleAssignmentId, RoleId, ScimGroupId, ScimGroupMappingId,
+    ScimTokenId, TenantId, UserId,
 };
 use crate::domain::invitation::Invitation;
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
-use crate::domain::scim::{ScimGroup, ScimProfile, ScimToken};
+use crate::domain::scim::{ScimGroup, ScimGroupMapping, ScimProfile, ScimToken};
 use crate::domain::session::{
     EmailProof, PasskeyRecord, RecentAttempts, Session, TotpRecord, UserLink,
 };
@@ -1071,6 +1072,60 @@ pub trait Reads: Tables {
         rows.map(|row| Ok(ScimGroupId(row?.0.value().2))).collect()
     }
 
+    /// A SCIM group mapping by id.
+    fn scim_group_mapping(
+        &self,
+        id: ScimGroupMappingId,
+    ) -> Result<Option<ScimGroupMapping>, StoreError> {
+        get_record(&self.table(SCIM_GROUP_MAPPINGS)?, id.0)
+    }
+
+    /// Every SCIM group mapping of an account, oldest first.
+    fn scim_group_mappings(&self, account: AccountId) -> Result<Vec<ScimGroupMapping>, StoreError> {
+        account_records(
+            self,
+            ACCOUNT_SCIM_GROUP_MAPPINGS,
+            SCIM_GROUP_MAPPINGS,
+            account,
+        )
+    }
+
+    /// The mapping of a SCIM group, if it has one.
+    fn group_mapping(&self, group: ScimGroupId) -> Result<Option<ScimGroupMapping>, StoreError> {
+        let Some(id) = self
+            .table(SCIM_GROUP_MAPPED)?
+            .get(group.0)?
+            .map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let found = self.scim_group_mapping(ScimGroupMappingId(id))?;
+        found.map(Some).ok_or_else(|| {
+            StoreError::corrupt("SCIM group mapping", "the group index names a missing one")
+        })
+    }
+
+    /// A member's roles by source, when any role is granted by a source other than the
+    /// member itself.
+    fn member_grants(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Option<MemberGrants>, StoreError> {
+        self.table(MEMBER_GRANTS)?
+            .get((account.0, user.0))?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    /// The sources of a role assignment a SCIM group or an identity provider granted.
+    fn assignment_sources(
+        &self,
+        id: RoleAssignmentId,
+    ) -> Result<Option<AssignmentSources>, StoreError> {
+        get_record(&self.table(ASSIGNMENT_SOURCES)?, id.0)
+    }
+
     /// The member whose SCIM `userName` is `user_name` (without case), if any.
     fn scim_user_named(
         &self,
@@ -1379,6 +1434,9 @@ impl WriteTx {
         // What SCIM kept about the member goes with the membership, and so does its
         // place in the account's groups.
         self.remove_scim_profile(account, user)?;
+        self.txn
+            .open_table(MEMBER_GRANTS)?
+            .remove((account.0, user.0))?;
         for id in self.user_scim_groups(account, user)? {
             if let Some(mut group) = self.scim_group(id)? {
                 group.members.retain(|m| *m != user);
@@ -1651,6 +1709,9 @@ impl WriteTx {
             assignment.principal.raw(),
             assignment.id.0,
         ))?;
+        self.txn
+            .open_table(ASSIGNMENT_SOURCES)?
+            .remove(assignment.id.0)?;
         self.remove_account_record(
             ROLE_ASSIGNMENTS,
             ACCOUNT_ROLE_ASSIGNMENTS,
@@ -2027,6 +2088,74 @@ impl WriteTx {
         }
         drop(index);
         self.remove_account_record(SCIM_GROUPS, ACCOUNT_SCIM_GROUPS, group.account, group.id.0)
+    }
+
+    /// Store a SCIM group mapping (new or changed): one per group.
+    pub fn put_scim_group_mapping(&mut self, mapping: &ScimGroupMapping) -> Result<(), StoreError> {
+        let mut mapped = self.txn.open_table(SCIM_GROUP_MAPPED)?;
+        if mapped
+            .get(mapping.group.0)?
+            .is_some_and(|held| held.value() != mapping.id.0)
+        {
+            return Err(DomainError::Conflict {
+                what: "a mapping of this group",
+            }
+            .into());
+        }
+        mapped.insert(mapping.group.0, mapping.id.0)?;
+        drop(mapped);
+        self.put_account_record(
+            SCIM_GROUP_MAPPINGS,
+            ACCOUNT_SCIM_GROUP_MAPPINGS,
+            mapping.account,
+            mapping.id.0,
+            mapping,
+        )
+    }
+
+    /// Delete a SCIM group mapping.
+    pub fn remove_scim_group_mapping(
+        &mut self,
+        mapping: &ScimGroupMapping,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SCIM_GROUP_MAPPED)?
+            .remove(mapping.group.0)?;
+        self.remove_account_record(
+            SCIM_GROUP_MAPPINGS,
+            ACCOUNT_SCIM_GROUP_MAPPINGS,
+            mapping.account,
+            mapping.id.0,
+        )
+    }
+
+    /// Store a member's roles by source; with no grant left the record goes (the member
+    /// then holds its roles directly).
+    pub fn put_member_grants(&mut self, grants: &MemberGrants) -> Result<(), StoreError> {
+        let key = (grants.account.0, grants.user.0);
+        let mut table = self.txn.open_table(MEMBER_GRANTS)?;
+        if grants.grants.is_empty() {
+            table.remove(key)?;
+        } else {
+            table.insert(key, codec::encode(grants)?.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Store a role assignment's sources; an assignment held directly alone needs no
+    /// record.
+    pub fn put_assignment_sources(
+        &mut self,
+        id: RoleAssignmentId,
+        sources: &AssignmentSources,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(ASSIGNMENT_SOURCES)?;
+        if sources.sources == [crate::domain::grant::GrantSource::Direct] {
+            table.remove(id.0)?;
+        } else {
+            table.insert(id.0, codec::encode(sources)?.as_slice())?;
+        }
+        Ok(())
     }
 
     /// Drop what SCIM keeps about a member (with its `userName`).

@@ -40,6 +40,7 @@ mod pages;
 mod passkeys;
 mod profile;
 mod saml;
+mod scim;
 mod settings;
 mod sso;
 mod team;
@@ -413,10 +414,12 @@ enum Notice {
     ProviderDeleted,
     Reconfirmed,
     ScimTokenRevoked,
+    MappingSaved,
+    MappingRemoved,
 }
 
 impl Notice {
-    const ALL: [(Notice, &'static str, &'static str); 32] = [
+    const ALL: [(Notice, &'static str, &'static str); 34] = [
         (Notice::Renamed, "renamed", "Your name is changed."),
         (
             Notice::PasswordChanged,
@@ -536,6 +539,16 @@ impl Notice {
             Notice::ScimTokenRevoked,
             "scim-token-revoked",
             "The SCIM token is revoked: it stops working at once.",
+        ),
+        (
+            Notice::MappingSaved,
+            "mapping-saved",
+            "The group's mapping is saved: its members hold what it grants.",
+        ),
+        (
+            Notice::MappingRemoved,
+            "mapping-removed",
+            "The group's mapping is removed: its members no longer hold what it granted.",
         ),
     ];
 

@@ -6,6 +6,7 @@ use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{csrf_field, error_line, notice_line, when};
+use super::scim::{ScimListing, scim_section};
 use super::{
     Answer, AppOrApi, Form, Notice, Refusal, Web, blocking, done, form_page, not_found, pages,
     status_of,
@@ -15,8 +16,7 @@ use crate::domain::account::{Account, Provisioning, SsoMode};
 use crate::domain::federation::{
     ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, SamlSettings,
 };
-use crate::domain::id::{IdentityProviderId, ScimTokenId};
-use crate::domain::scim::ScimToken;
+use crate::domain::id::IdentityProviderId;
 use crate::domain::token::Secret;
 
 impl Web {
@@ -29,8 +29,8 @@ impl Web {
     ) -> Answer {
         let (lk, actor, account) = self.acting(console);
         let may_list = console.may("identity_providers.list");
-        let may_list_tokens = console.may("scim_tokens.list");
-        let (found, seats, providers, tokens) = blocking(move || {
+        let scim_parts = ScimListing::wanted(console);
+        let (found, seats, providers, scim) = blocking(move || {
             let found = lk.account(actor, account)?;
             let seats = lk.seats_used(actor, account)?;
             let providers = if may_list {
@@ -38,18 +38,14 @@ impl Web {
             } else {
                 Vec::new()
             };
-            let tokens = if may_list_tokens {
-                lk.scim_tokens(actor, account)?
-            } else {
-                Vec::new()
-            };
-            Ok((found, seats, providers, tokens))
+            let scim = ScimListing::read(&lk, actor, account, scim_parts)?;
+            Ok((found, seats, providers, scim))
         })
         .await?;
         let (status, error) = status_of(error);
         let listed = Listed {
             providers: &providers,
-            tokens: &tokens,
+            scim: &scim,
         };
         Ok(console.render(
             status,
@@ -87,6 +83,8 @@ impl Web {
             ["providers", id, action] => self.provider_action(console, id, action).await,
             ["scim-tokens", "new"] => return self.add_scim_token(console, form).await,
             ["scim-tokens", id, "revoke"] => self.revoke_scim_token(console, id).await,
+            ["scim-groups", id, "mapping"] => self.save_group_mapping(console, id, form).await,
+            ["scim-groups", id, "unmap"] => self.unmap_group(console, id).await,
             _ => return Err(not_found()),
         };
         match outcome {
@@ -209,37 +207,6 @@ impl Web {
             .map(|_| Notice::ProviderSaved)
     }
 
-    /// `POST /ui/settings/scim-tokens/new`: a SCIM token, shown once with the endpoint's
-    /// URL to give the identity provider.
-    async fn add_scim_token(&self, console: &Console, form: &Form) -> Answer {
-        let (lk, actor, account) = self.acting(console);
-        let description = form.get("description").to_owned();
-        match blocking(move || lk.create_scim_token(actor, account, &description)).await {
-            Ok((made, secret)) => Ok(console.render(
-                StatusCode::CREATED,
-                "New SCIM token",
-                html! {
-                    p { "Give your identity provider the SCIM endpoint " code { (console.origin) "/scim/v2" } " and this token (as a bearer token, or Okta's \u{201c}HTTP Header\u{201d})." }
-                    (pages::secret_once("SCIM token", &made.id.to_string(), secret.expose(), "/ui/settings#scim"))
-                },
-            )),
-            Err(refused) => self.settings(console, None, Some(refused.explain())).await,
-        }
-    }
-
-    /// `POST /ui/settings/scim-tokens/{id}/revoke`.
-    async fn revoke_scim_token(&self, console: &Console, id: &str) -> Result<Notice, AppOrApi> {
-        let Ok(id) = id.parse::<ScimTokenId>() else {
-            return Err(AppOrApi::App(AppError::Domain(
-                crate::domain::DomainError::NotFound(crate::domain::id::AnyId(id.to_owned())),
-            )));
-        };
-        let (lk, actor, account) = self.acting(console);
-        blocking(move || lk.revoke_scim_token(actor, account, id))
-            .await
-            .map(|()| Notice::ScimTokenRevoked)
-    }
-
     /// `POST /ui/settings/providers/{id}/enable|disable|delete`.
     async fn provider_action(
         &self,
@@ -307,7 +274,7 @@ impl Web {
 /// What the settings page lists besides the account.
 struct Listed<'a> {
     providers: &'a [IdentityProvider],
-    tokens: &'a [ScimToken],
+    scim: &'a ScimListing,
 }
 
 fn settings_page(
@@ -375,60 +342,7 @@ fn settings_page(
             (providers_section(console, listed.providers))
         }
         @if console.may("scim_tokens.list") {
-            (scim_section(console, account, listed.tokens))
-        }
-    }
-}
-
-/// SCIM: the endpoint, the account's tokens (revoke), a form for a new one.
-fn scim_section(console: &Console, account: &Account, tokens: &[ScimToken]) -> Markup {
-    let csrf = console.csrf();
-    html! {
-        section aria-labelledby="scim" {
-            h2 #scim { "SCIM provisioning" }
-            p {
-                "Your identity provider makes, changes, disables and removes members through SCIM at "
-                code { (console.origin) "/scim/v2" }
-                " with a token made here. "
-                @if account.settings.provisioning == Provisioning::Scim {
-                    "New members come through SCIM now."
-                } @else {
-                    "It writes only once \u{201c}New members\u{201d} above is SCIM (which needs single sign-on configured); until then it can only read."
-                }
-            }
-            @if !tokens.is_empty() {
-                div.scroll {
-                    table {
-                        thead { tr { th { "Token" } th { "For" } th { "Made" } th { "Last used" } th { span.visually-hidden { "Revoke" } } } }
-                        tbody {
-                            @for token in tokens {
-                                tr {
-                                    td { code { (token.id.to_string()) } }
-                                    td { (token.description) }
-                                    td { (when(token.created_at)) }
-                                    td { (token.last_used_at.map_or_else(|| "never".to_owned(), when)) }
-                                    td {
-                                        @if console.may("scim_tokens.delete") {
-                                            form.inline method="post" action=(format!("/ui/settings/scim-tokens/{}/revoke", token.id)) {
-                                                (csrf_field(csrf))
-                                                button.danger type="submit" { "Revoke " (token.id.to_string()) }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            @if console.may("scim_tokens.create") {
-                form method="post" action="/ui/settings/scim-tokens/new" {
-                    (csrf_field(csrf))
-                    label for="scim-description" { "What it is for (which identity provider holds it)" }
-                    input #scim-description type="text" name="description" maxlength="255";
-                    button type="submit" { "Make a SCIM token" }
-                }
-            }
+            (scim_section(console, account, listed.scim))
         }
     }
 }

@@ -421,7 +421,7 @@ fn tenant_role(form: &Form) -> Result<Vec<(RoleId, Option<TenantId>)>, AppOrApi>
 }
 
 /// The roles a form chose (the fields the role controls post).
-fn roles_from(form: &Form) -> RolesPatch {
+pub(super) fn roles_from(form: &Form) -> RolesPatch {
     RolesPatch {
         developer: Some(match form.get("developer") {
             "read_write" => DeveloperRole::ReadWrite,
@@ -443,7 +443,7 @@ fn roles_from(form: &Form) -> RolesPatch {
 
 /// The role controls, set to `roles`, with the confirmation field granting
 /// Administrator needs.
-fn role_fields(roles: &Roles, prefix: &str) -> Markup {
+pub(super) fn role_fields(roles: &Roles, prefix: &str) -> Markup {
     let id = |name: &str| format!("{prefix}-{name}");
     html! {
         fieldset {

@@ -123,9 +123,13 @@ fn family(resource: &str) -> Option<Family> {
         | "ip_policy_rules" | "ip_restrictions" => Some(Family::Developer),
         "users" | "invitations" => Some(Family::Team),
         "billing" => Some(Family::Billing),
-        // Identity providers decide who signs in, SCIM tokens who is a member: account
-        // settings (api.md: administrators).
-        "account" | "identity_providers" | "scim_tokens" => Some(Family::Account),
+        // Identity providers decide who signs in, SCIM tokens who is a member, SCIM group
+        // mappings what members hold: account settings (api.md: administrators).
+        "account"
+        | "identity_providers"
+        | "scim_tokens"
+        | "scim_groups"
+        | "scim_group_mappings" => Some(Family::Account),
         "events" | "event_destinations" => Some(Family::Events),
         "tenants" | "roles" | "role_assignments" | "permissions" | "access_review" => {
             Some(Family::Tenancy)
