@@ -367,6 +367,19 @@ fn a_group_mapped_to_technician_in_a_tenant_grants_exactly_that_while_members_ar
     assert_eq!(deleted["events"][0]["object_id"], mapping.as_str());
     assert_eq!(deleted["events"][0]["principal_kind"], "scim_token");
     assert!(may_maintain(&server, &ann, &contoso), "Ann's own stays");
+    checked(server);
+}
+
+/// Stop the server and check its data directory: every record, index and grant agrees.
+fn checked(server: Server) {
+    let dir = std::sync::Arc::clone(&server.dir);
+    server.stop();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["check", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]
@@ -430,6 +443,7 @@ fn the_last_administrator_rule_holds_whatever_grants_the_role() {
         .body;
     assert_eq!(group_now["members"][0]["id"], carl.as_str());
     assert_eq!(user(&server, &carls_key, &carl)["roles"]["admin"], true);
+    checked(server);
 }
 
 #[test]
@@ -652,6 +666,35 @@ fn the_settings_page_maps_groups_for_administrators_only() {
         "{}",
         shown.html
     );
+    // Account roles too: the member page shows the group's grant apart, and its role
+    // editor holds the roles set directly (saving it never copies the group's in).
+    let kept = format!("{technician}:{contoso}");
+    let with_roles = admin.post(
+        &path,
+        &[
+            ("csrf", csrf.as_str()),
+            ("keep", kept.as_str()),
+            ("grant_roles", "on"),
+            ("developer", "read_only"),
+            ("team", "manager"),
+        ],
+    );
+    assert_eq!(with_roles.location, "/ui/settings?done=mapping-saved");
+    assert!(may_maintain(&server, &ann, &contoso));
+    let detail = admin.get(&format!("/ui/members/{ann}"));
+    assert!(
+        detail
+            .html
+            .contains(&format!("Granted by SCIM group {group}")),
+        "{}",
+        detail.html
+    );
+    assert!(
+        detail.html.contains(r#"<option value="invite" selected>"#),
+        "{}",
+        detail.html
+    );
+    assert_eq!(user(&server, &admin_key, &ann)["roles"]["team"], "manager");
     // Unchecking the kept assignment stops it; the group then grants nothing.
     let stopped = admin.post(&path, &[("csrf", csrf.as_str())]);
     assert_eq!(stopped.location, "/ui/settings?done=mapping-saved");

@@ -886,3 +886,113 @@ fn a_scim_user_name_names_one_member_goes_with_its_membership_and_check_finds_it
         ]
     );
 }
+
+#[test]
+fn member_grants_go_with_their_membership_and_check_finds_them_out_of_step() {
+    use crate::domain::credential::{CredentialId, CredentialKind};
+    use crate::domain::grant::{AssignmentSources, GrantSource, MemberGrants};
+    use crate::domain::id::{RoleAssignmentId, ScimGroupId};
+    use crate::domain::user::{MemberState, Membership, Roles, TeamRole};
+    let (dir, store, account) = store_with_events(0);
+    let now = Timestamp::from_millis(2_000);
+    let pia = pia(now);
+    let manager = Roles {
+        team: TeamRole::Manager,
+        ..Roles::default()
+    };
+    let group = GrantSource::ScimGroup(ScimGroupId(7));
+    let mut grants = MemberGrants::direct_only(account, pia.id, Roles::default());
+    grants.set(group, Some(manager));
+    let membership = Membership {
+        account,
+        user: pia.id,
+        roles: grants.effective(),
+        state: MemberState::Active,
+        joined_at: now,
+        personal_authtoken: CredentialId {
+            kind: CredentialKind::Authtoken,
+            raw: crate::domain::id::new_raw(now).unwrap(),
+        },
+    };
+    store
+        .write(|tx| {
+            tx.insert_user(&pia)?;
+            tx.put_membership(&membership)?;
+            tx.put_member_grants(&grants)
+        })
+        .unwrap();
+    assert_eq!(
+        store
+            .read()
+            .unwrap()
+            .member_grants(account, pia.id)
+            .unwrap(),
+        Some(grants.clone())
+    );
+    // The record goes with the membership; with no grant left it is not kept at all.
+    store
+        .write(|tx| tx.remove_membership(account, pia.id))
+        .unwrap();
+    assert_eq!(
+        store
+            .read()
+            .unwrap()
+            .member_grants(account, pia.id)
+            .unwrap(),
+        None
+    );
+    store
+        .write(|tx| {
+            tx.put_membership(&membership)?;
+            tx.put_member_grants(&MemberGrants::direct_only(account, pia.id, manager))
+        })
+        .unwrap();
+    assert_eq!(
+        store
+            .read()
+            .unwrap()
+            .member_grants(account, pia.id)
+            .unwrap(),
+        None
+    );
+    // Out of step: grants whose union is not the membership's roles, and sources of an
+    // assignment that does not exist.
+    let path = dir.path().join("db.redb");
+    let txn = behind_its_back(&store);
+    let mut lower = grants.clone();
+    lower.set(group, None);
+    lower.set(
+        GrantSource::IdentityProvider(crate::domain::id::IdentityProviderId(8)),
+        Some(Roles::default()),
+    );
+    txn.open_table(MEMBER_GRANTS)
+        .unwrap()
+        .insert(
+            (account.0, pia.id.0),
+            codec::encode(&lower).unwrap().as_slice(),
+        )
+        .unwrap();
+    let sources = AssignmentSources {
+        sources: vec![group],
+    };
+    txn.open_table(ASSIGNMENT_SOURCES)
+        .unwrap()
+        .insert(
+            RoleAssignmentId(9).0,
+            codec::encode(&sources).unwrap().as_slice(),
+        )
+        .unwrap();
+    txn.commit().unwrap();
+    drop(store);
+    let problems = check(&path).unwrap().problems;
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "member_grants: ({:#034x}, {:#034x}) disagrees with the membership's roles",
+                account.0, pia.id.0
+            ),
+            format!("assignment_sources: {:#034x} names no role assignment", 9),
+        ]
+    );
+}

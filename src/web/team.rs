@@ -15,6 +15,7 @@ use super::{
 use crate::app::Member;
 use crate::domain::bot::{BotPatch, BotUser};
 use crate::domain::credential::{Credential, Owner};
+use crate::domain::grant::GrantSource;
 use crate::domain::id::{BotId, RawId, RoleId, TenantId, UserId};
 use crate::domain::invitation::Invitation;
 use crate::domain::tenancy::{Role, Tenant};
@@ -473,6 +474,15 @@ pub(super) fn role_fields(roles: &Roles, prefix: &str) -> Markup {
     }
 }
 
+/// What granted roles, in words.
+fn source_text(source: GrantSource) -> String {
+    match source {
+        GrantSource::Direct => "this account".to_owned(),
+        GrantSource::ScimGroup(group) => format!("SCIM group {group}"),
+        GrantSource::IdentityProvider(idp) => format!("identity provider {idp}"),
+    }
+}
+
 fn state_text(state: MemberState) -> &'static str {
     match state {
         MemberState::Active => "active",
@@ -622,6 +632,9 @@ fn member_detail(console: &Console, member: &Member, page: &Detail<'_>) -> Marku
         dl {
             dt { "Email" } dd { (member.user.email.as_str()) }
             dt { "Roles" } dd { (roles_text(&member.membership.roles)) }
+            @for grant in &member.grants.grants {
+                dt { "Granted by " (source_text(grant.source)) } dd { (roles_text(&grant.roles)) }
+            }
             dt { "State" } dd { (state_text(member.membership.state)) }
             dt { "Two-factor" } dd { @if member.mfa_enrolled { "on" } @else { "off" } }
             dt { "Joined" } dd { (when(member.membership.joined_at)) }
@@ -631,7 +644,10 @@ fn member_detail(console: &Console, member: &Member, page: &Detail<'_>) -> Marku
                 h2 #roles { "Roles" }
                 form method="post" action=(format!("/ui/members/{id}/roles")) {
                     (csrf_field(csrf))
-                    (role_fields(&member.membership.roles, "roles"))
+                    @if !member.grants.grants.is_empty() {
+                        p { "These are the roles set on the member here. It holds the higher of these and what its groups and identity providers grant (above), which change only there." }
+                    }
+                    (role_fields(&member.grants.direct, "roles"))
                     button type="submit" { "Save roles" }
                 }
             }
