@@ -49,6 +49,45 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
         "/_test/user",
         &json!({"name_id": "sara-corp", "email": "sara@corp.example.com", "name": "Sara", "groups": []}),
     );
+    // A group the identity provider pushed over SCIM (provisioning is SCIM for that
+    // while, then Just-in-Time again), for the settings page's mapping editor.
+    let scim_token = {
+        let set = server.patch(
+            &server.admin_key,
+            "/account",
+            json!({"provisioning": "scim"}),
+        );
+        assert_eq!(set.status, 200, "{:?}", set.body);
+        let made = server.post(
+            &server.admin_key,
+            "/scim_tokens",
+            json!({"description": "Okta"}),
+        );
+        made.body["token"].as_str().unwrap().to_owned()
+    };
+    let gus = crate::scim::scim(
+        &server,
+        &scim_token,
+        "POST",
+        "/Users",
+        Some(json!({"userName": "gus@example.com", "emails": [{"value": "gus@example.com"}]})),
+    );
+    assert_eq!(gus.status, 201, "{:?}", gus.body);
+    let gus = gus.body["id"].as_str().unwrap().to_owned();
+    let group = crate::scim::scim(
+        &server,
+        &scim_token,
+        "POST",
+        "/Groups",
+        Some(json!({"displayName": "Contoso technicians", "members": [{"value": gus}]})),
+    );
+    assert_eq!(group.status, 201, "{:?}", group.body);
+    let jit = server.patch(
+        &server.admin_key,
+        "/account",
+        json!({"provisioning": "jit"}),
+    );
+    assert_eq!(jit.status, 200, "{:?}", jit.body);
     member_with_roles_and_password(&server, "sara@example.com", json!({}));
     member_with_roles_and_password(
         &server,
@@ -112,4 +151,15 @@ fn the_dashboard_works_in_chromium_and_every_page_passes_the_accessibility_check
         server.get(&server.admin_key, "/me").body["mfa_enrolled"],
         true
     );
+    // The group mapped in the settings page: its member is a Technician in all tenants,
+    // held through the group, and a team manager.
+    let held = server.get(
+        &server.admin_key,
+        &format!("/role_assignments?principal_id={gus}"),
+    );
+    let held = &held.body["role_assignments"][0];
+    assert_eq!(held["role"], "Technician", "{held}");
+    assert_eq!(held["sources"][0]["type"], "scim_group", "{held}");
+    let gus = server.get(&server.admin_key, &format!("/users/{gus}")).body;
+    assert_eq!(gus["roles"]["team"], "manager", "{gus}");
 }

@@ -343,25 +343,28 @@ fn mapping_text(listing: &ScimListing, mapping: Option<&ScimGroupMapping>) -> St
     }
 }
 
+/// The roles a mapping grants above the least (a read-only role grants nothing more).
 fn roles_text(roles: Roles) -> String {
-    let mut words = vec![
-        match roles.developer {
-            DeveloperRole::ReadWrite => "Developer read/write",
-            DeveloperRole::ReadOnly => "Developer read-only",
-        },
-        match roles.team {
-            TeamRole::Manager => "Team manager",
-            TeamRole::Invite => "Team invite",
-            TeamRole::ReadOnly => "Team read-only",
-        },
-    ];
+    let mut words = Vec::new();
+    if roles.developer == DeveloperRole::ReadWrite {
+        words.push("Developer read/write");
+    }
+    match roles.team {
+        TeamRole::Manager => words.push("Team manager"),
+        TeamRole::Invite => words.push("Team invite"),
+        TeamRole::ReadOnly => {}
+    }
     if roles.billing == BillingRole::Access {
         words.push("Billing");
     }
     if roles.admin {
         words.push("Administrator");
     }
-    words.join(", ")
+    if words.is_empty() {
+        "no account role beyond the least".to_owned()
+    } else {
+        words.join(", ")
+    }
 }
 
 /// The editor of one group's mapping, folded away until opened.

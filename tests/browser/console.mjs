@@ -361,6 +361,23 @@ try {
     await look(page, "settings-sso");
   });
 
+  await step("an administrator maps a SCIM group to roles in the settings", async () => {
+    await page.goto(`${url}/ui/settings#scim-groups`);
+    const editor = page.locator("details", { hasText: "Map \u201cContoso technicians\u201d" });
+    await editor.locator("summary").click();
+    await editor.getByLabel("Grant these account roles").check();
+    await editor.getByLabel("Team", { exact: true }).selectOption("manager");
+    await editor.getByLabel("Role", { exact: true }).selectOption({ label: "Technician" });
+    await editor.getByLabel("In", { exact: true }).selectOption({ label: "all tenants" });
+    await editor.getByRole("button", { name: "Save the mapping of Contoso technicians" }).click();
+    await page.getByText("The group's mapping is saved").waitFor();
+    assert.ok(await page.getByRole("cell", { name: "Team manager; Technician in all tenants", exact: true }).isVisible());
+    await look(page, "settings-scim");
+    // The README's picture: the SCIM part alone, with the editor open as saved.
+    await page.locator("details", { hasText: "Map \u201cContoso technicians\u201d" }).locator("summary").click();
+    await page.locator("section", { has: page.locator("#scim") }).screenshot({ path: `${shots}/scim-groups.png` });
+  });
+
   await step("a member connects a SAML provider from its profile: the provider's cross-site answer comes home", async () => {
     // On localhost the provider (127.0.0.1) is another site: its post to the ACS carries
     // no session cookie, and latchkey's own page carries the answer on to the session.
