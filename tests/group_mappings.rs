@@ -711,3 +711,53 @@ fn the_settings_page_maps_groups_for_administrators_only() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_mapping_outlives_a_tenant_it_names_and_grants_nothing_there() {
+    let server = start_server();
+    let token = provisioned(&server);
+    let admin = server.admin_key.clone();
+    let contoso = id(&server.post(&admin, "/tenants", json!({"name": "Contoso"})));
+    let technician = builtin(&server, "Technician");
+    let ann = scim_user(&server, &token, "ann@example.com");
+    let bob = scim_user(&server, &token, "bob@example.com");
+    let group = scim_group(&server, &token, "Contoso technicians", &[&ann]);
+    let mapping = id(&server.post(
+        &admin,
+        "/scim_group_mappings",
+        json!({"scim_group_id": group,
+               "role_assignments": [{"role_id": technician, "tenant_id": contoso}]}),
+    ));
+    assert_eq!(assignments_of(&server, &ann).len(), 1);
+    // The tenant goes, and with it every assignment in it.
+    assert_eq!(
+        server.delete(&admin, &format!("/tenants/{contoso}")).status,
+        204
+    );
+    assert!(assignments_of(&server, &ann).is_empty());
+    // The mapping still changes (what it named stays acceptable), and a new member gets
+    // nothing in a tenant that is gone.
+    let path = format!("/scim_group_mappings/{mapping}");
+    let changed = server.patch(&admin, &path, json!({"roles": {"team": "manager"}}));
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert_eq!(
+        change_members(&server, &token, &group, "add", &bob).status,
+        200
+    );
+    assert!(assignments_of(&server, &bob).is_empty());
+    assert_eq!(user(&server, &admin, &bob)["roles"]["team"], "manager");
+    // Naming it anew is refused.
+    let other = id(&server.post(&admin, "/tenants", json!({"name": "Fabrikam"})));
+    assert_error(
+        &server.patch(
+            &admin,
+            &path,
+            json!({"role_assignments": [{"role_id": technician, "tenant_id": contoso},
+                                        {"role_id": technician, "tenant_id": other},
+                                        {"role_id": builtin(&server, "Global Administrator"), "tenant_id": other}]}),
+        ),
+        400,
+        105,
+    );
+    checked(server);
+}

@@ -116,8 +116,12 @@ pub(super) fn grant_roles(
     let Some(before) = tx.membership(account, user)? else {
         return Ok(());
     };
-    let mut grants = of_member(tx, &before)?;
+    let held = of_member(tx, &before)?;
+    let mut grants = held.clone();
     grants.set(source, roles);
+    if grants == held {
+        return Ok(());
+    }
     settle(tx, actor, &before, &grants, now).map(drop)
 }
 

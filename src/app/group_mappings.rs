@@ -146,7 +146,7 @@ impl Latchkey {
                 created_at: now,
                 updated_at: now,
             };
-            check(tx, &mapping)?;
+            check(tx, &mapping, &[])?;
             tx.put_scim_group_mapping(&mapping)?;
             record(
                 tx,
@@ -195,7 +195,9 @@ impl Latchkey {
                 updated_at: now,
                 ..after
             };
-            check(tx, &after)?;
+            // What it granted before stays acceptable even if its role or tenant has gone
+            // since (it grants nothing then); what it adds must be assignable now.
+            check(tx, &after, &before.role_assignments)?;
             tx.put_scim_group_mapping(&after)?;
             record(
                 tx,
@@ -296,12 +298,14 @@ pub(super) fn unmap(
     )
 }
 
-/// A mapping is well formed and every role and tenant it names is this account's and in
-/// the role's scope.
-fn check(tx: &impl Reads, mapping: &ScimGroupMapping) -> Result<(), AppError> {
+/// A mapping is well formed and every role and tenant it names beyond `kept` is this
+/// account's and in the role's scope.
+fn check(tx: &impl Reads, mapping: &ScimGroupMapping, kept: &[Granted]) -> Result<(), AppError> {
     mapping.validate()?;
     for &(role, tenant) in &mapping.role_assignments {
-        tenancy::check_assignable(tx, mapping.account, role, tenant)?;
+        if !kept.contains(&(role, tenant)) {
+            tenancy::check_assignable(tx, mapping.account, role, tenant)?;
+        }
     }
     Ok(())
 }

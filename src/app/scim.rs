@@ -760,8 +760,9 @@ fn members_of(
     given: &[UserId],
 ) -> Result<Vec<UserId>, AppError> {
     let mut members: Vec<UserId> = Vec::with_capacity(given.len());
+    let mut seen = std::collections::HashSet::with_capacity(given.len());
     for user in given {
-        if members.contains(user) {
+        if !seen.insert(*user) {
             continue;
         }
         if tx.membership(account, *user)?.is_none() {
@@ -776,8 +777,10 @@ fn members_of(
     Ok(members)
 }
 
-/// The users of `these` not among `those`.
+/// The users of `these` not among `those` (groups run to 10,000 members: a set, not a
+/// scan per member).
 fn not_in(these: &[UserId], those: &[UserId]) -> Vec<UserId> {
+    let those: std::collections::HashSet<UserId> = those.iter().copied().collect();
     these
         .iter()
         .filter(|u| !those.contains(u))
