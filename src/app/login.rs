@@ -1283,12 +1283,17 @@ impl Latchkey {
             })?;
             let target = super::Target::new("users", "recover", "user", user.id.to_string());
             self.authorize(tx, system, account.id, target, now)?;
+            // Administrator as a role of its own (not one a group or provider grants,
+            // which could be taken back).
+            let mut grants = super::grants::of_member(tx, &before)?;
+            grants.direct.admin = true;
             let mut after = before.clone();
             after.state = MemberState::Active;
-            after.roles.admin = true;
+            after.roles = grants.effective();
             if after != before {
                 tx.put_membership(&after)?;
             }
+            tx.put_member_grants(&grants)?;
             let passkeys = tx.passkeys(user.id)?;
             let mfa_removed = tx.totp(user.id)?.is_some() || !passkeys.is_empty();
             tx.remove_totp(user.id)?;
