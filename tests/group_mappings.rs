@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Reply, Server, assert_error, start_server};
 use crate::scim::{assert_scim_error, provisioned, scim};
+use crate::tenancy::builtin;
 
 fn id(reply: &Reply) -> String {
     assert!(
@@ -52,19 +53,6 @@ fn change_members(server: &Server, token: &str, group: &str, op: &str, user: &st
                     "Operations": [{"op": op, "path": "members", "value": [{"value": user}]}]}),
         ),
     )
-}
-
-fn builtin(server: &Server, name: &str) -> String {
-    let roles = server.get(&server.admin_key, "/roles").body;
-    roles["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name && r["builtin"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// The tenant-roles policy's decision, through `/authorize`, on running maintenance on a

@@ -50,7 +50,7 @@ fn tenant(server: &Server, name: &str) -> String {
 }
 
 /// The id of the built-in role named `name`.
-fn builtin(server: &Server, name: &str) -> String {
+pub(crate) fn builtin(server: &Server, name: &str) -> String {
     let roles = server.get(&server.admin_key, "/roles");
     roles.body["roles"]
         .as_array()

@@ -10,7 +10,7 @@ use crate::app::{ProviderPatch, ProviderSpec};
 use crate::domain::federation::{
     ClaimNames, GithubSettings, IdentityProvider, OidcSettings, Protocol, RoleMapping, SamlSettings,
 };
-use crate::domain::id::{IdentityProviderId, RoleId, ScimTokenId, TenantId};
+use crate::domain::id::{IdentityProviderId, ScimTokenId};
 use crate::domain::saml_metadata::{self, IdpMetadata};
 use crate::domain::token::Secret;
 use crate::domain::user::Roles;
@@ -76,30 +76,13 @@ struct MappingBody {
     role_assignments: Option<Vec<AssignmentBody>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignmentBody {
-    role_id: String,
-    tenant_id: Option<String>,
-}
-
 fn mapping(body: Vec<MappingBody>) -> Result<Vec<RoleMapping>, ApiError> {
     body.into_iter()
         .map(|m| {
-            let assignments = m
-                .role_assignments
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| {
-                    let role: RoleId = field_id(&a.role_id, "role_mapping.role_assignments")?;
-                    let tenant: Option<TenantId> = a
-                        .tenant_id
-                        .as_deref()
-                        .map(|t| field_id(t, "role_mapping.role_assignments"))
-                        .transpose()?;
-                    Ok((role, tenant))
-                })
-                .collect::<Result<Vec<_>, ApiError>>()?;
+            let assignments = assignments_of(
+                &m.role_assignments.unwrap_or_default(),
+                "role_mapping.role_assignments",
+            )?;
             Ok(RoleMapping {
                 claim_value: m.claim_value,
                 roles: m.roles.map(|r| r.patch().apply(Roles::default())),

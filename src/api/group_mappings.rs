@@ -7,8 +7,7 @@ use super::handlers::{Ctx, RolesBody};
 use super::request::*;
 use super::*;
 use crate::app::{MappingPatch, MappingSpec};
-use crate::domain::grant::Granted;
-use crate::domain::id::{RoleId, ScimGroupId, ScimGroupMappingId, TenantId};
+use crate::domain::id::{ScimGroupId, ScimGroupMappingId};
 use crate::domain::user::Roles;
 
 /// `POST /scim_group_mappings`.
@@ -40,31 +39,10 @@ where
     Option::<T>::deserialize(field).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignmentBody {
-    role_id: String,
-    tenant_id: Option<String>,
-}
-
 /// Roles as a mapping grants them: what is left out is the least (so `admin` only when
 /// given as `true`).
 fn roles(body: Option<RolesBody>) -> Option<Roles> {
     body.map(|r| r.patch().apply(Roles::default()))
-}
-
-fn assignments(body: Vec<AssignmentBody>) -> Result<Vec<Granted>, ApiError> {
-    body.into_iter()
-        .map(|a| {
-            let role: RoleId = field_id(&a.role_id, "role_assignments")?;
-            let tenant: Option<TenantId> = a
-                .tenant_id
-                .as_deref()
-                .map(|t| field_id(t, "role_assignments"))
-                .transpose()?;
-            Ok((role, tenant))
-        })
-        .collect()
 }
 
 impl Ctx {
@@ -115,7 +93,7 @@ impl Ctx {
         let group: ScimGroupId = field_id(&body.scim_group_id, "scim_group_id")?;
         let spec = MappingSpec {
             roles: roles(body.roles),
-            role_assignments: assignments(body.role_assignments)?,
+            role_assignments: assignments_of(&body.role_assignments, "role_assignments")?,
         };
         let (lk, actor, account) = self.caller();
         let made =
@@ -145,7 +123,10 @@ impl Ctx {
         let body: MappingUpdate = parse(&self.body)?;
         let patch = MappingPatch {
             roles: body.roles.map(roles),
-            role_assignments: body.role_assignments.map(assignments).transpose()?,
+            role_assignments: body
+                .role_assignments
+                .map(|a| assignments_of(&a, "role_assignments"))
+                .transpose()?,
         };
         let (lk, actor, account) = self.caller();
         let after =

@@ -5,16 +5,9 @@ use super::mail::{Mail, Mailer};
 use super::request::*;
 use super::*;
 use crate::app::{Acceptor, Invited};
-use crate::domain::id::{InvitationId, RoleId, TenantId};
+use crate::domain::id::InvitationId;
 use crate::domain::invitation::Invitation;
 use crate::domain::token::Secret;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignmentBody {
-    role_id: String,
-    tenant_id: Option<String>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,20 +109,10 @@ impl Ctx {
             .roles
             .as_ref()
             .map_or_else(Roles::default, |r| r.patch().apply(Roles::default()));
-        let assignments = body
-            .role_assignments
-            .unwrap_or_default()
-            .iter()
-            .map(|a| {
-                let role: RoleId = field_id(&a.role_id, "role_assignments")?;
-                let tenant: Option<TenantId> = a
-                    .tenant_id
-                    .as_deref()
-                    .map(|t| field_id(t, "role_assignments"))
-                    .transpose()?;
-                Ok((role, tenant))
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+        let assignments = assignments_of(
+            body.role_assignments.as_deref().unwrap_or_default(),
+            "role_assignments",
+        )?;
         let (lk, actor, account) = self.caller();
         let now = self.lk.now();
         let invited =

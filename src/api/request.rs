@@ -404,3 +404,31 @@ mod tests {
         assert!(refused(r#"["a", {"count": 1}]"#).contains("JSON object"));
     }
 }
+
+/// A tenant role assignment as bodies give it: `{"role_id", "tenant_id"?}` (no tenant:
+/// all tenants).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssignmentBody {
+    role_id: String,
+    tenant_id: Option<String>,
+}
+
+/// The role assignments a body gives, each id checked (`field` names the list in an
+/// error).
+pub(super) fn assignments_of(
+    body: &[AssignmentBody],
+    field: &str,
+) -> Result<Vec<crate::domain::grant::Granted>, ApiError> {
+    body.iter()
+        .map(|a| {
+            let role: crate::domain::id::RoleId = field_id(&a.role_id, field)?;
+            let tenant = a
+                .tenant_id
+                .as_deref()
+                .map(|t| field_id(t, field))
+                .transpose()?;
+            Ok((role, tenant))
+        })
+        .collect()
+}
