@@ -787,10 +787,9 @@ fn check_finds_an_external_identity_out_of_step_with_its_indexes() {
 
 #[test]
 fn a_scim_user_name_names_one_member_goes_with_its_membership_and_check_finds_it_out_of_step() {
-    use crate::domain::credential::{CredentialId, CredentialKind};
     use crate::domain::id::UserId;
     use crate::domain::scim::{ScimName, ScimProfile};
-    use crate::domain::user::{Email, MemberState, Membership, Roles, User};
+    use crate::domain::user::{Email, Roles, User};
     let (dir, store, account) = store_with_events(0);
     let now = Timestamp::from_millis(2_000);
     let pia = pia(now);
@@ -801,17 +800,7 @@ fn a_scim_user_name_names_one_member_goes_with_its_membership_and_check_finds_it
         now,
     )
     .unwrap();
-    let member = |user: &User| Membership {
-        account,
-        user: user.id,
-        roles: Roles::default(),
-        state: MemberState::Active,
-        joined_at: now,
-        personal_authtoken: CredentialId {
-            kind: CredentialKind::Authtoken,
-            raw: crate::domain::id::new_raw(now).unwrap(),
-        },
-    };
+    let member = |user: &User| active_member(account, user.id, Roles::default(), now);
     let profile = |user: &User, name: &str| ScimProfile {
         account,
         user: user.id,
@@ -889,10 +878,9 @@ fn a_scim_user_name_names_one_member_goes_with_its_membership_and_check_finds_it
 
 #[test]
 fn member_grants_go_with_their_membership_and_check_finds_them_out_of_step() {
-    use crate::domain::credential::{CredentialId, CredentialKind};
     use crate::domain::grant::{AssignmentSources, GrantSource, MemberGrants};
     use crate::domain::id::{RoleAssignmentId, ScimGroupId};
-    use crate::domain::user::{MemberState, Membership, Roles, TeamRole};
+    use crate::domain::user::{Roles, TeamRole};
     let (dir, store, account) = store_with_events(0);
     let now = Timestamp::from_millis(2_000);
     let pia = pia(now);
@@ -903,17 +891,7 @@ fn member_grants_go_with_their_membership_and_check_finds_them_out_of_step() {
     let group = GrantSource::ScimGroup(ScimGroupId(7));
     let mut grants = MemberGrants::direct_only(account, pia.id, Roles::default());
     grants.set(group, Some(manager));
-    let membership = Membership {
-        account,
-        user: pia.id,
-        roles: grants.effective(),
-        state: MemberState::Active,
-        joined_at: now,
-        personal_authtoken: CredentialId {
-            kind: CredentialKind::Authtoken,
-            raw: crate::domain::id::new_raw(now).unwrap(),
-        },
-    };
+    let membership = active_member(account, pia.id, grants.effective(), now);
     store
         .write(|tx| {
             tx.insert_user(&pia)?;
@@ -995,4 +973,25 @@ fn member_grants_go_with_their_membership_and_check_finds_them_out_of_step() {
             format!("assignment_sources: {:#034x} names no role assignment", 9),
         ]
     );
+}
+
+/// An active membership of `user` in `account` with `roles`, joined `now`.
+fn active_member(
+    account: AccountId,
+    user: crate::domain::id::UserId,
+    roles: crate::domain::user::Roles,
+    now: Timestamp,
+) -> crate::domain::user::Membership {
+    use crate::domain::credential::{CredentialId, CredentialKind};
+    crate::domain::user::Membership {
+        account,
+        user,
+        roles,
+        state: crate::domain::user::MemberState::Active,
+        joined_at: now,
+        personal_authtoken: CredentialId {
+            kind: CredentialKind::Authtoken,
+            raw: crate::domain::id::new_raw(now).unwrap(),
+        },
+    }
 }
