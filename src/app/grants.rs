@@ -39,17 +39,15 @@ pub(super) fn of_assignment(
 /// Store `grants` and make the membership's roles their union, with a roles event when
 /// they change. Losing the account's last active administrator this way is refused
 /// ([`DomainError::LastAdministrator`]) and nothing is written.
-pub(super) fn settle(
+fn settle(
     tx: &mut WriteTx,
     actor: Actor,
     before: &Membership,
     grants: &MemberGrants,
     now: Timestamp,
-) -> Result<Membership, AppError> {
+) -> Result<(), AppError> {
     let roles = grants.effective();
-    let after = if roles == before.roles {
-        before.clone()
-    } else {
+    if roles != before.roles {
         let after = Membership {
             roles,
             ..before.clone()
@@ -76,12 +74,10 @@ pub(super) fn settle(
             Action::MemberRolesUpdated,
             before.user.to_string(),
             Some(Snapshot::Member(found.clone(), before.clone())),
-            Some(Snapshot::Member(found, after.clone())),
+            Some(Snapshot::Member(found, after)),
         )?;
-        after
-    };
-    tx.put_member_grants(grants)?;
-    Ok(after)
+    }
+    Ok(tx.put_member_grants(grants)?)
 }
 
 /// Make `source` grant `user` exactly `roles` (`None`: nothing) and exactly the tenant
@@ -122,7 +118,7 @@ pub(super) fn grant_roles(
     if grants == held {
         return Ok(());
     }
-    settle(tx, actor, &before, &grants, now).map(drop)
+    settle(tx, actor, &before, &grants, now)
 }
 
 /// Make `source` hold exactly the assignments `wanted` of `user`: it joins the sources of
