@@ -47,7 +47,8 @@ pub(super) fn json_response(
     response
 }
 
-pub(super) fn no_content() -> Response<Full<Bytes>> {
+/// 204 with no body.
+pub(crate) fn no_content() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     response

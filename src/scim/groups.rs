@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::ScimError;
 use super::filter::get_ci;
 use super::schema::GROUP;
-use super::users::version_of;
+use super::users::with_meta;
 use crate::app::ScimGroupSpec;
 use crate::domain::id::UserId;
 use crate::domain::scim::ScimGroup;
@@ -29,21 +29,12 @@ pub fn to_json(group: &ScimGroup, base: &str) -> Value {
             .collect();
         fields.insert("members".into(), Value::Array(members));
     }
-    let mut group_json = Value::Object(fields);
-    let version = version_of(&group_json);
-    if let Some(fields) = group_json.as_object_mut() {
-        fields.insert(
-            "meta".into(),
-            json!({
-                "resourceType": "Group",
-                "created": group.created_at.to_rfc3339(),
-                "lastModified": group.updated_at.to_rfc3339(),
-                "location": format!("{base}/Groups/{id}"),
-                "version": version,
-            }),
-        );
-    }
-    group_json
+    with_meta(
+        fields,
+        "Group",
+        (group.created_at, group.updated_at),
+        &format!("{base}/Groups/{id}"),
+    )
 }
 
 /// What a Group body says: `displayName` (required), `externalId`, and `members`

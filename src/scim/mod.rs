@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::api::Api;
 use crate::api::error::{self, ApiError};
+use crate::api::request::no_content;
 use crate::app::{AppError, Latchkey, ScimCaller};
 use crate::domain::id::{ScimGroupId, UserId};
 
@@ -426,9 +427,7 @@ impl Scim {
             })
         })
         .await?;
-        let resource = K::to_json(&done, base);
-        let version = users::version(&resource).map(str::to_owned);
-        Ok(with_version(respond(StatusCode::OK, &resource), version))
+        Ok(versioned(StatusCode::OK, &K::to_json(&done, base)))
     }
 
     /// `PATCH …/{id}`: the operations applied to the resource as read, then written as a
@@ -462,9 +461,7 @@ impl Scim {
             })
         })
         .await?;
-        let resource = K::to_json(&done, base);
-        let version = users::version(&resource).map(str::to_owned);
-        Ok(with_version(respond(StatusCode::OK, &resource), version))
+        Ok(versioned(StatusCode::OK, &K::to_json(&done, base)))
     }
 
     /// `DELETE …/{id}`, if it is still the version `If-Match` names.
@@ -653,8 +650,7 @@ fn stale() -> ScimError {
 
 /// 201 with the resource, its `Location` and `ETag`.
 fn created(resource: Value) -> Response<Full<Bytes>> {
-    let version = users::version(&resource).map(str::to_owned);
-    let mut response = with_version(respond(StatusCode::CREATED, &resource), version);
+    let mut response = versioned(StatusCode::CREATED, &resource);
     if let Some(location) = resource
         .get("meta")
         .and_then(|m| m.get("location"))
@@ -663,12 +659,6 @@ fn created(resource: Value) -> Response<Full<Bytes>> {
     {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    response
-}
-
-fn no_content() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::NO_CONTENT;
     response
 }
 
@@ -735,6 +725,12 @@ fn version_matches(if_match: Option<&str>, resource: &Value) -> bool {
     if_match
         .split(',')
         .any(|tag| tag.trim() == "*" || bare(tag) == bare(current))
+}
+
+/// `resource` answered with `status` and its version as the `ETag`.
+fn versioned(status: StatusCode, resource: &Value) -> Response<Full<Bytes>> {
+    let version = users::version(resource).map(str::to_owned);
+    with_version(respond(status, resource), version)
 }
 
 fn with_version(

@@ -22,6 +22,13 @@ pub struct Shape {
     read_only: &'static [&'static str],
 }
 
+impl Shape {
+    /// Whether `attr` is the server's own (never written by PATCH).
+    fn is_read_only(&self, attr: &str) -> bool {
+        self.read_only.iter().any(|r| r.eq_ignore_ascii_case(attr))
+    }
+}
+
 /// A User's shape.
 pub const USER: Shape = Shape {
     canonical: |attr| match attr {
@@ -128,7 +135,7 @@ pub fn apply(user: &mut Value, body: &Value, shape: &Shape) -> Result<(), ScimEr
                     }
                     // The server's own attributes in an object of attributes are left as
                     // they are (Okta sends the group's `id` in a replace).
-                    if shape.read_only.iter().any(|r| r.eq_ignore_ascii_case(path)) {
+                    if shape.is_read_only(path) {
                         continue;
                     }
                     one(user, kind, path, Some(value), shape)?;
@@ -157,11 +164,7 @@ fn one(
         filter: selector,
         sub,
     } = filter::parse_path(path).map_err(|e| ScimError::invalid_path(e.0))?;
-    if shape
-        .read_only
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(&attr))
-    {
+    if shape.is_read_only(&attr) {
         return Err(ScimError::mutability(format!("{attr} is read-only")));
     }
     // Attributes outside the schema are ignored, as in a whole resource.

@@ -50,31 +50,51 @@ pub fn service_provider_config(base: &str) -> Value {
 /// Every resource type.
 pub fn resource_types(base: &str) -> Vec<Value> {
     vec![
-        json!({
-            "schemas": [RESOURCE_TYPE],
-            "id": "User",
-            "name": "User",
-            "endpoint": "/Users",
-            "description": "A member of the account",
-            "schema": USER,
-            "meta": {
-                "resourceType": "ResourceType",
-                "location": format!("{base}/ResourceTypes/User")
-            }
-        }),
-        json!({
-            "schemas": [RESOURCE_TYPE],
-            "id": "Group",
-            "name": "Group",
-            "endpoint": "/Groups",
-            "description": "A group of members of the account",
-            "schema": GROUP,
-            "meta": {
-                "resourceType": "ResourceType",
-                "location": format!("{base}/ResourceTypes/Group")
-            }
-        }),
+        resource_type(base, "User", "/Users", "A member of the account", USER),
+        resource_type(
+            base,
+            "Group",
+            "/Groups",
+            "A group of members of the account",
+            GROUP,
+        ),
     ]
+}
+
+fn resource_type(base: &str, name: &str, endpoint: &str, description: &str, schema: &str) -> Value {
+    json!({
+        "schemas": [RESOURCE_TYPE],
+        "id": name,
+        "name": name,
+        "endpoint": endpoint,
+        "description": description,
+        "schema": schema,
+        "meta": {
+            "resourceType": "ResourceType",
+            "location": format!("{base}/ResourceTypes/{name}")
+        }
+    })
+}
+
+/// The schema document `id` of a resource type `name`, with its attributes.
+fn schema_document(
+    base: &str,
+    id: &str,
+    name: &str,
+    description: &str,
+    attributes: Vec<Value>,
+) -> Value {
+    json!({
+        "schemas": [SCHEMA],
+        "id": id,
+        "name": name,
+        "description": description,
+        "attributes": attributes,
+        "meta": {
+            "resourceType": "Schema",
+            "location": format!("{base}/Schemas/{id}")
+        }
+    })
 }
 
 fn attribute(name: &str, kind: &str, required: bool, description: &str) -> Value {
@@ -177,40 +197,46 @@ pub fn schemas(base: &str) -> Vec<Value> {
             ),
         ]
     });
-    let group = json!({
-        "schemas": [SCHEMA],
-        "id": GROUP,
-        "name": "Group",
-        "description": "A group of members of the account",
-        "attributes": [
-            attribute("displayName", "string", true, "The group's name, as the provider sends it"),
-            members,
-        ],
-        "meta": {
-            "resourceType": "Schema",
-            "location": format!("{base}/Schemas/{GROUP}")
-        }
-    });
     vec![
-        json!({
-            "schemas": [SCHEMA],
-            "id": USER,
-            "name": "User",
-            "description": "A member of the account",
-            "attributes": [
+        schema_document(
+            base,
+            USER,
+            "User",
+            "A member of the account",
+            vec![
                 user_name,
                 name,
-                attribute("displayName", "string", false, "The name shown for the member"),
+                attribute(
+                    "displayName",
+                    "string",
+                    false,
+                    "The name shown for the member",
+                ),
                 emails,
                 // Required, so providers always say it (a membership is active or not;
                 // a body without it is taken as active).
-                attribute("active", "boolean", true, "false disables the membership (its credentials stay but do not work)"),
+                attribute(
+                    "active",
+                    "boolean",
+                    true,
+                    "false disables the membership (its credentials stay but do not work)",
+                ),
             ],
-            "meta": {
-                "resourceType": "Schema",
-                "location": format!("{base}/Schemas/{USER}")
-            }
-        }),
-        group,
+        ),
+        schema_document(
+            base,
+            GROUP,
+            "Group",
+            "A group of members of the account",
+            vec![
+                attribute(
+                    "displayName",
+                    "string",
+                    true,
+                    "The group's name, as the provider sends it",
+                ),
+                members,
+            ],
+        ),
     ]
 }

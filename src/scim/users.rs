@@ -10,6 +10,7 @@ use super::filter::get_ci;
 use super::schema::USER;
 use crate::app::{ScimUser, ScimUserSpec};
 use crate::domain::scim::{ScimEmail, ScimName};
+use crate::domain::time::Timestamp;
 
 /// The User as SCIM shows it, with `meta` (its `version` a hash of the rest).
 pub fn to_json(found: &ScimUser, base: &str) -> Value {
@@ -76,21 +77,34 @@ pub fn to_json(found: &ScimUser, base: &str) -> Value {
         (found.membership.joined_at, found.membership.joined_at),
         |p| (p.created_at, p.updated_at),
     );
-    let mut user = Value::Object(user);
-    let version = version_of(&user);
-    if let Some(fields) = user.as_object_mut() {
-        fields.insert(
-            "meta".into(),
-            json!({
-                "resourceType": "User",
-                "created": created.to_rfc3339(),
-                "lastModified": modified.to_rfc3339(),
-                "location": format!("{base}/Users/{id}"),
-                "version": version,
-            }),
-        );
-    }
-    user
+    with_meta(
+        user,
+        "User",
+        (created, modified),
+        &format!("{base}/Users/{id}"),
+    )
+}
+
+/// A resource of `kind` from its attributes, with `meta`: when it was made and last
+/// changed, where it is, and its `version` (a hash of the attributes).
+pub fn with_meta(
+    mut fields: Map<String, Value>,
+    kind: &str,
+    (created, modified): (Timestamp, Timestamp),
+    location: &str,
+) -> Value {
+    let version = version_of(&Value::Object(fields.clone()));
+    fields.insert(
+        "meta".into(),
+        json!({
+            "resourceType": kind,
+            "created": created.to_rfc3339(),
+            "lastModified": modified.to_rfc3339(),
+            "location": location,
+            "version": version,
+        }),
+    );
+    Value::Object(fields)
 }
 
 /// A weak ETag of a resource's JSON form without its `meta`.
