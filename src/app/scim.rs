@@ -303,11 +303,7 @@ impl Latchkey {
         user_name: &str,
     ) -> Result<Option<ScimUser>, AppError> {
         let read = self.store.read()?;
-        let user = match read.scim_user_named(caller.account, user_name)? {
-            Some(user) => Some(user),
-            None => member_named_by_email(&read, caller.account, user_name)?,
-        };
-        let Some(user) = user else {
+        let Some(user) = named(&read, caller.account, user_name)? else {
             return Ok(None);
         };
         read.membership(caller.account, user)?
@@ -339,11 +335,7 @@ impl Latchkey {
             let placeholder = spec.profile(caller.account, UserId(0), now, now);
             placeholder.validate()?;
             let email = spec.email(&placeholder)?;
-            if tx
-                .scim_user_named(caller.account, &spec.user_name)?
-                .is_some()
-                || member_named_by_email(tx, caller.account, &spec.user_name)?.is_some()
-            {
+            if named(tx, caller.account, &spec.user_name)?.is_some() {
                 return Err(DomainError::Conflict {
                     what: "this userName",
                 }
@@ -435,11 +427,7 @@ impl Latchkey {
             let profile = spec.profile(caller.account, user, created, now);
             profile.validate()?;
             let email = spec.email(&profile)?;
-            let holder = match tx.scim_user_named(caller.account, &spec.user_name)? {
-                Some(held) => Some(held),
-                None => member_named_by_email(tx, caller.account, &spec.user_name)?,
-            };
-            if holder.is_some_and(|held| held != user) {
+            if named(tx, caller.account, &spec.user_name)?.is_some_and(|held| held != user) {
                 return Err(DomainError::Conflict {
                     what: "this userName",
                 }
@@ -728,12 +716,12 @@ fn ensure_scim(tx: &impl Reads, account: AccountId) -> Result<(), AppError> {
     }
 }
 
-/// The member SCIM has not written whose email is `user_name` (its `userName`), if any.
-fn member_named_by_email(
-    tx: &impl Reads,
-    account: AccountId,
-    user_name: &str,
-) -> Result<Option<UserId>, AppError> {
+/// The member of `account` whose `userName` is `user_name` (without case): SCIM's
+/// through its index, else the email of a member SCIM has not written.
+fn named(tx: &impl Reads, account: AccountId, user_name: &str) -> Result<Option<UserId>, AppError> {
+    if let Some(user) = tx.scim_user_named(account, user_name)? {
+        return Ok(Some(user));
+    }
     let Ok(email) = Email::parse(user_name) else {
         return Ok(None);
     };
