@@ -962,11 +962,8 @@ impl Latchkey {
             self.authorize(tx, actor, account, delete, now)?;
             let granted: Vec<String> = grants::of_assignment(tx, id)?
                 .into_iter()
-                .filter_map(|source| match source {
-                    GrantSource::Direct => None,
-                    GrantSource::ScimGroup(group) => Some(format!("SCIM group {group}")),
-                    GrantSource::IdentityProvider(idp) => Some(format!("identity provider {idp}")),
-                })
+                .filter(|source| *source != GrantSource::Direct)
+                .map(|source| source.to_string())
                 .collect();
             if !granted.is_empty() {
                 return Err(AppError::Precondition(format!(

@@ -21,6 +21,18 @@ pub enum GrantSource {
     IdentityProvider(IdentityProviderId),
 }
 
+impl std::fmt::Display for GrantSource {
+    /// How refusals and pages name it: `direct`, `SCIM group grp_…`,
+    /// `identity provider idp_…`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantSource::Direct => f.write_str("direct"),
+            GrantSource::ScimGroup(group) => write!(f, "SCIM group {group}"),
+            GrantSource::IdentityProvider(idp) => write!(f, "identity provider {idp}"),
+        }
+    }
+}
+
 /// What one source grants a member at account level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleGrant {

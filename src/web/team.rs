@@ -15,7 +15,6 @@ use super::{
 use crate::app::Member;
 use crate::domain::bot::{BotPatch, BotUser};
 use crate::domain::credential::{Credential, Owner};
-use crate::domain::grant::GrantSource;
 use crate::domain::id::{BotId, RawId, RoleId, TenantId, UserId};
 use crate::domain::invitation::Invitation;
 use crate::domain::tenancy::{Role, Tenant};
@@ -474,15 +473,6 @@ pub(super) fn role_fields(roles: &Roles, prefix: &str) -> Markup {
     }
 }
 
-/// What granted roles, in words.
-fn source_text(source: GrantSource) -> String {
-    match source {
-        GrantSource::Direct => "this account".to_owned(),
-        GrantSource::ScimGroup(group) => format!("SCIM group {group}"),
-        GrantSource::IdentityProvider(idp) => format!("identity provider {idp}"),
-    }
-}
-
 fn state_text(state: MemberState) -> &'static str {
     match state {
         MemberState::Active => "active",
@@ -633,7 +623,7 @@ fn member_detail(console: &Console, member: &Member, page: &Detail<'_>) -> Marku
             dt { "Email" } dd { (member.user.email.as_str()) }
             dt { "Roles" } dd { (roles_text(&member.membership.roles)) }
             @for grant in &member.grants.grants {
-                dt { "Granted by " (source_text(grant.source)) } dd { (roles_text(&grant.roles)) }
+                dt { "Granted by " (grant.source.to_string()) } dd { (roles_text(&grant.roles)) }
             }
             dt { "State" } dd { (state_text(member.membership.state)) }
             dt { "Two-factor" } dd { @if member.mfa_enrolled { "on" } @else { "off" } }
