@@ -6,15 +6,15 @@
 //! members change; this side applies it to the members a group has when the mapping is
 //! made, changed or removed, each in one transaction with its events.
 
-use super::{AppError, Latchkey, Target, grants, record, require_account, tenancy};
-use crate::domain::DomainError;
+use super::resource::{self, Resource};
+use super::{AppError, Latchkey, Target, grants, in_account, require_account, tenancy};
 use crate::domain::event::{Action, Actor, Change, Snapshot};
 use crate::domain::grant::{GrantSource, Granted};
 use crate::domain::id::{AccountId, ScimGroupId, ScimGroupMappingId, UserId};
 use crate::domain::scim::{ScimGroup, ScimGroupMapping};
 use crate::domain::time::Timestamp;
 use crate::domain::user::Roles;
-use crate::store::{Reads, WriteTx};
+use crate::store::{Reads, StoreError, WriteTx};
 
 /// What a mapping grants, as an administrator gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl Latchkey {
         id: ScimGroupMappingId,
     ) -> Result<MappedGroup, AppError> {
         let read = self.store.read()?;
-        let found = mapping_in(&read, account, id)?;
+        let found = ScimGroupMapping::find(&read, account, id)?;
         self.authorize(
             &read,
             actor,
@@ -147,17 +147,7 @@ impl Latchkey {
                 updated_at: now,
             };
             check(tx, &mapping, &[])?;
-            tx.put_scim_group_mapping(&mapping)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                Action::ScimGroupMapping(Change::Created),
-                mapping.id.to_string(),
-                None,
-                Some(Snapshot::ScimGroupMapping(mapping.clone())),
-            )?;
+            let mapping = resource::created(tx, actor, now, mapping)?;
             apply(tx, actor, &mapping, &group.members, now)?;
             Ok(MappedGroup { mapping, group })
         })
@@ -175,7 +165,7 @@ impl Latchkey {
     ) -> Result<MappedGroup, AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            let before = mapping_in(tx, account, id)?;
+            let before = ScimGroupMapping::find(tx, account, id)?;
             self.authorize(tx, actor, account, target("update", id.to_string()), now)?;
             let after = ScimGroupMapping {
                 roles: patch.roles.unwrap_or(before.roles),
@@ -198,17 +188,7 @@ impl Latchkey {
             // What it granted before stays acceptable even if its role or tenant has gone
             // since (it grants nothing then); what it adds must be assignable now.
             check(tx, &after, &before.role_assignments)?;
-            tx.put_scim_group_mapping(&after)?;
-            record(
-                tx,
-                &account,
-                now,
-                actor,
-                Action::ScimGroupMapping(Change::Updated),
-                id.to_string(),
-                Some(Snapshot::ScimGroupMapping(before)),
-                Some(Snapshot::ScimGroupMapping(after.clone())),
-            )?;
+            let after = resource::updated(tx, actor, now, &before, after)?;
             apply(tx, actor, &after, &group.members, now)?;
             Ok(MappedGroup {
                 mapping: after,
@@ -227,7 +207,7 @@ impl Latchkey {
     ) -> Result<(), AppError> {
         let now = self.now();
         self.store.write(|tx| {
-            let found = mapping_in(tx, account, id)?;
+            let found = ScimGroupMapping::find(tx, account, id)?;
             self.authorize(tx, actor, account, target("delete", id.to_string()), now)?;
             let group = group_in(tx, account, found.group)?;
             unmap(tx, actor, &found, &group.members, now)
@@ -285,17 +265,7 @@ pub(super) fn unmap(
     now: Timestamp,
 ) -> Result<(), AppError> {
     withdraw(tx, actor, mapping.account, mapping.group, members, now)?;
-    tx.remove_scim_group_mapping(mapping)?;
-    record(
-        tx,
-        &mapping.account,
-        now,
-        actor,
-        Action::ScimGroupMapping(Change::Deleted),
-        mapping.id.to_string(),
-        Some(Snapshot::ScimGroupMapping(mapping.clone())),
-        None,
-    )
+    resource::deleted(tx, actor, now, mapping)
 }
 
 /// A mapping is well formed and every role and tenant it names beyond `kept` is this
@@ -315,26 +285,37 @@ fn mapped(tx: &impl Reads, mapping: ScimGroupMapping) -> Result<MappedGroup, App
     Ok(MappedGroup { mapping, group })
 }
 
-/// A mapping of `account` (another account's is not found).
-fn mapping_in(
-    tx: &impl Reads,
-    account: AccountId,
-    id: ScimGroupMappingId,
-) -> Result<ScimGroupMapping, AppError> {
-    Ok(tx
-        .scim_group_mapping(id)?
-        .filter(|m| m.account == account)
-        .ok_or_else(|| DomainError::NotFound(id.into()))?)
-}
-
 /// A group of `account` (another account's is not found).
 pub(super) fn group_in(
     tx: &impl Reads,
     account: AccountId,
     id: ScimGroupId,
 ) -> Result<ScimGroup, AppError> {
-    Ok(tx
-        .scim_group(id)?
-        .filter(|g| g.account == account)
-        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+    in_account(tx.scim_group(id)?, |g| g.account, account, id)
+}
+
+impl Resource for ScimGroupMapping {
+    type Id = ScimGroupMappingId;
+
+    fn action(change: Change) -> Action {
+        Action::ScimGroupMapping(change)
+    }
+    fn id(&self) -> ScimGroupMappingId {
+        self.id
+    }
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::ScimGroupMapping(self.clone())
+    }
+    fn stored(tx: &impl Reads, id: ScimGroupMappingId) -> Result<Option<Self>, StoreError> {
+        tx.scim_group_mapping(id)
+    }
+    fn account(&self) -> AccountId {
+        self.account
+    }
+    fn put(&self, tx: &mut WriteTx) -> Result<(), StoreError> {
+        tx.put_scim_group_mapping(self)
+    }
+    fn remove(&self, tx: &mut WriteTx) -> Result<(), StoreError> {
+        tx.remove_scim_group_mapping(self)
+    }
 }

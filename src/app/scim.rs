@@ -735,10 +735,7 @@ fn named(tx: &impl Reads, account: AccountId, user_name: &str) -> Result<Option<
 
 /// A SCIM token of `account` (another account's is not found).
 fn token_in(tx: &impl Reads, account: AccountId, id: ScimTokenId) -> Result<ScimToken, AppError> {
-    Ok(tx
-        .scim_token(id)?
-        .filter(|t| t.account == account)
-        .ok_or_else(|| DomainError::NotFound(id.into()))?)
+    super::in_account(tx.scim_token(id)?, |t| t.account, account, id)
 }
 
 /// `given` without repeats, each a member of `account` (else refused, naming it).
