@@ -638,8 +638,8 @@ fn the_settings_page_maps_groups_for_administrators_only() {
         &path,
         &[
             ("csrf", csrf.as_str()),
-            ("add_role", technician.as_str()),
-            ("add_tenant", contoso.as_str()),
+            ("role_id", technician.as_str()),
+            ("tenant_id", contoso.as_str()),
         ],
     );
     assert_eq!(

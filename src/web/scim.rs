@@ -7,7 +7,7 @@ use maud::{Markup, html};
 
 use super::console::Console;
 use super::pages::{csrf_field, when};
-use super::team::{role_fields, roles_from};
+use super::team::{role_fields, roles_from, tenant_role};
 use super::{Answer, AppOrApi, Form, Notice, Web, blocking, pages};
 use crate::app::{AppError, Latchkey, MappingPatch, MappingSpec};
 use crate::domain::DomainError;
@@ -150,7 +150,8 @@ impl Web {
     }
 
     /// `POST /ui/settings/scim-groups/{id}/mapping`: make or change what a group maps
-    /// to. The assignments kept (`keep`) and the one added (`add_role` in `add_tenant`);
+    /// to. The assignments kept (`keep`) and the one added (`role_id` in `tenant_id`, as
+    /// the team page's forms post it);
     /// account roles when `grant_roles` is checked. Granting Administrator asks for the
     /// member's password again, as on the team page.
     pub(super) async fn save_group_mapping(
@@ -167,13 +168,7 @@ impl Web {
         for kept in form.all("keep") {
             assignments.push(granted_of(kept)?);
         }
-        let added = form.get("add_role");
-        if !added.is_empty() {
-            let tenant = match form.get("add_tenant") {
-                "" => "all",
-                tenant => tenant,
-            };
-            let added = granted_of(&format!("{added}:{tenant}"))?;
+        for added in tenant_role(form)? {
             if !assignments.contains(&added) {
                 assignments.push(added);
             }
@@ -403,15 +398,15 @@ fn mapping_editor(
                     fieldset {
                         legend { "Add a tenant role" }
                         label for=(format!("{prefix}-add-role")) { "Role" }
-                        select id=(format!("{prefix}-add-role")) name="add_role" {
+                        select id=(format!("{prefix}-add-role")) name="role_id" {
                             option value="" { "none" }
                             @for role in &listing.roles {
                                 option value=(role.id.to_string()) { (role.name) }
                             }
                         }
                         label for=(format!("{prefix}-add-tenant")) { "In" }
-                        select id=(format!("{prefix}-add-tenant")) name="add_tenant" {
-                            option value="all" { "all tenants" }
+                        select id=(format!("{prefix}-add-tenant")) name="tenant_id" {
+                            option value="" { "all tenants" }
                             @for tenant in &listing.tenants {
                                 option value=(tenant.id.to_string()) { (tenant.name) }
                             }

@@ -400,8 +400,9 @@ impl Web {
     }
 }
 
-/// The tenant role an invitation form chose: none, or a role in one tenant or all.
-fn tenant_role(form: &Form) -> Result<Vec<(RoleId, Option<TenantId>)>, AppOrApi> {
+/// The tenant role a form chose (an invitation's, a group mapping's): none, or a role in one
+/// tenant or all.
+pub(super) fn tenant_role(form: &Form) -> Result<Vec<(RoleId, Option<TenantId>)>, AppOrApi> {
     let invalid = |field: &'static str| {
         AppOrApi::App(
             crate::domain::DomainError::invalid(field, "is not one of the choices").into(),
