@@ -13,7 +13,7 @@ use crate::domain::credential::{Credential, CredentialKind};
 use crate::domain::destination::{DeliveryStatus, EventDestination, Target};
 use crate::domain::event::{Event, Principal, Snapshot};
 use crate::domain::federation::{ExternalIdentity, IdentityProvider, Protocol};
-use crate::domain::grant::{GrantSource, MemberGrants};
+use crate::domain::grant::{GrantSource, Granted, MemberGrants};
 use crate::domain::ip::{IpPolicy, IpPolicyRule, IpRestriction};
 use crate::domain::scim::{ScimGroup, ScimGroupMapping};
 use crate::domain::tenancy::{CatalogEntry, Role, RoleAssignment, Tenant};
@@ -446,11 +446,18 @@ pub fn scim_group_mapping(
         "updated_at": time(mapping.updated_at),
         "scim_group": scim_group,
         "roles": mapping.roles,
-        "role_assignments": mapping.role_assignments.iter().map(|(role, tenant)| json!({
-            "role_id": role.to_string(),
-            "tenant_id": tenant.map(|t| t.to_string()),
-        })).collect::<Vec<_>>(),
+        "role_assignments": granted(&mapping.role_assignments),
     })
+}
+
+/// Tenant role assignments a mapping grants, as bodies give them.
+fn granted(assignments: &[Granted]) -> Value {
+    assignments
+        .iter()
+        .map(|(role, tenant)| {
+            json!({"role_id": role.to_string(), "tenant_id": tenant.map(|t| t.to_string())})
+        })
+        .collect()
 }
 
 /// `/scim_tokens/{id}`: never the token, but in the answer that made it.
@@ -482,10 +489,7 @@ pub fn identity_provider(base: &Base, idp: &IdentityProvider) -> Value {
             json!({
                 "claim_value": m.claim_value,
                 "roles": m.roles,
-                "role_assignments": m.role_assignments.iter().map(|(role, tenant)| json!({
-                    "role_id": role.to_string(),
-                    "tenant_id": tenant.map(|t| t.to_string()),
-                })).collect::<Vec<_>>(),
+                "role_assignments": granted(&m.role_assignments),
             })
         })
         .collect();
