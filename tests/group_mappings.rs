@@ -459,8 +459,45 @@ fn only_administrators_map_groups_and_only_their_own_accounts() {
             101,
         );
     }
-    // A SCIM token is no API key.
+    // A SCIM token is no API key, and a key with one character changed is none either.
     assert_error(&server.get(&token, "/scim_group_mappings"), 401, 100);
+    let mut forged = admin.clone().into_bytes();
+    forged[40] = if forged[40] == b'a' { b'b' } else { b'a' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_error(
+        &server.post(&forged, "/scim_group_mappings", ask_admin.clone()),
+        401,
+        100,
+    );
+    assert_eq!(events(&server), trail);
+    // Hostile input: more than 100 assignments, or a body that is no object.
+    let technician = builtin(&server, "Technician");
+    let tenants: Vec<String> = (0..101)
+        .map(|n| id(&server.post(&admin, "/tenants", json!({"name": format!("T{n}")}))))
+        .collect();
+    let trail = events(&server);
+    let many: Vec<Value> = tenants
+        .iter()
+        .map(|t| json!({"role_id": technician, "tenant_id": t}))
+        .collect();
+    assert_error(
+        &server.post(
+            &admin,
+            "/scim_group_mappings",
+            json!({"scim_group_id": group, "role_assignments": many}),
+        ),
+        400,
+        105,
+    );
+    assert_error(
+        &server.post(
+            &admin,
+            "/scim_group_mappings",
+            json!(["not", "an", "object"]),
+        ),
+        400,
+        106,
+    );
     assert_eq!(events(&server), trail);
     assert_eq!(user(&server, &admin, &ann)["roles"]["admin"], false);
 
@@ -615,6 +652,17 @@ fn the_settings_page_maps_groups_for_administrators_only() {
         ],
     );
     assert_eq!(refused.status, 403, "{}", refused.html);
+    // The administrator's own session, posted from another site (its cookies and its
+    // CSRF token sent along): refused.
+    let mapping_of_technicians = [
+        ("csrf", csrf.as_str()),
+        ("role_id", technician.as_str()),
+        ("tenant_id", contoso.as_str()),
+    ];
+    let cross = admin.post_from(Some("https://evil.example"), &path, &mapping_of_technicians);
+    assert_eq!(cross.status, 403, "{}", cross.html);
+    let no_origin = admin.post_from(None, &path, &mapping_of_technicians);
+    assert_eq!(no_origin.status, 403, "{}", no_origin.html);
     // Granting Administrator through a group asks for the password, as on the team page.
     let unconfirmed = admin.post(
         &path,
@@ -634,14 +682,7 @@ fn the_settings_page_maps_groups_for_administrators_only() {
     assert!(!may_maintain(&server, &ann, &contoso));
 
     // The administrator maps the group to Technician in Contoso.
-    let saved = admin.post(
-        &path,
-        &[
-            ("csrf", csrf.as_str()),
-            ("role_id", technician.as_str()),
-            ("tenant_id", contoso.as_str()),
-        ],
-    );
+    let saved = admin.post(&path, &mapping_of_technicians);
     assert_eq!(
         saved.location, "/ui/settings?done=mapping-saved",
         "{}",
