@@ -4,9 +4,12 @@
 //! minimal hyper + rustls server that answers `200 {}` (the ceiling of this stack on this
 //! machine). Both servers are separate processes (the ceiling is this benchmark
 //! re-executed), both use the same TLS provider, and the same client drives them. Each
-//! round runs the ceiling then `/verify` with the verify request, and the ceiling then
-//! `/authorize` with the authorize request; each ratio is the median of the rounds'
-//! ratios. Then `/authorize/batch` of 100 checks against 100 single calls.
+//! round runs the ceiling then `/verify` with the verify request, the ceiling then
+//! `/authorize` with the same check every time (its verdict is remembered), and the
+//! ceiling then `/authorize` with a check of another resource every time (decided every
+//! time); each ratio is the median of the rounds' ratios, and each run reports the CPU
+//! time per request of the server and of the client (all their threads' time on a core,
+//! from `/proc`). Then `/authorize/batch` of 100 checks against 100 single calls.
 //!
 //! Then a login flood: `POST /verify` at a fixed rate (`LATCHKEY_FLOOD_VERIFY_RATE`,
 //! default 5,000 requests/s, open loop: latency counts from when each request was due),
@@ -78,11 +81,13 @@ fn main() {
         .build()
         .unwrap();
     let target = Target {
+        pid: latchkey.child.id(),
         addr: latchkey.addr,
         cert: latchkey.cert.clone(),
         path: "/verify",
         key: latchkey.key.clone(),
         body: format!("{{\"token\":\"{}\"}}", latchkey.key),
+        distinct: false,
     };
     let phases =
         std::env::var("LATCHKEY_LOAD_PHASES").unwrap_or_else(|_| "throughput,flood".to_owned());
@@ -108,11 +113,6 @@ fn throughput(
     rounds: usize,
     seconds: u64,
 ) {
-    let ceiling_target = Target {
-        addr: ceiling.addr,
-        cert: ceiling.cert.clone(),
-        ..target.clone()
-    };
     let check = runtime.block_on(tenant_check(target));
     let authorize_target = Target {
         path: "/authorize",
@@ -130,61 +130,70 @@ fn throughput(
     );
     // Each latchkey run is compared with the ceiling answering the same request (the
     // client's share of the work, on the same cores, is the same), in the same round.
-    let ceiling_authorize = Target {
+    let on_ceiling = |t: &Target| Target {
+        pid: ceiling.child.id(),
         addr: ceiling.addr,
         cert: ceiling.cert.clone(),
+        ..t.clone()
+    };
+    // The same check again and again (what the policies decided is remembered), and a
+    // check of another resource every time (decided every time).
+    let distinct_target = Target {
+        distinct: true,
         ..authorize_target.clone()
     };
+    let compared = [
+        ("latchkey `POST /verify`", target.clone()),
+        (
+            "latchkey `POST /authorize` (tenant decision, the same check)",
+            authorize_target.clone(),
+        ),
+        (
+            "latchkey `POST /authorize` (tenant decision, another resource each call)",
+            distinct_target,
+        ),
+    ];
     // Alternate, so drift on a shared machine falls on all alike.
-    let (mut ceiling_runs, mut verify_runs, mut authorize_runs) =
-        (Vec::new(), Vec::new(), Vec::new());
-    let (mut verify_ratios, mut authorize_ratios) = (Vec::new(), Vec::new());
+    let mut ceiling_runs = Vec::new();
+    let mut runs: Vec<(Vec<Outcome>, Vec<f64>)> =
+        compared.iter().map(|_| (Vec::new(), Vec::new())).collect();
     let (mut single_runs, mut batch_runs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let ceiling_verify = runtime.block_on(run(&ceiling_target, connections, seconds));
-        let verify_round = runtime.block_on(run(target, connections, seconds));
-        let ceiling_round = runtime.block_on(run(&ceiling_authorize, connections, seconds));
-        let authorize_round = runtime.block_on(run(&authorize_target, connections, seconds));
-        verify_ratios.push(verify_round.per_second / ceiling_verify.per_second);
-        authorize_ratios.push(authorize_round.per_second / ceiling_round.per_second);
-        ceiling_runs.push(ceiling_verify);
-        ceiling_runs.push(ceiling_round);
-        verify_runs.push(verify_round);
-        authorize_runs.push(authorize_round);
+        for ((_, latchkey), (outcomes, ratios)) in compared.iter().zip(runs.iter_mut()) {
+            let ceiling_round = runtime.block_on(run(&on_ceiling(latchkey), connections, seconds));
+            let round = runtime.block_on(run(latchkey, connections, seconds));
+            ratios.push(round.per_second / ceiling_round.per_second);
+            ceiling_runs.push(ceiling_round);
+            outcomes.push(round);
+        }
         single_runs.push(runtime.block_on(run(&authorize_target, connections, seconds)));
         batch_runs.push(runtime.block_on(run(&batch_target, connections, seconds)));
     }
     let ceiling_result = Outcome::merge(ceiling_runs);
-    let latchkey_result = Outcome::merge(verify_runs);
-    let authorize_result = Outcome::merge(authorize_runs);
     let singles = Outcome::merge(single_runs);
     let batches = Outcome::merge(batch_runs);
 
     println!();
-    println!("| server | requests/s | p50 | p99 | of the ceiling (median of rounds) |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
     println!(
-        "| hyper + rustls answering `200 {{}}` (ceiling) | {:.0} | {:.0} µs | {:.0} µs | 100% |",
+        "| server | requests/s | p50 | p99 | CPU per request: server / client | of the ceiling (median of rounds) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let (server, client) = ceiling_result.cpu_per_request();
+    println!(
+        "| hyper + rustls answering `200 {{}}` (ceiling) | {:.0} | {:.0} µs | {:.0} µs | {server:.1} / {client:.1} µs | 100% |",
         ceiling_result.per_second, ceiling_result.p50_micros, ceiling_result.p99_micros
     );
-    for (name, r, ratios) in [
-        (
-            "latchkey `POST /verify`",
-            &latchkey_result,
-            &mut verify_ratios,
-        ),
-        (
-            "latchkey `POST /authorize` (tenant decision)",
-            &authorize_result,
-            &mut authorize_ratios,
-        ),
-    ] {
+    let mut errors = ceiling_result.errors + batches.errors;
+    for ((name, _), (outcomes, mut ratios)) in compared.iter().zip(runs) {
+        let r = Outcome::merge(outcomes);
+        errors += r.errors;
+        let (server, client) = r.cpu_per_request();
         println!(
-            "| {name} | {:.0} | {:.0} µs | {:.0} µs | {:.0}% |",
+            "| {name} | {:.0} | {:.0} µs | {:.0} µs | {server:.1} / {client:.1} µs | {:.0}% |",
             r.per_second,
             r.p50_micros,
             r.p99_micros,
-            100.0 * median(ratios)
+            100.0 * median(&mut ratios)
         );
     }
     let per_check_ratio = singles.per_second / (100.0 * batches.per_second);
@@ -196,17 +205,7 @@ fn throughput(
         singles.per_second,
         per_check_ratio
     );
-    assert!(
-        latchkey_result.errors == 0
-            && ceiling_result.errors == 0
-            && authorize_result.errors == 0
-            && batches.errors == 0,
-        "errors: verify {}, ceiling {}, authorize {}, batch {}",
-        latchkey_result.errors,
-        ceiling_result.errors,
-        authorize_result.errors,
-        batches.errors
-    );
+    assert_eq!(errors, 0, "requests answered with an error");
 }
 
 /// The same fixed `/verify` rate, alternately without and with failing logins; the
@@ -472,11 +471,16 @@ fn ceiling_server(dir: &Path) {
 
 #[derive(Clone)]
 struct Target {
+    /// The server's process, whose CPU time each run reads.
+    pid: u32,
     addr: SocketAddr,
     cert: PathBuf,
     path: &'static str,
     key: String,
     body: String,
+    /// Make each request's resource id (`c-42`) another, so that no two checks are the
+    /// same request.
+    distinct: bool,
 }
 
 struct Outcome {
@@ -486,10 +490,18 @@ struct Outcome {
     errors: u64,
     latencies: Vec<Duration>,
     elapsed: Duration,
+    /// CPU time the server and this client spent in the measured window.
+    server_cpu: Duration,
+    client_cpu: Duration,
 }
 
 impl Outcome {
-    fn from(mut latencies: Vec<Duration>, elapsed: Duration, errors: u64) -> Outcome {
+    fn from(
+        mut latencies: Vec<Duration>,
+        elapsed: Duration,
+        errors: u64,
+        (server_cpu, client_cpu): (Duration, Duration),
+    ) -> Outcome {
         latencies.sort_unstable();
         let percentile = |p: f64| {
             latencies
@@ -503,15 +515,30 @@ impl Outcome {
             errors,
             latencies,
             elapsed,
+            server_cpu,
+            client_cpu,
         }
+    }
+
+    /// CPU time per request of the server and of the client, in µs.
+    fn cpu_per_request(&self) -> (f64, f64) {
+        let n = self.latencies.len().max(1) as f64;
+        (
+            self.server_cpu.as_secs_f64() * 1e6 / n,
+            self.client_cpu.as_secs_f64() * 1e6 / n,
+        )
     }
 
     /// All rounds as one: requests over total measured time, percentiles over all.
     fn merge(rounds: Vec<Outcome>) -> Outcome {
         let elapsed = rounds.iter().map(|r| r.elapsed).sum();
         let errors = rounds.iter().map(|r| r.errors).sum();
+        let cpu = (
+            rounds.iter().map(|r| r.server_cpu).sum(),
+            rounds.iter().map(|r| r.client_cpu).sum(),
+        );
         let latencies = rounds.into_iter().flat_map(|r| r.latencies).collect();
-        Outcome::from(latencies, elapsed, errors)
+        Outcome::from(latencies, elapsed, errors, cpu)
     }
 }
 
@@ -556,11 +583,16 @@ async fn connect(
 
 /// The verify request of `target`.
 fn verify_request(target: &Target) -> Request<Full<Bytes>> {
+    request_with(target, target.body.clone())
+}
+
+/// The target's request with another body.
+fn request_with(target: &Target, body: String) -> Request<Full<Bytes>> {
     Request::post(target.path)
         .header("host", "localhost")
         .header("authorization", format!("Bearer {}", target.key))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(target.body.clone())))
+        .body(Full::new(Bytes::from(body)))
         .unwrap()
 }
 
@@ -705,7 +737,12 @@ async fn fixed_rate(
     }
     let counts = flood.await.unwrap();
     (
-        Outcome::from(all, Duration::from_secs(seconds), errors),
+        Outcome::from(
+            all,
+            Duration::from_secs(seconds),
+            errors,
+            (Duration::ZERO, Duration::ZERO),
+        ),
         counts,
     )
 }
@@ -717,11 +754,12 @@ async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for slot in 0..connections {
         let connector = connector.clone();
         let (measuring, stop) = (Arc::clone(&measuring), Arc::clone(&stop));
         let addr = target.addr;
         let request = verify_request(target);
+        let distinct = target.distinct.then(|| target.clone());
         tasks.push(tokio::spawn(async move {
             let tcp = TcpStream::connect(addr).await.unwrap();
             tcp.set_nodelay(true).unwrap();
@@ -733,9 +771,18 @@ async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
             tokio::spawn(connection);
             let mut latencies = Vec::with_capacity(200_000);
             let mut errors = 0u64;
+            let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                let request = match &distinct {
+                    None => request.clone(),
+                    Some(target) => {
+                        sent += 1;
+                        let id = format!("\"c-{slot}-{sent}\"");
+                        request_with(target, target.body.replace("\"c-42\"", &id))
+                    }
+                };
                 let started = Instant::now();
-                match sender.send_request(request.clone()).await {
+                match sender.send_request(request).await {
                     Ok(response) => {
                         let ok = response.status().is_success();
                         let _ = response.into_body().collect().await;
@@ -758,9 +805,14 @@ async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
     tokio::time::sleep(Duration::from_secs(2)).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_before = (cpu_time(target.pid), cpu_time(std::process::id()));
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let cpu = (
+        cpu_time(target.pid).saturating_sub(cpu_before.0),
+        cpu_time(std::process::id()).saturating_sub(cpu_before.1),
+    );
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
@@ -769,5 +821,19 @@ async fn run(target: &Target, connections: usize, seconds: u64) -> Outcome {
         all.extend(latencies);
         errors += e;
     }
-    Outcome::from(all, elapsed, errors)
+    Outcome::from(all, elapsed, errors, cpu)
+}
+
+/// The CPU time all threads of process `pid` have run (the first field of each
+/// thread's `/proc/PID/task/TID/schedstat`, in nanoseconds).
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos = threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
