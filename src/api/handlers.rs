@@ -329,6 +329,20 @@ impl Ctx {
             let (list, accepted) = query_parameters(method, segments);
             self.query.accept(list, accepted)?;
         }
+        // The decision routes run here; every other handler's future is boxed, so the
+        // size of this one (which each request moves through hyper) is theirs, not that
+        // of the largest handler.
+        match (method, segments) {
+            (&M::POST, ["verify"]) => self.verify().await,
+            (&M::POST, ["authorize"]) => self.authorize(false).await,
+            (&M::POST, ["authorize", "batch"]) => self.authorize(true).await,
+            _ => Box::pin(self.dispatch_rest(method, segments, path)).await,
+        }
+    }
+
+    /// The routes other than `/verify` and `/authorize`.
+    async fn dispatch_rest(self, method: &Method, segments: &[&str], path: &str) -> Reply {
+        use Method as M;
         match (method, segments) {
             (&M::GET, ["account"]) => self.get_account().await,
             (&M::PATCH, ["account"]) => self.update_account().await,
@@ -401,9 +415,6 @@ impl Ctx {
             (&M::GET, ["scim_group_mappings", id]) => self.get_scim_group_mapping(id).await,
             (&M::PATCH, ["scim_group_mappings", id]) => self.update_scim_group_mapping(id).await,
             (&M::DELETE, ["scim_group_mappings", id]) => self.delete_scim_group_mapping(id).await,
-            (&M::POST, ["verify"]) => self.verify().await,
-            (&M::POST, ["authorize"]) => self.authorize(false).await,
-            (&M::POST, ["authorize", "batch"]) => self.authorize(true).await,
             (&M::GET, ["users", id, "effective_permissions"]) => {
                 self.effective_permissions(id).await
             }

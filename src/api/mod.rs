@@ -23,7 +23,9 @@ pub(crate) mod session;
 mod tenancy;
 pub(crate) mod views;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -367,18 +369,23 @@ impl Api {
                 return Err(method_not_allowed("POST"));
             }
             let base = self.base(&parts);
-            let body = read_body(&parts.headers, &method, body).await?;
-            return match segments.as_slice() {
-                ["login"] => self.login(body, peer, warning).await,
-                ["password_reset"] => self.reset_password(body).await,
-                ["password_reset", "request"] => self.request_password_reset(body, peer).await,
-                ["email_verification"] => self.prove_email(body).await,
-                [_, id, _] => {
-                    self.accept_invitation(id, &parts.headers, body, &base)
-                        .await
+            // Boxed: these futures are large, and the decision routes should not carry
+            // their size.
+            return Box::pin(async move {
+                let body = read_body(&parts.headers, &method, body).await?;
+                match segments.as_slice() {
+                    ["login"] => self.login(body, peer, warning).await,
+                    ["password_reset"] => self.reset_password(body).await,
+                    ["password_reset", "request"] => self.request_password_reset(body, peer).await,
+                    ["email_verification"] => self.prove_email(body).await,
+                    [_, id, _] => {
+                        self.accept_invitation(id, &parts.headers, body, &base)
+                            .await
+                    }
+                    _ => Err(method_not_allowed("POST")),
                 }
-                _ => Err(method_not_allowed("POST")),
-            };
+            })
+            .await;
         }
         let caller = match session::session_cookie(&parts.headers) {
             Some(secret) if !parts.headers.contains_key(header::AUTHORIZATION) => {
@@ -420,20 +427,22 @@ impl Api {
             }
         };
         let base = self.base(&parts);
-        let body = tokio::time::timeout(
-            self.client_timeout,
-            read_body(&parts.headers, &method, body),
-        )
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                error::REQUEST_TIMEOUT,
-                format!(
-                    "the body did not arrive within {} ms",
-                    self.client_timeout.as_millis()
-                ),
-            )
-        })??;
+        // A small body usually came with the head: read it without arming a timer.
+        let mut read = std::pin::pin!(read_body(&parts.headers, &method, body));
+        let body = match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+            Poll::Ready(body) => body?,
+            Poll::Pending => tokio::time::timeout(self.client_timeout, read)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        error::REQUEST_TIMEOUT,
+                        format!(
+                            "the body did not arrive within {} ms",
+                            self.client_timeout.as_millis()
+                        ),
+                    )
+                })??,
+        };
         let query = Query::parse(parts.uri.query())?;
         let ctx = Ctx {
             lk: Arc::clone(&self.lk),

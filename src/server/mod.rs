@@ -283,10 +283,12 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
                         request.uri().path(),
                         request.headers(),
                     );
+                    // The dashboard's and SCIM's futures are boxed, so that every
+                    // request does not move (or hyper store) one the size of theirs.
                     Ok::<_, Infallible>(if dashboard {
-                        web.handle(request, Some(peer.ip())).await
+                        Box::pin(web.handle(request, Some(peer.ip()))).await
                     } else if crate::scim::Scim::wants(request.uri().path()) {
-                        scim.handle(request).await
+                        Box::pin(scim.handle(request)).await
                     } else {
                         api.handle(request).await
                     })
