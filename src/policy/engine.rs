@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use latchkey_policy_abi::{Context, Outcome, Principal, Request, Resource};
 
+use super::memo::{self, Memo};
 use super::{Kind, Limits, LoadedPolicy, PolicyError, Sandbox, UnverifiedModule};
 
 /// The answer to one request.
@@ -48,6 +49,8 @@ pub struct PolicySet {
     // Which load of its engine this set is (from 1), so a decision remembered under
     // one set is never taken for another's.
     generation: u64,
+    /// Verdicts of requests this set decided, for actions decided without the clock.
+    pub(super) memo: Memo,
 }
 
 impl PolicySet {
@@ -72,6 +75,7 @@ impl PolicySet {
         Ok(PolicySet {
             policies,
             generation: 1,
+            memo: Memo::new(),
         })
     }
 
@@ -158,7 +162,15 @@ impl PolicySet {
     /// Decide `request` with the modules routed to its action. The verdict names the
     /// deciding module and its reason; `evaluated` is left empty (see [`Self::explain`]).
     pub fn decide(&self, request: &Request) -> Verdict {
-        self.evaluate(request, false)
+        let key = self.memo_key(
+            &request.action,
+            |key| postcard::to_extend(&request.principal, key),
+            &request.resource,
+            &request.context,
+        );
+        self.remembered(key, &request.action, |buffer| {
+            postcard::to_extend(request, buffer)
+        })
     }
 
     /// As [`Self::decide`], also listing every module called and its own answer.
@@ -174,6 +186,7 @@ impl PolicySet {
             buffer.extend_from_slice(head);
             postcard::to_extend(context, buffer)
         })
+        .0
     }
 
     /// As [`Self::decide`] (or [`Self::explain`]) for a request given in parts: its
@@ -188,46 +201,100 @@ impl PolicySet {
         context: &Context,
         explain: bool,
     ) -> Verdict {
-        self.evaluate_with(action, explain, |buffer| {
-            encode_after_principal(buffer, principal, action, resource, context)
-        })
+        let encode = |buffer| encode_after_principal(buffer, principal, action, resource, context);
+        if explain {
+            return self.evaluate_with(action, true, encode).0;
+        }
+        let key = self.memo_key(
+            action,
+            |mut key| {
+                key.extend_from_slice(principal);
+                Ok(key)
+            },
+            resource,
+            context,
+        );
+        self.remembered(key, action, encode)
+    }
+
+    /// The memo's key for a request about `action` (its principal encoded by
+    /// `principal`), or none when the verdict may not be remembered: a module routed
+    /// the action reads the clock, or the request is too long.
+    fn memo_key(
+        &self,
+        action: &str,
+        principal: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, postcard::Error>,
+        resource: &Resource,
+        context: &Context,
+    ) -> Option<Vec<u8>> {
+        if !self.decides_timelessly(action) {
+            return None;
+        }
+        let key = principal(Vec::with_capacity(256)).ok()?;
+        let key = postcard::to_extend(&(action, resource, &context.values), key).ok()?;
+        (key.len() <= memo::MAX_KEY).then_some(key)
+    }
+
+    /// The verdict remembered under `key`, else decided (and remembered unless a module
+    /// faulted).
+    fn remembered(
+        &self,
+        key: Option<Vec<u8>>,
+        action: &str,
+        encode: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, postcard::Error>,
+    ) -> Verdict {
+        let Some(key) = key else {
+            return self.evaluate_with(action, false, encode).0;
+        };
+        if let Some(verdict) = self.memo.get(&key) {
+            return verdict;
+        }
+        let (verdict, clean) = self.evaluate_with(action, false, encode);
+        if clean {
+            self.memo.put(key, &verdict);
+        }
+        verdict
     }
 
     fn evaluate(&self, request: &Request, explain: bool) -> Verdict {
         self.evaluate_with(&request.action, explain, |buffer| {
             postcard::to_extend(request, buffer)
         })
+        .0
     }
 
     /// Route by `action`, encode the request with `encode` into this thread's buffer, and
-    /// combine the answers of the routed modules.
+    /// combine the answers of the routed modules; with whether every module called
+    /// answered (none faulted).
     fn evaluate_with(
         &self,
         action: &str,
         explain: bool,
         encode: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, postcard::Error>,
-    ) -> Verdict {
+    ) -> (Verdict, bool) {
         let mut routed = self
             .policies
             .iter()
             .filter(|p| p.manifest().decides(action))
             .peekable();
         if routed.peek().is_none() {
-            return Verdict::denied(format!("no policy decides {action}"), Vec::new());
+            let verdict = Verdict::denied(format!("no policy decides {action}"), Vec::new());
+            return (verdict, true);
         }
         ENCODE_BUFFER.with(|cell| {
             let mut buffer = cell.take();
             buffer.clear();
             let verdict = match encode(buffer) {
                 Ok(bytes) => {
-                    let verdict = combine(routed, &bytes, action, explain);
+                    let mut faulted = false;
+                    let verdict = combine(routed, &bytes, action, explain, &mut faulted);
                     buffer = bytes;
-                    verdict
+                    (verdict, !faulted)
                 }
                 Err(e) => {
                     buffer = Vec::new();
                     let reason = format!("the request could not be encoded: {e}");
-                    Verdict::denied(reason, Vec::new())
+                    (Verdict::denied(reason, Vec::new()), false)
                 }
             };
             // A rare huge request should not pin its buffer for the thread's life.
@@ -291,6 +358,7 @@ fn combine<'a>(
     request: &[u8],
     action: &str,
     explain: bool,
+    faulted: &mut bool,
 ) -> Verdict {
     let mut evaluated = Vec::new();
     let (mut builtin_allow, mut custom_allow, mut builtin_abstain, mut abstain) =
@@ -299,9 +367,10 @@ fn combine<'a>(
     for policy in routed {
         let builtin = policy.manifest().kind == Kind::Builtin;
         builtin_routed |= builtin;
-        let decision = policy
-            .evaluate_encoded(request)
-            .unwrap_or_else(|e| latchkey_policy_abi::Decision::deny(e.to_string()));
+        let decision = policy.evaluate_encoded(request).unwrap_or_else(|e| {
+            *faulted = true;
+            latchkey_policy_abi::Decision::deny(e.to_string())
+        });
         if explain {
             evaluated.push(Evaluated {
                 policy: policy.name().to_owned(),

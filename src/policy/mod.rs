@@ -10,6 +10,7 @@ mod cases;
 mod check;
 mod engine;
 mod manifest;
+mod memo;
 mod sandbox;
 
 #[cfg(test)]

@@ -418,6 +418,76 @@ fn concurrent_decisions_each_get_an_instance() {
     });
 }
 
+// ---- remembered verdicts ------------------------------------------------------------
+
+#[test]
+fn a_timeless_verdict_is_remembered_for_exactly_its_request() {
+    let folder = Folder::new();
+    folder.add("counter", "custom", &["*"], "reads_clock = false", COUNTER);
+    let engine = folder.engine(Limits::default());
+    // The module ran once; the same request gets its verdict since, at any time.
+    assert_eq!(reasons(&engine, "x.y", 3), ["1", "1", "1"]);
+    let mut later = request("x.y");
+    later.context.time_ms += 7 * 24 * 3_600_000;
+    assert_eq!(engine.decide(&later).reason, "1");
+    // The same request given in parts is the same question.
+    let whole = request("x.y");
+    let principal = encode_principal(&whole.principal).unwrap();
+    let parts = |explain| {
+        engine
+            .decide_parts(&principal, "x.y", &whole.resource, &whole.context, explain)
+            .reason
+    };
+    assert_eq!(parts(false), "1");
+    // Any other part of the request is another question.
+    let mut resource = request("x.y");
+    resource.resource.id = "ak_2".into();
+    let mut roles = request("x.y");
+    roles.principal.roles = None;
+    let mut value = request("x.y");
+    value.context.values.push(("ticket".into(), "42".into()));
+    let mut ip = request("x.y");
+    ip.principal.source_ip = Some(IpAddress::V4([127, 0, 0, 2]));
+    let asked: Vec<String> = [resource, roles, value, ip, request("x.z")]
+        .iter()
+        .map(|r| engine.decide(r).reason)
+        .collect();
+    assert_eq!(asked, ["2", "3", "4", "5", "6"]);
+    // An explained decision asks the modules (its answer lists each).
+    assert_eq!(parts(true), "7");
+    assert_eq!(engine.explain(&request("x.y")).reason, "8");
+    assert_eq!(engine.current().memo.len(), 6);
+    // A reload is another set, which remembers nothing yet.
+    engine.reload().unwrap();
+    assert_eq!(engine.current().memo.len(), 0);
+}
+
+#[test]
+fn a_module_that_reads_the_clock_decides_every_request() {
+    let folder = Folder::new();
+    folder.add("counter", "custom", &["*"], "", COUNTER);
+    folder.add("timeless", "custom", &["x.*"], "reads_clock = false", GOOD);
+    let engine = folder.engine(Limits::default());
+    // Routed alone, or with a timeless module: either way, asked every time.
+    assert_eq!(reasons(&engine, "a.b", 3), ["1", "2", "3"]);
+    assert_eq!(engine.decide(&request("x.y")).reason, "4");
+    assert_eq!(engine.decide(&request("x.y")).reason, "5");
+    assert_eq!(engine.current().memo.len(), 0);
+}
+
+#[test]
+fn a_fault_is_never_remembered() {
+    let folder = Folder::new();
+    folder.add("flaky", "custom", &["*"], "reads_clock = false", FLAKY);
+    let engine = folder.engine(Limits::default());
+    assert_eq!(reasons(&engine, "x.y", 2), ["1", "1"]);
+    // The instance's second decision traps: a deny, asked again next time, when a fresh
+    // instance answers (and that answer is remembered).
+    let trapped = "flaky: trapped (wasm `unreachable` instruction executed)";
+    assert_eq!(reasons(&engine, "x.z", 3), [trapped, "1", "1"]);
+    assert_eq!(engine.current().policies()[0].faults(), 1);
+}
+
 // ---- routing and combination --------------------------------------------------------
 
 /// Decide `action` with one fixed-answer module per entry: (name, kind, actions, answer).
