@@ -6,9 +6,12 @@
 //! `iam` and `app` decide a whole `Request` (encoded each time, as `benches/authorize.rs`
 //! does); `iam-cached` and `app-cached` decide it the way the server does, with the
 //! principal encoded once when it is resolved and cached (`PolicyEngine::decide_parts`).
-//! `api-verify` and `api-authorize` answer a whole `POST /verify` and `POST /authorize`
-//! (a Technician of tenant T1 running maintenance on a computer of T1) through
-//! `Api::handle`, without the network or TLS: everything latchkey adds to a request.
+//! All four ask the modules every time (`decide_afresh`, `decide_parts_afresh`), never a
+//! remembered verdict. `api-verify` and `api-authorize` answer a whole `POST /verify` and
+//! `POST /authorize` (a Technician of tenant T1 running maintenance on a computer of T1)
+//! through `Api::handle`, without the network or TLS: everything latchkey adds to a
+//! request, as the server does it (so the repeated check is answered from the memory of
+//! verdicts).
 //!
 //! Run: `cargo bench --bench instructions -- {iam|app}[-cached] N` or `-- api-{verify|authorize} N`.
 
@@ -50,15 +53,14 @@ fn main() {
     let mut allowed = 0u64;
     for _ in 0..n {
         let verdict = if cached {
-            engine.decide_parts(
+            engine.decide_parts_afresh(
                 black_box(&principal),
                 &request.action,
                 &request.resource,
                 &request.context,
-                false,
             )
         } else {
-            engine.decide(black_box(&request))
+            engine.decide_afresh(black_box(&request))
         };
         allowed += u64::from(black_box(verdict).allowed);
     }

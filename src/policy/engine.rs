@@ -178,6 +178,27 @@ impl PolicySet {
         self.evaluate(request, true)
     }
 
+    /// As [`Self::decide`], always asking the modules, never answering with a remembered
+    /// verdict (nor remembering this one): what a decision costs, for benchmarks.
+    pub fn decide_afresh(&self, request: &Request) -> Verdict {
+        self.evaluate(request, false)
+    }
+
+    /// As [`Self::decide_parts`] without explaining, always asking the modules (see
+    /// [`Self::decide_afresh`]).
+    pub fn decide_parts_afresh(
+        &self,
+        principal: &[u8],
+        action: &str,
+        resource: &Resource,
+        context: &Context,
+    ) -> Verdict {
+        self.evaluate_with(action, false, |buffer| {
+            encode_after_principal(buffer, principal, action, resource, context)
+        })
+        .0
+    }
+
     /// As [`Self::decide`] for a request given as its encoded head (see
     /// [`encode_head`]: principal, action and resource) and its context: a caller that
     /// asks the same question again and again encodes the head once.
@@ -535,6 +556,24 @@ impl PolicyEngine {
     /// Decide `request` with the current set, listing every module's answer.
     pub fn explain(&self, request: &Request) -> Verdict {
         self.current.load().explain(request)
+    }
+
+    /// [`PolicySet::decide_afresh`] with the current set.
+    pub fn decide_afresh(&self, request: &Request) -> Verdict {
+        self.current.load().decide_afresh(request)
+    }
+
+    /// [`PolicySet::decide_parts_afresh`] with the current set.
+    pub fn decide_parts_afresh(
+        &self,
+        principal: &[u8],
+        action: &str,
+        resource: &Resource,
+        context: &Context,
+    ) -> Verdict {
+        self.current
+            .load()
+            .decide_parts_afresh(principal, action, resource, context)
     }
 
     /// [`PolicySet::decide_parts`] with the current set.
