@@ -6,7 +6,7 @@
 //! `iam` and `app` decide a whole `Request` (encoded each time, as `benches/authorize.rs`
 //! does); `iam-cached` and `app-cached` decide it the way the server does, with the
 //! principal encoded once when it is resolved and cached (`PolicyEngine::decide_parts`).
-//! All four ask the modules every time (`decide_afresh`, `decide_parts_afresh`), never a
+//! All four ask the modules every time (`PolicySet::decide_afresh`, `decide_parts_afresh`), never a
 //! remembered verdict. `api-verify` and `api-authorize` answer a whole `POST /verify` and
 //! `POST /authorize` (a Technician of tenant T1 running maintenance on a computer of T1)
 //! through `Api::handle`, without the network or TLS: everything latchkey adds to a
@@ -49,18 +49,19 @@ fn main() {
         other => panic!("unknown scenario {other}"),
     };
     let engine = scenario::engine();
+    let set = engine.current();
     let principal = latchkey::policy::encode_principal(&request.principal).unwrap();
     let mut allowed = 0u64;
     for _ in 0..n {
         let verdict = if cached {
-            engine.decide_parts_afresh(
+            set.decide_parts_afresh(
                 black_box(&principal),
                 &request.action,
                 &request.resource,
                 &request.context,
             )
         } else {
-            engine.decide_afresh(black_box(&request))
+            set.decide_afresh(black_box(&request))
         };
         allowed += u64::from(black_box(verdict).allowed);
     }

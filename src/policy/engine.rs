@@ -558,24 +558,6 @@ impl PolicyEngine {
         self.current.load().explain(request)
     }
 
-    /// [`PolicySet::decide_afresh`] with the current set.
-    pub fn decide_afresh(&self, request: &Request) -> Verdict {
-        self.current.load().decide_afresh(request)
-    }
-
-    /// [`PolicySet::decide_parts_afresh`] with the current set.
-    pub fn decide_parts_afresh(
-        &self,
-        principal: &[u8],
-        action: &str,
-        resource: &Resource,
-        context: &Context,
-    ) -> Verdict {
-        self.current
-            .load()
-            .decide_parts_afresh(principal, action, resource, context)
-    }
-
     /// [`PolicySet::decide_parts`] with the current set.
     pub fn decide_parts(
         &self,
