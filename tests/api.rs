@@ -472,6 +472,32 @@ fn a_slow_client_is_cut_off_at_every_step_and_others_are_served() {
     assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
     assert!(answered.contains("ERR_LATCHKEY_116"), "{answered}");
 
+    // Refused before its body is read (a forged key), a request's answer says the
+    // connection closes with it, so no client sends its next request on it; a body read
+    // whole keeps the connection.
+    let mut refused = raw_tls(&server, &[b"http/1.1"]);
+    refused
+        .write_all(
+            b"POST /verify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer lk_ak_forged\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+    let answered = until_closed(&mut refused).to_ascii_lowercase();
+    assert!(answered.starts_with("http/1.1 401"), "{answered}");
+    assert!(answered.contains("\r\nconnection: close\r\n"), "{answered}");
+    let mut kept = raw_tls(&server, &[b"http/1.1"]);
+    let body = format!("{{\"token\":\"{}\"}}", server.admin_key);
+    let request = format!(
+        "POST /verify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.admin_key,
+        body.len()
+    );
+    kept.write_all(request.as_bytes()).unwrap();
+    let answered = until_closed(&mut kept).to_ascii_lowercase();
+    assert!(answered.starts_with("http/1.1 200"), "{answered}");
+    assert!(!answered.contains("connection: close"), "{answered}");
+
     // Meanwhile, and after, the server answers everyone else.
     let health = server.get(&server.admin_key, "/healthz");
     assert_eq!(health.status, 200);

@@ -284,6 +284,10 @@ fn a_member_signs_in_and_out_through_forms_that_only_this_origin_can_post() {
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let refused = browser.post_from(origin, "/ui/sign-in", &pairs);
         assert_eq!(refused.status, 403, "{origin:?} {token:?}");
+        // A form refused unread closes its connection, and says so.
+        if token == csrf.as_str() && origin != Some(server.url.as_str()) {
+            assert_eq!(refused.header("connection"), "close", "{origin:?}");
+        }
         assert!(
             refused
                 .html

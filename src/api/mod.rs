@@ -274,10 +274,15 @@ impl Api {
         let started = std::time::Instant::now();
         let route = route_label(request.uri().path());
         let mut warning = None;
-        let mut response = match self.route(request, &mut warning).await {
+        let carries_body = carries_body(request.headers());
+        let mut body_read = false;
+        let mut response = match self.route(request, &mut warning, &mut body_read).await {
             Ok(response) => response,
             Err(err) => error_response(&err),
         };
+        if carries_body && !body_read {
+            close_after(&mut response);
+        }
         if let Some(warning) = warning {
             response.headers_mut().insert(IP_WARNING_HEADER, warning);
         }
@@ -290,7 +295,13 @@ impl Api {
         response
     }
 
-    async fn route<B>(&self, request: Request<B>, warning: &mut Option<HeaderValue>) -> Reply
+    /// Sets `body_read` once the request's body was read whole.
+    async fn route<B>(
+        &self,
+        request: Request<B>,
+        warning: &mut Option<HeaderValue>,
+        body_read: &mut bool,
+    ) -> Reply
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -373,6 +384,7 @@ impl Api {
             // their size.
             return Box::pin(async move {
                 let body = read_body(&parts.headers, &method, body).await?;
+                *body_read = true;
                 match segments.as_slice() {
                     ["login"] => self.login(body, peer, warning).await,
                     ["password_reset"] => self.reset_password(body).await,
@@ -443,6 +455,7 @@ impl Api {
                     )
                 })??,
         };
+        *body_read = true;
         let query = Query::parse(parts.uri.query())?;
         let ctx = Ctx {
             lk: Arc::clone(&self.lk),

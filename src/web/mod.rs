@@ -57,7 +57,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::Api;
 use crate::api::error::ApiError;
-use crate::api::request::{is_content_type, read_bounded};
+use crate::api::request::{close_after, is_content_type, read_bounded};
 use crate::app::{AppError, Latchkey, RelyingParty};
 use crate::domain::event::Actor;
 use crate::domain::id::AccountId;
@@ -348,11 +348,16 @@ impl Web {
                 ),
             )
         };
+        // Refused with the body unread: the connection closes after the answer.
+        let unread = |mut response| {
+            close_after(&mut response);
+            Box::new(response)
+        };
         if !same_origin(parts) {
-            return Err(Box::new(forbidden()));
+            return Err(unread(forbidden()));
         }
         if !is_content_type(&parts.headers, "application/x-www-form-urlencoded") {
-            return Err(Box::new(page(
+            return Err(unread(page(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 pages::message(
                     "Bad request",
@@ -363,7 +368,7 @@ impl Web {
         let bytes = read_bounded(&parts.headers, &parts.method, body)
             .await
             .map_err(|_| {
-                Box::new(page(
+                unread(page(
                     StatusCode::BAD_REQUEST,
                     pages::message("Bad request", "The form could not be read."),
                 ))
