@@ -472,19 +472,38 @@ fn a_slow_client_is_cut_off_at_every_step_and_others_are_served() {
     assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
     assert!(answered.contains("ERR_LATCHKEY_116"), "{answered}");
 
-    // Refused before its body is read (a forged key), a request's answer says the
-    // connection closes with it, so no client sends its next request on it; a body read
+    // Refused before its body is read, a request's answer says the connection closes
+    // with it, so no client sends its next request on it: the API (a forged key), SCIM
+    // (a forged token), the dashboard (a method the path does not take); a body read
     // whole keeps the connection.
-    let mut refused = raw_tls(&server, &[b"http/1.1"]);
-    refused
-        .write_all(
-            b"POST /verify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer lk_ak_forged\r\n\
-              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-        )
-        .unwrap();
-    let answered = until_closed(&mut refused).to_ascii_lowercase();
-    assert!(answered.starts_with("http/1.1 401"), "{answered}");
-    assert!(answered.contains("\r\nconnection: close\r\n"), "{answered}");
+    for (head, status) in [
+        (
+            "POST /verify HTTP/1.1\r\nAuthorization: Bearer lk_ak_forged",
+            "401",
+        ),
+        (
+            "POST /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer forged",
+            "401",
+        ),
+        ("POST /sso/oidc/start HTTP/1.1\r\nAccept: text/html", "405"),
+        ("PUT /ui/profile HTTP/1.1\r\nAccept: text/html", "405"),
+    ] {
+        let mut refused = raw_tls(&server, &[b"http/1.1"]);
+        let request = format!(
+            "{head}\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{"
+        );
+        refused.write_all(request.as_bytes()).unwrap();
+        let answered = until_closed(&mut refused).to_ascii_lowercase();
+        assert!(
+            answered.starts_with(&format!("http/1.1 {status}")),
+            "{head}: {answered}"
+        );
+        assert!(
+            answered.contains("\r\nconnection: close\r\n"),
+            "{head}: {answered}"
+        );
+    }
     let mut kept = raw_tls(&server, &[b"http/1.1"]);
     let body = format!("{{\"token\":\"{}\"}}", server.admin_key);
     let request = format!(

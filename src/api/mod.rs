@@ -274,15 +274,10 @@ impl Api {
         let started = std::time::Instant::now();
         let route = route_label(request.uri().path());
         let mut warning = None;
-        let carries_body = carries_body(request.headers());
-        let mut body_read = false;
-        let mut response = match self.route(request, &mut warning, &mut body_read).await {
+        let mut response = match self.route(request, &mut warning).await {
             Ok(response) => response,
             Err(err) => error_response(&err),
         };
-        if carries_body && !body_read {
-            close_after(&mut response);
-        }
         if let Some(warning) = warning {
             response.headers_mut().insert(IP_WARNING_HEADER, warning);
         }
@@ -295,13 +290,7 @@ impl Api {
         response
     }
 
-    /// Sets `body_read` once the request's body was read whole.
-    async fn route<B>(
-        &self,
-        request: Request<B>,
-        warning: &mut Option<HeaderValue>,
-        body_read: &mut bool,
-    ) -> Reply
+    async fn route<B>(&self, request: Request<B>, warning: &mut Option<HeaderValue>) -> Reply
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -384,7 +373,6 @@ impl Api {
             // their size.
             return Box::pin(async move {
                 let body = read_body(&parts.headers, &method, body).await?;
-                *body_read = true;
                 match segments.as_slice() {
                     ["login"] => self.login(body, peer, warning).await,
                     ["password_reset"] => self.reset_password(body).await,
@@ -455,7 +443,6 @@ impl Api {
                     )
                 })??,
         };
-        *body_read = true;
         let query = Query::parse(parts.uri.query())?;
         let ctx = Ctx {
             lk: Arc::clone(&self.lk),

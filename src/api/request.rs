@@ -47,23 +47,6 @@ pub(super) fn json_response(
     response
 }
 
-/// Whether a request comes with a body (a non-zero `Content-Length`, or chunked).
-pub(crate) fn carries_body(headers: &hyper::HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
-}
-
-/// Answer and close the connection: for a request refused with its body left unread,
-/// which the connection cannot be reused past. Said in the answer, so a client does not
-/// send its next request on a connection that is closing.
-pub(crate) fn close_after(response: &mut Response<Full<Bytes>>) {
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-}
-
 /// 204 with no body.
 pub(crate) fn no_content() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));

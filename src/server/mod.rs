@@ -9,6 +9,7 @@
 
 #[cfg(unix)]
 pub mod admin;
+mod body;
 pub mod config;
 pub mod tls;
 
@@ -273,7 +274,8 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
                     return;
                 }
             };
-            let service = service_fn(move |mut request: hyper::Request<_>| {
+            let service = service_fn(move |request: hyper::Request<_>| {
+                let (mut request, body_read) = body::watch(request);
                 request.extensions_mut().insert(PeerAddr(peer));
                 let (api, web, scim) = (Arc::clone(&api), Arc::clone(&web), Arc::clone(&scim));
                 async move {
@@ -285,13 +287,14 @@ async fn serve(config: ServeConfig, on_start: impl FnOnce(&Started)) -> Result<(
                     );
                     // The dashboard's and SCIM's futures are boxed, so that every
                     // request does not move (or hyper store) one the size of theirs.
-                    Ok::<_, Infallible>(if dashboard {
+                    let response = if dashboard {
                         Box::pin(web.handle(request, Some(peer.ip()))).await
                     } else if crate::scim::Scim::wants(request.uri().path()) {
                         Box::pin(scim.handle(request)).await
                     } else {
                         api.handle(request).await
-                    })
+                    };
+                    Ok::<_, Infallible>(body_read.answer(response))
                 }
             });
             let connection = builder

@@ -57,7 +57,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::Api;
 use crate::api::error::ApiError;
-use crate::api::request::{close_after, is_content_type, read_bounded};
+use crate::api::request::{is_content_type, read_bounded};
 use crate::app::{AppError, Latchkey, RelyingParty};
 use crate::domain::event::Actor;
 use crate::domain::id::AccountId;
@@ -348,16 +348,11 @@ impl Web {
                 ),
             )
         };
-        // Refused with the body unread: the connection closes after the answer.
-        let unread = |mut response| {
-            close_after(&mut response);
-            Box::new(response)
-        };
         if !same_origin(parts) {
-            return Err(unread(forbidden()));
+            return Err(Box::new(forbidden()));
         }
         if !is_content_type(&parts.headers, "application/x-www-form-urlencoded") {
-            return Err(unread(page(
+            return Err(Box::new(page(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 pages::message(
                     "Bad request",
@@ -368,7 +363,7 @@ impl Web {
         let bytes = read_bounded(&parts.headers, &parts.method, body)
             .await
             .map_err(|_| {
-                unread(page(
+                Box::new(page(
                     StatusCode::BAD_REQUEST,
                     pages::message("Bad request", "The form could not be read."),
                 ))
