@@ -473,25 +473,36 @@ fn a_slow_client_is_cut_off_at_every_step_and_others_are_served() {
     assert!(answered.contains("ERR_LATCHKEY_116"), "{answered}");
 
     // Refused before its body is read, a request's answer says the connection closes
-    // with it, so no client sends its next request on it: the API (a forged key), SCIM
-    // (a forged token), the dashboard (a method the path does not take); a body read
-    // whole keeps the connection.
-    for (head, status) in [
+    // with it, so no client sends its next request on it: the API (a forged key, a body
+    // declared far too large), SCIM (a forged token), the dashboard (a method the path
+    // does not take); a body read whole keeps the connection.
+    let admin = format!(
+        "POST /verify HTTP/1.1\r\nAuthorization: Bearer {}",
+        server.admin_key
+    );
+    for (head, length, status) in [
         (
             "POST /verify HTTP/1.1\r\nAuthorization: Bearer lk_ak_forged",
+            100,
+            "401",
+        ),
+        (admin.as_str(), 1 << 30, "413"),
+        (
+            "POST /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer forged",
+            100,
             "401",
         ),
         (
-            "POST /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer forged",
-            "401",
+            "POST /sso/oidc/start HTTP/1.1\r\nAccept: text/html",
+            100,
+            "405",
         ),
-        ("POST /sso/oidc/start HTTP/1.1\r\nAccept: text/html", "405"),
-        ("PUT /ui/profile HTTP/1.1\r\nAccept: text/html", "405"),
+        ("PUT /ui/profile HTTP/1.1\r\nAccept: text/html", 100, "405"),
     ] {
         let mut refused = raw_tls(&server, &[b"http/1.1"]);
         let request = format!(
             "{head}\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-             Content-Length: 100\r\n\r\n{{"
+             Content-Length: {length}\r\n\r\n{{"
         );
         refused.write_all(request.as_bytes()).unwrap();
         let answered = until_closed(&mut refused).to_ascii_lowercase();
