@@ -41,6 +41,14 @@ function totp(seed, unixSeconds) {
   return value.toString().padStart(6, "0");
 }
 
+// Wait, when the current 30 s step ends within 5 s, for the next one to begin: a code of
+// the step before now, filled late in a step, would reach the server two steps back,
+// past its one step of skew, on a slow machine.
+async function awayFromStepEnd() {
+  const into = (Date.now() / 1000) % 30;
+  if (into > 25) await new Promise((done) => setTimeout(done, (30 - into) * 1000 + 100));
+}
+
 let current = "start";
 let lastPage = null;
 const seen = [];
@@ -126,6 +134,7 @@ try {
     const secret = await page.locator("code.secret").innerText();
     // The code of the step before now (the server accepts one step of skew), so that
     // the next sign-in can use the current step's code.
+    await awayFromStepEnd();
     await page.getByLabel("Code").fill(totp(base32(secret), Date.now() / 1000 - 30));
     await page.getByRole("button", { name: "Turn on" }).click();
     await page.getByText("shown only now").waitFor();
